@@ -1,0 +1,1 @@
+"""The recordIO-protobuf codec shared by preprocess, the trainer and the endpoint."""

@@ -1,0 +1,1 @@
+"""Data sources: MovieLens download, readers for every MovieLens layout, and the synthetic generator."""

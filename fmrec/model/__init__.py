@@ -1,0 +1,1 @@
+"""Factorization Machines: the scoring math, hyperparameters, the trainer and the model artifact."""

@@ -1,0 +1,1 @@
+"""Lambda function code deployed by the CDK stacks."""

@@ -1,0 +1,1 @@
+"""The SageMaker Pipeline: its step scripts and the definition factory."""

@@ -1,0 +1,1 @@
+"""SageMaker Processing step scripts, each a main(base_dir) over pure functions."""

@@ -1,0 +1,1 @@
+"""CDK stacks, one module each: storage, pipeline, serving, API."""
