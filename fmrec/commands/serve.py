@@ -1,0 +1,70 @@
+"""`fmrec serve endpoint|api`: the local twins of the SageMaker endpoint and of the recommend API."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("serve", help="run a local twin of a serving component")
+    serve_sub = parser.add_subparsers(dest="serve_command", metavar="SERVICE", required=True)
+
+    endpoint = serve_sub.add_parser(
+        "endpoint",
+        help="a SageMaker real-time endpoint twin serving FM model.tar.gz artifacts",
+        description=(
+            "Serve FM model.tar.gz artifacts over SageMaker's inference protocol: GET /ping, "
+            "POST /invocations (container contract) and POST /endpoints/NAME/invocations (the SageMaker "
+            "Runtime API that boto3's sagemaker-runtime client calls; point it here with endpoint_url= or "
+            "$AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME). Several --name may be given, each with its own --model "
+            "and --variant, or sharing a single one."
+        ),
+    )
+    endpoint.add_argument("--model", action="append", required=True, metavar="PATH", help="model.tar.gz")
+    endpoint.add_argument(
+        "--name", action="append", default=[], metavar="NAME", help="endpoint name (default fmrec-endpoint)"
+    )
+    endpoint.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="V",
+        help="production variant reported in X-Amzn-Invoked-Production-Variant (default AllTraffic)",
+    )
+    endpoint.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    endpoint.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    endpoint.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: one per core)"
+    )
+    endpoint.add_argument("--access-log", action="store_true", help="log every request")
+    endpoint.set_defaults(func=_run_endpoint)
+
+    # --- `fmrec serve api` (engineer D, issue 5) registers itself here. ---
+    try:
+        from twins.api import cli as api_cli
+    except ModuleNotFoundError as exc:
+        if exc.name != "twins.api.cli":
+            raise
+    else:
+        api_cli.register(serve_sub)
+
+
+def _run_endpoint(args: argparse.Namespace) -> int:
+    from fmrec.errors import InputError
+    from twins.endpoint.server import build_specs, serve
+
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers {args.workers}: expected 1 or more")
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port}: expected 0..65535")
+    specs = build_specs(args.model, args.name, args.variant)
+    serve(
+        specs,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="debug" if args.verbose else "info",
+        access_log=args.access_log,
+    )
+    return 0

@@ -1,0 +1,259 @@
+"""The endpoint twin's ASGI app: the container contract and the SageMaker Runtime InvokeEndpoint path."""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fmrec.errors import InputError
+from twins.endpoint import protocol
+from twins.endpoint.protocol import EndpointRequestError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAME = "fmrec-endpoint"
+DEFAULT_VARIANT = "AllTraffic"
+# The account id in runtime error messages, as SageMaker words them; the twin has no account.
+TWIN_ACCOUNT = "000000000000"
+VARIANT_HEADER = "X-Amzn-Invoked-Production-Variant"
+SPECS_ENV = "FMREC_ENDPOINT_SPECS"
+# Past the limit the body is still read (and dropped) up to this size, so the client sees the 413 instead of a
+# reset connection; anything larger is cut off.
+_DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """One endpoint name served by the twin: its model.tar.gz and the production variant name it reports."""
+
+    name: str
+    model_path: Path
+    variant: str = DEFAULT_VARIANT
+
+
+@dataclass(frozen=True)
+class ServedEndpoint:
+    name: str
+    variant: str
+    model: Any  # fmrec.model.artifact.FMModel
+    feature_dim: int
+    predictor_type: str
+
+    def invoke(self, body: bytes, content_type: str | None, accept: str | None) -> tuple[bytes, str]:
+        """Score one invocation body; returns (response body, response content type)."""
+        from fmrec.model import fm
+
+        media = protocol.request_content_type(content_type)
+        out_type = protocol.response_content_type(accept)
+        X = protocol.parse_request(body, media, self.feature_dim)
+        scores = np.asarray(fm.predict(self.model.params, X, self.predictor_type), dtype=np.float32)
+        return protocol.encode_response(scores, self.predictor_type, out_type), out_type
+
+
+def load_endpoint(spec: EndpointSpec) -> ServedEndpoint:
+    from fmrec.model.artifact import load_model_tar
+
+    model = load_model_tar(spec.model_path)
+    predictor_type = model.predictor_type
+    if predictor_type not in (protocol.BINARY, protocol.REGRESSOR):
+        raise InputError(
+            f"{spec.model_path}: predictor_type {predictor_type!r} is not one the endpoint serves "
+            f"({protocol.BINARY} or {protocol.REGRESSOR})"
+        )
+    return ServedEndpoint(
+        name=spec.name,
+        variant=spec.variant,
+        model=model,
+        feature_dim=int(model.params.feature_dim),
+        predictor_type=predictor_type,
+    )
+
+
+def _container_error(exc: EndpointRequestError, variant: str) -> Response:
+    body = orjson.dumps({"code": exc.status, "type": exc.error_type, "message": str(exc)})
+    return Response(body, exc.status, media_type=protocol.JSON, headers={VARIANT_HEADER: variant})
+
+
+def _runtime_error(
+    status: int, error_type: str, message: str, extra: Mapping[str, Any] | None = None
+) -> Response:
+    """An error as the SageMaker Runtime API sends it: botocore reads the code from x-amzn-ErrorType."""
+    doc: dict[str, Any] = {"__type": error_type, "message": message, "Message": message}
+    if extra:
+        doc.update(extra)
+    headers = {"x-amzn-ErrorType": error_type, "x-amzn-RequestId": str(uuid.uuid4())}
+    return Response(orjson.dumps(doc), status, media_type=protocol.JSON, headers=headers)
+
+
+def _model_error(exc: EndpointRequestError) -> Response:
+    # A container 4xx reaches InvokeEndpoint callers as ModelError (HTTP 424) with the original status, text.
+    message = f'Received client error ({exc.status}) from primary with message "{exc}".'
+    extra = {
+        "ErrorCode": "CLIENT_ERROR_FROM_MODEL",
+        "OriginalStatusCode": exc.status,
+        "OriginalMessage": str(exc),
+    }
+    return _runtime_error(424, "ModelError", message, extra)
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise EndpointRequestError(f"Content-Length {declared!r} is not a number") from None
+        if size > protocol.MAX_PAYLOAD_BYTES:
+            await _drain(request)
+            raise _too_large(size)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > protocol.MAX_PAYLOAD_BYTES:
+            total += await _drain(request)
+            raise _too_large(total)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _drain(request: Request) -> int:
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > _DRAIN_LIMIT:
+            break
+    return seen
+
+
+def _too_large(size: int) -> EndpointRequestError:
+    return EndpointRequestError(
+        f"request payload of {size} bytes exceeds the real-time invocation limit of "
+        f"{protocol.MAX_PAYLOAD_BYTES} bytes (6 MB); split the instances over several requests",
+        413,
+        "PayloadTooLarge",
+    )
+
+
+def create_app(endpoints: Sequence[ServedEndpoint]) -> Starlette:
+    """The ASGI app serving `endpoints`; the first one also answers the container path /invocations."""
+    if not endpoints:
+        raise InputError("the endpoint twin needs at least one endpoint to serve")
+    by_name = {ep.name: ep for ep in endpoints}
+    default = endpoints[0]
+
+    async def ping(request: Request) -> Response:
+        return Response(b"", 200, media_type=protocol.JSON)
+
+    async def container_invocations(request: Request) -> Response:
+        try:
+            body = await _read_body(request)
+            out, media = default.invoke(
+                body, request.headers.get("content-type"), request.headers.get("accept")
+            )
+        except EndpointRequestError as exc:
+            return _container_error(exc, default.variant)
+        except Exception:
+            log.exception("invocation failed on %s", default.name)
+            err = EndpointRequestError(
+                "internal error while scoring; see the server log", 500, "InternalFailure"
+            )
+            return _container_error(err, default.variant)
+        return Response(out, 200, media_type=media, headers={VARIANT_HEADER: default.variant})
+
+    async def runtime_invocations(request: Request) -> Response:
+        name = request.path_params["name"]
+        endpoint = by_name.get(name)
+        if endpoint is None:
+            await _drain(request)
+            return _runtime_error(
+                400, "ValidationError", f"Endpoint {name} of account {TWIN_ACCOUNT} not found."
+            )
+        try:
+            body = await _read_body(request)
+        except EndpointRequestError as exc:
+            if exc.status == 413:
+                return _runtime_error(413, "ValidationError", str(exc))
+            return _runtime_error(400, "ValidationError", str(exc))
+        try:
+            out, media = endpoint.invoke(
+                body, request.headers.get("content-type"), request.headers.get("accept")
+            )
+        except EndpointRequestError as exc:
+            return _model_error(exc)
+        except Exception:
+            log.exception("invocation failed on %s", endpoint.name)
+            return _runtime_error(
+                500, "InternalFailure", "An internal error occurred while scoring the request."
+            )
+        headers = {VARIANT_HEADER: endpoint.variant, "x-amzn-RequestId": str(uuid.uuid4())}
+        return Response(out, 200, media_type=media, headers=headers)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+        message = f"{request.method} {request.url.path}: {detail}"
+        if request.url.path.startswith("/endpoints/"):
+            return _runtime_error(status, "UnknownOperationException", message)
+        return Response(
+            orjson.dumps(
+                {"code": status, "type": "NotFound" if status == 404 else "Error", "message": message}
+            ),
+            status,
+            media_type=protocol.JSON,
+        )
+
+    routes = [
+        Route("/ping", ping, methods=["GET"]),
+        Route("/invocations", container_invocations, methods=["POST"]),
+        Route("/endpoints/{name}/invocations", runtime_invocations, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+
+def specs_to_env(specs: Sequence[EndpointSpec]) -> str:
+    return json.dumps([{"name": s.name, "model": str(s.model_path), "variant": s.variant} for s in specs])
+
+
+def specs_from_env(text: str) -> list[EndpointSpec]:
+    return [EndpointSpec(d["name"], Path(d["model"]), d["variant"]) for d in json.loads(text)]
+
+
+def load_endpoints(specs: Sequence[EndpointSpec]) -> list[ServedEndpoint]:
+    cache: dict[Path, Any] = {}
+    served = []
+    for spec in specs:
+        # Names sharing one artifact share one loaded model.
+        key = Path(spec.model_path).resolve()
+        if key not in cache:
+            cache[key] = load_endpoint(spec)
+        ep = cache[key]
+        served.append(ServedEndpoint(spec.name, spec.variant, ep.model, ep.feature_dim, ep.predictor_type))
+    return served
+
+
+def app_from_env() -> Starlette:
+    """App factory for uvicorn workers: the endpoints come from $FMREC_ENDPOINT_SPECS (set by the server)."""
+    text = os.environ.get(SPECS_ENV)
+    if not text:
+        raise InputError(f"${SPECS_ENV} is not set; start the twin with `fmrec serve endpoint`")
+    app = create_app(load_endpoints(specs_from_env(text)))
+    # The model and the app live as long as the worker: keep them out of every later collection.
+    gc.collect()
+    gc.freeze()
+    return app

@@ -1,0 +1,252 @@
+"""Run the endpoint twin under uvicorn: in the foreground with workers, or in the background for tests."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from fmrec.errors import FmrecError, InputError
+from twins.endpoint.app import (
+    DEFAULT_NAME,
+    DEFAULT_VARIANT,
+    SPECS_ENV,
+    EndpointSpec,
+    create_app,
+    load_endpoints,
+    specs_to_env,
+)
+
+log = logging.getLogger(__name__)
+
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def build_specs(
+    models: Sequence[str | os.PathLike[str]], names: Sequence[str], variants: Sequence[str]
+) -> list[EndpointSpec]:
+    """Pair endpoint names with models and variants: one model (or variant) for all names, or one per name."""
+    if not models:
+        raise InputError("--model: give at least one model.tar.gz")
+    names = list(names) or [DEFAULT_NAME]
+    variants = list(variants) or [DEFAULT_VARIANT]
+    if len(models) not in (1, len(names)):
+        raise InputError(
+            f"--model given {len(models)} times for {len(names)} --name; give one, or one per --name"
+        )
+    if len(variants) not in (1, len(names)):
+        raise InputError(
+            f"--variant given {len(variants)} times for {len(names)} --name; give one, or one per --name"
+        )
+    seen: set[str] = set()
+    for name in names:
+        if not name or "/" in name or name in seen:
+            raise InputError(f"--name {name!r}: endpoint names must be unique, non-empty and contain no '/'")
+        seen.add(name)
+    specs = []
+    for i, name in enumerate(names):
+        model = Path(models[0] if len(models) == 1 else models[i])
+        if not model.is_file():
+            raise InputError(f"--model {model}: no such file (expected a model.tar.gz)")
+        specs.append(EndpointSpec(name, model, variants[0] if len(variants) == 1 else variants[i]))
+    return specs
+
+
+def serve(
+    specs: Sequence[EndpointSpec],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int | None = None,
+    log_level: str = "info",
+    access_log: bool = False,
+) -> None:
+    """Serve until SIGINT/SIGTERM; in-flight requests finish (up to GRACEFUL_SHUTDOWN_SECONDS) before exit."""
+    import uvicorn
+
+    load_endpoints(specs)  # fail here, with a clear message, rather than in every worker
+    os.environ[SPECS_ENV] = specs_to_env(specs)
+    workers = workers or default_workers()
+    log.info(
+        "endpoint twin on http://%s:%d: %s; %d worker(s)",
+        host,
+        port,
+        ", ".join(f"{s.name} ({s.variant}) <- {s.model_path}" for s in specs),
+        workers,
+    )
+    uvicorn.run(
+        "twins.endpoint.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=access_log,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        lifespan="off",
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def ping(host: str, port: int, timeout: float = 2.0) -> bool:
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", "/ping")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+@dataclass
+class BackgroundServer:
+    """A running twin; `stop()` (or leaving the `with` block) shuts it down gracefully."""
+
+    host: str
+    port: int
+    names: list[str]
+    variants: list[str]
+    _stop: object = field(repr=False, default=None)
+
+    @property
+    def url(self) -> str:
+        """The base URL; pass it as boto3 `endpoint_url=` or $AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def name(self) -> str:
+        return self.names[0]
+
+    def stop(self) -> None:
+        stop, self._stop = self._stop, None
+        if callable(stop):
+            stop()
+
+    def __enter__(self) -> BackgroundServer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def start_in_background(
+    model_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    port: int = 0,
+    *,
+    name: str | Sequence[str] = DEFAULT_NAME,
+    variant: str | Sequence[str] = DEFAULT_VARIANT,
+    host: str = "127.0.0.1",
+    workers: int = 1,
+    process: bool = False,
+    startup_timeout: float = 60.0,
+) -> BackgroundServer:
+    """Start the twin and return once /ping answers 200.
+
+    In-process (a uvicorn thread, one event loop) by default; `process=True` runs `fmrec serve endpoint` as a
+    child process with `workers` workers. port 0 picks a free loopback port (see `.port` / `.url`).
+    """
+    models = [model_path] if isinstance(model_path, str | os.PathLike) else list(model_path)
+    names = [name] if isinstance(name, str) else list(name)
+    variants = [variant] if isinstance(variant, str) else list(variant)
+    specs = build_specs(models, names, variants)
+    if process:
+        return _start_process(specs, host, port or free_port(host), workers, startup_timeout)
+    if workers != 1:
+        raise InputError("an in-process twin runs one event loop; use process=True for several workers")
+    return _start_thread(specs, host, port, startup_timeout)
+
+
+def _start_thread(specs: Sequence[EndpointSpec], host: str, port: int, timeout: float) -> BackgroundServer:
+    import uvicorn
+
+    app = create_app(load_endpoints(specs))
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"endpoint-twin-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise FmrecError(f"endpoint twin did not start on {host}:{port}")
+        time.sleep(0.01)
+    bound = int(server.servers[0].sockets[0].getsockname()[1])
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(GRACEFUL_SHUTDOWN_SECONDS + 5)
+
+    return BackgroundServer(host, bound, [s.name for s in specs], [s.variant for s in specs], stop)
+
+
+def _start_process(
+    specs: Sequence[EndpointSpec], host: str, port: int, workers: int, timeout: float
+) -> BackgroundServer:
+    argv = [sys.executable, "-m", "fmrec.cli", "serve", "endpoint", "--host", host, "--port", str(port)]
+    argv += ["--workers", str(workers)]
+    for spec in specs:
+        argv += ["--model", str(spec.model_path), "--name", spec.name, "--variant", spec.variant]
+    errlog: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errlog)
+    deadline = time.monotonic() + timeout
+    while not ping(host, port, timeout=1.0):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()
+            errlog.seek(0)
+            tail = errlog.read().decode(errors="replace")[-2000:]
+            errlog.close()
+            raise FmrecError(
+                f"endpoint twin did not start on {host}:{port} (exit {proc.returncode}):\n{tail}"
+            )
+        time.sleep(0.05)
+
+    def stop() -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(GRACEFUL_SHUTDOWN_SECONDS + 5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        errlog.close()
+
+    return BackgroundServer(host, port, [s.name for s in specs], [s.variant for s in specs], stop)
