@@ -1,0 +1,218 @@
+"""The search space and objectives shared by the SageMaker tuning job and its local twin."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from fmrec.errors import InputError
+
+
+class TuningError(InputError):
+    """A tuning request (range, objective, budget) that FM's tuning contract does not allow."""
+
+
+# FM's documented limits (sagemaker-fm-contract.md): epochs 1–1000 and mini_batch_size 100–10000 are the
+# tunable ranges; learning rates, weight decays and init sigmas have the suggested range [1e-8, 512].
+# num_factors is only documented as "int > 0"; the cap keeps one trial's model within what the twins handle.
+DOCUMENTED_LIMITS: dict[str, tuple[str, float, float]] = {
+    "num_factors": ("int", 1, 1024),
+    "epochs": ("int", 1, 1000),
+    "mini_batch_size": ("int", 100, 10000),
+    "bias_lr": ("float", 1e-8, 512.0),
+    "linear_lr": ("float", 1e-8, 512.0),
+    "factors_lr": ("float", 1e-8, 512.0),
+    "bias_wd": ("float", 1e-8, 512.0),
+    "linear_wd": ("float", 1e-8, 512.0),
+    "factors_wd": ("float", 1e-8, 512.0),
+    "bias_init_sigma": ("float", 1e-8, 512.0),
+    "linear_init_sigma": ("float", 1e-8, 512.0),
+    "factors_init_sigma": ("float", 1e-8, 512.0),
+}
+
+SCALINGS = ("Auto", "Linear", "Logarithmic")
+
+
+@dataclass(frozen=True)
+class ParamRange:
+    """One tuned hyperparameter: SageMaker's Integer/ContinuousParameterRange in one shape."""
+
+    name: str
+    kind: str  # "int" or "float"
+    low: float
+    high: float
+    scaling: str = "Auto"
+
+    @property
+    def log(self) -> bool:
+        return self.scaling == "Logarithmic"
+
+    def to_sagemaker(self) -> dict[str, str]:
+        lo = str(int(self.low)) if self.kind == "int" else _fmt_float(self.low)
+        hi = str(int(self.high)) if self.kind == "int" else _fmt_float(self.high)
+        return {"Name": self.name, "MinValue": lo, "MaxValue": hi, "ScalingType": self.scaling}
+
+
+def _fmt_float(value: float) -> str:
+    return repr(float(value))
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A metric FM emits on its test channel, usable as a tuning objective."""
+
+    metric_name: str  # as SageMaker names it, e.g. "test:binary_classification_accuracy"
+    predictor_type: str
+    direction: str  # "Maximize" or "Minimize"
+    metric_key: str  # the key in fmrec.model.metrics' dicts
+
+    @property
+    def optuna_direction(self) -> str:
+        return "maximize" if self.direction == "Maximize" else "minimize"
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self.direction == "Maximize" else a < b
+
+
+OBJECTIVES: dict[str, Objective] = {
+    o.metric_name: o
+    for o in (
+        Objective("test:binary_classification_accuracy", "binary_classifier", "Maximize", "accuracy"),
+        Objective(
+            "test:binary_classification_cross_entropy", "binary_classifier", "Minimize", "cross_entropy"
+        ),
+        Objective("test:binary_f_beta", "binary_classifier", "Maximize", "f1"),
+        Objective("test:rmse", "regressor", "Minimize", "rmse"),
+    )
+}
+
+DEFAULT_OBJECTIVE = {
+    "binary_classifier": "test:binary_classification_cross_entropy",
+    "regressor": "test:rmse",
+}
+
+# The default search: every range sits inside the documented limits and is bounded so a local trial on
+# ml-100k-sized data stays within seconds (epochs and num_factors dominate a trial's cost).
+DEFAULT_RANGES: tuple[ParamRange, ...] = (
+    ParamRange("num_factors", "int", 4, 128, "Logarithmic"),
+    ParamRange("epochs", "int", 5, 60, "Linear"),
+    ParamRange("mini_batch_size", "int", 100, 5000, "Logarithmic"),
+    ParamRange("bias_lr", "float", 1e-4, 0.5, "Logarithmic"),
+    ParamRange("linear_lr", "float", 1e-5, 0.1, "Logarithmic"),
+    ParamRange("factors_lr", "float", 1e-5, 0.1, "Logarithmic"),
+    ParamRange("bias_wd", "float", 1e-8, 1.0, "Logarithmic"),
+    ParamRange("linear_wd", "float", 1e-8, 1.0, "Logarithmic"),
+    ParamRange("factors_wd", "float", 1e-8, 1.0, "Logarithmic"),
+)
+
+REQUIRED_TUNED = ("num_factors", "epochs", "mini_batch_size")
+
+
+def resolve_objective(predictor_type: str, metric_name: str | None = None) -> Objective:
+    """The objective for `predictor_type`; an error if FM does not emit that metric for it."""
+    if predictor_type not in DEFAULT_OBJECTIVE:
+        raise TuningError(
+            f"predictor_type: {predictor_type!r} is not one of {', '.join(sorted(DEFAULT_OBJECTIVE))}"
+        )
+    name = metric_name or DEFAULT_OBJECTIVE[predictor_type]
+    objective = OBJECTIVES.get(name)
+    if objective is None:
+        raise TuningError(
+            f"objective: {name!r} is not a metric FM emits; expected one of {', '.join(OBJECTIVES)}"
+        )
+    if objective.predictor_type != predictor_type:
+        allowed = [o.metric_name for o in OBJECTIVES.values() if o.predictor_type == predictor_type]
+        raise TuningError(
+            f"objective: {name!r} is emitted only by a {objective.predictor_type}, "
+            f"not by a {predictor_type}; expected one of {', '.join(allowed)}"
+        )
+    return objective
+
+
+def validate_range(r: ParamRange) -> ParamRange:
+    """Check one range against FM's documented limits; return it unchanged."""
+    limits = DOCUMENTED_LIMITS.get(r.name)
+    if limits is None:
+        raise TuningError(
+            f"range {r.name}: not a tunable FM hyperparameter; expected one of {', '.join(DOCUMENTED_LIMITS)}"
+        )
+    kind, lo, hi = limits
+    if r.kind != kind:
+        raise TuningError(
+            f"range {r.name}: is a{'n' if kind == 'int' else ''} {kind} hyperparameter, not {r.kind}"
+        )
+    if r.scaling not in SCALINGS:
+        raise TuningError(f"range {r.name}: scaling {r.scaling!r} is not one of {', '.join(SCALINGS)}")
+    for value in (r.low, r.high):
+        if not math.isfinite(value):
+            raise TuningError(f"range {r.name}: bounds must be finite numbers, got {value}")
+        if kind == "int" and value != int(value):
+            raise TuningError(f"range {r.name}: bounds must be whole numbers, got {value}")
+    if r.low < lo or r.high > hi:
+        raise TuningError(
+            f"range {r.name}: [{_show(r.low)}, {_show(r.high)}] is outside FM's documented limits "
+            f"[{_show(lo)}, {_show(hi)}]"
+        )
+    if r.low >= r.high:
+        raise TuningError(f"range {r.name}: min {_show(r.low)} must be below max {_show(r.high)}")
+    if r.log and r.low <= 0:
+        raise TuningError(f"range {r.name}: Logarithmic scaling needs min > 0")
+    return r
+
+
+def _show(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
+def parse_range(text: str) -> ParamRange:
+    """Parse `name=min:max[:scaling]` (scaling Auto|Linear|Logarithmic) and validate it."""
+    name, sep, rest = text.partition("=")
+    parts = rest.split(":")
+    if not sep or len(parts) not in (2, 3) or not name:
+        raise TuningError(
+            f"range {text!r}: expected name=min:max[:scaling], e.g. num_factors=8:128:Logarithmic"
+        )
+    name = name.strip()
+    limits = DOCUMENTED_LIMITS.get(name)
+    if limits is None:
+        raise TuningError(
+            f"range {name}: not a tunable FM hyperparameter; expected one of {', '.join(DOCUMENTED_LIMITS)}"
+        )
+    kind = limits[0]
+    try:
+        low, high = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise TuningError(f"range {name}: bounds {parts[0]!r}:{parts[1]!r} are not numbers") from None
+    scaling = parts[2].strip() if len(parts) == 3 else "Auto"
+    return validate_range(ParamRange(name, kind, low, high, scaling))
+
+
+def build_space(
+    overrides: Iterable[ParamRange] = (), base: Sequence[ParamRange] = DEFAULT_RANGES
+) -> tuple[ParamRange, ...]:
+    """The default ranges with `overrides` replacing (or adding) ranges by name, all validated."""
+    by_name = {r.name: r for r in base}
+    for r in overrides:
+        by_name[r.name] = r
+    space = tuple(validate_range(r) for r in by_name.values())
+    missing = [n for n in REQUIRED_TUNED if n not in by_name]
+    if missing:
+        raise TuningError(f"search space: must cover {', '.join(missing)}")
+    return space
+
+
+def check_static(static: Mapping[str, object], space: Sequence[ParamRange]) -> None:
+    """Static hyperparameters must not also be tuned (SageMaker rejects a name in both places)."""
+    both = sorted(set(static) & {r.name for r in space})
+    if both:
+        raise TuningError(
+            f"hyperparameters {', '.join(both)}: set as static values and also tuned; choose one"
+        )
+
+
+def check_budget(max_jobs: int, max_parallel: int) -> None:
+    if max_jobs < 1:
+        raise TuningError(f"max_jobs: must be >= 1, got {max_jobs}")
+    if max_parallel < 1:
+        raise TuningError(f"max_parallel_jobs: must be >= 1, got {max_parallel}")

@@ -1,0 +1,71 @@
+"""Carve a validation split from the train channel: the tuning job's "test" channel (never the gate's)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from fmrec.errors import InputError
+
+DEFAULT_VALIDATION_FRACTION = 0.1
+DEFAULT_SPLIT_SEED = 0
+SPLIT_FILE = "validation_split.json"
+
+
+def split_rows(n_rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (fit, validation), each sorted; a seeded uniform draw of round(fraction * n_rows) rows."""
+    if not 0.0 < fraction < 1.0:
+        raise InputError(f"validation fraction: must be between 0 and 1 (exclusive), got {fraction}")
+    n_val = round(fraction * n_rows)
+    if n_val < 1 or n_val >= n_rows:
+        raise InputError(
+            f"validation fraction {fraction} of {n_rows} training rows leaves an empty fit or "
+            "validation split"
+        )
+    rng = np.random.default_rng(seed)
+    val = np.sort(rng.choice(n_rows, size=n_val, replace=False))
+    mask = np.ones(n_rows, dtype=bool)
+    mask[val] = False
+    return np.flatnonzero(mask), val
+
+
+def carve(
+    X: sp.csr_matrix,
+    y: np.ndarray,
+    fraction: float = DEFAULT_VALIDATION_FRACTION,
+    seed: int = DEFAULT_SPLIT_SEED,
+) -> tuple[sp.csr_matrix, np.ndarray, sp.csr_matrix, np.ndarray]:
+    """(X_fit, y_fit, X_val, y_val) from the training rows."""
+    fit, val = split_rows(X.shape[0], fraction, seed)
+    return X[fit], y[fit], X[val], y[val]
+
+
+def carve_channels(
+    train_dir: Path,
+    out_dir: Path,
+    fraction: float = DEFAULT_VALIDATION_FRACTION,
+    seed: int = DEFAULT_SPLIT_SEED,
+) -> dict[str, int | float]:
+    """Write out_dir/train/ and out_dir/validation/ (recordIO-protobuf) from the train channel."""
+    from fmrec.codec.recordio import read_spmatrix, write_spmatrix_file
+    from fmrec.io_utils import atomic_write_text
+
+    X, y = read_spmatrix(train_dir)
+    if y is None:
+        raise InputError(f"{train_dir}: train channel has no labels; a validation split needs them")
+    X_fit, y_fit, X_val, y_val = carve(X, y, fraction, seed)
+    write_spmatrix_file(out_dir / "train" / "part-00000.pbr", X_fit, y_fit)
+    write_spmatrix_file(out_dir / "validation" / "part-00000.pbr", X_val, y_val)
+    info: dict[str, int | float] = {
+        "rows": int(X.shape[0]),
+        "fit_rows": int(X_fit.shape[0]),
+        "validation_rows": int(X_val.shape[0]),
+        "fraction": fraction,
+        "seed": seed,
+        "feature_dim": int(X.shape[1]),
+    }
+    atomic_write_text(out_dir / SPLIT_FILE, json.dumps(info, indent=2) + "\n")
+    return info
