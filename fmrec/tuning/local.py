@@ -149,7 +149,9 @@ def _execute(
     return result
 
 
-def run_search(config: TuningConfig, trial_fn: TrialFn, out_dir: Path) -> list[TrialResult]:
+def run_search(
+    config: TuningConfig, trial_fn: TrialFn, out_dir: Path, models_dir: Path | None = None
+) -> list[TrialResult]:
     """Run the search; trials go in batches of max_parallel, in processes when max_parallel > 1.
 
     Batches make the search reproducible for a given seed and max_parallel: TPE asks for a whole batch before
@@ -168,7 +170,7 @@ def run_search(config: TuningConfig, trial_fn: TrialFn, out_dir: Path) -> list[T
         study_name=config.job_name,
     )
     results: list[TrialResult] = []
-    models = out_dir / "trials"
+    models = models_dir if models_dir is not None else out_dir / "trials"
     models.mkdir(parents=True, exist_ok=True)
     pool: cf.ProcessPoolExecutor | None = None
     if config.max_parallel > 1:
@@ -193,6 +195,8 @@ def run_search(config: TuningConfig, trial_fn: TrialFn, out_dir: Path) -> list[T
                     config.max_parallel, mp_context=multiprocessing.get_context("spawn")
                 )
             for (trial, _), outcome in zip(asked, outcomes, strict=True):
+                if outcome.model_path is not None:  # relative, so the record survives moving the folder
+                    outcome.model_path = str(Path(outcome.model_path).relative_to(models))
                 _tell(study, trial, outcome)
                 results.append(outcome)
                 log.info(

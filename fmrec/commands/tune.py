@@ -1,0 +1,141 @@
+"""`fmrec tune --local`: the pipeline's hyperparameter search, run here with the local trainer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fmrec.errors import InputError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="hyperparameter search (Bayesian/TPE, early stopping) with the local trainer",
+        description=(
+            "Run the same search the pipeline's TuningStep runs on SageMaker, with the local trainer: "
+            "the same ranges, objective, Bayesian strategy (Optuna TPE) and early-stopping rule. "
+            "The validation channel is carved from the train channel unless --validation is given."
+        ),
+    )
+    p.add_argument("--local", action="store_true", help="run locally (the only mode offline; required)")
+    p.add_argument("--train", type=Path, required=True, help="train channel: a recordIO file or folder")
+    p.add_argument("--validation", type=Path, help="validation channel (default: carve it from --train)")
+    p.add_argument(
+        "--validation-fraction", type=float, default=None, help="share of train rows held out (0.1)"
+    )
+    p.add_argument("--split-seed", type=int, default=None, help="seed of the validation carve (0)")
+    p.add_argument("--out", type=Path, required=True, help="new folder for the results")
+    p.add_argument(
+        "--predictor-type", default="binary_classifier", choices=["binary_classifier", "regressor"]
+    )
+    p.add_argument(
+        "--objective", help="FM metric: test:binary_classification_accuracy | ..._cross_entropy | test:rmse"
+    )
+    p.add_argument(
+        "--range",
+        dest="ranges",
+        action="append",
+        default=[],
+        metavar="NAME=MIN:MAX[:SCALING]",
+        help="override or add a search range (SCALING Auto|Linear|Logarithmic); repeatable",
+    )
+    p.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="static hyperparameter")
+    p.add_argument("--max-jobs", type=int, default=20, help="trials in all (20)")
+    p.add_argument("--max-parallel", type=int, default=None, help="trials at once (default: the cores here)")
+    p.add_argument("--no-early-stopping", action="store_true", help="train every trial to its last epoch")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search (0)")
+    p.add_argument("--json", action="store_true", help="print the tuning-job record as JSON, not a table")
+    p.set_defaults(func=run)
+
+
+def _static(pairs: list[str], predictor_type: str, feature_dim: int) -> dict[str, str]:
+    static = {"predictor_type": predictor_type, "feature_dim": str(feature_dim)}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise InputError(f"--hp {pair!r}: expected name=value")
+        static[name.strip()] = value.strip()
+    return static
+
+
+def run(args: argparse.Namespace) -> int:
+    from fmrec.io_utils import atomic_dir
+    from fmrec.tuning.fm_trial import FMTrial, TrialData, load_channels
+    from fmrec.tuning.local import (
+        BEST_HYPERPARAMETERS_FILE,
+        PLOT_FILE,
+        TRIALS_CSV,
+        TuningConfig,
+        default_parallelism,
+        format_table,
+        results_table,
+        run_search,
+        write_outputs,
+    )
+    from fmrec.tuning.space import build_space, check_budget, parse_range, resolve_objective
+    from fmrec.tuning.split import DEFAULT_SPLIT_SEED, DEFAULT_VALIDATION_FRACTION
+
+    if not args.local:
+        raise InputError(
+            "fmrec tune: pass --local; on AWS the pipeline's TuningStep runs the search (UseTuning=true)"
+        )
+    if args.validation is not None and (args.validation_fraction is not None or args.split_seed is not None):
+        raise InputError(
+            "--validation-fraction/--split-seed carve a split from --train; not with --validation"
+        )
+    # Every check that needs no data runs first, so a bad range or objective fails before anything is read.
+    objective = resolve_objective(args.predictor_type, args.objective)
+    space = build_space(parse_range(text) for text in args.ranges)
+    parallel = (
+        args.max_parallel if args.max_parallel is not None else min(default_parallelism(), args.max_jobs)
+    )
+    check_budget(args.max_jobs, parallel)
+    for path in (args.train, args.validation):
+        if path is not None and not path.exists():
+            raise InputError(f"{path}: no such file or folder")
+
+    data = TrialData(
+        str(args.train),
+        None if args.validation is None else str(args.validation),
+        args.validation_fraction if args.validation_fraction is not None else DEFAULT_VALIDATION_FRACTION,
+        args.split_seed if args.split_seed is not None else DEFAULT_SPLIT_SEED,
+    )
+    X_fit, _, X_val, _ = load_channels(data)
+    config = TuningConfig(
+        objective=objective,
+        space=space,
+        static=_static(args.hp, args.predictor_type, X_fit.shape[1]),
+        max_jobs=args.max_jobs,
+        max_parallel=parallel,
+        early_stopping=not args.no_early_stopping,
+        seed=args.seed,
+    )
+    config.validate()
+    print(
+        f"tuning {objective.metric_name} ({objective.direction.lower()}): {args.max_jobs} trials, "
+        f"{parallel} at a time; fit rows {X_fit.shape[0]:,}, validation rows {X_val.shape[0]:,}",
+        file=sys.stderr,
+    )
+    with atomic_dir(args.out) as tmp:
+        results = run_search(config, FMTrial(data, objective.metric_name, objective.metric_key), tmp)
+        record = write_outputs(config, results, tmp)
+    if args.json:
+        record = {k: v for k, v in record.items() if k != "Trials"}
+        print(json.dumps(record, indent=2))
+    else:
+        print(format_table(results_table(results, config)))
+        best = record["BestTrainingJob"]
+        if best is not None:
+            metric = best["FinalHyperParameterTuningJobObjectiveMetric"]
+            print(f"\nbest: {best['TrainingJobName']} {metric['MetricName']}={metric['Value']:.6f}")
+            print("  " + " ".join(f"{k}={v}" for k, v in best["TunedHyperParameters"].items()))
+        print(
+            f"\nwrote {args.out / TRIALS_CSV}, {args.out / PLOT_FILE}, {args.out / BEST_HYPERPARAMETERS_FILE}"
+        )
+    if record["BestTrainingJob"] is None:
+        print("fmrec: error: no trial completed; the reasons are in trials.csv", file=sys.stderr)
+        return 1
+    return 0
