@@ -1,0 +1,103 @@
+"""FM scoring: the O(kn) formula against the naive pairwise sum, and the user-candidates fast path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fmrec.errors import InputError
+from fmrec.model.fm import FMParams, predict, raw_scores, score_user_candidates, sigmoid
+
+
+def _params(rng: np.random.Generator, d: int, k: int) -> FMParams:
+    return FMParams(
+        w0=float(rng.normal()),
+        w=rng.normal(0, 0.5, d).astype(np.float32),
+        V=rng.normal(0, 0.5, (d, k)).astype(np.float32),
+    )
+
+
+def _naive(params: FMParams, X: sp.csr_matrix) -> np.ndarray:
+    dense = X.toarray().astype(np.float64)
+    V = params.V.astype(np.float64)
+    out = np.empty(dense.shape[0])
+    for r, x in enumerate(dense):
+        total = params.w0 + float(x @ params.w.astype(np.float64))
+        for i in range(len(x)):
+            for j in range(i + 1, len(x)):
+                total += float(V[i] @ V[j]) * x[i] * x[j]
+        out[r] = total
+    return out
+
+
+def test_raw_scores_match_naive_pairwise_sum() -> None:
+    rng = np.random.default_rng(0)
+    params = _params(rng, 12, 5)
+    X = sp.random(30, 12, density=0.4, random_state=1, format="csr", dtype=np.float32)
+    X.data = rng.normal(size=X.nnz).astype(np.float32)
+    np.testing.assert_allclose(raw_scores(params, X), _naive(params, X), rtol=1e-5, atol=1e-5)
+
+
+def test_predict_applies_sigmoid_only_for_binary_classifier() -> None:
+    rng = np.random.default_rng(1)
+    params = _params(rng, 6, 3)
+    X = sp.random(10, 6, density=0.5, random_state=2, format="csr", dtype=np.float32)
+    raw = raw_scores(params, X)
+    np.testing.assert_allclose(predict(params, X, "binary_classifier"), 1 / (1 + np.exp(-raw)))
+    np.testing.assert_allclose(predict(params, X, "regressor"), raw)
+    with pytest.raises(InputError, match="predictor_type"):
+        predict(params, X, "multiclass")
+
+
+def test_sigmoid_is_stable_at_extremes() -> None:
+    out = sigmoid(np.array([-1000.0, 0.0, 1000.0]))
+    np.testing.assert_allclose(out, [0.0, 0.5, 1.0])
+    assert np.all(np.isfinite(out))
+
+
+def test_score_user_candidates_matches_raw_scores() -> None:
+    rng = np.random.default_rng(3)
+    n_users, n_items, k = 7, 9, 4
+    d = n_users + n_items + 3  # three auxiliary item columns
+    params = _params(rng, d, k)
+    user_cols = [2, n_users + n_items]  # a user column and an auxiliary column on the user side
+    rows, cols = [], []
+    for i in range(n_items):
+        rows += [i, i]
+        cols += [n_users + i, n_users + n_items + 1 + (i % 2)]
+    items = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_items, d))
+    full = sp.lil_matrix((n_items, d), dtype=np.float32)
+    for i in range(n_items):
+        for c in user_cols:
+            full[i, c] = 1.0
+    full = (full.tocsr() + items).tocsr()
+    for ptype in ("binary_classifier", "regressor"):
+        fast = score_user_candidates(params, user_cols, items, ptype)
+        np.testing.assert_allclose(fast, predict(params, full, ptype), rtol=1e-6, atol=1e-6)
+
+
+def test_score_user_candidates_with_user_values() -> None:
+    rng = np.random.default_rng(4)
+    params = _params(rng, 8, 3)
+    items = sp.csr_matrix(([1.0, 1.0], ([0, 1], [5, 6])), shape=(2, 8), dtype=np.float32)
+    full = items.toarray()
+    full[:, 1] = 0.5
+    full[:, 2] = 2.0
+    fast = score_user_candidates(params, [1, 2], items, "regressor", user_values=[0.5, 2.0])
+    np.testing.assert_allclose(fast, raw_scores(params, sp.csr_matrix(full)), rtol=1e-6)
+
+
+def test_bad_columns_are_rejected() -> None:
+    params = _params(np.random.default_rng(5), 4, 2)
+    with pytest.raises(InputError, match="feature_dim 4"):
+        raw_scores(params, sp.csr_matrix(np.ones((1, 5), np.float32)))
+    with pytest.raises(InputError, match="user_cols"):
+        score_user_candidates(params, [4], sp.csr_matrix((1, 4), dtype=np.float32), "regressor")
+    # a request narrower than the model is padded, not rejected
+    assert raw_scores(params, sp.csr_matrix(np.ones((1, 3), np.float32))).shape == (1,)
+
+
+def test_params_shape_mismatch() -> None:
+    with pytest.raises(InputError, match="shape"):
+        FMParams(0.0, np.zeros(3, np.float32), np.zeros((4, 2), np.float32))
