@@ -177,8 +177,8 @@ def _fast_sparse(instances: list[Any], feature_dim: int) -> csr_matrix | None:
         feats = [inst["data"]["features"] for inst in instances]
         key_lists = [f["keys"] for f in feats]
         value_lists = [f["values"] for f in feats]
-        expected = [feature_dim]
-        if any(f["shape"] != expected for f in feats):
+        shapes = [f["shape"] for f in feats]
+        if shapes.count([feature_dim]) != len(shapes):
             return None
         lengths = list(map(len, key_lists))
         if lengths != list(map(len, value_lists)):
@@ -232,38 +232,47 @@ def instances_to_csr(
 
 def parse_json(body: bytes, feature_dim: int) -> csr_matrix:
     with _no_gc():
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise EndpointRequestError(f"request body is not valid JSON: {exc}") from None
-        if isinstance(doc, dict) and "instances" in doc:
-            instances = doc["instances"]
-            if not isinstance(instances, list):
-                raise EndpointRequestError("instances: expected a list of instances")
-            return instances_to_csr(instances, feature_dim)
-        if isinstance(doc, dict) and ("features" in doc or "data" in doc):
-            return instances_to_csr([doc], feature_dim, ["request body"])
-        raise EndpointRequestError(
-            'request body: expected {"instances": [...]} '
-            '(or a single {"features": ...} / {"data": ...} instance)'
-        )
+        return _parse_json(body, feature_dim)
+
+
+def _parse_json(body: bytes, feature_dim: int) -> csr_matrix:
+    # Runs inside _no_gc and returns before it ends, so the parsed document is freed while the collector is
+    # still off (otherwise the first collection after gc.enable() scans the whole document once more).
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise EndpointRequestError(f"request body is not valid JSON: {exc}") from None
+    if isinstance(doc, dict) and "instances" in doc:
+        instances = doc["instances"]
+        if not isinstance(instances, list):
+            raise EndpointRequestError("instances: expected a list of instances")
+        return instances_to_csr(instances, feature_dim)
+    if isinstance(doc, dict) and ("features" in doc or "data" in doc):
+        return instances_to_csr([doc], feature_dim, ["request body"])
+    raise EndpointRequestError(
+        'request body: expected {"instances": [...]} (or a single {"features": ...} / {"data": ...} instance)'
+    )
 
 
 def parse_jsonlines(body: bytes, feature_dim: int) -> csr_matrix:
     with _no_gc():
-        instances: list[Any] = []
-        names: list[str] = []
-        for number, line in enumerate(body.split(b"\n"), start=1):
-            if not line.strip():
-                continue
-            try:
-                instances.append(orjson.loads(line))
-                names.append(f"line {number}")
-            except orjson.JSONDecodeError as exc:
-                raise EndpointRequestError(f"line {number}: not valid JSON: {exc}") from None
-        if not instances:
-            raise EndpointRequestError("request body: no JSON Lines instances to score")
-        return instances_to_csr(instances, feature_dim, names)
+        return _parse_jsonlines(body, feature_dim)
+
+
+def _parse_jsonlines(body: bytes, feature_dim: int) -> csr_matrix:
+    instances: list[Any] = []
+    names: list[str] = []
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            instances.append(orjson.loads(line))
+            names.append(f"line {number}")
+        except orjson.JSONDecodeError as exc:
+            raise EndpointRequestError(f"line {number}: not valid JSON: {exc}") from None
+    if not instances:
+        raise EndpointRequestError("request body: no JSON Lines instances to score")
+    return instances_to_csr(instances, feature_dim, names)
 
 
 def parse_recordio(body: bytes, feature_dim: int) -> csr_matrix:
@@ -305,17 +314,21 @@ def encode_response(scores: np.ndarray, predictor_type: str, accept: str) -> byt
         labels = predicted_labels(scores).astype(np.float32) if binary else None
         return recordio.encode_predictions(scores, labels)
     with _no_gc():
-        # float32 scalars keep the shortest float32 repr on the wire ("0.4", not "0.4000000059604645").
-        score_items = list(scores)
-        if binary:
-            rows: list[dict[str, Any]] = [
-                {"score": s, "predicted_label": lab}
-                for s, lab in zip(score_items, predicted_labels(scores).tolist(), strict=True)
-            ]
-        else:
-            rows = [{"score": s} for s in score_items]
-        if accept == JSONLINES:
-            if not rows:
-                return b""
-            return b"\n".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) for r in rows) + b"\n"
-        return orjson.dumps({"predictions": rows}, option=orjson.OPT_SERIALIZE_NUMPY)
+        return _encode_json(scores, binary, accept == JSONLINES)
+
+
+def _encode_json(scores: np.ndarray, binary: bool, lines: bool) -> bytes:
+    # float32 scalars keep the shortest float32 repr on the wire ("0.4", not "0.4000000059604645").
+    score_items = list(scores)
+    if binary:
+        rows: list[dict[str, Any]] = [
+            {"score": s, "predicted_label": lab}
+            for s, lab in zip(score_items, predicted_labels(scores).tolist(), strict=True)
+        ]
+    else:
+        rows = [{"score": s} for s in score_items]
+    if lines:
+        return b"".join(
+            orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE) for r in rows
+        )
+    return orjson.dumps({"predictions": rows}, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -133,7 +133,8 @@ class BackgroundServer:
     port: int
     names: list[str]
     variants: list[str]
-    _stop: object = field(repr=False, default=None)
+    _stop: Callable[[], int | None] | None = field(repr=False, default=None)
+    exit_code: int | None = None  # the child's exit status after stop() (process mode)
 
     @property
     def url(self) -> str:
@@ -146,8 +147,8 @@ class BackgroundServer:
 
     def stop(self) -> None:
         stop, self._stop = self._stop, None
-        if callable(stop):
-            stop()
+        if stop is not None:
+            self.exit_code = stop()
 
     def __enter__(self) -> BackgroundServer:
         return self
@@ -212,6 +213,7 @@ def _start_thread(specs: Sequence[EndpointSpec], host: str, port: int, timeout: 
     def stop() -> None:
         server.should_exit = True
         thread.join(GRACEFUL_SHUTDOWN_SECONDS + 5)
+        return None
 
     return BackgroundServer(host, bound, [s.name for s in specs], [s.variant for s in specs], stop)
 
@@ -239,7 +241,7 @@ def _start_process(
             )
         time.sleep(0.05)
 
-    def stop() -> None:
+    def stop() -> int:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -248,5 +250,6 @@ def _start_process(
                 proc.kill()
                 proc.wait()
         errlog.close()
+        return int(proc.returncode)
 
     return BackgroundServer(host, port, [s.name for s in specs], [s.variant for s in specs], stop)
