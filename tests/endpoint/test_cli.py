@@ -1,0 +1,97 @@
+"""`fmrec serve endpoint`: argument checks, and the real multi-worker server in a child process."""
+
+from __future__ import annotations
+
+import http.client
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import orjson
+import pytest
+
+from fmrec.cli import build_parser, main
+from twins.endpoint.server import build_specs, default_workers, start_in_background
+
+
+def test_serve_endpoint_is_registered_with_its_options() -> None:
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "endpoint",
+            "--model",
+            "m.tar.gz",
+            "--name",
+            "a",
+            "--name",
+            "b",
+            "--variant",
+            "V2",
+            "--port",
+            "9",
+        ]
+    )
+    assert args.model == ["m.tar.gz"] and args.name == ["a", "b"] and args.variant == ["V2"]
+    assert args.port == 9 and args.workers is None and args.host == "127.0.0.1"
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.tar.gz"
+    assert main(["serve", "endpoint", "--model", str(missing), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "no such file" in err
+
+
+def test_corrupt_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "model.tar.gz"
+    bad.write_bytes(b"not a tarball")
+    assert main(["serve", "endpoint", "--model", str(bad), "--port", "0"]) == 2
+    assert str(bad) in capsys.readouterr().err
+
+
+def test_names_models_and_variants_pair_up(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz"
+    a.write_bytes(b"x")
+    b.write_bytes(b"x")
+    specs = build_specs([a], ["one", "two"], ["V1", "V2"])
+    assert [(s.name, s.model_path, s.variant) for s in specs] == [("one", a, "V1"), ("two", a, "V2")]
+    specs = build_specs([a, b], ["one", "two"], [])
+    assert [(s.model_path, s.variant) for s in specs] == [(a, "AllTraffic"), (b, "AllTraffic")]
+    assert build_specs([a], [], [])[0].name == "fmrec-endpoint"
+    from fmrec.errors import InputError
+
+    with pytest.raises(InputError, match="--model given 2 times for 3 --name"):
+        build_specs([a, b], ["x", "y", "z"], [])
+    with pytest.raises(InputError, match="unique"):
+        build_specs([a], ["x", "x"], [])
+    with pytest.raises(InputError, match="--variant given 2 times"):
+        build_specs([a], ["x"], ["V1", "V2"])
+
+
+def test_default_workers_is_the_usable_cores() -> None:
+    assert default_workers() >= 1
+
+
+def test_multi_worker_child_process_serves_and_shuts_down_cleanly(
+    tmp_path: Path, make_model_tar: Any
+) -> None:
+    model = make_model_tar(tmp_path / "model.tar.gz", "binary_classifier", 5, 20)
+    server = start_in_background(model, process=True, workers=2, name="prod", variant="v7")
+    try:
+        body = orjson.dumps(
+            {"instances": [{"data": {"features": {"keys": [1, 15], "shape": [20], "values": [1, 1]}}}]}
+        )
+        client = boto3.client("sagemaker-runtime", endpoint_url=server.url)
+        for _ in range(4):  # several connections, so more than one worker answers
+            resp = client.invoke_endpoint(EndpointName="prod", Body=body, ContentType="application/json")
+            assert resp["InvokedProductionVariant"] == "v7"
+            score = orjson.loads(resp["Body"].read())["predictions"][0]["score"]
+            assert 0.0 < score < 1.0 and np.isfinite(score)
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+        conn.request("GET", "/ping")
+        assert conn.getresponse().status == 200
+        conn.close()
+    finally:
+        server.stop()
+    assert server.exit_code == 0  # SIGTERM: graceful shutdown, not a kill
