@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from fmrec.errors import InputError
+from fmrec.model.metrics import SAGEMAKER_NAMES
 
 
 class TuningError(InputError):
@@ -75,16 +76,16 @@ class Objective:
         return a > b if self.direction == "Maximize" else a < b
 
 
+# (key in fmrec.model.metrics, predictor type, direction); the emitted name comes from the metrics module.
+_OBJECTIVE_KEYS = (
+    ("accuracy", "binary_classifier", "Maximize"),
+    ("cross_entropy", "binary_classifier", "Minimize"),
+    ("f1", "binary_classifier", "Maximize"),
+    ("rmse", "regressor", "Minimize"),
+)
 OBJECTIVES: dict[str, Objective] = {
-    o.metric_name: o
-    for o in (
-        Objective("test:binary_classification_accuracy", "binary_classifier", "Maximize", "accuracy"),
-        Objective(
-            "test:binary_classification_cross_entropy", "binary_classifier", "Minimize", "cross_entropy"
-        ),
-        Objective("test:binary_f_beta", "binary_classifier", "Maximize", "f1"),
-        Objective("test:rmse", "regressor", "Minimize", "rmse"),
-    )
+    f"test:{SAGEMAKER_NAMES[key]}": Objective(f"test:{SAGEMAKER_NAMES[key]}", predictor, direction, key)
+    for key, predictor, direction in _OBJECTIVE_KEYS
 }
 
 DEFAULT_OBJECTIVE = {
