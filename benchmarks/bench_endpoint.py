@@ -49,20 +49,41 @@ def build_model(path: Path) -> None:
     save_model_tar(FMModel(params, "binary_classifier", hp, {}), path)
 
 
-def workload() -> tuple[csr_matrix, bytes, bytes]:
-    """The user-against-every-movie rows, as a seed-format JSON body and as a recordIO-protobuf body."""
-    from fmrec.codec.recordio import encode_request
+class MovieLensShape:
+    """The id-to-column layout of MovieLens 100k (users first, then movies), for the request builder."""
 
-    instances = [
-        {"data": {"features": {"keys": [USER_POS, N_USERS + m], "shape": [FEATURE_DIM], "values": [1, 1]}}}
-        for m in range(N_MOVIES)
-    ]
-    cols = np.column_stack([np.full(N_MOVIES, USER_POS), N_USERS + np.arange(N_MOVIES)]).ravel()
-    X = csr_matrix(
-        (np.ones(2 * N_MOVIES, np.float32), cols, np.arange(0, 2 * N_MOVIES + 1, 2)),
-        shape=(N_MOVIES, FEATURE_DIM),
-    )
-    return X, orjson.dumps({"instances": instances}), encode_request(X)
+    feature_dim = FEATURE_DIM
+    user_ids = tuple(range(1, N_USERS + 1))
+    movie_ids = tuple(range(1, N_MOVIES + 1))
+
+    def user_column(self, pos: int) -> int:
+        return pos
+
+    def movie_column(self, pos: int) -> int:
+        return N_USERS + pos
+
+    def user_keys(self, user_pos: int) -> list[int]:
+        return [self.user_column(user_pos)]
+
+    def movie_keys(self, movie_pos: int) -> list[int]:
+        return [self.movie_column(movie_pos)]
+
+
+def workload() -> tuple[csr_matrix, bytes, bytes]:
+    """One user against every movie: the recommend Lambda's JSON body, and the same rows as recordIO."""
+    from fmrec.codec.recordio import encode_request
+    from fmrec.serving.requests import RequestBuilder
+    from twins.endpoint.protocol import parse_json
+
+    payloads = RequestBuilder(MovieLensShape()).build(USER_POS)
+    if len(payloads) != 1:
+        raise SystemExit(f"expected one request body, the builder made {len(payloads)}")
+    body = payloads[0].body
+    X = parse_json(body, FEATURE_DIM)
+    expected_cols = np.column_stack([np.full(N_MOVIES, USER_POS), N_USERS + np.arange(N_MOVIES)])
+    if X.shape[0] != N_MOVIES or not np.array_equal(np.sort(X.indices.reshape(-1, 2), axis=1), expected_cols):
+        raise SystemExit("the request body does not hold [user, 943 + movie] keys for every movie")
+    return X, body, encode_request(X)
 
 
 class Conn:
@@ -180,7 +201,6 @@ def main() -> int:
 
     from fmrec.model.artifact import load_model_tar
     from fmrec.model.fm import predict
-
     from twins.endpoint.server import default_workers, start_in_background
 
     workers = args.workers or default_workers()

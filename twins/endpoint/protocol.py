@@ -280,7 +280,7 @@ def parse_recordio(body: bytes, feature_dim: int) -> csr_matrix:
 
     try:
         X = recordio.decode_request(body, feature_dim)
-    except InputError as exc:
+    except (InputError, ValueError) as exc:
         raise EndpointRequestError(f"recordIO-protobuf request: {exc}") from None
     if X.shape[0] == 0:
         raise EndpointRequestError("recordIO-protobuf request: no records to score")
