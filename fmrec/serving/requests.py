@@ -1,0 +1,142 @@
+"""Sparse JSON inference requests for one user against many movies, split under the 6 MB invocation limit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from fmrec.errors import InputError
+
+# SageMaker real-time InvokeEndpoint rejects bodies over 6 MB.
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+CONTENT_TYPE = "application/json"
+_OPEN = '{"instances":['
+_CLOSE = "]}"
+
+
+class LookupLike(Protocol):
+    """The part of fmrec.serving.lookup.Lookup the builder reads."""
+
+    feature_dim: int
+    user_ids: Sequence[int]
+    movie_ids: Sequence[int]
+
+    def user_keys(self, user_pos: int) -> list[int]: ...
+
+    def movie_keys(self, movie_pos: int) -> list[int]: ...
+
+    def user_column(self, pos: int) -> int: ...
+
+    def movie_column(self, pos: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One InvokeEndpoint body and the movie positions its predictions belong to, in order."""
+
+    body: bytes
+    movie_positions: Sequence[int]
+
+
+def _ones(n: int) -> str:
+    return ",".join(["1"] * n)
+
+
+class RequestBuilder:
+    """Builds request bodies for one lookup; per-movie JSON fragments are made once, then joined per request.
+
+    Every instance is `{"data":{"features":{"keys":[user keys, movie keys],"shape":[D],"values":[1,...]}}}`
+    where the movie keys are the movie's columns in the full feature space (they include the user-block
+    offset, and the movie's auxiliary columns when the lookup has them). All features are one-hot, so every
+    value is 1.
+    """
+
+    def __init__(self, lookup: LookupLike, max_bytes: int = MAX_PAYLOAD_BYTES) -> None:
+        self.lookup = lookup
+        self.max_bytes = max_bytes
+        self.n_movies = len(lookup.movie_ids)
+        self._shape = f'],"shape":[{int(lookup.feature_dim)}],"values":['
+        self._movie_keys = [",".join(map(str, lookup.movie_keys(p))) for p in range(self.n_movies)]
+        self._movie_nkeys = [len(lookup.movie_keys(p)) for p in range(self.n_movies)]
+        # Tails depend on the user's key count only through the "values" list; that count rarely varies.
+        self._tails: dict[int, tuple[list[str], int]] = {}
+        self.all_positions: range = range(self.n_movies)
+
+    def _tails_for(self, n_user_keys: int) -> tuple[list[str], int]:
+        cached = self._tails.get(n_user_keys)
+        if cached is None:
+            shape = self._shape
+            tails = [
+                f"{keys}{shape}{_ones(n_user_keys + n)}]}}}}}}"
+                for keys, n in zip(self._movie_keys, self._movie_nkeys, strict=True)
+            ]
+            cached = (tails, max(map(len, tails), default=0))
+            self._tails[n_user_keys] = cached
+        return cached
+
+    def build(self, user_pos: int, movie_positions: Sequence[int] | None = None) -> list[Payload]:
+        """Bodies scoring user `user_pos` against `movie_positions` (default: all), each <= max_bytes."""
+        user_keys = self.lookup.user_keys(user_pos)
+        head = '{"data":{"features":{"keys":[' + ",".join(map(str, user_keys)) + ","
+        tails, max_tail = self._tails_for(len(user_keys))
+        positions: Sequence[int] = self.all_positions if movie_positions is None else movie_positions
+        if not positions:
+            return []
+        selected = tails if positions is self.all_positions else [tails[p] for p in positions]
+        per_instance = len(head) + max_tail + 1
+        room = self.max_bytes - len(_OPEN) - len(_CLOSE)
+        if per_instance * len(positions) <= room:
+            return [Payload(_join(head, selected), positions)]
+        per_payload = room // per_instance
+        if per_payload < 1:
+            raise InputError(
+                f"one instance takes {per_instance} bytes; it cannot fit in {self.max_bytes} bytes"
+            )
+        return [
+            Payload(_join(head, selected[i : i + per_payload]), positions[i : i + per_payload])
+            for i in range(0, len(positions), per_payload)
+        ]
+
+
+def _join(head: str, tails: Sequence[str]) -> bytes:
+    return (_OPEN + head + ("," + head).join(tails) + _CLOSE).encode("ascii")
+
+
+def build_requests(
+    lookup: LookupLike,
+    user_pos: int,
+    movie_positions: Sequence[int] | None = None,
+    max_bytes: int = MAX_PAYLOAD_BYTES,
+) -> list[Payload]:
+    """One-off convenience; hold a RequestBuilder to reuse its per-movie fragments across requests."""
+    return RequestBuilder(lookup, max_bytes).build(user_pos, movie_positions)
+
+
+def decode_keys(lookup: LookupLike, keys: Sequence[int]) -> tuple[int, int]:
+    """(user_id, movie_id) of one instance's keys: exactly one user column and one movie column expected."""
+    n_users, n_movies = len(lookup.user_ids), len(lookup.movie_ids)
+    user_start = lookup.user_column(0) if n_users else 0
+    movie_start = lookup.movie_column(0) if n_movies else 0
+    users = [k - user_start for k in keys if 0 <= k - user_start < n_users]
+    movies = [k - movie_start for k in keys if 0 <= k - movie_start < n_movies]
+    if len(users) != 1 or len(movies) != 1:
+        raise InputError(
+            f"keys {list(keys)}: expected exactly one user column in [{user_start}, {user_start + n_users}) "
+            f"and one movie column in [{movie_start}, {movie_start + n_movies}), "
+            f"found {len(users)} and {len(movies)}"
+        )
+    return lookup.user_ids[users[0]], lookup.movie_ids[movies[0]]
+
+
+def decode_body(lookup: LookupLike, body: bytes) -> list[tuple[int, int]]:
+    """(user_id, movie_id) of every instance of a sparse JSON request body."""
+    try:
+        doc = json.loads(body)
+        instances = doc["instances"]
+        return [decode_keys(lookup, inst["data"]["features"]["keys"]) for inst in instances]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"request body: expected sparse JSON instances with data.features.keys ({exc})"
+        ) from exc

@@ -1,0 +1,102 @@
+"""Request parameter validation driven by openapi.json, so the document and the Lambda cannot drift apart."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fmrec.errors import InputError
+
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+ROUTE = "/users/{userId}/recommendations"
+_INT = re.compile(r"[+-]?[0-9]+")
+
+
+class ParameterError(InputError):
+    """A request parameter is missing or out of range: the API answers 400."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    location: str
+    required: bool
+    schema: Mapping[str, Any]
+
+    def expected(self) -> str:
+        s = self.schema
+        kind = {"integer": "an integer", "number": "a number", "boolean": "true or false"}.get(
+            s.get("type", ""), "a string"
+        )
+        if "minimum" in s and "maximum" in s:
+            return f"{kind} from {s['minimum']} to {s['maximum']}"
+        if s.get("type") == "string":
+            return f"{kind} of {s.get('minLength', 0)} to {s.get('maxLength', 'any')} characters"
+        return kind
+
+    def parse(self, raw: str | None) -> Any:
+        if raw is None:
+            if self.required:
+                raise ParameterError(f"{self.name}: required, expected {self.expected()}")
+            return self.schema.get("default")
+        s = self.schema
+        kind = s.get("type")
+        value: Any
+        if kind == "integer":
+            if not _INT.fullmatch(raw.strip()):
+                raise self._bad(raw)
+            value = int(raw)
+        elif kind == "number":
+            try:
+                value = float(raw)
+            except ValueError:
+                raise self._bad(raw) from None
+            if not math.isfinite(value):
+                raise self._bad(raw)
+        elif kind == "boolean":
+            lowered = raw.strip().lower()
+            if lowered not in ("true", "false"):
+                raise self._bad(raw)
+            return lowered == "true"
+        else:
+            value = raw
+            if not s.get("minLength", 0) <= len(value) <= s.get("maxLength", len(value)):
+                raise self._bad(raw)
+            if "pattern" in s and not re.search(s["pattern"], value):
+                raise self._bad(raw)
+            return value
+        if ("minimum" in s and value < s["minimum"]) or ("maximum" in s and value > s["maximum"]):
+            raise self._bad(raw)
+        return value
+
+    def _bad(self, raw: str) -> ParameterError:
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        return ParameterError(f"{self.name}: expected {self.expected()}, got {shown!r}")
+
+
+def load_openapi() -> dict[str, Any]:
+    with OPENAPI_PATH.open(encoding="utf-8") as fh:
+        doc: dict[str, Any] = json.load(fh)
+    return doc
+
+
+def route_parameters(doc: Mapping[str, Any], route: str = ROUTE, method: str = "get") -> list[Parameter]:
+    operation = doc["paths"][route][method]
+    return [
+        Parameter(p["name"], p["in"], bool(p.get("required", False)), p["schema"])
+        for p in operation["parameters"]
+    ]
+
+
+def parse_parameters(
+    params: list[Parameter], path: Mapping[str, str] | None, query: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """Typed values of every declared parameter; unknown query parameters are ignored, as API Gateway does."""
+    path = path or {}
+    query = query or {}
+    return {p.name: p.parse((path if p.location == "path" else query).get(p.name)) for p in params}

@@ -1,0 +1,546 @@
+"""The recommend logic: versioned lookup cache, endpoint calls with backoff, fast path, cold start."""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import os
+import random
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from fmrec.errors import FmrecError, InputError
+from fmrec.serving.requests import CONTENT_TYPE, RequestBuilder
+
+try:  # orjson parses the endpoint's answer ~3x faster; the standard library is the fallback.
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+except ImportError:  # pragma: no cover - depends on the Lambda package
+    _loads = json.loads
+
+log = logging.getLogger(__name__)
+
+CURRENT_KEY = "current.json"
+MODEL_KEY = "model.tar.gz"
+PATH_ENDPOINT = "endpoint"
+PATH_FAST = "fast_path"
+PATH_COLD = "cold_start"
+# Bayesian damping for cold start: a movie's mean is pulled toward the global mean by this many ratings.
+COLD_START_PRIOR = 25
+# Throttling-type errors worth retrying; anything else fails fast.
+_RETRYABLE = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "ModelNotReadyException",
+    }
+)
+VERSIONS_KEPT = 2  # during a blue/green shift two variants answer; keep both lookups warm.
+
+
+class ServiceUnavailable(FmrecError):
+    """The endpoint is down, still throttled after the retries, or the artifacts are not published."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ArtifactStore(Protocol):
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes, or None when it does not exist."""
+        ...
+
+    def describe(self, key: str) -> str: ...
+
+
+@dataclass
+class S3Store:
+    """Serving artifacts under s3://bucket/prefix (see docs/api.md for the layout)."""
+
+    bucket: str
+    prefix: str
+    client: Any
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+        except self.client.exceptions.NoSuchKey:
+            return None
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404"):
+                return None
+            raise ServiceUnavailable(f"cannot read {self.describe(key)}: {code or exc}") from exc
+        return bytes(response["Body"].read())
+
+    def describe(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+
+@dataclass
+class DirStore:
+    """The same layout in a local folder (the API twin's --artifacts)."""
+
+    root: Path
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return (self.root / key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def describe(self, key: str) -> str:
+        return str(self.root / key)
+
+
+def _genre_names(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [g for g in value.split("|") if g]
+    return [str(g) for g in value]
+
+
+@dataclass
+class Bundle:
+    """Everything served for one model version: the lookup, its request builder, cold-start ranking, model."""
+
+    version: str | None
+    lookup: Any
+    builder: RequestBuilder
+    popular: list[int]  # movie positions, best damped mean rating first
+    popular_score: list[float]
+    genre_index: dict[str, frozenset[int]]  # lower-cased genre -> movie positions
+    genre_names: list[str]
+    fast_model: Any = None  # fmrec.model.artifact.FMModel, loaded on first fast-path use
+    item_rows: Any = None  # csr_matrix of movie keys for score_user_candidates
+    fingerprint: tuple[Any, ...] = field(default=())
+
+    @classmethod
+    def build(cls, version: str | None, lookup: Any) -> Bundle:
+        counts = [float(c) for c in lookup.movie_counts]
+        means = [float(m) for m in lookup.movie_mean_ratings]
+        total = sum(counts)
+        global_mean = sum(c * m for c, m in zip(counts, means, strict=True)) / total if total else 0.0
+        damped = [
+            (c * m + COLD_START_PRIOR * global_mean) / (c + COLD_START_PRIOR)
+            for c, m in zip(counts, means, strict=True)
+        ]
+        popular = sorted((p for p in range(len(damped)) if counts[p] > 0), key=lambda p: (-damped[p], p))
+        index: dict[str, set[int]] = {}
+        names: dict[str, str] = {}
+        for pos, value in enumerate(lookup.genres):
+            for genre in _genre_names(value):
+                index.setdefault(genre.lower(), set()).add(pos)
+                names.setdefault(genre.lower(), genre)
+        return cls(
+            version=version,
+            lookup=lookup,
+            builder=RequestBuilder(lookup),
+            popular=popular,
+            popular_score=damped,
+            genre_index={g: frozenset(p) for g, p in index.items()},
+            genre_names=sorted(names.values()),
+            fingerprint=(lookup.feature_dim, tuple(lookup.user_ids), tuple(lookup.movie_ids)),
+        )
+
+
+@dataclass(frozen=True)
+class Query:
+    user_id: int
+    k: int = 10
+    exclude_rated: bool = True
+    min_score: float | None = None
+    genre: str | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    movie_id: int
+    title: str
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    user_id: int
+    model_version: str | None
+    serving_path: str
+    items: list[Item]
+    candidates: int
+
+
+def top_k(scores: Sequence[float], positions: Sequence[int], k: int, min_score: float | None) -> list[int]:
+    """Indices into `positions` of the k best scores (ties: lower movie position first), above min_score."""
+    order = heapq.nlargest(k, range(len(scores)), key=scores.__getitem__)
+    if min_score is not None:
+        order = [i for i in order if scores[i] >= min_score]
+    return order
+
+
+class EndpointCaller:
+    """InvokeEndpoint with a per-call timeout (set on the client) and full-jitter backoff on throttling."""
+
+    def __init__(
+        self,
+        client: Any,
+        endpoint_name: str,
+        max_attempts: int = 4,
+        base_delay: float = 0.05,
+        max_delay: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.endpoint_name = endpoint_name
+        self.max_attempts = max(1, max_attempts)
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+
+    def invoke(self, body: bytes) -> tuple[list[float], str | None]:
+        """(scores in instance order, the production variant that answered)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = self.client.invoke_endpoint(
+                    EndpointName=self.endpoint_name,
+                    Body=body,
+                    ContentType=CONTENT_TYPE,
+                    Accept=CONTENT_TYPE,
+                )
+                payload = response["Body"].read()
+                break
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                code = error.get("Code", "")
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                retryable = code in _RETRYABLE or status in (429, 503)
+                if not retryable:
+                    log.error("InvokeEndpoint failed: %s %s", code, error.get("Message", ""))
+                    raise ServiceUnavailable(f"the model endpoint failed ({code or status})", 5) from exc
+                if attempt == self.max_attempts:
+                    raise ServiceUnavailable(
+                        f"the model endpoint is still throttling after {attempt} attempts", 1
+                    ) from exc
+                delay = self.rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+                log.warning(
+                    "InvokeEndpoint throttled (%s), attempt %d; retrying in %.3f s", code, attempt, delay
+                )
+                self.sleep(delay)
+            except BotoCoreError as exc:
+                # Connection refused or timed out: the endpoint is down; retrying here would only add latency.
+                log.error("InvokeEndpoint unreachable: %s", exc)
+                raise ServiceUnavailable("the model endpoint is unreachable", 5) from exc
+        try:
+            predictions = _loads(payload)["predictions"]
+            scores = [float(p["score"]) for p in predictions]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ServiceUnavailable("the model endpoint returned an unreadable answer", 5) from exc
+        return scores, response.get("InvokedProductionVariant")
+
+
+class Recommender:
+    """Recommendations from versioned artifacts, the endpoint (or the fast path) and the cold-start list."""
+
+    def __init__(
+        self,
+        store: ArtifactStore,
+        caller: EndpointCaller | None,
+        *,
+        fast_path: bool = False,
+        version_check_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if caller is None and not fast_path:
+            raise InputError("the recommender needs an endpoint (FMREC_ENDPOINT_NAME) or the fast path")
+        self.store = store
+        self.caller = caller
+        self.fast_path = fast_path
+        self.version_check_seconds = version_check_seconds
+        self.clock = clock
+        self._bundles: OrderedDict[str | None, Bundle] = OrderedDict()
+        self._current: str | None = None
+        self._checked_at: float | None = None
+        self._lock = threading.Lock()  # the twin calls one handler from several threads
+
+    # --- artifacts -------------------------------------------------------------------------------------
+    def _read_current(self) -> str | None:
+        """The published version from current.json; None for a bare lookup folder (no versions)."""
+        raw = self.store.get(CURRENT_KEY)
+        if raw is None:
+            return None
+        try:
+            version = json.loads(raw)["modelVersion"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ServiceUnavailable(
+                f"{self.store.describe(CURRENT_KEY)}: expected {{'modelVersion': ...}}"
+            ) from exc
+        if not isinstance(version, str) or not version:
+            raise ServiceUnavailable(
+                f"{self.store.describe(CURRENT_KEY)}: modelVersion must be a non-empty string"
+            )
+        return version
+
+    def _lookup_key(self, version: str | None, name: str) -> str:
+        return f"{version}/lookup/{name}" if version else name
+
+    def _load_bundle(self, version: str | None) -> Bundle | None:
+        from fmrec.serving.lookup import LOOKUP_FILES, Lookup
+
+        blobs: dict[str, bytes] = {}
+        for name in LOOKUP_FILES:
+            data = self.store.get(self._lookup_key(version, name))
+            if data is None:
+                return None
+            blobs[name] = data
+        started = time.perf_counter()
+        bundle = Bundle.build(version, Lookup.from_blobs(blobs))
+        log.info(
+            "loaded lookup for model version %s: %d users, %d movies, feature_dim %d in %.1f ms",
+            version,
+            len(bundle.lookup.user_ids),
+            len(bundle.lookup.movie_ids),
+            bundle.lookup.feature_dim,
+            (time.perf_counter() - started) * 1e3,
+        )
+        return bundle
+
+    def _remember(self, bundle: Bundle) -> None:
+        self._bundles[bundle.version] = bundle
+        self._bundles.move_to_end(bundle.version)
+        while len(self._bundles) > VERSIONS_KEPT:
+            self._bundles.popitem(last=False)
+
+    def current_bundle(self) -> Bundle:
+        """The published version's bundle; current.json is re-read at most every version_check_seconds."""
+        now = self.clock()
+        with self._lock:
+            if self._checked_at is None or now - self._checked_at >= self.version_check_seconds:
+                version = self._read_current()
+                self._checked_at = now
+                if version != self._current or version not in self._bundles:
+                    bundle = self._bundles.get(version) or self._load_bundle(version)
+                    if bundle is None:
+                        raise ServiceUnavailable(
+                            f"no lookup published at {self.store.describe(self._lookup_key(version, ''))}", 30
+                        )
+                    self._remember(bundle)
+                    self._current = version
+            return self._bundles[self._current]
+
+    def bundle_for_variant(self, variant: str, fallback: Bundle) -> Bundle:
+        """The lookup of the version an endpoint variant serves; the fallback when that version has none."""
+        with self._lock:
+            bundle = self._bundles.get(variant)
+            if bundle is None:
+                bundle = self._load_bundle(variant)
+                if bundle is None:
+                    return fallback
+                self._remember(bundle)
+                if self._current is not None and self._current != variant:
+                    # The endpoint already serves a newer version than current.json said: follow the endpoint.
+                    self._current = variant
+            return bundle
+
+    # --- scoring ---------------------------------------------------------------------------------------
+    def candidates(self, bundle: Bundle, user_pos: int | None, query: Query) -> list[int]:
+        n = len(bundle.lookup.movie_ids)
+        allowed: frozenset[int] | None = None
+        if query.genre is not None:
+            allowed = bundle.genre_index.get(query.genre.lower())
+            if allowed is None:
+                raise InputError(
+                    f"genre {query.genre!r} is not one of this model's genres: "
+                    + ", ".join(bundle.genre_names)
+                )
+        rated: set[int] = set()
+        if query.exclude_rated and user_pos is not None:
+            rated = set(bundle.lookup.rated_positions(user_pos))
+        if allowed is None and not rated:
+            return list(range(n))
+        return [p for p in range(n) if p not in rated and (allowed is None or p in allowed)]
+
+    def _fast_scores(self, bundle: Bundle, user_pos: int, positions: Sequence[int]) -> list[float]:
+        import numpy as np
+        from scipy.sparse import csr_matrix
+
+        from fmrec.model.fm import score_user_candidates
+
+        with self._lock:
+            if bundle.fast_model is None:
+                bundle.fast_model = self._load_model(bundle.version)
+                lookup = bundle.lookup
+                keys = [lookup.movie_keys(p) for p in range(len(lookup.movie_ids))]
+                indptr = np.zeros(len(keys) + 1, dtype=np.int64)
+                indptr[1:] = np.cumsum([len(k) for k in keys])
+                cols = np.fromiter((c for k in keys for c in k), dtype=np.int64, count=int(indptr[-1]))
+                data = np.ones(len(cols), dtype=np.float32)
+                bundle.item_rows = csr_matrix((data, cols, indptr), shape=(len(keys), lookup.feature_dim))
+        model = bundle.fast_model
+        rows = (
+            bundle.item_rows if len(positions) == bundle.item_rows.shape[0] else bundle.item_rows[positions]
+        )
+        scores = score_user_candidates(
+            model.params, bundle.lookup.user_keys(user_pos), rows, model.predictor_type
+        )
+        return [float(s) for s in np.asarray(scores, dtype=np.float64)]
+
+    def _load_model(self, version: str | None) -> Any:
+        from fmrec.model.artifact import load_model_tar
+
+        key = f"{version}/{MODEL_KEY}" if version else MODEL_KEY
+        data = self.store.get(key)
+        if data is None:
+            raise ServiceUnavailable(f"fast path: no model at {self.store.describe(key)}", 30)
+        # load_model_tar reads a path; /tmp is the Lambda's only writable place.
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, MODEL_KEY)
+            Path(path).write_bytes(data)
+            return load_model_tar(path)
+
+    def _endpoint_scores(
+        self, bundle: Bundle, user_pos: int, query: Query
+    ) -> tuple[Bundle, list[int], list[float], str | None]:
+        assert self.caller is not None
+        for attempt in (1, 2):
+            positions = self.candidates(bundle, user_pos, query)
+            scores: list[float] = []
+            variant: str | None = None
+            for payload in bundle.builder.build(user_pos, positions):
+                part, variant = self.caller.invoke(payload.body)
+                if len(part) != len(payload.movie_positions):
+                    raise ServiceUnavailable(
+                        f"the model endpoint returned {len(part)} scores "
+                        f"for {len(payload.movie_positions)} movies"
+                    )
+                scores.extend(part)
+            if variant is None or variant == bundle.version:
+                return bundle, positions, scores, variant
+            answering = self.bundle_for_variant(variant, bundle)
+            if answering is bundle or answering.fingerprint == bundle.fingerprint:
+                # Same feature layout: the scores are valid for the answering version.
+                return answering, positions, scores, variant
+            if attempt == 2:
+                break
+            log.info("endpoint serves %s, request was built for %s; rebuilding", variant, bundle.version)
+            bundle = answering
+            new_pos = bundle.lookup.user_position(query.user_id)
+            if new_pos is None:
+                raise _ColdStart(bundle)
+            user_pos = new_pos
+        raise ServiceUnavailable("the model is being updated; try again shortly", 1)
+
+    def recommend(self, query: Query) -> Recommendation:
+        bundle = self.current_bundle()
+        user_pos = bundle.lookup.user_position(query.user_id)
+        try:
+            if user_pos is None:
+                raise _ColdStart(bundle)
+            if self.fast_path:
+                positions = self.candidates(bundle, user_pos, query)
+                scores = self._fast_scores(bundle, user_pos, positions) if positions else []
+                path, version = PATH_FAST, bundle.version
+            else:
+                bundle, positions, scores, variant = self._endpoint_scores(bundle, user_pos, query)
+                path, version = PATH_ENDPOINT, variant or bundle.version
+        except _ColdStart as cold:
+            return self._cold_start(cold.bundle, query)
+        lookup = bundle.lookup
+        items = []
+        for rank, i in enumerate(top_k(scores, positions, query.k, query.min_score), start=1):
+            pos = positions[i]
+            items.append(Item(lookup.movie_ids[pos], lookup.titles[pos], scores[i], rank))
+        return Recommendation(query.user_id, version, path, items, len(positions))
+
+    def _cold_start(self, bundle: Bundle, query: Query) -> Recommendation:
+        allowed = self.candidates(bundle, None, query) if query.genre is not None else None
+        allowed_set = set(allowed) if allowed is not None else None
+        items: list[Item] = []
+        for pos in bundle.popular:
+            if allowed_set is not None and pos not in allowed_set:
+                continue
+            items.append(
+                Item(
+                    bundle.lookup.movie_ids[pos],
+                    bundle.lookup.titles[pos],
+                    bundle.popular_score[pos],
+                    len(items) + 1,
+                )
+            )
+            if len(items) == query.k:
+                break
+        return Recommendation(query.user_id, bundle.version, PATH_COLD, items, len(bundle.popular))
+
+
+class _ColdStart(Exception):
+    def __init__(self, bundle: Bundle) -> None:
+        super().__init__("cold start")
+        self.bundle = bundle
+
+
+def recommender_from_env(
+    environ: Mapping[str, str] | None = None, client_kwargs: Mapping[str, Any] | None = None
+) -> Recommender:
+    """Build the recommender from the Lambda's environment (docs/api.md lists the variables).
+
+    client_kwargs go to both boto3 clients (the API twin passes endpoint_url and twin credentials).
+    """
+    import boto3
+    from botocore.config import Config
+
+    env = dict(os.environ if environ is None else environ)
+    extra = dict(client_kwargs or {})
+    store: ArtifactStore
+    if env.get("FMREC_ARTIFACT_DIR"):
+        store = DirStore(Path(env["FMREC_ARTIFACT_DIR"]))
+    else:
+        bucket = env.get("FMREC_ARTIFACT_BUCKET", "")
+        if not bucket:
+            raise InputError("FMREC_ARTIFACT_BUCKET is not set (or FMREC_ARTIFACT_DIR for a local folder)")
+        prefix = env.get("FMREC_ARTIFACT_PREFIX", "serving/")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        s3_kwargs = {k: v for k, v in extra.items() if k != "endpoint_url"}
+        s3 = boto3.client(
+            "s3", config=Config(connect_timeout=2, read_timeout=10, retries={"mode": "standard"}), **s3_kwargs
+        )
+        store = S3Store(bucket, prefix, s3)
+    fast_path = env.get("FMREC_FAST_PATH", "0").lower() in ("1", "true", "yes", "on")
+    caller = None
+    endpoint_name = env.get("FMREC_ENDPOINT_NAME", "")
+    if endpoint_name:
+        timeout = float(env.get("FMREC_ENDPOINT_TIMEOUT_SECONDS", "2"))
+        runtime = boto3.client(
+            "sagemaker-runtime",
+            config=Config(
+                connect_timeout=min(timeout, 1.0),
+                read_timeout=timeout,
+                # Our own loop retries throttling with jitter; botocore's retries would double the delay.
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                max_pool_connections=int(env.get("FMREC_MAX_POOL_CONNECTIONS", "16")),
+                tcp_keepalive=True,
+            ),
+            **extra,
+        )
+        caller = EndpointCaller(
+            runtime, endpoint_name, max_attempts=int(env.get("FMREC_ENDPOINT_MAX_ATTEMPTS", "4"))
+        )
+    return Recommender(
+        store,
+        caller,
+        fast_path=fast_path,
+        version_check_seconds=float(env.get("FMREC_VERSION_CHECK_SECONDS", "300")),
+    )

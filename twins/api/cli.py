@@ -1,0 +1,50 @@
+"""`fmrec serve api`: the API Gateway + recommend Lambda twin (registered into C's `serve` group)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(serve_sub: Any) -> None:
+    parser = serve_sub.add_parser(
+        "api",
+        help="an API Gateway twin running the recommend Lambda's handler",
+        description=(
+            "Serve the recommend API: every HTTP request becomes the REST proxy event API Gateway "
+            "would send, handled by the Lambda's own handler, which calls the endpoint twin through boto3. "
+            "GET /openapi.json returns the API's OpenAPI document."
+        ),
+    )
+    parser.add_argument(
+        "--artifacts",
+        required=True,
+        metavar="DIR",
+        help="serving artifacts: current.json + VERSION/lookup/ (see docs/api.md), or a bare lookup folder",
+    )
+    parser.add_argument("--endpoint-url", default=None, help="the endpoint twin, e.g. http://127.0.0.1:8080")
+    parser.add_argument(
+        "--endpoint-name", default="fmrec-endpoint", help="endpoint name (default fmrec-endpoint)"
+    )
+    parser.add_argument(
+        "--fast-path", action="store_true", help="score from VERSION/model.tar.gz in-process, no endpoint"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=3000, help="port (default 3000)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--log-level", default="WARNING", help="the handler's log level (default WARNING)")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from fmrec.errors import InputError
+    from twins.api.server import ApiTwinConfig, serve
+
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port}: expected 0..65535")
+    if args.workers < 1:
+        raise InputError(f"--workers {args.workers}: expected 1 or more")
+    level = "DEBUG" if args.verbose else args.log_level
+    config = ApiTwinConfig(args.artifacts, args.endpoint_url, args.endpoint_name, args.fast_path, level)
+    serve(config, host=args.host, port=args.port, workers=args.workers)
+    return 0

@@ -1,0 +1,462 @@
+"""The API Gateway twin: HTTP requests become REST proxy (v1) events for the recommend Lambda's handler."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fmrec.errors import FmrecError, InputError
+
+log = logging.getLogger(__name__)
+
+STAGE = "local"
+ACCOUNT_ID = "000000000000"
+API_ID = "fmrectwin0"
+FUNCTION_NAME = "fmrec-recommend"
+CONFIG_ENV = "FMREC_API_TWIN_CONFIG"
+GRACEFUL_SHUTDOWN_SECONDS = 10
+# The REST API's resources, as the CDK API stack declares them; anything else goes to the catch-all proxy.
+RESOURCES = (("/users/{userId}/recommendations", re.compile(r"^/users/(?P<userId>[^/]+)/recommendations$")),)
+PROXY_RESOURCE = "/{proxy+}"
+_BAD_GATEWAY = {"message": "Internal server error"}
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of the Lambda runtime's context object that handlers and Powertools read."""
+
+    aws_request_id: str
+    function_name: str = FUNCTION_NAME
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 1024
+    timeout_seconds: float = 10.0
+    invoked_function_arn: str = f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{FUNCTION_NAME}"
+    log_group_name: str = f"/aws/lambda/{FUNCTION_NAME}"
+    log_stream_name: str = "local"
+    _deadline: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def _multi(pairs: list[tuple[str, str]]) -> tuple[dict[str, str] | None, dict[str, list[str]] | None]:
+    """API Gateway's single-value (last wins) and multi-value maps; both null when there is nothing."""
+    if not pairs:
+        return None, None
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for key, value in pairs:
+        single[key] = value
+        multi.setdefault(key, []).append(value)
+    return single, multi
+
+
+def build_event(
+    method: str,
+    path: str,
+    query_pairs: list[tuple[str, str]],
+    header_pairs: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str = "127.0.0.1",
+    request_id: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The REST API proxy-integration event (payload format 1.0) API Gateway sends for this request."""
+    request_id = request_id or str(uuid.uuid4())
+    now = now or datetime.now(UTC)
+    resource, path_parameters = PROXY_RESOURCE, {"proxy": path.lstrip("/")}
+    for template, pattern in RESOURCES:
+        match = pattern.match(path)
+        if match:
+            resource, path_parameters = template, match.groupdict()
+            break
+    headers, multi_headers = _multi(header_pairs)
+    query, multi_query = _multi(query_pairs)
+    text_body: str | None = None
+    is_base64 = False
+    if body:
+        try:
+            text_body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text_body, is_base64 = base64.b64encode(body).decode("ascii"), True
+    user_agent = (headers or {}).get("user-agent") or (headers or {}).get("User-Agent")
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": multi_query,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "twin00",
+            "resourcePath": resource,
+            "httpMethod": method,
+            "extendedRequestId": base64.b32encode(uuid.uuid4().bytes)[:16].decode("ascii"),
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "path": f"/{STAGE}{path}",
+            "accountId": ACCOUNT_ID,
+            "protocol": "HTTP/1.1",
+            "stage": STAGE,
+            "domainPrefix": API_ID,
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "requestId": request_id,
+            "identity": {
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "sourceIp": source_ip,
+                "principalOrgId": None,
+                "accessKey": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": user_agent,
+                "user": None,
+            },
+            "domainName": f"{API_ID}.execute-api.us-east-1.amazonaws.com",
+            "apiId": API_ID,
+        },
+        "body": text_body,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and body API Gateway makes of a proxy-integration result (502 when malformed)."""
+    try:
+        status = int(result["statusCode"])
+        headers = [(str(k), str(v)) for k, v in (result.get("headers") or {}).items()]
+        for key, values in (result.get("multiValueHeaders") or {}).items():
+            headers += [(str(key), str(v)) for v in values]
+        body = result.get("body") or ""
+        data = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode("utf-8")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        log.error("malformed Lambda proxy response: %.200r", result)
+        return 502, [("content-type", "application/json")], json.dumps(_BAD_GATEWAY).encode()
+    return status, headers, data
+
+
+def create_app(handler: Callable[[dict[str, Any], Any], Any], openapi: bytes) -> Starlette:
+    """An ASGI app that invokes `handler` (a Lambda handler) once per request, as API Gateway would."""
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi, 200, media_type="application/json")
+
+    async def invoke(request: Request) -> Response:
+        body = await request.body()
+        client = request.client
+        event = build_event(
+            request.method,
+            request.url.path,
+            [(k, v) for k, v in request.query_params.multi_items()],
+            [(k, v) for k, v in request.headers.items()],
+            body,
+            source_ip=client.host if client else "127.0.0.1",
+        )
+        context = LambdaContext(aws_request_id=str(uuid.uuid4()))
+        try:
+            # The handler blocks on the endpoint call: run it in a worker thread so requests overlap.
+            result = await run_in_threadpool(handler, event, context)
+        except Exception:
+            log.exception("the Lambda handler raised")
+            status, headers, data = (
+                502,
+                [("content-type", "application/json")],
+                json.dumps(_BAD_GATEWAY).encode(),
+            )
+        else:
+            status, headers, data = proxy_response(result)
+        response = Response(data, status)
+        for key, value in headers:
+            response.headers.append(key, value)
+        response.headers["x-amzn-RequestId"] = event["requestContext"]["requestId"]
+        return response
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    routes = [
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/{path:path}", invoke, methods=methods),
+    ]
+    return Starlette(routes=routes)
+
+
+@dataclass(frozen=True)
+class ApiTwinConfig:
+    """What a twin process needs to build its handler (passed to uvicorn workers through the environment)."""
+
+    artifacts: str
+    endpoint_url: str | None
+    endpoint_name: str
+    fast_path: bool = False
+    log_level: str = "WARNING"
+
+    def to_env(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_env(cls, text: str) -> ApiTwinConfig:
+        return cls(**json.loads(text))
+
+    def lambda_environment(self) -> dict[str, str]:
+        """The Lambda environment variables the CDK stack would set, pointed at local twins."""
+        env = {"FMREC_ARTIFACT_DIR": self.artifacts, "FMREC_FAST_PATH": "1" if self.fast_path else "0"}
+        if self.endpoint_url:
+            env["FMREC_ENDPOINT_NAME"] = self.endpoint_name
+        return env
+
+
+def make_handler(config: ApiTwinConfig) -> Callable[[dict[str, Any], Any], Any]:
+    """The recommend Lambda's own handler, configured with the twin's artifacts folder and endpoint URL."""
+    from lambdas.recommend import app as lambda_app
+    from lambdas.recommend.service import recommender_from_env
+
+    if not Path(config.artifacts).is_dir():
+        raise InputError(
+            f"--artifacts {config.artifacts}: no such folder (expected a serving-artifacts folder)"
+        )
+    if not config.endpoint_url and not config.fast_path:
+        raise InputError("give --endpoint-url (the endpoint twin) or --fast-path")
+    env = dict(os.environ)
+    env.update(config.lambda_environment())
+    client_kwargs: dict[str, Any] = {
+        "region_name": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    }
+    if config.endpoint_url:
+        client_kwargs["endpoint_url"] = config.endpoint_url
+    if not (env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY")):
+        # The endpoint twin does not check signatures, but botocore will not sign without some credentials.
+        client_kwargs.update(aws_access_key_id="twin", aws_secret_access_key="twin")
+    lambda_app.configure(recommender_from_env(env, client_kwargs))
+    lambda_app.logger.setLevel(config.log_level.upper())
+    return lambda_app.lambda_handler
+
+
+def openapi_bytes() -> bytes:
+    from lambdas.recommend.params import OPENAPI_PATH
+
+    return OPENAPI_PATH.read_bytes()
+
+
+def app_from_env() -> Starlette:
+    """App factory for uvicorn workers: the configuration comes from $FMREC_API_TWIN_CONFIG."""
+    text = os.environ.get(CONFIG_ENV)
+    if not text:
+        raise InputError(f"${CONFIG_ENV} is not set; start the twin with `fmrec serve api`")
+    return create_app(make_handler(ApiTwinConfig.from_env(text)), openapi_bytes())
+
+
+def serve(config: ApiTwinConfig, host: str = "127.0.0.1", port: int = 3000, workers: int = 1) -> None:
+    """Serve until SIGINT/SIGTERM."""
+    import uvicorn
+
+    make_handler(config)  # fail here, with a clear message, rather than in every worker
+    os.environ[CONFIG_ENV] = config.to_env()
+    log.info(
+        "API twin on http://%s:%d -> endpoint %s at %s; artifacts %s; %d worker(s)",
+        host,
+        port,
+        config.endpoint_name,
+        config.endpoint_url or "(fast path)",
+        config.artifacts,
+        workers,
+    )
+    uvicorn.run(
+        "twins.api.server:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+
+
+def ready(host: str, port: int, timeout: float = 2.0) -> bool:
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", "/openapi.json")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+@dataclass
+class BackgroundApi:
+    """A running API twin; `stop()` (or leaving the `with` block) shuts it down."""
+
+    host: str
+    port: int
+    _stop: Callable[[], None] | None = field(repr=False, default=None)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        stop, self._stop = self._stop, None
+        if stop is not None:
+            stop()
+
+    def __enter__(self) -> BackgroundApi:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def start_in_background(
+    artifacts: str | os.PathLike[str],
+    endpoint_url: str | None,
+    *,
+    endpoint_name: str = "fmrec-endpoint",
+    port: int = 0,
+    host: str = "127.0.0.1",
+    fast_path: bool = False,
+    process: bool = False,
+    workers: int = 1,
+    startup_timeout: float = 60.0,
+) -> BackgroundApi:
+    """Start the API twin and return once it answers; port 0 picks a free loopback port (see `.url`).
+
+    In-process (a uvicorn thread) by default; `process=True` runs `fmrec serve api` as a child process.
+    """
+    config = ApiTwinConfig(str(artifacts), endpoint_url, endpoint_name, fast_path)
+    if process:
+        from twins.endpoint.server import free_port
+
+        return _start_process(config, host, port or free_port(host), workers, startup_timeout)
+    return _start_thread(config, host, port, startup_timeout)
+
+
+def _start_thread(config: ApiTwinConfig, host: str, port: int, timeout: float) -> BackgroundApi:
+    import uvicorn
+
+    app = create_app(make_handler(config), openapi_bytes())
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, name=f"api-twin-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise FmrecError(f"API twin did not start on {host}:{port}")
+        time.sleep(0.01)
+    bound = int(server.servers[0].sockets[0].getsockname()[1])
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(GRACEFUL_SHUTDOWN_SECONDS + 5)
+
+    return BackgroundApi(host, bound, stop)
+
+
+def _start_process(
+    config: ApiTwinConfig, host: str, port: int, workers: int, timeout: float
+) -> BackgroundApi:
+    argv = [sys.executable, "-m", "fmrec.cli", "serve", "api", "--host", host, "--port", str(port)]
+    argv += [
+        "--artifacts",
+        config.artifacts,
+        "--endpoint-name",
+        config.endpoint_name,
+        "--workers",
+        str(workers),
+    ]
+    if config.endpoint_url:
+        argv += ["--endpoint-url", config.endpoint_url]
+    if config.fast_path:
+        argv.append("--fast-path")
+    errlog: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errlog)
+    deadline = time.monotonic() + timeout
+    while not ready(host, port, timeout=1.0):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()
+            errlog.seek(0)
+            tail = errlog.read().decode(errors="replace")[-2000:]
+            errlog.close()
+            raise FmrecError(f"API twin did not start on {host}:{port} (exit {proc.returncode}):\n{tail}")
+        time.sleep(0.05)
+
+    def stop() -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(GRACEFUL_SHUTDOWN_SECONDS + 5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        errlog.close()
+
+    return BackgroundApi(host, port, stop)
+
+
+def publish_version(
+    artifacts: str | os.PathLike[str],
+    version: str,
+    lookup_dir: str | os.PathLike[str],
+    model_tar: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Lay out one model version in a local serving-artifacts folder (the S3 layout of docs/api.md).
+
+    Copies the lookup files (and the model for the fast path), then points current.json at the version last,
+    so a reader never sees a version whose files are incomplete.
+    """
+    from fmrec.io_utils import atomic_dir, atomic_write_bytes, atomic_write_text
+    from fmrec.serving.lookup import LOOKUP_FILES
+
+    if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", version):
+        raise InputError(f"model version {version!r}: must be a valid SageMaker production variant name")
+    root = Path(artifacts)
+    source = Path(lookup_dir)
+    missing = [name for name in LOOKUP_FILES if not (source / name).is_file()]
+    if missing:
+        raise InputError(f"{source}: not a lookup folder (missing {', '.join(missing)})")
+    with atomic_dir(root / version / "lookup", replace=True) as tmp:
+        for name in LOOKUP_FILES:
+            (tmp / name).write_bytes((source / name).read_bytes())
+    if model_tar is not None:
+        atomic_write_bytes(root / version / "model.tar.gz", Path(model_tar).read_bytes())
+    atomic_write_text(root / "current.json", json.dumps({"modelVersion": version}) + "\n")
+    return root
