@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from fmrec.errors import InputError
+from fmrec.model.hyperparameters import TUNABLE_RANGES
 from fmrec.model.metrics import SAGEMAKER_NAMES
 
 
@@ -14,23 +15,11 @@ class TuningError(InputError):
     """A tuning request (range, objective, budget) that FM's tuning contract does not allow."""
 
 
-# FM's documented limits (sagemaker-fm-contract.md): epochs 1–1000 and mini_batch_size 100–10000 are the
-# tunable ranges; learning rates, weight decays and init sigmas have the suggested range [1e-8, 512].
-# num_factors is only documented as "int > 0"; the cap keeps one trial's model within what the twins handle.
-DOCUMENTED_LIMITS: dict[str, tuple[str, float, float]] = {
-    "num_factors": ("int", 1, 1024),
-    "epochs": ("int", 1, 1000),
-    "mini_batch_size": ("int", 100, 10000),
-    "bias_lr": ("float", 1e-8, 512.0),
-    "linear_lr": ("float", 1e-8, 512.0),
-    "factors_lr": ("float", 1e-8, 512.0),
-    "bias_wd": ("float", 1e-8, 512.0),
-    "linear_wd": ("float", 1e-8, 512.0),
-    "factors_wd": ("float", 1e-8, 512.0),
-    "bias_init_sigma": ("float", 1e-8, 512.0),
-    "linear_init_sigma": ("float", 1e-8, 512.0),
-    "factors_init_sigma": ("float", 1e-8, 512.0),
-}
+# FM's documented tuning ranges come from the hyperparameter spec (epochs 1–1000, mini_batch_size 100–10000,
+# learning rates, weight decays and init values [1e-8, 512]). num_factors uses its documented suggested range
+# [2, 1000]: AWS's fm-tuning page does not list it as tunable (see docs/tuning.md).
+NUM_FACTORS_LIMITS = ("int", 2.0, 1000.0)
+DOCUMENTED_LIMITS: dict[str, tuple[str, float, float]] = {"num_factors": NUM_FACTORS_LIMITS, **TUNABLE_RANGES}
 
 SCALINGS = ("Auto", "Linear", "Logarithmic")
 
