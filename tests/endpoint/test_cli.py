@@ -95,3 +95,34 @@ def test_multi_worker_child_process_serves_and_shuts_down_cleanly(
     finally:
         server.stop()
     assert server.exit_code == 0  # SIGTERM: graceful shutdown, not a kill
+
+
+def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path, make_model_tar: Any) -> None:
+    import socket
+    import threading
+    import time
+
+    model = make_model_tar(tmp_path / "model.tar.gz", "regressor", 6, 20)
+    server = start_in_background(model, process=True, workers=2)
+    body = orjson.dumps({"instances": [{"features": [1.0] * 20}]})
+    head = (
+        "POST /invocations HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection((server.host, server.port), timeout=20) as sock:
+        sock.sendall(head.encode() + body[:10])
+        time.sleep(0.3)  # the worker has the headers: the request is in flight
+        stopper = threading.Thread(target=server.stop)
+        stopper.start()
+        time.sleep(0.5)  # SIGTERM delivered while the body is still incomplete
+        sock.sendall(body[10:])
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    stopper.join(30)
+    status_line, _, rest = response.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 200 OK", response[:300]
+    # The response says the connection closes: the worker was already shutting down when it answered.
+    assert b"connection: close" in rest.lower()
+    assert b'"predictions":[{"score":' in rest
+    assert server.exit_code == 0

@@ -308,3 +308,24 @@ def test_unknown_route_is_json_404(twin: Any) -> None:
     status, _, out = post(twin, "/nothing-here", b"{}")
     assert status == 404
     assert "/nothing-here" in orjson.loads(out)["message"]
+
+
+def test_wrong_method_is_json_405(twin: Any) -> None:
+    conn = http.client.HTTPConnection(twin.host, twin.port, timeout=10)
+    conn.request("GET", "/invocations")
+    resp = conn.getresponse()
+    assert resp.status == 405
+    assert orjson.loads(resp.read())["code"] == 405
+    conn.request("GET", "/endpoints/fm-binary/invocations")
+    resp = conn.getresponse()
+    assert resp.status == 405
+    assert resp.getheader("x-amzn-ErrorType") == "UnknownOperationException"
+    resp.read()
+    conn.close()
+
+
+def test_boto3_sees_a_request_id(twin: Any) -> None:
+    resp = runtime_client(twin).invoke_endpoint(
+        EndpointName="fm-reg", Body=sparse_json(rows(n=1)), ContentType="application/json"
+    )
+    assert len(resp["ResponseMetadata"]["RequestId"]) == 36
