@@ -928,15 +928,22 @@ def _label_entry(name: str, value: float) -> bytes:
 
 def encode_predictions(scores: Sequence[float] | np.ndarray, predicted_labels: Any = None) -> bytes:
     """Inference response: one record per row, label map {"score", "predicted_label"} of Float32 tensors."""
-    out = bytearray()
-    s = np.asarray(scores, dtype=np.float32)
-    lab = None if predicted_labels is None else np.asarray(predicted_labels, dtype=np.float32)
-    for i in range(s.size):
-        rec = _label_entry("score", float(s[i]))
-        if lab is not None:
-            rec += _label_entry("predicted_label", float(lab[i]))
-        out += _MAGIC_LE + struct.pack("<I", len(rec)) + rec + bytes((-len(rec)) % 4)
-    return bytes(out)
+    columns = {"score": np.asarray(scores, dtype="<f4").reshape(-1)}
+    if predicted_labels is not None:
+        columns["predicted_label"] = np.asarray(predicted_labels, dtype="<f4").reshape(-1)
+        if columns["predicted_label"].size != columns["score"].size:
+            raise ValueError(f"{columns['predicted_label'].size} labels for {columns['score'].size} scores")
+    n = columns["score"].size
+    # Every record has the same bytes but its floats: tile one template and write the floats in place.
+    entries = [_label_entry(name, 0.0) for name in columns]
+    rec = b"".join(entries)
+    template = _MAGIC_LE + struct.pack("<I", len(rec)) + rec + bytes((-len(rec)) % 4)
+    out = np.tile(np.frombuffer(template, dtype=np.uint8), n).reshape(n, len(template))
+    end = 8
+    for entry, values in zip(entries, columns.values(), strict=True):
+        end += len(entry)  # each label entry ends with its 4 float bytes
+        out[:, end - 4 : end] = values.view(np.uint8).reshape(n, 4)
+    return out.tobytes()
 
 
 def decode_predictions(body: bytes) -> list[dict[str, float]]:
