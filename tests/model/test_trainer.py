@@ -1,0 +1,210 @@
+"""The trainer: gradients against finite differences, the Adam step, learning, determinism, bad input."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fmrec.errors import InputError
+from fmrec.model import fm
+from fmrec.model.hyperparameters import parse_hyperparameters
+from fmrec.model.metrics import binary_metrics
+from fmrec.model.trainer import BETA1, BETA2, _accumulate_batch, _apply_adam, init_params, train
+
+D = 100
+
+
+def _hp(**extra: str) -> dict[str, str]:
+    return {"feature_dim": str(D), "num_factors": "4", "predictor_type": "binary_classifier", **extra}
+
+
+def _loss(params: fm.FMParams, X: sp.csr_matrix, y: np.ndarray, binary: bool) -> float:
+    s = fm.raw_scores(params, X)
+    if binary:
+        p = fm.sigmoid(s)
+        return float(-np.sum(y * np.log(p) + (1 - y) * np.log1p(-p)))
+    return float(0.5 * np.sum((s - y) ** 2))  # gradient s - y, as MXNet's LinearRegressionOutput
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_gradient_matches_finite_differences(binary: bool) -> None:
+    rng = np.random.default_rng(7)
+    d, k, n = 9, 3, 6
+    X = sp.random(n, d, density=0.4, random_state=3, format="csr", dtype=np.float32)
+    X.data = rng.normal(size=X.nnz).astype(np.float32)
+    y = (rng.random(n) < 0.5).astype(np.float32) if binary else rng.normal(size=n).astype(np.float32)
+    w0 = 0.3
+    w = rng.normal(0, 0.5, d).astype(np.float32)
+    V = rng.normal(0, 0.5, (d, k)).astype(np.float32)
+    grad_w = np.zeros(d, np.float32)
+    grad_V = np.zeros((d, k), np.float32)
+    mark = np.zeros(d, np.uint8)
+    touched = np.zeros(d, np.int32)
+    order = np.arange(n, dtype=np.int32)
+    g0, n_touched, _, _ = _accumulate_batch(
+        X.indptr.astype(np.int64), X.indices, X.data, y, order, 0, n, binary, w0, w, V, grad_w, grad_V, mark,
+        touched, np.zeros(k, np.float32),
+    )  # fmt: skip
+    assert sorted(touched[:n_touched]) == sorted(set(X.indices.tolist()))
+    base = fm.FMParams(w0, w.astype(np.float64), V.astype(np.float64))
+    h = 1e-5
+
+    def num(fn: Any) -> float:
+        return (_loss(fn(h), X, y, binary) - _loss(fn(-h), X, y, binary)) / (2 * h)
+
+    assert math.isclose(g0, num(lambda e: fm.FMParams(w0 + e, base.w, base.V)), rel_tol=1e-4, abs_tol=1e-4)
+    for j in range(d):
+        ej = np.eye(d)[j]
+        assert math.isclose(
+            grad_w[j], num(lambda e, ej=ej: fm.FMParams(w0, base.w + e * ej, base.V)), abs_tol=2e-4
+        )
+        for f in range(k):
+            E = np.zeros((d, k))
+            E[j, f] = 1
+            expected = num(lambda e, E=E: fm.FMParams(w0, base.w, base.V + e * E))
+            assert math.isclose(grad_V[j, f], expected, abs_tol=2e-4), (j, f)
+
+
+def test_adam_step_is_mxnet_lazy_adam() -> None:
+    d, k = 5, 2
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=d).astype(np.float32)
+    V = rng.normal(size=(d, k)).astype(np.float32)
+    grad_w = rng.normal(size=d).astype(np.float32)
+    grad_V = rng.normal(size=(d, k)).astype(np.float32)
+    touched = np.array([1, 3, 0, 0, 0], np.int32)
+    mark = np.zeros(d, np.uint8)
+    mark[[1, 3]] = 1
+    state = np.array([0.5, 0.0, 0.0, 0.0])
+    lr = np.array([0.1, 0.01, 0.001], np.float32)
+    wd = np.array([0.01, 0.02, 0.03], np.float32)
+    rescale, clip, eps = 0.5, 0.3, 1e-8
+    w_before, V_before, gw, gV = w.copy(), V.copy(), grad_w.copy(), grad_V.copy()
+    zeros_w, zeros_V = np.zeros(d, np.float32), np.zeros((d, k), np.float32)
+    _apply_adam(
+        state, 2.0, w, V, zeros_w.copy(), zeros_w.copy(), zeros_V.copy(), zeros_V.copy(), grad_w, grad_V,
+        mark, touched, 2, lr, wd, clip, eps, rescale,
+    )  # fmt: skip
+
+    def ref(weight: np.ndarray, grad: np.ndarray, lr_: float, wd_: float) -> np.ndarray:
+        g = np.clip(rescale * grad.astype(np.float64) + wd_ * weight, -clip, clip)
+        m, v = (1 - BETA1) * g, (1 - BETA2) * g * g
+        lr_t = lr_ * math.sqrt(1 - BETA2) / (1 - BETA1)
+        return weight - lr_t * m / (np.sqrt(v) + eps)
+
+    assert state[0] == pytest.approx(ref(np.array(0.5), np.array(2.0), 0.1, 0.01))
+    np.testing.assert_allclose(w[[1, 3]], ref(w_before[[1, 3]], gw[[1, 3]], 0.01, 0.02), rtol=1e-5)
+    np.testing.assert_allclose(V[[1, 3]], ref(V_before[[1, 3]], gV[[1, 3]], 0.001, 0.03), rtol=1e-5)
+    # lazy: rows not in the batch keep their weights, even under weight decay
+    np.testing.assert_array_equal(w[[0, 2, 4]], w_before[[0, 2, 4]])
+    np.testing.assert_array_equal(V[[0, 2, 4]], V_before[[0, 2, 4]])
+    assert not grad_w[[1, 3]].any() and not mark.any() and state[3] == 1
+
+
+def test_learns_the_planted_structure_and_beats_biases(planted_data: Any) -> None:
+    X, y = planted_data(6000)
+    Xt, yt = planted_data(2000, seed=1)
+    hp = _hp(
+        epochs="15", mini_batch_size="100", factors_lr="0.01", linear_lr="0.01", factors_init_sigma="0.1"
+    )
+    params, history = train(X, y, hp, test=(Xt, yt))
+    assert len(history) == 15
+    assert history[-1]["test"]["cross_entropy"] < history[0]["test"]["cross_entropy"]
+    full = binary_metrics(yt, fm.predict(params, Xt, "binary_classifier"))
+    assert full == pytest.approx(history[-1]["test"])
+    biases_only = fm.FMParams(params.w0, params.w, np.zeros_like(params.V))
+    bias = binary_metrics(yt, fm.predict(biases_only, Xt, "binary_classifier"))
+    assert full["auc"] > bias["auc"] + 0.03
+
+
+def test_regressor_reduces_rmse(planted_data: Any) -> None:
+    X, y = planted_data(4000, regression=True)
+    Xt, yt = planted_data(1000, seed=1, regression=True)
+    hp = _hp(
+        predictor_type="regressor", epochs="10", mini_batch_size="100", linear_lr="0.01", factors_lr="0.01"
+    )
+    _, history = train(X, y, hp, test=(Xt, yt))
+    assert history[-1]["test"]["rmse"] < 0.8 * float(np.std(yt))
+    assert set(history[-1]["train"]) == {"rmse"}
+
+
+def test_deterministic_for_a_seed(planted_data: Any) -> None:
+    X, y = planted_data(1500)
+    hp = _hp(epochs="3", mini_batch_size="64", clip_gradient="0.5", factors_init_method="uniform",
+             factors_init_scale="0.05")  # fmt: skip
+    a, ha = train(X, y, hp, seed=3)
+    b, hb = train(X, y, hp, seed=3)
+    c, _ = train(X, y, hp, seed=4)
+    np.testing.assert_array_equal(a.V, b.V)
+    np.testing.assert_array_equal(a.w, b.w)
+    assert a.w0 == b.w0 and [h["train"] for h in ha] == [h["train"] for h in hb]
+    assert not np.array_equal(a.V, c.V)
+
+
+def test_init_methods() -> None:
+    raw = _hp(bias_init_method="constant", bias_init_value="0.25", linear_init_method="uniform")
+    hp = parse_hyperparameters({**raw, "linear_init_scale": "0.5", "factors_init_sigma": "0.2"})
+    p = init_params(hp, seed=0)
+    assert p.w0 == 0.25
+    assert p.w.min() >= -0.5 and p.w.max() <= 0.5 and p.w.std() > 0.2
+    assert abs(p.V.std() - 0.2) < 0.02 and p.V.dtype == np.float32
+
+
+def test_on_epoch_gets_metrics_and_can_stop(planted_data: Any) -> None:
+    X, y = planted_data(500)
+    seen: list[Mapping[str, Any]] = []
+
+    class Stop(Exception):
+        pass
+
+    def cb(epoch: int, metrics: Mapping[str, Any]) -> None:
+        seen.append(metrics)
+        if epoch == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(X, y, _hp(epochs="5"), test=(X, y), on_epoch=cb)
+    assert len(seen) == 2
+    assert {"accuracy", "cross_entropy", "f1", "auc", "test:binary_classification_accuracy"} <= set(seen[0])
+    seen.clear()
+    train(X, y, _hp(epochs="1"), on_epoch=lambda e, m: seen.append(m))
+    assert set(seen[0]) == {"train:accuracy", "train:cross_entropy"}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda X, y: (X, np.where(y == 1, 2.0, y)), r"train: record \d+ has label 2\.0; expected 0 or 1"),
+        (lambda X, y: (X, None), "carry no label"),
+        (lambda X, y: (X[:0], y[:0]), "train: no records"),
+        (lambda X, y: (X, y[:-1]), "labels"),
+        (
+            lambda X, y: (
+                sp.csr_matrix((X.data, X.indices + (X.indices == 99) * 5, X.indptr), shape=(X.shape[0], 105)),
+                y,
+            ),
+            r"feature key 104 >= feature_dim 100",
+        ),
+    ],
+)
+def test_bad_train_input(planted_data: Any, mutate: Any, message: str) -> None:
+    X, y = planted_data(300)
+    X = X.tolil()
+    X[5, 99] = 1.0
+    X = X.tocsr()
+    Xb, yb = mutate(X, y)
+    with pytest.raises(InputError, match=message):
+        train(Xb, yb, _hp())
+
+
+def test_regressor_accepts_any_finite_label_but_not_nan(planted_data: Any) -> None:
+    X, y = planted_data(200, regression=True)
+    train(X, y * 10, _hp(predictor_type="regressor"))
+    y[3] = np.nan
+    with pytest.raises(InputError, match="record 3 has label nan; expected a finite number"):
+        train(X, y, _hp(predictor_type="regressor"))
