@@ -1,0 +1,524 @@
+"""The SageMaker Pipeline definition: preprocess → train → evaluate → gate → register | fail.
+
+                                                             ┌──(all true)──► RegisterModel
+    Preprocess ──► TrainModel ──► EvaluateModel ──► CheckQuality                (model package group,
+    (SKLearn        (built-in FM     (SKLearn          (Condition on              PendingManualApproval)
+     processing)     image, recordIO   processing,       evaluation.json:
+         │           train sharded     PropertyFile      AUC >= GateMinAuc,
+         │           by S3 key)        "Evaluation")     beats popularity and
+         │               ▲                               biases-only baselines
+         └─ manifest.json┘                               on AUC and log loss)
+            (PropertyFile "Manifest": feature_dim        └──(else)──► QualityGateFailed (Fail: the reason)
+             reaches the FM hyperparameters by JsonGet)
+
+Built with the SageMaker Python SDK 2.x (pinned in requirements-dev.txt) through an offline session: every
+value that names an account resource (bucket, role, code location) is a plain string, usually a CloudFormation
+placeholder such as ``${ArtifactBucket}``, and any SDK path that would reach AWS raises instead.
+
+Seam for the tuning path: ``evaluation_chain(...)`` builds evaluate → gate → register | fail for any model
+artifact, so a TuningStep branch (switched by a parameter through a ConditionStep) adds its own chain beside
+the plain TrainModel chain; see pipeline/tuning.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+# The CloudFormation variables of the definition; the CDK app wraps the JSON in Fn::Sub with them.
+PLACEHOLDERS = ("ArtifactBucket", "PipelineRoleArn")
+# code_uri must start with s3:// as a literal: the SDK would treat anything else as a local path to upload.
+CDK_ARGUMENTS = {
+    "artifact_bucket": "${ArtifactBucket}",
+    "role_arn": "${PipelineRoleArn}",
+    "code_uri": "s3://${ArtifactBucket}/code",
+}
+MAX_DEFINITION_CHARS = 1_048_576
+
+PREPROCESS_STEP = "Preprocess"
+TRAIN_STEP = "TrainModel"
+EVALUATE_STEP = "EvaluateModel"
+GATE_STEP = "CheckQuality"
+REGISTER_STEP = "RegisterModel"
+FAIL_STEP = "QualityGateFailed"
+
+RECORDIO = "application/x-recordio-protobuf"
+CONTENT_TYPES = ("application/json", RECORDIO)
+RESPONSE_TYPES = ("application/json",)
+INFERENCE_INSTANCES = ("ml.c4.xlarge", "ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge")
+TRANSFORM_INSTANCES = ("ml.c4.xlarge", "ml.m5.xlarge")
+SKLEARN_VERSION = "1.2-1"
+PROCESSING_ROOT = "/opt/ml/processing"
+CODE_DIR = f"{PROCESSING_ROOT}/input/code"
+PREDICTOR_TYPE = "binary_classifier"  # the gate reads classifier metrics, so the pipeline trains a classifier
+
+
+@dataclass(frozen=True)
+class HyperParameterSpec:
+    """A pipeline parameter that feeds one FM hyperparameter."""
+
+    parameter: str
+    hyperparameter: str
+    kind: str  # "Integer" | "Float" | "String"
+    default: int | float | str
+
+
+# The seed's configuration (num_factors 64, epochs 30) except the batch: 1000 (the contract's default, and the
+# published reference run) instead of the seed's 200, which overfits ml-100k (log loss 0.658 vs 0.575 in the
+# toolchain notes), so the default model would lose to the biases-only baseline on log loss.
+HYPERPARAMETERS = (
+    HyperParameterSpec("NumFactors", "num_factors", "Integer", 64),
+    HyperParameterSpec("Epochs", "epochs", "Integer", 30),
+    HyperParameterSpec("MiniBatchSize", "mini_batch_size", "Integer", 1000),
+)
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One gate condition: evaluation.json `left` <op> `right` (an evaluation.json path or a parameter)."""
+
+    left: str
+    op: str  # a SageMaker condition type
+    right: str
+    right_is_parameter: bool = False
+
+
+GATE_CHECKS = (
+    GateCheck("model.auc", "GreaterThanOrEqualTo", "GateMinAuc", right_is_parameter=True),
+    GateCheck("model.auc", "GreaterThan", "popularity.auc"),
+    GateCheck("model.auc", "GreaterThan", "biases.auc"),
+    GateCheck("model.log_loss", "LessThan", "popularity.log_loss"),
+    GateCheck("model.log_loss", "LessThan", "biases.log_loss"),
+)
+
+
+class DefinitionError(ValueError):
+    """get_pipeline was given an argument it cannot build a definition from."""
+
+
+@contextmanager
+def _quiet_sdk() -> Iterator[None]:
+    """Keep the SDK 2.x quiet and local while it builds.
+
+    It logs deprecation notices and per-field INFO lines on every build, and some constructors (the
+    Estimator's TensorBoard helper) create a default boto3 client, whose credential chain would query the EC2
+    instance metadata service when no credentials are set: that lookup is switched off for the build.
+    """
+    saved_env = os.environ.get("AWS_EC2_METADATA_DISABLED")
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    loggers = [logging.getLogger(name) for name in ("sagemaker", "sagemaker.config")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+        if saved_env is None:
+            os.environ.pop("AWS_EC2_METADATA_DISABLED", None)
+        else:
+            os.environ["AWS_EC2_METADATA_DISABLED"] = saved_env
+
+
+def _offline_session(region: str, bucket: str) -> Any:
+    """A PipelineSession that cannot reach AWS: the SDK paths that would call S3, IAM or STS raise instead."""
+    import boto3
+    from sagemaker.workflow.pipeline_context import PipelineSession
+
+    class OfflineSession(PipelineSession):  # type: ignore[misc]
+        def default_bucket(self) -> str:
+            return bucket
+
+        def expand_role(self, role: str) -> str:
+            return role
+
+        def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+            raise DefinitionError("the definition build must not call AWS (an SDK path tried to)")
+
+        upload_data = upload_string_as_file_body = account_id = get_caller_identity_arn = _refuse
+
+    # No credentials are read: building clients is local; telemetry is opted out so the SDK never phones home.
+    session = boto3.Session(region_name=region, aws_access_key_id="offline", aws_secret_access_key="offline")
+    config = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+    return OfflineSession(boto_session=session, default_bucket=bucket, sagemaker_config=config)
+
+
+def image_uris(region: str) -> dict[str, str]:
+    """The FM and SKLearn image URIs of a region, from the config bundled with the SDK (no network)."""
+    from sagemaker import image_uris as sdk_image_uris
+
+    with _quiet_sdk():
+        return {
+            "fm": sdk_image_uris.retrieve("factorization-machines", region),
+            "sklearn": sdk_image_uris.retrieve(
+                "sklearn", region, version=SKLEARN_VERSION, instance_type="ml.m5.xlarge"
+            ),
+        }
+
+
+def _check_arguments(region: str, artifact_bucket: str, code_uri: str, role_arn: str) -> None:
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
+        raise DefinitionError(f"region: expected an AWS region name such as us-east-1, got {region!r}")
+    if not artifact_bucket or "/" in artifact_bucket or artifact_bucket.startswith("s3:"):
+        raise DefinitionError(
+            f"artifact_bucket: expected a bucket name (no s3://, no /), got {artifact_bucket!r}"
+        )
+    if not code_uri.startswith("s3://") or code_uri.endswith("/"):
+        raise DefinitionError(f"code_uri: expected an s3:// prefix without a trailing /, got {code_uri!r}")
+    if not role_arn:
+        raise DefinitionError("role_arn: expected an IAM role ARN (or a placeholder)")
+
+
+def get_pipeline(
+    *,
+    region: str,
+    role_arn: str,
+    artifact_bucket: str,
+    code_uri: str,
+    pipeline_name: str = "fmrec-pipeline",
+    model_package_group_name: str = "fmrec-models",
+    input_data_url: str | None = None,
+    label_threshold: float = 4.0,
+    gate_min_auc: float = 0.6,
+    processing_instance_type: str = "ml.m5.xlarge",
+    training_instance_type: str = "ml.c4.xlarge",
+    training_instance_count: int = 1,
+    hyperparameters: Mapping[str, int | float | str] | None = None,
+) -> dict[str, Any]:
+    """The pipeline definition as a JSON-ready dict; `json.dumps` it for CfnPipeline or the local runner.
+
+    The keyword defaults become the parameters' default values; every one can be overridden per execution.
+    `hyperparameters` overrides defaults by pipeline parameter name (NumFactors, Epochs, MiniBatchSize).
+    """
+    _check_arguments(region, artifact_bucket, code_uri, role_arn)
+    overrides = dict(hyperparameters or {})
+    unknown = sorted(set(overrides) - {h.parameter for h in HYPERPARAMETERS})
+    if unknown:
+        raise DefinitionError(
+            f"hyperparameters: unknown {unknown}; expected some of {[h.parameter for h in HYPERPARAMETERS]}"
+        )
+    with _quiet_sdk():
+        return _build(
+            region=region,
+            role_arn=role_arn,
+            bucket=artifact_bucket,
+            code_uri=code_uri,
+            pipeline_name=pipeline_name,
+            group=model_package_group_name,
+            input_data_url=input_data_url or f"s3://{artifact_bucket}/data/ml-100k",
+            label_threshold=label_threshold,
+            gate_min_auc=gate_min_auc,
+            processing_instance_type=processing_instance_type,
+            training_instance_type=training_instance_type,
+            training_instance_count=training_instance_count,
+            hp_defaults={h.parameter: overrides.get(h.parameter, h.default) for h in HYPERPARAMETERS},
+        )
+
+
+def _build(
+    *,
+    region: str,
+    role_arn: str,
+    bucket: str,
+    code_uri: str,
+    pipeline_name: str,
+    group: str,
+    input_data_url: str,
+    label_threshold: float,
+    gate_min_auc: float,
+    processing_instance_type: str,
+    training_instance_type: str,
+    training_instance_count: int,
+    hp_defaults: Mapping[str, int | float | str],
+) -> dict[str, Any]:
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+    from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
+    from sagemaker.workflow.execution_variables import ExecutionVariables
+    from sagemaker.workflow.functions import Join, JsonGet
+    from sagemaker.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+    from sagemaker.workflow.pipeline import Pipeline
+    from sagemaker.workflow.pipeline_definition_config import PipelineDefinitionConfig
+    from sagemaker.workflow.properties import PropertyFile
+    from sagemaker.workflow.steps import ProcessingStep, TrainingStep
+
+    session = _offline_session(region, bucket)
+    images = image_uris(region)
+
+    input_data = ParameterString("InputDataUrl", default_value=input_data_url)
+    threshold = ParameterFloat("LabelThreshold", default_value=float(label_threshold))
+    min_auc = ParameterFloat("GateMinAuc", default_value=float(gate_min_auc))
+    proc_type = ParameterString("ProcessingInstanceType", default_value=processing_instance_type)
+    train_type = ParameterString("TrainingInstanceType", default_value=training_instance_type)
+    train_count = ParameterInteger("TrainingInstanceCount", default_value=int(training_instance_count))
+    approval = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
+    makers = {"Integer": ParameterInteger, "Float": ParameterFloat, "String": ParameterString}
+    hp_params = {
+        h.parameter: makers[h.kind](h.parameter, default_value=hp_defaults[h.parameter])
+        for h in HYPERPARAMETERS
+    }
+    parameters = [
+        input_data,
+        threshold,
+        min_auc,
+        proc_type,
+        train_type,
+        train_count,
+        approval,
+        *hp_params.values(),
+    ]
+
+    def s3_out(*parts: str) -> list[Any]:
+        # Each execution writes under its own id, so reruns never overwrite an earlier run's outputs.
+        # The parts stay a flat list: Std:Join takes plain values and references, not a nested Join.
+        return ["s3:/", bucket, "pipeline", ExecutionVariables.PIPELINE_EXECUTION_ID, *parts]
+
+    def processor(script: str) -> Any:
+        return Processor(
+            role=role_arn,
+            image_uri=images["sklearn"],
+            instance_count=1,  # both scripts are single-node
+            instance_type=proc_type,
+            entrypoint=["python3", f"{CODE_DIR}/pipeline/steps/{script}"],
+            env={"PYTHONPATH": CODE_DIR},  # the code tree ships the fmrec package beside the scripts
+            volume_size_in_gb=30,
+            sagemaker_session=session,
+        )
+
+    code_input = ProcessingInput(source=code_uri, destination=CODE_DIR, input_name="code")
+
+    # --- preprocess: MovieLens (or synthetic) → recordIO channels, lookup, manifest (feature_dim) ---
+    manifest = PropertyFile(name="Manifest", output_name="manifest", path="manifest.json")
+    pre_outputs = ["train", "test", "lookup", "manifest"]
+    preprocess = ProcessingStep(
+        name=PREPROCESS_STEP,
+        step_args=processor("preprocess.py").run(
+            inputs=[
+                ProcessingInput(
+                    source=input_data, destination=f"{PROCESSING_ROOT}/input/data", input_name="data"
+                ),
+                code_input,
+            ],
+            outputs=[
+                ProcessingOutput(
+                    output_name=name,
+                    source=f"{PROCESSING_ROOT}/output/{name}",
+                    destination=Join(on="/", values=s3_out("preprocess", name)),
+                )
+                for name in pre_outputs
+            ],
+            arguments=["--label-threshold", threshold.to_string()],
+        ),
+        property_files=[manifest],
+    )
+
+    def pre_uri(name: str) -> Any:
+        return preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
+
+    # --- train: the built-in FM container; feature_dim is only known after preprocess, so it comes from the
+    # manifest by JsonGet (an over-allocated dim would waste memory and break the serving lookups' shape) ---
+    models_uri = f"s3://{bucket}/models"
+    estimator = Estimator(
+        image_uri=images["fm"],
+        role=role_arn,
+        instance_count=train_count,
+        instance_type=train_type,
+        volume_size=30,
+        max_run=86400,
+        output_path=models_uri,
+        disable_profiler=True,
+        debugger_hook_config=False,
+        sagemaker_session=session,
+    )
+    estimator.set_hyperparameters(
+        feature_dim=JsonGet(step_name=PREPROCESS_STEP, property_file=manifest, json_path="feature_dim"),
+        predictor_type=PREDICTOR_TYPE,
+        **{h.hyperparameter: hp_params[h.parameter] for h in HYPERPARAMETERS},
+    )
+    train = TrainingStep(
+        name=TRAIN_STEP,
+        step_args=estimator.fit(
+            {
+                # Sharded so that TrainingInstanceCount > 1 gives each host its own shards (distributed FM).
+                "train": TrainingInput(
+                    pre_uri("train"), distribution="ShardedByS3Key", content_type=RECORDIO
+                ),
+                "test": TrainingInput(pre_uri("test"), distribution="FullyReplicated", content_type=RECORDIO),
+            }
+        ),
+    )
+    # The job's output folder holds model.tar.gz and, when the container wrote any, output.tar.gz (curves).
+    train_output = Join(on="/", values=[models_uri, train.properties.TrainingJobName, "output"])
+
+    steps = [
+        preprocess,
+        train,
+        *evaluation_chain(
+            session=session,
+            processor=processor,
+            code_input=code_input,
+            model_output_uri=train_output,
+            model_data=train.properties.ModelArtifacts.S3ModelArtifacts,
+            test_uri=pre_uri("test"),
+            train_uri=pre_uri("train"),
+            lookup_uri=pre_uri("lookup"),
+            s3_out=s3_out,
+            fm_image=images["fm"],
+            role_arn=role_arn,
+            group=group,
+            approval=approval,
+            min_auc=min_auc,
+        ),
+    ]
+    pipeline = Pipeline(
+        name=pipeline_name,
+        parameters=parameters,
+        steps=steps,
+        sagemaker_session=session,
+        pipeline_experiment_config=None,
+        pipeline_definition_config=PipelineDefinitionConfig(use_custom_job_prefix=False),
+    )
+    definition: dict[str, Any] = json.loads(pipeline.definition())
+    if definition.get("PipelineExperimentConfig") is None:
+        definition.pop("PipelineExperimentConfig", None)  # no experiment tracking: omit rather than send null
+    size = len(json.dumps(definition))
+    if size > MAX_DEFINITION_CHARS:
+        raise DefinitionError(
+            f"definition is {size} characters; SageMaker accepts at most {MAX_DEFINITION_CHARS}"
+        )
+    return definition
+
+
+def evaluation_chain(
+    *,
+    session: Any,
+    processor: Any,
+    code_input: Any,
+    model_output_uri: Any,
+    model_data: Any,
+    test_uri: Any,
+    train_uri: Any,
+    lookup_uri: Any,
+    s3_out: Any,
+    fm_image: str,
+    role_arn: str,
+    group: str,
+    approval: Any,
+    min_auc: Any,
+    suffix: str = "",
+) -> list[Any]:
+    """evaluate → gate → register | fail for one model; `suffix` names a second chain (the tuning branch)."""
+    from sagemaker.model import Model
+    from sagemaker.model_metrics import MetricsSource, ModelMetrics
+    from sagemaker.processing import ProcessingInput, ProcessingOutput
+    from sagemaker.workflow.condition_step import ConditionStep
+    from sagemaker.workflow.conditions import (
+        ConditionGreaterThan,
+        ConditionGreaterThanOrEqualTo,
+        ConditionLessThan,
+    )
+    from sagemaker.workflow.fail_step import FailStep
+    from sagemaker.workflow.functions import Join, JsonGet
+    from sagemaker.workflow.model_step import ModelStep
+    from sagemaker.workflow.properties import PropertyFile
+    from sagemaker.workflow.steps import ProcessingStep
+
+    evaluate_name = EVALUATE_STEP + suffix
+    report = PropertyFile(name="Evaluation", output_name="evaluation", path="evaluation.json")
+    eval_parts = s3_out(f"evaluate{suffix.lower()}", "evaluation")
+    evaluate = ProcessingStep(
+        name=evaluate_name,
+        step_args=processor("evaluate.py").run(
+            inputs=[
+                ProcessingInput(
+                    source=model_output_uri, destination=f"{PROCESSING_ROOT}/input/model", input_name="model"
+                ),
+                ProcessingInput(
+                    source=test_uri, destination=f"{PROCESSING_ROOT}/input/test", input_name="test"
+                ),
+                ProcessingInput(
+                    source=train_uri, destination=f"{PROCESSING_ROOT}/input/train", input_name="train"
+                ),
+                ProcessingInput(
+                    source=lookup_uri, destination=f"{PROCESSING_ROOT}/input/lookup", input_name="lookup"
+                ),
+                code_input,
+            ],
+            outputs=[
+                ProcessingOutput(
+                    output_name="evaluation",
+                    source=f"{PROCESSING_ROOT}/output/evaluation",
+                    destination=Join(on="/", values=eval_parts),
+                )
+            ],
+        ),
+        property_files=[report],
+    )
+
+    def metric(path: str) -> Any:
+        return JsonGet(step_name=evaluate_name, property_file=report, json_path=path)
+
+    ops = {
+        "GreaterThanOrEqualTo": ConditionGreaterThanOrEqualTo,
+        "GreaterThan": ConditionGreaterThan,
+        "LessThan": ConditionLessThan,
+    }
+    conditions = [
+        ops[c.op](left=metric(c.left), right=min_auc if c.right_is_parameter else metric(c.right))
+        for c in GATE_CHECKS
+    ]
+
+    model = Model(image_uri=fm_image, model_data=model_data, role=role_arn, sagemaker_session=session)
+    metrics_uri = Join(on="/", values=[*eval_parts, "model_metrics.json"])
+    register = ModelStep(
+        name=REGISTER_STEP + suffix,
+        step_args=model.register(
+            content_types=list(CONTENT_TYPES),
+            response_types=list(RESPONSE_TYPES),
+            inference_instances=list(INFERENCE_INSTANCES),
+            transform_instances=list(TRANSFORM_INSTANCES),
+            model_package_group_name=group,
+            approval_status=approval,
+            model_metrics=ModelMetrics(
+                model_statistics=MetricsSource(s3_uri=metrics_uri, content_type="application/json")
+            ),
+            description="fmrec: SageMaker Factorization Machines recommender (label: rating >= threshold)",
+        ),
+    )
+    fail = FailStep(
+        name=FAIL_STEP + suffix,
+        error_message=Join(
+            on=" ",
+            values=[
+                "Quality gate failed: model AUC",
+                metric("model.auc"),
+                "log loss",
+                metric("model.log_loss"),
+                "| needs AUC >=",
+                min_auc,
+                "and better AUC and log loss than popularity (AUC",
+                metric("popularity.auc"),
+                "log loss",
+                metric("popularity.log_loss"),
+                ") and biases-only (AUC",
+                metric("biases.auc"),
+                "log loss",
+                metric("biases.log_loss"),
+                ")",
+            ],
+        ),
+    )
+    gate = ConditionStep(
+        name=GATE_STEP + suffix, conditions=conditions, if_steps=[register], else_steps=[fail]
+    )
+    return [evaluate, gate]

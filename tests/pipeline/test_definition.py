@@ -1,0 +1,187 @@
+"""The pipeline definition: offline build, placeholders, size, botocore request shapes, DAG edges."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from pipeline import definition as pdef
+from twins.pipeline.graph import all_steps, edges, topological_order
+
+REGISTER = "RegisterModel-RegisterModel"
+OPERATIONS = {
+    "Processing": "CreateProcessingJob",
+    "Training": "CreateTrainingJob",
+    "RegisterModel": "CreateModelPackage",
+}
+# The job names SageMaker Pipelines sets at run time; the definition leaves them out.
+RUN_TIME_FIELDS = {
+    "CreateProcessingJob": {"ProcessingJobName": "job"},
+    "CreateTrainingJob": {"TrainingJobName": "job"},
+}
+SUBSTITUTES = {
+    "${ArtifactBucket}": "fmrec-artifacts",
+    "${PipelineRoleArn}": "arn:aws:iam::123456789012:role/fmrec",
+}
+
+
+def _is_expression(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and len(value) == 1
+        and next(iter(value)) in ("Get", "Std:Join", "Std:JsonGet")
+    )
+
+
+def _typed(value: Any, shape: Any) -> Any:
+    """`value` with every pipeline expression replaced by a value of the type botocore expects there."""
+    if _is_expression(value):
+        samples = {
+            "string": "x" * max(1, shape.metadata.get("min", 1)),
+            "integer": 1,
+            "long": 1,
+            "float": 1.0,
+            "double": 1.0,
+            "boolean": True,
+        }
+        if shape.type_name == "string" and shape.enum:
+            return shape.enum[0]
+        assert shape.type_name in samples, f"expression where botocore expects a {shape.type_name}"
+        return samples[shape.type_name]
+    if shape.type_name == "structure" and isinstance(value, dict):
+        return {k: _typed(v, shape.members[k]) if k in shape.members else v for k, v in value.items()}
+    if shape.type_name == "list" and isinstance(value, list):
+        return [_typed(v, shape.member) for v in value]
+    if shape.type_name == "map" and isinstance(value, dict):
+        return {k: _typed(v, shape.value) for k, v in value.items()}
+    if isinstance(value, str):
+        for placeholder, real in SUBSTITUTES.items():
+            value = value.replace(placeholder, real)
+    return value
+
+
+def test_definition_has_every_step(cdk_definition: dict[str, Any]) -> None:
+    kinds = {s["Name"]: s["Type"] for s in all_steps(cdk_definition)}
+    assert kinds == {
+        "Preprocess": "Processing",
+        "TrainModel": "Training",
+        "EvaluateModel": "Processing",
+        "CheckQuality": "Condition",
+        REGISTER: "RegisterModel",
+        "QualityGateFailed": "Fail",
+    }
+
+
+@pytest.mark.parametrize("step_type", sorted(OPERATIONS))
+def test_arguments_match_botocore_request_shapes(cdk_definition: dict[str, Any], step_type: str) -> None:
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    operation = OPERATIONS[step_type]
+    shape = model.operation_model(operation).input_shape
+    steps = [s for s in all_steps(cdk_definition) if s["Type"] == step_type]
+    assert steps
+    for step in steps:
+        request = {**RUN_TIME_FIELDS.get(operation, {}), **_typed(step["Arguments"], shape)}
+        report = ParamValidator().validate(request, shape)
+        assert not report.has_errors(), f"{step['Name']}: {report.generate_report()}"
+
+
+def test_validation_catches_a_wrong_type(cdk_definition: dict[str, Any]) -> None:
+    """The shape check above can fail: an instance count given as text is rejected."""
+    shape = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateTrainingJob")
+    train = next(s for s in all_steps(cdk_definition) if s["Name"] == "TrainModel")
+    request = {"TrainingJobName": "job", **_typed(train["Arguments"], shape.input_shape)}
+    request["ResourceConfig"]["InstanceCount"] = "two"
+    assert ParamValidator().validate(request, shape.input_shape).has_errors()
+
+
+def test_dag_edges(cdk_definition: dict[str, Any]) -> None:
+    assert edges(cdk_definition) == {
+        ("Preprocess", "TrainModel"),  # channels + feature_dim by JsonGet on the manifest
+        ("Preprocess", "EvaluateModel"),  # test, train, lookup
+        ("TrainModel", "EvaluateModel"),  # the model
+        ("EvaluateModel", "CheckQuality"),  # the evaluation PropertyFile
+        ("CheckQuality", REGISTER),
+        ("CheckQuality", "QualityGateFailed"),
+        ("TrainModel", REGISTER),  # ModelDataUrl
+        ("EvaluateModel", "QualityGateFailed"),  # the reason quotes the metrics
+    }
+    assert topological_order(cdk_definition)[:4] == [
+        "Preprocess",
+        "TrainModel",
+        "EvaluateModel",
+        "CheckQuality",
+    ]
+
+
+def test_only_the_documented_placeholders_and_size(cdk_definition: dict[str, Any]) -> None:
+    text = json.dumps(cdk_definition)
+    assert set(re.findall(r"\$\{([^}]*)\}", text)) == set(pdef.PLACEHOLDERS)
+    assert len(text) < pdef.MAX_DEFINITION_CHARS
+
+
+def test_feature_dim_comes_from_the_preprocess_manifest(cdk_definition: dict[str, Any]) -> None:
+    pre = next(s for s in cdk_definition["Steps"] if s["Name"] == "Preprocess")
+    assert pre["PropertyFiles"] == [
+        {"PropertyFileName": "Manifest", "OutputName": "manifest", "FilePath": "manifest.json"}
+    ]
+    hp = next(s for s in cdk_definition["Steps"] if s["Name"] == "TrainModel")["Arguments"]["HyperParameters"]
+    feature_dim = hp["feature_dim"]["Std:Join"]["Values"][0]["Std:JsonGet"]
+    assert feature_dim == {
+        "PropertyFile": {"Get": "Steps.Preprocess.PropertyFiles.Manifest"},
+        "Path": "feature_dim",
+    }
+    assert hp["predictor_type"] == "binary_classifier"
+    for name in ("num_factors", "epochs", "mini_batch_size"):
+        assert "Get" in hp[name]["Std:Join"]["Values"][0]
+
+
+def test_training_is_distributable_and_uses_the_fm_image(cdk_definition: dict[str, Any]) -> None:
+    args = next(s for s in cdk_definition["Steps"] if s["Name"] == "TrainModel")["Arguments"]
+    channels = {c["ChannelName"]: c for c in args["InputDataConfig"]}
+    assert channels["train"]["DataSource"]["S3DataSource"]["S3DataDistributionType"] == "ShardedByS3Key"
+    assert channels["train"]["ContentType"] == "application/x-recordio-protobuf"
+    assert args["ResourceConfig"]["InstanceCount"] == {"Get": "Parameters.TrainingInstanceCount"}
+    assert args["AlgorithmSpecification"]["TrainingImage"].endswith("/factorization-machines:1")
+    params = {p["Name"]: p for p in cdk_definition["Parameters"]}
+    assert params["TrainingInstanceType"]["DefaultValue"] == "ml.c4.xlarge"
+    assert params["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
+
+
+def test_register_declares_content_types_instances_and_metrics(cdk_definition: dict[str, Any]) -> None:
+    args = next(s for s in all_steps(cdk_definition) if s["Name"] == REGISTER)["Arguments"]
+    spec = args["InferenceSpecification"]
+    assert set(spec["SupportedContentTypes"]) == {"application/json", "application/x-recordio-protobuf"}
+    assert "ml.c4.xlarge" in spec["SupportedRealtimeInferenceInstanceTypes"]
+    stats = args["ModelMetrics"]["ModelQuality"]["Statistics"]
+    assert stats["ContentType"] == "application/json"
+    assert stats["S3Uri"]["Std:Join"]["Values"][-1] == "model_metrics.json"
+    assert args["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+
+
+def test_gate_is_set_by_a_parameter_and_fails_with_a_reason(cdk_definition: dict[str, Any]) -> None:
+    gate = next(s for s in cdk_definition["Steps"] if s["Name"] == "CheckQuality")["Arguments"]
+    first = gate["Conditions"][0]
+    assert first["Type"] == "GreaterThanOrEqualTo" and first["RightValue"] == {"Get": "Parameters.GateMinAuc"}
+    assert len(gate["Conditions"]) == len(pdef.GATE_CHECKS)
+    fail = gate["ElseSteps"][0]
+    assert fail["Type"] == "Fail" and "Quality gate failed" in json.dumps(fail["Arguments"]["ErrorMessage"])
+
+
+def test_region_selects_images_and_bad_arguments_are_rejected() -> None:
+    eu = pdef.image_uris("eu-west-1")
+    assert eu["fm"] != pdef.image_uris("us-east-1")["fm"] and "eu-west-1" in eu["fm"]
+    with pytest.raises(pdef.DefinitionError, match="code_uri"):
+        pdef.get_pipeline(region="us-east-1", role_arn="r", artifact_bucket="b", code_uri="./local/code")
+    with pytest.raises(pdef.DefinitionError, match="hyperparameters"):
+        pdef.get_pipeline(
+            region="us-east-1",
+            role_arn="r",
+            artifact_bucket="b",
+            code_uri="s3://b/code",
+            hyperparameters={"LearningRate": 1},
+        )
