@@ -1,0 +1,144 @@
+"""Synthetic generator: ml-100k shape, determinism, the ua split, a planted signal a factorization finds."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fmrec.cli import main
+from fmrec.data.synth import GENRES, SynthConfig, format_int_rows, write_synth
+from fmrec.errors import InputError
+
+TINY = SynthConfig(users=50, items=80, ratings=2000, seed=3)
+
+
+def load(path: Path) -> np.ndarray:
+    return np.loadtxt(path, dtype=np.int64, delimiter="\t").reshape(-1, 4)
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_tiny_dataset_has_the_ml100k_layout(tmp_path: Path) -> None:
+    summary = write_synth(tmp_path / "syn", TINY)
+    out = tmp_path / "syn"
+    assert {"u.data", "ua.base", "ua.test", "u.item", "u.user", "u.genre", "u.occupation", "u.info"} <= {
+        p.name for p in out.iterdir()
+    }
+    data, base, test = load(out / "u.data"), load(out / "ua.base"), load(out / "ua.test")
+    assert data.shape[0] == summary["ratings"] == 2000
+    assert base.shape[0] + test.shape[0] == 2000
+    users, per_user = np.unique(test[:, 0], return_counts=True)
+    assert users.tolist() == list(range(1, 51)) and set(per_user.tolist()) == {10}
+    assert np.bincount(data[:, 0]).min(initial=99) >= 0 and np.bincount(data[:, 0])[1:].min() >= 20
+    assert data[:, 1].min() >= 1 and data[:, 1].max() <= 80
+    assert set(np.unique(data[:, 2]).tolist()) <= {1, 2, 3, 4, 5}
+    pairs = data[:, 0] * 1000 + data[:, 1]
+    assert np.unique(pairs).size == pairs.size  # no duplicate (user, movie)
+    # train and test partition u.data
+    assert sorted(map(tuple, np.vstack([base, test]).tolist())) == sorted(map(tuple, data.tolist()))
+    item_line = (out / "u.item").read_text(encoding="latin-1").splitlines()[0].split("|")
+    assert len(item_line) == 5 + len(GENRES) and item_line[0] == "1"
+    user_line = (out / "u.user").read_text().splitlines()[0].split("|")
+    assert len(user_line) == 5 and user_line[2] in {"M", "F"}
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
+    write_synth(tmp_path / "a", TINY)
+    write_synth(tmp_path / "b", TINY)
+    write_synth(tmp_path / "c", SynthConfig(users=50, items=80, ratings=2000, seed=4))
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    assert digest(tmp_path / "a")["u.data"] != digest(tmp_path / "c")["u.data"]
+
+
+def test_defaults_match_ml100k_shape(tmp_path: Path) -> None:
+    summary = write_synth(tmp_path / "d")
+    assert summary["ratings"] == 100_000 and summary["train"] == 90_570 and summary["test"] == 9_430
+    data = load(tmp_path / "d" / "u.data")
+    counts = np.sort(np.bincount(data[:, 1], minlength=1683)[1:])[::-1]
+    # popularity skew: the top 10% of movies hold far more than 10% of the ratings
+    assert counts[:168].sum() / counts.sum() > 0.3
+    activity = np.bincount(data[:, 0])[1:]
+    assert activity.min() >= 20 and activity.max() > 5 * np.median(activity)
+    assert 0.45 < (data[:, 2] >= 4).mean() < 0.7
+
+
+def _fit_biases(u: np.ndarray, i: np.ndarray, r: np.ndarray, nu: int, ni: int, lam: float = 5.0):
+    mu = r.mean()
+    bu, bi = np.zeros(nu), np.zeros(ni)
+    for _ in range(8):
+        bi = np.bincount(i, r - mu - bu[u], ni) / (np.bincount(i, minlength=ni) + lam)
+        bu = np.bincount(u, r - mu - bi[i], nu) / (np.bincount(u, minlength=nu) + lam)
+    return mu, bu, bi
+
+
+def test_factorization_beats_biases_only(tmp_path: Path) -> None:
+    cfg = SynthConfig(users=300, items=400, ratings=30_000, seed=7)
+    write_synth(tmp_path / "s", cfg)
+    base, test = load(tmp_path / "s" / "ua.base"), load(tmp_path / "s" / "ua.test")
+    u, i, r = base[:, 0] - 1, base[:, 1] - 1, base[:, 2].astype(float)
+    tu, ti, tr = test[:, 0] - 1, test[:, 1] - 1, test[:, 2].astype(float)
+    mu, bu, bi = _fit_biases(u, i, r, cfg.users, cfg.items)
+    rmse_bias = np.sqrt(np.mean((mu + bu[tu] + bi[ti] - tr) ** 2))
+    # rank-k ALS on the bias residuals (dense, the matrix is small)
+    k, lam = 8, 8.0
+    resid = np.zeros((cfg.users, cfg.items))
+    mask = np.zeros_like(resid)
+    resid[u, i] = r - mu - bu[u] - bi[i]
+    mask[u, i] = 1.0
+    rng = np.random.default_rng(0)
+    P, Q = 0.1 * rng.standard_normal((cfg.users, k)), 0.1 * rng.standard_normal((cfg.items, k))
+    eye = lam * np.eye(k)
+    for _ in range(6):
+        P = np.linalg.solve(np.einsum("ui,ik,il->ukl", mask, Q, Q) + eye, (resid @ Q)[..., None])[..., 0]
+        Q = np.linalg.solve(np.einsum("ui,uk,ul->ikl", mask, P, P) + eye, (resid.T @ P)[..., None])[..., 0]
+    pred = mu + bu[tu] + bi[ti] + np.einsum("ij,ij->i", P[tu], Q[ti])
+    rmse_mf = np.sqrt(np.mean((pred - tr) ** 2))
+    assert rmse_mf < rmse_bias - 0.05, (rmse_mf, rmse_bias)
+
+
+def test_format_int_rows_matches_python_formatting() -> None:
+    cols = [np.array([1, 10, 943]), np.array([0, 7, 1682]), np.array([5, 1, 3]), np.array([881250949, 9, 0])]
+    expected = "".join("\t".join(str(c[j]) for c in cols) + "\n" for j in range(3))
+    assert format_int_rows(cols).decode() == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"users": 100, "ratings": 1000}, "at least 20"),
+        ({"users": 10, "items": 25, "ratings": 240}, "too dense"),
+        ({"users": 0}, "must be positive"),
+    ],
+)
+def test_impossible_shapes_are_clear_errors(kwargs: dict[str, int], message: str, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=message):
+        write_synth(tmp_path / "x", SynthConfig(**kwargs))
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_synth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli"
+    argv = [
+        "data",
+        "synth",
+        "--out",
+        str(out),
+        "--users",
+        "50",
+        "--items",
+        "80",
+        "--ratings",
+        "2000",
+        "--seed",
+        "3",
+    ]
+    assert main(argv) == 0
+    write_synth(tmp_path / "api", TINY)
+    assert digest(out) == digest(tmp_path / "api")
+    assert main(argv) == 2  # never overwrites a finished output
+    assert "already exists" in capsys.readouterr().err
