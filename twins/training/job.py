@@ -1,0 +1,194 @@
+"""The training-job twin: SageMaker FM's container contract (/opt/ml layout in, model and metrics out)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fmrec.errors import FmrecError, InputError
+from fmrec.io_utils import atomic_write_text
+from fmrec.model.artifact import FMModel, save_model_tar
+from fmrec.model.hyperparameters import parse_hyperparameters
+from fmrec.model.metrics import LOG_NAMES, SAGEMAKER_NAMES
+
+log = logging.getLogger("fmrec.training")
+
+CHANNELS = ("train", "test")  # what SageMaker's FM accepts; train is required
+RECORDIO = "application/x-recordio-protobuf"
+MODEL_NAME = "model.tar.gz"
+METRICS_NAME = "metrics.json"
+FAILURE_NAME = "failure"
+
+
+def channel_files(folder: Path) -> list[Path]:
+    """Every non-hidden file under a channel folder, sorted (SageMaker copies S3 prefixes as trees)."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def read_channel(folder: Path, channel: str) -> tuple[Any, Any]:
+    """(CSR, labels) of every recordIO-protobuf file in a channel folder, in bounded extra memory."""
+    from fmrec.codec.recordio import read_spmatrix
+
+    files = channel_files(folder)
+    if not files:
+        raise InputError(f"{folder}: the {channel} channel holds no files; expected recordIO-protobuf shards")
+    X, y = read_spmatrix(files)
+    if X.shape[0] == 0:
+        raise InputError(f"{folder}: the {channel} channel holds no records ({len(files)} empty file(s))")
+    return X, y
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def run_training(
+    raw_hyperparameters: Mapping[str, object],
+    channels: Mapping[str, Path],
+    model_dir: Path,
+    output_dir: Path,
+    *,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Validate, read the channels, train, write model_dir/model.tar.gz and output_dir/data/metrics.json.
+
+    Raises FmrecError for bad input; writes nothing on failure (the caller writes the failure file).
+    """
+    from fmrec.model.trainer import train
+
+    hp = parse_hyperparameters(raw_hyperparameters)
+    unknown = sorted(set(channels) - set(CHANNELS))
+    if unknown:
+        raise InputError(
+            f"channel {', '.join(unknown)}: Factorization Machines accepts only the channels train and test"
+        )
+    if "train" not in channels or not channels["train"].is_dir():
+        where = channels.get("train", Path("input/data/train"))
+        raise InputError(f"{where}: the train channel is missing; it is required")
+    t0 = time.perf_counter()
+    X, y = read_channel(channels["train"], "train")
+    test = None
+    if "test" in channels and channels["test"].is_dir():
+        test = read_channel(channels["test"], "test")
+    else:
+        log.info("no test channel: training without test metrics")
+    read_seconds = time.perf_counter() - t0
+    log.info(
+        "read %d train rows%s in %.2f s",
+        X.shape[0],
+        f", {test[0].shape[0]} test rows" if test else "",
+        read_seconds,
+    )
+
+    try:
+        params, history = train(X, y, hp, test=test, seed=seed, progress=progress, log_metrics=True)
+    except InputError as exc:
+        # name the channel folder, not just the channel
+        msg = str(exc)
+        for name, folder in channels.items():
+            if msg.startswith(f"{name}: "):
+                raise InputError(f"{folder}: {msg[len(name) + 2 :]}") from exc
+        raise
+    final: dict[str, float] = {}
+    last = history[-1]
+    for channel in ("train", "test"):
+        for key, value in last.get(channel, {}).items():
+            if key in SAGEMAKER_NAMES:
+                final[f"{channel}:{SAGEMAKER_NAMES[key]}"] = value
+    for key, value in last.get("test", {}).items():
+        if key in LOG_NAMES:
+            log.info("#test_score (algo-1) : (%r, %s)", LOG_NAMES[key], value)
+    hp_strings = {str(k): str(v) for k, v in raw_hyperparameters.items()}
+    model = FMModel(
+        params=params,
+        predictor_type=hp.predictor_type,
+        hyperparameters=hp_strings,
+        meta={"training_parameters": hp.to_strings(), "algorithm": "factorization-machines"},
+    )
+    save_model_tar(model, model_dir / MODEL_NAME)
+    doc = {
+        "predictor_type": hp.predictor_type,
+        "hyperparameters": hp.to_strings(),
+        "seed": seed,
+        "train_rows": int(X.shape[0]),
+        "test_rows": int(test[0].shape[0]) if test else 0,
+        "read_seconds": read_seconds,
+        "train_seconds": float(sum(h["seconds"] for h in history)),
+        "history": history,
+        "final_metrics": final,
+        "FinalMetricDataList": [{"MetricName": k, "Value": v} for k, v in final.items()],
+    }
+    doc = _json_safe(doc)
+    atomic_write_text(output_dir / "data" / METRICS_NAME, json.dumps(doc, indent=2) + "\n")
+    return doc
+
+
+def _read_config(root: Path) -> tuple[dict[str, object], dict[str, Path]]:
+    config = root / "input" / "config"
+    hp_path = config / "hyperparameters.json"
+    try:
+        raw = json.loads(hp_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{hp_path}: missing; the training job needs its hyperparameters") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{hp_path}: not readable JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise InputError(f"{hp_path}: expected a JSON object of name: string value")
+    data = root / "input" / "data"
+    channels = {p.name: p for p in sorted(data.iterdir()) if p.is_dir()} if data.is_dir() else {}
+    idc_path = config / "inputdataconfig.json"
+    if idc_path.is_file():
+        try:
+            idc = json.loads(idc_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{idc_path}: not readable JSON ({exc})") from exc
+        for name, spec in (idc or {}).items():
+            ctype = (spec or {}).get("ContentType") if isinstance(spec, dict) else None
+            if ctype and ctype.split(";")[0].strip() != RECORDIO:
+                raise InputError(
+                    f"{idc_path}: channel {name} has ContentType {ctype}; FM reads only {RECORDIO}"
+                )
+            channels.setdefault(name, data / name)
+    return raw, channels
+
+
+def run_training_job(root: str | Path, *, seed: int = 0, progress: bool = False) -> int:
+    """Run one training job over SageMaker's container layout under `root`; 0 on success.
+
+    In: root/input/config/hyperparameters.json (string values), root/input/data/train/ (required) and
+    root/input/data/test/ (optional), recordIO-protobuf shards. Out: root/model/model.tar.gz and
+    root/output/data/metrics.json, or root/output/failure with the reason and a non-zero return.
+    """
+    root = Path(root)
+    failure = root / "output" / FAILURE_NAME
+    failure.unlink(missing_ok=True)
+    (root / "model" / MODEL_NAME).unlink(missing_ok=True)
+    try:
+        raw, channels = _read_config(root)
+        run_training(raw, channels, root / "model", root / "output", seed=seed, progress=progress)
+    except FmrecError as exc:
+        log.error("training job failed: %s", exc)
+        atomic_write_text(failure, f"{exc}\n")
+        return exc.exit_code
+    except Exception as exc:
+        log.error("training job failed with an internal error:\n%s", traceback.format_exc())
+        atomic_write_text(failure, f"InternalServerError: {type(exc).__name__}: {exc}\n")
+        return 1
+    return 0
