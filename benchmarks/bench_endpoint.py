@@ -19,8 +19,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -176,6 +178,43 @@ async def run_load(
     return Result(done, elapsed, latencies, ping_ms)
 
 
+def server_side_breakdown(model: Any, body: bytes, repeat: int = 200) -> None:
+    """Median time of each server step on the JSON workload (in this process), and what the GC pause saves."""
+    import gc
+
+    from fmrec.model.fm import predict
+    from twins.endpoint import protocol
+
+    def median_ms(fn: Callable[[], object]) -> float:
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+        return statistics.median(times)
+
+    def loads_gc_paused() -> None:
+        gc.disable()
+        try:
+            orjson.loads(body)  # freed before the collector resumes, as in the server
+        finally:
+            gc.enable()
+
+    params, kind = model.params, model.predictor_type
+    X = protocol.parse_json(body, FEATURE_DIM)
+    scores = np.asarray(predict(params, X, kind), np.float32)
+    steps: dict[str, Callable[[], object]] = {
+        "parse_json (orjson + CSR)": lambda: protocol.parse_json(body, FEATURE_DIM),
+        "fm.predict": lambda: predict(params, X, kind),
+        "encode_response (JSON)": lambda: protocol.encode_response(scores, kind, protocol.JSON),
+        "orjson.loads alone, GC paused": loads_gc_paused,
+        "orjson.loads alone, GC running": lambda: orjson.loads(body),
+    }
+    print(f"server-side steps on the JSON workload (median of {repeat}, this process):")
+    for name, fn in steps.items():
+        print(f"  {name}: {median_ms(fn):.2f} ms")
+
+
 def check_first_response(out_json: bytes, out_recordio: bytes, scores: np.ndarray) -> None:
     from fmrec.codec.recordio import decode_predictions
 
@@ -220,6 +259,7 @@ def main() -> int:
             f"workload: {N_MOVIES} instances, feature_dim {FEATURE_DIM}, num_factors {NUM_FACTORS}; "
             f"JSON body {len(json_body):,} B, recordIO body {len(recordio_body):,} B"
         )
+        server_side_breakdown(model, json_body)
         print(f"server: fmrec serve endpoint, {workers} worker(s) on {os.cpu_count()} cores; load: asyncio")
         with start_in_background(model_path, process=True, workers=workers, name="bench") as server:
             formats = {

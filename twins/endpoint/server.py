@@ -82,12 +82,15 @@ def serve(
     log_level: str = "info",
     access_log: bool = False,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; in-flight requests finish (up to GRACEFUL_SHUTDOWN_SECONDS) before exit."""
-    import uvicorn
+    """Serve until SIGINT/SIGTERM; in-flight requests finish (up to GRACEFUL_SHUTDOWN_SECONDS) before exit.
 
+    Each worker process listens on its own SO_REUSEPORT socket, so the kernel spreads connections evenly
+    over the workers. With one shared socket (uvicorn's --workers) the first worker to wake accepts a whole
+    burst of keep-alive connections, and a few clients can end up all on one core.
+    """
     load_endpoints(specs)  # fail here, with a clear message, rather than in every worker
-    os.environ[SPECS_ENV] = specs_to_env(specs)
     workers = workers or default_workers()
+    port = _claim_port(host, port)
     log.info(
         "endpoint twin on http://%s:%d: %s; %d worker(s)",
         host,
@@ -95,17 +98,98 @@ def serve(
         ", ".join(f"{s.name} ({s.variant}) <- {s.model_path}" for s in specs),
         workers,
     )
-    uvicorn.run(
-        "twins.endpoint.app:app_from_env",
-        factory=True,
+    worker_args = (specs_to_env(specs), host, port, log_level, access_log, workers > 1)
+    if workers == 1:
+        _worker_main(*worker_args)
+        return
+    _supervise(worker_args, workers)
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _claim_port(host: str, port: int) -> int:
+    """Check that (host, port) is free, without SO_REUSEPORT, so a second twin cannot join this one's port."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise InputError(
+                f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})"
+            ) from None
+        return int(probe.getsockname()[1])
+
+
+def _worker_main(
+    specs_env: str, host: str, port: int, log_level: str, access_log: bool, reuse_port: bool
+) -> None:
+    """One worker: load the models, then listen (so no connection waits on a loading worker), then serve."""
+    import uvicorn
+
+    from twins.endpoint.app import app_from_env
+
+    os.environ[SPECS_ENV] = specs_env
+    app = app_from_env()
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    config = uvicorn.Config(
+        app,
         host=host,
         port=port,
-        workers=workers,
         log_level=log_level,
         access_log=access_log,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         lifespan="off",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _supervise(worker_args: tuple[str, str, int, str, bool, bool], workers: int) -> None:
+    """Run `workers` worker processes, restart any that dies, stop them all gracefully on SIGINT/SIGTERM."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def start() -> multiprocessing.process.BaseProcess:
+        proc = ctx.Process(target=_worker_main, args=worker_args, name="endpoint-worker")
+        proc.start()
+        return proc
+
+    procs = [start() for _ in range(workers)]
+    restarts: list[float] = []
+    try:
+        while not stop.wait(0.5):
+            for i, proc in enumerate(procs):
+                if proc.is_alive():
+                    continue
+                now = time.monotonic()
+                restarts = [t for t in restarts if now - t < 60] + [now]
+                if len(restarts) > 2 * workers:
+                    raise FmrecError(
+                        f"endpoint workers keep dying (last exit code {proc.exitcode}); stopping"
+                    )
+                log.warning("endpoint worker %s exited with %s; starting a new one", proc.pid, proc.exitcode)
+                procs[i] = start()
+    finally:
+        for proc in procs:
+            if proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.join(GRACEFUL_SHUTDOWN_SECONDS + 5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        log.info("endpoint twin stopped")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
