@@ -1,0 +1,135 @@
+"""Export a trained FM's user and item embeddings and biases, keyed by their MovieLens ids."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmrec.errors import InputError
+from fmrec.io_utils import atomic_dir
+from fmrec.model.artifact import FMModel
+
+EXPORT_FILES = ("users.csv", "items.csv", "features.csv", "embeddings.npz", "export.json")
+
+
+@dataclass(frozen=True)
+class IdLayout:
+    """Which model rows belong to which id: user column = position, movie column = movie_offset + position."""
+
+    user_ids: Sequence[int]
+    movie_ids: Sequence[int]
+    movie_offset: int
+    titles: Sequence[str] | None = None
+    # auxiliary feature blocks, as fmrec.serving.lookup writes them: {"name", "offset", "size", "labels"}
+    aux_blocks: Sequence[dict[str, Any]] = ()
+
+    @classmethod
+    def from_lookup(cls, lookup: Any) -> IdLayout:
+        """From fmrec.serving.lookup.Lookup (preprocess's lookup artifacts)."""
+        return cls(
+            list(lookup.user_ids),
+            list(lookup.movie_ids),
+            int(lookup.movie_offset),
+            list(lookup.titles),
+            list(getattr(lookup, "aux_blocks", None) or ()),
+        )
+
+    @classmethod
+    def positional(cls, n_users: int, feature_dim: int) -> IdLayout:
+        """Without lookup artifacts: ids are column positions, users first, items after them."""
+        if not 0 < n_users < feature_dim:
+            raise InputError(f"--n-users {n_users}: expected 0 < n_users < feature_dim {feature_dim}")
+        return cls(list(range(n_users)), list(range(feature_dim - n_users)), n_users)
+
+
+def _rows(V: np.ndarray, w: np.ndarray, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    return w[start : start + count], V[start : start + count]
+
+
+def export_embeddings(
+    model: FMModel, layout: IdLayout, out: str | Path, *, replace: bool = False
+) -> dict[str, Any]:
+    """Write users.csv, items.csv (id, bias, f0..f{k-1}), features.csv (auxiliary columns, e.g. genres),
+    embeddings.npz and export.json into `out`, atomically.
+
+    An item's score for a user is w0 + user bias + item bias + <user factors, item factors> (before the
+    sigmoid for binary_classifier), when the model's only features are the user and item one-hots.
+    """
+    p = model.params
+    n_users, n_items = len(layout.user_ids), len(layout.movie_ids)
+    if layout.movie_offset < n_users or layout.movie_offset + n_items > p.feature_dim:
+        raise InputError(
+            f"the id mapping ({n_users} users, {n_items} movies from column {layout.movie_offset}) "
+            "does not fit "
+            f"the model's feature_dim {p.feature_dim}; use the lookup artifacts of the data it was trained on"
+        )
+    if layout.titles is not None and len(layout.titles) != n_items:
+        raise InputError(f"lookup: {len(layout.titles)} titles for {n_items} movies")
+    k = p.num_factors
+    ub, uf = _rows(p.V, p.w, 0, n_users)
+    ib, itf = _rows(p.V, p.w, layout.movie_offset, n_items)
+    covered = n_users + n_items
+    summary = {
+        "predictor_type": model.predictor_type,
+        "feature_dim": p.feature_dim,
+        "num_factors": k,
+        "global_bias": float(p.w0),
+        "users": n_users,
+        "items": n_items,
+        "other_feature_columns": p.feature_dim - covered,
+        "files": list(EXPORT_FILES),
+        "score": "w0 + user bias + item bias + dot(user factors, item factors); sigmoid if binary_classifier",
+    }
+    factor_cols = [f"f{i}" for i in range(k)]
+    with atomic_dir(out, replace=replace) as tmp:
+        with open(tmp / "users.csv", "w", newline="", encoding="utf-8") as fh:
+            wr = csv.writer(fh)
+            wr.writerow(["user_id", "bias", *factor_cols])
+            for uid, b, row in zip(layout.user_ids, ub, uf, strict=True):
+                wr.writerow([uid, repr(float(b)), *(repr(float(x)) for x in row)])
+        with open(tmp / "items.csv", "w", newline="", encoding="utf-8") as fh:
+            wr = csv.writer(fh)
+            wr.writerow(["movie_id", "title", "bias", *factor_cols])
+            titles = layout.titles if layout.titles is not None else [""] * n_items
+            for mid, title, b, row in zip(layout.movie_ids, titles, ib, itf, strict=True):
+                wr.writerow([mid, title, repr(float(b)), *(repr(float(x)) for x in row)])
+        with open(tmp / "features.csv", "w", newline="", encoding="utf-8") as fh:
+            wr = csv.writer(fh)
+            wr.writerow(["block", "label", "column", "bias", *factor_cols])
+            for block in layout.aux_blocks:
+                offset, size = int(block["offset"]), int(block["size"])
+                if offset < covered or offset + size > p.feature_dim:
+                    raise InputError(
+                        f"lookup: auxiliary block {block.get('name')} lies outside the model's columns"
+                    )
+                labels = list(block.get("labels") or [str(i) for i in range(size)])
+                for i in range(size):
+                    col = offset + i
+                    label = labels[i] if i < len(labels) else str(i)
+                    wr.writerow(
+                        [
+                            block.get("name", ""),
+                            label,
+                            col,
+                            repr(float(p.w[col])),
+                            *map(repr, p.V[col].tolist()),
+                        ]
+                    )
+        np.savez(
+            tmp / "embeddings.npz",
+            global_bias=np.float32(p.w0),
+            user_ids=np.asarray(layout.user_ids, dtype=np.int64),
+            user_bias=ub,
+            user_factors=uf,
+            movie_ids=np.asarray(layout.movie_ids, dtype=np.int64),
+            movie_bias=ib,
+            movie_factors=itf,
+        )
+        (tmp / "export.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
