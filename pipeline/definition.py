@@ -32,6 +32,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.tuning import TuningOptions
+
 # The CloudFormation variables of the definition; the CDK app wraps the JSON in Fn::Sub with them.
 PLACEHOLDERS = ("ArtifactBucket", "PipelineRoleArn")
 # code_uri must start with s3:// as a literal: the SDK would treat anything else as a local path to upload.
@@ -194,11 +196,13 @@ def get_pipeline(
     training_instance_type: str = "ml.c4.xlarge",
     training_instance_count: int = 1,
     hyperparameters: Mapping[str, int | float | str] | None = None,
+    tuning: TuningOptions | None = None,
 ) -> dict[str, Any]:
     """The pipeline definition as a JSON-ready dict; `json.dumps` it for CfnPipeline or the local runner.
 
     The keyword defaults become the parameters' default values; every one can be overridden per execution.
     `hyperparameters` overrides defaults by pipeline parameter name (NumFactors, Epochs, MiniBatchSize).
+    `tuning` adds the optional tuning path (pipeline/tuning.py), switched per execution by UseTuning.
     """
     _check_arguments(region, artifact_bucket, code_uri, role_arn)
     overrides = dict(hyperparameters or {})
@@ -222,6 +226,7 @@ def get_pipeline(
             training_instance_type=training_instance_type,
             training_instance_count=training_instance_count,
             hp_defaults={h.parameter: overrides.get(h.parameter, h.default) for h in HYPERPARAMETERS},
+            tuning=tuning,
         )
 
 
@@ -240,6 +245,7 @@ def _build(
     training_instance_type: str,
     training_instance_count: int,
     hp_defaults: Mapping[str, int | float | str],
+    tuning: TuningOptions | None = None,
 ) -> dict[str, Any]:
     from sagemaker.estimator import Estimator
     from sagemaker.inputs import TrainingInput
@@ -360,15 +366,13 @@ def _build(
     # The job's output folder holds model.tar.gz and, when the container wrote any, output.tar.gz (curves).
     train_output = Join(on="/", values=[models_uri, train.properties.TrainingJobName, "output"])
 
-    steps = [
-        preprocess,
-        train,
-        *evaluation_chain(
+    def chain(model_output_uri: Any, model_data: Any, suffix: str = "") -> list[Any]:
+        return evaluation_chain(
             session=session,
             processor=processor,
             code_input=code_input,
-            model_output_uri=train_output,
-            model_data=train.properties.ModelArtifacts.S3ModelArtifacts,
+            model_output_uri=model_output_uri,
+            model_data=model_data,
             test_uri=pre_uri("test"),
             train_uri=pre_uri("train"),
             lookup_uri=pre_uri("lookup"),
@@ -378,8 +382,34 @@ def _build(
             group=group,
             approval=approval,
             min_auc=min_auc,
-        ),
-    ]
+            suffix=suffix,
+        )
+
+    plain_steps = [train, *chain(train_output, train.properties.ModelArtifacts.S3ModelArtifacts)]
+    steps = [preprocess, *plain_steps]
+    if tuning is not None:
+        # The optional tuning path (pipeline/tuning.py): a Condition on the UseTuning parameter chooses the
+        # TuningStep branch or these plain steps; each branch has its own evaluate → gate → register chain.
+        from pipeline.tuning import tuning_branch
+
+        tuning_parameters, choose = tuning_branch(
+            options=tuning,
+            session=session,
+            processor=processor,
+            code_input=code_input,
+            s3_out=s3_out,
+            bucket=bucket,
+            fm_image=images["fm"],
+            role_arn=role_arn,
+            train_uri=pre_uri("train"),
+            static_hyperparameters=estimator.hyperparameters(),
+            instance_type=train_type,
+            instance_count=train_count,
+            plain_steps=plain_steps,
+            chain=chain,
+        )
+        parameters += tuning_parameters
+        steps = [preprocess, choose]
     pipeline = Pipeline(
         name=pipeline_name,
         parameters=parameters,

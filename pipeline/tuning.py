@@ -1,131 +1,189 @@
 """The tuning path of the pipeline: a TuningStep (CreateHyperParameterTuningJob) over FM's ranges.
 
-    UseTuning? ──true──► CarveValidation ──► TuneModel ──► EvaluateTuned ──► gate ──► register | fail
-        │                 (train → fit +      (Bayesian,     model: <output>/<best job>/output/model.tar.gz
-        │                  validation)         early stop)
-        └──false─► the plain TrainModel branch (train → evaluate → gate → register | fail)
+    ChooseTraining (Condition: UseTuning == true)
+      ├─ if ──► CarveValidation ──► TuneModel ──► EvaluateModelTuned ──► CheckQualityTuned ──► register | fail
+      │         (train → fit +      (Bayesian, early stopping;   model: <tuning output>/<best job>/output/
+      │          validation)         test channel = validation)
+      └─ else ► TrainModel ──► EvaluateModel ──► CheckQuality ──► register | fail   (the plain chain)
 
 The tuning job's "test" channel is the validation split carved from the train channel, so the gate's test set
 never steers the search. SageMaker Pipelines cannot skip a step except through a ConditionStep branch, and a
-step downstream of both branches would never run, so each branch carries its own evaluate → gate → register
-chain; the tuned chain reads its model from TuningStep.get_top_model_s3_uri(top_k=0) (the best training job).
+step downstream of both branches would not run, so each branch carries its own evaluate → gate → register
+chain (the same factory builds both); the tuned chain's model is TuningStep.get_top_model_s3_uri(top_k=0).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from fmrec.tuning.space import Objective, ParamRange
+from fmrec.tuning.space import (
+    DEFAULT_RANGES,
+    ParamRange,
+    build_space,
+    check_budget,
+    resolve_objective,
+)
+from fmrec.tuning.split import DEFAULT_SPLIT_SEED, DEFAULT_VALIDATION_FRACTION
 
-Expr = Any  # a literal or a pipeline expression ({"Get": ...}, {"Std:Join": ...})
-
+CHOOSE_STEP = "ChooseTraining"
+CARVE_STEP = "CarveValidation"
 TUNE_STEP = "TuneModel"
+TUNED_SUFFIX = "Tuned"
+USE_TUNING = "UseTuning"
+MAX_JOBS = "TuningMaxJobs"
+MAX_PARALLEL = "TuningMaxParallelJobs"
+TUNING_MODELS_PREFIX = "models/tuning"
 RECORDIO = "application/x-recordio-protobuf"
 
 
-def parameter_ranges(space: Sequence[ParamRange]) -> dict[str, list[dict[str, str]]]:
-    return {
-        "IntegerParameterRanges": [r.to_sagemaker() for r in space if r.kind == "int"],
-        "ContinuousParameterRanges": [r.to_sagemaker() for r in space if r.kind == "float"],
-        "CategoricalParameterRanges": [],
-    }
+@dataclass(frozen=True)
+class TuningOptions:
+    """What the tuning branch searches; the parameters' defaults can be overridden per execution."""
+
+    predictor_type: str = "binary_classifier"
+    objective: str | None = None  # None: the predictor type's default (cross entropy for binary)
+    ranges: Sequence[ParamRange] = field(default_factory=lambda: DEFAULT_RANGES)
+    use_tuning: bool = False  # default of the UseTuning parameter
+    max_jobs: int = 20
+    max_parallel_jobs: int = 2
+    early_stopping: bool = True
+    validation_fraction: float = DEFAULT_VALIDATION_FRACTION
+    split_seed: int = DEFAULT_SPLIT_SEED
+
+    def space(self) -> tuple[ParamRange, ...]:
+        return build_space(self.ranges, base=())
 
 
-def _channel(name: str, s3_uri: Expr, distribution: str) -> dict[str, Any]:
-    return {
-        "ChannelName": name,
-        "DataSource": {
-            "S3DataSource": {
-                "S3DataType": "S3Prefix",
-                "S3Uri": s3_uri,
-                "S3DataDistributionType": distribution,
-            }
-        },
-        "ContentType": RECORDIO,
-        "InputMode": "File",
-    }
+def _sdk_range(r: ParamRange) -> Any:
+    from sagemaker.tuner import ContinuousParameter, IntegerParameter
+
+    if r.kind == "int":
+        return IntegerParameter(int(r.low), int(r.high), scaling_type=r.scaling)
+    return ContinuousParameter(r.low, r.high, scaling_type=r.scaling)
 
 
-def tuning_job_arguments(
+def tuning_branch(
     *,
-    image_uri: Expr,
-    role_arn: Expr,
-    train_s3: Expr,
-    validation_s3: Expr,
-    output_s3: Expr,
-    instance_type: Expr,
-    instance_count: Expr,
-    static_hyperparameters: Mapping[str, Expr],
-    space: Sequence[ParamRange],
-    objective: Objective,
-    max_jobs: Expr,
-    max_parallel: Expr,
-    early_stopping: bool = True,
-    volume_size_gb: int = 30,
-    max_runtime_s: int = 86400,
-) -> dict[str, Any]:
-    """The CreateHyperParameterTuningJob request of a TuningStep (without its name: the pipeline sets it).
+    options: TuningOptions,
+    session: Any,
+    processor: Callable[[str], Any],
+    code_input: Any,
+    s3_out: Callable[..., list[Any]],
+    bucket: str,
+    fm_image: str,
+    role_arn: str,
+    train_uri: Any,
+    static_hyperparameters: dict[str, Any],
+    instance_type: Any,
+    instance_count: Any,
+    plain_steps: Sequence[Any],
+    chain: Callable[[Any, Any, str], list[Any]],
+) -> tuple[list[Any], Any]:
+    """The pipeline parameters it adds and the ConditionStep that replaces `plain_steps` at the top level.
 
-    The train channel is sharded by S3 key, as in the single-run TrainingStep, so instance_count > 1 works.
+    `chain(model_output_uri, model_data, suffix)` builds evaluate → gate → register | fail for one model, as
+    the plain chain is built; `static_hyperparameters` are the plain estimator's (tuned ones dropped).
     """
-    return {
-        "HyperParameterTuningJobConfig": {
-            "Strategy": "Bayesian",
-            "HyperParameterTuningJobObjective": {
-                "Type": objective.direction,
-                "MetricName": objective.metric_name,
-            },
-            "ResourceLimits": {"MaxNumberOfTrainingJobs": max_jobs, "MaxParallelTrainingJobs": max_parallel},
-            "ParameterRanges": parameter_ranges(space),
-            "TrainingJobEarlyStoppingType": "Auto" if early_stopping else "Off",
-        },
-        "TrainingJobDefinition": {
-            "StaticHyperParameters": dict(static_hyperparameters),
-            "AlgorithmSpecification": {"TrainingImage": image_uri, "TrainingInputMode": "File"},
-            "RoleArn": role_arn,
-            "InputDataConfig": [
-                _channel("train", train_s3, "ShardedByS3Key"),
-                _channel("test", validation_s3, "FullyReplicated"),
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+    from sagemaker.processing import ProcessingInput, ProcessingOutput
+    from sagemaker.tuner import HyperparameterTuner
+    from sagemaker.workflow.condition_step import ConditionStep
+    from sagemaker.workflow.conditions import ConditionEquals
+    from sagemaker.workflow.functions import Join
+    from sagemaker.workflow.parameters import ParameterBoolean, ParameterInteger
+    from sagemaker.workflow.steps import ProcessingStep, TuningStep
+
+    # Every check runs at build time, so a bad range or objective never reaches a pipeline execution.
+    space = options.space()
+    objective = resolve_objective(options.predictor_type, options.objective)
+    check_budget(options.max_jobs, options.max_parallel_jobs)
+    tuned = {r.name for r in space}
+    static = {k: v for k, v in static_hyperparameters.items() if k not in tuned}
+
+    use_tuning = ParameterBoolean(USE_TUNING, default_value=options.use_tuning)
+    max_jobs = ParameterInteger(MAX_JOBS, default_value=options.max_jobs)
+    max_parallel = ParameterInteger(MAX_PARALLEL, default_value=options.max_parallel_jobs)
+
+    carve = ProcessingStep(
+        name=CARVE_STEP,
+        step_args=processor("carve_validation.py").run(
+            inputs=[
+                ProcessingInput(
+                    source=train_uri, destination="/opt/ml/processing/input/train", input_name="train"
+                ),
+                code_input,
             ],
-            "OutputDataConfig": {"S3OutputPath": output_s3},
-            "ResourceConfig": {
-                "InstanceType": instance_type,
-                "InstanceCount": instance_count,
-                "VolumeSizeInGB": volume_size_gb,
-            },
-            "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_s},
-        },
-    }
-
-
-def tuning_step(name: str, arguments: Mapping[str, Any], depends_on: Sequence[str] = ()) -> dict[str, Any]:
-    step: dict[str, Any] = {"Name": name, "Type": "Tuning", "Arguments": dict(arguments)}
-    if depends_on:
-        step["DependsOn"] = list(depends_on)
-    return step
-
-
-def top_model_s3_uri(step_name: str, output_s3: Expr, top_k: int = 0) -> dict[str, Any]:
-    """What TuningStep.get_top_model_s3_uri builds: <S3OutputPath>/<k-th best job>/output/model.tar.gz.
-
-    A TuningStep's TrainingJobSummaries come sorted by final objective, best first: top_k=0 is the best.
-    """
-    if not 0 <= top_k <= 49:
-        raise ValueError(f"top_k: a TuningStep keeps the 50 best training jobs; expected 0..49, got {top_k}")
-    # Join values must be plain values or references: an output path that is itself a "/"-Join is spliced in.
-    head: list[Expr]
-    if isinstance(output_s3, Mapping) and output_s3.get("Std:Join", {}).get("On") == "/":
-        head = list(output_s3["Std:Join"]["Values"])
-    else:
-        head = [output_s3]
-    return {
-        "Std:Join": {
-            "On": "/",
-            "Values": [
-                *head,
-                {"Get": f"Steps.{step_name}.TrainingJobSummaries[{top_k}].TrainingJobName"},
-                "output/model.tar.gz",
+            outputs=[
+                ProcessingOutput(
+                    output_name=name,
+                    source=f"/opt/ml/processing/output/{name}",
+                    destination=Join(on="/", values=s3_out("carve", name)),
+                )
+                for name in ("train", "validation")
             ],
-        }
-    }
+            arguments=["--fraction", str(options.validation_fraction), "--seed", str(options.split_seed)],
+        ),
+    )
+
+    def carved(name: str) -> Any:
+        return carve.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
+
+    models_uri = f"s3://{bucket}/{TUNING_MODELS_PREFIX}"
+    estimator = Estimator(
+        image_uri=fm_image,
+        role=role_arn,
+        instance_count=instance_count,
+        instance_type=instance_type,
+        volume_size=30,
+        max_run=86400,
+        output_path=models_uri,
+        disable_profiler=True,
+        debugger_hook_config=False,
+        sagemaker_session=session,
+    )
+    estimator.set_hyperparameters(**static)
+    tuner = HyperparameterTuner(
+        estimator=estimator,
+        objective_metric_name=objective.metric_name,
+        objective_type=objective.direction,
+        hyperparameter_ranges={r.name: _sdk_range(r) for r in space},
+        strategy="Bayesian",
+        max_jobs=max_jobs,
+        max_parallel_jobs=max_parallel,
+        early_stopping_type="Auto" if options.early_stopping else "Off",
+    )
+    tune = TuningStep(
+        name=TUNE_STEP,
+        step_args=tuner.fit(
+            {
+                # Sharded as in the plain TrainingStep, so TrainingInstanceCount > 1 works for every trial.
+                "train": TrainingInput(carved("train"), distribution="ShardedByS3Key", content_type=RECORDIO),
+                "test": TrainingInput(
+                    carved("validation"), distribution="FullyReplicated", content_type=RECORDIO
+                ),
+            }
+        ),
+    )
+    # Summaries come sorted by final objective, best first: index 0 is the best training job.
+    model_data = tune.get_top_model_s3_uri(top_k=0, s3_bucket=bucket, prefix=TUNING_MODELS_PREFIX)
+    model_output = Join(
+        on="/",
+        values=[
+            "s3:/",
+            bucket,
+            TUNING_MODELS_PREFIX,
+            tune.properties.TrainingJobSummaries[0].TrainingJobName,
+            "output",
+        ],
+    )
+    tuned_chain = chain(model_output, model_data, TUNED_SUFFIX)
+    choose = ConditionStep(
+        name=CHOOSE_STEP,
+        conditions=[ConditionEquals(left=use_tuning, right=True)],
+        if_steps=[carve, tune, *tuned_chain],
+        else_steps=list(plain_steps),
+    )
+    return [use_tuning, max_jobs, max_parallel], choose

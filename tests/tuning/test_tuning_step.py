@@ -1,145 +1,159 @@
-"""The TuningStep's arguments validate against botocore's CreateHyperParameterTuningJob request shape."""
+"""The tuning branch of the pipeline: its steps, the TuningStep request shape, the best model's hand-off."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+from pathlib import Path
 from typing import Any
 
 import botocore.session
 import pytest
-from botocore.model import Shape
-from botocore.validate import validate_parameters
+from botocore.validate import ParamValidator
 
 from fmrec.tuning.job import config_from_request
-from fmrec.tuning.space import TuningError, build_space, parse_range, resolve_objective
-from pipeline.tuning import TUNE_STEP, top_model_s3_uri, tuning_job_arguments, tuning_step
+from fmrec.tuning.space import DEFAULT_RANGES, ParamRange, TuningError, build_space
+from pipeline import definition as pdef
+from pipeline.tuning import CARVE_STEP, CHOOSE_STEP, TUNE_STEP, TuningOptions
+from twins.pipeline.graph import all_steps
 
-# Long enough for every minimum length in the shape (a role ARN needs 20 characters).
-_PLACEHOLDER = {
-    "string": "arn:aws:iam::123456789012:role/placeholder",
-    "integer": 1,
-    "long": 1,
-    "float": 1.0,
-    "double": 1.0,
-    "boolean": True,
-}
+REGISTER_TUNED = "RegisterModelTuned-RegisterModel"
 
 
-def _is_expression(value: Any) -> bool:
+def _pipeline_test_helper() -> Any:
+    """The pipeline tests' placeholder substitution (`_typed`), reused so both areas validate alike."""
+    path = Path(__file__).resolve().parents[1] / "pipeline" / "test_definition.py"
+    spec = importlib.util.spec_from_file_location("_pipeline_definition_tests", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module._typed
+
+
+_typed = _pipeline_test_helper()
+
+
+def shape(operation: str) -> Any:
     return (
-        isinstance(value, dict)
-        and len(value) == 1
-        and next(iter(value)) in ("Get", "Std:Join", "Std:JsonGet")
+        botocore.session.get_session().get_service_model("sagemaker").operation_model(operation).input_shape
     )
 
 
-def substitute(value: Any, shape: Shape) -> Any:
-    """Replace pipeline expressions with a value of the type the shape expects at that place."""
-    if _is_expression(value):
-        return _PLACEHOLDER[shape.type_name]
-    if shape.type_name == "structure" and isinstance(value, dict):
-        return {k: substitute(v, shape.members[k]) if k in shape.members else v for k, v in value.items()}
-    if shape.type_name == "list" and isinstance(value, list):
-        return [substitute(v, shape.member) for v in value]
-    if shape.type_name == "map" and isinstance(value, dict):
-        return {k: substitute(v, shape.value) for k, v in value.items()}
-    return value
+def step(definition: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(s for s in all_steps(definition) if s["Name"] == name)
 
 
-def request_shape() -> Shape:
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    return model.operation_model("CreateHyperParameterTuningJob").input_shape
+def test_a_condition_on_use_tuning_chooses_the_branch(tuning_definition: dict[str, Any]) -> None:
+    assert [s["Name"] for s in tuning_definition["Steps"]] == ["Preprocess", CHOOSE_STEP]
+    args = step(tuning_definition, CHOOSE_STEP)["Arguments"]
+    assert args["Conditions"] == [
+        {"Type": "Equals", "LeftValue": {"Get": "Parameters.UseTuning"}, "RightValue": True}
+    ]
+    assert [s["Name"] for s in args["IfSteps"]] == [
+        CARVE_STEP,
+        TUNE_STEP,
+        "EvaluateModelTuned",
+        "CheckQualityTuned",
+    ]
+    assert [s["Name"] for s in args["ElseSteps"]] == ["TrainModel", "EvaluateModel", "CheckQuality"]
+    params = {p["Name"]: p for p in tuning_definition["Parameters"]}
+    assert params["UseTuning"] == {"Name": "UseTuning", "Type": "Boolean", "DefaultValue": False}
+    assert params["TuningMaxJobs"]["Type"] == params["TuningMaxParallelJobs"]["Type"] == "Integer"
+    assert len(json.dumps(tuning_definition)) < pdef.MAX_DEFINITION_CHARS
 
 
-def make_arguments(**kw: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "image_uri": "382416733822.dkr.ecr.us-east-1.amazonaws.com/factorization-machines:1",
-        "role_arn": {"Get": "Parameters.RoleArn"},
-        "train_s3": {"Get": "Steps.CarveValidation.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"},
-        "validation_s3": {
-            "Get": "Steps.CarveValidation.ProcessingOutputConfig.Outputs['validation'].S3Output.S3Uri"
-        },
-        "output_s3": {"Std:Join": {"On": "/", "Values": ["s3:/", {"Get": "Parameters.Bucket"}, "tuning"]}},
-        "instance_type": {"Get": "Parameters.TrainingInstanceType"},
-        "instance_count": {"Get": "Parameters.TrainingInstanceCount"},
-        "static_hyperparameters": {
-            "feature_dim": {"Get": "Parameters.FeatureDim"},
-            "predictor_type": "binary_classifier",
-        },
-        "space": build_space(),
-        "objective": resolve_objective("binary_classifier", "test:binary_classification_accuracy"),
-        "max_jobs": {"Get": "Parameters.TuningMaxJobs"},
-        "max_parallel": {"Get": "Parameters.TuningMaxParallelJobs"},
+def test_tuning_step_validates_against_botocore_shape(tuning_definition: dict[str, Any]) -> None:
+    tune = step(tuning_definition, TUNE_STEP)
+    assert tune["Type"] == "Tuning"
+    request_shape = shape("CreateHyperParameterTuningJob")
+    request = {"HyperParameterTuningJobName": "job", **_typed(tune["Arguments"], request_shape)}
+    report = ParamValidator().validate(request, request_shape)
+    assert not report.has_errors(), report.generate_report()
+
+    config = tune["Arguments"]["HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == "Bayesian" and config["TrainingJobEarlyStoppingType"] == "Auto"
+    assert config["HyperParameterTuningJobObjective"] == {
+        "Type": "Minimize",
+        "MetricName": "test:binary_classification_cross_entropy",
     }
-    base.update(kw)
-    return tuning_job_arguments(**base)
-
-
-def test_arguments_validate_against_botocore_shape() -> None:
-    args = make_arguments()
-    request = {"HyperParameterTuningJobName": "fmrec-tune", **substitute(args, request_shape())}
-    validate_parameters(request, request_shape())  # raises ParamValidationError on any mismatch
-    cfg = args["HyperParameterTuningJobConfig"]
-    assert cfg["Strategy"] == "Bayesian" and cfg["TrainingJobEarlyStoppingType"] == "Auto"
-    assert cfg["HyperParameterTuningJobObjective"] == {
-        "Type": "Maximize",
-        "MetricName": "test:binary_classification_accuracy",
+    assert config["ResourceLimits"] == {
+        "MaxNumberOfTrainingJobs": {"Get": "Parameters.TuningMaxJobs"},
+        "MaxParallelTrainingJobs": {"Get": "Parameters.TuningMaxParallelJobs"},
     }
-    names = {r["Name"] for group in cfg["ParameterRanges"].values() for r in group}
-    assert {"num_factors", "epochs", "mini_batch_size", "bias_lr", "factors_wd"} <= names
-    channels = {c["ChannelName"]: c for c in args["TrainingJobDefinition"]["InputDataConfig"]}
-    assert set(channels) == {"train", "test"}
-    assert channels["train"]["DataSource"]["S3DataSource"]["S3DataDistributionType"] == "ShardedByS3Key"
+    names = {r["Name"] for group in config["ParameterRanges"].values() for r in group}
+    assert {"num_factors", "epochs", "mini_batch_size"} <= names
+    assert {f"{g}_{k}" for g in ("bias", "linear", "factors") for k in ("lr", "wd")} <= names
+
+    definition = tune["Arguments"]["TrainingJobDefinition"]
+    assert set(definition["StaticHyperParameters"]) == {"feature_dim", "predictor_type"}  # tuned ones dropped
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in definition["InputDataConfig"]}
+    assert channels["train"]["S3DataDistributionType"] == "ShardedByS3Key"
+    # The objective's "test" channel is the split carved from train, never preprocess's test output.
+    assert channels["test"]["S3Uri"] == {
+        "Get": f"Steps.{CARVE_STEP}.ProcessingOutputConfig.Outputs['validation'].S3Output.S3Uri"
+    }
 
 
-def test_a_wrong_request_fails_botocore_validation() -> None:
-    args = make_arguments()
-    args["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxParallelTrainingJobs"] = "two"
-    with pytest.raises(Exception, match="MaxParallelTrainingJobs"):
-        validate_parameters(
-            {"HyperParameterTuningJobName": "x", **substitute(args, request_shape())}, request_shape()
-        )
+def test_a_wrong_tuning_request_fails_the_shape_check(tuning_definition: dict[str, Any]) -> None:
+    request_shape = shape("CreateHyperParameterTuningJob")
+    request = {
+        "HyperParameterTuningJobName": "job",
+        **_typed(step(tuning_definition, TUNE_STEP)["Arguments"], request_shape),
+    }
+    request["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxParallelTrainingJobs"] = "two"
+    assert ParamValidator().validate(request, request_shape).has_errors()
 
 
-def test_step_and_top_model_uri_follow_the_sdk_shapes() -> None:
-    step = tuning_step(TUNE_STEP, make_arguments(), depends_on=["CarveValidation"])
-    assert step["Type"] == "Tuning" and step["DependsOn"] == ["CarveValidation"]
-    uri = top_model_s3_uri(TUNE_STEP, {"Std:Join": {"On": "/", "Values": ["s3:/", "bucket", "tuning"]}})
-    assert uri == {
+def test_carve_step_reads_train_only_and_validates(tuning_definition: dict[str, Any]) -> None:
+    carve = step(tuning_definition, CARVE_STEP)
+    request_shape = shape("CreateProcessingJob")
+    request = {"ProcessingJobName": "job", **_typed(carve["Arguments"], request_shape)}
+    assert not ParamValidator().validate(request, request_shape).has_errors()
+    sources = json.dumps([i["S3Input"]["S3Uri"] for i in carve["Arguments"]["ProcessingInputs"]])
+    assert "Outputs['train']" in sources and "Outputs['test']" not in sources
+    assert carve["Arguments"]["AppSpecification"]["ContainerEntrypoint"][-1].endswith("carve_validation.py")
+
+
+def test_best_training_job_model_flows_into_evaluate_and_register(tuning_definition: dict[str, Any]) -> None:
+    best = {"Get": f"Steps.{TUNE_STEP}.TrainingJobSummaries[0].TrainingJobName"}
+    evaluate = step(tuning_definition, "EvaluateModelTuned")["Arguments"]
+    model_input = next(i for i in evaluate["ProcessingInputs"] if i["InputName"] == "model")
+    assert model_input["S3Input"]["S3Uri"] == {
+        "Std:Join": {"On": "/", "Values": ["s3:/", "${ArtifactBucket}", "models/tuning", best, "output"]}
+    }
+    register = step(tuning_definition, REGISTER_TUNED)["Arguments"]
+    model_url = register["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    assert model_url == {  # TuningStep.get_top_model_s3_uri(top_k=0)
         "Std:Join": {
             "On": "/",
-            "Values": [
-                "s3:/",
-                "bucket",
-                "tuning",
-                {"Get": f"Steps.{TUNE_STEP}.TrainingJobSummaries[0].TrainingJobName"},
-                "output/model.tar.gz",
-            ],
+            "Values": ["s3:/", "${ArtifactBucket}", "models/tuning", best, "output/model.tar.gz"],
         }
     }
-    with pytest.raises(ValueError, match=r"0\.\.49"):
-        top_model_s3_uri(TUNE_STEP, "s3://b/p", top_k=50)
+    gate = step(tuning_definition, "CheckQualityTuned")["Arguments"]
+    assert "EvaluateModelTuned" in json.dumps(gate["Conditions"])
 
 
-def test_local_tuner_reads_the_same_request_and_checks_it() -> None:
-    args = make_arguments(
-        static_hyperparameters={"feature_dim": "100", "predictor_type": "binary_classifier"}
-    )
+def test_local_tuner_reads_the_same_request(tuning_definition: dict[str, Any]) -> None:
+    args = json.loads(json.dumps(step(tuning_definition, TUNE_STEP)["Arguments"]))
     args["HyperParameterTuningJobConfig"]["ResourceLimits"] = {
         "MaxNumberOfTrainingJobs": 6,
         "MaxParallelTrainingJobs": 4,
     }
-    cfg = config_from_request(args, default_parallel=2)
-    assert cfg.max_jobs == 6 and cfg.max_parallel == 2 and cfg.early_stopping
-    assert cfg.objective.metric_name == "test:binary_classification_accuracy"
-    assert {r.name: r for r in cfg.space} == {r.name: r for r in build_space()}
+    args["TrainingJobDefinition"]["StaticHyperParameters"]["feature_dim"] = "100"
+    config = config_from_request(args, default_parallel=2)
+    assert config.max_jobs == 6 and config.max_parallel == 2 and config.early_stopping
+    assert config.objective.metric_name == "test:binary_classification_cross_entropy"
+    assert {r.name: r for r in config.space} == {r.name: r for r in build_space()}
 
-    bad = make_arguments(static_hyperparameters={"feature_dim": "100", "predictor_type": "regressor"})
-    with pytest.raises(TuningError, match="emitted only by a binary_classifier"):
-        config_from_request(bad)
-    too_wide = make_arguments(space=build_space([parse_range("epochs=1:1000")]))
-    too_wide["HyperParameterTuningJobConfig"]["ResourceLimits"] = {"MaxParallelTrainingJobs": 1}
-    too_wide["HyperParameterTuningJobConfig"]["ParameterRanges"]["IntegerParameterRanges"][1]["MaxValue"] = (
-        "5000"
-    )
+    args["HyperParameterTuningJobConfig"]["ParameterRanges"]["IntegerParameterRanges"][1]["MaxValue"] = "5000"
+    with pytest.raises(TuningError, match=r"range epochs: \[5, 5000\] is outside FM's documented limits"):
+        config_from_request(args)
+
+
+def test_bad_options_fail_at_build_time() -> None:
+    kwargs: dict[str, Any] = {"region": "us-east-1", **pdef.CDK_ARGUMENTS}
+    with pytest.raises(TuningError, match="emitted only by a regressor"):
+        pdef.get_pipeline(**kwargs, tuning=TuningOptions(objective="test:rmse"))
+    too_wide = (*DEFAULT_RANGES, ParamRange("epochs", "int", 1, 5000))
     with pytest.raises(TuningError, match="outside FM's documented limits"):
-        config_from_request(too_wide)
+        pdef.get_pipeline(**kwargs, tuning=TuningOptions(ranges=too_wide))
