@@ -126,3 +126,43 @@ def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path, make_model_tar
     assert b"connection: close" in rest.lower()
     assert b'"predictions":[{"score":' in rest
     assert server.exit_code == 0
+
+
+def _worker_pids(parent: int) -> set[int]:
+    pids = set()
+    for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        if b"multiprocessing.spawn" in cmdline and b"resource_tracker" not in cmdline:
+            pids.add(int(child))
+    return pids
+
+
+def test_a_killed_worker_is_replaced_and_a_second_twin_cannot_take_the_port(
+    tmp_path: Path, make_model_tar: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import signal
+    import time
+
+    model = make_model_tar(tmp_path / "model.tar.gz", "binary_classifier", 8, 20)
+    with start_in_background(model, process=True, workers=2) as server:
+        assert server.pid is not None
+        workers = _worker_pids(server.pid)
+        assert len(workers) == 2
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            now = _worker_pids(server.pid)
+            if len(now) == 2 and victim not in now:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"worker {victim} was not replaced: {_worker_pids(server.pid)}")
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+        conn.request("GET", "/ping")
+        assert conn.getresponse().status == 200
+        conn.close()
+
+        assert main(["serve", "endpoint", "--model", str(model), "--port", str(server.port)]) == 2
+        assert f"--port {server.port}: cannot listen there" in capsys.readouterr().err

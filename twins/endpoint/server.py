@@ -219,6 +219,7 @@ class BackgroundServer:
     variants: list[str]
     _stop: Callable[[], int | None] | None = field(repr=False, default=None)
     exit_code: int | None = None  # the child's exit status after stop() (process mode)
+    pid: int | None = None  # the child's process id (process mode)
 
     @property
     def url(self) -> str:
@@ -336,4 +337,6 @@ def _start_process(
         errlog.close()
         return int(proc.returncode)
 
-    return BackgroundServer(host, port, [s.name for s in specs], [s.variant for s in specs], stop)
+    return BackgroundServer(
+        host, port, [s.name for s in specs], [s.variant for s in specs], stop, pid=proc.pid
+    )
