@@ -127,8 +127,8 @@ class Bundle:
 
     @classmethod
     def build(cls, version: str | None, lookup: Any) -> Bundle:
-        counts = [float(c) for c in lookup.movie_counts]
-        means = [float(m) for m in lookup.movie_mean_ratings]
+        counts = [float(c) for c in lookup.movie_count]
+        means = [float(m) for m in lookup.movie_mean]
         total = sum(counts)
         global_mean = sum(c * m for c, m in zip(counts, means, strict=True)) / total if total else 0.0
         damped = [
@@ -180,9 +180,17 @@ class Recommendation:
     candidates: int
 
 
-def top_k(scores: Sequence[float], positions: Sequence[int], k: int, min_score: float | None) -> list[int]:
-    """Indices into `positions` of the k best scores (ties: lower movie position first), above min_score."""
-    order = heapq.nlargest(k, range(len(scores)), key=scores.__getitem__)
+def top_k(scores: Sequence[float], k: int, min_score: float | None) -> list[int]:
+    """Indices of the k best scores (ties: lower index first) that are at least min_score."""
+    if len(scores) > k:
+        # A threshold from the k largest values, then a sort of the few survivors: cheaper than nlargest
+        # with a key function (most of all on already-sorted scores), and ties keep candidate order.
+        kth = heapq.nlargest(k, scores)[-1]
+        order = [i for i, v in enumerate(scores) if v >= kth]
+    else:
+        order = list(range(len(scores)))
+    order.sort(key=lambda i: (-scores[i], i))
+    del order[k:]
     if min_score is not None:
         order = [i for i in order if scores[i] >= min_score]
     return order
@@ -274,6 +282,7 @@ class Recommender:
         self._bundles: OrderedDict[str | None, Bundle] = OrderedDict()
         self._current: str | None = None
         self._checked_at: float | None = None
+        self._no_lookup: set[str] = set()
         self._lock = threading.Lock()  # the twin calls one handler from several threads
 
     # --- artifacts -------------------------------------------------------------------------------------
@@ -331,6 +340,7 @@ class Recommender:
             if self._checked_at is None or now - self._checked_at >= self.version_check_seconds:
                 version = self._read_current()
                 self._checked_at = now
+                self._no_lookup.clear()
                 if version != self._current or version not in self._bundles:
                     bundle = self._bundles.get(version) or self._load_bundle(version)
                     if bundle is None:
@@ -346,8 +356,16 @@ class Recommender:
         with self._lock:
             bundle = self._bundles.get(variant)
             if bundle is None:
+                if variant in self._no_lookup:
+                    return fallback
                 bundle = self._load_bundle(variant)
                 if bundle is None:
+                    # Remembered until the next current.json check, so a bare folder costs one miss, not one
+                    # per request.
+                    self._no_lookup.add(variant)
+                    log.warning(
+                        "no lookup for variant %s; scoring with version %s", variant, fallback.version
+                    )
                     return fallback
                 self._remember(bundle)
                 if self._current is not None and self._current != variant:
@@ -460,7 +478,7 @@ class Recommender:
             return self._cold_start(cold.bundle, query)
         lookup = bundle.lookup
         items = []
-        for rank, i in enumerate(top_k(scores, positions, query.k, query.min_score), start=1):
+        for rank, i in enumerate(top_k(scores, query.k, query.min_score), start=1):
             pos = positions[i]
             items.append(Item(lookup.movie_ids[pos], lookup.titles[pos], scores[i], rank))
         return Recommendation(query.user_id, version, path, items, len(positions))

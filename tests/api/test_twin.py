@@ -1,0 +1,100 @@
+"""End to end through the twins: HTTP -> API Gateway twin -> the Lambda handler -> boto3 -> endpoint twin."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from twins.api.server import start_in_background
+from twins.endpoint import server as endpoint_server
+
+
+def get(url: str) -> tuple[int, dict[str, str], Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, json.loads(exc.read())
+
+
+@pytest.fixture
+def twins(w: Any, world: Any) -> Iterator[tuple[Any, Any]]:
+    with endpoint_server.start_in_background(world.model_path, name=w.ENDPOINT, variant="v1") as endpoint:
+        api = start_in_background(world.artifacts, endpoint.url, endpoint_name=w.ENDPOINT)
+        try:
+            yield endpoint, api
+        finally:
+            api.stop()
+
+
+def test_recommendations_end_to_end(w: Any, world: Any, twins: tuple[Any, Any]) -> None:
+    _, api = twins
+    status, headers, doc = get(f"{api.url}/users/13/recommendations?k=4")
+    assert status == 200, doc
+    assert doc["servingPath"] == "endpoint" and doc["modelVersion"] == "v1" and doc["userId"] == 13
+    assert len(doc["items"]) == 4 and headers["x-request-id"]
+    assert not {it["movieId"] for it in doc["items"]} & set(w.RATINGS[13])
+    # The scores are the model's: compare with the fast path on the same artifacts.
+    from lambdas.recommend.service import DirStore, Query, Recommender
+
+    fast = Recommender(DirStore(world.artifacts), None, fast_path=True).recommend(Query(13, k=4))
+    assert [it.movie_id for it in fast.items] == [it["movieId"] for it in doc["items"]]
+    assert [it.score for it in fast.items] == pytest.approx([it["score"] for it in doc["items"]], abs=1e-6)
+
+
+def test_errors_through_the_twin(twins: tuple[Any, Any]) -> None:
+    _, api = twins
+    status, _, doc = get(f"{api.url}/users/x/recommendations")
+    assert status == 400 and doc["code"] == "BadRequest" and doc["message"].startswith("userId")
+    status, _, doc = get(f"{api.url}/users/1/recommendations?k=1000")
+    assert status == 400 and doc["message"].startswith("k:")
+    status, _, doc = get(f"{api.url}/nope")
+    assert status == 404 and doc["code"] == "NotFound"
+    status, _, doc = get(f"{api.url}/users/4242/recommendations?k=2")
+    assert status == 200 and doc["servingPath"] == "cold_start" and len(doc["items"]) == 2
+
+
+def test_openapi_document_is_served(twins: tuple[Any, Any]) -> None:
+    _, api = twins
+    status, _, doc = get(f"{api.url}/openapi.json")
+    source = json.loads((Path(__file__).parents[2] / "lambdas" / "recommend" / "openapi.json").read_text())
+    assert status == 200 and doc == source
+
+
+def test_endpoint_down_is_503_with_retry_after(w: Any, world: Any) -> None:
+    dead = f"http://127.0.0.1:{endpoint_server.free_port()}"
+    with start_in_background(world.artifacts, dead, endpoint_name=w.ENDPOINT) as api:
+        status, headers, doc = get(f"{api.url}/users/1/recommendations")
+    assert status == 503 and headers["retry-after"] == "5" and doc["code"] == "ServiceUnavailable"
+
+
+def test_recommend_cli_prints_a_table(
+    w: Any, twins: tuple[Any, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fmrec.cli import main
+
+    _, api = twins
+    assert main(["recommend", "--user", "1", "-k", "3", "--api-url", api.url]) == 0
+    out = capsys.readouterr().out
+    assert "path endpoint" in out and "model v1" in out
+    titles = {t for _, t, _ in w.MOVIES}
+    rows = out.splitlines()[2:]
+    assert len(rows) == 3 and all(any(t in row for t in titles) for row in rows)
+    assert main(["recommend", "--user", "1", "-k", "300", "--api-url", api.url]) == 2
+    assert main(["recommend", "--user", "1", "--genre", "Western", "--api-url", api.url]) == 2
+    assert "HTTP 400" in capsys.readouterr().err
+
+
+def test_serve_api_cli_is_registered() -> None:
+    from fmrec.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["serve", "api", "--artifacts", "x", "--endpoint-url", "http://127.0.0.1:1", "--port", "3001"]
+    )
+    assert (args.artifacts, args.endpoint_url, args.port) == ("x", "http://127.0.0.1:1", 3001)
