@@ -98,11 +98,8 @@ def serve(
         ", ".join(f"{s.name} ({s.variant}) <- {s.model_path}" for s in specs),
         workers,
     )
-    worker_args = (specs_to_env(specs), host, port, log_level, access_log, workers > 1)
-    if workers == 1:
-        _worker_main(*worker_args)
-        return
-    _supervise(worker_args, workers)
+    # Even one worker runs under the supervisor: the same restart and exit-0-on-SIGTERM behaviour everywhere.
+    _supervise((specs_to_env(specs), host, port, log_level, access_log, workers > 1), workers)
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -147,7 +144,9 @@ def _worker_main(
         lifespan="off",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn re-raises the signal it shut down on; a terminal's Ctrl-C then needs no traceback per worker.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[sock])
 
 
 def _supervise(worker_args: tuple[str, str, int, str, bool, bool], workers: int) -> None:
