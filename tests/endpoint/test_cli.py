@@ -65,6 +65,12 @@ def test_names_models_and_variants_pair_up(tmp_path: Path) -> None:
         build_specs([a, b], ["x", "y", "z"], [])
     with pytest.raises(InputError, match="unique"):
         build_specs([a], ["x", "x"], [])
+    for bad_name in ("", "a/b", "-lead", "x" * 64, "under_score"):
+        with pytest.raises(InputError, match="--name"):
+            build_specs([a], [bad_name], [])
+    with pytest.raises(InputError, match="--variant 'v 1'"):
+        build_specs([a], ["x"], ["v 1"])
+    assert build_specs([a], ["a-b--c9"], ["Variant-2"])[0].variant == "Variant-2"
     with pytest.raises(InputError, match="--variant given 2 times"):
         build_specs([a], ["x"], ["V1", "V2"])
 

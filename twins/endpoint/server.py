@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,6 +34,8 @@ from twins.endpoint.app import (
 log = logging.getLogger(__name__)
 
 GRACEFUL_SHUTDOWN_SECONDS = 10
+# SageMaker's pattern for EndpointName and VariantName (botocore service models).
+_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
 
 def default_workers() -> int:
@@ -61,9 +64,16 @@ def build_specs(
         )
     seen: set[str] = set()
     for name in names:
-        if not name or "/" in name or name in seen:
-            raise InputError(f"--name {name!r}: endpoint names must be unique, non-empty and contain no '/'")
+        if not _NAME.fullmatch(name) or name in seen:
+            raise InputError(
+                f"--name {name!r}: endpoint names must be unique and match {_NAME.pattern} (as in SageMaker)"
+            )
         seen.add(name)
+    for variant in variants:
+        if not _NAME.fullmatch(variant):
+            raise InputError(
+                f"--variant {variant!r}: variant names must match {_NAME.pattern} (as in SageMaker)"
+            )
     specs = []
     for i, name in enumerate(names):
         model = Path(models[0] if len(models) == 1 else models[i])
