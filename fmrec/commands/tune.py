@@ -51,8 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _static(pairs: list[str], predictor_type: str, feature_dim: int) -> dict[str, str]:
-    static = {"predictor_type": predictor_type, "feature_dim": str(feature_dim)}
+def _static(pairs: list[str], predictor_type: str) -> dict[str, str]:
+    static = {"predictor_type": predictor_type}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         run_search,
         write_outputs,
     )
-    from fmrec.tuning.space import build_space, check_budget, parse_range, resolve_objective
+    from fmrec.tuning.space import build_space, check_budget, check_static, parse_range, resolve_objective
     from fmrec.tuning.split import DEFAULT_SPLIT_SEED, DEFAULT_VALIDATION_FRACTION
 
     if not args.local:
@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         args.max_parallel if args.max_parallel is not None else min(default_parallelism(), args.max_jobs)
     )
     check_budget(args.max_jobs, parallel)
+    static = _static(args.hp, args.predictor_type)
+    check_static(static, space)
     for path in (args.train, args.validation):
         if path is not None and not path.exists():
             raise InputError(f"{path}: no such file or folder")
@@ -107,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     config = TuningConfig(
         objective=objective,
         space=space,
-        static=_static(args.hp, args.predictor_type, X_fit.shape[1]),
+        static={"feature_dim": str(X_fit.shape[1]), **static},
         max_jobs=args.max_jobs,
         max_parallel=parallel,
         early_stopping=not args.no_early_stopping,
