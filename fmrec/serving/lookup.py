@@ -1,0 +1,258 @@
+"""Lookup artifacts (ids -> one-hot columns, titles, rated movies); standard library only (runs in Lambda)."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import struct
+import sys
+from array import array
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fmrec.errors import InputError
+from fmrec.io_utils import atomic_write_bytes
+
+LOOKUP_JSON = "lookup.json"
+LOOKUP_BIN = "lookup.bin"
+LOOKUP_FILES: tuple[str, ...] = (LOOKUP_JSON, LOOKUP_BIN)
+FORMAT_VERSION = 1
+_BIN_MAGIC = b"FMRECLK1"
+# lookup.bin sections, in order: name -> array typecode (all little-endian)
+_SECTIONS = (
+    ("movie_count", "I"),
+    ("movie_mean", "f"),
+    ("rated_indptr", "Q"),
+    ("rated_pos", "I"),
+    ("user_aux_indptr", "Q"),
+    ("user_aux_cols", "I"),
+    ("movie_aux_indptr", "Q"),
+    ("movie_aux_cols", "I"),
+)
+
+
+def _arr(code: str, values: Any = ()) -> array:
+    return array(code, values)
+
+
+@dataclass
+class Lookup:
+    """Everything the recommend path needs to turn ids into FM feature keys and back.
+
+    Column layout: user block (column = position in `user_ids`), then movie block (column = movie_offset
+    + position in `movie_ids`), then optional auxiliary blocks (`aux_blocks`). `user_keys` / `movie_keys`
+    give every column of one side, aux included; all feature values are 1.0.
+    """
+
+    feature_dim: int
+    user_ids: list[int]
+    movie_ids: list[int]
+    titles: list[str]
+    genres: list[list[str]]
+    movie_count: array  # per movie position: train ratings
+    movie_mean: array  # per movie position: mean train rating (0 when unrated)
+    rated_indptr: array  # CSR over user positions
+    rated_pos: array  # movie positions each user rated in train, ascending
+    label_mode: str = "binary"  # "binary" | "regression"
+    label_threshold: float | None = 4.0
+    user_aux_indptr: array | None = None
+    user_aux_cols: array | None = None
+    movie_aux_indptr: array | None = None
+    movie_aux_cols: array | None = None
+    aux_blocks: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "offset", "size", "labels"}]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # ---- positions and columns
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_movies(self) -> int:
+        return len(self.movie_ids)
+
+    @property
+    def movie_offset(self) -> int:
+        return len(self.user_ids)
+
+    def user_position(self, user_id: int) -> int | None:
+        i = bisect.bisect_left(self.user_ids, user_id)
+        return i if i < len(self.user_ids) and self.user_ids[i] == user_id else None
+
+    def movie_position(self, movie_id: int) -> int | None:
+        i = bisect.bisect_left(self.movie_ids, movie_id)
+        return i if i < len(self.movie_ids) and self.movie_ids[i] == movie_id else None
+
+    def user_column(self, pos: int) -> int:
+        return pos
+
+    def movie_column(self, pos: int) -> int:
+        return self.movie_offset + pos
+
+    def rated_positions(self, user_pos: int) -> list[int]:
+        return self.rated_pos[self.rated_indptr[user_pos] : self.rated_indptr[user_pos + 1]].tolist()
+
+    def user_keys(self, user_pos: int) -> list[int]:
+        keys = [user_pos]
+        if self.user_aux_indptr is not None and self.user_aux_cols is not None:
+            keys += self.user_aux_cols[
+                self.user_aux_indptr[user_pos] : self.user_aux_indptr[user_pos + 1]
+            ].tolist()
+        return keys
+
+    def movie_keys(self, movie_pos: int) -> list[int]:
+        keys = [self.movie_offset + movie_pos]
+        if self.movie_aux_indptr is not None and self.movie_aux_cols is not None:
+            lo, hi = self.movie_aux_indptr[movie_pos], self.movie_aux_indptr[movie_pos + 1]
+            keys += self.movie_aux_cols[lo:hi].tolist()
+        return keys
+
+    def popular_positions(self, k: int, min_count: int = 1) -> list[int]:
+        """Cold start: the k movie positions with most train ratings (ties: higher mean, then position)."""
+        ranked = sorted(
+            (p for p in range(self.n_movies) if self.movie_count[p] >= min_count),
+            key=lambda p: (-self.movie_count[p], -self.movie_mean[p], p),
+        )
+        return ranked[:k]
+
+    # ---- serialization
+    def to_blobs(self) -> dict[str, bytes]:
+        header = {
+            "format_version": FORMAT_VERSION,
+            "feature_dim": self.feature_dim,
+            "n_users": self.n_users,
+            "n_movies": self.n_movies,
+            "movie_offset": self.movie_offset,
+            "label_mode": self.label_mode,
+            "label_threshold": self.label_threshold,
+            "aux_blocks": self.aux_blocks,
+            "has_aux": {"user": self.user_aux_indptr is not None, "movie": self.movie_aux_indptr is not None},
+            "meta": self.meta,
+            "user_ids": self.user_ids,
+            "movie_ids": self.movie_ids,
+            "titles": self.titles,
+            "genres": self.genres,
+        }
+        parts = [_BIN_MAGIC]
+        for name, code in _SECTIONS:
+            values = getattr(self, name)
+            arr = _arr(code) if values is None else _arr(code, values)
+            if sys.byteorder != "little":
+                arr.byteswap()
+            raw = arr.tobytes()
+            parts.append(struct.pack("<16sBQ", name.encode(), ord(code), len(arr)))
+            parts.append(raw)
+        return {
+            LOOKUP_JSON: json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+            LOOKUP_BIN: b"".join(parts),
+        }
+
+    @classmethod
+    def from_blobs(cls, blobs: Mapping[str, bytes], source: str = "lookup") -> Lookup:
+        """Build from the raw bytes of LOOKUP_FILES (e.g. S3 objects read by the Lambda)."""
+        missing = [n for n in LOOKUP_FILES if n not in blobs]
+        if missing:
+            raise InputError(f"{source}: missing lookup file(s) {', '.join(missing)}")
+        try:
+            header = json.loads(blobs[LOOKUP_JSON].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{source}/{LOOKUP_JSON}: not valid JSON ({exc})") from None
+        if not isinstance(header, dict) or header.get("format_version") != FORMAT_VERSION:
+            raise InputError(
+                f"{source}/{LOOKUP_JSON}: format_version {header.get('format_version')!r}, "
+                f"expected {FORMAT_VERSION}"
+                if isinstance(header, dict)
+                else f"{source}/{LOOKUP_JSON}: expected a JSON object"
+            )
+        sections = _parse_bin(blobs[LOOKUP_BIN], f"{source}/{LOOKUP_BIN}")
+        try:
+            lookup = cls(
+                feature_dim=int(header["feature_dim"]),
+                user_ids=[int(x) for x in header["user_ids"]],
+                movie_ids=[int(x) for x in header["movie_ids"]],
+                titles=list(header["titles"]),
+                genres=[list(g) for g in header["genres"]],
+                movie_count=sections["movie_count"],
+                movie_mean=sections["movie_mean"],
+                rated_indptr=sections["rated_indptr"],
+                rated_pos=sections["rated_pos"],
+                label_mode=str(header["label_mode"]),
+                label_threshold=header["label_threshold"],
+                user_aux_indptr=sections["user_aux_indptr"] if header["has_aux"]["user"] else None,
+                user_aux_cols=sections["user_aux_cols"] if header["has_aux"]["user"] else None,
+                movie_aux_indptr=sections["movie_aux_indptr"] if header["has_aux"]["movie"] else None,
+                movie_aux_cols=sections["movie_aux_cols"] if header["has_aux"]["movie"] else None,
+                aux_blocks=list(header["aux_blocks"]),
+                meta=dict(header["meta"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{source}/{LOOKUP_JSON}: missing or malformed field ({exc})") from None
+        lookup.check(source)
+        return lookup
+
+    def check(self, source: str = "lookup") -> None:
+        """Internal consistency: the arrays line up with the ids."""
+        nu, nm = self.n_users, self.n_movies
+        problems = []
+        if len(self.titles) != nm or len(self.genres) != nm:
+            problems.append("titles/genres not aligned with movie_ids")
+        if len(self.movie_count) != nm or len(self.movie_mean) != nm:
+            problems.append("movie_count/movie_mean not aligned with movie_ids")
+        if len(self.rated_indptr) != nu + 1 or self.rated_indptr[-1] != len(self.rated_pos):
+            problems.append("rated_indptr does not match user_ids and rated_pos")
+        if self.user_ids != sorted(set(self.user_ids)) or self.movie_ids != sorted(set(self.movie_ids)):
+            problems.append("user_ids/movie_ids not sorted and unique")
+        if self.feature_dim < nu + nm:
+            problems.append(f"feature_dim {self.feature_dim} < {nu} users + {nm} movies")
+        if problems:
+            raise InputError(f"{source}: inconsistent lookup: {'; '.join(problems)}")
+
+
+def _parse_bin(raw: bytes, source: str) -> dict[str, array]:
+    if not raw.startswith(_BIN_MAGIC):
+        raise InputError(f"{source}: not a lookup binary (bad magic)")
+    pos = len(_BIN_MAGIC)
+    out: dict[str, array] = {}
+    for name, code in _SECTIONS:
+        if pos + 25 > len(raw):
+            raise InputError(f"{source}: truncated at byte {pos} (section {name})")
+        got_name, got_code, count = struct.unpack_from("<16sBQ", raw, pos)
+        pos += 25
+        if got_name.rstrip(b"\0").decode() != name or chr(got_code) != code:
+            raise InputError(f"{source}: byte {pos - 25}: section {got_name!r}, expected {name}")
+        arr = _arr(code)
+        size = arr.itemsize * count
+        if pos + size > len(raw):
+            raise InputError(f"{source}: truncated in section {name}")
+        arr.frombytes(raw[pos : pos + size])
+        if sys.byteorder != "little":
+            arr.byteswap()
+        pos += size
+        out[name] = arr
+    return out
+
+
+def write_lookup(folder: str | os.PathLike[str], lookup: Lookup) -> None:
+    """Write LOOKUP_FILES into `folder`, each file atomically."""
+    lookup.check(str(folder))
+    for name, blob in lookup.to_blobs().items():
+        atomic_write_bytes(Path(folder) / name, blob)
+
+
+def read_lookup(folder: str | os.PathLike[str]) -> Lookup:
+    folder = Path(folder)
+    blobs: dict[str, bytes] = {}
+    for name in LOOKUP_FILES:
+        path = folder / name
+        try:
+            blobs[name] = path.read_bytes()
+        except FileNotFoundError:
+            raise InputError(
+                f"{path}: no such file (a lookup folder holds {', '.join(LOOKUP_FILES)})"
+            ) from None
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return Lookup.from_blobs(blobs, str(folder))

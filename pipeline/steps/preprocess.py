@@ -1,0 +1,414 @@
+"""Preprocess step: MovieLens folder -> one-hot recordIO-protobuf train/test, lookup artifacts, manifest.
+
+SageMaker Processing script: `main(base_dir, argv)` reads base_dir/input/data/ and writes base_dir/output/
+{train,test,lookup,manifest}/; `fmrec preprocess --data-dir DIR --out DIR [flags]` runs the same code.
+
+argv flags (all optional):
+  --split S               ml-100k: ua (default), ub, u1..u5, or holdout; other layouts: holdout (default)
+  --holdout-per-user N    ratings per user held out for test when splitting u.data / ratings.* (default 10)
+  --label binary|regression   binary: 1.0 if rating >= --threshold else 0.0 (default); regression: the rating
+  --threshold X           binary label threshold (default 4)
+  --aux LIST              auxiliary features appended after the movie block: comma list of
+                          age,gender,occupation (user side), genres,year (movie side); "all"; "none" (default)
+  --shards N              split train into N files part-00000.pbr.. for ShardedByS3Key training (default 1)
+  --seed N                seed of the holdout split (default 0)
+  --max-reject-fraction F a ratings file with more rejected rows than this fraction is an error (default 0.05)
+
+Outputs: train/part-NNNNN.pbr, test/part-00000.pbr (float32 one-hot rows, float32 labels, byte-identical to
+SDK 2.x write_spmatrix_to_sparse_tensor), lookup/ (fmrec.serving.lookup.LOOKUP_FILES),
+manifest/manifest.json (feature_dim, layout, counts, label balance, files) and manifest/data_quality.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from array import array
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from fmrec.codec.recordio import write_spmatrix
+from fmrec.data.options import AUX_MOVIE, AUX_USER, PreprocessConfig, build_arg_parser, config_from_args
+from fmrec.data.readers import DUPLICATE_POLICY, Dataset, Movies, Ratings, Users, load_dataset
+from fmrec.errors import FmrecError, InputError, OutputError
+from fmrec.io_utils import atomic_dir
+from fmrec.serving.lookup import Lookup, write_lookup
+
+log = logging.getLogger("fmrec.preprocess")
+
+OUTPUT_CHANNELS = ("train", "test", "lookup", "manifest")
+AGE_EDGES = (18, 25, 35, 45, 50, 56)  # ml-1m's age groups: <18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+
+AGE_LABELS = ("<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
+WRITE_ROWS = 1 << 20
+
+
+# --------------------------------------------------------------------------------------------- encoding
+
+
+@dataclass
+class Block:
+    name: str
+    offset: int
+    labels: list[str]
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class Encoding:
+    """Column layout: users (sorted ids), movies (sorted ids), then aux blocks; rows of aux columns per id."""
+
+    user_ids: np.ndarray
+    movie_ids: np.ndarray
+    blocks: list[Block] = field(default_factory=list)
+    user_aux: sp.csr_matrix | None = None  # (n_users, feature_dim) indicator rows, for ids in user_ids
+    movie_aux: sp.csr_matrix | None = None
+    # aux rows for ids outside the train encoding (test rows of unknown users/movies still get their aux)
+    user_aux_ids: np.ndarray | None = None
+    user_aux_all: sp.csr_matrix | None = None
+    movie_aux_ids: np.ndarray | None = None
+    movie_aux_all: sp.csr_matrix | None = None
+
+    @property
+    def feature_dim(self) -> int:
+        return self.blocks[-1].offset + self.blocks[-1].size
+
+
+def _indicator_rows(n_rows: int, cols: list[np.ndarray], dim: int) -> sp.csr_matrix:
+    """CSR whose row i has 1.0 at each cols[k][i] >= 0 (columns ascending, since blocks are ordered)."""
+    stacked = np.stack(cols, axis=1) if cols else np.empty((n_rows, 0), dtype=np.int64)
+    mask = stacked >= 0
+    indptr = np.concatenate(([0], np.cumsum(mask.sum(axis=1))))
+    return sp.csr_matrix((np.ones(int(indptr[-1]), np.float32), stacked[mask], indptr), shape=(n_rows, dim))
+
+
+def build_encoding(
+    train: Ratings, users: Users | None, movies: Movies | None, aux: Sequence[str]
+) -> Encoding:
+    user_ids = np.unique(train.user)
+    movie_ids = np.unique(train.movie)
+    blocks = [
+        Block("user", 0, [str(u) for u in user_ids.tolist()]),
+        Block("movie", user_ids.size, [str(m) for m in movie_ids.tolist()]),
+    ]
+    enc = Encoding(user_ids, movie_ids, blocks)
+    wanted_user = [a for a in AUX_USER if a in aux]
+    wanted_movie = [a for a in AUX_MOVIE if a in aux]
+    if (wanted_user and users is None) or (wanted_movie and movies is None):
+        missing = "user table (u.user / users.dat)" if wanted_user and users is None else "movie table"
+        raise InputError(f"--aux {','.join(aux)}: this dataset has no {missing}")
+    offset = user_ids.size + movie_ids.size
+    ucols: list[np.ndarray] = []
+    if users is not None and wanted_user:
+        for name in wanted_user:
+            if name == "age":
+                labels, codes = (
+                    list(AGE_LABELS),
+                    np.searchsorted(np.asarray(AGE_EDGES), users.age, side="right"),
+                )
+            else:
+                values = users.gender if name == "gender" else users.occupation
+                labels = sorted(set(values))
+                codes = np.searchsorted(np.asarray(labels), np.asarray(values))
+            blocks.append(Block(f"user_{name}", offset, labels))
+            ucols.append(offset + codes.astype(np.int64))
+            offset += len(labels)
+    mcols: list[np.ndarray] = []
+    if movies is not None and wanted_movie:
+        for name in wanted_movie:
+            if name == "genres":
+                labels = sorted({g for gs in movies.genres for g in gs})
+                index = {g: i for i, g in enumerate(labels)}
+                blocks.append(Block("movie_genre", offset, labels))
+                width = max((len(gs) for gs in movies.genres), default=0)
+                grid = np.full((movies.ids.size, width), -1, dtype=np.int64)
+                for i, gs in enumerate(movies.genres):
+                    grid[i, : len(gs)] = sorted(offset + index[g] for g in gs)
+                mcols.extend(grid.T)
+            else:
+                decades = np.where(movies.year > 0, movies.year // 10 * 10, -1)
+                labels = [str(d) for d in sorted(set(decades.tolist()) - {-1})] + ["unknown"]
+                known = np.asarray(sorted(set(decades.tolist()) - {-1}), dtype=np.int64)
+                codes = np.where(decades >= 0, np.searchsorted(known, decades), len(labels) - 1)
+                blocks.append(Block("movie_year", offset, labels))
+                mcols.append(offset + codes.astype(np.int64))
+            offset += len(labels)
+    dim = offset
+    if ucols and users is not None:
+        order = np.argsort(users.ids, kind="stable")
+        enc.user_aux_ids = users.ids[order]
+        enc.user_aux_all = _indicator_rows(users.ids.size, [c[order] for c in ucols], dim)
+        enc.user_aux = _aux_for(enc.user_aux_ids, enc.user_aux_all, user_ids, dim)
+    if mcols and movies is not None:
+        order = np.argsort(movies.ids, kind="stable")
+        enc.movie_aux_ids = movies.ids[order]
+        enc.movie_aux_all = _indicator_rows(movies.ids.size, [c[order] for c in mcols], dim)
+        enc.movie_aux = _aux_for(enc.movie_aux_ids, enc.movie_aux_all, movie_ids, dim)
+    return enc
+
+
+def _aux_for(table_ids: np.ndarray, table: sp.csr_matrix, ids: np.ndarray, dim: int) -> sp.csr_matrix:
+    """Aux rows for `ids` (empty rows for ids the table lacks)."""
+    pos = np.searchsorted(table_ids, ids)
+    pos = np.minimum(pos, max(table_ids.size - 1, 0))
+    found = table_ids.size > 0 and (table_ids[pos] == ids)
+    rows = table[pos] if table_ids.size else sp.csr_matrix((ids.size, dim), dtype=np.float32)
+    out = sp.csr_matrix(sp.diags(np.asarray(found, dtype=np.float32)) @ rows, dtype=np.float32)
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out
+
+
+def _positions(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of each value in sorted_ids, -1 when absent (handle_unknown='ignore')."""
+    if sorted_ids.size == 0:
+        return np.full(values.size, -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(sorted_ids, values), sorted_ids.size - 1)
+    return np.where(sorted_ids[pos] == values, pos, -1)
+
+
+def encode_rows(enc: Encoding, user: np.ndarray, movie: np.ndarray) -> sp.csr_matrix:
+    """One-hot rows (float32 CSR) in OneHotEncoder(handle_unknown='ignore') order, then aux indicators."""
+    n = user.size
+    upos, mpos = _positions(enc.user_ids, user), _positions(enc.movie_ids, movie)
+    base_cols = np.stack([upos, np.where(mpos >= 0, enc.user_ids.size + mpos, -1)], 1)
+    base = _indicator_rows(n, [base_cols[:, 0], base_cols[:, 1]], enc.feature_dim)
+    if enc.user_aux_all is None and enc.movie_aux_all is None:
+        return base
+    parts = [base]
+    for ids, table in ((enc.user_aux_ids, enc.user_aux_all), (enc.movie_aux_ids, enc.movie_aux_all)):
+        if ids is None or table is None:
+            continue
+        which = user if table is enc.user_aux_all else movie
+        pos = _positions(ids, which)
+        rows = table[np.maximum(pos, 0)]
+        rows = sp.csr_matrix(sp.diags((pos >= 0).astype(np.float32)) @ rows, dtype=np.float32)
+        rows.eliminate_zeros()
+        parts.append(rows)
+    out = parts[0]
+    for part in parts[1:]:
+        out = out + part  # disjoint column blocks, so the sum is a union
+    out = sp.csr_matrix(out, dtype=np.float32)
+    out.sort_indices()
+    return out
+
+
+def labels_for(rating: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    if cfg.label == "binary":
+        return (rating >= cfg.threshold).astype(np.float32)
+    return rating.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------- outputs
+
+
+def _write_channel(
+    folder: Path, enc: Encoding, r: Ratings, cfg: PreprocessConfig, shards: int
+) -> list[dict[str, Any]]:
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(r)
+    bounds = np.linspace(0, n, shards + 1).round().astype(np.int64)
+    files = []
+    for s in range(shards):
+        path = folder / f"part-{s:05d}.pbr"
+        written = 0
+        with open(path, "wb") as fh:
+            for a in range(int(bounds[s]), int(bounds[s + 1]), WRITE_ROWS):
+                b = min(int(bounds[s + 1]), a + WRITE_ROWS)
+                rows = encode_rows(enc, r.user[a:b], r.movie[a:b])
+                written += write_spmatrix(fh, rows, labels_for(r.rating[a:b], cfg))
+        files.append({"name": path.name, "rows": int(bounds[s + 1] - bounds[s]), "bytes": written})
+    return files
+
+
+def _to_array(code: str, values: np.ndarray) -> array:
+    arr = array(code)
+    arr.frombytes(np.ascontiguousarray(values, dtype=np.dtype(code).newbyteorder("=")).tobytes())
+    return arr
+
+
+def build_lookup(enc: Encoding, ds: Dataset, cfg: PreprocessConfig) -> Lookup:
+    train = ds.train
+    upos, mpos = _positions(enc.user_ids, train.user), _positions(enc.movie_ids, train.movie)
+    nm = enc.movie_ids.size
+    count = np.bincount(mpos, minlength=nm)
+    total = np.bincount(mpos, weights=train.rating.astype(np.float64), minlength=nm)
+    mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+    order = np.lexsort((mpos, upos))
+    pairs = np.unique(upos[order] * nm + mpos[order])
+    rated_user, rated_movie = pairs // nm, pairs % nm
+    indptr = np.concatenate(([0], np.cumsum(np.bincount(rated_user, minlength=enc.user_ids.size))))
+    titles = [""] * nm
+    genres: list[list[str]] = [[] for _ in range(nm)]
+    if ds.movies is not None:
+        pos = _positions(enc.movie_ids, ds.movies.ids)
+        for i in np.flatnonzero(pos >= 0).tolist():
+            titles[pos[i]] = ds.movies.titles[i]
+            genres[pos[i]] = ds.movies.genres[i]
+
+    def aux_arrays(mat: sp.csr_matrix | None) -> tuple[array | None, array | None]:
+        if mat is None:
+            return None, None
+        return _to_array("Q", mat.indptr), _to_array("I", mat.indices)
+
+    ua_ptr, ua_cols = aux_arrays(enc.user_aux)
+    ma_ptr, ma_cols = aux_arrays(enc.movie_aux)
+    return Lookup(
+        feature_dim=enc.feature_dim,
+        user_ids=enc.user_ids.tolist(),
+        movie_ids=enc.movie_ids.tolist(),
+        titles=titles,
+        genres=genres,
+        movie_count=_to_array("I", count),
+        movie_mean=_to_array("f", mean),
+        rated_indptr=_to_array("Q", indptr),
+        rated_pos=_to_array("I", rated_movie),
+        label_mode=cfg.label,
+        label_threshold=cfg.threshold if cfg.label == "binary" else None,
+        user_aux_indptr=ua_ptr,
+        user_aux_cols=ua_cols,
+        movie_aux_indptr=ma_ptr,
+        movie_aux_cols=ma_cols,
+        aux_blocks=[
+            {"name": b.name, "offset": b.offset, "size": b.size, "labels": b.labels} for b in enc.blocks[2:]
+        ],
+        meta={"layout": ds.layout, "split": ds.split},
+    )
+
+
+def _balance(labels: np.ndarray, mode: str) -> dict[str, float]:
+    if labels.size == 0:
+        return {}
+    if mode == "binary":
+        return {"positive": int(labels.sum()), "positive_fraction": round(float(labels.mean()), 6)}
+    return {"mean": round(float(labels.mean()), 6), "std": round(float(labels.std()), 6)}
+
+
+def preprocess(data_dir: str | Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
+    """Read `data_dir`, write train/test/lookup/manifest into the (existing, empty) folder `out`."""
+    t0 = time.perf_counter()
+    ds = load_dataset(data_dir, cfg.split, cfg.holdout_per_user, cfg.seed, cfg.max_reject_fraction)
+    enc = build_encoding(ds.train, ds.users, ds.movies, cfg.aux)
+    log.info(
+        "read %s (%s, split %s): %d train, %d test ratings; feature_dim %d",
+        data_dir,
+        ds.layout,
+        ds.split,
+        len(ds.train),
+        len(ds.test) if ds.test else 0,
+        enc.feature_dim,
+    )
+    train_files = _write_channel(out / "train", enc, ds.train, cfg, cfg.shards)
+    test = ds.test
+    test_files = _write_channel(out / "test", enc, test, cfg, 1) if test is not None and len(test) else []
+    write_lookup(out / "lookup", build_lookup(enc, ds, cfg))
+    counts: dict[str, int] = {
+        "train_rows": len(ds.train),
+        "test_rows": len(test) if test else 0,
+        "users": int(enc.user_ids.size),
+        "movies": int(enc.movie_ids.size),
+    }
+    unknown: dict[str, int] = {}
+    if test is not None:
+        u_unk = _positions(enc.user_ids, test.user) < 0
+        m_unk = _positions(enc.movie_ids, test.movie) < 0
+        unknown = {
+            "test_rows_unknown_user": int(u_unk.sum()),
+            "test_rows_unknown_movie": int(m_unk.sum()),
+            "test_rows_unknown_both": int((u_unk & m_unk).sum()),
+        }
+        pairs_train = np.unique(ds.train.user * (1 << 32) + ds.train.movie)
+        pairs_test = test.user * (1 << 32) + test.movie
+        unknown["test_pairs_also_in_train"] = int(np.isin(pairs_test, pairs_train).sum())
+    counts.update(unknown)
+    manifest = {
+        "format_version": 1,
+        "feature_dim": enc.feature_dim,
+        "layout": [{"name": b.name, "offset": b.offset, "size": b.size} for b in enc.blocks],
+        "label": {"mode": cfg.label, "threshold": cfg.threshold if cfg.label == "binary" else None},
+        "counts": counts,
+        "label_balance": {
+            "train": _balance(labels_for(ds.train.rating, cfg), cfg.label),
+            "test": _balance(labels_for(test.rating, cfg), cfg.label) if test is not None else {},
+        },
+        "files": {"train": train_files, "test": test_files},
+        "content_type": "application/x-recordio-protobuf",
+        "source": {"data_dir": str(data_dir), "layout": ds.layout, "split": ds.split},
+        "config": {**asdict(cfg), "aux": list(cfg.aux)},
+    }
+    files = [ds.train.quality] + (
+        [test.quality] if test is not None and test.quality is not ds.train.quality else []
+    )
+    quality = {
+        "files": [q.as_dict() for q in files],
+        "rows_read": sum(q.rows_read for q in files),
+        "rows_rejected": sum(q.rows_rejected for q in files),
+        "duplicate_policy": DUPLICATE_POLICY,
+        "unknown_in_test": unknown,
+    }
+    (out / "manifest").mkdir(parents=True, exist_ok=True)
+    (out / "manifest" / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (out / "manifest" / "data_quality.json").write_text(json.dumps(quality, indent=2) + "\n")
+    log.info("preprocess done in %.1f s", time.perf_counter() - t0)
+    return manifest
+
+
+def run(
+    data_dir: str | Path, out_dir: str | Path, cfg: PreprocessConfig, overwrite: bool = False
+) -> dict[str, Any]:
+    """`fmrec preprocess`: the whole output folder appears at once (built in a temporary sibling)."""
+    with atomic_dir(out_dir, replace=overwrite) as tmp:
+        return preprocess(data_dir, tmp, cfg)
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Move each channel folder into `out`; SageMaker pre-creates them empty, so empty ones are replaced."""
+    for name in OUTPUT_CHANNELS:
+        target = out / name
+        if target.exists():
+            if not target.is_dir() or any(target.iterdir()):
+                raise OutputError(f"{target}: already holds files; expected an empty output channel")
+            target.rmdir()
+    for name in OUTPUT_CHANNELS:
+        os.replace(tmp / name, out / name)
+
+
+def main(base_dir: str | Path, argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Processing entry point: base_dir/input/data -> base_dir/output/{train,test,lookup,manifest}."""
+    base = Path(base_dir)
+    cfg = config_from_args(build_arg_parser().parse_args(list(argv or [])))
+    out = base / "output"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".preprocess.", dir=out))
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write here ({exc.strerror or exc})") from exc
+    try:
+        manifest = preprocess(base / "input" / "data", tmp, cfg)
+        _publish(tmp, out)
+        return manifest
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        main(Path("/opt/ml/processing"), sys.argv[1:])
+    except (
+        FmrecError
+    ) as exc:  # a clear message and a non-zero exit, as SageMaker shows it in the job's failure
+        print(f"preprocess: error: {exc}", file=sys.stderr)
+        sys.exit(2)

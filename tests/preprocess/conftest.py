@@ -1,0 +1,27 @@
+"""Fixtures: a tiny synthetic ml-100k folder (and its preprocessed output) shared by the preprocess tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fmrec.data.options import PreprocessConfig
+from fmrec.data.synth import SynthConfig, write_synth
+from pipeline.steps.preprocess import run
+
+TINY = SynthConfig(users=50, items=80, ratings=2000, seed=11)
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "ml"
+    write_synth(out, TINY)
+    return out
+
+
+@pytest.fixture(scope="session")
+def preprocessed(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pre") / "out"
+    run(synth_dir, out, PreprocessConfig())
+    return out
