@@ -37,6 +37,11 @@ ML1M_OCCUPATIONS = (
     "programmer", "retired", "sales/marketing", "scientist", "self-employed", "technician/engineer",
     "tradesman/craftsman", "unemployed", "writer",
 )  # fmt: skip
+# u.item's 19 genre flags, in order (u.genre, when present, overrides)
+ML100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)  # fmt: skip
 _MAX_EXAMPLES = 5
 
 
@@ -293,7 +298,7 @@ def read_movies_100k(path: Path) -> Movies:
     for number, line in enumerate(_lines(path, "latin-1"), start=1):
         parts = line.split("|")
         flags = parts[5:]
-        names = genre_names or [f"genre{i}" for i in range(len(flags))]
+        names = genre_names or list(ML100K_GENRES)
         if len(parts) < 6 or not parts[0].isdigit() or len(flags) != len(names) or set(flags) - {"0", "1"}:
             raise _movie_error(
                 path, number, line, f"'id|title|release date|video date|url|{len(names)} 0/1 flags'"

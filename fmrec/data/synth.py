@@ -11,13 +11,11 @@ from typing import IO, Any
 
 import numpy as np
 
+from fmrec.data.readers import ML100K_GENRES
 from fmrec.errors import InputError
 from fmrec.io_utils import atomic_dir
 
-GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
-)  # fmt: skip
+GENRES = ML100K_GENRES
 OCCUPATIONS = (
     "administrator", "artist", "doctor", "educator", "engineer", "entertainment", "executive", "healthcare",
     "homemaker", "lawyer", "librarian", "marketing", "none", "other", "programmer", "retired", "salesman",
