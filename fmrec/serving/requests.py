@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Protocol
 
 from fmrec.errors import InputError
@@ -84,7 +85,12 @@ class RequestBuilder:
         positions: Sequence[int] = self.all_positions if movie_positions is None else movie_positions
         if not positions:
             return []
-        selected = tails if positions is self.all_positions else [tails[p] for p in positions]
+        if positions is self.all_positions:
+            selected: Sequence[str] = tails
+        elif len(positions) == 1:
+            selected = [tails[positions[0]]]
+        else:
+            selected = itemgetter(*positions)(tails)  # a C-level gather, ~2x a list comprehension
         per_instance = len(head) + max_tail + 1
         room = self.max_bytes - len(_OPEN) - len(_CLOSE)
         if per_instance * len(positions) <= room:

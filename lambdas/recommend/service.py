@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import heapq
 import json
 import logging
@@ -13,6 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, compress, pairwise
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -119,7 +121,7 @@ class Bundle:
     builder: RequestBuilder
     popular: list[int]  # movie positions, best damped mean rating first
     popular_score: list[float]
-    genre_index: dict[str, frozenset[int]]  # lower-cased genre -> movie positions
+    genre_index: dict[str, tuple[int, ...]]  # lower-cased genre -> movie positions, ascending
     genre_names: list[str]
     fast_model: Any = None  # fmrec.model.artifact.FMModel, loaded on first fast-path use
     item_rows: Any = None  # csr_matrix of movie keys for score_user_candidates
@@ -148,7 +150,7 @@ class Bundle:
             builder=RequestBuilder(lookup),
             popular=popular,
             popular_score=damped,
-            genre_index={g: frozenset(p) for g, p in index.items()},
+            genre_index={g: tuple(sorted(p)) for g, p in index.items()},
             genre_names=sorted(names.values()),
             fingerprint=(lookup.feature_dim, tuple(lookup.user_ids), tuple(lookup.movie_ids)),
         )
@@ -186,7 +188,7 @@ def top_k(scores: Sequence[float], k: int, min_score: float | None) -> list[int]
         # A threshold from the k largest values, then a sort of the few survivors: cheaper than nlargest
         # with a key function (most of all on already-sorted scores), and ties keep candidate order.
         kth = heapq.nlargest(k, scores)[-1]
-        order = [i for i, v in enumerate(scores) if v >= kth]
+        order = list(compress(range(len(scores)), map(kth.__le__, scores)))
     else:
         order = list(range(len(scores)))
     order.sort(key=lambda i: (-scores[i], i))
@@ -254,7 +256,9 @@ class EndpointCaller:
                 raise ServiceUnavailable("the model endpoint is unreachable", 5) from exc
         try:
             predictions = _loads(payload)["predictions"]
-            scores = [float(p["score"]) for p in predictions]
+            scores = [p["score"] for p in predictions]
+            if scores and type(scores[0]) is not float:
+                scores = [float(s) for s in scores]
         except (ValueError, KeyError, TypeError) as exc:
             raise ServiceUnavailable("the model endpoint returned an unreadable answer", 5) from exc
         return scores, response.get("InvokedProductionVariant")
@@ -317,6 +321,9 @@ class Recommender:
             blobs[name] = data
         started = time.perf_counter()
         bundle = Bundle.build(version, Lookup.from_blobs(blobs))
+        # The lookup and its fragments live as long as the container: keep them out of every later collection.
+        gc.collect()
+        gc.freeze()
         log.info(
             "loaded lookup for model version %s: %d users, %d movies, feature_dim %d in %.1f ms",
             version,
@@ -376,7 +383,7 @@ class Recommender:
     # --- scoring ---------------------------------------------------------------------------------------
     def candidates(self, bundle: Bundle, user_pos: int | None, query: Query) -> list[int]:
         n = len(bundle.lookup.movie_ids)
-        allowed: frozenset[int] | None = None
+        allowed: tuple[int, ...] | None = None
         if query.genre is not None:
             allowed = bundle.genre_index.get(query.genre.lower())
             if allowed is None:
@@ -384,12 +391,15 @@ class Recommender:
                     f"genre {query.genre!r} is not one of this model's genres: "
                     + ", ".join(bundle.genre_names)
                 )
-        rated: set[int] = set()
+        rated: list[int] = []
         if query.exclude_rated and user_pos is not None:
-            rated = set(bundle.lookup.rated_positions(user_pos))
-        if allowed is None and not rated:
-            return list(range(n))
-        return [p for p in range(n) if p not in rated and (allowed is None or p in allowed)]
+            rated = bundle.lookup.rated_positions(user_pos)
+        if allowed is None:
+            # rated is ascending: the candidates are the gaps between rated positions, as C-level ranges.
+            bounds = [-1, *rated, n]
+            return list(chain.from_iterable(range(a + 1, b) for a, b in pairwise(bounds)))
+        skip = set(rated)
+        return [p for p in allowed if p not in skip]
 
     def _fast_scores(self, bundle: Bundle, user_pos: int, positions: Sequence[int]) -> list[float]:
         import numpy as np
