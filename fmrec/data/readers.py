@@ -56,8 +56,9 @@ class FileQuality:
     examples: list[dict[str, Any]] = field(default_factory=list)
 
     def reject(self, reason: str, line: int, text: str, count: int = 1) -> None:
+        """Count a rejection; keep the first few examples of each reason."""
         self.rejected[reason] += count
-        if len(self.examples) < _MAX_EXAMPLES:
+        if self.rejected[reason] <= _MAX_EXAMPLES:
             self.examples.append({"line": line, "reason": reason, "text": text[:200]})
 
     @property
@@ -252,16 +253,17 @@ def read_ratings(
         q.rejected["duplicate"] += int(dup.size) - min(dup.size, _MAX_EXAMPLES)
         keep[dup] = False
     q.rows_kept = int(keep.sum())
+    expected = (
+        "'" + {"\t": "<TAB>", "\x1f": "::"}.get(sep, sep).join(["user", "movie", "rating", "timestamp"]) + "'"
+    )
     if q.rows_read == 0:
-        raise InputError(f"{path}: no rating lines, expected 'user{sep}movie{sep}rating{sep}timestamp'")
+        raise InputError(f"{path}: no rating lines, expected {expected}")
     if q.rows_kept == 0 or q.rows_rejected > max_reject_fraction * q.rows_read:
         first = min(q.examples, key=lambda e: e["line"])
         raise InputError(
             f"{path}: line {first['line']}: {first['reason'].replace('_', ' ')} ({first['text']!r}); "
             f"{q.rows_rejected} of {q.rows_read} rows rejected, more than the allowed "
-            f"{max_reject_fraction:.0%}; expected 'user{sep}movie{sep}rating{sep}timestamp'".replace(
-                "\x1f", "::"
-            )
+            f"{max_reject_fraction:.0%}; expected {expected}"
         )
     if keep.all():
         return Ratings(user, movie, rating.astype(np.float32), stamp, q)
