@@ -108,6 +108,7 @@ def test_dag_edges(cdk_definition: dict[str, Any]) -> None:
         ("CheckQuality", REGISTER),
         ("CheckQuality", "QualityGateFailed"),
         ("TrainModel", REGISTER),  # ModelDataUrl
+        ("Preprocess", REGISTER),  # the lookup location, in CustomerMetadataProperties
         ("EvaluateModel", "QualityGateFailed"),  # the reason quotes the metrics
     }
     assert topological_order(cdk_definition)[:4] == [

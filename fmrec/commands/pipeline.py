@@ -1,0 +1,115 @@
+"""`fmrec pipeline run --local | definition`: run the SageMaker Pipeline definition here, or print it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from fmrec.errors import InputError
+
+DEFAULT_RUNS = Path("runs")
+LOCAL_BUCKET = "fmrec-local"
+LOCAL_ARGUMENTS = {
+    "artifact_bucket": LOCAL_BUCKET,
+    "role_arn": "arn:aws:iam::000000000000:role/fmrec-local",
+    "code_uri": f"s3://{LOCAL_BUCKET}/code",
+}
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("pipeline", help="run the pipeline locally or print its definition")
+    psub = parser.add_subparsers(dest="pipeline_command", metavar="SUBCOMMAND", required=True)
+    run = psub.add_parser("run", help="execute the pipeline definition step by step on this machine")
+    run.add_argument(
+        "--local", action="store_true", required=True, help="run with the local twins (required)"
+    )
+    run.add_argument("--data-dir", type=Path, help="MovieLens-format folder (sets InputDataUrl)")
+    run.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter"
+    )
+    run.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS, help="where runs and the registry go")
+    run.add_argument("--group", default="fmrec-models", help="model package group")
+    run.set_defaults(func=run_command)
+    show = psub.add_parser("definition", help="print the definition JSON (CDK placeholders by default)")
+    show.add_argument("--region", default="us-east-1")
+    show.add_argument("--local", action="store_true", help="with the local runner's values instead")
+    show.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    show.set_defaults(func=definition_command)
+
+
+def local_definition(group: str = "fmrec-models") -> dict[str, Any]:
+    return _build("us-east-1", LOCAL_ARGUMENTS, group)
+
+
+def _build(region: str, values: dict[str, str], group: str = "fmrec-models") -> dict[str, Any]:
+    from pipeline.definition import get_pipeline
+
+    return get_pipeline(
+        region=region,
+        artifact_bucket=values["artifact_bucket"],
+        role_arn=values["role_arn"],
+        code_uri=values["code_uri"],
+        model_package_group_name=group,
+    )
+
+
+def run_pipeline(
+    data_dir: Path | None,
+    params: list[str],
+    runs_dir: Path,
+    group: str = "fmrec-models",
+    progress: Any = None,
+) -> Any:
+    """Build the definition with local values and run it; returns the runner's RunResult."""
+    from twins.pipeline.runner import parse_parameters, run_local, split_assignments
+    from twins.registry.registry import Registry
+
+    say = progress or (lambda msg: print(f"[pipeline] {msg}", file=sys.stderr, flush=True))
+    overrides = split_assignments(params)
+    if data_dir is not None:
+        if not data_dir.is_dir():
+            raise InputError(f"--data-dir {data_dir}: not a folder")
+        if "InputDataUrl" in overrides:
+            raise InputError("--data-dir and --param InputDataUrl=... both set the input; pass one")
+        overrides["InputDataUrl"] = str(data_dir.resolve())
+    say("building the pipeline definition ...")
+    definition = local_definition(group)
+    parse_parameters(definition, overrides)  # fail on a bad --param before anything else
+    return run_local(
+        definition,
+        runs_root=runs_dir / "pipeline",
+        registry=Registry(runs_dir / "registry"),
+        overrides=overrides,
+        progress=say,
+    )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    result = run_pipeline(args.data_dir, args.param, args.runs_dir, args.group)
+    print(f"run {result.run_id}: {result.status}  ({result.folder})")
+    if result.evaluation:
+        for name in ("model", "popularity", "biases"):
+            block = result.evaluation.get(name, {})
+            print(f"  {name:<10} " + "  ".join(f"{k} {v:.4f}" for k, v in block.items()))
+    for package in result.registered:
+        print(f"registered {package.arn} status {package.status} ({package.folder})")
+    if result.status != "Succeeded":
+        print(f"fmrec: pipeline failed: {result.failure_reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def definition_command(args: argparse.Namespace) -> int:
+    from pipeline.definition import CDK_ARGUMENTS
+
+    text = json.dumps(_build(args.region, LOCAL_ARGUMENTS if args.local else CDK_ARGUMENTS), indent=2)
+    if args.out:
+        from fmrec.io_utils import atomic_write_text
+
+        atomic_write_text(args.out, text + "\n")
+    else:
+        print(text)
+    return 0
