@@ -1,0 +1,411 @@
+"""Deploys approved model packages to the endpoint, on EventBridge events and the stack's custom resource."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger()
+log.setLevel(logging.INFO)
+
+APPROVAL_EVENT = "SageMaker Model Package State Change"
+ENDPOINT_EVENT = "SageMaker Endpoint State Change"
+CURRENT_KEY = "current.json"  # the recommend Lambda reads {"modelVersion": <variant>} here (docs/api.md)
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+_ARN_VERSION = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/([^/]+)/(\d+)$")
+
+
+class DeployError(Exception):
+    """The event, the model package or the settings do not allow a deployment; the message says why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to deploy and how, from the function's environment (set by the serving stack)."""
+
+    endpoint_name: str
+    model_package_group: str
+    model_role_arn: str
+    instance_type: str
+    initial_instance_count: int
+    max_instance_count: int
+    invocations_per_instance: int
+    data_capture_percent: int
+    capture_s3_uri: str
+    artifact_bucket: str
+    serving_prefix: str
+    lookup_metadata_key: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        try:
+            return cls(
+                endpoint_name=env["ENDPOINT_NAME"],
+                model_package_group=env["MODEL_PACKAGE_GROUP"],
+                model_role_arn=env["MODEL_ROLE_ARN"],
+                instance_type=env["INSTANCE_TYPE"],
+                initial_instance_count=int(env["INITIAL_INSTANCE_COUNT"]),
+                max_instance_count=int(env["MAX_INSTANCE_COUNT"]),
+                invocations_per_instance=int(env["INVOCATIONS_PER_INSTANCE"]),
+                data_capture_percent=int(env.get("DATA_CAPTURE_PERCENT", "0")),
+                capture_s3_uri=env.get("CAPTURE_S3_URI", ""),
+                artifact_bucket=env["ARTIFACT_BUCKET"],
+                serving_prefix=env.get("SERVING_PREFIX", "serving/"),
+                lookup_metadata_key=env.get("LOOKUP_METADATA_KEY", "LookupS3Uri"),
+            )
+        except KeyError as exc:
+            raise DeployError(f"environment variable {exc.args[0]} is not set") from exc
+        except ValueError as exc:
+            raise DeployError(
+                f"an instance count or percentage in the environment is not an integer: {exc}"
+            ) from exc
+
+    def fingerprint(self) -> str:
+        """8 hex digits over the endpoint-config settings: a changed setting gives a new config name."""
+        parts = (
+            self.instance_type,
+            self.initial_instance_count,
+            self.data_capture_percent,
+            self.capture_s3_uri,
+        )
+        raw = "|".join(str(p) for p in parts)
+        return hashlib.sha256(raw.encode()).hexdigest()[:8]
+
+
+def variant_name(package_arn: str) -> str:
+    """The production variant (and published model version) of a package: v<version>, e.g. v3."""
+    match = _ARN_VERSION.match(package_arn)
+    if not match:
+        raise DeployError(
+            f"ModelPackageArn {package_arn!r}: expected arn:...:model-package/<group>/<version>"
+        )
+    return f"v{match.group(2)}"
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise DeployError(f"{uri!r}: expected s3://bucket/key")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+def _not_found(exc: Exception) -> bool:
+    response = getattr(exc, "response", None) or {}
+    error = response.get("Error", {})
+    return error.get("Code") == "ValidationException" and "not find" in error.get("Message", "").lower()
+
+
+class Deployer:
+    """Model → endpoint config → endpoint, then autoscaling and the serving artifacts once it is InService."""
+
+    def __init__(self, settings: Settings, sagemaker: Any, autoscaling: Any, s3: Any) -> None:
+        self.s = settings
+        self.sm = sagemaker
+        self.aas = autoscaling
+        self.s3 = s3
+
+    # --- names -----------------------------------------------------------------------------------------
+    def model_name(self, variant: str) -> str:
+        return f"{self.s.endpoint_name}-{variant}"
+
+    def config_name(self, variant: str) -> str:
+        return f"{self.s.endpoint_name}-{variant}-{self.s.fingerprint()}"
+
+    def _owned(self, name: str) -> bool:
+        return name.startswith(f"{self.s.endpoint_name}-v")
+
+    # --- deployment ------------------------------------------------------------------------------------
+    def latest_approved(self) -> str | None:
+        response = self.sm.list_model_packages(
+            ModelPackageGroupName=self.s.model_package_group,
+            ModelApprovalStatus="Approved",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )
+        packages = response.get("ModelPackageSummaryList", [])
+        return packages[0]["ModelPackageArn"] if packages else None
+
+    def describe_endpoint(self) -> dict[str, Any] | None:
+        try:
+            return dict(self.sm.describe_endpoint(EndpointName=self.s.endpoint_name))
+        except Exception as exc:
+            if _not_found(exc):
+                return None
+            raise
+
+    def deploy(self, package_arn: str) -> dict[str, str]:
+        """Create the model and endpoint config of this package and create or update the endpoint."""
+        variant = variant_name(package_arn)
+        package = self.sm.describe_model_package(ModelPackageName=package_arn)
+        if package.get("ModelApprovalStatus") != "Approved":
+            raise DeployError(f"{package_arn} is {package.get('ModelApprovalStatus')}, not Approved")
+        self.stage_artifacts(variant, package)
+        model, config = self.model_name(variant), self.config_name(variant)
+        try:
+            self.sm.describe_model(ModelName=model)
+        except Exception as exc:
+            if not _not_found(exc):
+                raise
+            self.sm.create_model(
+                ModelName=model,
+                ExecutionRoleArn=self.s.model_role_arn,
+                PrimaryContainer={"ModelPackageName": package_arn},
+                EnableNetworkIsolation=True,
+            )
+        try:
+            self.sm.describe_endpoint_config(EndpointConfigName=config)
+        except Exception as exc:
+            if not _not_found(exc):
+                raise
+            self.sm.create_endpoint_config(**self.endpoint_config_request(config, model, variant))
+        endpoint = self.describe_endpoint()
+        if endpoint is None:
+            self.sm.create_endpoint(EndpointName=self.s.endpoint_name, EndpointConfigName=config)
+            action = "created"
+        elif endpoint["EndpointConfigName"] == config:
+            action = "unchanged"
+        elif endpoint["EndpointStatus"] in ("InService", "Failed"):
+            # Scaling policies pin a variant; the old variant disappears with the update, so release it first.
+            self.deregister_scaling(endpoint)
+            self.sm.update_endpoint(EndpointName=self.s.endpoint_name, EndpointConfigName=config)
+            action = "updated"
+        else:
+            raise DeployError(
+                f"endpoint {self.s.endpoint_name} is {endpoint['EndpointStatus']}; retry once it is InService"
+            )
+        log.info("endpoint %s %s with %s (%s)", self.s.endpoint_name, action, config, package_arn)
+        return {"endpoint": self.s.endpoint_name, "config": config, "variant": variant, "action": action}
+
+    def endpoint_config_request(self, config: str, model: str, variant: str) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "EndpointConfigName": config,
+            "ProductionVariants": [
+                {
+                    "VariantName": variant,
+                    "ModelName": model,
+                    "InstanceType": self.s.instance_type,
+                    "InitialInstanceCount": self.s.initial_instance_count,
+                    "InitialVariantWeight": 1.0,
+                }
+            ],
+        }
+        if self.s.data_capture_percent > 0:
+            request["DataCaptureConfig"] = {
+                "EnableCapture": True,
+                "InitialSamplingPercentage": self.s.data_capture_percent,
+                "DestinationS3Uri": self.s.capture_s3_uri,
+                "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            }
+        return request
+
+    def stage_artifacts(self, variant: str, package: Mapping[str, Any]) -> None:
+        """Copy the package's lookup files and model.tar.gz under <serving prefix><variant>/ for the recommend
+        Lambda (it loads the lookup of the variant that answered, and the model for its fast path)."""
+        metadata = package.get("CustomerMetadataProperties") or {}
+        lookup_uri = metadata.get(self.s.lookup_metadata_key)
+        if not lookup_uri:
+            raise DeployError(
+                f"{package.get('ModelPackageArn')}: CustomerMetadataProperties has no "
+                f"{self.s.lookup_metadata_key!r} "
+                "(the lookup folder the pipeline wrote for this model)"
+            )
+        containers = package.get("InferenceSpecification", {}).get("Containers", [])
+        if not containers or not containers[0].get("ModelDataUrl"):
+            raise DeployError(f"{package.get('ModelPackageArn')}: InferenceSpecification has no ModelDataUrl")
+        dest = f"{self.s.serving_prefix}{variant}/"
+        src_bucket, src_prefix = _split_s3(lookup_uri.rstrip("/") + "/")
+        paginator = self.s3.get_paginator("list_objects_v2")
+        copied = 0
+        for page in paginator.paginate(Bucket=src_bucket, Prefix=src_prefix):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(src_prefix) :]
+                self.s3.copy_object(
+                    Bucket=self.s.artifact_bucket,
+                    Key=f"{dest}lookup/{name}",
+                    CopySource={"Bucket": src_bucket, "Key": item["Key"]},
+                )
+                copied += 1
+        if copied == 0:
+            raise DeployError(f"{lookup_uri}: no lookup files there")
+        model_bucket, model_key = _split_s3(containers[0]["ModelDataUrl"])
+        self.s3.copy_object(
+            Bucket=self.s.artifact_bucket,
+            Key=f"{dest}model.tar.gz",
+            CopySource={"Bucket": model_bucket, "Key": model_key},
+        )
+
+    # --- once InService --------------------------------------------------------------------------------
+    def on_in_service(self) -> dict[str, Any]:
+        """Scale the live variant, publish it as the current version, drop superseded models and configs."""
+        endpoint = self.describe_endpoint()
+        if endpoint is None or endpoint["EndpointStatus"] != "InService":
+            return {"endpoint": self.s.endpoint_name, "action": "not in service"}
+        variants = [v["VariantName"] for v in endpoint.get("ProductionVariants", [])]
+        for variant in variants:
+            resource = f"endpoint/{self.s.endpoint_name}/variant/{variant}"
+            self.aas.register_scalable_target(
+                ServiceNamespace="sagemaker",
+                ResourceId=resource,
+                ScalableDimension=SCALABLE_DIMENSION,
+                MinCapacity=self.s.initial_instance_count,
+                MaxCapacity=self.s.max_instance_count,
+            )
+            self.aas.put_scaling_policy(
+                PolicyName=f"{self.s.endpoint_name}-invocations",
+                ServiceNamespace="sagemaker",
+                ResourceId=resource,
+                ScalableDimension=SCALABLE_DIMENSION,
+                PolicyType="TargetTrackingScaling",
+                TargetTrackingScalingPolicyConfiguration={
+                    "TargetValue": float(self.s.invocations_per_instance),
+                    "PredefinedMetricSpecification": {
+                        "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+                    },
+                    "ScaleInCooldown": 300,
+                    "ScaleOutCooldown": 60,
+                },
+            )
+        if len(variants) == 1:
+            self.s3.put_object(
+                Bucket=self.s.artifact_bucket,
+                Key=f"{self.s.serving_prefix}{CURRENT_KEY}",
+                Body=json.dumps({"modelVersion": variants[0]}).encode(),
+                ContentType="application/json",
+            )
+        removed = self.remove_unused(keep_config=endpoint["EndpointConfigName"], keep_variants=set(variants))
+        return {
+            "endpoint": self.s.endpoint_name,
+            "action": "in service",
+            "variants": variants,
+            "removed": removed,
+        }
+
+    def deregister_scaling(self, endpoint: Mapping[str, Any]) -> None:
+        for variant in endpoint.get("ProductionVariants", []):
+            resource = f"endpoint/{self.s.endpoint_name}/variant/{variant['VariantName']}"
+            with contextlib.suppress(self.aas.exceptions.ObjectNotFoundException):
+                self.aas.deregister_scalable_target(
+                    ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=SCALABLE_DIMENSION
+                )
+
+    def remove_unused(self, keep_config: str | None, keep_variants: set[str]) -> list[str]:
+        """Delete endpoint configs and models this deployer made that the endpoint no longer uses."""
+        removed: list[str] = []
+        for page in self.sm.get_paginator("list_endpoint_configs").paginate(
+            NameContains=self.s.endpoint_name
+        ):
+            for item in page.get("EndpointConfigs", []):
+                name = item["EndpointConfigName"]
+                if self._owned(name) and name != keep_config:
+                    self.sm.delete_endpoint_config(EndpointConfigName=name)
+                    removed.append(name)
+        keep_models = {self.model_name(v) for v in keep_variants}
+        for page in self.sm.get_paginator("list_models").paginate(NameContains=self.s.endpoint_name):
+            for item in page.get("Models", []):
+                name = item["ModelName"]
+                if self._owned(name) and name not in keep_models:
+                    self.sm.delete_model(ModelName=name)
+                    removed.append(name)
+        return removed
+
+    def tear_down(self) -> dict[str, Any]:
+        """Stack deletion: the endpoint, its scaling targets and every model and config this deployer made."""
+        endpoint = self.describe_endpoint()
+        if endpoint is not None:
+            self.deregister_scaling(endpoint)
+            self.sm.delete_endpoint(EndpointName=self.s.endpoint_name)
+        removed = self.remove_unused(keep_config=None, keep_variants=set())
+        return {"endpoint": self.s.endpoint_name, "action": "deleted", "removed": removed}
+
+
+# --- event routing -----------------------------------------------------------------------------------------
+def dispatch(event: Mapping[str, Any], deployer: Deployer) -> dict[str, Any]:
+    detail_type = event.get("detail-type")
+    detail = event.get("detail") or {}
+    if detail_type == APPROVAL_EVENT:
+        if detail.get("ModelPackageGroupName") != deployer.s.model_package_group:
+            raise DeployError(
+                f"event for group {detail.get('ModelPackageGroupName')!r}, "
+                f"not {deployer.s.model_package_group!r}"
+            )
+        if detail.get("ModelApprovalStatus") != "Approved":
+            return {"action": "ignored", "status": detail.get("ModelApprovalStatus")}
+        return deployer.deploy(detail["ModelPackageArn"])
+    if detail_type == ENDPOINT_EVENT:
+        if detail.get("EndpointName") != deployer.s.endpoint_name:
+            raise DeployError(
+                f"event for endpoint {detail.get('EndpointName')!r}, not {deployer.s.endpoint_name!r}"
+            )
+        return deployer.on_in_service()
+    raise DeployError(f"unexpected event: detail-type {detail_type!r}")
+
+
+def custom_resource(event: Mapping[str, Any], deployer: Deployer) -> dict[str, Any]:
+    """CloudFormation lifecycle: deploy the newest approved package on create/update; tear down on delete."""
+    if event["RequestType"] == "Delete":
+        return deployer.tear_down()
+    latest = deployer.latest_approved()
+    if latest is None:
+        return {"action": "no approved package yet"}
+    return deployer.deploy(latest)
+
+
+def send_cfn_response(
+    event: Mapping[str, Any],
+    status: str,
+    reason: str,
+    data: Mapping[str, Any],
+    opener: Callable[[urllib.request.Request], Any] = urllib.request.urlopen,
+) -> None:
+    body = json.dumps(
+        {
+            "Status": status,
+            "Reason": reason[:1000],
+            "PhysicalResourceId": event.get("PhysicalResourceId") or f"{event['LogicalResourceId']}-deployer",
+            "StackId": event["StackId"],
+            "RequestId": event["RequestId"],
+            "LogicalResourceId": event["LogicalResourceId"],
+            "Data": {k: str(v) for k, v in data.items() if isinstance(v, str | int)},
+        }
+    ).encode()
+    request = urllib.request.Request(
+        event["ResponseURL"],
+        data=body,
+        method="PUT",
+        headers={"Content-Type": "", "Content-Length": str(len(body))},
+    )
+    opener(request)
+
+
+def _deployer_from_env() -> Deployer:
+    import boto3
+
+    return Deployer(
+        Settings.from_env(os.environ),
+        boto3.client("sagemaker"),
+        boto3.client("application-autoscaling"),
+        boto3.client("s3"),
+    )
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if "RequestType" in event and "ResponseURL" in event:
+        try:
+            result = custom_resource(event, _deployer_from_env())
+        except Exception as exc:
+            log.exception("custom resource %s failed", event.get("RequestType"))
+            # A failed delete is reported as failed: a stack that silently leaves a billed endpoint is worse.
+            send_cfn_response(event, "FAILED", f"{type(exc).__name__}: {exc}", {})
+            return {"action": "failed", "error": str(exc)}
+        send_cfn_response(event, "SUCCESS", "ok", result)
+        return result
+    return dispatch(event, _deployer_from_env())
