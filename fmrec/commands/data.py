@@ -28,6 +28,25 @@ def register(sub: Any) -> None:
     synth.add_argument("--factors", type=int, default=8, help="rank of the planted model (default 8)")
     synth.set_defaults(func=_run_synth)
 
+    fetch = data_sub.add_parser(
+        "fetch",
+        help="download a MovieLens dataset from GroupLens",
+        description=(
+            "Download NAME.zip from GroupLens (or --base-url / $FMREC_MOVIELENS_URL), verify it against the "
+            ".md5 GroupLens publishes next to it, keep it in the cache ($FMREC_CACHE, default "
+            "~/.cache/fmrec/movielens) and unzip it to OUT/NAME. A cached, verified zip needs no network."
+        ),
+    )
+    fetch.add_argument(
+        "name", metavar="NAME", help="ml-100k, ml-1m, ml-25m, ml-32m, ml-latest-small, ml-latest"
+    )
+    fetch.add_argument("--out", required=True, help="folder to unzip into (OUT/NAME must not exist)")
+    fetch.add_argument("--base-url", default=None, help="mirror URL (default GroupLens)")
+    fetch.add_argument("--cache-dir", default=None, help="download cache folder")
+    fetch.add_argument("--timeout", type=float, default=10.0, help="network timeout in seconds (default 10)")
+    fetch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fetch.set_defaults(func=_run_fetch)
+
 
 def _run_synth(args: argparse.Namespace) -> int:
     from fmrec.data.synth import SynthConfig, write_synth
@@ -37,4 +56,19 @@ def _run_synth(args: argparse.Namespace) -> int:
     )
     summary = write_synth(args.out, cfg)
     print(json.dumps({"out": str(args.out), **{k: summary[k] for k in ("ratings", "train", "test")}}))
+    return 0
+
+
+def _run_fetch(args: argparse.Namespace) -> int:
+    from fmrec.data.fetch import fetch
+
+    folder = fetch(
+        args.name,
+        args.out,
+        base_url=args.base_url,
+        cache_dir=args.cache_dir,
+        timeout=args.timeout,
+        progress=not args.no_progress,
+    )
+    print(json.dumps({"dataset": args.name, "folder": str(folder)}))
     return 0
