@@ -361,17 +361,23 @@ def _plots(doc: dict[str, Any], y: np.ndarray, curves: list[dict[str, Any]]) -> 
     scores: dict[str, np.ndarray] = doc["_scores"]
     binary = doc["predictor_type"] == "binary_classifier"
     figures: list[tuple[str, str]] = []
-    numeric = sorted(
-        {k for row in curves for k, v in row.items() if isinstance(v, int | float) and k != "epoch"}
-    )
-    if numeric:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
+    # Per-channel quality metrics only ("test:auc"), split into losses and scores so the scales fit.
+    numeric = sorted({k for row in curves for k, v in row.items() if ":" in k and isinstance(v, int | float)})
+    losses = [k for k in numeric if any(w in k for w in ("cross_entropy", "rmse", "mae", "loss"))]
+    panels = [
+        (t, keys)
+        for t, keys in (("loss", losses), ("score", [k for k in numeric if k not in losses]))
+        if keys
+    ]
+    if panels:
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
         epochs = [row.get("epoch", i + 1) for i, row in enumerate(curves)]
-        for key in numeric:
-            ax.plot(epochs, [row.get(key, np.nan) for row in curves], label=key)
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=7)
-        ax.set_title("Training curves")
+        for ax, (title, keys) in zip(axes[0], panels, strict=True):
+            for key in keys:
+                ax.plot(epochs, [row.get(key, np.nan) for row in curves], label=key)
+            ax.set_xlabel("epoch")
+            ax.set_title(f"Training curves: {title}")
+            ax.legend(fontsize=7)
         figures.append(("Training curves", _png(fig)))
         plt.close(fig)
     if binary:

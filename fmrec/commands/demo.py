@@ -1,0 +1,163 @@
+"""`fmrec demo`: data → local pipeline → approve → endpoint + API twins → top-10 for a few users → serve."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from fmrec.errors import FmrecError, InputError
+
+DEFAULT_RUNS = Path("runs")
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "demo", help="the whole thing locally: data, pipeline, approval, serving, recommendations"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, help="a MovieLens folder (default: synthesize ml-100k-shaped data)"
+    )
+    parser.add_argument(
+        "--runs-dir", type=Path, default=DEFAULT_RUNS, help="runs, registry, serving (./runs)"
+    )
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter"
+    )
+    parser.add_argument("--users", default=None, help="comma list of user ids to show (default: the first 3)")
+    parser.add_argument("-k", type=int, default=10, help="recommendations per user (default 10)")
+    parser.add_argument(
+        "--no-serve", action="store_true", help="stop the twins after printing the recommendations"
+    )
+    parser.add_argument(
+        "--api-port", type=int, default=None, help="API twin port (default 3000; any with --no-serve)"
+    )
+    parser.add_argument(
+        "--endpoint-port", type=int, default=0, help="endpoint twin port (default: a free one)"
+    )
+    synth = parser.add_argument_group("synthetic data (without --data-dir)")
+    synth.add_argument("--synth-users", type=int, default=943)
+    synth.add_argument("--synth-items", type=int, default=1682)
+    synth.add_argument("--synth-ratings", type=int, default=100_000)
+    synth.add_argument("--synth-seed", type=int, default=0)
+    parser.set_defaults(func=run)
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", file=sys.stderr, flush=True)
+
+
+def synthesize(args: argparse.Namespace) -> Path:
+    """Synthetic data under runs/data/; the output is a function of the arguments, so a folder is reused."""
+    from fmrec.data.synth import SynthConfig, write_synth
+
+    cfg = SynthConfig(
+        users=args.synth_users, items=args.synth_items, ratings=args.synth_ratings, seed=args.synth_seed
+    )
+    name = f"synth-u{cfg.users}-i{cfg.items}-r{cfg.ratings}-s{cfg.seed}"
+    out = args.runs_dir / "data" / name
+    if (out / "SYNTHETIC.json").is_file():
+        say(f"synthetic data: reusing {out}")
+        return out
+    say(f"synthesizing {cfg.ratings:,} ratings of {cfg.users:,} users x {cfg.items:,} movies → {out}")
+    write_synth(out, cfg)
+    return out
+
+
+def _quiet_console() -> list[tuple[logging.Handler, int]]:
+    """Console shows warnings only while the pipeline runs; each step's full log is kept in its folder."""
+    saved = [(h, h.level) for h in logging.getLogger().handlers]
+    for handler, _ in saved:
+        handler.setLevel(max(handler.level, logging.WARNING))
+    return saved
+
+
+def run(args: argparse.Namespace) -> int:
+    from fmrec.commands.pipeline import run_pipeline
+    from fmrec.commands.recommend import fetch, format_table
+    from twins.api.server import publish_version
+    from twins.api.server import start_in_background as start_api
+    from twins.endpoint.server import start_in_background as start_endpoint
+    from twins.registry.registry import Registry
+
+    if not 1 <= args.k <= 100:
+        raise InputError(f"-k {args.k}: expected 1..100")
+    users = _parse_users(args.users)
+    t0 = time.perf_counter()
+    data_dir = args.data_dir if args.data_dir is not None else synthesize(args)
+    say("1/5 data ready")
+
+    t_pipe = time.perf_counter()
+    saved = [] if getattr(args, "verbose", False) else _quiet_console()
+    try:
+        result = run_pipeline(
+            data_dir, args.param, args.runs_dir, progress=lambda m: say(f"2/5 pipeline: {m}")
+        )
+    finally:
+        for handler, level in saved:
+            handler.setLevel(level)
+    pipeline_seconds = time.perf_counter() - t_pipe
+    say(f"2/5 pipeline {result.status} in {pipeline_seconds:.1f} s ({result.folder})")
+    if result.evaluation:
+        for name in ("model", "popularity", "biases"):
+            block = result.evaluation[name]
+            auc, loss, ndcg = block["auc"], block["log_loss"], block["ndcg_at_10"]
+            say(f"      {name:<10} AUC {auc:.4f}  log loss {loss:.4f}  NDCG@10 {ndcg:.4f}")
+    if result.status != "Succeeded" or not result.registered:
+        raise FmrecError(f"the pipeline did not register a model: {result.failure_reason}")
+    package = result.registered[0]
+    report = next(iter(result.folder.glob("s3/*/pipeline/*/evaluate/evaluation/report.html")), None)
+    if report is not None:
+        say(f"      report: {report}")
+
+    registry = Registry(args.runs_dir / "registry")
+    package = registry.set_status(package.group, package.version, "Approved")
+    say(f"3/5 approved {package.group}/{package.version} (it passed the quality gate)")
+
+    version = f"v{package.version}"
+    if package.lookup_dir is None:
+        raise FmrecError(f"{package.folder}: the registered package has no lookup folder")
+    artifacts = publish_version(args.runs_dir / "serving", version, package.lookup_dir, package.model_tar)
+    endpoint = start_endpoint(
+        package.model_tar, port=args.endpoint_port, name="fmrec-endpoint", variant=version
+    )
+    api_port = args.api_port if args.api_port is not None else (0 if args.no_serve else 3000)
+    try:
+        api = start_api(artifacts, endpoint.url, endpoint_name="fmrec-endpoint", port=api_port)
+    except BaseException:
+        endpoint.stop()
+        raise
+    try:
+        say(f"4/5 endpoint twin {endpoint.url} (variant {version}), API twin {api.url}")
+        if not users:
+            from fmrec.serving.lookup import read_lookup
+
+            users = read_lookup(package.lookup_dir).user_ids[:3]
+        for user in users:
+            doc = fetch(f"{api.url}/users/{user}/recommendations?k={args.k}", timeout=30)
+            print(format_table(doc))
+            print()
+        say(f"5/5 done in {time.perf_counter() - t0:.1f} s (pipeline {pipeline_seconds:.1f} s)")
+        if args.no_serve:
+            return 0
+        say(f"serving until Ctrl-C: try `fmrec recommend --user {users[0]} --api-url {api.url}`")
+        threading.Event().wait()  # until KeyboardInterrupt
+    except KeyboardInterrupt:
+        say("stopping the twins")
+    finally:
+        api.stop()
+        endpoint.stop()
+    return 0
+
+
+def _parse_users(text: str | None) -> list[int]:
+    if not text:
+        return []
+    try:
+        return [int(u) for u in text.split(",") if u.strip()]
+    except ValueError:
+        raise InputError(f"--users {text!r}: expected a comma list of integer user ids") from None
