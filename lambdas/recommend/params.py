@@ -35,6 +35,8 @@ class Parameter:
         )
         if "minimum" in s and "maximum" in s:
             return f"{kind} from {s['minimum']} to {s['maximum']}"
+        if "enum" in s:
+            return "one of " + ", ".join(map(str, s["enum"]))
         if s.get("type") == "string":
             return f"{kind} of {s.get('minLength', 0)} to {s.get('maxLength', 'any')} characters"
         return kind
@@ -65,6 +67,12 @@ class Parameter:
             return lowered == "true"
         else:
             value = raw
+            if "enum" in s:
+                # Matched case-insensitively; the canonical spelling is passed on.
+                canonical = {str(e).lower(): e for e in s["enum"]}.get(value.lower())
+                if canonical is None:
+                    raise self._bad(raw)
+                return canonical
             if not s.get("minLength", 0) <= len(value) <= s.get("maxLength", len(value)):
                 raise self._bad(raw)
             if "pattern" in s and not re.search(s["pattern"], value):

@@ -122,7 +122,6 @@ class Bundle:
     popular: list[int]  # movie positions, best damped mean rating first
     popular_score: list[float]
     genre_index: dict[str, tuple[int, ...]]  # lower-cased genre -> movie positions, ascending
-    genre_names: list[str]
     fast_model: Any = None  # fmrec.model.artifact.FMModel, loaded on first fast-path use
     item_rows: Any = None  # csr_matrix of movie keys for score_user_candidates
     fingerprint: tuple[Any, ...] = field(default=())
@@ -139,11 +138,9 @@ class Bundle:
         ]
         popular = sorted((p for p in range(len(damped)) if counts[p] > 0), key=lambda p: (-damped[p], p))
         index: dict[str, set[int]] = {}
-        names: dict[str, str] = {}
         for pos, value in enumerate(lookup.genres):
             for genre in _genre_names(value):
                 index.setdefault(genre.lower(), set()).add(pos)
-                names.setdefault(genre.lower(), genre)
         return cls(
             version=version,
             lookup=lookup,
@@ -151,7 +148,6 @@ class Bundle:
             popular=popular,
             popular_score=damped,
             genre_index={g: tuple(sorted(p)) for g, p in index.items()},
-            genre_names=sorted(names.values()),
             fingerprint=(lookup.feature_dim, tuple(lookup.user_ids), tuple(lookup.movie_ids)),
         )
 
@@ -385,12 +381,8 @@ class Recommender:
         n = len(bundle.lookup.movie_ids)
         allowed: tuple[int, ...] | None = None
         if query.genre is not None:
-            allowed = bundle.genre_index.get(query.genre.lower())
-            if allowed is None:
-                raise InputError(
-                    f"genre {query.genre!r} is not one of this model's genres: "
-                    + ", ".join(bundle.genre_names)
-                )
+            # A genre no movie of this model has (the API's enum allows it) matches nothing.
+            allowed = bundle.genre_index.get(query.genre.lower(), ())
         rated: list[int] = []
         if query.exclude_rated and user_pos is not None:
             rated = bundle.lookup.rated_positions(user_pos)
@@ -494,23 +486,16 @@ class Recommender:
         return Recommendation(query.user_id, version, path, items, len(positions))
 
     def _cold_start(self, bundle: Bundle, query: Query) -> Recommendation:
-        allowed = self.candidates(bundle, None, query) if query.genre is not None else None
-        allowed_set = set(allowed) if allowed is not None else None
-        items: list[Item] = []
-        for pos in bundle.popular:
-            if allowed_set is not None and pos not in allowed_set:
-                continue
-            items.append(
-                Item(
-                    bundle.lookup.movie_ids[pos],
-                    bundle.lookup.titles[pos],
-                    bundle.popular_score[pos],
-                    len(items) + 1,
-                )
-            )
-            if len(items) == query.k:
-                break
-        return Recommendation(query.user_id, bundle.version, PATH_COLD, items, len(bundle.popular))
+        ranked = bundle.popular
+        if query.genre is not None:
+            allowed = set(self.candidates(bundle, None, query))
+            ranked = [p for p in ranked if p in allowed]
+        lookup, score = bundle.lookup, bundle.popular_score
+        items = [
+            Item(lookup.movie_ids[p], lookup.titles[p], score[p], rank)
+            for rank, p in enumerate(ranked[: query.k], start=1)
+        ]
+        return Recommendation(query.user_id, bundle.version, PATH_COLD, items, len(ranked))
 
 
 class _ColdStart(Exception):

@@ -87,7 +87,7 @@ def test_recommend_cli_prints_a_table(
     rows = out.splitlines()[2:]
     assert len(rows) == 3 and all(any(t in row for t in titles) for row in rows)
     assert main(["recommend", "--user", "1", "-k", "300", "--api-url", api.url]) == 2
-    assert main(["recommend", "--user", "1", "--genre", "Western", "--api-url", api.url]) == 2
+    assert main(["recommend", "--user", "1", "--genre", "Westerns", "--api-url", api.url]) == 2
     assert "HTTP 400" in capsys.readouterr().err
 
 

@@ -122,6 +122,14 @@ def test_include_rated_genre_and_min_score(w: Any, world: Any, h: Harness) -> No
     assert {it["movieId"] for it in doc["items"]} == {w.MOVIES[p][0] for p in thrillers}
 
 
+def test_a_known_genre_without_movies_in_this_model_gives_an_empty_list(w: Any, h: Harness) -> None:
+    with h.stub:
+        for user in ("1", "777"):  # the endpoint path and cold start
+            status, _, doc = w.handle(w.event(f"/users/{user}/recommendations", {"genre": "WESTERN"}))
+            assert status == 200 and doc["items"] == [] and doc["candidates"] == 0
+    h.stub.assert_no_pending_responses()
+
+
 @pytest.mark.parametrize(
     ("path", "query", "field"),
     [
@@ -136,7 +144,8 @@ def test_include_rated_genre_and_min_score(w: Any, world: Any, h: Harness) -> No
         ("/users/1/recommendations", {"exclude_rated": "maybe"}, "exclude_rated"),
         ("/users/1/recommendations", {"min_score": "nan"}, "min_score"),
         ("/users/1/recommendations", {"genre": "Noir;drop"}, "genre"),
-        ("/users/1/recommendations", {"genre": "Western"}, "genre"),
+        ("/users/1/recommendations", {"genre": "Westerns"}, "genre"),
+        ("/users/1/recommendations", {"genre": ""}, "genre"),
     ],
 )
 def test_invalid_parameters_are_400_json(

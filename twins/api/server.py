@@ -23,11 +23,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fmrec.errors import FmrecError, InputError
 
@@ -167,7 +166,7 @@ def proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     return status, headers, data
 
 
-def create_app(handler: Callable[[dict[str, Any], Any], Any], openapi: bytes) -> Starlette:
+def create_app(handler: Callable[[dict[str, Any], Any], Any], openapi: bytes) -> ASGIApp:
     """An ASGI app that invokes `handler` (a Lambda handler) once per request, as API Gateway would."""
 
     async def openapi_json(request: Request) -> Response:
@@ -203,12 +202,19 @@ def create_app(handler: Callable[[dict[str, Any], Any], Any], openapi: bytes) ->
         response.headers["x-amzn-RequestId"] = event["requestContext"]["requestId"]
         return response
 
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-    routes = [
-        Route("/openapi.json", openapi_json, methods=["GET"]),
-        Route("/{path:path}", invoke, methods=methods),
-    ]
-    return Starlette(routes=routes)
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        # Every method and path reaches the handler, as through a /{proxy+} ANY resource; only GET
+        # /openapi.json is the twin's own.
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        if request.method == "GET" and request.url.path == "/openapi.json":
+            response = await openapi_json(request)
+        else:
+            response = await invoke(request)
+        await response(scope, receive, send)
+
+    return app
 
 
 @dataclass(frozen=True)
@@ -268,7 +274,7 @@ def openapi_bytes() -> bytes:
     return OPENAPI_PATH.read_bytes()
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> ASGIApp:
     """App factory for uvicorn workers: the configuration comes from $FMREC_API_TWIN_CONFIG."""
     text = os.environ.get(CONFIG_ENV)
     if not text:
