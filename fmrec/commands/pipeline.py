@@ -46,6 +46,7 @@ def local_definition(group: str = "fmrec-models") -> dict[str, Any]:
 
 def _build(region: str, values: dict[str, str], group: str = "fmrec-models") -> dict[str, Any]:
     from pipeline.definition import get_pipeline
+    from pipeline.tuning import TuningOptions
 
     return get_pipeline(
         region=region,
@@ -53,6 +54,7 @@ def _build(region: str, values: dict[str, str], group: str = "fmrec-models") -> 
         role_arn=values["role_arn"],
         code_uri=values["code_uri"],
         model_package_group_name=group,
+        tuning=TuningOptions(),  # the optional tuning branch, off unless --param UseTuning=true
     )
 
 

@@ -134,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
             metric = best["FinalHyperParameterTuningJobObjectiveMetric"]
             print(f"\nbest: {best['TrainingJobName']} {metric['MetricName']}={metric['Value']:.6f}")
             print("  " + " ".join(f"{k}={v}" for k, v in best["TunedHyperParameters"].items()))
+            saved = json.loads((args.out / BEST_HYPERPARAMETERS_FILE).read_text(encoding="utf-8"))
+            flags = " ".join(f"--param {k}={v}" for k, v in saved["pipeline_parameters"].items())
+            print(f"  pipeline: fmrec pipeline run --local {flags}")
         print(
             f"\nwrote {args.out / TRIALS_CSV}, {args.out / PLOT_FILE}, {args.out / BEST_HYPERPARAMETERS_FILE}"
         )

@@ -374,14 +374,28 @@ def write_outputs(config: TuningConfig, results: Sequence[TrialResult], out_dir:
     plot_objective(results, config.objective, out_dir / PLOT_FILE)
     best = best_result(results, config.objective)
     if best is not None:
+        tuned = {p.name: best.hyperparameters[p.name] for p in config.space}
+        params, unmapped = pipeline_parameters(tuned)
         payload = {
             "objective": {"MetricName": config.objective.metric_name, "Value": best.objective},
             "training_job": best.name,
             "hyperparameters": best.hyperparameters,
-            "tuned": {p.name: best.hyperparameters[p.name] for p in config.space},
+            "tuned": tuned,
+            # For `fmrec pipeline run --local --param NAME=VALUE ...` (the plain branch's parameters).
+            "pipeline_parameters": params,
+            "not_pipeline_parameters": unmapped,
         }
         atomic_write_text(out_dir / BEST_HYPERPARAMETERS_FILE, json.dumps(payload, indent=2) + "\n")
     return record
+
+
+def pipeline_parameters(tuned: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Split tuned values into the pipeline parameters that set them and those no parameter sets (yet)."""
+    from pipeline.definition import HYPERPARAMETERS
+
+    by_hp = {h.hyperparameter: h.parameter for h in HYPERPARAMETERS}
+    params = {by_hp[name]: value for name, value in tuned.items() if name in by_hp}
+    return params, {name: value for name, value in tuned.items() if name not in by_hp}
 
 
 def plot_objective(results: Sequence[TrialResult], objective: Objective, path: Path) -> None:

@@ -32,6 +32,8 @@ def test_tune_local_writes_table_plot_best_and_models(tiny_channels: Path, tmp_p
     assert best["objective"]["MetricName"] == "test:binary_classification_cross_entropy"
     hp = parse_hyperparameters(best["hyperparameters"])  # usable as they are by the trainer
     assert 2 <= hp.num_factors <= 8 and 2 <= hp.epochs <= 5 and hp.feature_dim == 140
+    assert best["pipeline_parameters"]["NumFactors"] == str(hp.num_factors)  # for --param NumFactors=...
+    assert best["pipeline_parameters"]["MiniBatchSize"] == str(hp.mini_batch_size)
     model = load_model_tar(out / "trials" / best["training_job"] / "output" / "model.tar.gz")
     assert model.num_factors == hp.num_factors
     record = json.loads((out / "tuning_job.json").read_text())

@@ -231,6 +231,8 @@ class LocalRun:
                     self._processing(step, step_dir)
                 elif kind == "Training":
                     self._training(step, step_dir)
+                elif kind == "Tuning":
+                    self._tuning(step, step_dir)
                 elif kind == "Condition":
                     outcomes[name] = "IfSteps" if self._condition(step) else "ElseSteps"
                     self.properties[name] = {"Outcome": outcomes[name] == "IfSteps"}
@@ -382,6 +384,37 @@ class LocalRun:
             "ModelArtifacts": {"S3ModelArtifacts": model_uri},
             "FinalMetricDataList": metrics.get("FinalMetricDataList", []),
         }
+
+    def _tuning(self, step: Mapping[str, Any], step_dir: Path) -> None:
+        # The local twin of a TuningStep (fmrec/tuning/job.py): the same request, trials by the local trainer.
+        from fmrec.tuning.job import run_tuning_job
+
+        args = self.resolve(step["Arguments"])
+        definition = args["TrainingJobDefinition"]
+        image = definition["AlgorithmSpecification"]["TrainingImage"]
+        if "factorization-machines" not in image:
+            raise DefinitionFormatError(
+                f"step {step['Name']}: image {image}; the local twin runs only the FM image"
+            )
+        channels = {
+            c["ChannelName"]: self.local_path(c["DataSource"]["S3DataSource"]["S3Uri"])
+            for c in definition.get("InputDataConfig", [])
+        }
+        if "train" not in channels or "test" not in channels:
+            raise DefinitionFormatError(f"step {step['Name']}: a tuning job needs train and test channels")
+        job = f"{self.run_id}-{step['Name']}"
+        record, _ = run_tuning_job(
+            {**args, "HyperParameterTuningJobName": job},
+            train_dir=channels["train"],
+            test_dir=channels["test"],
+            output_dir=self.local_path(definition["OutputDataConfig"]["S3OutputPath"]),
+            record_dir=step_dir / "tuning",
+        )
+        if record["BestTrainingJob"] is None:
+            raise StepFailed(
+                f"tuning job {job}: {record['FailureReason']}; see {step_dir / 'tuning' / 'trials.csv'}"
+            )
+        self.properties[step["Name"]] = {**args, **record}
 
     def _condition(self, step: Mapping[str, Any]) -> bool:
         results = [self._check(c) for c in step["Arguments"].get("Conditions", [])]
