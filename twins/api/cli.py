@@ -32,7 +32,13 @@ def register(serve_sub: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3000, help="port (default 3000)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--log-level", default="WARNING", help="the handler's log level (default WARNING)")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="the handler's log level (default WARNING)",
+    )
     parser.set_defaults(func=_run)
 
 
