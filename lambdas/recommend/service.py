@@ -316,7 +316,12 @@ class Recommender:
                 return None
             blobs[name] = data
         started = time.perf_counter()
-        bundle = Bundle.build(version, Lookup.from_blobs(blobs))
+        try:
+            bundle = Bundle.build(version, Lookup.from_blobs(blobs))
+        except InputError as exc:
+            # A broken published artifact is the service's fault, not the caller's: 503, details in the log.
+            log.error("unreadable lookup for model version %s: %s", version, exc)
+            raise ServiceUnavailable(f"the lookup of model version {version} is unreadable", 30) from exc
         # The lookup and its fragments live as long as the container: keep them out of every later collection.
         gc.collect()
         gc.freeze()
@@ -429,7 +434,13 @@ class Recommender:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, MODEL_KEY)
             Path(path).write_bytes(data)
-            return load_model_tar(path)
+            try:
+                return load_model_tar(path)
+            except InputError as exc:
+                log.error("unreadable model for version %s: %s", version, exc)
+                raise ServiceUnavailable(
+                    f"fast path: the model of version {version} is unreadable", 30
+                ) from exc
 
     def _endpoint_scores(
         self, bundle: Bundle, user_pos: int, query: Query
