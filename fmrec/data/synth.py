@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
@@ -106,34 +106,47 @@ def _pick_items(
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each user, `counts[u]` distinct items drawn by popularity (user index local to the chunk)."""
     n_items = weight.size
+    log_w = np.log(weight)
     cdf = np.cumsum(weight)
     cdf /= cdf[-1]
+    # heavy users (a twentieth of the catalogue or more) get exact weighted sampling without replacement
+    # (Gumbel top-k); light users draw with replacement, and duplicates are redrawn for a few rounds
+    heavy = counts * 20 >= n_items
+    exact: list[np.ndarray] = []
+
+    def gumbel_top(u: int, k: int, taken: np.ndarray | None = None) -> None:
+        g = log_w - np.log(-np.log(rng.random(n_items)))
+        if taken is not None:
+            g[taken] = -np.inf
+        exact.append(u * n_items + np.argpartition(-g, k - 1)[:k])
+
+    for u in np.flatnonzero(heavy):
+        gumbel_top(int(u), int(counts[u]))
+    want = np.where(heavy, 0, counts)
     have = np.zeros(counts.size, dtype=np.int64)
     keys = np.empty(0, dtype=np.int64)
-    for _ in range(6):
-        deficit = counts - have
+    for _ in range(8):
+        deficit = want - have
         if not deficit.any():
             break
-        users = np.repeat(np.arange(counts.size), np.ceil(deficit * 1.3).astype(np.int64) + 2)
+        users = np.repeat(np.arange(counts.size), np.ceil(deficit * 1.2).astype(np.int64) + (deficit > 0))
         items = np.minimum(np.searchsorted(cdf, rng.random(users.size)), n_items - 1)
         cand = np.unique(users * n_items + items)
-        cand = np.setdiff1d(cand, keys, assume_unique=True)
-        # keep at most each user's deficit, in a random order so no item id is favoured
-        cand = cand[rng.permutation(cand.size)]
-        cand = cand[np.argsort(cand // n_items, kind="stable")]
+        if keys.size:
+            cand = cand[~np.isin(cand, keys, assume_unique=True)]
+        # keep at most each user's deficit, chosen at random so no item id is favoured
+        cand = cand[np.argsort(cand // n_items + rng.random(cand.size), kind="stable")]
         cu = cand // n_items
         first = np.searchsorted(cu, np.arange(counts.size))
-        rank = np.arange(cand.size) - first[cu]
-        cand = cand[rank < deficit[cu]]
-        keys = np.sort(np.concatenate([keys, cand]))
-        have = np.bincount(keys // n_items, minlength=counts.size)
-    for u in np.flatnonzero(have < counts):  # heavy users: exact weighted sampling without replacement
-        taken = keys[keys // n_items == u] % n_items
-        free = np.setdiff1d(np.arange(n_items), taken)
-        g = np.log(weight[free]) - np.log(-np.log(rng.random(free.size)))
-        more = free[np.argpartition(-g, counts[u] - have[u] - 1)[: counts[u] - have[u]]]
-        keys = np.concatenate([keys, u * n_items + more])
-    keys = np.sort(keys)
+        cand = cand[np.arange(cand.size) - first[cu] < deficit[cu]]
+        keys = np.concatenate([keys, cand])
+        have += np.bincount(cand // n_items, minlength=counts.size)
+    if (have < want).any():
+        keys = np.sort(keys)
+        for u in np.flatnonzero(have < want):
+            lo, hi = np.searchsorted(keys, [u * n_items, (u + 1) * n_items])
+            gumbel_top(int(u), int(want[u] - have[u]), keys[lo:hi] % n_items)
+    keys = np.sort(np.concatenate([keys, *exact]))
     return keys // n_items, keys % n_items
 
 
@@ -161,8 +174,7 @@ def _chunks(cfg: SynthConfig) -> Iterator[dict[str, np.ndarray]]:
         span = np.minimum(_T1 - start, (rng.exponential(0.15, u1 - u0) * (_T1 - _T0)).astype(np.int64) + 3600)
         ts = start[local] + (rng.random(user.size) * span[local]).astype(np.int64)
         # ua split: `test_per_user` random ratings of every user go to the test set
-        order_key = rng.random(user.size)
-        within = np.lexsort((order_key, local))
+        within = np.argsort(local + rng.random(user.size))  # users stay grouped, random order inside
         first = np.searchsorted(local[within], np.arange(u1 - u0))
         rank = np.empty(user.size, dtype=np.int64)
         rank[within] = np.arange(user.size) - first[local[within]]
@@ -180,49 +192,55 @@ def planted_model(cfg: SynthConfig) -> Planted:
     return _planted(cfg, np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(3)[0]))
 
 
-def format_int_rows(cols: list[np.ndarray], sep: str = "\t") -> bytes:
-    """Non-negative integer columns as text lines ("1\t2\t5\t881250949\n"), built without a Python loop:
-    right-aligned digits in a byte matrix whose zero padding is then squeezed out."""
+def int_rows_matrix(cols: list[np.ndarray], sep: str = "\t") -> np.ndarray:
+    """Non-negative integer columns as a byte matrix, one text line per row ("1\t2\t5\t881250949\n") with
+    zero bytes as left padding of each number; `squeeze` turns selected rows into the file's bytes."""
     n = cols[0].size
-    parts = []
-    for j, col in enumerate(cols):
-        v = np.asarray(col, dtype=np.int64)
-        width = max(1, len(str(int(v.max())))) if n else 1
-        digits = np.zeros((n, width), dtype=np.uint8)
-        rest = v.copy()
+    widths = [max(1, len(str(int(np.max(c))))) if n else 1 for c in cols]
+    mat = np.zeros((n, sum(widths) + len(cols)), dtype=np.uint8)
+    pos = 0
+    for j, (col, width) in enumerate(zip(cols, widths, strict=True)):
+        rest = np.asarray(col).astype(np.uint64)
         for k in range(width - 1, -1, -1):
-            digits[:, k] = np.where((rest > 0) | (k == width - 1), 48 + rest % 10, 0)
-            rest //= 10
-        parts.append(digits)
-        parts.append(np.full((n, 1), ord(sep) if j < len(cols) - 1 else 10, dtype=np.uint8))
-    mat = np.concatenate(parts, axis=1).ravel()
-    return mat[mat != 0].tobytes()
+            digit = (rest % np.uint64(10)).astype(np.uint8) + np.uint8(48)
+            if k < width - 1:
+                digit *= rest > 0  # leading zeros become padding
+            mat[:, pos + k] = digit
+            rest //= np.uint64(10)
+        pos += width
+        mat[:, pos] = ord(sep) if j < len(cols) - 1 else 10
+        pos += 1
+    return mat
 
 
-def _write_rows(fh: IO[bytes], chunk: dict[str, np.ndarray], mask: np.ndarray | None) -> None:
-    sel = slice(None) if mask is None else mask
-    cols = [chunk["user"][sel], chunk["item"][sel], chunk["rating"][sel], chunk["timestamp"][sel]]
-    if cols[0].size:
-        fh.write(format_int_rows(cols))
+def squeeze(mat: np.ndarray) -> bytes:
+    flat = mat.ravel()
+    return flat[flat != 0].tobytes()
+
+
+def format_int_rows(cols: list[np.ndarray], sep: str = "\t") -> bytes:
+    """Non-negative integer columns as text lines, built without a Python loop."""
+    return squeeze(int_rows_matrix(cols, sep))
 
 
 def _items_text(cfg: SynthConfig, planted: Planted, rng: np.random.Generator) -> str:
-    lines = []
+    n, n_genres = cfg.items, len(GENRES)
+    years = np.clip(1995 - rng.exponential(6.0, n), 1922, 1998).astype(int)
+    days, months = rng.integers(1, 29, n), rng.integers(0, 12, n)
     # genres follow the planted item factors, so genre features carry real signal
     f = planted.item_factors
-    for i in range(cfg.items):
-        year = int(np.clip(1995 - rng.exponential(6.0), 1922, 1998))
-        day, month = int(rng.integers(1, 29)), _MONTHS[int(rng.integers(0, 12))]
-        flags = [0] * len(GENRES)
-        for g in range(1, len(GENRES)):
-            if f[i, g % f.shape[1]] * (1 if g < 10 else -1) > 0.35 + 0.1 * g / len(GENRES):
-                flags[g] = 1
-        if not any(flags):
-            flags[int(1 + rng.integers(0, len(GENRES) - 1))] = 1
-        title = f"Synthetic Movie {i + 1} ({year})"
-        url = f"http://example.invalid/synthetic-movie-{i + 1}"
-        lines.append("|".join([str(i + 1), title, f"{day:02d}-{month}-{year}", "", url, *map(str, flags)]))
-    return "\n".join(lines) + "\n"
+    g = np.arange(1, n_genres)
+    sign = np.where(g < 10, 1.0, -1.0)
+    flags = np.zeros((n, n_genres), dtype=np.int64)
+    flags[:, 1:] = f[:, g % f.shape[1]] * sign > 0.35 + 0.1 * g / n_genres
+    none = np.flatnonzero(flags.sum(axis=1) == 0)
+    flags[none, 1 + rng.integers(0, n_genres - 1, none.size)] = 1
+    flag_text = ["|".join(map(str, row)) for row in flags.tolist()]
+    return "".join(
+        f"{i + 1}|Synthetic Movie {i + 1} ({years[i]})|{days[i]:02d}-{_MONTHS[months[i]]}-{years[i]}||"
+        f"http://example.invalid/synthetic-movie-{i + 1}|{flag_text[i]}\n"
+        for i in range(n)
+    )
 
 
 def _users_text(cfg: SynthConfig, rng: np.random.Generator) -> str:
@@ -248,9 +266,10 @@ def write_synth(out: str | Path, cfg: SynthConfig | None = None, *, replace: boo
             open(tmp / "ua.test", "wb") as f_test,
         ):
             for chunk in _chunks(cfg):
-                _write_rows(f_all, chunk, None)
-                _write_rows(f_base, chunk, ~chunk["test"])
-                _write_rows(f_test, chunk, chunk["test"])
+                lines = int_rows_matrix([chunk["user"], chunk["item"], chunk["rating"], chunk["timestamp"]])
+                f_all.write(squeeze(lines))
+                f_base.write(squeeze(lines[~chunk["test"]]))
+                f_test.write(squeeze(lines[chunk["test"]]))
                 counts["ratings"] += int(chunk["user"].size)
                 counts["test"] += int(chunk["test"].sum())
                 counts["positive"] += int((chunk["rating"] >= 4).sum())
