@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fmrec.errors import InputError
+from fmrec.errors import InputError, OutputError
 
 
 def _parse_hp(items: list[str]) -> dict[str, str]:
@@ -67,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
     model_dir = Path(args.model_dir)
     output_dir = Path(args.output_dir) if args.output_dir else model_dir
     failure = output_dir / FAILURE_NAME
-    failure.unlink(missing_ok=True)
+    try:
+        failure.unlink(missing_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{output_dir}: cannot write here ({exc.strerror or exc})") from exc
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
         doc: dict[str, Any] = run_training(

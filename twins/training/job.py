@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fmrec.errors import FmrecError, InputError
+from fmrec.errors import FmrecError, InputError, OutputError
 from fmrec.io_utils import atomic_write_text
 from fmrec.model.artifact import FMModel, save_model_tar
 from fmrec.model.hyperparameters import parse_hyperparameters
@@ -122,7 +122,8 @@ def run_training(
         hyperparameters=hp_strings,
         meta={"training_parameters": hp.to_strings(), "algorithm": "factorization-machines"},
     )
-    save_model_tar(model, model_dir / MODEL_NAME)
+    model_path = model_dir / MODEL_NAME
+    save_model_tar(model, model_path)
     doc = {
         "predictor_type": hp.predictor_type,
         "hyperparameters": hp.to_strings(),
@@ -136,7 +137,11 @@ def run_training(
         "FinalMetricDataList": [{"MetricName": k, "Value": v} for k, v in final.items()],
     }
     doc = _json_safe(doc)
-    atomic_write_text(output_dir / "data" / METRICS_NAME, json.dumps(doc, indent=2) + "\n")
+    try:
+        atomic_write_text(output_dir / "data" / METRICS_NAME, json.dumps(doc, indent=2) + "\n")
+    except BaseException:
+        model_path.unlink(missing_ok=True)  # a model without its metrics is a half-written output
+        raise
     return doc
 
 
@@ -178,17 +183,28 @@ def run_training_job(root: str | Path, *, seed: int = 0, progress: bool = False)
     """
     root = Path(root)
     failure = root / "output" / FAILURE_NAME
-    failure.unlink(missing_ok=True)
-    (root / "model" / MODEL_NAME).unlink(missing_ok=True)
     try:
+        failure.unlink(missing_ok=True)
+        (root / "model" / MODEL_NAME).unlink(missing_ok=True)
         raw, channels = _read_config(root)
         run_training(raw, channels, root / "model", root / "output", seed=seed, progress=progress)
-    except FmrecError as exc:
+    except (FmrecError, OSError) as exc:
+        if isinstance(exc, OSError):
+            exc = OutputError(
+                f"{exc.filename or root}: cannot write the job's output ({exc.strerror or exc})"
+            )
         log.error("training job failed: %s", exc)
-        atomic_write_text(failure, f"{exc}\n")
+        _write_failure(failure, f"{exc}\n")
         return exc.exit_code
     except Exception as exc:
         log.error("training job failed with an internal error:\n%s", traceback.format_exc())
-        atomic_write_text(failure, f"InternalServerError: {type(exc).__name__}: {exc}\n")
+        _write_failure(failure, f"InternalServerError: {type(exc).__name__}: {exc}\n")
         return 1
     return 0
+
+
+def _write_failure(path: Path, text: str) -> None:
+    try:
+        atomic_write_text(path, text)
+    except OutputError as exc:  # the output folder itself is unwritable: the log is all that is left
+        log.error("cannot write the failure file: %s", exc)
