@@ -399,6 +399,8 @@ def main(base_dir: str | Path, argv: Sequence[str] | None = None) -> dict[str, A
         manifest = preprocess(base / "input" / "data", tmp, cfg)
         _publish(tmp, out)
         return manifest
+    except OSError as exc:  # a full or failing disk: the plain writes inside tmp raise bare OSError
+        raise OutputError(f"{out}: cannot write the output ({exc.strerror or exc})") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
