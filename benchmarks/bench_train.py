@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from fmrec.model.hyperparameters import RECOMMENDED
+
 SEED_HP = {
     "num_factors": "64",
     "predictor_type": "binary_classifier",
@@ -39,16 +41,7 @@ FIDELITY_HP = {
     "epochs": "100",
     "mini_batch_size": "1000",
 }
-# Our recommended starting point: the factors learn in tens of epochs (SageMaker's defaults barely move them).
-RECOMMENDED_HP = {
-    "num_factors": "64",
-    "predictor_type": "binary_classifier",
-    "epochs": "30",
-    "mini_batch_size": "1000",
-    "linear_lr": "0.01",
-    "factors_lr": "0.001",
-    "factors_init_sigma": "0.01",
-}
+RECOMMENDED_HP = {"predictor_type": "binary_classifier", **RECOMMENDED}
 SAGEMAKER_ML100K = {"accuracy": 0.6931, "cross_entropy": 0.5785}
 
 

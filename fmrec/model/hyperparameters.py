@@ -105,6 +105,21 @@ def _specs() -> dict[str, Spec]:
 
 
 HYPERPARAMETERS: dict[str, Spec] = _specs()
+# Our recommended starting point for one-hot user/item data (add feature_dim and predictor_type). SageMaker's
+# default learning rates and weight decays leave the factors near their init within tens of epochs, so FM
+# scores like a biases-only model; these let them learn. Chosen on synthetic ml-100k-shaped data
+# (benchmarks/bench_train.py); not yet checked on the real MovieLens.
+RECOMMENDED: dict[str, str] = {
+    "num_factors": "64",
+    "epochs": "30",
+    "mini_batch_size": "1000",
+    "linear_lr": "0.01",
+    "factors_lr": "0.001",
+    "factors_init_sigma": "0.01",
+    "bias_wd": "0.0001",
+    "linear_wd": "0.0001",
+    "factors_wd": "0.0001",
+}
 # name -> (kind, low, high): the ranges SageMaker's tuning documentation allows for FM.
 TUNABLE_RANGES: dict[str, tuple[str, float, float]] = {
     s.name: (s.kind, s.tunable[0], s.tunable[1]) for s in HYPERPARAMETERS.values() if s.tunable is not None

@@ -110,3 +110,10 @@ def test_tunable_ranges() -> None:
     assert TUNABLE_RANGES["mini_batch_size"] == ("int", 100, 10000)
     assert TUNABLE_RANGES["factors_lr"] == ("float", 1e-8, 512.0)
     assert "feature_dim" not in TUNABLE_RANGES and "predictor_type" not in TUNABLE_RANGES
+
+
+def test_recommended_set_is_valid() -> None:
+    from fmrec.model.hyperparameters import RECOMMENDED
+
+    hp = parse_hyperparameters({**RECOMMENDED, "feature_dim": "10", "predictor_type": "binary_classifier"})
+    assert hp.factors_lr > HyperParameters(1, 1, "regressor").factors_lr
