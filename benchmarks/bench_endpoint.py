@@ -130,6 +130,7 @@ class Result:
     seconds: float
     latencies_ms: list[float]
     ping_ms: list[float]
+    server_cpu_seconds: float = float("nan")
 
     def pct(self, q: float, values: list[float] | None = None) -> float:
         data = sorted(self.latencies_ms if values is None else values)
@@ -215,6 +216,19 @@ def server_side_breakdown(model: Any, body: bytes, repeat: int = 200) -> None:
         print(f"  {name}: {median_ms(fn):.2f} ms")
 
 
+def worker_cpu_seconds(server_pid: int | None) -> float:
+    """CPU time (user + system) the server's workers used so far, from /proc: it sees past busy neighbours."""
+    if server_pid is None:
+        return float("nan")
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for child in Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split():
+        stat = Path(f"/proc/{child}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 def check_first_response(out_json: bytes, out_recordio: bytes, scores: np.ndarray) -> None:
     from fmrec.codec.recordio import decode_predictions
 
@@ -293,6 +307,7 @@ def main() -> int:
                         args.latency_requests,
                     )
                 )
+                cpu_before = worker_cpu_seconds(server.pid)
                 thr = asyncio.run(
                     run_load(
                         server.host,
@@ -304,6 +319,7 @@ def main() -> int:
                         10**9,
                     )
                 )
+                thr.server_cpu_seconds = worker_cpu_seconds(server.pid) - cpu_before
                 rows.append((fmt, lat, thr))
         print()
         for fmt, lat, thr in rows:
@@ -317,6 +333,12 @@ def main() -> int:
                 f"latency p50 {thr.pct(0.5):.1f} ms, p99 {thr.pct(0.99):.1f} ms; "
                 f"/ping under load: p99 {thr.pct(0.99, thr.ping_ms):.1f} ms, max {max(thr.ping_ms):.1f} ms, "
                 f"{len(thr.ping_ms)} pings all 200"
+            )
+            cpu_ms = thr.server_cpu_seconds / thr.requests * 1e3
+            print(
+                f"{fmt:8} {args.clients} clients: server workers used {thr.server_cpu_seconds:.2f} CPU-s in "
+                f"{thr.seconds:.1f} s, {cpu_ms:.2f} CPU-ms per request, so "
+                f"{N_MOVIES / cpu_ms * 1e3 * workers:,.0f} rows/s if {workers} cores served nothing else"
             )
         (_, jl, jt), (_, rl, rt) = rows
         throughput_ratio = (rt.requests / rt.seconds) / (jt.requests / jt.seconds)
