@@ -115,7 +115,8 @@ def _bad_request(exc: InputError) -> Response:
 
 @app.exception_handler(ServiceUnavailable)
 def _unavailable(exc: ServiceUnavailable) -> Response:
-    logger.warning("service unavailable", extra={"reason": str(exc), "retry_after": exc.retry_after})
+    reason = f"{exc}: {exc.detail}" if exc.detail else str(exc)
+    logger.warning("service unavailable", extra={"reason": reason, "retry_after": exc.retry_after})
     return _error(503, "ServiceUnavailable", str(exc), {"Retry-After": str(exc.retry_after)})
 
 

@@ -53,9 +53,10 @@ VERSIONS_KEPT = 2  # during a blue/green shift two variants answer; keep both lo
 class ServiceUnavailable(FmrecError):
     """The endpoint is down, still throttled after the retries, or the artifacts are not published."""
 
-    def __init__(self, message: str, retry_after: int = 5) -> None:
+    def __init__(self, message: str, retry_after: int = 5, detail: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.detail = detail  # for the log only: it may name buckets and keys the caller need not see
 
 
 class ArtifactStore(Protocol):
@@ -83,7 +84,9 @@ class S3Store:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code")
             if code in ("NoSuchKey", "404"):
                 return None
-            raise ServiceUnavailable(f"cannot read {self.describe(key)}: {code or exc}") from exc
+            raise ServiceUnavailable(
+                "the serving artifacts cannot be read", 5, f"{self.describe(key)}: {code or exc}"
+            ) from exc
         return bytes(response["Body"].read())
 
     def describe(self, key: str) -> str:
@@ -295,11 +298,15 @@ class Recommender:
             version = json.loads(raw)["modelVersion"]
         except (ValueError, KeyError, TypeError) as exc:
             raise ServiceUnavailable(
-                f"{self.store.describe(CURRENT_KEY)}: expected {{'modelVersion': ...}}"
+                "the published model version is unreadable",
+                5,
+                f"{self.store.describe(CURRENT_KEY)}: expected {{'modelVersion': ...}}",
             ) from exc
         if not isinstance(version, str) or not version:
             raise ServiceUnavailable(
-                f"{self.store.describe(CURRENT_KEY)}: modelVersion must be a non-empty string"
+                "the published model version is unreadable",
+                5,
+                f"{self.store.describe(CURRENT_KEY)}: modelVersion must be a non-empty string",
             )
         return version
 
@@ -353,7 +360,9 @@ class Recommender:
                     bundle = self._bundles.get(version) or self._load_bundle(version)
                     if bundle is None:
                         raise ServiceUnavailable(
-                            f"no lookup published at {self.store.describe(self._lookup_key(version, ''))}", 30
+                            "no lookup published for the current model version",
+                            30,
+                            f"no lookup at {self.store.describe(self._lookup_key(version, ''))}",
                         )
                     self._remember(bundle)
                     self._current = version
@@ -429,7 +438,9 @@ class Recommender:
         key = f"{version}/{MODEL_KEY}" if version else MODEL_KEY
         data = self.store.get(key)
         if data is None:
-            raise ServiceUnavailable(f"fast path: no model at {self.store.describe(key)}", 30)
+            raise ServiceUnavailable(
+                f"fast path: no model for version {version}", 30, f"no model at {self.store.describe(key)}"
+            )
         # load_model_tar reads a path; /tmp is the Lambda's only writable place.
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, MODEL_KEY)

@@ -52,8 +52,10 @@ def test_missing_objects_and_denied_reads(w: Any) -> None:
 
     with stub:
         assert store.get("current.json") is None
-        with pytest.raises(ServiceUnavailable, match="AccessDenied"):
+        with pytest.raises(ServiceUnavailable, match="cannot be read") as info:
             store.get("current.json")
+    # The bucket and key go to the log (detail), not to the caller (message).
+    assert info.value.detail == "s3://b/serving/current.json: AccessDenied" and "s3://" not in str(info.value)
 
 
 def test_recommender_from_env() -> None:
