@@ -142,7 +142,8 @@ def torch_fm(
     from fmrec.model.metrics import binary_metrics
 
     torch.manual_seed(0)
-    torch.set_num_threads(2)
+    # One thread, like fmrec's kernel: on these shared cores two OpenMP threads spin and run ~5x slower.
+    torch.set_num_threads(1)
 
     class FM(torch.nn.Module):
         def __init__(self) -> None:
