@@ -184,3 +184,14 @@ def test_cli_train(tj: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFi
     assert "num_factors" in (tmp_path / "m" / "failure").read_text()
     assert cli_main([*args, "--hp", "oops"]) == 2
     assert "expected name=value" in capsys.readouterr().err
+
+
+def test_cli_reads_feature_dim_from_the_preprocess_manifest(tj: SimpleNamespace, tmp_path: Path) -> None:
+    root = tj.make_layout(tmp_path / "j", test=False)
+    channels = root / "input" / "data"
+    (channels / "manifest").mkdir()
+    (channels / "manifest" / "manifest.json").write_text(json.dumps({"feature_dim": tj.FEATURE_DIM}))
+    hp = {k: v for k, v in tj.default_hp().items() if k != "feature_dim"}
+    argv = ["train", "--channels", str(channels), "--model-dir", str(tmp_path / "m"), "--no-progress"]
+    assert cli_main([*argv, *(f"--hp={k}={v}" for k, v in hp.items())]) == 0
+    assert load_model_tar(tmp_path / "m" / "model.tar.gz").feature_dim == tj.FEATURE_DIM
