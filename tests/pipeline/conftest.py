@@ -23,3 +23,44 @@ def cdk_definition() -> dict[str, Any]:
         mp.setattr(socket.socket, "connect", refuse)
         mp.setattr(socket, "create_connection", refuse)
         return get_pipeline(region="us-east-1", **CDK_ARGUMENTS)
+
+
+TINY = {
+    "users": 100,
+    "items": 150,
+    "ratings": 6000,
+    "seed": 0,
+}  # small, and the default model passes its gate
+
+
+@pytest.fixture(scope="session")
+def local_definition() -> dict[str, Any]:
+    from fmrec.commands.pipeline import local_definition as build
+
+    return build()
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from fmrec.data.synth import SynthConfig, write_synth
+
+    out = tmp_path_factory.mktemp("tiny") / "ml"
+    write_synth(out, SynthConfig(**TINY))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(
+    tmp_path_factory: pytest.TempPathFactory, local_definition: dict[str, Any], tiny_data: Any
+) -> Any:
+    """One pipeline run on the tiny data, shared by the tests that only read its outputs."""
+    from twins.pipeline.runner import run_local
+    from twins.registry.registry import Registry
+
+    root = tmp_path_factory.mktemp("runs")
+    return run_local(
+        local_definition,
+        runs_root=root / "pipeline",
+        registry=Registry(root / "registry"),
+        overrides={"InputDataUrl": str(tiny_data)},
+    )

@@ -1,0 +1,153 @@
+"""The local pipeline runner: parameters, step order, gate, registration, failures, separate run folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from twins.pipeline.runner import (
+    LocalRun,
+    ParameterError,
+    StepFailed,
+    _walk,
+    parse_parameters,
+    run_local,
+    split_assignments,
+)
+from twins.registry.registry import Registry
+
+REGISTER = "RegisterModel-RegisterModel"
+
+
+def _run(definition: dict[str, Any], root: Path, **params: str) -> Any:
+    return run_local(
+        definition, runs_root=root / "pipeline", registry=Registry(root / "registry"), overrides=params
+    )
+
+
+def test_a_passing_run_registers_a_pending_version(tiny_run: Any) -> None:
+    assert tiny_run.status == "Succeeded", tiny_run.failure_reason
+    assert (
+        tiny_run.steps["Preprocess"]
+        == tiny_run.steps["TrainModel"]
+        == tiny_run.steps[REGISTER]
+        == "Succeeded"
+    )
+    assert tiny_run.steps["QualityGateFailed"] == "NotExecuted"
+    ev = tiny_run.evaluation
+    for baseline in ("popularity", "biases"):
+        assert ev["model"]["auc"] > ev[baseline]["auc"]
+        assert ev["model"]["log_loss"] < ev[baseline]["log_loss"]
+    [package] = tiny_run.registered
+    assert package.version == 1 and package.status == "PendingManualApproval"
+    assert package.model_tar.is_file() and package.lookup_dir is not None
+    assert package.doc["ModelMetrics"]["binary_classification_metrics"]["auc"]["value"] == ev["model"]["auc"]
+    spec = package.doc["Request"]["InferenceSpecification"]
+    assert "application/x-recordio-protobuf" in spec["SupportedContentTypes"]
+    record = json.loads((tiny_run.folder / "run.json").read_text())
+    assert record["status"] == "Succeeded" and record["registered"] == [package.arn]
+    for step in ("Preprocess", "TrainModel", "EvaluateModel"):
+        assert (tiny_run.folder / "steps" / step / "step.log").is_file()
+    report = next(tiny_run.folder.glob("s3/*/pipeline/*/evaluate/evaluation/report.html")).read_text()
+    assert report.count("data:image/png;base64,") == 4  # curves, ROC, score distribution, calibration
+
+
+def test_each_run_gets_its_own_folder_and_version(
+    tiny_run: Any, local_definition: dict[str, Any], tiny_data: Path
+) -> None:
+    root = tiny_run.folder.parent.parent
+    before = (tiny_run.folder / "run.json").read_bytes()
+    # Two training instances: preprocess writes one train shard per instance (ShardedByS3Key).
+    second = _run(local_definition, root, InputDataUrl=str(tiny_data), TrainingInstanceCount="2")
+    assert second.status == "Succeeded", second.failure_reason
+    assert second.folder != tiny_run.folder and second.run_id != tiny_run.run_id
+    assert (tiny_run.folder / "run.json").read_bytes() == before
+    shards = sorted(p.name for p in (second.folder / "steps/TrainModel/job/input/data/train").iterdir())
+    assert len(shards) == 2
+    assert [p.version for p in Registry(root / "registry").list()] == [1, 2]
+
+
+def test_gate_failure_shows_the_reason_and_registers_nothing(
+    local_definition: dict[str, Any], tiny_data: Path, tmp_path: Path
+) -> None:
+    result = _run(local_definition, tmp_path, InputDataUrl=str(tiny_data), GateMinAuc="0.99")
+    assert result.status == "Failed"
+    assert result.failure_reason.startswith("Quality gate failed: model AUC 0.")
+    assert "needs AUC >= 0.99" in result.failure_reason
+    assert result.steps[REGISTER] == "NotExecuted" and result.steps["QualityGateFailed"] == "Failed"
+    assert Registry(tmp_path / "registry").list() == []
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"Epoch": "3"}, "unknown parameter"),
+        ({"Epochs": "ten"}, "Epochs=ten: expected integer"),
+        ({"GateMinAuc": "high"}, "GateMinAuc=high: expected float"),
+        ({"InputDataUrl": "/no/such/folder"}, "does not exist"),
+        ({"InputDataUrl": "s3://bucket/data"}, "pass --data-dir"),
+    ],
+)
+def test_bad_parameters_fail_before_any_step(
+    local_definition: dict[str, Any], tiny_data: Path, tmp_path: Path, params: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ParameterError, match=message):
+        _run(local_definition, tmp_path, **{"InputDataUrl": str(tiny_data), **params})
+    assert not (tmp_path / "pipeline").exists() or not any((tmp_path / "pipeline").iterdir())
+
+
+def test_split_assignments_needs_name_and_value() -> None:
+    assert split_assignments(["Epochs=3", "InputDataUrl=/a=b"]) == {"Epochs": "3", "InputDataUrl": "/a=b"}
+    with pytest.raises(ParameterError, match="NAME=VALUE"):
+        split_assignments(["Epochs"])
+
+
+def test_a_failed_step_stops_the_run_names_it_and_keeps_its_log(
+    local_definition: dict[str, Any], tiny_data: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(StepFailed, match=r"step TrainModel failed: .*mini_batch_size") as info:
+        _run(local_definition, tmp_path, InputDataUrl=str(tiny_data), MiniBatchSize="0")
+    log_path = Path(str(info.value).rsplit("log: ", 1)[1])
+    assert log_path.is_file() and "mini_batch_size" in log_path.read_text()
+    record = json.loads((log_path.parent.parent.parent / "run.json").read_text())
+    assert record["status"] == "Failed"
+    assert record["steps"]["Preprocess"] == "Succeeded" and record["steps"]["TrainModel"] == "Failed"
+    assert "EvaluateModel" not in record["steps"]
+
+
+def test_a_broken_input_fails_in_preprocess(local_definition: dict[str, Any], tmp_path: Path) -> None:
+    data = tmp_path / "broken"
+    data.mkdir()
+    (data / "u.data").write_text("this is not\ta ratings file\n")
+    with pytest.raises(StepFailed, match="step Preprocess failed"):
+        _run(local_definition, tmp_path, InputDataUrl=str(data))
+
+
+def test_expressions_resolve_like_sagemaker(tmp_path: Path) -> None:
+    definition = {"Parameters": [{"Name": "T", "Type": "Float", "DefaultValue": 4.0}], "Steps": []}
+    run = LocalRun(definition, tmp_path, "run-1", parse_parameters(definition, {}), Registry(tmp_path), print)
+    props = {
+        "ProcessingOutputConfig": {"Outputs": [{"OutputName": "train", "S3Output": {"S3Uri": "s3://b/t"}}]}
+    }
+    run.properties["Pre"] = props
+    (tmp_path / "eval.json").write_text(json.dumps({"model": {"auc": 0.75}, "xs": [1, 2]}))
+    run.property_files["Eval"] = {"Report": tmp_path / "eval.json"}
+    join = {
+        "Std:Join": {"On": "/", "Values": [{"Get": "Execution.PipelineExecutionId"}, {"Get": "Parameters.T"}]}
+    }
+    assert run.resolve(join) == "run-1/4.0"
+    assert (
+        run.resolve({"Get": "Steps.Pre.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"}) == "s3://b/t"
+    )
+    json_get = {
+        "Std:JsonGet": {"PropertyFile": {"Get": "Steps.Eval.PropertyFiles.Report"}, "Path": "model.auc"}
+    }
+    assert run.resolve(json_get) == 0.75
+    assert _walk({"xs": [1, 2]}, "xs[1]", "doc") == 2
+    assert run.local_path("s3://b/t/x") == tmp_path / "s3" / "b" / "t" / "x"
+    assert run._check({"Type": "GreaterThanOrEqualTo", "LeftValue": json_get, "RightValue": 0.75})
+    at_least_t = {"Type": "GreaterThan", "LeftValue": json_get, "RightValue": {"Get": "Parameters.T"}}
+    assert not run._check(at_least_t)
