@@ -1,0 +1,217 @@
+"""Load benchmark: the local recommend API (API twin -> handler -> endpoint twin) under 16 and 64 clients.
+
+Loopback only and bounded in time (one phase of --seconds per client count, plus ~15 s of set-up). The world
+(synthetic MovieLens 100k through preprocess, a num_factors=64 model, a published version) and the load
+generator (asyncio keep-alive HTTP/1.1 clients cycling over 200 known users, run as a separate process) are
+those of benchmarks/bench_api.py, imported rather than copied. The servers run as child processes:
+`fmrec serve endpoint` (a supervisor and --endpoint-workers workers) and `fmrec serve api`. While each phase
+runs, this process samples the resident set size (VmRSS) of every server process once a second, so a leak
+shows as growth between the start and the end of a phase or between phases.
+
+Figures: throughput, p50/p90/p99 latency, the error count (any non-200 answer or one not scored by the
+endpoint), RSS per server role at the start, end and peak of each phase. Goal at 16 clients: 0 errors and
+p99 <= 60 ms; memory flat.
+
+    .venv/bin/python benchmarks/bench_load.py [--seconds 60] [--clients 16,64] [--endpoint-workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+
+def _bench_api() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_api", HERE / "bench_api.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _children() -> dict[int, list[int]]:
+    """ppid -> child pids, from /proc."""
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def _descendants(pid: int, tree: dict[int, list[int]]) -> list[int]:
+    out, todo = [], list(tree.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += tree.get(p, [])
+    return out
+
+
+def _rss_kb(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class RssSampler:
+    """Samples VmRSS of the server process trees (endpoint, API) once per interval, in a thread."""
+
+    def __init__(self, roots: dict[str, int], interval: float = 1.0) -> None:
+        self.roots = roots
+        self.interval = interval
+        self.samples: list[tuple[float, dict[str, int]]] = []  # (t, role -> kB summed over its processes)
+        self.processes: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        tree = _children()
+        by_role: dict[str, int] = {}
+        for role, root in self.roots.items():
+            pids = [root, *_descendants(root, tree)]
+            self.processes[role] = len(pids)
+            by_role[role] = sum(_rss_kb(p) or 0 for p in pids)
+        self.samples.append((time.monotonic(), by_role))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def summary(self) -> dict[str, Any]:
+        """Per role: MB over the first and the last 10% of the samples (medians), the peak and the growth."""
+        out: dict[str, Any] = {}
+        n = len(self.samples)
+        edge = max(1, n // 10)
+        for role in self.roots:
+            series = [s[role] / 1024 for _, s in self.samples]
+            start, end = statistics.median(series[:edge]), statistics.median(series[-edge:])
+            out[role] = {
+                "processes": self.processes.get(role, 0),
+                "start_mb": round(start, 1),
+                "end_mb": round(end, 1),
+                "peak_mb": round(max(series), 1),
+                "growth_mb": round(end - start, 1),
+            }
+        out["samples"] = n
+        return out
+
+
+def _server_roots(endpoint_pid: int, loadgen_pid: int | None = None) -> dict[str, int]:
+    """The endpoint supervisor and the API twin process: both direct children of this process."""
+    tree = _children()
+    mine = [p for p in tree.get(os.getpid(), []) if p not in (endpoint_pid, loadgen_pid)]
+    api = [p for p in mine if b"serve\x00api" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    if len(api) != 1:
+        raise SystemExit(f"cannot find the API twin process among children {mine}")
+    return {"endpoint": endpoint_pid, "api": api[0]}
+
+
+def run_phase(
+    api_bench: Any, host: str, port: int, users: str, clients: int, seconds: float, roots: dict[str, int]
+) -> dict[str, Any]:
+    argv = [
+        sys.executable,
+        str(HERE / "bench_api.py"),
+        "--loadgen",
+        host,
+        str(port),
+        str(clients),
+        str(seconds),
+        users,
+    ]
+    load_before = os.getloadavg()
+    with RssSampler(roots) as sampler:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = proc.communicate(timeout=seconds + 120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise SystemExit("load generator did not finish in time") from None
+    if proc.returncode != 0:
+        raise SystemExit(f"load generator failed:\n{err[-2000:]}")
+    result: dict[str, Any] = dict(json.loads(out.strip().splitlines()[-1]))
+    result["rss"] = sampler.summary()
+    result["loadavg_1m_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured duration of each phase")
+    parser.add_argument("--clients", default="16,64", help="comma-separated client counts, one phase each")
+    parser.add_argument("--endpoint-workers", type=int, default=2, help="endpoint twin worker processes")
+    parser.add_argument("--api-workers", type=int, default=1, help="API twin worker processes")
+    args = parser.parse_args()
+    api_bench = _bench_api()
+    from twins.api.server import start_in_background as start_api
+    from twins.endpoint.server import start_in_background as start_endpoint
+
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        started = time.perf_counter()
+        world = api_bench.prepare(Path(tmp))
+        lookup = world["lookup"]
+        print(
+            f"prepared synthetic ml-100k ({len(lookup.user_ids)} users, {len(lookup.movie_ids)} movies, "
+            f"feature_dim {lookup.feature_dim}) in {time.perf_counter() - started:.1f} s"
+        )
+        users = ",".join(str(u) for u in lookup.user_ids[:200])
+        with (
+            start_endpoint(
+                world["model_path"],
+                name=api_bench.ENDPOINT,
+                variant=api_bench.VERSION,
+                process=True,
+                workers=args.endpoint_workers,
+            ) as endpoint,
+            start_api(
+                world["artifacts"],
+                endpoint.url,
+                endpoint_name=api_bench.ENDPOINT,
+                process=True,
+                workers=args.api_workers,
+            ) as api,
+        ):
+            assert endpoint.pid is not None
+            roots = _server_roots(endpoint.pid)
+            for clients in (int(c) for c in args.clients.split(",")):
+                result = run_phase(api_bench, api.host, api.port, users, clients, args.seconds, roots)
+                print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
