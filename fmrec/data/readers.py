@@ -120,6 +120,17 @@ class Dataset:
 # --------------------------------------------------------------------------------------------- ratings
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique for large int arrays: sort-based, several times faster than numpy 2.4's hash-based unique."""
+    s = np.sort(values)
+    if s.size == 0:
+        return s
+    keep = np.empty(s.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
+
+
 def _need_file(path: Path) -> None:
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -242,6 +253,12 @@ def read_ratings(
             keep &= ~bad
     # duplicates: keep the latest timestamp (ties: the later line)
     kept = np.flatnonzero(keep)
+    if user.size and (user.max() < 2**31 and movie.max() < 2**31):
+        pair = (user[kept] << 32) | movie[kept]
+        pair_sorted = np.sort(pair)
+        repeated = pair_sorted[1:][pair_sorted[1:] == pair_sorted[:-1]]
+        # only rows of repeated pairs need the (pair, timestamp, line) order
+        kept = kept[np.isin(pair, repeated)] if repeated.size else kept[:0]
     order = np.lexsort((line[kept], stamp[kept], movie[kept], user[kept]))
     su, sm = user[kept][order], movie[kept][order]
     later_same = np.zeros(order.size, dtype=bool)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from fmrec.data.readers import ML100K_GENRES
+from fmrec.data.readers import ML100K_GENRES, sorted_unique
 from fmrec.errors import InputError
 from fmrec.io_utils import atomic_dir
 
@@ -131,9 +131,11 @@ def _pick_items(
             break
         users = np.repeat(np.arange(counts.size), np.ceil(deficit * 1.2).astype(np.int64) + (deficit > 0))
         items = np.minimum(np.searchsorted(cdf, rng.random(users.size)), n_items - 1)
-        cand = np.unique(users * n_items + items)
+        cand = sorted_unique(users * n_items + items)
         if keys.size:
-            cand = cand[~np.isin(cand, keys, assume_unique=True)]
+            keys = np.sort(keys)
+            pos = np.minimum(np.searchsorted(keys, cand), keys.size - 1)
+            cand = cand[keys[pos] != cand]
         # keep at most each user's deficit, chosen at random so no item id is favoured
         cand = cand[np.argsort(cand // n_items + rng.random(cand.size), kind="stable")]
         cu = cand // n_items

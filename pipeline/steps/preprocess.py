@@ -39,7 +39,7 @@ import scipy.sparse as sp
 
 from fmrec.codec.recordio import write_spmatrix
 from fmrec.data.options import AUX_MOVIE, AUX_USER, PreprocessConfig, build_arg_parser, config_from_args
-from fmrec.data.readers import DUPLICATE_POLICY, Dataset, Movies, Ratings, Users, load_dataset
+from fmrec.data.readers import DUPLICATE_POLICY, Dataset, Movies, Ratings, Users, load_dataset, sorted_unique
 from fmrec.errors import FmrecError, InputError, OutputError
 from fmrec.io_utils import atomic_dir
 from fmrec.serving.lookup import Lookup, write_lookup
@@ -97,8 +97,8 @@ def _indicator_rows(n_rows: int, cols: list[np.ndarray], dim: int) -> sp.csr_mat
 def build_encoding(
     train: Ratings, users: Users | None, movies: Movies | None, aux: Sequence[str]
 ) -> Encoding:
-    user_ids = np.unique(train.user)
-    movie_ids = np.unique(train.movie)
+    user_ids = sorted_unique(train.user)
+    movie_ids = sorted_unique(train.movie)
     blocks = [
         Block("user", 0, [str(u) for u in user_ids.tolist()]),
         Block("movie", user_ids.size, [str(m) for m in movie_ids.tolist()]),
@@ -246,8 +246,7 @@ def build_lookup(enc: Encoding, ds: Dataset, cfg: PreprocessConfig) -> Lookup:
     count = np.bincount(mpos, minlength=nm)
     total = np.bincount(mpos, weights=train.rating.astype(np.float64), minlength=nm)
     mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
-    order = np.lexsort((mpos, upos))
-    pairs = np.unique(upos[order] * nm + mpos[order])
+    pairs = sorted_unique(upos * nm + mpos)
     rated_user, rated_movie = pairs // nm, pairs % nm
     indptr = np.concatenate(([0], np.cumsum(np.bincount(rated_user, minlength=enc.user_ids.size))))
     titles = [""] * nm
@@ -329,9 +328,9 @@ def preprocess(data_dir: str | Path, out: Path, cfg: PreprocessConfig) -> dict[s
             "test_rows_unknown_movie": int(m_unk.sum()),
             "test_rows_unknown_both": int((u_unk & m_unk).sum()),
         }
-        pairs_train = np.unique(ds.train.user * (1 << 32) + ds.train.movie)
+        pairs_train = sorted_unique(ds.train.user * (1 << 32) + ds.train.movie)
         pairs_test = test.user * (1 << 32) + test.movie
-        unknown["test_pairs_also_in_train"] = int(np.isin(pairs_test, pairs_train).sum())
+        unknown["test_pairs_also_in_train"] = int((_positions(pairs_train, pairs_test) >= 0).sum())
     counts.update(unknown)
     manifest = {
         "format_version": 1,
