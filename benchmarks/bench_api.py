@@ -278,6 +278,8 @@ async def _load(host: str, port: int, users: list[int], clients: int, seconds: f
     await asyncio.gather(*[_client(host, port, paths, warm_deadline, warm, errors) for _ in range(clients)])
     times: list[float] = []
     errors.clear()
+    print("measuring", flush=True)
+    cpu0 = time.process_time()
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(*[_client(host, port, paths, deadline, times, errors) for _ in range(clients)])
@@ -291,6 +293,7 @@ async def _load(host: str, port: int, users: list[int], clients: int, seconds: f
         "p99_ms": pct(times, 99),
         "errors": len(errors),
         "first_error": errors[0] if errors else None,
+        "loadgen_cpu_ms_per_request": (time.process_time() - cpu0) * 1e3 / max(1, len(times)),
     }
 
 
@@ -301,38 +304,101 @@ def loadgen_main(argv: list[str]) -> int:
     return 0
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live descendants, from /proc (Linux)."""
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+            for task in Path(f"/proc/{p}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _spawn(argv: list[str], is_ready: Any, what: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not is_ready():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
+            raise SystemExit(f"{what} did not start:\n{err}")
+        time.sleep(0.05)
+    return proc
+
+
 def bench_end_to_end(
     world: dict[str, Any], clients: list[int], seconds: float, endpoint_workers: int, api_workers: int
 ) -> list[dict[str, Any]]:
-    from twins.api.server import start_in_background as start_api
-    from twins.endpoint.server import start_in_background as start_endpoint
+    from twins.api.server import ready
+    from twins.endpoint.server import free_port, ping
 
+    host = "127.0.0.1"
+    ep_port, api_port = free_port(host), free_port(host)
+    cli = [sys.executable, "-m", "fmrec.cli", "serve"]
+    endpoint = _spawn(
+        [
+            *cli,
+            *("endpoint", "--host", host, "--port", str(ep_port), "--workers", str(endpoint_workers)),
+            *("--model", str(world["model_path"]), "--name", ENDPOINT, "--variant", VERSION),
+        ],
+        lambda: ping(host, ep_port, timeout=1.0),
+        "endpoint twin",
+    )
+    try:
+        api = _spawn(
+            [
+                *cli,
+                *("api", "--host", host, "--port", str(api_port), "--workers", str(api_workers)),
+                *("--artifacts", str(world["artifacts"]), "--endpoint-name", ENDPOINT),
+                *("--endpoint-url", f"http://{host}:{ep_port}"),
+            ],
+            lambda: ready(host, api_port, timeout=1.0),
+            "API twin",
+        )
+    except BaseException:
+        endpoint.terminate()
+        raise
     lookup = world["lookup"]
     users = ",".join(str(u) for u in lookup.user_ids[:200])
     results = []
-    with (
-        start_endpoint(
-            world["model_path"], name=ENDPOINT, variant=VERSION, process=True, workers=endpoint_workers
-        ) as endpoint,
-        start_api(
-            world["artifacts"], endpoint.url, endpoint_name=ENDPOINT, process=True, workers=api_workers
-        ) as api,
-    ):
+    try:
         for n in clients:
-            argv = [
-                sys.executable,
-                __file__,
-                "--loadgen",
-                api.host,
-                str(api.port),
-                str(n),
-                str(seconds),
-                users,
-            ]
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120, check=False)
-            if proc.returncode != 0:
-                raise SystemExit(f"load generator failed:\n{proc.stderr[-2000:]}")
-            results.append(dict(json.loads(proc.stdout.strip().splitlines()[-1])))
+            argv = [sys.executable, __file__, "--loadgen", host, str(api_port), str(n), str(seconds), users]
+            gen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            assert gen.stdout is not None
+            line = gen.stdout.readline()  # "measuring" once the warm-up second is over
+            if line.strip() != "measuring":
+                raise SystemExit(f"load generator failed:\n{line}{gen.communicate()[1][-2000:]}")
+            cpu0 = (tree_cpu_seconds(endpoint.pid), tree_cpu_seconds(api.pid))
+            out, err = gen.communicate(timeout=seconds + 120)
+            cpu1 = (tree_cpu_seconds(endpoint.pid), tree_cpu_seconds(api.pid))
+            if gen.returncode != 0:
+                raise SystemExit(f"load generator failed:\n{err[-2000:]}")
+            result = dict(json.loads(out.strip().splitlines()[-1]))
+            n_req = max(1, result["requests"])
+            ep_ms = (cpu1[0] - cpu0[0]) * 1e3 / n_req
+            api_ms = (cpu1[1] - cpu0[1]) * 1e3 / n_req
+            total = ep_ms + api_ms + result["loadgen_cpu_ms_per_request"]
+            result.update(
+                endpoint_cpu_ms_per_request=ep_ms,
+                api_cpu_ms_per_request=api_ms,
+                total_cpu_ms_per_request=total,
+                # Derived, not measured: a closed loop of n clients on 2 otherwise idle cores.
+                ceiling_rps_2_idle_cores=2000 / total,
+            )
+            results.append(result)
+    finally:
+        for proc in (api, endpoint):
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     return results
 
 
