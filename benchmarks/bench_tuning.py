@@ -7,8 +7,9 @@ Run: .venv/bin/python benchmarks/bench_tuning.py [--trials 32] [--parallel 2] [-
 2. The pipeline's search (default ranges, objective test:binary_classification_cross_entropy, TPE, early
    stopping) on the train channel, with a validation split carved from it.
 3. Train on the whole train channel with (a) the seed settings (num_factors 64, epochs 30, mini_batch_size
-   200, other defaults), (b) the best trial's settings and (c) the proposed pipeline defaults, and score each
-   on the test channel the gate uses (never seen by the search). One table; all sides run in this process.
+   200, other defaults), (b) the pipeline's current defaults, (c) the best trial's settings and (d)
+   fmrec.tuning.space.RECOMMENDED_DEFAULTS (and --proposed, if given), and score each on the test channel the
+   gate uses (never seen by the search). One table; all sides run in this process.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def main() -> None:
         run_search,
         write_outputs,
     )
-    from fmrec.tuning.space import build_space, resolve_objective
+    from fmrec.tuning.space import RECOMMENDED_DEFAULTS, build_space, resolve_objective
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-tuning-"))
     load = os.getloadavg()
@@ -95,7 +96,7 @@ def main() -> None:
         seed=args.seed,
         early_stopping=not args.no_early_stopping,
     )
-    out = workdir / f"search-seed{args.seed}{'-no-es' if args.no_early_stopping else ''}"
+    out = workdir / f"search-data{args.data_seed}-seed{args.seed}{'-no-es' if args.no_early_stopping else ''}"
     started = time.perf_counter()
     data = TrialData(str(processed / "train"))
     results = run_search(config, FMTrial(data, objective.metric_name, objective.metric_key), out)
@@ -111,7 +112,11 @@ def main() -> None:
 
     current = {h.hyperparameter: str(h.default) for h in HYPERPARAMETERS}
     sides: dict[str, dict[str, str]] = {"seed settings": SEED_SETTINGS, "pipeline defaults": current}
+    from fmrec.model.hyperparameters import RECOMMENDED
+
+    sides["trainer RECOMMENDED"] = dict(RECOMMENDED)
     sides["best trial"] = tuned
+    sides["recommended"] = {k: str(v) for k, v in RECOMMENDED_DEFAULTS.items()}
     if args.proposed is not None:
         sides["proposed defaults"] = {k: str(v) for k, v in json.loads(args.proposed.read_text()).items()}
     scores = {name: fit_and_score(processed, hp) for name, hp in sides.items()}

@@ -52,6 +52,12 @@ class TuningOptions:
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION
     split_seed: int = DEFAULT_SPLIT_SEED
 
+    def __post_init__(self) -> None:
+        # Every check runs when the options are made, so a bad range or objective never reaches a definition.
+        self.space()
+        resolve_objective(self.predictor_type, self.objective)
+        check_budget(self.max_jobs, self.max_parallel_jobs)
+
     def space(self) -> tuple[ParamRange, ...]:
         return build_space(self.ranges, base=())
 

@@ -174,7 +174,7 @@ def run_search(
     models.mkdir(parents=True, exist_ok=True)
     pool: cf.ProcessPoolExecutor | None = None
     if config.max_parallel > 1:
-        pool = cf.ProcessPoolExecutor(config.max_parallel, mp_context=multiprocessing.get_context("spawn"))
+        pool = cf.ProcessPoolExecutor(config.max_parallel, mp_context=_process_context())
     try:
         while len(results) < config.max_jobs:
             batch = min(config.max_parallel, config.max_jobs - len(results))
@@ -212,6 +212,19 @@ def run_search(
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     return results
+
+
+def _process_context() -> Any:
+    """Worker processes forked from a clean single-threaded server that has imported the trainer already.
+
+    Plain fork would copy whatever threads and locks the caller holds; spawn re-imports numpy, numba and the
+    trainer in every worker. Where there is no forkserver, spawn.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["fmrec.tuning.fm_trial", "fmrec.model.trainer", "fmrec.codec.recordio"])
+    return ctx
 
 
 def _run_batch(pool: cf.ProcessPoolExecutor | None, jobs: list[tuple[Any, ...]]) -> list[TrialResult]:
@@ -433,7 +446,7 @@ def plot_objective(results: Sequence[TrialResult], objective: Objective, path: P
     for i, x in enumerate(failed):
         ax.axvline(x, color="tab:red", alpha=0.3, linestyle="--", label="failed" if i == 0 else None)
     ax.set_xlabel("trial")
-    ax.set_ylabel(objective.metric_name)
+    ax.set_ylabel(f"{objective.metric_name}\n(on the validation split)")
     ax.set_title(f"{objective.metric_name} ({objective.direction.lower()}) by trial")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:

@@ -150,10 +150,10 @@ def test_local_tuner_reads_the_same_request(tuning_definition: dict[str, Any]) -
         config_from_request(args)
 
 
-def test_bad_options_fail_at_build_time() -> None:
-    kwargs: dict[str, Any] = {"region": "us-east-1", **pdef.CDK_ARGUMENTS}
+def test_bad_options_fail_before_any_definition_is_built() -> None:
     with pytest.raises(TuningError, match="emitted only by a regressor"):
-        pdef.get_pipeline(**kwargs, tuning=TuningOptions(objective="test:rmse"))
-    too_wide = (*DEFAULT_RANGES, ParamRange("epochs", "int", 1, 5000))
+        TuningOptions(objective="test:rmse")
     with pytest.raises(TuningError, match="outside FM's documented limits"):
-        pdef.get_pipeline(**kwargs, tuning=TuningOptions(ranges=too_wide))
+        TuningOptions(ranges=(*DEFAULT_RANGES, ParamRange("epochs", "int", 1, 5000)))
+    with pytest.raises(TuningError, match="max_parallel_jobs"):
+        TuningOptions(max_parallel_jobs=0)
