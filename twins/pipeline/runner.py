@@ -53,6 +53,7 @@ class RunResult:
     failure_reason: str | None = None
     registered: list[Any] = field(default_factory=list)
     evaluation: dict[str, Any] | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each executed step
 
 
 # ---------------------------------------------------------------- parameters
@@ -250,6 +251,7 @@ class LocalRun:
                         f"step {name}: type {kind} is not supported by the local runner"
                     )
                 self.status[name] = "Succeeded"
+                result.seconds[name] = time.perf_counter() - t0
                 extra = f" → {outcomes[name]}" if name in outcomes else ""
                 self.progress(f"step {name} done in {time.perf_counter() - t0:.1f} s{extra}")
             except Exception as exc:
@@ -277,6 +279,7 @@ class LocalRun:
             "status": result.status,
             "failure_reason": result.failure_reason,
             "steps": self.status,
+            "seconds": result.seconds,
             "parameters": self.parameters,
             "registered": [p.arn for p in result.registered],
         }
