@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import aws_cdk as cdk
-from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.config import ConfigError, StageConfig
+from stacks.nag import acknowledge
 
 # Both public layers we rely on (Powertools, AWS SDK for pandas) are published per Python minor version; this
 # is the newest runtime both publish for, so the runtime and the layer names move together.
@@ -93,18 +93,20 @@ class PythonLambda(Construct):
         )
         xray.attach_to_role(self.role)
         cfn_function.node.add_dependency(xray)
-        Validations.of(xray).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason="X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
-            )
+        acknowledge(
+            xray,
+            (
+                "AwsSolutions-IAM5[Resource::*]",
+                "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
+            ),
         )
-        Validations.of(self.function).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-L1",
-                reason=f"Pinned to {RUNTIME_LAYER_TAG}: the public Powertools layer is built "
-                "per Python minor version, and this is the newest one both publish.",
-            )
+        acknowledge(
+            self.function,
+            (
+                "AwsSolutions-L1",
+                f"Pinned to {RUNTIME_LAYER_TAG}: the public Powertools layer is resolved per Python minor "
+                "version (SSM /aws/service/powertools/...), so runtime and layer move together.",
+            ),
         )
 
     def add_to_role_policy(self, statement: iam.PolicyStatement) -> None:

@@ -22,8 +22,10 @@ STEPS_DIR = staging.REPO_ROOT / "pipeline" / "steps"
 
 
 def pipeline_definition(config: StageConfig) -> dict[str, Any]:
-    """The definition this stage deploys, with the CloudFormation placeholders E's factory documents."""
+    """The definition this stage deploys: the factory the local runner calls, with this stage's settings and
+    the CloudFormation placeholders in place of the bucket and role (docs/pipeline.md)."""
     from pipeline.definition import CDK_ARGUMENTS, get_pipeline
+    from pipeline.tuning import TuningOptions
 
     return get_pipeline(
         region=config.region,
@@ -36,6 +38,7 @@ def pipeline_definition(config: StageConfig) -> dict[str, Any]:
         artifact_bucket=CDK_ARGUMENTS["artifact_bucket"],
         role_arn=CDK_ARGUMENTS["role_arn"],
         code_uri=CDK_ARGUMENTS["code_uri"],
+        tuning=TuningOptions(),  # the optional tuning branch, as locally: off unless UseTuning=true
     )
 
 
@@ -144,6 +147,17 @@ class PipelineStack(cdk.Stack):
                     ],
                     # SageMaker Pipelines names every job pipelines-<execution id>-<step>-<hash>.
                     resources=[f"{sm}:processing-job/pipelines-*", f"{sm}:training-job/pipelines-*"],
+                ),
+                iam.PolicyStatement(
+                    sid="RunTuningJobs",
+                    actions=[
+                        "sagemaker:CreateHyperParameterTuningJob",
+                        "sagemaker:DescribeHyperParameterTuningJob",
+                        "sagemaker:StopHyperParameterTuningJob",
+                        "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+                        "sagemaker:AddTags",
+                    ],
+                    resources=[f"{sm}:hyper-parameter-tuning-job/*"],
                 ),
                 iam.PolicyStatement(
                     sid="RegisterModels",
@@ -262,6 +276,11 @@ class PipelineStack(cdk.Stack):
                 )
                 for kind in ("processing-job", "training-job")
             ],
+            (
+                nag.wildcard_resource(nag.service_arn("sagemaker", "hyper-parameter-tuning-job/*")),
+                "The optional tuning branch (UseTuning): SageMaker names the tuning job per execution; the "
+                "training jobs it starts are its own.",
+            ),
             (
                 nag.wildcard_resource(nag.service_arn("sagemaker", f"model-package/{group}/*")),
                 "Registration creates the next version of this stack's own model package group.",
