@@ -46,7 +46,10 @@ def _varint_len(values: np.ndarray) -> np.ndarray:
     """Bytes each uint64 takes as a protobuf varint (1..10)."""
     v = values.astype(np.uint64, copy=False)
     n = np.ones(v.shape, dtype=np.int64)
+    top = int(v.max()) if v.size else 0
     for k in range(1, 10):
+        if top < 1 << (7 * k):
+            break
         n += v >= np.uint64(1 << (7 * k))
     return n
 
@@ -160,49 +163,28 @@ def _encode_chunk(
         lab_bytes = np.zeros(n, dtype=np.int64)
 
     # Rows with equal (nnz, value bytes, key bytes, label bytes) share every length field, so one template
-    # per class covers them and only the payload bytes differ.
+    # per group covers them and only the payload bytes differ. Preprocess output is sorted by user, so equal
+    # rows come in long runs that are filled in place; otherwise rows are grouped by class and scattered.
     sig = np.stack([nnz, val_bytes, key_bytes, lab_bytes])
-    widths = [max(int(s.max()).bit_length(), 1) if n else 1 for s in sig]
-    if sum(widths) <= 62:
-        packed = np.zeros(n, dtype=np.int64)
-        for s, w in zip(sig, widths, strict=True):
-            packed = (packed << w) | s
-        if sum(widths) <= 16:
-            order = np.argsort(packed.astype(np.uint16), kind="stable")
-        else:
-            order = np.argsort(packed, kind="stable")
-        sorted_sig = packed[order]
-        cuts = np.flatnonzero(sorted_sig[1:] != sorted_sig[:-1]) + 1
+    if n > 1:
+        change = np.flatnonzero(np.any(sig[:, 1:] != sig[:, :-1], axis=0)) + 1
     else:
-        order = np.lexsort(sig[::-1])
-        s_sorted = sig[:, order]
-        cuts = np.flatnonzero(np.any(s_sorted[:, 1:] != s_sorted[:, :-1], axis=0)) + 1
-    bounds = np.concatenate(([0], cuts, [n]))
-
-    classes = []
-    total_words = np.zeros(n, dtype=np.int64)
-    for a, b in itertools.pairwise(bounds):
-        rows = order[a:b]
-        r0 = int(rows[0])
-        c_nnz, c_vb, c_kb, c_lb = int(nnz[r0]), int(val_bytes[r0]), int(key_bytes[r0]), int(lab_bytes[r0])
-        template, vs, ks, ls = _record_template(
-            n_cols, kind, c_nnz, c_vb, c_kb, labels is not None, label_kind, c_lb
-        )
-        total_words[rows] = len(template) // 4
-        classes.append((rows, c_nnz, template, vs, ks, ls, c_vb, c_kb, c_lb))
-
-    single = len(classes) == 1
-    if not single:
-        word_starts = np.concatenate(([0], np.cumsum(total_words)))
-        out32 = np.empty(int(word_starts[-1]), dtype="<u4")
+        change = np.empty(0, dtype=np.int64)
     row_starts = indptr[:-1]
-    for rows, c_nnz, template, vs, ks, ls, c_vb, c_kb, c_lb in classes:
-        m = rows.size
-        width = len(template)
-        mat = np.empty((m, width), dtype=np.uint8)
+    has_labels = labels is not None
+
+    def fill(
+        mat: np.ndarray, rows: Any, r0: int, layout: tuple[bytes, int, int, int], c: tuple[int, ...]
+    ) -> None:
+        template, vs, ks, ls = layout
+        c_nnz, c_vb, c_kb, c_lb = c
+        m = mat.shape[0]
         mat[:] = np.frombuffer(template, dtype=np.uint8)
         if c_nnz:
-            eidx = (row_starts[rows][:, None] + np.arange(c_nnz)).ravel()
+            if isinstance(rows, slice):
+                eidx: Any = slice(int(indptr[rows.start]), int(indptr[rows.stop]))
+            else:
+                eidx = (row_starts[rows][:, None] + np.arange(c_nnz)).ravel()
             if ivals is None:
                 vals = np.ascontiguousarray(data[eidx], dtype=_NP_DTYPE[kind])
                 mat[:, vs : vs + c_vb] = vals.view(np.uint8).reshape(m, c_vb)
@@ -215,10 +197,51 @@ def _encode_chunk(
                 mat[:, ls : ls + c_lb] = lab.view(np.uint8).reshape(m, c_lb)
             else:
                 mat[:, ls : ls + c_lb] = _varint_stream(lvals[rows]).reshape(m, c_lb)
-        if single:
-            return mat.ravel()
-        words = mat.view("<u4")
-        out32[(word_starts[rows][:, None] + np.arange(width // 4)).ravel()] = words.ravel()
+
+    def layout_of(r0: int) -> tuple[tuple[bytes, int, int, int], tuple[int, ...]]:
+        c = (int(nnz[r0]), int(val_bytes[r0]), int(key_bytes[r0]), int(lab_bytes[r0]))
+        return _record_template(n_cols, kind, c[0], c[1], c[2], has_labels, label_kind, c[3]), c
+
+    if change.size <= 8 or change.size * 64 <= n:
+        bounds = np.concatenate(([0], change, [n])).tolist()
+        runs = []
+        total = 0
+        for a, b in itertools.pairwise(bounds):
+            layout, c = layout_of(a)
+            runs.append((a, b, total, layout, c))
+            total += (b - a) * len(layout[0])
+        out = np.empty(total, dtype=np.uint8)
+        for a, b, pos, layout, c in runs:
+            width = len(layout[0])
+            fill(out[pos : pos + (b - a) * width].reshape(b - a, width), slice(a, b), a, layout, c)
+        return out
+
+    widths = [max(int(x.max()).bit_length(), 1) for x in sig]
+    if sum(widths) <= 62:
+        packed = np.zeros(n, dtype=np.int64)
+        for x, w in zip(sig, widths, strict=True):
+            packed = (packed << w) | x
+        order = np.argsort(packed.astype(np.uint16) if sum(widths) <= 16 else packed, kind="stable")
+        sorted_sig = packed[order]
+        cuts = np.flatnonzero(sorted_sig[1:] != sorted_sig[:-1]) + 1
+    else:
+        order = np.lexsort(sig[::-1])
+        s_sorted = sig[:, order]
+        cuts = np.flatnonzero(np.any(s_sorted[:, 1:] != s_sorted[:, :-1], axis=0)) + 1
+    classes = []
+    total_words = np.zeros(n, dtype=np.int64)
+    for a, b in itertools.pairwise(np.concatenate(([0], cuts, [n])).tolist()):
+        rows = order[a:b]
+        layout, c = layout_of(int(rows[0]))
+        total_words[rows] = len(layout[0]) // 4
+        classes.append((rows, layout, c))
+    word_starts = np.concatenate(([0], np.cumsum(total_words)))
+    out32 = np.empty(int(word_starts[-1]), dtype="<u4")
+    for rows, layout, c in classes:
+        width = len(layout[0])
+        mat = np.empty((rows.size, width), dtype=np.uint8)
+        fill(mat, rows, int(rows[0]), layout, c)
+        out32[(word_starts[rows][:, None] + np.arange(width // 4)).ravel()] = mat.view("<u4").ravel()
     return out32.view(np.uint8)
 
 
@@ -665,10 +688,117 @@ class _Rows:
         self.all_label = True
 
 
+_Decoded = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+_MIN_RUN = 32
+
+
+def _decode_run(buf: np.ndarray, raw: bytes, start: int, m: int, width: int) -> _Decoded | None:
+    """Vectorized decode of `m` consecutive records of `width` bytes each (header included), when all are in
+    the writer's layout with the first record's (nnz, key bytes, label); None otherwise."""
+    length = int.from_bytes(raw[start + 4 : start + 8], "little")
+    try:
+        features, label = _parse_record(raw, start + 8, start + 8 + length)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    tensor = features.get("values")
+    if tensor is None or tensor.kind != "Float32" or set(features) != {"values"} or set(label) - {"values"}:
+        return None
+    vals, keys, shape = tensor.arrays()
+    if keys is None or keys.size != vals.size or len(shape) != 1:
+        return None
+    lab = label.get("values")
+    if lab is not None and (lab.kind != "Float32" or lab.arrays()[0].size != 1):
+        return None
+    nnz = int(vals.size)
+    kb = int(_varint_len(keys).sum()) if nnz else 0
+    template, vs, ks, ls = _record_template(
+        shape[0], "Float32", nnz, 4 * nnz, kb, lab is not None, "Float32", 4
+    )
+    if len(template) != width:
+        return None
+    mat = buf[start : start + m * width].reshape(m, width)
+    fixed = np.ones(width, dtype=bool)
+    if nnz:
+        fixed[vs : vs + 4 * nnz] = False
+        fixed[ks : ks + kb] = False
+    if lab is not None:
+        fixed[ls : ls + 4] = False
+    proto = np.frombuffer(template, dtype=np.uint8)
+    cols = np.flatnonzero(fixed)
+    if not (mat[:, cols] == proto[cols]).all():
+        return None
+    counts = np.full(m, nnz, dtype=np.int64)
+    if nnz:
+        values = np.ascontiguousarray(mat[:, vs : vs + 4 * nnz]).view("<f4").ravel()
+        region = mat[:, ks : ks + kb]
+        term = region < 0x80
+        if (term == term[0]).all() and term[0, -1]:  # same varint boundaries in every row: decode by columns
+            ends = np.flatnonzero(term[0])
+            begins = np.concatenate(([0], ends[:-1] + 1))
+            out = np.zeros((m, nnz), dtype=np.uint64)
+            for j, (b0, e0) in enumerate(zip(begins.tolist(), ends.tolist(), strict=True)):
+                for k, col in enumerate(range(b0, e0 + 1)):
+                    out[:, j] |= (region[:, col] & 0x7F).astype(np.uint64) << np.uint64(7 * k)
+            key_arr = out.ravel()
+        else:
+            if not (term.sum(axis=1) == nnz).all() or not term[:, -1].all():
+                return None
+            key_arr = _decode_varints(np.ascontiguousarray(region).tobytes())
+        if int(key_arr.max()) >= shape[0]:
+            return None
+    else:
+        values = np.empty(0, dtype=np.float32)
+        key_arr = np.empty(0, dtype=np.uint64)
+    dims = np.full(m, shape[0], dtype=np.int64)
+    has = np.full(m, lab is not None)
+    labels = (
+        np.ascontiguousarray(mat[:, ls : ls + 4]).view("<f4").ravel()
+        if lab is not None
+        else np.full(m, np.nan, dtype=np.float32)
+    )
+    return counts, key_arr, values, dims, has, labels
+
+
 def _decode_records(
     buf: np.ndarray, raw: bytes, starts: np.ndarray, lens: np.ndarray, name: str, first_record: int, base: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(counts, keys, values float32, shape dims, has_label, labels) of consecutive records."""
+) -> _Decoded:
+    """(counts, keys, values float32, shape dims, has_label, labels) of consecutive records: long runs of
+    equal-length records by `_decode_run`, the rest record by record."""
+    n = starts.size
+    if n == 0:
+        return _decode_generic(buf, raw, starts, lens, name, first_record, base)
+    cuts = np.flatnonzero(lens[1:] != lens[:-1]) + 1
+    bounds = np.concatenate(([0], cuts, [n])).tolist()
+    parts: list[_Decoded] = []
+    pending = 0  # first record not yet decoded
+    for a, b in itertools.pairwise(bounds):
+        if b - a < _MIN_RUN:
+            continue
+        length = int(lens[a])
+        decoded = _decode_run(buf, raw, int(starts[a]) - 8, b - a, 8 + length + (-length) % 4)
+        if decoded is None:
+            continue
+        if pending < a:
+            parts.append(
+                _decode_generic(
+                    buf, raw, starts[pending:a], lens[pending:a], name, first_record + pending, base
+                )
+            )
+        parts.append(decoded)
+        pending = b
+    if pending < n:
+        parts.append(
+            _decode_generic(buf, raw, starts[pending:], lens[pending:], name, first_record + pending, base)
+        )
+    if len(parts) == 1:
+        return parts[0]
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(6))  # type: ignore[return-value]
+
+
+def _decode_generic(
+    buf: np.ndarray, raw: bytes, starts: np.ndarray, lens: np.ndarray, name: str, first_record: int, base: int
+) -> _Decoded:
+    """(counts, keys, values float32, shape dims, has_label, labels) of records, one by one where needed."""
     n = starts.size
     counts = np.zeros(n, dtype=np.int64)
     dims = np.zeros(n, dtype=np.int64)

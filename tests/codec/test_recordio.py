@@ -244,3 +244,26 @@ def test_predictions_round_trip() -> None:
     ]
     assert R.decode_predictions(R.encode_predictions(np.array([1.5]))) == [{"score": 1.5}]
     assert len(body) % 4 == 0
+
+
+def test_long_runs_decode_with_varying_varint_boundaries() -> None:
+    """Runs of equal-length records take the vectorized path; keys (127, 128) and (128, 127) have the same
+    byte count but different varint boundaries."""
+    keys = np.array([[127, 128], [128, 129]] * 50 + [[5, 300]] * 40)
+    n = keys.shape[0]
+    mat = sp.csr_matrix(
+        (np.arange(1, 2 * n + 1, dtype=np.float32), keys.ravel(), np.arange(0, 2 * n + 1, 2)), shape=(n, 400)
+    )
+    labels = np.linspace(0, 1, n).astype(np.float32)
+    body = encode(mat, labels)
+    got, got_labels = next(R.iter_spmatrix(io.BytesIO(body)))
+    assert (got != mat).nnz == 0 and np.array_equal(got.data, mat.data)
+    assert got_labels is not None and np.array_equal(got_labels, labels)
+
+
+def test_a_deviating_record_inside_a_run_is_not_missed() -> None:
+    a = sp.csr_matrix((np.ones(80, np.float32), np.tile([1, 200], 40), np.arange(0, 81, 2)), shape=(40, 250))
+    b = sp.csr_matrix((np.ones(2, np.float32), [1, 200], [0, 2]), shape=(1, 251))  # same length, other shape
+    body = encode(a[:20]) + encode(b) + encode(a[20:])
+    with pytest.raises(R.RecordIOError, match="record 20: feature shape 251, earlier records have 250"):
+        list(R.iter_spmatrix(io.BytesIO(body)))
