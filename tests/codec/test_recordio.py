@@ -247,12 +247,12 @@ def test_predictions_round_trip() -> None:
 
 
 def test_long_runs_decode_with_varying_varint_boundaries() -> None:
-    """Runs of equal-length records take the vectorized path; keys (127, 128) and (128, 127) have the same
-    byte count but different varint boundaries."""
-    keys = np.array([[127, 128], [128, 129]] * 50 + [[5, 300]] * 40)
+    """Runs of equal-length records take the vectorized path; keys (1, 200, 300) and (100, 127, 20000) take
+    the same number of bytes with different varint boundaries."""
+    keys = np.array([[1, 200, 300], [100, 127, 20000]] * 50 + [[5, 7, 9]] * 40)
     n = keys.shape[0]
     mat = sp.csr_matrix(
-        (np.arange(1, 2 * n + 1, dtype=np.float32), keys.ravel(), np.arange(0, 2 * n + 1, 2)), shape=(n, 400)
+        (np.arange(1, 3 * n + 1, dtype=np.float32), keys.ravel(), np.arange(0, 3 * n + 1, 3)), shape=(n, 30000)
     )
     labels = np.linspace(0, 1, n).astype(np.float32)
     body = encode(mat, labels)
