@@ -1,15 +1,16 @@
 """Tuning benchmark: a bounded local search on synthetic ml-100k-shaped data, then tuned vs seed settings.
 
 Run: .venv/bin/python benchmarks/bench_tuning.py [--trials 32] [--parallel 2] [--seed 0] [--data-seed 0]
-     [--workdir DIR] [--proposed defaults.json]
+     [--workdir DIR] [--range NAME=MIN:MAX[:SCALING] ...] [--candidates named-settings.json]
 
 1. `fmrec data synth` (943 users, 1,682 items, 100,000 ratings) and `fmrec preprocess` (label rating >= 4).
 2. The pipeline's search (default ranges, objective test:binary_classification_cross_entropy, TPE, early
    stopping) on the train channel, with a validation split carved from it.
 3. Train on the whole train channel with (a) the seed settings (num_factors 64, epochs 30, mini_batch_size
-   200, other defaults), (b) the pipeline's current defaults, (c) the best trial's settings and (d)
-   fmrec.tuning.space.RECOMMENDED_DEFAULTS (and --proposed, if given), and score each on the test channel the
-   gate uses (never seen by the search). One table; all sides run in this process.
+   200, other defaults), (b) the pipeline's current defaults, (c) the trainer's RECOMMENDED set, (d) the best
+   trial's settings and (e) the named settings in --candidates, and score each on the validation split (fit on
+   the other 90%: the number to choose by) and on the test channel the gate uses (never seen by the search or
+   the choice). One table; all sides run in this process.
 """
 
 from __future__ import annotations
@@ -42,20 +43,27 @@ def prepare(workdir: Path, seed: int) -> Path:
 
 
 def fit_and_score(processed: Path, hp: dict[str, str]) -> dict[str, Any]:
+    """Validation log loss (fit on the 90% split) to choose by; test metrics (fit on all) to report."""
     from fmrec.codec.recordio import read_spmatrix
     from fmrec.model.fm import predict
     from fmrec.model.hyperparameters import parse_hyperparameters
     from fmrec.model.metrics import binary_metrics
     from fmrec.model.trainer import train
+    from fmrec.tuning.fm_trial import TrialData, load_channels
 
     X, y = read_spmatrix(processed / "train")
     Xt, yt = read_spmatrix(processed / "test")
-    full = {"predictor_type": "binary_classifier", "feature_dim": str(X.shape[1]), **hp}
+    parsed = parse_hyperparameters(
+        {"predictor_type": "binary_classifier", "feature_dim": str(X.shape[1]), **hp}
+    )
+    X_fit, y_fit, X_val, y_val = load_channels(TrialData(str(processed / "train")))
+    val_params, _ = train(X_fit, y_fit, parsed)
+    validation = binary_metrics(y_val, predict(val_params, X_val, "binary_classifier"))
     started = time.perf_counter()
-    params, _ = train(X, y, parse_hyperparameters(full))
+    params, _ = train(X, y, parsed)
     seconds = time.perf_counter() - started
     metrics = binary_metrics(yt, predict(params, Xt, "binary_classifier"))
-    return {**metrics, "train_seconds": seconds}
+    return {**metrics, "train_seconds": seconds, "val_log_loss": validation["cross_entropy"]}
 
 
 def main() -> None:
@@ -66,7 +74,13 @@ def main() -> None:
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data")
     parser.add_argument("--workdir", type=Path, help="keep data and results here (default: temporary)")
     parser.add_argument("--no-early-stopping", action="store_true", help="train every trial to its end")
-    parser.add_argument("--proposed", type=Path, help="JSON of proposed defaults to score as well")
+    parser.add_argument(
+        "--candidates",
+        type=Path,
+        default=Path(__file__).with_name("tuning_candidates.json"),
+        help='JSON {"name": {hyperparameters}} to score as well (default: benchmarks/tuning_candidates.json)',
+    )
+    parser.add_argument("--range", dest="ranges", action="append", default=[], help="NAME=MIN:MAX[:SCALING]")
     args = parser.parse_args()
 
     from fmrec.tuning.fm_trial import FMTrial, TrialData
@@ -78,7 +92,7 @@ def main() -> None:
         run_search,
         write_outputs,
     )
-    from fmrec.tuning.space import RECOMMENDED_DEFAULTS, build_space, resolve_objective
+    from fmrec.tuning.space import build_space, parse_range, resolve_objective
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-tuning-"))
     load = os.getloadavg()
@@ -89,7 +103,7 @@ def main() -> None:
     feature_dim = read_spmatrix(processed / "train")[0].shape[1]
     config = TuningConfig(
         objective=objective,
-        space=build_space(),
+        space=build_space(parse_range(text) for text in args.ranges),
         static={"predictor_type": "binary_classifier", "feature_dim": str(feature_dim)},
         max_jobs=args.trials,
         max_parallel=args.parallel,
@@ -116,9 +130,9 @@ def main() -> None:
 
     sides["trainer RECOMMENDED"] = dict(RECOMMENDED)
     sides["best trial"] = tuned
-    sides["recommended"] = {k: str(v) for k, v in RECOMMENDED_DEFAULTS.items()}
-    if args.proposed is not None:
-        sides["proposed defaults"] = {k: str(v) for k, v in json.loads(args.proposed.read_text()).items()}
+    if args.candidates is not None:
+        for name, hp in json.loads(args.candidates.read_text()).items():
+            sides[name] = {k: str(v) for k, v in hp.items()}
     scores = {name: fit_and_score(processed, hp) for name, hp in sides.items()}
     counts = {s: sum(1 for r in results if r.status == s) for s in ("Completed", "Stopped", "Failed")}
     print(
@@ -127,14 +141,17 @@ def main() -> None:
     )
     print(f"best trial {best.name}: validation {objective.metric_name} = {best.objective:.4f}")
     print(json.dumps(tuned))
-    print("\non the gate's test channel (trained on the whole train channel):")
+    print(
+        "\nval log loss: fit on the search's 90% split, scored on its validation split (what to choose by);"
+    )
+    print("the rest: fit on the whole train channel, scored on the gate's test channel (reported only):")
     for name, hp in sides.items():
         print(f"{name}: {json.dumps(hp)}")
-    print(f"{'settings':<18} {'accuracy':>9} {'auc':>7} {'log loss':>9} {'train s':>8}")
+    print(f"{'settings':<20} {'val log loss':>12} {'accuracy':>9} {'auc':>7} {'log loss':>9} {'train s':>8}")
     for name, m in scores.items():
         print(
-            f"{name:<18} {m['accuracy']:9.4f} {m['auc']:7.4f} {m['cross_entropy']:9.4f} "
-            f"{m['train_seconds']:8.2f}"
+            f"{name:<20} {m['val_log_loss']:12.4f} {m['accuracy']:9.4f} {m['auc']:7.4f} "
+            f"{m['cross_entropy']:9.4f} {m['train_seconds']:8.2f}"
         )
     seed_ll = scores["seed settings"]["cross_entropy"]
     for name, m in scores.items():

@@ -96,21 +96,6 @@ DEFAULT_RANGES: tuple[ParamRange, ...] = (
     ParamRange("factors_wd", "float", 1e-8, 1.0, "Logarithmic"),
 )
 
-# The defaults this search recommends for the pipeline (docs/tuning.md, "Recommended defaults"): the best
-# trial of a 32-trial search on synthetic ml-100k-shaped data (benchmarks/bench_tuning.py, seed 0), rounded.
-# Chosen on the validation split only; docs/benchmarks.md reports them on the test set.
-RECOMMENDED_DEFAULTS: dict[str, int | float] = {
-    "num_factors": 32,
-    "epochs": 45,
-    "mini_batch_size": 500,
-    "bias_lr": 0.005,
-    "linear_lr": 0.05,
-    "factors_lr": 0.0015,
-    "bias_wd": 5e-05,
-    "linear_wd": 1e-07,
-    "factors_wd": 0.00015,
-}
-
 REQUIRED_TUNED = ("num_factors", "epochs", "mini_batch_size")
 
 
