@@ -1,3 +1,3 @@
-"""fmrec: a MovieLens recommender on SageMaker Factorization Machines, deployable with CDK and runnable offline."""
+"""fmrec: a MovieLens recommender on SageMaker Factorization Machines, on AWS with CDK or offline."""
 
 __version__ = "0.1.0"

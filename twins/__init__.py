@@ -1,1 +1,1 @@
-"""Local twins of the AWS runtime pieces: training job, registry, endpoint, API Gateway and the pipeline runner."""
+"""Local twins of AWS runtime pieces: training job, registry, endpoint, API Gateway, pipeline runner."""
