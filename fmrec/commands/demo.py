@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import threading
 import time
@@ -68,16 +67,8 @@ def synthesize(args: argparse.Namespace) -> Path:
     return out
 
 
-def _quiet_console() -> list[tuple[logging.Handler, int]]:
-    """Console shows warnings only while the pipeline runs; each step's full log is kept in its folder."""
-    saved = [(h, h.level) for h in logging.getLogger().handlers]
-    for handler, _ in saved:
-        handler.setLevel(max(handler.level, logging.WARNING))
-    return saved
-
-
 def run(args: argparse.Namespace) -> int:
-    from fmrec.commands.pipeline import run_pipeline
+    from fmrec.commands.pipeline import quiet_console, run_pipeline
     from fmrec.commands.recommend import fetch, format_table
     from twins.api.server import publish_version
     from twins.api.server import start_in_background as start_api
@@ -92,14 +83,10 @@ def run(args: argparse.Namespace) -> int:
     say("1/5 data ready")
 
     t_pipe = time.perf_counter()
-    saved = [] if getattr(args, "verbose", False) else _quiet_console()
-    try:
+    with quiet_console(getattr(args, "verbose", False)):
         result = run_pipeline(
             data_dir, args.param, args.runs_dir, progress=lambda m: say(f"2/5 pipeline: {m}")
         )
-    finally:
-        for handler, level in saved:
-            handler.setLevel(level)
     pipeline_seconds = time.perf_counter() - t_pipe
     say(f"2/5 pipeline {result.status} in {pipeline_seconds:.1f} s ({result.folder})")
     if result.evaluation:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +92,22 @@ def run_pipeline(
     )
 
 
+@contextlib.contextmanager
+def quiet_console(verbose: bool = False) -> Iterator[None]:
+    """Console shows warnings only while the pipeline runs (unless -v); each step's log is in its folder."""
+    saved = [] if verbose else [(h, h.level) for h in logging.getLogger().handlers]
+    for handler, _ in saved:
+        handler.setLevel(max(handler.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for handler, level in saved:
+            handler.setLevel(level)
+
+
 def run_command(args: argparse.Namespace) -> int:
-    result = run_pipeline(args.data_dir, args.param, args.runs_dir, args.group)
+    with quiet_console(getattr(args, "verbose", False)):
+        result = run_pipeline(args.data_dir, args.param, args.runs_dir, args.group)
     print(f"run {result.run_id}: {result.status}  ({result.folder})")
     if result.evaluation:
         for name in ("model", "popularity", "biases"):

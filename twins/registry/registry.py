@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fmrec.errors import InputError
+from fmrec.errors import InputError, OutputError
 from fmrec.io_utils import atomic_dir, atomic_write_text
 
 STATUSES = ("PendingManualApproval", "Approved", "Rejected")
@@ -103,11 +103,9 @@ class Registry:
                     }
                     atomic_write_text(tmp / PACKAGE_FILE, json.dumps(doc, indent=2, default=str))
                 return self.get(group, version)
-            except FileExistsError:
-                continue  # another registration took this version first
-            except InputError as exc:
+            except OutputError as exc:
                 if "already exists" in str(exc):
-                    continue
+                    continue  # another registration took this version first
                 raise
 
     def list(self, group: str | None = None) -> list[Package]:
