@@ -1,8 +1,7 @@
-"""Codec throughput (rows/s): write and read, ua.base-shaped and 25M-rating one-hot data, SDK 2.x side by side.
+"""Codec throughput (rows/s), write and read, ua.base-shaped and 25M-rating data, SDK 2.x side by side.
 
-.venv/bin/python benchmarks/bench_codec.py                       # fmrec only
-/tmp/sdk2venv/bin/python benchmarks/bench_codec.py               # + sagemaker==2.257.7 in a throwaway venv
-... --big-rows 0                                                 # skip the 25M-rating case
+.venv/bin/python benchmarks/bench_codec.py                 # SDK 2.x figures when sagemaker 2.x is importable
+.venv/bin/python benchmarks/bench_codec.py --big-rows 0    # skip the 25M-rating case
 """
 
 from __future__ import annotations
