@@ -251,9 +251,8 @@ def test_long_runs_decode_with_varying_varint_boundaries() -> None:
     the same number of bytes with different varint boundaries."""
     keys = np.array([[1, 200, 300], [100, 127, 20000]] * 50 + [[5, 7, 9]] * 40)
     n = keys.shape[0]
-    mat = sp.csr_matrix(
-        (np.arange(1, 3 * n + 1, dtype=np.float32), keys.ravel(), np.arange(0, 3 * n + 1, 3)), shape=(n, 30000)
-    )
+    values = np.arange(1, 3 * n + 1, dtype=np.float32)
+    mat = sp.csr_matrix((values, keys.ravel(), np.arange(0, 3 * n + 1, 3)), shape=(n, 30000))
     labels = np.linspace(0, 1, n).astype(np.float32)
     body = encode(mat, labels)
     got, got_labels = next(R.iter_spmatrix(io.BytesIO(body)))
