@@ -8,6 +8,7 @@ from fmrec.errors import InputError
 from fmrec.tuning.space import (
     DEFAULT_RANGES,
     DOCUMENTED_LIMITS,
+    REQUIRED_TUNED,
     ParamRange,
     TuningError,
     build_space,
@@ -56,10 +57,12 @@ def test_override_replaces_default_range_and_is_validated() -> None:
         build_space([ParamRange("num_factors", "int", 0, 8)])
 
 
-def test_space_must_cover_the_required_hyperparameters() -> None:
-    base = [r for r in DEFAULT_RANGES if r.name != "mini_batch_size"]
-    with pytest.raises(TuningError, match="must cover mini_batch_size"):
-        build_space(base=base)
+def test_default_space_covers_the_required_and_a_space_is_never_empty() -> None:
+    assert set(REQUIRED_TUNED) <= {r.name for r in build_space()}
+    without = build_space(base=[r for r in DEFAULT_RANGES if r.name != "num_factors"])
+    assert "num_factors" not in {r.name for r in without}  # then num_factors is a static hyperparameter
+    with pytest.raises(TuningError, match="no range to tune"):
+        build_space(base=())
 
 
 def test_static_and_tuned_at_once_is_an_error() -> None:
