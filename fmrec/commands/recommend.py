@@ -70,7 +70,7 @@ def format_table(doc: dict[str, Any]) -> str:
         lines.append(f"{it['rank']:>4}  {it['movieId']:>7}  {it['score']:>8.4f}  {it['title']:<{width}}")
     if not items:
         lines.append("(no movies matched)")
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _run(args: argparse.Namespace) -> int:
