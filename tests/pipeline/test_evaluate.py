@@ -101,3 +101,32 @@ def test_an_empty_test_channel_is_a_clear_error(eval_base: Path) -> None:
 def test_curves_are_read_from_the_training_output(eval_base: Path) -> None:
     curves = ev.read_curves(eval_base / "input" / "model")
     assert curves and "test:cross_entropy" in curves[0] and "train:cross_entropy" in curves[0]
+
+
+def test_a_regressor_is_evaluated_with_rmse_and_mae(tiny_data: Path, tmp_path: Path) -> None:
+    from pipeline.steps import preprocess
+    from twins.training.job import run_training
+
+    pre = tmp_path / "pre"
+    shutil.copytree(tiny_data, pre / "input" / "data")
+    preprocess.main(pre, ["--label", "regression"])
+    manifest = json.loads((pre / "output" / "manifest" / "manifest.json").read_text())
+    hp = {
+        "feature_dim": manifest["feature_dim"],
+        "num_factors": 8,
+        "predictor_type": "regressor",
+        "epochs": 5,
+    }
+    base = tmp_path / "eval"
+    run_training(hp, {"train": pre / "output" / "train"}, base / "input" / "model", base / "job-output")
+    for name in ("test", "train", "lookup"):
+        shutil.copytree(pre / "output" / name, base / "input" / name)
+    doc = ev.main(base)
+    assert doc["predictor_type"] == "regressor"
+    for name in ("model", "popularity", "biases"):
+        assert set(doc[name]) >= {"rmse", "mae", "ndcg_at_10"} and "auc" not in doc[name]
+        assert 0 < doc[name]["mae"] <= doc[name]["rmse"] < 4
+    metrics = json.loads((base / "output" / "evaluation" / "model_metrics.json").read_text())
+    assert metrics["regression_metrics"]["rmse"]["value"] == doc["model"]["rmse"]
+    html = (base / "output" / "evaluation" / "report.html").read_text()
+    assert html.count("<img") == 1  # score distribution only: no curves without metrics.json, no ROC
