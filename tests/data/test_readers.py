@@ -88,6 +88,9 @@ def test_ml_latest_csv_layout(tmp_path: Path) -> None:
     assert ds.movies.genres == [["Comedy", "Drama", "Romance"], []] and ds.users is None
     with pytest.raises(InputError, match="no official splits"):
         load_dataset(folder, split="ua")
+    (folder / "ratings.csv").write_text("movieId,userId,rating,timestamp\n1,2,3,4\n")
+    with pytest.raises(InputError, match=r"ratings\.csv: line 1: header 'movieId,userId,rating,timestamp'"):
+        load_dataset(folder)
 
 
 def test_rejections_by_reason(tmp_path: Path) -> None:
