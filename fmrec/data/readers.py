@@ -222,9 +222,9 @@ def read_ratings(
     _need_file(path)
     raw = path.read_bytes()
     if header:
-        first = raw.split(b"\n", 1)[0].strip().decode("latin-1")
-        if [h.strip() for h in first.split(sep)] != ["userId", "movieId", "rating", "timestamp"]:
-            raise InputError(f"{path}: line 1: header {first!r}, expected 'userId,movieId,rating,timestamp'")
+        head = raw.split(b"\n", 1)[0].strip().decode("latin-1")
+        if [h.strip() for h in head.split(sep)] != ["userId", "movieId", "rating", "timestamp"]:
+            raise InputError(f"{path}: line 1: header {head!r}, expected 'userId,movieId,rating,timestamp'")
     if sep == "::":  # the C parser takes one-character separators only
         raw = raw.replace(b"::", b"\x1f")
         sep = "\x1f"
