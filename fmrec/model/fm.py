@@ -1,12 +1,13 @@
-"""The one FM scoring module: shared by the trainer, the endpoint twin, evaluate and the Lambda."""
+"""The one FM scoring module (numpy only): shared by the trainer, endpoint twin, evaluate and the Lambda."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import numpy as np
-import scipy.sparse as sp
 
 from fmrec.errors import InputError
 
@@ -40,30 +41,101 @@ class FMParams:
         return int(self.V.shape[1])
 
 
-def _check_columns(params: FMParams, X: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
-    X = sp.csr_matrix(X)
-    if X.shape[1] != params.feature_dim:
-        # A narrower matrix (fewer columns in the request than the model) is fine when its keys fit.
-        if X.shape[1] < params.feature_dim:
-            X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], params.feature_dim))
-        else:
-            raise InputError(
-                f"features: {X.shape[1]} columns but the model has feature_dim {params.feature_dim}; "
-                f"keys must be < {params.feature_dim}"
-            )
-    return X
+class CSRLike(Protocol):
+    """What the scoring functions read from a matrix: scipy.sparse CSR matrices and arrays qualify."""
+
+    shape: tuple[int, int]
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
 
 
-def raw_scores(params: FMParams, X: sp.spmatrix | sp.sparray) -> np.ndarray:
-    """y(x) = w0 + w.x + 1/2 sum_f [(sum_i v_if x_i)^2 - sum_i v_if^2 x_i^2], O(k nnz); float64 (n,)."""
-    X = _check_columns(params, X)
+_HAVE_SCIPY = importlib.util.find_spec("scipy") is not None
+# Rows scored per block: bounds the (nnz x k) float64 temporaries to tens of MB for any input size.
+_ROWS_PER_BLOCK = 32768
+
+
+def _csr(params: FMParams, X: Any) -> CSRLike:
+    if hasattr(X, "tocsr"):
+        X = X.tocsr()
+        if not getattr(X, "has_canonical_format", True):
+            X = X.copy()
+            X.sum_duplicates()  # a repeated key counts once, with its values summed
+    if not all(hasattr(X, a) for a in ("shape", "indptr", "indices", "data")):
+        raise InputError(f"features: expected a CSR sparse matrix, got {type(X).__name__}")
+    if len(X.shape) != 2:
+        raise InputError(f"features: expected a 2-D matrix, got shape {X.shape}")
+    # A matrix narrower than the model (a request with fewer columns) is fine when its keys fit.
+    if X.shape[1] > params.feature_dim and len(X.indices) and int(np.max(X.indices)) >= params.feature_dim:
+        raise InputError(
+            f"features: key {int(np.max(X.indices))} but the model has feature_dim {params.feature_dim}; "
+            f"keys must be < {params.feature_dim}"
+        )
+    return cast(CSRLike, X)
+
+
+def _row_sums(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Sum `values` (nnz, ...) over each row's [start, end) span; empty rows give 0."""
+    out = np.zeros((starts.size, *values.shape[1:]), dtype=np.float64)
+    full = starts < ends
+    if values.shape[0] and full.any():
+        out[full] = np.add.reduceat(values, starts[full], axis=0)
+    return out
+
+
+def _parts_numpy(params: FMParams, X: CSRLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     V = np.asarray(params.V)
-    xv = np.asarray(X @ V, dtype=np.float64)
-    x2 = X.multiply(X).tocsr()
+    w = np.asarray(params.w, dtype=np.float64)
     v2 = np.einsum("ij,ij->i", V, V, dtype=np.float64)
-    pair = 0.5 * (np.einsum("ij,ij->i", xv, xv) - np.asarray(x2 @ v2, dtype=np.float64))
-    linear = np.asarray(X @ np.asarray(params.w, dtype=np.float64), dtype=np.float64)
-    return float(params.w0) + linear + pair
+    indptr = np.asarray(X.indptr, dtype=np.int64)
+    indices = np.asarray(X.indices, dtype=np.int64)
+    data = np.asarray(X.data, dtype=np.float64)
+    n = int(X.shape[0])
+    lin = np.empty(n)
+    sq = np.empty(n)
+    xv = np.empty((n, V.shape[1]))
+    for a in range(0, n, _ROWS_PER_BLOCK):
+        b = min(n, a + _ROWS_PER_BLOCK)
+        lo, hi = indptr[a], indptr[b]
+        idx, val = indices[lo:hi], data[lo:hi]
+        counts = np.diff(indptr[a : b + 1])
+        # every row has the same m keys (one-hot requests): reshape and sum, no scatter
+        if b > a and counts.min() == counts.max() > 0:
+            m = int(counts[0])
+            lin[a:b] = (w[idx] * val).reshape(b - a, m).sum(axis=1)
+            sq[a:b] = (v2[idx] * val * val).reshape(b - a, m).sum(axis=1)
+            xv[a:b] = (V[idx] * val[:, None]).reshape(b - a, m, -1).sum(axis=1)
+            continue
+        starts, ends = indptr[a:b] - lo, indptr[a + 1 : b + 1] - lo
+        lin[a:b] = _row_sums(w[idx] * val, starts, ends)
+        sq[a:b] = _row_sums(v2[idx] * val * val, starts, ends)
+        xv[a:b] = _row_sums(V[idx] * val[:, None], starts, ends)
+    return lin, xv, sq
+
+
+def _parts(params: FMParams, X: CSRLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: w.x, the factor sums s = sum_i v_i x_i (n, k), and sum_i |v_i|^2 x_i^2.
+
+    scipy's sparse products when scipy is installed (several times faster); the same sums in numpy
+    otherwise, so the module runs where only numpy is packaged.
+    """
+    if not _HAVE_SCIPY:
+        return _parts_numpy(params, X)
+    import scipy.sparse as sp
+
+    M = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], params.feature_dim), copy=False)
+    V = np.asarray(params.V)
+    v2 = np.einsum("ij,ij->i", V, V, dtype=np.float64)
+    lin = np.asarray(M @ np.asarray(params.w, dtype=np.float64), dtype=np.float64)
+    xv = np.asarray(M @ V, dtype=np.float64)
+    sq = np.asarray(M.multiply(M).tocsr() @ v2, dtype=np.float64)
+    return lin, xv, sq
+
+
+def raw_scores(params: FMParams, X: Any) -> np.ndarray:
+    """y(x) = w0 + w.x + 1/2 sum_f [(sum_i v_if x_i)^2 - sum_i v_if^2 x_i^2], O(k nnz); float64 (n,)."""
+    lin, xv, sq = _parts(params, _csr(params, X))
+    return float(params.w0) + lin + 0.5 * (np.einsum("ij,ij->i", xv, xv) - sq)
 
 
 def sigmoid(x: np.ndarray | float) -> np.ndarray:
@@ -88,7 +160,7 @@ def link(raw: np.ndarray, predictor_type: str) -> np.ndarray:
     return sigmoid(raw) if predictor_type == BINARY_CLASSIFIER else np.asarray(raw, dtype=np.float64)
 
 
-def predict(params: FMParams, X: sp.spmatrix | sp.sparray, predictor_type: str) -> np.ndarray:
+def predict(params: FMParams, X: Any, predictor_type: str) -> np.ndarray:
     """The score SageMaker's endpoint returns: a probability (binary_classifier) or the value (regressor)."""
     _check_predictor(predictor_type)
     return link(raw_scores(params, X), predictor_type)
@@ -97,7 +169,7 @@ def predict(params: FMParams, X: sp.spmatrix | sp.sparray, predictor_type: str) 
 def score_user_candidates(
     params: FMParams,
     user_cols: Sequence[int],
-    item_rows: sp.spmatrix | sp.sparray,
+    item_rows: Any,
     predictor_type: str,
     user_values: Sequence[float] | None = None,
 ) -> np.ndarray:
@@ -107,7 +179,7 @@ def score_user_candidates(
     <s_u, s_i> with s_i = item_rows @ V, which is the only per-item O(k) work.
     """
     _check_predictor(predictor_type)
-    items = _check_columns(params, item_rows)
+    items = _csr(params, item_rows)
     cols = np.asarray(user_cols, dtype=np.int64)
     if cols.size and (cols.min() < 0 or cols.max() >= params.feature_dim):
         raise InputError(f"user_cols: columns must be in [0, {params.feature_dim}); got {cols.tolist()}")
@@ -119,8 +191,6 @@ def score_user_candidates(
     Vu = V[cols].astype(np.float64) * vals[:, None]
     s_u = Vu.sum(axis=0)
     user_part = float(params.w0) + float(w[cols] @ vals) + 0.5 * (float(s_u @ s_u) - float(np.sum(Vu * Vu)))
-    xv = np.asarray(items @ V, dtype=np.float64)
-    v2 = np.einsum("ij,ij->i", V, V, dtype=np.float64)
-    x2 = items.multiply(items).tocsr()
-    item_part = np.asarray(items @ w) + 0.5 * (np.einsum("ij,ij->i", xv, xv) - np.asarray(x2 @ v2))
+    lin, xv, sq = _parts(params, items)
+    item_part = lin + 0.5 * (np.einsum("ij,ij->i", xv, xv) - sq)
     return link(user_part + item_part + xv @ s_u, predictor_type)

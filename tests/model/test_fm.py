@@ -101,3 +101,43 @@ def test_bad_columns_are_rejected() -> None:
 def test_params_shape_mismatch() -> None:
     with pytest.raises(InputError, match="shape"):
         FMParams(0.0, np.zeros(3, np.float32), np.zeros((4, 2), np.float32))
+
+
+def test_blocks_empty_rows_and_duplicate_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fmrec.model.fm as fm_module
+
+    rng = np.random.default_rng(9)
+    params = _params(rng, 10, 3)
+    X = sp.random(50, 10, density=0.2, random_state=4, format="csr", dtype=np.float32)
+    X = X.tolil()
+    X[[0, 7, 8, 49], :] = 0  # empty rows, including the first and the last
+    X = X.tocsr()
+    X.eliminate_zeros()
+    expected = _naive(params, X)
+    np.testing.assert_allclose(raw_scores(params, X), expected, rtol=1e-5, atol=1e-5)
+    # the numpy-only path (no scipy installed), in small blocks, with and without equal keys per row
+    monkeypatch.setattr(fm_module, "_HAVE_SCIPY", False)
+    monkeypatch.setattr(fm_module, "_ROWS_PER_BLOCK", 7)
+    np.testing.assert_allclose(raw_scores(params, X), expected, rtol=1e-5, atol=1e-5)
+    one_hot = sp.csr_matrix((np.ones(6, np.float32), [0, 4, 1, 5, 2, 9], [0, 2, 4, 6]), shape=(3, 10))
+    np.testing.assert_allclose(raw_scores(params, one_hot), _naive(params, one_hot), rtol=1e-5, atol=1e-5)
+    items = sp.csr_matrix((np.ones(3, np.float32), [4, 5, 9], [0, 1, 2, 3]), shape=(3, 10))
+    fast = score_user_candidates(params, [0], items, "regressor")
+    np.testing.assert_allclose(
+        fast,
+        _naive(params, (items + sp.csr_matrix(([1.0] * 3, ([0, 1, 2], [0] * 3)), (3, 10))).tocsr()),
+        rtol=1e-5,
+    )
+    # a repeated key in one row is one feature with the summed value, as scipy's matrix product treats it
+    dup = sp.csr_matrix((np.array([1.0, 2.0], np.float32), np.array([3, 3]), np.array([0, 2])), shape=(1, 10))
+    single = sp.csr_matrix((np.array([3.0], np.float32), np.array([3]), np.array([0, 1])), shape=(1, 10))
+    np.testing.assert_allclose(raw_scores(params, dup), raw_scores(params, single))
+
+
+def test_scoring_module_needs_numpy_only() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, fmrec.model.fm; print('scipy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
