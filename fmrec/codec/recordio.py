@@ -6,7 +6,7 @@ import io
 import itertools
 import os
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -675,19 +675,6 @@ def _fast_parse_subset(
     return full, arrays
 
 
-class _Rows:
-    """Accumulates decoded rows (one tensor per record) into CSR pieces."""
-
-    def __init__(self) -> None:
-        self.counts: list[np.ndarray] = []
-        self.keys: list[np.ndarray] = []
-        self.values: list[np.ndarray] = []
-        self.labels: list[np.ndarray] = []
-        self.dims: list[int] = []
-        self.any_label = False
-        self.all_label = True
-
-
 _Decoded = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 _MIN_RUN = 32
 
@@ -1094,8 +1081,3 @@ def decode_predictions(body: bytes) -> list[dict[str, float]]:
             row[key] = float(vals[0])
         out.append(row)
     return out
-
-
-def iter_files(sources: Iterable[Any]) -> list[Path]:
-    """The files `read_spmatrix` would read for these sources, in order."""
-    return _expand_sources(list(sources))
