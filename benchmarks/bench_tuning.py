@@ -1,7 +1,8 @@
 """Tuning benchmark: a bounded local search on synthetic ml-100k-shaped data, then tuned vs seed settings.
 
-Run: .venv/bin/python benchmarks/bench_tuning.py [--trials 32] [--parallel 2] [--seed 0] [--data-seed 0]
-     [--workdir DIR] [--range NAME=MIN:MAX[:SCALING] ...] [--candidates named-settings.json]
+Run: .venv/bin/python benchmarks/bench_tuning.py [--trials 32] [--parallel 2] [--seed 0]
+     [--data-seed 0 | --data-dir ML100K_FOLDER] [--workdir DIR] [--range NAME=MIN:MAX[:SCALING] ...]
+     [--candidates named-settings.json]
 
 1. `fmrec data synth` (943 users, 1,682 items, 100,000 ratings) and `fmrec preprocess` (label rating >= 4).
 2. The pipeline's search (default ranges, objective test:binary_classification_cross_entropy, TPE, early
@@ -27,8 +28,18 @@ from typing import Any
 SEED_SETTINGS = {"num_factors": "64", "epochs": "30", "mini_batch_size": "200"}
 
 
-def prepare(workdir: Path, seed: int) -> Path:
+def prepare(workdir: Path, seed: int, data_dir: Path | None = None) -> Path:
     from fmrec.cli import main as fmrec
+
+    if (
+        data_dir is not None
+    ):  # a MovieLens folder (e.g. ml-100k with ua.base/ua.test) instead of synthetic data
+        processed = workdir / f"processed-{data_dir.name}"
+        if not (processed / "train").exists() and fmrec(
+            ["preprocess", "--data-dir", str(data_dir), "--out", str(processed)]
+        ):
+            sys.exit(f"preprocess of {data_dir} failed")
+        return processed
 
     # Named by the data seed only, so searches with other seeds reuse the same data.
     raw, processed = workdir / "raw" if seed == 0 else workdir / f"raw-{seed}", workdir / "processed"
@@ -72,6 +83,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="seed of the search")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data")
+    parser.add_argument("--data-dir", type=Path, help="a MovieLens folder to use instead of synthetic data")
     parser.add_argument("--workdir", type=Path, help="keep data and results here (default: temporary)")
     parser.add_argument("--no-early-stopping", action="store_true", help="train every trial to its end")
     parser.add_argument(
@@ -96,7 +108,7 @@ def main() -> None:
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-tuning-"))
     load = os.getloadavg()
-    processed = prepare(workdir, args.data_seed)
+    processed = prepare(workdir, args.data_seed, args.data_dir)
     objective = resolve_objective("binary_classifier")
     from fmrec.codec.recordio import read_spmatrix
 
@@ -110,7 +122,8 @@ def main() -> None:
         seed=args.seed,
         early_stopping=not args.no_early_stopping,
     )
-    out = workdir / f"search-data{args.data_seed}-seed{args.seed}{'-no-es' if args.no_early_stopping else ''}"
+    data_name = args.data_dir.name if args.data_dir is not None else f"data{args.data_seed}"
+    out = workdir / f"search-{data_name}-seed{args.seed}{'-no-es' if args.no_early_stopping else ''}"
     started = time.perf_counter()
     data = TrialData(str(processed / "train"))
     results = run_search(config, FMTrial(data, objective.metric_name, objective.metric_key), out)

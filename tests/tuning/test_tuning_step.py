@@ -94,6 +94,27 @@ def test_tuning_step_validates_against_botocore_shape(tuning_definition: dict[st
     }
 
 
+@pytest.mark.parametrize(
+    ("step_type", "operation", "run_time"),
+    [
+        ("Processing", "CreateProcessingJob", {"ProcessingJobName": "job"}),
+        ("Training", "CreateTrainingJob", {"TrainingJobName": "job"}),
+        ("RegisterModel", "CreateModelPackage", {}),
+    ],
+)
+def test_every_step_of_both_branches_validates(
+    tuning_definition: dict[str, Any], step_type: str, operation: str, run_time: dict[str, str]
+) -> None:
+    request_shape = shape(operation)
+    steps = [s for s in all_steps(tuning_definition) if s["Type"] == step_type]
+    assert steps
+    for s in steps:
+        report = ParamValidator().validate(
+            {**run_time, **_typed(s["Arguments"], request_shape)}, request_shape
+        )
+        assert not report.has_errors(), f"{s['Name']}: {report.generate_report()}"
+
+
 def test_a_wrong_tuning_request_fails_the_shape_check(tuning_definition: dict[str, Any]) -> None:
     request_shape = shape("CreateHyperParameterTuningJob")
     request = {
