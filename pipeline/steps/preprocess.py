@@ -179,30 +179,47 @@ def _positions(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where(sorted_ids[pos] == values, pos, -1)
 
 
+def _take_rows(table: sp.csr_matrix, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(per-row counts, concatenated column indices) of table rows `pos`; pos -1 gives an empty row."""
+    ptr = table.indptr.astype(np.int64)
+    safe = np.maximum(pos, 0)
+    counts = np.where(pos >= 0, ptr[safe + 1] - ptr[safe], 0)
+    total = int(counts.sum())
+    starts = np.repeat(ptr[safe] - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    return counts, table.indices[starts + np.arange(total)].astype(np.int64)
+
+
+def _concat_blocks(n: int, dim: int, parts: list[tuple[np.ndarray, np.ndarray]]) -> sp.csr_matrix:
+    """Row-wise concatenation of column lists from disjoint, ascending column blocks (no sort needed)."""
+    counts = np.zeros(n, dtype=np.int64)
+    for c, _ in parts:
+        counts += c
+    indptr = np.concatenate(([0], np.cumsum(counts)))
+    indices = np.empty(int(indptr[-1]), dtype=np.int64)
+    before = indptr[:-1].copy()  # where each row's next block starts
+    for c, cols in parts:
+        within = np.arange(cols.size) - np.repeat(np.concatenate(([0], np.cumsum(c)[:-1])), c)
+        indices[np.repeat(before, c) + within] = cols
+        before += c
+    idx_dtype = np.int32 if dim < 2**31 and indices.size < 2**31 else np.int64
+    data = np.ones(indices.size, np.float32)
+    return sp.csr_matrix((data, indices.astype(idx_dtype), indptr.astype(idx_dtype)), shape=(n, dim))
+
+
 def encode_rows(enc: Encoding, user: np.ndarray, movie: np.ndarray) -> sp.csr_matrix:
     """One-hot rows (float32 CSR) in OneHotEncoder(handle_unknown='ignore') order, then aux indicators."""
     n = user.size
     upos, mpos = _positions(enc.user_ids, user), _positions(enc.movie_ids, movie)
-    base_cols = np.stack([upos, np.where(mpos >= 0, enc.user_ids.size + mpos, -1)], 1)
-    base = _indicator_rows(n, [base_cols[:, 0], base_cols[:, 1]], enc.feature_dim)
+    ucol = upos
+    mcol = np.where(mpos >= 0, enc.user_ids.size + mpos, -1)
     if enc.user_aux_all is None and enc.movie_aux_all is None:
-        return base
-    parts = [base]
-    for ids, table in ((enc.user_aux_ids, enc.user_aux_all), (enc.movie_aux_ids, enc.movie_aux_all)):
-        if ids is None or table is None:
-            continue
-        which = user if table is enc.user_aux_all else movie
-        pos = _positions(ids, which)
-        rows = table[np.maximum(pos, 0)]
-        rows = sp.csr_matrix(sp.diags((pos >= 0).astype(np.float32)) @ rows, dtype=np.float32)
-        rows.eliminate_zeros()
-        parts.append(rows)
-    out = parts[0]
-    for part in parts[1:]:
-        out = out + part  # disjoint column blocks, so the sum is a union
-    out = sp.csr_matrix(out, dtype=np.float32)
-    out.sort_indices()
-    return out
+        return _indicator_rows(n, [ucol, mcol], enc.feature_dim)
+    parts = [((ucol >= 0).astype(np.int64), ucol[ucol >= 0]), ((mcol >= 0).astype(np.int64), mcol[mcol >= 0])]
+    if enc.user_aux_ids is not None and enc.user_aux_all is not None:
+        parts.append(_take_rows(enc.user_aux_all, _positions(enc.user_aux_ids, user)))
+    if enc.movie_aux_ids is not None and enc.movie_aux_all is not None:
+        parts.append(_take_rows(enc.movie_aux_all, _positions(enc.movie_aux_ids, movie)))
+    return _concat_blocks(n, enc.feature_dim, parts)
 
 
 def labels_for(rating: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:

@@ -115,6 +115,28 @@ def test_aux_features_come_after_the_movie_block(synth_dir: Path, preprocessed: 
     assert np.array_equal(np.asarray(gender.sum(axis=1)).ravel(), np.ones(X.shape[0]))
 
 
+def test_aux_rows_match_a_row_by_row_reference(synth_dir: Path) -> None:
+    from fmrec.data.readers import load_dataset
+
+    ds = load_dataset(synth_dir)
+    aux = ("age", "gender", "occupation", "genres", "year")
+    enc = step.build_encoding(ds.train, ds.users, ds.movies, aux)
+    assert enc.user_aux_all is not None and enc.movie_aux_all is not None
+    assert enc.user_aux_ids is not None and enc.movie_aux_ids is not None
+    user = np.append(ds.train.user[:300], [9999, ds.train.user[0]])  # an id with no u.user row
+    movie = np.append(ds.train.movie[:300], [ds.train.movie[0], 8888])
+    got = step.encode_rows(enc, user, movie)
+    uids, mids = enc.user_ids.tolist(), enc.movie_ids.tolist()
+    aux_u, aux_m = enc.user_aux_ids.tolist(), enc.movie_aux_ids.tolist()
+    for r, (u, m) in enumerate(zip(user.tolist(), movie.tolist(), strict=True)):
+        cols = [uids.index(u)] if u in uids else []
+        cols += [len(uids) + mids.index(m)] if m in mids else []
+        cols += enc.user_aux_all[aux_u.index(u)].indices.tolist() if u in aux_u else []
+        cols += enc.movie_aux_all[aux_m.index(m)].indices.tolist() if m in aux_m else []
+        assert got.indices[got.indptr[r] : got.indptr[r + 1]].tolist() == cols
+    assert np.all(got.data == 1) and got.has_sorted_indices
+
+
 def test_duplicates_and_bad_rows_are_rejected_and_reported(tmp_path: Path) -> None:
     data = tmp_path / "ml"
     shutil.copytree(SEED, data, ignore=shutil.ignore_patterns("*.pbr"))
