@@ -111,19 +111,25 @@ class RssSampler:
         self._sample()
 
     def summary(self) -> dict[str, Any]:
-        """Per role: MB over the first and the last 10% of the samples (medians), the peak and the growth."""
+        """Per role: MB over the first, middle and last 10% of the samples (medians), the peak, the growth
+        over the phase and over its second half (warm-up, such as new threads and their malloc arenas, shows
+        in the first half; a leak keeps growing in the second)."""
         out: dict[str, Any] = {}
         n = len(self.samples)
         edge = max(1, n // 10)
+        mid = n // 2
         for role in self.roots:
             series = [s[role] / 1024 for _, s in self.samples]
             start, end = statistics.median(series[:edge]), statistics.median(series[-edge:])
+            middle = statistics.median(series[max(0, mid - edge // 2) : mid + edge - edge // 2])
             out[role] = {
                 "processes": self.processes.get(role, 0),
                 "start_mb": round(start, 1),
+                "mid_mb": round(middle, 1),
                 "end_mb": round(end, 1),
                 "peak_mb": round(max(series), 1),
                 "growth_mb": round(end - start, 1),
+                "second_half_growth_mb": round(end - middle, 1),
             }
         out["samples"] = n
         return out
