@@ -18,6 +18,7 @@ from sklearn.preprocessing import OneHotEncoder
 HERE = Path(__file__).parent
 CODEC = HERE / "codec"
 SEED = HERE / "seed"
+SEED_BASE, SEED_TEST = "synthetic-ua.base.tsv", "synthetic-ua.test.tsv"
 
 
 def save_case(name: str, X: sp.csr_matrix, y: np.ndarray | None) -> None:
@@ -100,11 +101,12 @@ def synthetic_ua(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
 def seed_case() -> None:
     SEED.mkdir(parents=True, exist_ok=True)
     base, test = synthetic_ua(np.random.default_rng(4))
-    for frame, name in ((base, "ua.base"), (test, "ua.test")):
+    # Neutral names: tracked files called ua.base look like MovieLens, which may not be committed.
+    for frame, name in ((base, SEED_BASE), (test, SEED_TEST)):
         frame.to_csv(SEED / name, sep="\t", header=False, index=False)
     # the seed's code, verbatim apart from S3 and the sklearn 1.2 rename sparse -> sparse_output
-    ratings = pd.read_csv(SEED / "ua.base", sep="\t", names=["userId", "movieId", "rating", "timestamp"])
-    ratings_test = pd.read_csv(SEED / "ua.test", sep="\t", names=["userId", "movieId", "rating", "timestamp"])
+    ratings = pd.read_csv(SEED / SEED_BASE, sep="\t", names=["userId", "movieId", "rating", "timestamp"])
+    ratings_test = pd.read_csv(SEED / SEED_TEST, sep="\t", names=["userId", "movieId", "rating", "timestamp"])
     ratings["rating_bin"] = (ratings.rating >= 4).astype("float32")
     ratings_test["rating_bin"] = (ratings_test.rating >= 4).astype("float32")
     enc = OneHotEncoder(handle_unknown="ignore", sparse_output=True)

@@ -22,9 +22,18 @@ from pipeline.steps import preprocess as step
 SEED = Path(__file__).resolve().parents[1] / "golden" / "seed"
 
 
+def seed_data(dest: Path) -> Path:
+    """Copy the synthetic ua pair into `dest` under MovieLens names (it is stored under neutral ones)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SEED / "synthetic-ua.base.tsv", dest / "ua.base")
+    shutil.copy(SEED / "synthetic-ua.test.tsv", dest / "ua.test")
+    return dest
+
+
 def test_seed_configuration_is_byte_identical_to_the_seed(tmp_path: Path) -> None:
     """The seed's code (OneHotEncoder + SDK 2.x writer) on a synthetic ua pair wrote golden/seed/*.pbr."""
-    assert cli(["preprocess", "--data-dir", str(SEED), "--out", str(tmp_path / "o")]) == 0
+    data = seed_data(tmp_path / "data")
+    assert cli(["preprocess", "--data-dir", str(data), "--out", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o/train/part-00000.pbr").read_bytes() == (SEED / "train.pbr").read_bytes()
     assert (tmp_path / "o/test/part-00000.pbr").read_bytes() == (SEED / "test.pbr").read_bytes()
     manifest = json.loads((tmp_path / "o/manifest/manifest.json").read_text())
@@ -138,8 +147,7 @@ def test_aux_rows_match_a_row_by_row_reference(synth_dir: Path) -> None:
 
 
 def test_duplicates_and_bad_rows_are_rejected_and_reported(tmp_path: Path) -> None:
-    data = tmp_path / "ml"
-    shutil.copytree(SEED, data, ignore=shutil.ignore_patterns("*.pbr"))
+    data = seed_data(tmp_path / "ml")
     lines = (data / "ua.base").read_text().splitlines()
     first = lines[0].split("\t")
     extra = [
@@ -165,7 +173,7 @@ def test_duplicates_and_bad_rows_are_rejected_and_reported(tmp_path: Path) -> No
 
 def test_sagemaker_entry_point_fills_precreated_channels(tmp_path: Path) -> None:
     base = tmp_path / "processing"
-    shutil.copytree(SEED, base / "input/data", ignore=shutil.ignore_patterns("*.pbr"))
+    seed_data(base / "input/data")
     for channel in step.OUTPUT_CHANNELS:
         (base / "output" / channel).mkdir(parents=True)
     manifest = step.main(base, ["--shards", "2"])
@@ -210,8 +218,7 @@ def test_bad_input_is_one_clear_error_and_nothing_is_written(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     setup, message = BAD_INPUTS[case]
-    data = tmp_path / "ml"
-    shutil.copytree(SEED, data, ignore=shutil.ignore_patterns("*.pbr"))
+    data = seed_data(tmp_path / "ml")
     setup(data)
     out = tmp_path / "out"
     assert cli(["preprocess", "--data-dir", str(data), "--out", str(out)]) == 2
@@ -223,9 +230,11 @@ def test_bad_input_is_one_clear_error_and_nothing_is_written(
 
 def test_unknown_dataset_split_and_aux_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = str(tmp_path / "out")
-    assert cli(["preprocess", "--data-dir", str(SEED), "--out", out, "--split", "u9"]) == 2
+    assert (
+        cli(["preprocess", "--data-dir", str(seed_data(tmp_path / "ml")), "--out", out, "--split", "u9"]) == 2
+    )
     assert "--split 'u9'" in capsys.readouterr().err
-    assert cli(["preprocess", "--data-dir", str(SEED), "--out", out, "--aux", "shoe_size"]) == 2
+    assert cli(["preprocess", "--data-dir", str(tmp_path / "ml"), "--out", out, "--aux", "shoe_size"]) == 2
     assert "unknown feature(s) shoe_size" in capsys.readouterr().err
     (tmp_path / "notml").mkdir()
     (tmp_path / "notml/readme.txt").write_text("hi")
@@ -237,14 +246,15 @@ def test_unknown_dataset_split_and_aux_names(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_unwritable_output_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(seed_data(tmp_path / "ml"))
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    assert cli(["preprocess", "--data-dir", str(SEED), "--out", str(blocker / "out")]) == 2
+    assert cli(["preprocess", "--data-dir", data, "--out", str(blocker / "out")]) == 2
     assert "cannot create output folder" in capsys.readouterr().err
     if os.geteuid() != 0:  # root writes anywhere; the check above covers that case
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o500)
-        assert cli(["preprocess", "--data-dir", str(SEED), "--out", str(ro / "out")]) == 2
+        assert cli(["preprocess", "--data-dir", data, "--out", str(ro / "out")]) == 2
     with pytest.raises(InputError):
         step.run(tmp_path / "nothing", tmp_path / "o2", PreprocessConfig())
     assert not (tmp_path / "o2").exists()
