@@ -352,7 +352,9 @@ class Recommender:
         """The published version's bundle; current.json is re-read at most every version_check_seconds."""
         now = self.clock()
         with self._lock:
-            if self._checked_at is None or now - self._checked_at >= self.version_check_seconds:
+            # Also re-check while nothing is loaded: a failed first load must not count as a version check.
+            due = self._checked_at is None or now - self._checked_at >= self.version_check_seconds
+            if due or self._current not in self._bundles:
                 version = self._read_current()
                 self._checked_at = now
                 self._no_lookup.clear()
