@@ -149,3 +149,25 @@ def test_endpoint_twin_refuses_a_corrupt_model(tmp_path: Path, trained: Any, how
     )
     assert proc.returncode == 2, proc.stderr
     assert str(model) in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("fault", ["missing", "corrupt"])
+def test_cold_start_failure_recovers_once_the_lookup_is_published(
+    tmp_path: Path, trained: Any, endpoint: Any, rw: ModuleType, rel: ModuleType, fault: str
+) -> None:
+    """A broken lookup at the Lambda's first request answers 503 until it is fixed, then serves at once: the
+    failed load must not be cached as a successful version check (that gave 500s for 5 minutes)."""
+    artifacts = copy_artifacts(trained, tmp_path)
+    lookup_bin = artifacts / rw.VERSION / "lookup" / "lookup.bin"
+    good = lookup_bin.read_bytes()
+    if fault == "missing":
+        lookup_bin.unlink()
+    else:
+        lookup_bin.write_bytes(good[:100])
+    with start_in_background(artifacts, endpoint.url, endpoint_name=rw.ENDPOINT) as twin:
+        for _ in range(3):
+            assert_unavailable(rel.http_get(twin.url + user_path(trained)), "30", str(tmp_path))
+        lookup_bin.write_bytes(good)
+        answer = rel.http_get(twin.url + user_path(trained))
+        assert answer.status == 200, answer.text
+        assert answer.json()["servingPath"] == "endpoint"
