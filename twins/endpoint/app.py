@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
 import os
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,6 +158,14 @@ def create_app(endpoints: Sequence[ServedEndpoint]) -> Starlette:
         raise InputError("the endpoint twin needs at least one endpoint to serve")
     by_name = {ep.name: ep for ep in endpoints}
     default = endpoints[0]
+    # Scoring runs on one side thread, one request at a time, so the event loop stays free for /ping and I/O.
+    scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint-scorer")
+
+    async def invoke(endpoint: ServedEndpoint, request: Request, body: bytes) -> tuple[bytes, str]:
+        headers = request.headers
+        return await asyncio.get_running_loop().run_in_executor(
+            scorer, endpoint.invoke, body, headers.get("content-type"), headers.get("accept")
+        )
 
     async def ping(request: Request) -> Response:
         return Response(b"", 200, media_type=protocol.JSON)
@@ -163,9 +173,7 @@ def create_app(endpoints: Sequence[ServedEndpoint]) -> Starlette:
     async def container_invocations(request: Request) -> Response:
         try:
             body = await _read_body(request)
-            out, media = default.invoke(
-                body, request.headers.get("content-type"), request.headers.get("accept")
-            )
+            out, media = await invoke(default, request, body)
         except EndpointRequestError as exc:
             return _container_error(exc, default.variant)
         except Exception:
@@ -191,9 +199,7 @@ def create_app(endpoints: Sequence[ServedEndpoint]) -> Starlette:
                 return _runtime_error(413, "ValidationError", str(exc))
             return _runtime_error(400, "ValidationError", str(exc))
         try:
-            out, media = endpoint.invoke(
-                body, request.headers.get("content-type"), request.headers.get("accept")
-            )
+            out, media = await invoke(endpoint, request, body)
         except EndpointRequestError as exc:
             return _model_error(exc)
         except Exception:
