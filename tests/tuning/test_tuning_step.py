@@ -85,7 +85,8 @@ def test_tuning_step_validates_against_botocore_shape(tuning_definition: dict[st
     assert {f"{g}_{k}" for g in ("bias", "linear", "factors") for k in ("lr", "wd")} <= names
 
     definition = tune["Arguments"]["TrainingJobDefinition"]
-    assert set(definition["StaticHyperParameters"]) == {"feature_dim", "predictor_type"}  # tuned ones dropped
+    # tuned ones dropped; factors_init_sigma is not searched, so it stays static
+    assert set(definition["StaticHyperParameters"]) == {"feature_dim", "predictor_type", "factors_init_sigma"}
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in definition["InputDataConfig"]}
     assert channels["train"]["S3DataDistributionType"] == "ShardedByS3Key"
     # The objective's "test" channel is the split carved from train, never preprocess's test output.
