@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fmrec.model.hyperparameters import RECOMMENDED
+from pipeline.estimator import fm_estimator
 from pipeline.tuning import TuningOptions
 
 # The CloudFormation variables of the definition; the CDK app wraps the JSON in Fn::Sub with them.
@@ -293,7 +294,6 @@ def _build(
     hp_defaults: Mapping[str, int | float | str],
     tuning: TuningOptions | None = None,
 ) -> dict[str, Any]:
-    from sagemaker.estimator import Estimator
     from sagemaker.inputs import TrainingInput
     from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
     from sagemaker.workflow.execution_variables import ExecutionVariables
@@ -381,17 +381,13 @@ def _build(
     # --- train: the built-in FM container; feature_dim is only known after preprocess, so it comes from the
     # manifest by JsonGet (an over-allocated dim would waste memory and break the serving lookups' shape) ---
     models_uri = f"s3://{bucket}/models"
-    estimator = Estimator(
+    estimator = fm_estimator(
         image_uri=images["fm"],
-        role=role_arn,
+        role_arn=role_arn,
         instance_count=train_count,
         instance_type=train_type,
-        volume_size=30,
-        max_run=86400,
         output_path=models_uri,
-        disable_profiler=True,
-        debugger_hook_config=False,
-        sagemaker_session=session,
+        session=session,
     )
     estimator.set_hyperparameters(
         feature_dim=JsonGet(step_name=PREPROCESS_STEP, property_file=manifest, json_path="feature_dim"),

@@ -26,6 +26,7 @@ from fmrec.tuning.space import (
     resolve_objective,
 )
 from fmrec.tuning.split import DEFAULT_SPLIT_SEED, DEFAULT_VALIDATION_FRACTION
+from pipeline.estimator import fm_estimator
 
 CHOOSE_STEP = "ChooseTraining"
 CARVE_STEP = "CarveValidation"
@@ -92,7 +93,6 @@ def tuning_branch(
     `chain(model_output_uri, model_data, suffix)` builds evaluate → gate → register | fail for one model, as
     the plain chain is built; `static_hyperparameters` are the plain estimator's (tuned ones dropped).
     """
-    from sagemaker.estimator import Estimator
     from sagemaker.inputs import TrainingInput
     from sagemaker.processing import ProcessingInput, ProcessingOutput
     from sagemaker.tuner import HyperparameterTuner
@@ -138,17 +138,13 @@ def tuning_branch(
         return carve.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
 
     models_uri = f"s3://{bucket}/{TUNING_MODELS_PREFIX}"
-    estimator = Estimator(
+    estimator = fm_estimator(
         image_uri=fm_image,
-        role=role_arn,
+        role_arn=role_arn,
         instance_count=instance_count,
         instance_type=instance_type,
-        volume_size=30,
-        max_run=86400,
         output_path=models_uri,
-        disable_profiler=True,
-        debugger_hook_config=False,
-        sagemaker_session=session,
+        session=session,
     )
     estimator.set_hyperparameters(**static)
     tuner = HyperparameterTuner(
