@@ -6,6 +6,7 @@ import gc
 import heapq
 import json
 import logging
+import math
 import os
 import random
 import tempfile
@@ -48,6 +49,16 @@ _RETRYABLE = frozenset(
     }
 )
 VERSIONS_KEPT = 2  # during a blue/green shift two variants answer; keep both lookups warm.
+
+
+_FLOAT_TYPE = {float}
+
+
+def _score(value: Any) -> float:
+    """A JSON number as a float; anything else (strings, booleans, null) is an unreadable answer."""
+    if type(value) is not int and type(value) is not float:
+        raise TypeError(f"score {value!r} is not a number")
+    return float(value)
 
 
 class ServiceUnavailable(FmrecError):
@@ -256,8 +267,10 @@ class EndpointCaller:
         try:
             predictions = _loads(payload)["predictions"]
             scores = [p["score"] for p in predictions]
-            if scores and type(scores[0]) is not float:
-                scores = [float(s) for s in scores]
+            if set(map(type, scores)) - _FLOAT_TYPE:
+                scores = [_score(s) for s in scores]
+            if not all(map(math.isfinite, scores)):
+                raise ValueError("a score is not a finite number")
         except (ValueError, KeyError, TypeError) as exc:
             raise ServiceUnavailable("the model endpoint returned an unreadable answer", 5) from exc
         return scores, response.get("InvokedProductionVariant")
