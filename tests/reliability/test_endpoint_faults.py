@@ -199,3 +199,21 @@ def test_endpoint_fails(
     doc = assert_unavailable(rel.http_get(url_for(api(server.url), trained)), "5")
     assert error_type in doc["message"] and "boom" not in doc["message"]
     assert server.calls == 1  # not a throttle: no retry
+
+
+@pytest.mark.parametrize("bad", ['"0.5"', "null", '"NaN"', '"Infinity"', "true", '{"v": 1}', "1e999"])
+def test_endpoint_returns_a_non_number_score(
+    api: Any, trained: Any, fault_server: Any, rel: ModuleType, scorer: Any, bad: str
+) -> None:
+    """Well-formed JSON, the right count, but one score that is not a finite number: 503, never a 500 or a
+    response body with NaN (which is not JSON)."""
+
+    def respond(n: int, body: bytes) -> Any:
+        scores = [json.dumps(s) for s in scorer(body)]
+        scores[len(scores) // 2] = bad
+        items = ",".join(f'{{"score":{s}}}' for s in scores)
+        return rel.Reply(body=f'{{"predictions":[{items}]}}'.encode())
+
+    server = fault_server(respond)
+    doc = assert_unavailable(rel.http_get(url_for(api(server.url), trained, k=100)), "5")
+    assert "unreadable" in doc["message"]
