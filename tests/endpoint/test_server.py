@@ -329,3 +329,19 @@ def test_boto3_sees_a_request_id(twin: Any) -> None:
         EndpointName="fm-reg", Body=sparse_json(rows(n=1)), ContentType="application/json"
     )
     assert len(resp["ResponseMetadata"]["RequestId"]) == 36
+
+
+def test_chunked_body_over_6_mb_is_413_without_content_length(twin: Any) -> None:
+    chunk = b" " * (1024 * 1024)
+    conn = http.client.HTTPConnection(twin.host, twin.port, timeout=30)
+    conn.request(
+        "POST",
+        "/invocations",
+        body=iter([chunk] * 7),
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        encode_chunked=True,
+    )
+    resp = conn.getresponse()
+    assert resp.status == 413
+    assert "exceeds the real-time invocation limit" in orjson.loads(resp.read())["message"]
+    conn.close()
