@@ -171,3 +171,24 @@ def test_cold_start_failure_recovers_once_the_lookup_is_published(
         answer = rel.http_get(twin.url + user_path(trained))
         assert answer.status == 200, answer.text
         assert answer.json()["servingPath"] == "endpoint"
+
+
+def test_model_and_lookup_disagree_on_feature_dim(
+    tmp_path: Path, trained: Any, rw: ModuleType, rel: ModuleType
+) -> None:
+    """An endpoint serving a model of another feature layout refuses every request (ModelError): 503."""
+    import numpy as np
+
+    from fmrec.model.artifact import FMModel, save_model_tar
+    from fmrec.model.fm import FMParams
+    from twins.endpoint.server import start_in_background as start_endpoint
+
+    dim = trained.feature_dim + 7
+    params = FMParams(w0=0.0, w=np.zeros(dim, np.float32), V=np.zeros((dim, 4), np.float32))
+    other = tmp_path / "other.tar.gz"
+    hp = {"feature_dim": str(dim), "num_factors": "4", "predictor_type": "binary_classifier"}
+    save_model_tar(FMModel(params, "binary_classifier", hp, {}), other)
+    with start_endpoint(other, name=rw.ENDPOINT, variant=rw.VERSION) as endpoint:
+        answer = serve_once(trained.artifacts, endpoint.url, rw, rel, user_path(trained))
+    doc = assert_unavailable(answer, "5")
+    assert "ModelError" in doc["message"]
