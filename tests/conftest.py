@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -23,3 +26,24 @@ for _var in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
 def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in _FAKE_ENV.items():
         monkeypatch.setenv(key, value)
+
+
+@pytest.fixture(scope="session")
+def offline_pipeline() -> Callable[..., dict[str, Any]]:
+    """Build get_pipeline(...) with the CDK placeholders, no credentials and every socket connect refused."""
+
+    def build(**kwargs: Any) -> dict[str, Any]:
+        from pipeline.definition import CDK_ARGUMENTS, get_pipeline
+
+        def refuse(*args: Any, **_: Any) -> None:
+            raise AssertionError(f"the definition build tried to open a network connection: {args}")
+
+        with pytest.MonkeyPatch.context() as mp:
+            for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+                mp.delenv(var, raising=False)
+            mp.setenv("HOME", "/nonexistent-home")
+            mp.setattr(socket.socket, "connect", refuse)
+            mp.setattr(socket, "create_connection", refuse)
+            return get_pipeline(region="us-east-1", **CDK_ARGUMENTS, **kwargs)
+
+    return build
