@@ -192,3 +192,20 @@ def test_model_and_lookup_disagree_on_feature_dim(
         answer = serve_once(trained.artifacts, endpoint.url, rw, rel, user_path(trained))
     doc = assert_unavailable(answer, "5")
     assert "ModelError" in doc["message"]
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "empty"])
+def test_evaluate_step_refuses_a_corrupt_model(tmp_path: Path, trained: Any, how: str) -> None:
+    """The evaluate step names the corrupt model and writes no evaluation (the gate sees nothing)."""
+    from fmrec.errors import InputError
+    from pipeline.steps.evaluate import main as evaluate_step
+
+    base = tmp_path / "processing"
+    for channel in ("test", "train", "lookup"):
+        shutil.copytree(trained.prep_dir / channel, base / "input" / channel)
+    model = base / "input" / "model" / "model.tar.gz"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(CORRUPTIONS[how](trained.model_path.read_bytes()))
+    with pytest.raises(InputError, match=r"model\.tar\.gz"):
+        evaluate_step(base)
+    assert not (base / "output").exists()
