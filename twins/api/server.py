@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import base64
-import contextlib
-import http.client
 import json
 import logging
 import os
 import re
-import signal
-import subprocess
-import sys
-import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -21,14 +14,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fmrec.errors import FmrecError, InputError
+from fmrec.errors import InputError
+from twins.background import GRACEFUL_SHUTDOWN_SECONDS, answers, free_port, start_process, start_thread
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +31,6 @@ ACCOUNT_ID = "000000000000"
 API_ID = "fmrectwin0"
 FUNCTION_NAME = "fmrec-recommend"
 CONFIG_ENV = "FMREC_API_TWIN_CONFIG"
-GRACEFUL_SHUTDOWN_SECONDS = 10
 # The REST API's resources, as the CDK API stack declares them; anything else goes to the catch-all proxy.
 RESOURCES = (("/users/{userId}/recommendations", re.compile(r"^/users/(?P<userId>[^/]+)/recommendations$")),)
 PROXY_RESOURCE = "/{proxy+}"
@@ -311,14 +304,7 @@ def serve(config: ApiTwinConfig, host: str = "127.0.0.1", port: int = 3000, work
 
 
 def ready(host: str, port: int, timeout: float = 2.0) -> bool:
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", "/openapi.json")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
+    return answers(host, port, "/openapi.json", timeout)
 
 
 @dataclass
@@ -327,7 +313,7 @@ class BackgroundApi:
 
     host: str
     port: int
-    _stop: Callable[[], None] | None = field(repr=False, default=None)
+    _stop: Callable[[], object] | None = field(repr=False, default=None)
 
     @property
     def url(self) -> str:
@@ -365,76 +351,26 @@ def start_in_background(
     """
     config = ApiTwinConfig(str(artifacts), endpoint_url, endpoint_name, fast_path)
     if process:
-        from twins.endpoint.server import free_port
-
         return _start_process(config, host, port or free_port(host), workers, startup_timeout)
     return _start_thread(config, host, port, startup_timeout)
 
 
 def _start_thread(config: ApiTwinConfig, host: str, port: int, timeout: float) -> BackgroundApi:
-    import uvicorn
-
     app = create_app(make_handler(config), openapi_bytes())
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, name=f"api-twin-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            raise FmrecError(f"API twin did not start on {host}:{port}")
-        time.sleep(0.01)
-    bound = int(server.servers[0].sockets[0].getsockname()[1])
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(GRACEFUL_SHUTDOWN_SECONDS + 5)
-
+    bound, stop = start_thread(app, host, port, label="API twin", timeout=timeout)
     return BackgroundApi(host, bound, stop)
 
 
 def _start_process(
     config: ApiTwinConfig, host: str, port: int, workers: int, timeout: float
 ) -> BackgroundApi:
-    argv = [sys.executable, "-m", "fmrec.cli", "serve", "api", "--host", host, "--port", str(port)]
-    argv += [
-        "--artifacts",
-        config.artifacts,
-        "--endpoint-name",
-        config.endpoint_name,
-        "--workers",
-        str(workers),
-    ]
+    args = ["serve", "api", "--host", host, "--port", str(port), "--artifacts", config.artifacts]
+    args += ["--endpoint-name", config.endpoint_name, "--workers", str(workers)]
     if config.endpoint_url:
-        argv += ["--endpoint-url", config.endpoint_url]
+        args += ["--endpoint-url", config.endpoint_url]
     if config.fast_path:
-        argv.append("--fast-path")
-    errlog: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errlog)
-    deadline = time.monotonic() + timeout
-    while not ready(host, port, timeout=1.0):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            proc.wait()
-            errlog.seek(0)
-            tail = errlog.read().decode(errors="replace")[-2000:]
-            errlog.close()
-            raise FmrecError(f"API twin did not start on {host}:{port} (exit {proc.returncode}):\n{tail}")
-        time.sleep(0.05)
-
-    def stop() -> None:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(GRACEFUL_SHUTDOWN_SECONDS + 5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        errlog.close()
-
+        args.append("--fast-path")
+    _, stop = start_process(args, host, port, probe_path="/openapi.json", label="API twin", timeout=timeout)
     return BackgroundApi(host, port, stop)
 
 

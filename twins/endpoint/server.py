@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import http.client
 import logging
 import os
 import re
 import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 from fmrec.errors import FmrecError, InputError
+from twins.background import GRACEFUL_SHUTDOWN_SECONDS, answers, free_port, start_process, start_thread
 from twins.endpoint.app import (
     DEFAULT_NAME,
     DEFAULT_VARIANT,
@@ -33,7 +29,6 @@ from twins.endpoint.app import (
 
 log = logging.getLogger(__name__)
 
-GRACEFUL_SHUTDOWN_SECONDS = 10
 # SageMaker's pattern for EndpointName and VariantName (botocore service models).
 _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
@@ -201,21 +196,8 @@ def _supervise(worker_args: tuple[str, str, int, str, bool, bool], workers: int)
         log.info("endpoint twin stopped")
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def ping(host: str, port: int, timeout: float = 2.0) -> bool:
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", "/ping")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
+    return answers(host, port, "/ping", timeout)
 
 
 @dataclass
@@ -281,71 +263,16 @@ def start_in_background(
 
 
 def _start_thread(specs: Sequence[EndpointSpec], host: str, port: int, timeout: float) -> BackgroundServer:
-    import uvicorn
-
     app = create_app(load_endpoints(specs))
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"endpoint-twin-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            raise FmrecError(f"endpoint twin did not start on {host}:{port}")
-        time.sleep(0.01)
-    bound = int(server.servers[0].sockets[0].getsockname()[1])
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(GRACEFUL_SHUTDOWN_SECONDS + 5)
-        return None
-
+    bound, stop = start_thread(app, host, port, label="endpoint twin", timeout=timeout)
     return BackgroundServer(host, bound, [s.name for s in specs], [s.variant for s in specs], stop)
 
 
 def _start_process(
     specs: Sequence[EndpointSpec], host: str, port: int, workers: int, timeout: float
 ) -> BackgroundServer:
-    argv = [sys.executable, "-m", "fmrec.cli", "serve", "endpoint", "--host", host, "--port", str(port)]
-    argv += ["--workers", str(workers)]
+    args = ["serve", "endpoint", "--host", host, "--port", str(port), "--workers", str(workers)]
     for spec in specs:
-        argv += ["--model", str(spec.model_path), "--name", spec.name, "--variant", spec.variant]
-    errlog: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errlog)
-    deadline = time.monotonic() + timeout
-    while not ping(host, port, timeout=1.0):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            proc.wait()
-            errlog.seek(0)
-            tail = errlog.read().decode(errors="replace")[-2000:]
-            errlog.close()
-            raise FmrecError(
-                f"endpoint twin did not start on {host}:{port} (exit {proc.returncode}):\n{tail}"
-            )
-        time.sleep(0.05)
-
-    def stop() -> int:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(GRACEFUL_SHUTDOWN_SECONDS + 5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        errlog.close()
-        return int(proc.returncode)
-
-    return BackgroundServer(
-        host, port, [s.name for s in specs], [s.variant for s in specs], stop, pid=proc.pid
-    )
+        args += ["--model", str(spec.model_path), "--name", spec.name, "--variant", spec.variant]
+    pid, stop = start_process(args, host, port, probe_path="/ping", label="endpoint twin", timeout=timeout)
+    return BackgroundServer(host, port, [s.name for s in specs], [s.variant for s in specs], stop, pid=pid)
