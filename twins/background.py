@@ -12,11 +12,41 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
 from typing import IO, Any
 
 from fmrec.errors import FmrecError
 
 GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+@dataclass
+class Running:
+    """A running twin; `stop()` (or leaving the `with` block) shuts it down gracefully."""
+
+    host: str
+    port: int
+    _stop: Callable[[], int | None] | None = field(repr=False, default=None)
+    exit_code: int | None = None  # the child's exit status after stop() (process mode)
+    pid: int | None = None  # the child's process id (process mode)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        stop, self._stop = self._stop, None
+        if stop is not None:
+            self.exit_code = stop()
+
+    def __enter__(self) -> Running:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -22,7 +21,14 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fmrec.errors import InputError
-from twins.background import GRACEFUL_SHUTDOWN_SECONDS, answers, free_port, start_process, start_thread
+from twins.background import (
+    GRACEFUL_SHUTDOWN_SECONDS,
+    Running,
+    answers,
+    free_port,
+    start_process,
+    start_thread,
+)
 
 log = logging.getLogger(__name__)
 
@@ -307,30 +313,8 @@ def ready(host: str, port: int, timeout: float = 2.0) -> bool:
     return answers(host, port, "/openapi.json", timeout)
 
 
-@dataclass
-class BackgroundApi:
-    """A running API twin; `stop()` (or leaving the `with` block) shuts it down."""
-
-    host: str
-    port: int
-    _stop: Callable[[], object] | None = field(repr=False, default=None)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def stop(self) -> None:
-        stop, self._stop = self._stop, None
-        if stop is not None:
-            stop()
-
-    def __enter__(self) -> BackgroundApi:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+class BackgroundApi(Running):
+    """A running API twin (see twins.background.Running)."""
 
 
 def start_in_background(

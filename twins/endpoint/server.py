@@ -10,13 +10,19 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from fmrec.errors import FmrecError, InputError
-from twins.background import GRACEFUL_SHUTDOWN_SECONDS, answers, free_port, start_process, start_thread
+from twins.background import (
+    GRACEFUL_SHUTDOWN_SECONDS,
+    Running,
+    answers,
+    free_port,
+    start_process,
+    start_thread,
+)
 from twins.endpoint.app import (
     DEFAULT_NAME,
     DEFAULT_VARIANT,
@@ -201,38 +207,15 @@ def ping(host: str, port: int, timeout: float = 2.0) -> bool:
 
 
 @dataclass
-class BackgroundServer:
-    """A running twin; `stop()` (or leaving the `with` block) shuts it down gracefully."""
+class BackgroundServer(Running):
+    """A running endpoint twin; `url` is boto3's `endpoint_url` (or $AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME)."""
 
-    host: str
-    port: int
-    names: list[str]
-    variants: list[str]
-    _stop: Callable[[], int | None] | None = field(repr=False, default=None)
-    exit_code: int | None = None  # the child's exit status after stop() (process mode)
-    pid: int | None = None  # the child's process id (process mode)
-
-    @property
-    def url(self) -> str:
-        """The base URL; pass it as boto3 `endpoint_url=` or $AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME."""
-        return f"http://{self.host}:{self.port}"
+    names: list[str] = field(default_factory=list)
+    variants: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return self.names[0]
-
-    def stop(self) -> None:
-        stop, self._stop = self._stop, None
-        if stop is not None:
-            self.exit_code = stop()
-
-    def __enter__(self) -> BackgroundServer:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def start_in_background(
@@ -265,7 +248,8 @@ def start_in_background(
 def _start_thread(specs: Sequence[EndpointSpec], host: str, port: int, timeout: float) -> BackgroundServer:
     app = create_app(load_endpoints(specs))
     bound, stop = start_thread(app, host, port, label="endpoint twin", timeout=timeout)
-    return BackgroundServer(host, bound, [s.name for s in specs], [s.variant for s in specs], stop)
+    names, variants = [s.name for s in specs], [s.variant for s in specs]
+    return BackgroundServer(host, bound, stop, names=names, variants=variants)
 
 
 def _start_process(
@@ -275,4 +259,5 @@ def _start_process(
     for spec in specs:
         args += ["--model", str(spec.model_path), "--name", spec.name, "--variant", spec.variant]
     pid, stop = start_process(args, host, port, probe_path="/ping", label="endpoint twin", timeout=timeout)
-    return BackgroundServer(host, port, [s.name for s in specs], [s.variant for s in specs], stop, pid=pid)
+    names, variants = [s.name for s in specs], [s.variant for s in specs]
+    return BackgroundServer(host, port, stop, pid=pid, names=names, variants=variants)
