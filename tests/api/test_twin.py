@@ -98,3 +98,54 @@ def test_serve_api_cli_is_registered() -> None:
         ["serve", "api", "--artifacts", "x", "--endpoint-url", "http://127.0.0.1:1", "--port", "3001"]
     )
     assert (args.artifacts, args.endpoint_url, args.port) == ("x", "http://127.0.0.1:1", 3001)
+
+
+def test_concurrent_requests_each_get_their_own_answer(w: Any, twins: tuple[Any, Any]) -> None:
+    """A Lambda environment takes one event at a time; the twin must not let concurrent events cross.
+
+    Powertools keeps the current event on the module-level resolver, so handlers run concurrently in one
+    process would answer one user's request with another user's parameters.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, api = twins
+    users = sorted(w.RATINGS)
+    asks = [(users[i % len(users)], 1 + i % 7) for i in range(96)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda a: get(f"{api.url}/users/{a[0]}/recommendations?k={a[1]}"), asks))
+    for (user, k), (status, _, doc) in zip(asks, answers, strict=True):
+        assert status == 200, doc
+        assert (doc["userId"], doc["k"]) == (user, k)
+        assert len(doc["items"]) == min(k, doc["candidates"])
+
+
+def test_one_event_at_a_time_per_twin_process() -> None:
+    """Like a Lambda execution environment, one twin process hands the handler one event at a time."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from twins.api.server import create_app
+    from twins.background import start_thread
+
+    guard = threading.Lock()
+    active = peak = calls = 0
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        nonlocal active, peak, calls
+        with guard:
+            active, calls = active + 1, calls + 1
+            peak = max(peak, active)
+        time.sleep(0.02)  # long enough that overlapping requests would overlap in here
+        with guard:
+            active -= 1
+        return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": "{}"}
+
+    port, stop = start_thread(create_app(handler, b"{}"), "127.0.0.1", 0, label="API twin", timeout=10)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(lambda i: get(f"http://127.0.0.1:{port}/users/{i}/x")[0], range(16)))
+    finally:
+        stop()
+    assert statuses == [200] * 16 and calls == 16
+    assert peak == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -168,6 +169,11 @@ def proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
 def create_app(handler: Callable[[dict[str, Any], Any], Any], openapi: bytes) -> ASGIApp:
     """An ASGI app that invokes `handler` (a Lambda handler) once per request, as API Gateway would."""
 
+    # One event at a time, as in a Lambda execution environment: a handler (and Powertools' resolver, which
+    # keeps the current event on a module-level app) is not written for concurrent events. More concurrency
+    # comes from more worker processes, as Lambda scales by adding environments.
+    environment = asyncio.Lock()
+
     async def openapi_json(request: Request) -> Response:
         return Response(openapi, 200, media_type="application/json")
 
@@ -184,8 +190,9 @@ def create_app(handler: Callable[[dict[str, Any], Any], Any], openapi: bytes) ->
         )
         context = LambdaContext(aws_request_id=str(uuid.uuid4()))
         try:
-            # The handler blocks on the endpoint call: run it in a worker thread so requests overlap.
-            result = await run_in_threadpool(handler, event, context)
+            # The handler blocks on the endpoint call: a worker thread keeps the event loop free meanwhile.
+            async with environment:
+                result = await run_in_threadpool(handler, event, context)
         except Exception:
             log.exception("the Lambda handler raised")
             status, headers, data = (

@@ -19,6 +19,7 @@ from twins.background import (
     GRACEFUL_SHUTDOWN_SECONDS,
     Running,
     answers,
+    default_workers,
     free_port,
     start_process,
     start_thread,
@@ -37,14 +38,6 @@ log = logging.getLogger(__name__)
 
 # SageMaker's pattern for EndpointName and VariantName (botocore service models).
 _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
-
-
-def default_workers() -> int:
-    """One worker per core this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def build_specs(
