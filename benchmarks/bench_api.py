@@ -411,9 +411,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=3000, help="handler-time requests")
     parser.add_argument("--seed-users", type=int, default=30, help="users for the seed comparison")
     parser.add_argument("--endpoint-workers", type=int, default=2, help="endpoint twin worker processes")
-    parser.add_argument(
-        "--api-workers", type=int, default=2, help="API twin worker processes (Lambda environments)"
-    )
+    parser.add_argument("--api-workers", type=int, default=1, help="API twin worker processes")
     parser.add_argument("--skip-e2e", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:

@@ -179,9 +179,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured duration of each phase")
     parser.add_argument("--clients", default="16,64", help="comma-separated client counts, one phase each")
     parser.add_argument("--endpoint-workers", type=int, default=2, help="endpoint twin worker processes")
-    parser.add_argument(
-        "--api-workers", type=int, default=2, help="API twin worker processes (Lambda environments)"
-    )
+    parser.add_argument("--api-workers", type=int, default=1, help="API twin worker processes")
     args = parser.parse_args()
     api_bench = _bench_api()
     from twins.api.server import start_in_background as start_api

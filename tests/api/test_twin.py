@@ -119,8 +119,8 @@ def test_concurrent_requests_each_get_their_own_answer(w: Any, twins: tuple[Any,
         assert len(doc["items"]) == min(k, doc["candidates"])
 
 
-def test_one_event_at_a_time_per_twin_process() -> None:
-    """Like a Lambda execution environment, one twin process hands the handler one event at a time."""
+def test_each_environment_takes_one_event_at_a_time() -> None:
+    """Like Lambda execution environments: each handler gets one event at a time; several run side by side."""
     import threading
     import time
     from concurrent.futures import ThreadPoolExecutor
@@ -129,23 +129,43 @@ def test_one_event_at_a_time_per_twin_process() -> None:
     from twins.background import start_thread
 
     guard = threading.Lock()
-    active = peak = calls = 0
+    active = [0, 0, 0]
+    peak = [0, 0, 0]
+    calls = [0, 0, 0]
+    overall = {"active": 0, "peak": 0}
 
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        nonlocal active, peak, calls
-        with guard:
-            active, calls = active + 1, calls + 1
-            peak = max(peak, active)
-        time.sleep(0.02)  # long enough that overlapping requests would overlap in here
-        with guard:
-            active -= 1
-        return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": "{}"}
+    def environment(i: int) -> Any:
+        def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            with guard:
+                active[i] += 1
+                calls[i] += 1
+                peak[i] = max(peak[i], active[i])
+                overall["active"] += 1
+                overall["peak"] = max(overall["peak"], overall["active"])
+            time.sleep(0.02)  # long enough that overlapping requests would overlap in here
+            with guard:
+                active[i] -= 1
+                overall["active"] -= 1
+            return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": "{}"}
 
-    port, stop = start_thread(create_app(handler, b"{}"), "127.0.0.1", 0, label="API twin", timeout=10)
+        return handler
+
+    app = create_app([environment(i) for i in range(3)], b"{}")
+    port, stop = start_thread(app, "127.0.0.1", 0, label="API twin", timeout=10)
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
-            statuses = list(pool.map(lambda i: get(f"http://127.0.0.1:{port}/users/{i}/x")[0], range(16)))
+            statuses = list(pool.map(lambda i: get(f"http://127.0.0.1:{port}/users/{i}/x")[0], range(24)))
     finally:
         stop()
-    assert statuses == [200] * 16 and calls == 16
-    assert peak == 1
+    assert statuses == [200] * 24 and sum(calls) == 24
+    assert peak == [1, 1, 1]  # never two events in one environment
+    assert 1 < overall["peak"] <= 3  # but environments do run side by side
+
+
+def test_environments_are_independent_handler_instances(world: Any) -> None:
+    from twins.api.server import ApiTwinConfig, _environment, make_handlers
+
+    first, second = _environment(0), _environment(1)
+    assert first.app is not second.app  # each has its own resolver (and so its own current event)
+    handlers = make_handlers(ApiTwinConfig(str(world.artifacts), "http://127.0.0.1:9", "fmrec-endpoint"), 2)
+    assert len(handlers) == 2 and handlers[0] is not handlers[1]

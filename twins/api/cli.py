@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from twins.api import DEFAULT_ENVIRONMENTS
+
 
 def register(serve_sub: Any) -> None:
     parser = serve_sub.add_parser(
@@ -31,11 +33,12 @@ def register(serve_sub: Any) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3000, help="port (default 3000)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument(
-        "--workers",
+        "--environments",
         type=int,
-        default=None,
-        help="worker processes, each a Lambda environment taking one event at a time (default: one per core)",
+        default=DEFAULT_ENVIRONMENTS,
+        help=f"Lambda environments per process, one event at a time each (default {DEFAULT_ENVIRONMENTS})",
     )
     parser.add_argument(
         "--log-level",
@@ -50,15 +53,16 @@ def register(serve_sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from fmrec.errors import InputError
     from twins.api.server import ApiTwinConfig, serve
-    from twins.background import default_workers
 
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port}: expected 0..65535")
-    if args.workers is None:
-        args.workers = default_workers()
+    if args.environments < 1:
+        raise InputError(f"--environments {args.environments}: expected 1 or more")
     if args.workers < 1:
         raise InputError(f"--workers {args.workers}: expected 1 or more")
     level = "DEBUG" if args.verbose else args.log_level
-    config = ApiTwinConfig(args.artifacts, args.endpoint_url, args.endpoint_name, args.fast_path, level)
+    config = ApiTwinConfig(
+        args.artifacts, args.endpoint_url, args.endpoint_name, args.fast_path, level, args.environments
+    )
     serve(config, host=args.host, port=args.port, workers=args.workers)
     return 0

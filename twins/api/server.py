@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.util
 import json
 import logging
 import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fmrec.errors import InputError
+from twins.api import DEFAULT_ENVIRONMENTS
 from twins.background import (
     GRACEFUL_SHUTDOWN_SECONDS,
     Running,
@@ -166,13 +168,17 @@ def proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     return status, headers, data
 
 
-def create_app(handler: Callable[[dict[str, Any], Any], Any], openapi: bytes) -> ASGIApp:
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def create_app(handlers: Handler | Sequence[Handler], openapi: bytes) -> ASGIApp:
     """An ASGI app that invokes `handler` (a Lambda handler) once per request, as API Gateway would."""
 
-    # One event at a time, as in a Lambda execution environment: a handler (and Powertools' resolver, which
-    # keeps the current event on a module-level app) is not written for concurrent events. More concurrency
-    # comes from more worker processes, as Lambda scales by adding environments.
-    environment = asyncio.Lock()
+    # Each handler is one Lambda execution environment and takes one event at a time: a handler (and
+    # Powertools' resolver, which keeps the current event on a module-level app) is not written for
+    # concurrent events. Concurrency comes from several environments, as Lambda scales.
+    pool = [handlers] if callable(handlers) else list(handlers)
+    idle: asyncio.Queue[Handler] | None = None
 
     async def openapi_json(request: Request) -> Response:
         return Response(openapi, 200, media_type="application/json")
@@ -191,8 +197,16 @@ def create_app(handler: Callable[[dict[str, Any], Any], Any], openapi: bytes) ->
         context = LambdaContext(aws_request_id=str(uuid.uuid4()))
         try:
             # The handler blocks on the endpoint call: a worker thread keeps the event loop free meanwhile.
-            async with environment:
+            nonlocal idle
+            if idle is None:  # created on the serving loop
+                idle = asyncio.Queue()
+                for h in pool:
+                    idle.put_nowait(h)
+            handler = await idle.get()
+            try:
                 result = await run_in_threadpool(handler, event, context)
+            finally:
+                idle.put_nowait(handler)
         except Exception:
             log.exception("the Lambda handler raised")
             status, headers, data = (
@@ -232,6 +246,8 @@ class ApiTwinConfig:
     endpoint_name: str
     fast_path: bool = False
     log_level: str = "WARNING"
+    # Lambda environments per twin process: each takes one event at a time (see create_app).
+    environments: int = DEFAULT_ENVIRONMENTS
 
     def to_env(self) -> str:
         return json.dumps(self.__dict__)
@@ -248,10 +264,26 @@ class ApiTwinConfig:
         return env
 
 
-def make_handler(config: ApiTwinConfig) -> Callable[[dict[str, Any], Any], Any]:
+def _environment(index: int) -> Any:
+    """A fresh instance of the Lambda's handler module: its own resolver and caches, as a new environment."""
+    spec = importlib.util.find_spec("lambdas.recommend.app")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_handlers(config: ApiTwinConfig, environments: int = 1) -> list[Handler]:
+    """`environments` copies of the recommend Lambda's own handler, configured for the twin."""
+    return [make_handler(config, _environment(i)) for i in range(environments)]
+
+
+def make_handler(config: ApiTwinConfig, lambda_app: Any = None) -> Handler:
     """The recommend Lambda's own handler, configured with the twin's artifacts folder and endpoint URL."""
-    from lambdas.recommend import app as lambda_app
     from lambdas.recommend.service import recommender_from_env
+
+    if lambda_app is None:
+        from lambdas.recommend import app as lambda_app
 
     if not Path(config.artifacts).is_dir():
         raise InputError(
@@ -285,7 +317,8 @@ def app_from_env() -> ASGIApp:
     text = os.environ.get(CONFIG_ENV)
     if not text:
         raise InputError(f"${CONFIG_ENV} is not set; start the twin with `fmrec serve api`")
-    return create_app(make_handler(ApiTwinConfig.from_env(text)), openapi_bytes())
+    config = ApiTwinConfig.from_env(text)
+    return create_app(make_handlers(config, config.environments), openapi_bytes())
 
 
 def serve(config: ApiTwinConfig, host: str = "127.0.0.1", port: int = 3000, workers: int = 1) -> None:
@@ -347,7 +380,7 @@ def start_in_background(
 
 
 def _start_thread(config: ApiTwinConfig, host: str, port: int, timeout: float) -> BackgroundApi:
-    app = create_app(make_handler(config), openapi_bytes())
+    app = create_app(make_handlers(config, config.environments), openapi_bytes())
     bound, stop = start_thread(app, host, port, label="API twin", timeout=timeout)
     return BackgroundApi(host, bound, stop)
 
