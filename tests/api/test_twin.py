@@ -165,7 +165,7 @@ def test_each_environment_takes_one_event_at_a_time() -> None:
 def test_environments_are_independent_handler_instances(world: Any) -> None:
     from twins.api.server import ApiTwinConfig, _environment, make_handlers
 
-    first, second = _environment(0), _environment(1)
+    first, second = _environment(), _environment()
     assert first.app is not second.app  # each has its own resolver (and so its own current event)
     handlers = make_handlers(ApiTwinConfig(str(world.artifacts), "http://127.0.0.1:9", "fmrec-endpoint"), 2)
     assert len(handlers) == 2 and handlers[0] is not handlers[1]

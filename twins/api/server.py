@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -264,8 +264,8 @@ class ApiTwinConfig:
         return env
 
 
-def _environment(index: int) -> Any:
-    """A fresh instance of the Lambda's handler module: its own resolver and caches, as a new environment."""
+def _environment() -> Any:
+    """A fresh instance of the Lambda's handler module: its own resolver, as a new execution environment."""
     spec = importlib.util.find_spec("lambdas.recommend.app")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -275,15 +275,27 @@ def _environment(index: int) -> Any:
 
 def make_handlers(config: ApiTwinConfig, environments: int = 1) -> list[Handler]:
     """`environments` copies of the recommend Lambda's own handler, configured for the twin."""
-    return [make_handler(config, _environment(i)) for i in range(environments)]
+    # The Recommender is thread-safe, so the environments share one: the lookup loads once per process.
+    recommender = make_recommender(config)
+    return [_configure(config, _environment(), recommender) for _ in range(environments)]
 
 
-def make_handler(config: ApiTwinConfig, lambda_app: Any = None) -> Handler:
+def make_handler(config: ApiTwinConfig) -> Handler:
     """The recommend Lambda's own handler, configured with the twin's artifacts folder and endpoint URL."""
-    from lambdas.recommend.service import recommender_from_env
+    from lambdas.recommend import app as lambda_app
 
-    if lambda_app is None:
-        from lambdas.recommend import app as lambda_app
+    return _configure(config, lambda_app, make_recommender(config))
+
+
+def _configure(config: ApiTwinConfig, lambda_app: Any, recommender: Any) -> Handler:
+    lambda_app.configure(recommender)
+    lambda_app.logger.setLevel(config.log_level.upper())
+    return cast(Handler, lambda_app.lambda_handler)
+
+
+def make_recommender(config: ApiTwinConfig) -> Any:
+    """The Lambda's Recommender over the twin's artifacts folder, calling the endpoint twin through boto3."""
+    from lambdas.recommend.service import recommender_from_env
 
     if not Path(config.artifacts).is_dir():
         raise InputError(
@@ -301,9 +313,7 @@ def make_handler(config: ApiTwinConfig, lambda_app: Any = None) -> Handler:
     if not (env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY")):
         # The endpoint twin does not check signatures, but botocore will not sign without some credentials.
         client_kwargs.update(aws_access_key_id="twin", aws_secret_access_key="twin")
-    lambda_app.configure(recommender_from_env(env, client_kwargs))
-    lambda_app.logger.setLevel(config.log_level.upper())
-    return lambda_app.lambda_handler
+    return recommender_from_env(env, client_kwargs)
 
 
 def openapi_bytes() -> bytes:
