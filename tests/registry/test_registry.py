@@ -84,3 +84,58 @@ def test_models_cli(
     assert "fmrec-models/1: Approved" in out and "auc=0.8000" in out
     assert main(["models", "reject", "5", "--registry", str(root)]) == 2
     assert "no such model package version" in capsys.readouterr().err
+
+
+_REGISTER_MANY = """
+import sys, tarfile, io
+from pathlib import Path
+from twins.registry.registry import Registry
+
+root, who, n, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+import time
+time.sleep(max(0.0, start - time.time()))  # both processes begin together
+model = Path(root).parent / f"model-{who}.tar.gz"
+reg = Registry(root)
+for i in range(n):
+    payload = f"{who}-{i}".encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info = tarfile.TarInfo("who")
+        info.size = len(payload)
+        tf.addfile(info, io.BytesIO(payload))
+    model.write_bytes(buf.getvalue())
+    package = reg.register("fm", model_tar=model, status="Approved", request={"who": who, "i": i})
+    print(package.version, flush=True)
+"""
+
+
+def test_concurrent_registrations_never_share_a_version(tmp_path: Path) -> None:
+    """Two real processes register 25 models each at once: 50 distinct versions, each with its own model."""
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "reg"
+    start = time.time() + 1.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _REGISTER_MANY, str(root), who, "25", str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for who in ("a", "b")
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    claimed = [int(v) for out, _ in outs for v in out.split()]
+    assert sorted(claimed) == list(range(1, 51))  # no version given twice, none lost
+    reg = Registry(root)
+    for package in reg.list("fm"):
+        with tarfile.open(package.model_tar) as tf:
+            member = tf.extractfile("who")
+            assert member is not None
+            payload = member.read().decode()
+        request = package.doc["Request"]
+        assert payload == f"{request['who']}-{request['i']}"  # the package holds the model it registered
+    assert sorted(p.name for p in (root / "fm").iterdir() if p.name.startswith(".")) == []

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fmrec.errors import InputError, OutputError
-from fmrec.io_utils import atomic_dir, atomic_write_text
+from fmrec.io_utils import atomic_dir, atomic_write_text, exclusive_lock
 
 STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 _GROUP_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # CreateModelPackageGroup's name pattern
@@ -79,34 +79,35 @@ class Registry:
         if not model_tar.is_file():
             raise RegistryError(f"{model_tar}: the model artifact to register does not exist")
         gdir = self._group_dir(group)
-        gdir.mkdir(parents=True, exist_ok=True)
-        while True:
-            version = 1 + max((p.version for p in self.list(group)), default=0)
-            try:
-                with atomic_dir(gdir / str(version)) as tmp:
-                    shutil.copy2(model_tar, tmp / "model.tar.gz")
-                    if metrics_file is not None and metrics_file.is_file():
-                        shutil.copy2(metrics_file, tmp / "model_metrics.json")
-                    if lookup_dir is not None and lookup_dir.is_dir():
-                        shutil.copytree(lookup_dir, tmp / "lookup")
-                    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                    doc = {
-                        "ModelPackageGroupName": group,
-                        "ModelPackageVersion": version,
-                        "ModelPackageArn": f"{ARN_PREFIX}{group}/{version}",
-                        "ModelApprovalStatus": status,
-                        "CreationTime": now,
-                        "StatusHistory": [{"status": status, "time": now}],
-                        "Request": dict(request),
-                        "Source": dict(source or {}),
-                        "ModelMetrics": _read_json(tmp / "model_metrics.json"),
-                    }
-                    atomic_write_text(tmp / PACKAGE_FILE, json.dumps(doc, indent=2, default=str))
-                return self.get(group, version)
-            except OutputError as exc:
-                if "already exists" in str(exc):
-                    continue  # another registration took this version first
-                raise
+        try:
+            gdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{gdir}: cannot create the group folder ({exc.strerror or exc})") from exc
+        # Choosing the next version and claiming it is one step under the group's lock, so two processes
+        # registering at once get two versions; the lock waits (a registration takes well under a second).
+        with exclusive_lock(gdir / ".register.lock", wait=True):
+            taken = [int(p.name) for p in gdir.iterdir() if p.name.isdigit()]  # complete or not
+            version = 1 + max(taken, default=0)
+            with atomic_dir(gdir / str(version)) as tmp:
+                shutil.copy2(model_tar, tmp / "model.tar.gz")
+                if metrics_file is not None and metrics_file.is_file():
+                    shutil.copy2(metrics_file, tmp / "model_metrics.json")
+                if lookup_dir is not None and lookup_dir.is_dir():
+                    shutil.copytree(lookup_dir, tmp / "lookup")
+                now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                doc = {
+                    "ModelPackageGroupName": group,
+                    "ModelPackageVersion": version,
+                    "ModelPackageArn": f"{ARN_PREFIX}{group}/{version}",
+                    "ModelApprovalStatus": status,
+                    "CreationTime": now,
+                    "StatusHistory": [{"status": status, "time": now}],
+                    "Request": dict(request),
+                    "Source": dict(source or {}),
+                    "ModelMetrics": _read_json(tmp / "model_metrics.json"),
+                }
+                atomic_write_text(tmp / PACKAGE_FILE, json.dumps(doc, indent=2, default=str))
+        return self.get(group, version)
 
     def list(self, group: str | None = None) -> list[Package]:
         groups = (
@@ -139,13 +140,14 @@ class Registry:
         if status not in STATUSES:
             raise RegistryError(f"status {status!r}: expected one of {list(STATUSES)}")
         package = self.get(group, version)
-        doc = dict(package.doc)
-        doc["ModelApprovalStatus"] = status
-        doc["StatusHistory"] = [
-            *doc.get("StatusHistory", []),
-            {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-        ]
-        atomic_write_text(package.folder / PACKAGE_FILE, json.dumps(doc, indent=2, default=str))
+        with exclusive_lock(package.folder.parent / ".register.lock", wait=True):  # no lost status change
+            doc = dict(self.get(group, version).doc)
+            doc["ModelApprovalStatus"] = status
+            doc["StatusHistory"] = [
+                *doc.get("StatusHistory", []),
+                {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+            ]
+            atomic_write_text(package.folder / PACKAGE_FILE, json.dumps(doc, indent=2, default=str))
         return self.get(group, version)
 
     def latest_approved(self, group: str) -> Package | None:
