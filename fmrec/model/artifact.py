@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
 import json
+import lzma
+import re
+import shutil
 import tarfile
+import tempfile
 import zipfile
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -25,6 +33,11 @@ W0, W1, V = "w0_weight", "w1_weight", "v"
 # The MXNet version recorded in symbol.json (1.3.0, the 1.x line SageMaker's FM container is built on).
 MXNET_VERSION = 10300
 _OUTPUT_OPS = {BINARY_CLASSIFIER: "LogisticRegressionOutput", REGRESSOR: "LinearRegressionOutput"}
+# Bounds on what a model artifact may make a reader allocate (a hostile archive is a few KB that expands).
+MAX_ELEMENTS = 1 << 28  # feature_dim x num_factors: 1 GiB of float32
+MAX_INNER_BYTES = 1 << 30  # model_algo-1, spooled to disk past 64 MiB
+MAX_ARCHIVE_BYTES = MAX_INNER_BYTES + (1 << 20)  # the whole decompressed tar stream
+MAX_JSON_BYTES = 16 << 20  # symbol.json, meta.json
 
 
 class ModelArtifactError(InputError):
@@ -149,44 +162,195 @@ def _predictor_from_symbol(symbol: dict[str, Any]) -> str | None:
     return None
 
 
-def load_model_bytes(data: bytes, source: str = "model.tar.gz") -> FMModel:
-    """Parse the bytes of a model.tar.gz (ours or one SageMaker wrote)."""
+class _Capped(io.RawIOBase):
+    """A read-only stream over `raw` that fails once more than `cap` bytes have come out of it."""
+
+    def __init__(self, raw: IO[bytes], cap: int, fail: Callable[[], ModelArtifactError]) -> None:
+        self.raw, self.left, self.fail = raw, cap, fail
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        chunk = self.raw.read(min(len(view), self.left + 1))
+        if len(chunk) > self.left:
+            raise self.fail()
+        self.left -= len(chunk)
+        view[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def _decompressed(data: bytes) -> IO[bytes]:
+    """The tar stream of model.tar.gz, decompressed lazily (gzip, as SageMaker writes it; bz2, xz, none)."""
+    raw: IO[bytes] = io.BytesIO(data)
+    if data[:2] == b"\x1f\x8b":
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
+    if data[:3] == b"BZh":
+        return bz2.BZ2File(raw)
+    if data[:6] == b"\xfd7zXZ\x00":
+        return lzma.LZMAFile(raw)
+    return raw
+
+
+def _member_kind(member: tarfile.TarInfo) -> str:
+    if member.issym():
+        return f"a symbolic link to {member.linkname!r}"
+    if member.islnk():
+        return f"a hard link to {member.linkname!r}"
+    if member.isdir():
+        return "a directory"
+    if member.ischr() or member.isblk():
+        return "a device"
+    if member.isfifo():
+        return "a FIFO"
+    return f"a tar member of type {member.type!r}"
+
+
+def _inner_zip(data: bytes, source: str) -> IO[bytes]:
+    """model_algo-1's bytes, in a spooled file (memory up to 64 MiB, then disk), every size capped."""
+    too_big = lambda: ModelArtifactError(  # noqa: E731
+        f"{source}: decompresses to more than {MAX_ARCHIVE_BYTES:,} bytes; refused (an archive bomb?)"
+    )
+    names: list[str] = []
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
-            member = next(
-                (m for m in tf.getmembers() if m.isfile() and Path(m.name).name == INNER_NAME),
-                None,
-            )
-            if member is None:
-                names = ", ".join(m.name for m in tf.getmembers()) or "nothing"
-                raise ModelArtifactError(f"{source}: no {INNER_NAME} inside (found {names})")
-            fh = tf.extractfile(member)
-            assert fh is not None
-            inner = fh.read()
-    except (tarfile.TarError, EOFError, OSError) as exc:
+        with tarfile.open(fileobj=_Capped(_decompressed(data), MAX_ARCHIVE_BYTES, too_big), mode="r|") as tf:
+            for member in tf:
+                if Path(member.name).name != INNER_NAME:
+                    names.append(member.name)
+                    continue
+                if not member.isfile():
+                    raise ModelArtifactError(
+                        f"{source}: {member.name} is {_member_kind(member)}; expected a regular file"
+                    )
+                if member.size > MAX_INNER_BYTES:
+                    raise ModelArtifactError(
+                        f"{source}: {member.name} declares {member.size:,} bytes, "
+                        f"more than the {MAX_INNER_BYTES:,} allowed"
+                    )
+                fh = tf.extractfile(member)
+                assert fh is not None  # a regular file always has a reader
+                out = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 (returned open)
+                try:
+                    shutil.copyfileobj(fh, out, 1 << 20)
+                    out.seek(0)
+                except BaseException:
+                    out.close()
+                    raise
+                return cast(IO[bytes], out)
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
         raise ModelArtifactError(f"{source}: not a readable tar.gz ({exc})") from exc
-    where = f"{source}!{INNER_NAME}"
-    try:
-        with zipfile.ZipFile(io.BytesIO(inner)) as zf:
-            members = set(zf.namelist())
-            missing = [n for n in (PARAMS_NAME, META_NAME) if n not in members]
-            if missing:
-                raise ModelArtifactError(
-                    f"{where}: missing {', '.join(missing)} (found {', '.join(sorted(members))})"
+    found = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    raise ModelArtifactError(f"{source}: no {INNER_NAME} inside (found {found or 'nothing'})")
+
+
+def _read_capped(zf: zipfile.ZipFile, name: str, cap: int, where: str) -> bytes:
+    info = zf.getinfo(name)
+    if info.file_size > cap:
+        raise ModelArtifactError(
+            f"{where}/{name}: declares {info.file_size:,} bytes uncompressed, more than the {cap:,} "
+            "this model's dimensions allow"
+        )
+    with zf.open(info) as fh:
+        return fh.read(cap + 1)[:cap]  # file_size bounds the reader too; this bounds a lying header
+
+
+def _positive_int(value: Any, what: str, where: str) -> int | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text.isdigit() or int(text) <= 0 or len(text) > 12:
+        raise ModelArtifactError(f"{where}: {what} {value!r}; expected a positive integer")
+    return int(text)
+
+
+def _symbol_dims(symbol: dict[str, Any], where: str) -> tuple[int | None, int | None]:
+    """feature_dim and num_factors from the `v` variable's __shape__ in symbol.json, when it records one."""
+    for node in symbol.get("nodes", []) if isinstance(symbol.get("nodes"), list) else []:
+        if isinstance(node, dict) and node.get("name") == V and node.get("op") == "null":
+            attrs = node.get("attrs") or node.get("attr") or {}  # "attr" in MXNet before 1.0
+            dims = re.findall(r"\d+", str(attrs.get("__shape__", ""))) if isinstance(attrs, dict) else []
+            if len(dims) == 2:
+                return (
+                    _positive_int(dims[0], "symbol.json v shape", where),
+                    _positive_int(dims[1], "symbol.json v shape", where),
                 )
-            params_bytes = zf.read(PARAMS_NAME)
-            meta_bytes = zf.read(META_NAME)
-            symbol_bytes = zf.read(SYMBOL_NAME) if SYMBOL_NAME in members else b"{}"
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ModelArtifactError(f"{where}: not a readable zip archive ({exc})") from exc
+    return None, None
+
+
+def _declared_dims(
+    hyperparameters: dict[str, str], symbol: dict[str, Any], where: str
+) -> tuple[int | None, int | None]:
+    """feature_dim and num_factors as meta.json and symbol.json declare them (they must agree)."""
+    meta_d = _positive_int(hyperparameters.get("feature_dim"), "meta.json feature_dim", where)
+    meta_k = _positive_int(hyperparameters.get("num_factors"), "meta.json num_factors", where)
+    sym_d, sym_k = _symbol_dims(symbol, where)
+    for what, a, b in (("feature_dim", meta_d, sym_d), ("num_factors", meta_k, sym_k)):
+        if a is not None and b is not None and a != b:
+            raise ModelArtifactError(f"{where}: meta.json {what} {a} but symbol.json declares {b}")
+    d = meta_d if meta_d is not None else sym_d
+    k = meta_k if meta_k is not None else sym_k
+    if d is not None and d * (k or 1) > MAX_ELEMENTS:
+        raise ModelArtifactError(
+            f"{where}: declares feature_dim {d} x num_factors {k}, more than the {MAX_ELEMENTS:,} "
+            "parameters allowed"
+        )
+    return d, k
+
+
+def load_model_bytes(data: bytes, source: str = "model.tar.gz") -> FMModel:
+    """Parse the bytes of a model.tar.gz (ours or one SageMaker wrote).
+
+    Hostile archives are refused before they cost memory: every decompressed size is capped, and the
+    parameter file may not be larger than the dimensions meta.json or symbol.json declare allow.
+    """
+    where = f"{source}!{INNER_NAME}"
+    inner = _inner_zip(data, source)
     try:
-        meta = json.loads(meta_bytes)
-        symbol = json.loads(symbol_bytes)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelArtifactError(f"{where}: meta.json or symbol.json is not valid JSON ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise ModelArtifactError(f"{where}/{META_NAME}: expected a JSON object")
-    arrays = load_ndarrays(params_bytes, f"{where}/{PARAMS_NAME}")
+        with inner, zipfile.ZipFile(inner) as zf:
+            members = set(zf.namelist())
+            # SageMaker's own FM artifact holds symbol.json and params (the layout MXNet's Module.load reads:
+            # https://aws.amazon.com/blogs/machine-learning/extending-amazon-sagemaker-factorization-machines-algorithm-to-predict-top-x-recommendations/);
+            # meta.json is ours, so either it or symbol.json must be there.
+            missing = [PARAMS_NAME] if PARAMS_NAME not in members else []
+            if META_NAME not in members and SYMBOL_NAME not in members:
+                missing.append(f"{META_NAME} and {SYMBOL_NAME}")
+            if missing:
+                listing = ", ".join(sorted(members)[:10]) or "nothing"
+                raise ModelArtifactError(f"{where}: missing {', '.join(missing)} (found {listing})")
+            meta_bytes = _read_capped(zf, META_NAME, MAX_JSON_BYTES, where) if META_NAME in members else b"{}"
+            symbol_bytes = (
+                _read_capped(zf, SYMBOL_NAME, MAX_JSON_BYTES, where) if SYMBOL_NAME in members else b"{}"
+            )
+            try:
+                meta = json.loads(meta_bytes)
+                symbol = json.loads(symbol_bytes)
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+                raise ModelArtifactError(
+                    f"{where}: meta.json or symbol.json is not valid JSON ({exc})"
+                ) from exc
+            if not isinstance(meta, dict):
+                raise ModelArtifactError(f"{where}/{META_NAME}: expected a JSON object")
+            if not isinstance(symbol, dict):
+                raise ModelArtifactError(f"{where}/{SYMBOL_NAME}: expected a JSON object")
+            training = meta.get("training_parameters")
+            training = training if isinstance(training, dict) else {}
+            hyperparameters = {str(k): str(val) for k, val in training.items()}
+            dim, factors = _declared_dims(hyperparameters, symbol, where)
+            max_elements = dim * (factors or 1) if dim is not None else MAX_ELEMENTS
+            # float64 at worst, plus row indices and per-array headers and names
+            params_cap = min(MAX_INNER_BYTES, 8 * (1 + 2 * max_elements) + 16 * (dim or 0) + (64 << 10))
+            params_bytes = _read_capped(zf, PARAMS_NAME, params_cap, where)
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        zlib.error,
+        NotImplementedError,
+    ) as exc:
+        raise ModelArtifactError(f"{where}: not a readable zip archive ({exc})") from exc
+    arrays = load_ndarrays(params_bytes, f"{where}/{PARAMS_NAME}", max_elements=max(max_elements, 1))
     found: dict[str, np.ndarray] = {}
     for key in (W0, W1, V):
         value = arrays.get(f"arg:{key}", arrays.get(key))
@@ -195,33 +359,47 @@ def load_model_bytes(data: bytes, source: str = "model.tar.gz") -> FMModel:
                 f"{where}/{PARAMS_NAME}: no arg:{key} (found {', '.join(arrays) or 'no arrays'})"
             )
         found[key] = value
-    v = found[V].astype(np.float32)
-    w = found[W1].astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf: refused below
+        v = found[V].astype(np.float32)
+        w = found[W1].astype(np.float32)
     if v.ndim != 2 or w.size != v.shape[0] or found[W0].size != 1:
         raise ModelArtifactError(
             f"{where}/{PARAMS_NAME}: inconsistent shapes w0 {found[W0].shape}, w1 {w.shape}, v {v.shape}; "
             "expected (1,), (feature_dim, 1), (feature_dim, num_factors)"
         )
-    training = meta.get("training_parameters")
-    training = training if isinstance(training, dict) else {}
-    hyperparameters = {str(k): str(val) for k, val in training.items()}
     predictor_type = hyperparameters.get("predictor_type") or _predictor_from_symbol(symbol)
     if predictor_type not in PREDICTOR_TYPES:
         raise ModelArtifactError(
             f"{where}: predictor_type {predictor_type!r} in meta.json; "
             f"expected one of {', '.join(PREDICTOR_TYPES)}"
         )
-    declared = hyperparameters.get("feature_dim")
-    if declared is not None and declared.strip() != str(v.shape[0]):
+    if dim is not None and dim != v.shape[0]:
+        raise ModelArtifactError(f"{where}: meta.json feature_dim {dim} but params hold {v.shape[0]} rows")
+    if factors is not None and factors != v.shape[1]:
         raise ModelArtifactError(
-            f"{where}: meta.json feature_dim {declared} but params hold {v.shape[0]} rows"
+            f"{where}: meta.json num_factors {factors} but params hold {v.shape[1]} factors"
         )
-    params = FMParams(w0=float(found[W0].reshape(-1)[0]), w=np.ascontiguousarray(w.reshape(-1)), V=v)
+    w0 = found[W0].astype(np.float64).reshape(-1)
+    for key, array in ((W0, w0), (W1, w), (V, v)):
+        bad = np.size(array) - int(np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise ModelArtifactError(
+                f"{where}/{PARAMS_NAME}: {key} holds {bad} NaN or infinite value(s) (after conversion to "
+                "float32); a model with non-finite weights cannot score"
+            )
+    params = FMParams(w0=float(w0[0]), w=np.ascontiguousarray(w.reshape(-1)), V=v)
+    if not hyperparameters:  # SageMaker's artifact has no meta.json: record what the model itself shows
+        hyperparameters = {
+            "feature_dim": str(params.feature_dim),
+            "num_factors": str(params.num_factors),
+            "predictor_type": predictor_type,
+        }
+        meta = {"training_parameters": dict(hyperparameters), **meta}
     return FMModel(params=params, predictor_type=predictor_type, hyperparameters=hyperparameters, meta=meta)
 
 
 def load_model_tar(path: str | Path) -> FMModel:
-    """Read model.tar.gz → model_algo-1 → params and meta.json (symbol.json if meta lacks predictor_type)."""
+    """Read model.tar.gz → model_algo-1 → params and meta.json (symbol.json when meta.json lacks a value)."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:

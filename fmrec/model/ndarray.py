@@ -16,6 +16,7 @@ Older files start an ndarray with 0xF993fac8 (V1: dense, int64 shape) or with nd
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Mapping
 
@@ -42,6 +43,9 @@ TYPE_FLAGS: dict[int, np.dtype] = {
 }
 
 _NUM_AUX = {DEFAULT_STORAGE: 0, ROW_SPARSE_STORAGE: 1, CSR_STORAGE: 2}
+# A sparse array is a few bytes that can declare any dense shape: no array may hold more elements than this
+# (2^28 float32 is 1 GiB) unless the caller, who knows the model's dimensions, gives a tighter bound.
+DEFAULT_MAX_ELEMENTS = 1 << 28
 
 
 class NDArrayFormatError(InputError):
@@ -84,9 +88,16 @@ class _Reader:
         return tuple(int(d) for d in dims)
 
     def array(self, dtype: np.dtype, shape: tuple[int, ...], what: str) -> np.ndarray:
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        count = math.prod(shape)  # Python ints: a hostile shape cannot overflow, take() refuses it
         raw = self.take(count * dtype.itemsize, what)
         return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+    def check_size(self, shape: tuple[int, ...], max_elements: int, what: str) -> None:
+        count = math.prod(shape)
+        if count > max_elements:
+            raise self.fail(
+                f"{what} declares shape {shape} ({count:,} elements), above the {max_elements:,} allowed"
+            )
 
     def type_flag(self, what: str) -> np.dtype:
         flag = self.unpack("<i", what)
@@ -95,13 +106,14 @@ class _Reader:
         return TYPE_FLAGS[flag]
 
 
-def _read_ndarray(r: _Reader, index: int) -> np.ndarray | None:
+def _read_ndarray(r: _Reader, index: int, max_elements: int) -> np.ndarray | None:
     where = f"array {index}"
     magic = r.unpack("<I", f"{where} magic")
     if magic != V2_MAGIC:
         shape = r.shape(f"{where} shape", legacy_ndim=None if magic == V1_MAGIC else magic)
         if not shape:
             return None
+        r.check_size(shape, max_elements, where)
         r.take(8, f"{where} context")
         dtype = r.type_flag(f"{where} type flag")
         return r.array(dtype, shape, f"{where} data")
@@ -113,6 +125,7 @@ def _read_ndarray(r: _Reader, index: int) -> np.ndarray | None:
     shape = r.shape(f"{where} shape")
     if not shape:
         return None
+    r.check_size(shape, max_elements, where)  # before the dense array of a sparse one is allocated
     dev_type = r.unpack("<i", f"{where} context")
     r.unpack("<i", f"{where} device id")
     if dev_type not in (1, 2, 3, 5):
@@ -123,27 +136,36 @@ def _read_ndarray(r: _Reader, index: int) -> np.ndarray | None:
     aux_data = [r.array(t, s, f"{where} aux data") for t, s in aux]
     if stype == DEFAULT_STORAGE:
         return values
-    dense = np.zeros(shape, dtype=dtype)
     if stype == ROW_SPARSE_STORAGE:
-        rows = aux_data[0].astype(np.int64)
+        rows = aux_data[0].astype(np.int64).reshape(-1)
+        if values.shape != (rows.size, *shape[1:]):
+            raise r.fail(f"{where} row_sparse data {values.shape} does not match {rows.size} rows of {shape}")
         if rows.size and (rows.min() < 0 or rows.max() >= shape[0]):
             raise r.fail(f"{where} row_sparse index out of range")
-        dense[rows] = values.reshape((rows.size, *shape[1:]))
+        dense = np.zeros(shape, dtype=dtype)
+        dense[rows] = values
         return dense
-    indptr, indices = (a.astype(np.int64) for a in aux_data)
+    indptr, indices = (a.astype(np.int64).reshape(-1) for a in aux_data)
+    values = values.reshape(-1)
     if len(shape) != 2 or indptr.size != shape[0] + 1 or indptr[-1] != values.size:
         raise r.fail(f"{where} csr indptr does not match its shape")
+    if indices.size != values.size or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+        raise r.fail(f"{where} csr indptr or indices do not match its data")
     if indices.size and (indices.min() < 0 or indices.max() >= shape[1]):
         raise r.fail(f"{where} csr column index out of range")
+    dense = np.zeros(shape, dtype=dtype)
     rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
     dense[rows, indices] = values
     return dense
 
 
-def load_ndarrays(data: bytes, source: str = "<bytes>") -> dict[str, np.ndarray | None]:
+def load_ndarrays(
+    data: bytes, source: str = "<bytes>", max_elements: int = DEFAULT_MAX_ELEMENTS
+) -> dict[str, np.ndarray | None]:
     """Decode an NDArray list file into {name: array}; unnamed lists get names "0", "1", ...
 
-    Sparse arrays are returned dense; an empty (none) array is returned as None.
+    Sparse arrays are returned dense; an empty (none) array is returned as None. An array declaring more
+    than `max_elements` elements is refused before anything is allocated for it.
     """
     r = _Reader(data, source)
     if r.unpack("<Q", "header") != LIST_MAGIC:
@@ -153,7 +175,7 @@ def load_ndarrays(data: bytes, source: str = "<bytes>") -> dict[str, np.ndarray 
     count = r.unpack("<Q", "array count")
     if count > len(data):
         raise r.fail(f"array count {count} exceeds the file size")
-    arrays = [_read_ndarray(r, i) for i in range(count)]
+    arrays = [_read_ndarray(r, i, max_elements) for i in range(count)]
     n_names = r.unpack("<Q", "name count")
     if n_names not in (0, count):
         raise r.fail(f"{n_names} names for {count} arrays")
