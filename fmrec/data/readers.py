@@ -43,6 +43,9 @@ ML100K_GENRES = (
     "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
 )  # fmt: skip
 _MAX_EXAMPLES = 5
+# The largest user or movie id fmrec accepts: the API addresses userId 1..2^31-1 (docs/api.md), and the
+# encoders pack a (user, movie) pair into one int64 as user << 32 | movie.
+MAX_ID = 2**31 - 1
 
 
 @dataclass
@@ -131,13 +134,29 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     return s[keep]
 
 
-def _need_file(path: Path) -> None:
+def _need_file(path: Path, expected: str = "rating lines") -> None:
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, expected a file")
     if path.stat().st_size == 0:
-        raise InputError(f"{path}: empty file, expected rating lines")
+        raise InputError(f"{path}: empty file, expected {expected}")
+
+
+def _id_too_large(file: str, line: int, what: str, value: int) -> InputError:
+    return InputError(
+        f"{file}: line {line}: {what} id {value} is above {MAX_ID}, the largest id fmrec serves "
+        "(the API's userId is 1..2147483647); renumber the ids first"
+    )
+
+
+def _split_lines(text: str) -> list[str]:
+    """Lines split on LF only, a trailing CR dropped. str.splitlines() also splits on NEL (0x85), VT, FF and
+    0x1c-0x1e, which latin-1 text may hold inside a line: a bad row would be cut in two and kept."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
 def _fast_parse(raw: bytes, sep: str, header: bool) -> tuple[np.ndarray, ...] | None:
@@ -174,7 +193,7 @@ def _careful_parse(raw: bytes, sep: str, header: bool, q: FileQuality) -> tuple[
     stamps: list[int] = []
     lines: list[int] = []
     text = raw.decode("latin-1")
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_split_lines(text), start=1):
         if header and number == 1:
             continue
         if not line.strip():
@@ -197,6 +216,15 @@ def _careful_parse(raw: bytes, sep: str, header: bool, q: FileQuality) -> tuple[
         try:
             t = int(parts[3])
         except ValueError:
+            q.reject("non_numeric_timestamp", number, line)
+            continue
+        for what, value in (("user", u), ("movie", m)):
+            if value > MAX_ID:  # also keeps np.int64 below from overflowing
+                raise _id_too_large(q.file, number, what, value)
+        if u <= 0 or m <= 0:
+            q.reject("non_positive_id", number, line)  # here: an int64 cannot hold every negative number
+            continue
+        if not -(2**63) <= t < 2**63:
             q.reject("non_numeric_timestamp", number, line)
             continue
         users.append(u)
@@ -240,9 +268,13 @@ def read_ratings(
     def line_text(n: int) -> str:
         nonlocal text_lines
         if text_lines is None:
-            text_lines = raw.decode("latin-1").splitlines()
+            text_lines = _split_lines(raw.decode("latin-1"))
         return text_lines[n - 1].replace("\x1f", "::") if n - 1 < len(text_lines) else ""
 
+    for what, ids in (("user", user), ("movie", movie)):
+        if ids.size and ids.max() > MAX_ID:
+            at = int(np.argmax(ids > MAX_ID))
+            raise _id_too_large(str(path), int(line[at]), what, int(ids[at]))
     keep = np.ones(user.size, dtype=bool)
     for reason, bad in (
         ("non_positive_id", (user <= 0) | (movie <= 0)),
@@ -296,9 +328,11 @@ def read_ratings(
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
 
 
-def _lines(path: Path, encoding: str) -> list[str]:
-    _need_file(path)
-    return [ln for ln in path.read_text(encoding=encoding).splitlines() if ln.strip()]
+def _lines(path: Path, encoding: str, expected: str) -> list[tuple[int, str]]:
+    """(line number, text) of the non-blank lines of a metadata file."""
+    _need_file(path, expected)
+    text = path.read_text(encoding=encoding)
+    return [(n, ln) for n, ln in enumerate(_split_lines(text), start=1) if ln.strip()]
 
 
 def _year(title: str, date: str = "") -> int:
@@ -316,9 +350,9 @@ def read_movies_100k(path: Path) -> Movies:
     genre_path = path.with_name("u.genre")
     genre_names: list[str] | None = None
     if genre_path.exists():
-        genre_names = [ln.split("|")[0] for ln in _lines(genre_path, "latin-1")]
+        genre_names = [ln.split("|")[0] for _, ln in _lines(genre_path, "latin-1", "'genre|id' lines")]
     ids, titles, genres, years = [], [], [], []
-    for number, line in enumerate(_lines(path, "latin-1"), start=1):
+    for number, line in _lines(path, "latin-1", "movie lines 'id|title|release date|video date|url|flags'"):
         parts = line.split("|")
         flags = parts[5:]
         names = genre_names or list(ML100K_GENRES)
@@ -335,7 +369,7 @@ def read_movies_100k(path: Path) -> Movies:
 
 def read_movies_1m(path: Path) -> Movies:
     ids, titles, genres, years = [], [], [], []
-    for number, line in enumerate(_lines(path, "latin-1"), start=1):
+    for number, line in _lines(path, "latin-1", "movie lines 'MovieID::Title::Genre|Genre'"):
         parts = line.split("::")
         if len(parts) != 3 or not parts[0].isdigit():
             raise _movie_error(path, number, line, "'MovieID::Title::Genre|Genre'")
@@ -347,7 +381,7 @@ def read_movies_1m(path: Path) -> Movies:
 
 
 def read_movies_csv(path: Path) -> Movies:
-    _need_file(path)
+    _need_file(path, "a 'movieId,title,genres' header and movie lines")
     ids, titles, genres, years = [], [], [], []
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh)
@@ -368,7 +402,7 @@ def read_movies_csv(path: Path) -> Movies:
 
 def read_users_100k(path: Path) -> Users:
     ids, ages, genders, occs = [], [], [], []
-    for number, line in enumerate(_lines(path, "latin-1"), start=1):
+    for number, line in _lines(path, "latin-1", "user lines 'id|age|M/F|occupation|zip'"):
         parts = line.split("|")
         if len(parts) != 5 or not parts[0].isdigit() or not parts[1].isdigit() or parts[2] not in ("M", "F"):
             raise InputError(
@@ -383,7 +417,7 @@ def read_users_100k(path: Path) -> Users:
 
 def read_users_1m(path: Path) -> Users:
     ids, ages, genders, occs = [], [], [], []
-    for number, line in enumerate(_lines(path, "latin-1"), start=1):
+    for number, line in _lines(path, "latin-1", "user lines 'UserID::M/F::Age::Occupation::Zip'"):
         parts = line.split("::")
         ok = len(parts) == 5 and parts[0].isdigit() and parts[2].isdigit() and parts[3].isdigit()
         if not ok or parts[1] not in ("M", "F") or int(parts[3]) >= len(ML1M_OCCUPATIONS):
@@ -417,6 +451,25 @@ def detect_layout(folder: str | Path) -> str:
         f"{folder}: not a MovieLens folder: expected u.data or ua.base (ml-100k), ratings.dat (ml-1m) "
         f"or ratings.csv (ml-latest, ml-25m, ml-32m)"
     )
+
+
+MOVIE_FILES = {"ml-100k": "u.item", "ml-1m": "movies.dat", "ml-latest": "movies.csv"}
+
+
+def title_coverage(ds: Dataset, movie_ids: np.ndarray) -> dict[str, Any]:
+    """Which of `movie_ids` (the rated movies) have no title: no movie file, or absent from it."""
+    source = str(ds.folder / MOVIE_FILES[ds.layout]) if ds.movies is not None else None
+    known = sorted_unique(ds.movies.ids) if ds.movies is not None else np.empty(0, np.int64)
+    missing = movie_ids
+    if known.size:
+        pos = np.minimum(np.searchsorted(known, movie_ids), known.size - 1)
+        missing = movie_ids[known[pos] != movie_ids]
+    return {
+        "source": source,
+        "movies": int(movie_ids.size),
+        "movies_without_title": int(missing.size),
+        "examples": [int(m) for m in missing[:10]],
+    }
 
 
 def holdout_split(r: Ratings, per_user: int, seed: int) -> tuple[Ratings, Ratings]:

@@ -39,7 +39,16 @@ import scipy.sparse as sp
 
 from fmrec.codec.recordio import write_spmatrix
 from fmrec.data.options import AUX_MOVIE, AUX_USER, PreprocessConfig, build_arg_parser, config_from_args
-from fmrec.data.readers import DUPLICATE_POLICY, Dataset, Movies, Ratings, Users, load_dataset, sorted_unique
+from fmrec.data.readers import (
+    DUPLICATE_POLICY,
+    Dataset,
+    Movies,
+    Ratings,
+    Users,
+    load_dataset,
+    sorted_unique,
+    title_coverage,
+)
 from fmrec.errors import FmrecError, InputError, OutputError
 from fmrec.io_utils import atomic_dir
 from fmrec.serving.lookup import Lookup, write_lookup
@@ -373,7 +382,15 @@ def preprocess(data_dir: str | Path, out: Path, cfg: PreprocessConfig) -> dict[s
         "rows_rejected": sum(q.rows_rejected for q in files),
         "duplicate_policy": DUPLICATE_POLICY,
         "unknown_in_test": unknown,
+        "titles": (t := title_coverage(ds, enc.movie_ids)),
     }
+    if t["movies_without_title"]:
+        log.warning(
+            "%d of %d rated movies have no title (%s); the API will show them with an empty title",
+            t["movies_without_title"],
+            t["movies"],
+            f"not in {t['source']}, e.g. movie ids {t['examples'][:5]}" if t["source"] else "no movie file",
+        )
     (out / "manifest").mkdir(parents=True, exist_ok=True)
     (out / "manifest" / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     (out / "manifest" / "data_quality.json").write_text(json.dumps(quality, indent=2) + "\n")

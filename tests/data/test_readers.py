@@ -141,3 +141,102 @@ def test_detect_layout_errors(tmp_path: Path) -> None:
         detect_layout(tmp_path / "nope")
     with pytest.raises(InputError, match="not a MovieLens folder"):
         detect_layout(tmp_path)
+
+
+# --- hostile ratings and metadata files (issue 14 items 6, 8, 13) ------------------------------------------
+
+
+def _good_rows(n: int = 60) -> list[str]:
+    return [f"{1 + i % 6}\t{1 + i // 6}\t4\t88000{i}" for i in range(n)]
+
+
+@pytest.mark.parametrize("uid", [2**63, 10**30])
+def test_a_user_id_beyond_int64_is_a_clear_error(tmp_path: Path, uid: int) -> None:
+    path = tmp_path / "r.data"
+    path.write_text(
+        "\n".join([*_good_rows(), f"{uid}\t1\t4\t1", "x\ty\tz\tw"]) + "\n"
+    )  # forces the careful parser
+    with pytest.raises(InputError, match=rf"r\.data: line 61: user id {uid} is above 2147483647"):
+        read_ratings(path)
+
+
+@pytest.mark.parametrize(("row", "what"), [("2147483648\t1\t4\t1", "user"), ("1\t4294967296\t4\t1", "movie")])
+def test_ids_the_api_cannot_address_are_refused(tmp_path: Path, row: str, what: str) -> None:
+    """ids of 2^31 and above fit int64 (the fast parser) but not the API's userId: preprocess refuses them."""
+    path = tmp_path / "r.data"
+    path.write_text("\n".join([*_good_rows(), row]) + "\n")
+    with pytest.raises(InputError, match=rf"r\.data: line 61: {what} id \d+ is above 2147483647"):
+        read_ratings(path)
+    path.write_text("\n".join([*_good_rows(), "2147483647\t2147483647\t4\t1"]) + "\n")
+    assert read_ratings(path).user.max() == 2**31 - 1
+
+
+def test_hugely_negative_ids_and_timestamps_are_rejected_rows(tmp_path: Path) -> None:
+    path = tmp_path / "r.data"
+    path.write_text("\n".join([*_good_rows(100), f"{-(10**30)}\t1\t4\t1", f"1\t1\t4\t{10**30}"]) + "\n")
+    q = read_ratings(path, max_reject_fraction=0.1).quality
+    assert (q.rejected["non_positive_id"], q.rejected["non_numeric_timestamp"]) == (1, 1)
+    assert [e["line"] for e in q.examples] == [101, 102]
+
+
+@pytest.mark.parametrize("char", ["\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"])
+def test_careful_parser_splits_on_newline_only(tmp_path: Path, char: str) -> None:
+    """A latin-1 byte that str.splitlines() takes for a line break stays inside its line."""
+    path = tmp_path / "r.data"
+    rows = _good_rows(100)
+    rows[10] = f"1\t99\t4\t881250{char}949"  # a bad timestamp: the whole row is rejected
+    rows[50] = "2\t98\tx\t1"  # a later bad row keeps its true line number
+    path.write_bytes(("\n".join(rows) + "\r\n").encode("latin-1"))
+    r = read_ratings(path, max_reject_fraction=0.1)
+    q = r.quality
+    assert q.rows_read == 100 and q.rows_kept == 98
+    assert [(e["line"], e["reason"]) for e in q.as_dict()["examples"]] == [
+        (11, "non_numeric_timestamp"),
+        (51, "non_numeric_rating"),
+    ]
+    assert 99 not in r.movie.tolist()
+
+
+def test_rejection_texts_are_looked_up_by_true_line_number(tmp_path: Path) -> None:
+    """A duplicate's example text comes from a second pass over the file: it must count lines the same way."""
+    path = tmp_path / "r.data"
+    rows = _good_rows(100)
+    rows[2] = "1\t97\t4\t88\x1c1"  # a bad row holding 0x1c
+    rows[5] = "3\t50\t4\t1"
+    rows[6] = "3\t50\t4\t2"  # the same pair later: line 6 is the rejected duplicate
+    path.write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+    q = read_ratings(path, max_reject_fraction=0.1).quality
+    assert q.as_dict()["examples"] == [
+        {"line": 3, "reason": "non_numeric_timestamp", "text": "1\t97\t4\t88\x1c1"},
+        {"line": 6, "reason": "duplicate", "text": "3\t50\t4\t1"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("u.item", r"u\.item: empty file, expected movie lines"),
+        ("u.user", r"u\.user: empty file, expected user lines"),
+    ],
+)
+def test_empty_metadata_files_name_what_they_should_hold(
+    ml100k: Path, tmp_path: Path, name: str, expected: str
+) -> None:
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    for f in ("ua.base", "ua.test", "u.item", "u.user"):
+        (folder / f).write_bytes((ml100k / f).read_bytes())
+    (folder / name).write_text("")
+    with pytest.raises(InputError, match=expected):
+        load_dataset(folder)
+
+
+def test_metadata_line_numbers_count_blank_lines(ml100k: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    for f in ("ua.base", "ua.test", "u.user"):
+        (folder / f).write_bytes((ml100k / f).read_bytes())
+    items = (ml100k / "u.item").read_bytes().split(b"\n")
+    (folder / "u.item").write_bytes(b"\n".join([items[0], b"", items[1], b"9|broken"]) + b"\n")
+    with pytest.raises(InputError, match=r"u\.item: line 4: malformed movie line '9\|broken'"):
+        load_dataset(folder)
