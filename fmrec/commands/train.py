@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fmrec.errors import InputError, OutputError
+from fmrec.errors import FmrecError, InputError, OutputError
 
 
 def _parse_hp(items: list[str]) -> dict[str, str]:
@@ -36,7 +36,13 @@ def _manifest_feature_dim(channels: Path) -> str | None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from twins.training.job import FAILURE_NAME, run_training
+    from twins.training.job import (
+        FAILURE_NAME,
+        clear_previous_outputs,
+        failure_text,
+        run_training,
+        write_failure,
+    )
 
     log = logging.getLogger("fmrec.training")
     channels_dir = Path(args.channels)
@@ -68,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     output_dir = Path(args.output_dir) if args.output_dir else model_dir
     failure = output_dir / FAILURE_NAME
     try:
-        failure.unlink(missing_ok=True)
+        clear_previous_outputs(model_dir, output_dir)  # as the training-job twin: no stale model or metrics
     except OSError as exc:
         raise OutputError(f"{output_dir}: cannot write here ({exc.strerror or exc})") from exc
     progress = sys.stderr.isatty() if args.progress is None else args.progress
@@ -76,11 +82,14 @@ def run(args: argparse.Namespace) -> int:
         doc: dict[str, Any] = run_training(
             hp, channels, model_dir, output_dir, seed=args.seed, progress=progress
         )
-    except InputError as exc:
-        from fmrec.io_utils import atomic_write_text
-
-        atomic_write_text(failure, f"{exc}\n")
-        raise
+    except Exception as exc:
+        text, code = failure_text(exc)
+        write_failure(failure, text)
+        if code == 1:
+            raise  # an internal error: its traceback is the report
+        if isinstance(exc, FmrecError):
+            raise
+        raise OutputError(text.strip()) from exc
     final = doc["final_metrics"]
     summary = ", ".join(f"{k}={v:.4f}" for k, v in final.items() if isinstance(v, float))
     print(f"model: {model_dir / 'model.tar.gz'}")

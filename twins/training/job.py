@@ -42,7 +42,14 @@ def read_channel(folder: Path, channel: str) -> tuple[Any, Any]:
     files = channel_files(folder)
     if not files:
         raise InputError(f"{folder}: the {channel} channel holds no files; expected recordIO-protobuf shards")
-    X, y = read_spmatrix(files)
+    try:
+        X, y = read_spmatrix(files)
+    except (ValueError, OverflowError) as exc:  # a record the codec did not foresee (a shape of 2^63, ...)
+        raise InputError(
+            f"{folder}: the {channel} channel holds a malformed recordIO-protobuf record "
+            f"({type(exc).__name__}: {exc}); expected Float32 tensors as SageMaker's "
+            "write_spmatrix_to_sparse_tensor writes them"
+        ) from exc
     if X.shape[0] == 0:
         raise InputError(f"{folder}: the {channel} channel holds no records ({len(files)} empty file(s))")
     return X, y
@@ -174,6 +181,42 @@ def _read_config(root: Path) -> tuple[dict[str, object], dict[str, Path]]:
     return raw, channels
 
 
+def clear_previous_outputs(model_dir: Path, output_dir: Path) -> None:
+    """Remove what an earlier run left in these folders (model, metrics, failure) before a new run starts.
+
+    SageMaker starts every job in a fresh container, so a job's outputs are only ever its own: a failed or
+    killed run must not leave the previous model looking current beside its failure file.
+    """
+    for stale in (output_dir / FAILURE_NAME, model_dir / MODEL_NAME, output_dir / "data" / METRICS_NAME):
+        stale.unlink(missing_ok=True)
+
+
+def failure_text(exc: BaseException) -> tuple[str, int]:
+    """The failure file's text and the exit code for an exception that ended a training run.
+
+    SageMaker returns the first 1024 characters of /opt/ml/output/failure as the job's FailureReason
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-output.html) and turns a
+    non-zero exit into a Failed job
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-signal-success-failure.html).
+    """
+    if isinstance(exc, FmrecError):
+        return f"{exc}\n", exc.exit_code
+    if isinstance(exc, OSError):
+        error = OutputError(
+            f"{exc.filename or 'output'}: cannot write the job's output ({exc.strerror or exc})"
+        )
+        return f"{error}\n", error.exit_code
+    return f"InternalServerError: {type(exc).__name__}: {exc}\n", 1
+
+
+def write_failure(path: Path, text: str) -> None:
+    """Write the failure file; if even that fails, the log is all that is left."""
+    try:
+        atomic_write_text(path, text)
+    except OutputError as exc:
+        log.error("cannot write the failure file: %s", exc)
+
+
 def run_training_job(root: str | Path, *, seed: int = 0, progress: bool = False) -> int:
     """Run one training job over SageMaker's container layout under `root`; 0 on success.
 
@@ -184,27 +227,15 @@ def run_training_job(root: str | Path, *, seed: int = 0, progress: bool = False)
     root = Path(root)
     failure = root / "output" / FAILURE_NAME
     try:
-        failure.unlink(missing_ok=True)
-        (root / "model" / MODEL_NAME).unlink(missing_ok=True)
+        clear_previous_outputs(root / "model", root / "output")
         raw, channels = _read_config(root)
         run_training(raw, channels, root / "model", root / "output", seed=seed, progress=progress)
-    except (FmrecError, OSError) as exc:
-        if isinstance(exc, OSError):
-            exc = OutputError(
-                f"{exc.filename or root}: cannot write the job's output ({exc.strerror or exc})"
-            )
-        log.error("training job failed: %s", exc)
-        _write_failure(failure, f"{exc}\n")
-        return exc.exit_code
     except Exception as exc:
-        log.error("training job failed with an internal error:\n%s", traceback.format_exc())
-        _write_failure(failure, f"InternalServerError: {type(exc).__name__}: {exc}\n")
-        return 1
+        text, code = failure_text(exc)
+        if code == 1:
+            log.error("training job failed with an internal error:\n%s", traceback.format_exc())
+        else:
+            log.error("training job failed: %s", text.strip())
+        write_failure(failure, text)
+        return code
     return 0
-
-
-def _write_failure(path: Path, text: str) -> None:
-    try:
-        atomic_write_text(path, text)
-    except OutputError as exc:  # the output folder itself is unwritable: the log is all that is left
-        log.error("cannot write the failure file: %s", exc)
