@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from twins.pipeline.graph import all_steps
 from twins.pipeline.runner import (
     LocalRun,
     ParameterError,
@@ -89,6 +90,16 @@ def test_gate_failure_shows_the_reason_and_registers_nothing(
         ({"GateMinAuc": "high"}, "GateMinAuc=high: expected float"),
         ({"InputDataUrl": "/no/such/folder"}, "does not exist"),
         ({"InputDataUrl": "s3://bucket/data"}, "pass --data-dir"),
+        (
+            {"Epochs": "-1"},
+            r"--param Epochs=-1: hyperparameter epochs: -1 is out of range; expected an integer >= 1",
+        ),
+        (
+            {"MiniBatchSize": "0"},
+            r"--param MiniBatchSize=0: hyperparameter mini_batch_size: 0 is out of range",
+        ),
+        ({"NumFactors": "0"}, r"--param NumFactors=0: hyperparameter num_factors"),
+        ({"FactorsLr": "-0.5"}, r"--param FactorsLr=-0.5: hyperparameter factors_lr"),
     ],
 )
 def test_bad_parameters_fail_before_any_step(
@@ -108,8 +119,12 @@ def test_split_assignments_needs_name_and_value() -> None:
 def test_a_failed_step_stops_the_run_names_it_and_keeps_its_log(
     local_definition: dict[str, Any], tiny_data: Path, tmp_path: Path
 ) -> None:
+    # A bad value in the definition itself (a bad --param is refused before any step runs)
+    definition = json.loads(json.dumps(local_definition))
+    train = next(s for s in all_steps(definition) if s["Name"] == "TrainModel")
+    train["Arguments"]["HyperParameters"]["mini_batch_size"] = "0"
     with pytest.raises(StepFailed, match=r"step TrainModel failed: .*mini_batch_size") as info:
-        _run(local_definition, tmp_path, InputDataUrl=str(tiny_data), MiniBatchSize="0")
+        _run(definition, tmp_path, InputDataUrl=str(tiny_data))
     log_path = Path(str(info.value).rsplit("log: ", 1)[1])
     assert log_path.is_file() and "mini_batch_size" in log_path.read_text()
     record = json.loads((log_path.parent.parent.parent / "run.json").read_text())

@@ -528,6 +528,47 @@ def _check_parameter_inputs(definition: Mapping[str, Any], parameters: Mapping[s
                     )
 
 
+def _parameter_names(value: Any) -> set[str]:
+    """Names of the pipeline parameters an expression reads ({"Get": "Parameters.Epochs"} -> Epochs)."""
+    if isinstance(value, Mapping):
+        ref = value.get("Get")
+        if set(value) == {"Get"} and str(ref).startswith("Parameters."):
+            return {str(ref).split(".", 1)[1]}
+        return set().union(*(_parameter_names(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_parameter_names(v) for v in value)) if value else set()
+    return set()
+
+
+def _check_parameter_hyperparameters(definition: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:
+    """Hyperparameters set by pipeline parameters (Epochs -> epochs) are validated before the first step runs:
+    --param Epochs=-1 fails at once instead of at TrainModel, after preprocess has run."""
+    from fmrec.model.hyperparameters import HYPERPARAMETERS, parse_hyperparameters
+
+    probe = LocalRun(definition, Path("/nonexistent"), "", parameters, Registry("/nonexistent"), print)
+    # parse_hyperparameters checks a whole set; these stand in for the required ones a step computes later.
+    stand_ins = {"feature_dim": "1", "num_factors": "1", "predictor_type": "regressor"}
+    for step in all_steps(definition):
+        args = step.get("Arguments", {})
+        if step.get("Type") == "Training":
+            hps = args.get("HyperParameters")
+        else:
+            hps = (args.get("TrainingJobDefinition") or {}).get("StaticHyperParameters")
+        for key, value in (hps or {}).items():
+            names = _parameter_names(value)
+            if not names or key not in HYPERPARAMETERS:
+                continue
+            try:
+                resolved = probe.resolve(value)
+            except FmrecError:
+                continue  # it also reads a step's output: checked when that step has run
+            try:
+                parse_hyperparameters({**stand_ins, key: resolved})
+            except InputError as exc:
+                given = ", ".join(f"{n}={parameters[n]}" for n in sorted(names))
+                raise ParameterError(f"--param {given}: {exc} (step {step.get('Name')})") from None
+
+
 def new_run_folder(runs_root: Path) -> tuple[str, Path]:
     """A fresh folder runs_root/<UTC time>-<random>; mkdir without exist_ok, so nothing is ever reused."""
     runs_root.mkdir(parents=True, exist_ok=True)
@@ -553,6 +594,7 @@ def run_local(
     parameters = parse_parameters(definition, overrides or {})
     topological_order(definition)
     _check_parameter_inputs(definition, parameters)
+    _check_parameter_hyperparameters(definition, parameters)
     run_id, folder = new_run_folder(runs_root)
     atomic_write_text(folder / "definition.json", json.dumps(definition, indent=2))
     progress(f"run {run_id}: {folder}")
