@@ -35,7 +35,8 @@ MXNET_VERSION = 10300
 _OUTPUT_OPS = {BINARY_CLASSIFIER: "LogisticRegressionOutput", REGRESSOR: "LinearRegressionOutput"}
 # Bounds on what a model artifact may make a reader allocate (a hostile archive is a few KB that expands).
 MAX_ELEMENTS = 1 << 28  # feature_dim x num_factors: 1 GiB of float32
-MAX_INNER_BYTES = 1 << 30  # model_algo-1, spooled to disk past 64 MiB
+MAX_INNER_BYTES = 1 << 30  # model_algo-1
+SPOOL_BYTES = 16 << 20  # model_algo-1 is held in memory up to this size, then in a temporary file
 MAX_ARCHIVE_BYTES = MAX_INNER_BYTES + (1 << 20)  # the whole decompressed tar stream
 MAX_JSON_BYTES = 16 << 20  # symbol.json, meta.json
 
@@ -208,7 +209,7 @@ def _member_kind(member: tarfile.TarInfo) -> str:
 
 
 def _inner_zip(data: bytes, source: str) -> IO[bytes]:
-    """model_algo-1's bytes, in a spooled file (memory up to 64 MiB, then disk), every size capped."""
+    """model_algo-1's bytes, in a spooled file (memory up to SPOOL_BYTES, then disk), every size capped."""
     too_big = lambda: ModelArtifactError(  # noqa: E731
         f"{source}: decompresses to more than {MAX_ARCHIVE_BYTES:,} bytes; refused (an archive bomb?)"
     )
@@ -230,7 +231,7 @@ def _inner_zip(data: bytes, source: str) -> IO[bytes]:
                     )
                 fh = tf.extractfile(member)
                 assert fh is not None  # a regular file always has a reader
-                out = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 (returned open)
+                out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (returned open)
                 try:
                     shutil.copyfileobj(fh, out, 1 << 20)
                     out.seek(0)
