@@ -63,7 +63,10 @@ class ServedEndpoint:
         media = protocol.request_content_type(content_type)
         out_type = protocol.response_content_type(accept)
         X = protocol.parse_request(body, media, self.feature_dim)
-        scores = np.asarray(fm.predict(self.model.params, X, self.predictor_type), dtype=np.float32)
+        # The raw score is checked, not the probability: the sigmoid would hide an overflow as 0 or 1.
+        raw = fm.raw_scores(self.model.params, X)
+        protocol.check_scores(raw, body, media)
+        scores = np.asarray(fm.link(raw, self.predictor_type), dtype=np.float32)
         return protocol.encode_response(scores, self.predictor_type, out_type), out_type
 
 
