@@ -79,7 +79,9 @@ RAGGED = [
 @pytest.mark.parametrize("instance", RAGGED, ids=range(len(RAGGED)))
 @pytest.mark.parametrize("media", [protocol.JSON, protocol.JSONLINES])
 def test_ragged_nested_arrays_are_400_naming_the_instance(app: Any, instance: Any, media: str) -> None:
-    body = orjson.dumps({"instances": [GOOD, instance]}) if media == protocol.JSON else jsonl([GOOD, instance])
+    body = (
+        orjson.dumps({"instances": [GOOD, instance]}) if media == protocol.JSON else jsonl([GOOD, instance])
+    )
     status, doc = post(app, body, media)
     assert status == 400, doc
     assert ("instances[1]" if media == protocol.JSON else "line 2") in doc["message"]
@@ -92,7 +94,9 @@ def test_ragged_nested_arrays_are_400_naming_the_instance(app: Any, instance: An
 )
 @pytest.mark.parametrize("media", [protocol.JSON, protocol.JSONLINES])
 def test_values_beyond_float32_are_400_naming_the_instance(app: Any, instance: Any, media: str) -> None:
-    body = orjson.dumps({"instances": [GOOD, instance]}) if media == protocol.JSON else jsonl([GOOD, instance])
+    body = (
+        orjson.dumps({"instances": [GOOD, instance]}) if media == protocol.JSON else jsonl([GOOD, instance])
+    )
     status, doc = post(app, body, media)
     assert status == 400, doc
     assert ("instances[1]" if media == protocol.JSON else "line 2") in doc["message"]
@@ -207,4 +211,3 @@ def test_instance_name_skips_blank_lines() -> None:
     assert protocol.instance_name(b'{"features": []}', protocol.JSON, 0) == "request body"
     with pytest.raises(EndpointRequestError, match="line 2"):
         protocol.check_scores(np.array([1.0, np.nan]), b"{}\n{}", protocol.JSONLINES)
-

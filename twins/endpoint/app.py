@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -155,6 +155,13 @@ def _too_large(size: int) -> EndpointRequestError:
     )
 
 
+def _gone(name: str) -> Response:
+    # The client closed the connection (or the server did, on a request-read limit) before the body was in:
+    # nobody reads this answer, and it is not the server's failure.
+    log.info("client disconnected before sending the whole request to %s", name)
+    return Response(b"", 400)
+
+
 def create_app(endpoints: Sequence[ServedEndpoint]) -> Starlette:
     """The ASGI app serving `endpoints`; the first one also answers the container path /invocations."""
     if not endpoints:
@@ -179,6 +186,8 @@ def create_app(endpoints: Sequence[ServedEndpoint]) -> Starlette:
             out, media = await invoke(default, request, body)
         except EndpointRequestError as exc:
             return _container_error(exc, default.variant)
+        except ClientDisconnect:
+            return _gone(default.name)
         except Exception:
             log.exception("invocation failed on %s", default.name)
             err = EndpointRequestError(
@@ -190,13 +199,15 @@ def create_app(endpoints: Sequence[ServedEndpoint]) -> Starlette:
     async def runtime_invocations(request: Request) -> Response:
         name = request.path_params["name"]
         endpoint = by_name.get(name)
-        if endpoint is None:
-            await _drain(request)
-            return _runtime_error(
-                400, "ValidationError", f"Endpoint {name} of account {TWIN_ACCOUNT} not found."
-            )
         try:
+            if endpoint is None:
+                await _drain(request)
+                return _runtime_error(
+                    400, "ValidationError", f"Endpoint {name} of account {TWIN_ACCOUNT} not found."
+                )
             body = await _read_body(request)
+        except ClientDisconnect:
+            return _gone(name)
         except EndpointRequestError as exc:
             if exc.status == 413:
                 return _runtime_error(413, "ValidationError", str(exc))

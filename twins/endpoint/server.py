@@ -33,8 +33,16 @@ from twins.endpoint.app import (
     load_endpoints,
     specs_to_env,
 )
+from twins.http_limits import Limits, protocol_factory
 
 log = logging.getLogger(__name__)
+
+# Per worker process (docs/endpoint.md, "Limits"). SageMaker documents no such limits for a container; these
+# keep memory bounded: at most 128 connections, each with a head of at most 32 KiB and a body of at most 6 MB
+# (protocol.MAX_PAYLOAD_BYTES) that must arrive within 30 s. The model must answer within 60 s
+# (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html), so a client
+# that needs longer than half of that only to send its request gets a 408.
+ENDPOINT_LIMITS = Limits(max_connections=128, max_head_bytes=32 * 1024, request_timeout=30.0)
 
 # SageMaker's pattern for EndpointName and VariantName (botocore service models).
 _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
@@ -147,6 +155,7 @@ def _worker_main(
         access_log=access_log,
         lifespan="off",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        http=protocol_factory(ENDPOINT_LIMITS),
     )
     # uvicorn re-raises the signal it shut down on; a terminal's Ctrl-C then needs no traceback per worker.
     with contextlib.suppress(KeyboardInterrupt):
@@ -221,11 +230,13 @@ def start_in_background(
     workers: int = 1,
     process: bool = False,
     startup_timeout: float = 60.0,
+    limits: Limits = ENDPOINT_LIMITS,
 ) -> BackgroundServer:
     """Start the twin and return once /ping answers 200.
 
     In-process (a uvicorn thread, one event loop) by default; `process=True` runs `fmrec serve endpoint` as a
     child process with `workers` workers. port 0 picks a free loopback port (see `.port` / `.url`).
+    `limits` applies in-process; a child process always has ENDPOINT_LIMITS.
     """
     models = [model_path] if isinstance(model_path, str | os.PathLike) else list(model_path)
     names = [name] if isinstance(name, str) else list(name)
@@ -235,12 +246,14 @@ def start_in_background(
         return _start_process(specs, host, port or free_port(host), workers, startup_timeout)
     if workers != 1:
         raise InputError("an in-process twin runs one event loop; use process=True for several workers")
-    return _start_thread(specs, host, port, startup_timeout)
+    return _start_thread(specs, host, port, startup_timeout, limits)
 
 
-def _start_thread(specs: Sequence[EndpointSpec], host: str, port: int, timeout: float) -> BackgroundServer:
+def _start_thread(
+    specs: Sequence[EndpointSpec], host: str, port: int, timeout: float, limits: Limits
+) -> BackgroundServer:
     app = create_app(load_endpoints(specs))
-    bound, stop = start_thread(app, host, port, label="endpoint twin", timeout=timeout)
+    bound, stop = start_thread(app, host, port, label="endpoint twin", timeout=timeout, limits=limits)
     names, variants = [s.name for s in specs], [s.variant for s in specs]
     return BackgroundServer(host, bound, stop, names=names, variants=variants)
 
