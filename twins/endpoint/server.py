@@ -119,8 +119,13 @@ def _family(host: str) -> socket.AddressFamily:
 
 
 def _claim_port(host: str, port: int) -> int:
-    """Check that (host, port) is free, without SO_REUSEPORT, so a second twin cannot join this one's port."""
+    """Check that (host, port) is free, without SO_REUSEPORT, so a second twin cannot join this one's port.
+
+    SO_REUSEADDR lets the probe bind while connections of a stopped twin linger in TIME_WAIT (up to 60 s on
+    Linux), yet still fails while a socket listens there.
+    """
     with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
@@ -130,13 +135,49 @@ def _claim_port(host: str, port: int) -> int:
         return int(probe.getsockname()[1])
 
 
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM this worker when the supervisor dies, even by SIGKILL, so no orphan keeps the port.
+
+    Linux: prctl(PR_SET_PDEATHSIG). Elsewhere: a thread that watches the parent id.
+    """
+    import ctypes
+    import ctypes.util
+
+    pr_set_pdeathsig = 1
+    libc_name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(libc_name, use_errno=True)
+        ok = libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        ok = False
+    if not ok:
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # the supervisor died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker_main(
-    specs_env: str, host: str, port: int, log_level: str, access_log: bool, reuse_port: bool
+    specs_env: str,
+    host: str,
+    port: int,
+    log_level: str,
+    access_log: bool,
+    reuse_port: bool,
+    parent: int | None = None,
 ) -> None:
     """One worker: load the models, then listen (so no connection waits on a loading worker), then serve."""
     import uvicorn
 
     from twins.endpoint.app import app_from_env
+
+    if parent is not None:
+        _die_with_parent(parent)
 
     os.environ[SPECS_ENV] = specs_env
     app = app_from_env()
@@ -171,7 +212,8 @@ def _supervise(worker_args: tuple[str, str, int, str, bool, bool], workers: int)
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def start() -> multiprocessing.process.BaseProcess:
-        proc = ctx.Process(target=_worker_main, args=worker_args, name="endpoint-worker")
+        args = (*worker_args, os.getpid())
+        proc = ctx.Process(target=_worker_main, args=args, name="endpoint-worker")
         proc.start()
         return proc
 
