@@ -211,3 +211,82 @@ def test_instance_name_skips_blank_lines() -> None:
     assert protocol.instance_name(b'{"features": []}', protocol.JSON, 0) == "request body"
     with pytest.raises(EndpointRequestError, match="line 2"):
         protocol.check_scores(np.array([1.0, np.nan]), b"{}\n{}", protocol.JSONLINES)
+
+
+# --- the per-worker budget for large bodies --------------------------------------------------------------
+
+
+def test_large_bodies_share_a_bounded_budget_small_ones_do_not_wait_for_it(
+    tmp_path_factory: pytest.TempPathFactory, make_model_tar: Any
+) -> None:
+    from twins.endpoint.app import FREE_BODY_BYTES
+
+    path = make_model_tar(tmp_path_factory.mktemp("b") / "model.tar.gz", "regressor", 5, D)
+    app = create_app(load_endpoints([EndpointSpec("fm", path, "v1")]), body_budget=4 * 1024 * 1024)
+    small = orjson.dumps({"instances": [GOOD]})
+
+    async def scenario() -> list[tuple[int, dict[bytes, bytes], bytes]]:
+        release = asyncio.Event()
+        answers: list[tuple[int, dict[bytes, bytes], bytes]] = []
+
+        def request(body: bytes, declared: int, hold: asyncio.Event | None, path: str) -> Any:
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "POST",
+                "scheme": "http",
+                "path": path,
+                "raw_path": path.encode(),
+                "query_string": b"",
+                "root_path": "",
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(declared).encode()),
+                ],
+                "client": ("127.0.0.1", 1),
+                "server": ("127.0.0.1", 8080),
+            }
+            sent_body = [False]
+            out: dict[str, Any] = {}
+
+            async def receive() -> dict[str, Any]:
+                if not sent_body[0]:
+                    sent_body[0] = True
+                    return {"type": "http.request", "body": body, "more_body": hold is not None}
+                if hold is not None:
+                    await hold.wait()
+                return {"type": "http.disconnect"}
+
+            async def send(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    out["status"], out["headers"] = message["status"], dict(message["headers"])
+                elif message["type"] == "http.response.body":
+                    out["body"] = out.get("body", b"") + message.get("body", b"")
+                    if not message.get("more_body"):
+                        answers.append((out["status"], out["headers"], out["body"]))
+
+            return app(scope, receive, send)
+
+        # A declares 3 MiB and stalls after 1 MiB: it holds 3 MiB - FREE_BODY_BYTES of the 4 MiB budget.
+        stalled = asyncio.ensure_future(request(b" " * (1 << 20), 3 << 20, release, "/invocations"))
+        await asyncio.sleep(0.05)
+        # B declares 2 MiB: no room, refused before its body is read (both paths).
+        await request(b"", 2 << 20, None, "/invocations")
+        await request(b"", 2 << 20, None, "/endpoints/fm/invocations")
+        # C is small: it needs nothing from the budget and is scored.
+        await request(small, len(small), None, "/invocations")
+        release.set()  # A's client goes away: its share comes back
+        await stalled
+        await request(b"", 3 << 20, None, "/invocations")  # room again (an empty body: a 400, not a 503)
+        assert FREE_BODY_BYTES < 1 << 20
+        return answers
+
+    answers = asyncio.run(scenario())
+    statuses = [status for status, _, _ in answers]
+    assert statuses[:3] == [503, 503, 200], answers
+    for _, headers, body in answers[:2]:
+        assert headers[b"connection"] == b"close" and headers[b"retry-after"] == b"1"
+        assert b"busy" in body
+    assert answers[1][1][b"x-amzn-errortype"] == b"ServiceUnavailable"
+    assert statuses[-1] == 400, answers  # A disconnected quietly; then a 3 MiB body finds room again
