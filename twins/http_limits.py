@@ -84,7 +84,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(part)
             super().data_received(part)
             if self._in_head and not self._refused and self._head_bytes > self.limits.max_head_bytes:
-                self._refuse_head(self._head_bytes, "bytes")
+                # no header complete yet: the request line alone is too long
+                what = "request line" if not self.headers else "request head"
+                self._refuse(
+                    414 if not self.headers else 431,
+                    f"{what} of more than {self.limits.max_head_bytes} bytes; the limit is "
+                    f"{self.limits.max_head_bytes}",
+                )
         if data and not self._refused:
             super().data_received(data)
 
@@ -101,9 +107,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if limit is not None:
             # API Gateway: "Total combined size of request line and header values: 10240 bytes"
             # (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-execution-service-limits-table.html)
-            size = len(self.parser.get_method()) + len(self.url) + 10 + sum(len(v) for _, v in self.headers)
+            line = len(self.parser.get_method()) + len(self.url) + 10
+            size = line + sum(len(v) for _, v in self.headers)
             if size > limit:
-                self._refuse_head(size, "bytes of request line and header values")
+                if line > limit:
+                    self._refuse(414, f"request line of {line} bytes; the limit is {limit}")
+                else:
+                    self._refuse(431, f"request line and header values of {size} bytes; the limit is {limit}")
                 return
         super().on_headers_complete()
 
@@ -121,13 +131,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # --- refusals ---------------------------------------------------------------------------------------
     def send_400_response(self, msg: str) -> None:
         self._refuse(400, f"malformed HTTP request: {msg}")
-
-    def _refuse_head(self, size: int, what: str) -> None:
-        limit = self.limits.max_head_values if "values" in what else self.limits.max_head_bytes
-        if not self.headers:  # the request line alone is over the limit
-            self._refuse(414, f"request line of {size} {what} or more; the limit is {limit}")
-        else:
-            self._refuse(431, f"request head of {size} {what} or more; the limit is {limit}")
 
     def _on_timeout(self) -> None:
         self._deadline = None

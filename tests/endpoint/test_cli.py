@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from fmrec.cli import build_parser, main
-from twins.endpoint.server import build_specs, default_workers, start_in_background
+from twins.endpoint.server import build_specs, default_workers, ping, start_in_background
 
 
 def test_serve_endpoint_is_registered_with_its_options() -> None:
@@ -165,10 +165,11 @@ def test_a_killed_worker_is_replaced_and_a_second_twin_cannot_take_the_port(
             time.sleep(0.1)
         else:
             pytest.fail(f"worker {victim} was not replaced: {_worker_pids(server.pid)}")
-        conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
-        conn.request("GET", "/ping")
-        assert conn.getresponse().status == 200
-        conn.close()
+        # The twin answered /ping once one worker listened; on a loaded machine the other may still be loading
+        # its model, and the victim may have been the only one listening: wait for a listener.
+        while not ping(server.host, server.port) and time.monotonic() < deadline + 20:
+            time.sleep(0.2)
+        assert ping(server.host, server.port)
 
         assert main(["serve", "endpoint", "--model", str(model), "--port", str(server.port)]) == 2
         assert f"--port {server.port}: cannot listen there" in capsys.readouterr().err

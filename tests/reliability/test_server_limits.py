@@ -169,6 +169,11 @@ def test_api_head_values_over_api_gateways_10240_bytes_are_431(api: Any) -> None
     assert parse(raw)[0] == 200
 
 
+def test_api_url_over_api_gateways_10240_bytes_is_414(api: Any) -> None:
+    status, _, doc = exchange(api.port, b"GET /x?q=" + b"a" * 12_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert status == 414 and doc["message"].startswith("request line of 12018 bytes; the limit is 10240")
+
+
 @pytest.mark.parametrize("twin", ["endpoint", "api"])
 def test_a_malformed_request_is_a_json_400(request: pytest.FixtureRequest, twin: str) -> None:
     server = request.getfixturevalue(twin)
