@@ -250,3 +250,20 @@ def test_with_the_default_limits_a_100_kb_url_is_a_json_414(trained: Any, rw: An
             server.port, b"GET /x?q=" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n"
         )
     assert status == 414 and "the limit is 32768" in doc["message"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/invocations", "/endpoints/fmrec-endpoint/invocations", "/endpoints/nope/invocations"]
+)
+def test_a_client_that_goes_away_mid_body_is_not_logged_as_a_failure(
+    endpoint: Any, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as sock:
+            sock.sendall(post_head(path, 100_000) + b'{"instances": [')
+            time.sleep(0.3)
+        time.sleep(0.5)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert "invocation failed" not in caplog.text and "Traceback" not in caplog.text
+    if "nope" not in path:
+        assert "client disconnected before sending the whole request" in caplog.text
