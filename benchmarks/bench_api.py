@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import io
 import json
 import os
@@ -292,6 +293,7 @@ async def _load(host: str, port: int, users: list[int], clients: int, seconds: f
         "p90_ms": pct(times, 90),
         "p99_ms": pct(times, 99),
         "errors": len(errors),
+        "error_statuses": dict(collections.Counter(e.split(" ", 1)[0] for e in errors)),
         "first_error": errors[0] if errors else None,
         "loadgen_cpu_ms_per_request": (time.process_time() - cpu0) * 1e3 / max(1, len(times)),
     }

@@ -13,11 +13,20 @@ endpoint), RSS per server role at the start, end and peak of each phase. Goal at
 p99 <= 60 ms; memory flat.
 
     .venv/bin/python benchmarks/bench_load.py [--seconds 60] [--clients 16,64] [--endpoint-workers 2]
+        [--attack]
+
+With --attack, an attacker process runs beside the load in every phase (issue 14's attacks): 100 connections
+to the endpoint twin that send 5.9 MB of a declared 6 MB body and then stall; 200 that trickle a 1 MB head
+(4 KiB every 0.1 s); and against the API twin 20 that trickle a head and one that streams a 50 MB chunked
+body, again and again. Each reconnects once the server answers or closes. It prints what the servers answered
+them.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import collections
 import importlib.util
 import json
 import os
@@ -146,7 +155,14 @@ def _server_roots(endpoint_pid: int, loadgen_pid: int | None = None) -> dict[str
 
 
 def run_phase(
-    api_bench: Any, host: str, port: int, users: str, clients: int, seconds: float, roots: dict[str, int]
+    api_bench: Any,
+    host: str,
+    port: int,
+    users: str,
+    clients: int,
+    seconds: float,
+    roots: dict[str, int],
+    attack: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
     argv = [
         sys.executable,
@@ -159,6 +175,19 @@ def run_phase(
         users,
     ]
     load_before = os.getloadavg()
+    attacker = None
+    if attack is not None:
+        # from the load generator's start: its 1 s warm-up and set-up are attacked too
+        attack_argv = [
+            sys.executable,
+            __file__,
+            "--attacker",
+            *map(str, attack),
+            host,
+            str(port),
+            str(seconds + 2),
+        ]
+        attacker = subprocess.Popen(attack_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with RssSampler(roots) as sampler:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -166,20 +195,109 @@ def run_phase(
         except subprocess.TimeoutExpired:
             proc.kill()
             raise SystemExit("load generator did not finish in time") from None
+        attacked: dict[str, int] | None = None
+        if attacker is not None:
+            a_out, a_err = attacker.communicate(timeout=120)
+            if attacker.returncode != 0:
+                raise SystemExit(f"attacker failed:\n{a_err[-2000:]}")
+            attacked = json.loads(a_out.strip().splitlines()[-1])
     if proc.returncode != 0:
         raise SystemExit(f"load generator failed:\n{err[-2000:]}")
     result: dict[str, Any] = dict(json.loads(out.strip().splitlines()[-1]))
+    if attacked is not None:
+        result["attacker_got"] = attacked
     result["rss"] = sampler.summary()
     result["loadavg_1m_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
     return result
 
 
+# --- the attacker ------------------------------------------------------------------------------------------
+async def _answer(reader: asyncio.StreamReader, timeout: float) -> str:
+    """The status code the server answered, or how the connection ended without one."""
+    try:
+        line = await asyncio.wait_for(reader.readline(), timeout)
+    except TimeoutError:
+        return "no answer"
+    except OSError:
+        return "reset"
+    return line.split(b" ", 2)[1].decode() if line.startswith(b"HTTP/") else "closed"
+
+
+async def _attack_loop(
+    kind: str, host: str, port: int, deadline: float, stats: collections.Counter[str]
+) -> None:
+    while time.monotonic() < deadline:
+        left = deadline - time.monotonic()
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            stats[f"{kind}: connect failed"] += 1
+            await asyncio.sleep(0.5)
+            continue
+        try:
+            if kind == "slow-body":
+                writer.write(
+                    b"POST /endpoints/fmrec-endpoint/invocations HTTP/1.1\r\nHost: t\r\n"
+                    b"Content-Type: application/json\r\nContent-Length: 6000000\r\n\r\n" + b" " * 5_900_000
+                )
+                await writer.drain()
+                status = await _answer(reader, left)  # stalls here, 100 KB short
+            elif kind == "slow-head":
+                writer.write(b"GET /ping HTTP/1.1\r\nHost: t\r\n")
+                status = "closed"
+                for i in range(256):  # 1 MB of header lines, 4 KiB every 0.1 s
+                    writer.write(b"X-%d: %s\r\n" % (i, b"v" * 4080))
+                    await writer.drain()
+                    if reader.at_eof() or reader._buffer:  # type: ignore[attr-defined]
+                        break
+                    await asyncio.sleep(0.1)
+                status = await _answer(reader, min(left, 60))
+            else:  # big-body: a 50 MB chunked POST to the API twin
+                writer.write(
+                    b"POST /users/1/recommendations HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                )
+                chunk = b"%x\r\n%s\r\n" % (1 << 20, b"x" * (1 << 20))
+                status = "closed"
+                for _ in range(50):
+                    writer.write(chunk)
+                    await writer.drain()
+                    if reader._buffer:  # type: ignore[attr-defined]
+                        break
+                status = await _answer(reader, min(left, 60))
+        except OSError:
+            status = "reset"
+        stats[f"{kind}: {status}"] += 1
+        writer.close()
+        await asyncio.sleep(0.2)
+
+
+async def _attack(endpoint: tuple[str, int], api: tuple[str, int], seconds: float) -> dict[str, int]:
+    stats: collections.Counter[str] = collections.Counter()
+    deadline = time.monotonic() + seconds
+    tasks = [_attack_loop("slow-body", *endpoint, deadline, stats) for _ in range(100)]
+    tasks += [_attack_loop("slow-head", *endpoint, deadline, stats) for _ in range(200)]
+    tasks += [_attack_loop("slow-head", *api, deadline, stats) for _ in range(20)]
+    tasks += [_attack_loop("big-body", *api, deadline, stats)]
+    await asyncio.gather(*tasks)
+    return dict(sorted(stats.items()))
+
+
+def attacker_main(argv: list[str]) -> int:
+    ep_host, ep_port, api_host, api_port, seconds = argv
+    result = asyncio.run(_attack((ep_host, int(ep_port)), (api_host, int(api_port)), float(seconds)))
+    print(json.dumps(result))
+    return 0
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--attacker":
+        return attacker_main(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="measured duration of each phase")
     parser.add_argument("--clients", default="16,64", help="comma-separated client counts, one phase each")
     parser.add_argument("--endpoint-workers", type=int, default=2, help="endpoint twin worker processes")
     parser.add_argument("--api-workers", type=int, default=1, help="API twin worker processes")
+    parser.add_argument("--attack", action="store_true", help="run the attacker beside the load (see above)")
     args = parser.parse_args()
     api_bench = _bench_api()
     from twins.api.server import start_in_background as start_api
@@ -214,7 +332,8 @@ def main() -> int:
             assert endpoint.pid is not None
             roots = _server_roots(endpoint.pid)
             for clients in (int(c) for c in args.clients.split(",")):
-                result = run_phase(api_bench, api.host, api.port, users, clients, args.seconds, roots)
+                attack = (endpoint.host, endpoint.port) if args.attack else None
+                result = run_phase(api_bench, api.host, api.port, users, clients, args.seconds, roots, attack)
                 print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}))
     return 0
 

@@ -15,9 +15,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from fmrec.errors import FmrecError
+
+if TYPE_CHECKING:
+    from twins.http_limits import Limits
 
 GRACEFUL_SHUTDOWN_SECONDS = 10
 
@@ -77,10 +80,12 @@ def answers(host: str, port: int, path: str, timeout: float = 2.0) -> bool:
 
 
 def start_thread(
-    app: Any, host: str, port: int, *, label: str, timeout: float
+    app: Any, host: str, port: int, *, label: str, timeout: float, limits: Limits | None = None
 ) -> tuple[int, Callable[[], None]]:
     """Serve `app` with uvicorn in a daemon thread; returns the bound port and a stop function."""
     import uvicorn
+
+    from twins.http_limits import protocol_factory
 
     config = uvicorn.Config(
         app,
@@ -90,6 +95,7 @@ def start_thread(
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        **({"http": protocol_factory(limits)} if limits is not None else {}),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"{label}-{port}", daemon=True)

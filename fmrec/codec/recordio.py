@@ -26,6 +26,9 @@ _TAG_KIND = {v: k for k, v in _TENSOR_TAG.items()}
 _ITEMSIZE = {"Float32": 4, "Float64": 8}
 _NP_DTYPE: dict[str, Any] = {"Float32": np.dtype("<f4"), "Float64": np.dtype("<f8")}
 
+# Shapes are kept as int64: a declared dimension above this is refused, not wrapped to a negative number.
+MAX_DIM = 2**63 - 1
+
 WRITE_CHUNK_ROWS = 131072
 _READ_BLOCK_BYTES = 8 << 20
 
@@ -619,7 +622,8 @@ def _fast_parse(
     expect(p, 0x1A)
     s_len, s_l = _varints_at(buf, p + 1)
     shape, sh_l = _varints_at(buf, p + 1 + s_l)
-    ok &= (s_l == 1) & (sh_l == s_len) & (p + 1 + s_l + s_len == t_end)
+    # shape >= 2**63 wraps negative in int64: such records go to the generic parser, which refuses them.
+    ok &= (s_l == 1) & (sh_l == s_len) & (p + 1 + s_l + s_len == t_end) & (shape >= 0)
     p = np.minimum(t_end, ends)
     has_label = ok & (p < ends)
     label_tpl = b"\x12\x12" + _VALUES_KEY + b"\x12\x08\x12\x06\x0a\x04"
@@ -691,7 +695,7 @@ def _decode_run(buf: np.ndarray, raw: bytes, start: int, m: int, width: int) -> 
     if tensor is None or tensor.kind != "Float32" or set(features) != {"values"} or set(label) - {"values"}:
         return None
     vals, keys, shape = tensor.arrays()
-    if keys is None or keys.size != vals.size or len(shape) != 1:
+    if keys is None or keys.size != vals.size or len(shape) != 1 or shape[0] > MAX_DIM:
         return None
     lab = label.get("values")
     if lab is not None and (lab.kind != "Float32" or lab.arrays()[0].size != 1):
@@ -809,6 +813,8 @@ def _decode_generic(
                 raise ValueError(f"{keys.size} keys for {vals.size} values")
             if len(shape) != 1:
                 raise ValueError(f"feature shape {shape}, expected one dimension")
+            if shape[0] > MAX_DIM:
+                raise ValueError(f"feature shape {shape[0]} is too large (at most {MAX_DIM})")
             if keys.size and int(keys.max()) >= shape[0]:
                 raise ValueError(f"key {int(keys.max())} outside shape {shape[0]}")
             if "values" in label:
@@ -821,7 +827,8 @@ def _decode_generic(
                 name, first_record + int(i), base + s - 8, f"malformed record: {exc}"
             ) from None
         counts[i], dims[i] = keys.size, shape[0]
-        per_keys[i], per_vals[i] = keys.astype(np.uint64), vals.astype(np.float32)
+        with np.errstate(over="ignore"):  # a Float64 beyond float32 becomes inf; callers check values
+            per_keys[i], per_vals[i] = keys.astype(np.uint64), vals.astype(np.float32)
     if fast is None:
         keys_all = np.concatenate([k for k in per_keys if k is not None]) if n else np.empty(0, np.uint64)
         vals_all = np.concatenate([v for v in per_vals if v is not None]) if n else np.empty(0, np.float32)

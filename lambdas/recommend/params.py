@@ -15,6 +15,10 @@ from fmrec.errors import InputError
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 ROUTE = "/users/{userId}/recommendations"
 _INT = re.compile(r"[+-]?[0-9]+")
+# Every bound the document declares has fewer digits; a longer integer is out of range without converting it
+# (int() refuses more than 4,300 digits with a ValueError, see
+# https://docs.python.org/3/library/stdtypes.html#int-max-str-digits).
+_MAX_INT_DIGITS = 64
 
 
 class ParameterError(InputError):
@@ -50,9 +54,13 @@ class Parameter:
         kind = s.get("type")
         value: Any
         if kind == "integer":
-            if not _INT.fullmatch(raw.strip()):
+            text = raw.strip()
+            if not _INT.fullmatch(text):
                 raise self._bad(raw)
-            value = int(raw)
+            digits = text.lstrip("+-").lstrip("0") or "0"  # leading zeros count toward int()'s limit too
+            if len(digits) > _MAX_INT_DIGITS:
+                raise self._bad(raw)
+            value = -int(digits) if text.startswith("-") else int(digits)
         elif kind == "number":
             try:
                 value = float(raw)

@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import random
+import re
 import tempfile
 import threading
 import time
@@ -49,6 +50,10 @@ _RETRYABLE = frozenset(
     }
 )
 VERSIONS_KEPT = 2  # during a blue/green shift two variants answer; keep both lookups warm.
+# A model version names a folder of the artifacts and is an endpoint variant name: SageMaker's VariantName
+# pattern (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProductionVariant.html), so no
+# "..", "/" or empty part can lead a lookup outside the artifacts.
+VERSION_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
 
 _FLOAT_TYPE = {float}
@@ -113,8 +118,13 @@ class DirStore:
     def get(self, key: str) -> bytes | None:
         try:
             return (self.root / key).read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:
+            # a folder where a file belongs, no permission: the service's fault, not the caller's
+            raise ServiceUnavailable(
+                "the serving artifacts cannot be read", 5, f"{self.describe(key)}: {exc.strerror or exc}"
+            ) from exc
 
     def describe(self, key: str) -> str:
         return str(self.root / key)
@@ -315,11 +325,12 @@ class Recommender:
                 5,
                 f"{self.store.describe(CURRENT_KEY)}: expected {{'modelVersion': ...}}",
             ) from exc
-        if not isinstance(version, str) or not version:
+        if not isinstance(version, str) or not VERSION_NAME.fullmatch(version):
             raise ServiceUnavailable(
                 "the published model version is unreadable",
                 5,
-                f"{self.store.describe(CURRENT_KEY)}: modelVersion must be a non-empty string",
+                f"{self.store.describe(CURRENT_KEY)}: modelVersion {str(version)[:80]!r} is not a plain name "
+                f"(expected {VERSION_NAME.pattern})",
             )
         return version
 
@@ -390,7 +401,7 @@ class Recommender:
             if bundle is None:
                 if variant in self._no_lookup:
                     return fallback
-                bundle = self._load_bundle(variant)
+                bundle = self._load_bundle(variant) if VERSION_NAME.fullmatch(variant) else None
                 if bundle is None:
                     # Remembered until the next current.json check, so a bare folder costs one miss, not one
                     # per request.

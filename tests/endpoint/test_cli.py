@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from fmrec.cli import build_parser, main
-from twins.endpoint.server import build_specs, default_workers, start_in_background
+from twins.endpoint.server import build_specs, default_workers, ping, start_in_background
 
 
 def test_serve_endpoint_is_registered_with_its_options() -> None:
@@ -165,10 +165,68 @@ def test_a_killed_worker_is_replaced_and_a_second_twin_cannot_take_the_port(
             time.sleep(0.1)
         else:
             pytest.fail(f"worker {victim} was not replaced: {_worker_pids(server.pid)}")
-        conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
-        conn.request("GET", "/ping")
-        assert conn.getresponse().status == 200
-        conn.close()
+        # The twin answered /ping once one worker listened; on a loaded machine the other may still be loading
+        # its model, and the victim may have been the only one listening: wait for a listener.
+        while not ping(server.host, server.port) and time.monotonic() < deadline + 20:
+            time.sleep(0.2)
+        assert ping(server.host, server.port)
 
         assert main(["serve", "endpoint", "--model", str(model), "--port", str(server.port)]) == 2
         assert f"--port {server.port}: cannot listen there" in capsys.readouterr().err
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_exit_when_the_supervisor_is_killed(tmp_path: Path, make_model_tar: Any) -> None:
+    import os
+    import signal
+    import time
+
+    model = make_model_tar(tmp_path / "model.tar.gz", "binary_classifier", 8, 20)
+    server = start_in_background(model, process=True, workers=2)
+    try:
+        assert server.pid is not None
+        workers = _worker_pids(server.pid)
+        assert len(workers) == 2
+        os.kill(server.pid, signal.SIGKILL)  # no chance to stop its workers
+        deadline = time.monotonic() + 20
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        orphans = [p for p in workers if _alive(p)]
+        for p in orphans:
+            os.kill(p, signal.SIGKILL)
+        assert not orphans, f"workers {orphans} outlived their supervisor"
+        # and the port is free again at once
+        with start_in_background(model, process=True, workers=1, port=server.port) as again:
+            conn = http.client.HTTPConnection(again.host, again.port, timeout=10)
+            conn.request("GET", "/ping")
+            assert conn.getresponse().status == 200
+            conn.close()
+    finally:
+        server.stop()
+
+
+def test_a_restart_on_the_same_port_after_a_graceful_stop_works_at_once(
+    tmp_path: Path, make_model_tar: Any
+) -> None:
+    model = make_model_tar(tmp_path / "model.tar.gz", "regressor", 9, 20)
+    first = start_in_background(model, process=True, workers=1)
+    conn = http.client.HTTPConnection(first.host, first.port, timeout=10)
+    conn.request(
+        "GET", "/ping"
+    )  # a keep-alive connection the server closes on shutdown: TIME_WAIT on its side
+    assert conn.getresponse().status == 200
+    first.stop()
+    conn.close()
+    assert first.exit_code == 0
+    with start_in_background(model, process=True, workers=1, port=first.port, startup_timeout=20) as second:
+        conn = http.client.HTTPConnection(second.host, second.port, timeout=10)
+        conn.request("GET", "/ping")
+        assert conn.getresponse().status == 200
+        conn.close()

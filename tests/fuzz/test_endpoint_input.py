@@ -78,7 +78,13 @@ def call(
 
 def json_scalars() -> st.SearchStrategy[Any]:
     return st.one_of(
-        st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.text(max_size=5)
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=True),
+        st.sampled_from([1e30, -1e30, 3.5e38, 1e300, 10**30]),  # fit float64 but overflow float32 math
+        st.text(max_size=5),
+        st.lists(st.integers(0, 3), max_size=2),  # nested lists make ragged arrays
     )
 
 
@@ -191,7 +197,9 @@ def test_arbitrary_json(endpoint_app: Any, data: Any, path: str, accept: str | N
     status, out = call(app, loop, path, body, headers)
     assert_no_server_error(status, out)
     if status == 200 and accept in (None, JSON, "*/*"):
-        assert isinstance(json.loads(out)["predictions"], list)
+        predictions = json.loads(out)["predictions"]
+        assert isinstance(predictions, list)
+        assert all(p["score"] is not None for p in predictions), predictions  # no NaN/inf served as null
 
 
 @SETTINGS

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -32,6 +32,7 @@ from twins.background import (
     start_process,
     start_thread,
 )
+from twins.http_limits import GATEWAY_STYLE, Limits, protocol_factory
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,17 @@ CONFIG_ENV = "FMREC_API_TWIN_CONFIG"
 RESOURCES = (("/users/{userId}/recommendations", re.compile(r"^/users/(?P<userId>[^/]+)/recommendations$")),)
 PROXY_RESOURCE = "/{proxy+}"
 _BAD_GATEWAY = {"message": "Internal server error"}
+# API Gateway's REST API quotas (https://docs.aws.amazon.com/apigateway/latest/developerguide/
+# api-gateway-execution-service-limits-table.html): payload size 10 MB, total combined size of request line
+# and header values 10240 bytes. Connections and the read timeout are the twin's own (docs/api.md, "Limits").
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+API_LIMITS = Limits(
+    max_connections=128,
+    max_head_bytes=32 * 1024,
+    request_timeout=30.0,
+    style=GATEWAY_STYLE,
+    max_head_values=10240,
+)
 
 
 @dataclass
@@ -171,6 +183,26 @@ def proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body; past MAX_PAYLOAD_BYTES (by Content-Length, or as it arrives) a _TooLarge, not a buffer."""
+    message = f"HTTP content length exceeded {MAX_PAYLOAD_BYTES} bytes."  # API Gateway's wording
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
+        raise _TooLarge(message)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > MAX_PAYLOAD_BYTES:
+            raise _TooLarge(message)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def create_app(handlers: Handler | Sequence[Handler], openapi: bytes) -> ASGIApp:
     """An ASGI app that invokes `handler` (a Lambda handler) once per request, as API Gateway would."""
 
@@ -184,7 +216,14 @@ def create_app(handlers: Handler | Sequence[Handler], openapi: bytes) -> ASGIApp
         return Response(openapi, 200, media_type="application/json")
 
     async def invoke(request: Request) -> Response:
-        body = await request.body()
+        try:
+            body = await _read_body(request)
+        except _TooLarge as exc:
+            # API Gateway answers this itself, without invoking the Lambda.
+            return Response(json.dumps({"message": str(exc)}).encode(), 413, media_type="application/json")
+        except ClientDisconnect:
+            log.info("client disconnected before sending the whole request")
+            return Response(b"", 400)  # nobody reads it
         client = request.client
         event = build_event(
             request.method,
@@ -356,6 +395,7 @@ def serve(config: ApiTwinConfig, host: str = "127.0.0.1", port: int = 3000, work
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        http=protocol_factory(API_LIMITS),
     )
 
 
@@ -378,20 +418,24 @@ def start_in_background(
     process: bool = False,
     workers: int = 1,
     startup_timeout: float = 60.0,
+    limits: Limits = API_LIMITS,
 ) -> BackgroundApi:
     """Start the API twin and return once it answers; port 0 picks a free loopback port (see `.url`).
 
     In-process (a uvicorn thread) by default; `process=True` runs `fmrec serve api` as a child process.
+    `limits` applies in-process; a child process always has API_LIMITS.
     """
     config = ApiTwinConfig(str(artifacts), endpoint_url, endpoint_name, fast_path)
     if process:
         return _start_process(config, host, port or free_port(host), workers, startup_timeout)
-    return _start_thread(config, host, port, startup_timeout)
+    return _start_thread(config, host, port, startup_timeout, limits)
 
 
-def _start_thread(config: ApiTwinConfig, host: str, port: int, timeout: float) -> BackgroundApi:
+def _start_thread(
+    config: ApiTwinConfig, host: str, port: int, timeout: float, limits: Limits
+) -> BackgroundApi:
     app = create_app(make_handlers(config, config.environments), openapi_bytes())
-    bound, stop = start_thread(app, host, port, label="API twin", timeout=timeout)
+    bound, stop = start_thread(app, host, port, label="API twin", timeout=timeout, limits=limits)
     return BackgroundApi(host, bound, stop)
 
 
@@ -421,8 +465,9 @@ def publish_version(
     """
     from fmrec.io_utils import atomic_dir, atomic_write_bytes, atomic_write_text
     from fmrec.serving.lookup import LOOKUP_FILES
+    from lambdas.recommend.service import VERSION_NAME
 
-    if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", version):
+    if not VERSION_NAME.fullmatch(version):
         raise InputError(f"model version {version!r}: must be a valid SageMaker production variant name")
     root = Path(artifacts)
     source = Path(lookup_dir)

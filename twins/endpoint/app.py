@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -37,6 +37,11 @@ SPECS_ENV = "FMREC_ENDPOINT_SPECS"
 # Past the limit the body is still read (and dropped) up to this size, so the client sees the 413 instead of a
 # reset connection; anything larger is cut off.
 _DRAIN_LIMIT = 64 * 1024 * 1024
+# A worker buffers each request's first FREE_BODY_BYTES without asking; the bytes beyond them (large bodies,
+# until they are scored) share BODY_BUDGET_BYTES per worker. Past it: 503, so clients that send large bodies
+# slowly cannot hold more than that (plus FREE_BODY_BYTES per connection); a recommend request is ~120 KB.
+FREE_BODY_BYTES = 256 * 1024
+BODY_BUDGET_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,10 @@ class ServedEndpoint:
         media = protocol.request_content_type(content_type)
         out_type = protocol.response_content_type(accept)
         X = protocol.parse_request(body, media, self.feature_dim)
-        scores = np.asarray(fm.predict(self.model.params, X, self.predictor_type), dtype=np.float32)
+        # The raw score is checked, not the probability: the sigmoid would hide an overflow as 0 or 1.
+        raw = fm.raw_scores(self.model.params, X)
+        protocol.check_scores(raw, body, media)
+        scores = np.asarray(fm.link(raw, self.predictor_type), dtype=np.float32)
         return protocol.encode_response(scores, self.predictor_type, out_type), out_type
 
 
@@ -88,17 +96,27 @@ def load_endpoint(spec: EndpointSpec) -> ServedEndpoint:
 
 def _container_error(exc: EndpointRequestError, variant: str) -> Response:
     body = orjson.dumps({"code": exc.status, "type": exc.error_type, "message": str(exc)})
-    return Response(body, exc.status, media_type=protocol.JSON, headers={VARIANT_HEADER: variant})
+    headers = {VARIANT_HEADER: variant, **_closing(exc)}
+    return Response(body, exc.status, media_type=protocol.JSON, headers=headers)
+
+
+def _closing(exc: EndpointRequestError) -> dict[str, str]:
+    # Refused for lack of room: the rest of the body is not read, so the connection cannot carry on.
+    return {"Connection": "close", "Retry-After": "1"} if exc.status == 503 else {}
 
 
 def _runtime_error(
-    status: int, error_type: str, message: str, extra: Mapping[str, Any] | None = None
+    status: int,
+    error_type: str,
+    message: str,
+    extra: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     """An error as the SageMaker Runtime API sends it: botocore reads the code from x-amzn-ErrorType."""
     doc: dict[str, Any] = {"__type": error_type, "message": message, "Message": message}
     if extra:
         doc.update(extra)
-    headers = {"x-amzn-ErrorType": error_type, "x-amzn-RequestId": str(uuid.uuid4())}
+    headers = {"x-amzn-ErrorType": error_type, "x-amzn-RequestId": str(uuid.uuid4()), **(headers or {})}
     return Response(orjson.dumps(doc), status, media_type=protocol.JSON, headers=headers)
 
 
@@ -113,7 +131,29 @@ def _model_error(exc: EndpointRequestError) -> Response:
     return _runtime_error(424, "ModelError", message, extra)
 
 
-async def _read_body(request: Request) -> bytes:
+class BodyBudget:
+    """The body bytes beyond FREE_BODY_BYTES a worker holds at once (one event loop: no lock needed)."""
+
+    def __init__(self, capacity: int = BODY_BUDGET_BYTES) -> None:
+        self.capacity = capacity
+        self.used = 0
+
+    def take(self, n: int) -> None:
+        if self.used + n > self.capacity:
+            raise EndpointRequestError(
+                f"the endpoint is busy receiving and scoring large requests ({self.used} bytes held, "
+                f"{self.capacity} at most per worker); retry shortly",
+                503,
+                "ServiceUnavailable",
+            )
+        self.used += n
+
+    def give(self, n: int) -> None:
+        self.used -= n
+
+
+async def _read_body(request: Request, budget: BodyBudget, held: list[int]) -> bytes:
+    """The body; `held[0]` is what it took from `budget` (the caller gives it back once it is scored)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -123,6 +163,8 @@ async def _read_body(request: Request) -> bytes:
         if size > protocol.MAX_PAYLOAD_BYTES:
             await _drain(request)
             raise _too_large(size)
+        budget.take(max(0, size - FREE_BODY_BYTES))  # all at once, before a byte of it is buffered
+        held[0] = max(0, size - FREE_BODY_BYTES)
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.stream():
@@ -130,6 +172,10 @@ async def _read_body(request: Request) -> bytes:
         if total > protocol.MAX_PAYLOAD_BYTES:
             total += await _drain(request)
             raise _too_large(total)
+        more = max(0, total - FREE_BODY_BYTES) - held[0]
+        if more > 0:  # no Content-Length (chunked), or more than it said
+            budget.take(more)
+            held[0] += more
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -152,7 +198,14 @@ def _too_large(size: int) -> EndpointRequestError:
     )
 
 
-def create_app(endpoints: Sequence[ServedEndpoint]) -> Starlette:
+def _gone(name: str) -> Response:
+    # The client closed the connection (or the server did, on a request-read limit) before the body was in:
+    # nobody reads this answer, and it is not the server's failure.
+    log.info("client disconnected before sending the whole request to %s", name)
+    return Response(b"", 400)
+
+
+def create_app(endpoints: Sequence[ServedEndpoint], body_budget: int = BODY_BUDGET_BYTES) -> Starlette:
     """The ASGI app serving `endpoints`; the first one also answers the container path /invocations."""
     if not endpoints:
         raise InputError("the endpoint twin needs at least one endpoint to serve")
@@ -160,6 +213,7 @@ def create_app(endpoints: Sequence[ServedEndpoint]) -> Starlette:
     default = endpoints[0]
     # Scoring runs on one side thread, one request at a time, so the event loop stays free for /ping and I/O.
     scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint-scorer")
+    budget = BodyBudget(body_budget)
 
     async def invoke(endpoint: ServedEndpoint, request: Request, body: bytes) -> tuple[bytes, str]:
         headers = request.headers
@@ -171,30 +225,43 @@ def create_app(endpoints: Sequence[ServedEndpoint]) -> Starlette:
         return Response(b"", 200, media_type=protocol.JSON)
 
     async def container_invocations(request: Request) -> Response:
+        held = [0]
         try:
-            body = await _read_body(request)
+            body = await _read_body(request, budget, held)
             out, media = await invoke(default, request, body)
         except EndpointRequestError as exc:
             return _container_error(exc, default.variant)
+        except ClientDisconnect:
+            return _gone(default.name)
         except Exception:
             log.exception("invocation failed on %s", default.name)
             err = EndpointRequestError(
                 "internal error while scoring; see the server log", 500, "InternalFailure"
             )
             return _container_error(err, default.variant)
+        finally:
+            budget.give(held[0])
         return Response(out, 200, media_type=media, headers={VARIANT_HEADER: default.variant})
 
     async def runtime_invocations(request: Request) -> Response:
         name = request.path_params["name"]
         endpoint = by_name.get(name)
-        if endpoint is None:
-            await _drain(request)
-            return _runtime_error(
-                400, "ValidationError", f"Endpoint {name} of account {TWIN_ACCOUNT} not found."
-            )
+        held = [0]
         try:
-            body = await _read_body(request)
+            if endpoint is None:
+                await _drain(request)
+                return _runtime_error(
+                    400, "ValidationError", f"Endpoint {name} of account {TWIN_ACCOUNT} not found."
+                )
+            body = await _read_body(request, budget, held)
+        except ClientDisconnect:
+            budget.give(held[0])
+            return _gone(name)
         except EndpointRequestError as exc:
+            budget.give(held[0])
+            if exc.status == 503:
+                # botocore and the recommend Lambda retry ServiceUnavailable, with backoff
+                return _runtime_error(503, "ServiceUnavailable", str(exc), headers=_closing(exc))
             if exc.status == 413:
                 return _runtime_error(413, "ValidationError", str(exc))
             return _runtime_error(400, "ValidationError", str(exc))
@@ -207,6 +274,8 @@ def create_app(endpoints: Sequence[ServedEndpoint]) -> Starlette:
             return _runtime_error(
                 500, "InternalFailure", "An internal error occurred while scoring the request."
             )
+        finally:
+            budget.give(held[0])
         headers = {VARIANT_HEADER: endpoint.variant, "x-amzn-RequestId": str(uuid.uuid4())}
         return Response(out, 200, media_type=media, headers=headers)
 

@@ -22,6 +22,9 @@ SUPPORTED = (JSON, JSONLINES, RECORDIO)
 # The real-time invocation limit, 6 MB, read as MiB (the larger reading): nothing SageMaker takes is refused.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 
+# The model computes in float32: a value beyond this (or NaN, or infinite) cannot be scored.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 BINARY = "binary_classifier"
 REGRESSOR = "regressor"
 
@@ -95,16 +98,29 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
+def _array(items: list[Any]) -> np.ndarray | None:
+    """np.array(items), or None when numpy cannot make one (ragged nested lists raise ValueError)."""
+    try:
+        return np.array(items)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
 def _number_array(items: list[Any], where: str, what: str) -> np.ndarray:
-    arr = np.array(items) if items else np.zeros(0, dtype=np.float64)
-    if arr.ndim != 1 or arr.dtype.kind not in "iuf":
+    arr = _array(items) if items else np.zeros(0, dtype=np.float64)
+    if arr is None or arr.ndim != 1 or arr.dtype.kind not in "iuf":
         raise EndpointRequestError(f"{where}: {what} must be a list of numbers")
+    if arr.dtype.kind == "f" and not (np.abs(arr) <= FLOAT32_MAX).all():
+        bad = float(arr[~(np.abs(arr) <= FLOAT32_MAX)][0])
+        raise EndpointRequestError(
+            f"{where}: {what} holds {bad!r}, beyond float32's range (at most {FLOAT32_MAX:.4g} in magnitude)"
+        )
     return arr
 
 
 def _key_array(items: list[Any], where: str, feature_dim: int) -> np.ndarray:
-    arr = np.array(items) if items else np.zeros(0, dtype=np.int64)
-    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+    arr = _array(items) if items else np.zeros(0, dtype=np.int64)
+    if arr is None or arr.ndim != 1 or arr.dtype.kind not in "iu":
         raise EndpointRequestError(f"{where}: keys must be a list of integers")
     if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= feature_dim):
         bad = int(arr[(arr < 0) | (arr >= feature_dim)][0])
@@ -185,11 +201,13 @@ def _fast_sparse(instances: list[Any], feature_dim: int) -> csr_matrix | None:
             return None
     except (KeyError, TypeError):
         return None
-    keys = np.array(list(itertools.chain.from_iterable(key_lists)))
-    values = np.array(list(itertools.chain.from_iterable(value_lists)))
-    if keys.size == 0 or keys.ndim != 1 or values.ndim != 1:
+    keys = _array(list(itertools.chain.from_iterable(key_lists)))
+    values = _array(list(itertools.chain.from_iterable(value_lists)))
+    if keys is None or values is None or keys.size == 0 or keys.ndim != 1 or values.ndim != 1:
         return None
     if keys.dtype.kind not in "iu" or values.dtype.kind not in "iuf":
+        return None
+    if values.dtype.kind == "f" and not (np.abs(values) <= FLOAT32_MAX).all():
         return None
     if int(keys.min()) < 0 or int(keys.max()) >= feature_dim:
         return None
@@ -286,6 +304,13 @@ def parse_recordio(body: bytes, feature_dim: int) -> csr_matrix:
         raise EndpointRequestError("recordIO-protobuf request: no records to score")
     X = csr_matrix(X, dtype=np.float32)
     X.sum_duplicates()
+    finite = np.isfinite(X.data)
+    if not finite.all():
+        row = int(np.searchsorted(X.indptr, int(np.flatnonzero(~finite)[0]), side="right")) - 1
+        raise EndpointRequestError(
+            f"recordIO-protobuf request: record {row}: a value is NaN, infinite or beyond float32's range "
+            f"(at most {FLOAT32_MAX:.4g} in magnitude)"
+        )
     return X
 
 
@@ -297,6 +322,29 @@ def parse_request(body: bytes, content_type: str, feature_dim: int) -> csr_matri
     if content_type == RECORDIO:
         return parse_recordio(body, feature_dim)
     raise EndpointRequestError(f"unsupported Content-Type {content_type!r}", 415, "UnsupportedMediaType")
+
+
+def instance_name(body: bytes, content_type: str, row: int) -> str:
+    """How error messages name instance `row` of a request that parsed (worked out only when needed)."""
+    if content_type == RECORDIO:
+        return f"recordIO-protobuf request: record {row}"
+    if content_type == JSONLINES:
+        lines = (n for n, line in enumerate(body.split(b"\n"), start=1) if line.strip())
+        return f"line {next(itertools.islice(lines, row, None))}"
+    doc = orjson.loads(body)
+    return f"instances[{row}]" if isinstance(doc, dict) and "instances" in doc else "request body"
+
+
+def check_scores(scores: np.ndarray, body: bytes, content_type: str) -> None:
+    """A 400 naming the first instance whose raw score is not a finite float32 (SageMaker's FM computes in
+    float32, so such values would give it inf or NaN)."""
+    finite = np.abs(scores) <= FLOAT32_MAX
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise EndpointRequestError(
+            f"{instance_name(body, content_type, row)}: the score overflows float32 (the values are too "
+            "large for the model); scale them down"
+        )
 
 
 def predicted_labels(scores: np.ndarray) -> np.ndarray:

@@ -33,8 +33,16 @@ from twins.endpoint.app import (
     load_endpoints,
     specs_to_env,
 )
+from twins.http_limits import Limits, protocol_factory
 
 log = logging.getLogger(__name__)
+
+# Per worker process (docs/endpoint.md, "Limits"). SageMaker documents no such limits for a container; these
+# keep memory bounded: at most 128 connections, each with a head of at most 32 KiB and a body of at most 6 MB
+# (protocol.MAX_PAYLOAD_BYTES) that must arrive within 30 s. The model must answer within 60 s
+# (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html), so a client
+# that needs longer than half of that only to send its request gets a 408.
+ENDPOINT_LIMITS = Limits(max_connections=128, max_head_bytes=32 * 1024, request_timeout=30.0)
 
 # SageMaker's pattern for EndpointName and VariantName (botocore service models).
 _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
@@ -111,8 +119,13 @@ def _family(host: str) -> socket.AddressFamily:
 
 
 def _claim_port(host: str, port: int) -> int:
-    """Check that (host, port) is free, without SO_REUSEPORT, so a second twin cannot join this one's port."""
+    """Check that (host, port) is free, without SO_REUSEPORT, so a second twin cannot join this one's port.
+
+    SO_REUSEADDR lets the probe bind while connections of a stopped twin linger in TIME_WAIT (up to 60 s on
+    Linux), yet still fails while a socket listens there.
+    """
     with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
@@ -122,13 +135,49 @@ def _claim_port(host: str, port: int) -> int:
         return int(probe.getsockname()[1])
 
 
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM this worker when the supervisor dies, even by SIGKILL, so no orphan keeps the port.
+
+    Linux: prctl(PR_SET_PDEATHSIG). Elsewhere: a thread that watches the parent id.
+    """
+    import ctypes
+    import ctypes.util
+
+    pr_set_pdeathsig = 1
+    libc_name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(libc_name, use_errno=True)
+        ok = libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        ok = False
+    if not ok:
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # the supervisor died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker_main(
-    specs_env: str, host: str, port: int, log_level: str, access_log: bool, reuse_port: bool
+    specs_env: str,
+    host: str,
+    port: int,
+    log_level: str,
+    access_log: bool,
+    reuse_port: bool,
+    parent: int | None = None,
 ) -> None:
     """One worker: load the models, then listen (so no connection waits on a loading worker), then serve."""
     import uvicorn
 
     from twins.endpoint.app import app_from_env
+
+    if parent is not None:
+        _die_with_parent(parent)
 
     os.environ[SPECS_ENV] = specs_env
     app = app_from_env()
@@ -147,6 +196,7 @@ def _worker_main(
         access_log=access_log,
         lifespan="off",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        http=protocol_factory(ENDPOINT_LIMITS),
     )
     # uvicorn re-raises the signal it shut down on; a terminal's Ctrl-C then needs no traceback per worker.
     with contextlib.suppress(KeyboardInterrupt):
@@ -162,7 +212,8 @@ def _supervise(worker_args: tuple[str, str, int, str, bool, bool], workers: int)
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def start() -> multiprocessing.process.BaseProcess:
-        proc = ctx.Process(target=_worker_main, args=worker_args, name="endpoint-worker")
+        args = (*worker_args, os.getpid())
+        proc = ctx.Process(target=_worker_main, args=args, name="endpoint-worker")
         proc.start()
         return proc
 
@@ -221,11 +272,13 @@ def start_in_background(
     workers: int = 1,
     process: bool = False,
     startup_timeout: float = 60.0,
+    limits: Limits = ENDPOINT_LIMITS,
 ) -> BackgroundServer:
     """Start the twin and return once /ping answers 200.
 
     In-process (a uvicorn thread, one event loop) by default; `process=True` runs `fmrec serve endpoint` as a
     child process with `workers` workers. port 0 picks a free loopback port (see `.port` / `.url`).
+    `limits` applies in-process; a child process always has ENDPOINT_LIMITS.
     """
     models = [model_path] if isinstance(model_path, str | os.PathLike) else list(model_path)
     names = [name] if isinstance(name, str) else list(name)
@@ -235,12 +288,14 @@ def start_in_background(
         return _start_process(specs, host, port or free_port(host), workers, startup_timeout)
     if workers != 1:
         raise InputError("an in-process twin runs one event loop; use process=True for several workers")
-    return _start_thread(specs, host, port, startup_timeout)
+    return _start_thread(specs, host, port, startup_timeout, limits)
 
 
-def _start_thread(specs: Sequence[EndpointSpec], host: str, port: int, timeout: float) -> BackgroundServer:
+def _start_thread(
+    specs: Sequence[EndpointSpec], host: str, port: int, timeout: float, limits: Limits
+) -> BackgroundServer:
     app = create_app(load_endpoints(specs))
-    bound, stop = start_thread(app, host, port, label="endpoint twin", timeout=timeout)
+    bound, stop = start_thread(app, host, port, label="endpoint twin", timeout=timeout, limits=limits)
     names, variants = [s.name for s in specs], [s.variant for s in specs]
     return BackgroundServer(host, bound, stop, names=names, variants=variants)
 
