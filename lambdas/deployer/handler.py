@@ -448,6 +448,56 @@ def custom_resource(event: Mapping[str, Any], deployer: Deployer) -> dict[str, A
     return deployer.reconcile(EXPLICIT)
 
 
+GROUP_RESOURCE = "Custom::FmrecModelPackageGroup"
+
+
+def group_lifecycle(event: Mapping[str, Any], sagemaker: Any) -> dict[str, Any]:
+    """The model package group as a custom resource that survives destroy → deploy in both stages.
+
+    Create adopts a group that is already there (one a retaining stage kept when it was destroyed), where a
+    plain AWS::SageMaker::ModelPackageGroup would fail with "already exists". Delete keeps the group when
+    the stage retains its registry; otherwise it deletes every version first, since SageMaker deletes only an
+    empty group (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DeleteModelPackageGroup.html).
+    """
+    props = event.get("ResourceProperties") or {}
+    name = str(props.get("GroupName", ""))
+    if not name:
+        raise DeployError("ResourceProperties.GroupName is not set")
+    result: dict[str, Any] = {"group": name}
+    if event["RequestType"] == "Delete":
+        if str(props.get("KeepOnDelete", "true")).lower() == "true":
+            return {**result, "action": "kept"}
+        try:
+            sagemaker.describe_model_package_group(ModelPackageGroupName=name)
+        except Exception as exc:
+            code, message = _error(exc)
+            missing = any(w in message.lower() for w in ("not find", "not exist", "not found"))
+            if code in ("ValidationException", "ResourceNotFound") and missing:
+                return {**result, "action": "already gone"}
+            raise
+        deleted = 0
+        for page in sagemaker.get_paginator("list_model_packages").paginate(ModelPackageGroupName=name):
+            for item in page.get("ModelPackageSummaryList", []):
+                sagemaker.delete_model_package(ModelPackageName=item["ModelPackageArn"])
+                deleted += 1
+        sagemaker.delete_model_package_group(ModelPackageGroupName=name)
+        return {**result, "action": "deleted", "versions": deleted}
+    try:
+        sagemaker.create_model_package_group(
+            ModelPackageGroupName=name, ModelPackageGroupDescription=str(props.get("Description", ""))
+        )
+        return {**result, "action": "created"}
+    except Exception as exc:
+        if _error(exc)[0] != "ValidationException":
+            raise
+        # Not knowing the exact wording of "already exists", ask: the group is there, or the error stands.
+        try:
+            sagemaker.describe_model_package_group(ModelPackageGroupName=name)
+        except Exception:
+            raise exc from None
+        return {**result, "action": "adopted"}
+
+
 def send_cfn_response(
     event: Mapping[str, Any],
     status: str,
@@ -459,7 +509,12 @@ def send_cfn_response(
         {
             "Status": status,
             "Reason": reason[:1000],
-            "PhysicalResourceId": event.get("PhysicalResourceId") or f"{event['LogicalResourceId']}-deployer",
+            "PhysicalResourceId": event.get("PhysicalResourceId")
+            or (
+                str((event.get("ResourceProperties") or {}).get("GroupName"))
+                if event.get("ResourceType") == GROUP_RESOURCE
+                else f"{event['LogicalResourceId']}-deployer"
+            ),
             "StackId": event["StackId"],
             "RequestId": event["RequestId"],
             "LogicalResourceId": event["LogicalResourceId"],
@@ -486,10 +541,18 @@ def _deployer_from_env() -> Deployer:
     )
 
 
+def _run_custom_resource(event: Mapping[str, Any]) -> dict[str, Any]:
+    if event.get("ResourceType") == GROUP_RESOURCE:
+        import boto3
+
+        return group_lifecycle(event, boto3.client("sagemaker"))
+    return custom_resource(event, _deployer_from_env())
+
+
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "RequestType" in event and "ResponseURL" in event:
         try:
-            result = custom_resource(event, _deployer_from_env())
+            result = _run_custom_resource(event)
         except Exception as exc:
             log.exception("custom resource %s failed", event.get("RequestType"))
             # A failed delete is reported as failed: a stack that silently leaves a billed endpoint is worse.

@@ -598,3 +598,80 @@ def test_data_capture_goes_into_the_endpoint_config() -> None:
         "DestinationS3Uri": ENV["CAPTURE_S3_URI"],
         "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
     }
+
+
+# --- the model package group resource (issue 13 item 8: destroy, then deploy again) -------------------------
+def _group_event(request: str, keep: str) -> dict[str, Any]:
+    return {
+        "RequestType": request,
+        "ResourceType": "Custom::FmrecModelPackageGroup",
+        "ResourceProperties": {"GroupName": GROUP, "Description": "d", "KeepOnDelete": keep},
+    }
+
+
+def test_group_create_adopts_a_group_a_retaining_stage_kept(clients: Clients) -> None:
+    c = clients
+    c.expect_error(
+        "sm",
+        "create_model_package_group",
+        {
+            "service_error_code": "ValidationException",
+            "service_message": f"Model Package Group {GROUP} already exists",
+        },
+    )
+    c.expect(
+        "sm",
+        "describe_model_package_group",
+        {
+            "ModelPackageGroupName": GROUP,
+            "ModelPackageGroupArn": SOME_ARN,
+            "CreationTime": "2026",
+            "CreatedBy": {},
+            "ModelPackageGroupStatus": "Completed",
+        },
+        {"ModelPackageGroupName": GROUP},
+    )
+    assert handler.group_lifecycle(_group_event("Create", "true"), c.sm)["action"] == "adopted"
+
+
+def test_group_create_error_other_than_existing_is_raised(clients: Clients) -> None:
+    c = clients
+    c.expect_error(
+        "sm",
+        "create_model_package_group",
+        {"service_error_code": "ValidationException", "service_message": "bad"},
+    )
+    c.expect_error("sm", "describe_model_package_group", _not_found("group"))
+    with pytest.raises(Exception, match="bad"):
+        handler.group_lifecycle(_group_event("Create", "false"), c.sm)
+
+
+def test_group_delete_empties_the_group_first_when_the_stage_destroys(clients: Clients) -> None:
+    c = clients
+    c.expect(
+        "sm",
+        "describe_model_package_group",
+        {
+            "ModelPackageGroupName": GROUP,
+            "ModelPackageGroupArn": SOME_ARN,
+            "CreationTime": "2026",
+            "CreatedBy": {},
+            "ModelPackageGroupStatus": "Completed",
+        },
+    )
+    versions = [
+        {"ModelPackageArn": arn, "CreationTime": "2026", "ModelPackageStatus": "Completed"}
+        for arn in (ARN, OLD_ARN)
+    ]
+    c.expect(
+        "sm", "list_model_packages", {"ModelPackageSummaryList": versions}, {"ModelPackageGroupName": GROUP}
+    )
+    c.expect("sm", "delete_model_package", {}, {"ModelPackageName": ARN})
+    c.expect("sm", "delete_model_package", {}, {"ModelPackageName": OLD_ARN})
+    c.expect("sm", "delete_model_package_group", {}, {"ModelPackageGroupName": GROUP})
+    result = handler.group_lifecycle(_group_event("Delete", "false"), c.sm)
+    assert (result["action"], result["versions"]) == ("deleted", 2)
+
+
+def test_group_delete_keeps_a_retained_group(clients: Clients) -> None:
+    assert handler.group_lifecycle(_group_event("Delete", "true"), clients.sm)["action"] == "kept"
