@@ -20,6 +20,7 @@ APPROVAL_EVENT = "SageMaker Model Package State Change"
 ENDPOINT_EVENT = "SageMaker Endpoint State Change"
 CURRENT_KEY = "current.json"  # the recommend Lambda reads {"modelVersion": <variant>} here (docs/api.md)
 STAGED_KEY = "staged.json"  # written last into serving/<variant>/: the variant's artifacts are complete
+ATTEMPTS_PREFIX = "attempts/"  # serving/attempts/<config>.json: the deployer has sent this config once
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 _ARN_VERSION = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/([^/]+)/(\d+)$")
 
@@ -219,14 +220,21 @@ class Deployer:
                 )
             self.wait_deleted(self.s.endpoint_name)
             endpoint = None
-        elif trigger == ENDPOINT_CHANGE and endpoint is not None and endpoint.get("FailureReason"):
+        elif (
+            trigger == ENDPOINT_CHANGE
+            and endpoint is not None
+            and endpoint.get("FailureReason")
+            and self._attempted(config)
+        ):
             # An update that failed rolls back to the old config and ends InService with a FailureReason:
-            # retrying it on its own state change would loop. An approval or a stack update retries it.
+            # retrying it on its own state change would loop. An approval or a stack update retries it; a
+            # deferred deployment of a version never tried yet goes ahead whatever an old FailureReason says.
             raise DeployError(
                 f"endpoint {self.s.endpoint_name} serves {endpoint['EndpointConfigName']}, not {config}: "
                 f"{endpoint['FailureReason']}"
             )
         self.prepare(target, variant)
+        self._mark_attempt(config)
         if endpoint is None:
             try:
                 self.sm.create_endpoint(EndpointName=self.s.endpoint_name, EndpointConfigName=config)
@@ -242,6 +250,22 @@ class Deployer:
             action = "updated"
         log.info("endpoint %s %s with %s (%s)", self.s.endpoint_name, action, config, target)
         return {**base, "action": action}
+
+    def _attempt_key(self, config: str) -> str:
+        return f"{self.s.serving_prefix}{ATTEMPTS_PREFIX}{config}.json"
+
+    def _attempted(self, config: str) -> bool:
+        key = self._attempt_key(config)
+        listed = self.s3.list_objects_v2(Bucket=self.s.artifact_bucket, Prefix=key, MaxKeys=1)
+        return any(item["Key"] == key for item in listed.get("Contents", []))
+
+    def _mark_attempt(self, config: str) -> None:
+        self.s3.put_object(
+            Bucket=self.s.artifact_bucket,
+            Key=self._attempt_key(config),
+            Body=json.dumps({"config": config}).encode(),
+            ContentType="application/json",
+        )
 
     def prepare(self, package_arn: str, variant: str) -> None:
         """The package's serving artifacts, model and endpoint config; each step may already be done."""

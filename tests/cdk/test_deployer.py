@@ -211,6 +211,21 @@ def _expect_housekeeping(c: Clients, variant: str, configs: list[str], models: l
     c.expect("sm", "list_models", {"Models": listed}, {"NameContains": ENDPOINT})
 
 
+def _expect_attempt(c: Clients, config: str) -> None:
+    key = f"serving/attempts/{config}.json"
+    c.expect(
+        "s3",
+        "put_object",
+        {},
+        {
+            "Bucket": "bucket",
+            "Key": key,
+            "Body": json.dumps({"config": config}).encode(),
+            "ContentType": "application/json",
+        },
+    )
+
+
 def _expect_prepare(c: Clients, model_error: dict[str, Any] | None = None) -> None:
     c.expect("sm", "describe_model_package", _package(), {"ModelPackageName": ARN})
     _expect_staging(c)
@@ -256,6 +271,7 @@ def test_first_approval_creates_model_config_and_endpoint(clients: Clients) -> N
             ],
         },
     )
+    _expect_attempt(c, config)
     c.expect(
         "sm",
         "create_endpoint",
@@ -274,6 +290,7 @@ def test_approval_of_a_new_version_updates_the_live_endpoint(clients: Clients) -
     _expect_housekeeping(c, "v6", [f"{ENDPOINT}-v6-abc"], [f"{ENDPOINT}-v6"])
     _expect_latest(c)
     _expect_prepare(c)
+    _expect_attempt(c, config)
     c.expect(
         "aas",
         "deregister_scalable_target",
@@ -311,6 +328,7 @@ def test_the_state_change_that_ends_an_update_deploys_the_approval_it_deferred(c
     _expect_housekeeping(c, "v6", [f"{ENDPOINT}-v6-abc"], [f"{ENDPOINT}-v6"])
     _expect_latest(c)
     _expect_prepare(c)
+    _expect_attempt(c, config)
     c.expect("aas", "deregister_scalable_target", {})
     c.expect(
         "sm",
@@ -333,6 +351,7 @@ def test_a_failed_endpoint_is_deleted_and_recreated_with_the_newest_package(clie
     waited: list[str] = []
     c.deployer.wait_deleted = waited.append
     _expect_prepare(c)
+    _expect_attempt(c, config)
     c.expect(
         "sm",
         "create_endpoint",
@@ -364,11 +383,38 @@ def test_a_failed_newest_package_is_deleted_but_not_recreated_in_a_loop(clients:
 
 def test_a_rolled_back_update_is_not_retried_on_its_own_state_change(clients: Clients) -> None:
     c = clients
+    config = c.deployer.config_name("v7")
     c.expect("sm", "describe_endpoint", _endpoint(f"{ENDPOINT}-v6-abc", "InService", failure="update failed"))
     _expect_housekeeping(c, "v6", [f"{ENDPOINT}-v6-abc"], [f"{ENDPOINT}-v6"])
     _expect_latest(c)
+    key = f"serving/attempts/{config}.json"
+    c.expect(
+        "s3",
+        "list_objects_v2",
+        {"Contents": [{"Key": key}], "KeyCount": 1},
+        {"Bucket": "bucket", "Prefix": key, "MaxKeys": 1},
+    )
     with pytest.raises(handler.DeployError, match=r"serves .*-v6-abc, not .*update failed"):
         handler.dispatch(_endpoint_event("IN_SERVICE"), c.deployer)
+
+
+def test_an_old_failure_reason_does_not_block_a_deferred_version_never_tried(clients: Clients) -> None:
+    c = clients
+    config = c.deployer.config_name("v7")
+    c.expect("sm", "describe_endpoint", _endpoint(f"{ENDPOINT}-v6-abc", "InService", failure="long ago"))
+    _expect_housekeeping(c, "v6", [f"{ENDPOINT}-v6-abc"], [f"{ENDPOINT}-v6"])
+    _expect_latest(c)
+    c.expect("s3", "list_objects_v2", {"KeyCount": 0})
+    _expect_prepare(c)
+    _expect_attempt(c, config)
+    c.expect("aas", "deregister_scalable_target", {})
+    c.expect(
+        "sm",
+        "update_endpoint",
+        {"EndpointArn": SOME_ARN},
+        {"EndpointName": ENDPOINT, "EndpointConfigName": config},
+    )
+    assert handler.dispatch(_endpoint_event("IN_SERVICE"), c.deployer)["action"] == "updated"
 
 
 def test_an_edit_of_an_old_approved_package_does_not_roll_the_endpoint_back(clients: Clients) -> None:
@@ -392,6 +438,7 @@ def test_duplicate_events_treat_already_existing_resources_as_done(clients: Clie
     c.expect("sm", "describe_model_package", _package())
     _expect_staging(c)
     c.expect_error("sm", "create_model", ALREADY)
+    c.expect("s3", "put_object", {})  # the attempt marker
     c.expect_error(
         "sm",
         "create_endpoint_config",
