@@ -308,9 +308,10 @@ class ServingStack(cdk.Stack):
         )
 
         # --- triggers: every change in the group or of the endpoint reconciles (lambdas/deployer) ----------
-        # Lambda runs these asynchronously: two retries, then the event goes to the failure queue, whose
-        # alarm tells an operator that a deployment needs a look (docs/deploy.md).
-        # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html
+        # EventBridge invokes the deployer asynchronously: "By default, Lambda retries an asynchronous
+        # invocation twice ... When an event fails all processing attempts ... Lambda discards it"
+        # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-lambda-eventinvokeconfig.html),
+        # so a failed event goes to this queue instead, whose alarm tells an operator (docs/deploy.md).
         self.failures = sqs.Queue(
             self,
             "DeployerFailures",

@@ -480,8 +480,9 @@ def group_lifecycle(event: Mapping[str, Any], sagemaker: Any) -> dict[str, Any]:
 
     Create adopts a group that is already there (one a retaining stage kept when it was destroyed), where a
     plain AWS::SageMaker::ModelPackageGroup would fail with "already exists". Delete keeps the group when
-    the stage retains its registry; otherwise it deletes every version first, since SageMaker deletes only an
-    empty group (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DeleteModelPackageGroup.html).
+    the stage retains its registry; otherwise it deletes every version first: DeleteModelPackageGroup refuses
+    a group that still holds versions (its ConflictException,
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DeleteModelPackageGroup.html).
     """
     props = event.get("ResourceProperties") or {}
     name = str(props.get("GroupName", ""))
