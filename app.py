@@ -20,7 +20,7 @@ from cdk_nag import AwsSolutionsChecks
 from stacks.api import ApiStack, stage_recommend_asset
 from stacks.config import StageConfig, load_stage
 from stacks.images import ecr_repository_arn
-from stacks.pipeline import PipelineStack, pipeline_definition, stage_code_tree
+from stacks.pipeline import PipelineStack, code_version, pipeline_definition, stage_code_tree
 from stacks.serving import ServingStack
 from stacks.storage import StorageStack
 
@@ -61,12 +61,13 @@ def build_app(
     images = image_uris(config.region)
     staging_root = Path(app.outdir)
     storage = StorageStack(app, f"{prefix}Storage", config=config, env=env)
+    code_dir = stage_code_tree(staging_root)
     pipeline = PipelineStack(
         app,
         f"{prefix}Pipeline",
         config=config,
-        definition=pipeline_definition(config),
-        code_dir=stage_code_tree(staging_root),
+        definition=pipeline_definition(config, code_version(code_dir)),
+        code_dir=code_dir,
         image_repository_arns=[ecr_repository_arn(images["fm"]), ecr_repository_arn(images["sklearn"])],
         env=env,
     )

@@ -39,10 +39,11 @@ from pipeline.tuning import TuningOptions
 # The CloudFormation variables of the definition; the CDK app wraps the JSON in Fn::Sub with them.
 PLACEHOLDERS = ("ArtifactBucket", "PipelineRoleArn")
 # code_uri must start with s3:// as a literal: the SDK would treat anything else as a local path to upload.
+# The CDK app passes its content-addressed folder s3://${ArtifactBucket}/code/<version>/ (stacks/pipeline.py).
 CDK_ARGUMENTS = {
     "artifact_bucket": "${ArtifactBucket}",
     "role_arn": "${PipelineRoleArn}",
-    "code_uri": "s3://${ArtifactBucket}/code",
+    "code_uri": "s3://${ArtifactBucket}/code/",
 }
 MAX_DEFINITION_CHARS = 1_048_576
 # Set only while the SDK builds: no EC2 metadata lookup for credentials, no v2 deprecation banner.
@@ -221,8 +222,8 @@ def _check_arguments(region: str, artifact_bucket: str, code_uri: str, role_arn:
         raise DefinitionError(
             f"artifact_bucket: expected a bucket name (no s3://, no /), got {artifact_bucket!r}"
         )
-    if not code_uri.startswith("s3://") or code_uri.endswith("/"):
-        raise DefinitionError(f"code_uri: expected an s3:// prefix without a trailing /, got {code_uri!r}")
+    if not code_uri.startswith("s3://") or code_uri.rstrip("/").count("/") < 3:
+        raise DefinitionError(f"code_uri: expected an s3://bucket/folder URI, got {code_uri!r}")
     if not role_arn:
         raise DefinitionError("role_arn: expected an IAM role ARN (or a placeholder)")
 
@@ -263,7 +264,10 @@ def get_pipeline(
             region=region,
             role_arn=role_arn,
             bucket=artifact_bucket,
-            code_uri=code_uri,
+            # A folder: SageMaker lists the S3Prefix input with the key as given (ProcessingS3Input S3Uri,
+            # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingS3Input.html), and the
+            # role's s3:prefix conditions are "<folder>/*": "code" alone would be denied (and match "code2/").
+            code_uri=code_uri.rstrip("/") + "/",
             pipeline_name=pipeline_name,
             group=model_package_group_name,
             input_data_url=input_data_url or f"s3://{artifact_bucket}/data/ml-100k",
@@ -335,6 +339,11 @@ def _build(
         # The parts stay a flat list: Std:Join takes plain values and references, not a nested Join.
         return ["s3:/", bucket, "pipeline", ExecutionVariables.PIPELINE_EXECUTION_ID, *parts]
 
+    def kept_out(*parts: str) -> list[Any]:
+        # What a registered package needs later (its lookup) goes under models/, which never expires:
+        # pipeline/ does, and a package may be approved, or its endpoint rebuilt, long after its run.
+        return ["s3:/", bucket, "models", ExecutionVariables.PIPELINE_EXECUTION_ID, *parts]
+
     def processor(script: str) -> Any:
         return Processor(
             role=role_arn,
@@ -365,7 +374,9 @@ def _build(
                 ProcessingOutput(
                     output_name=name,
                     source=f"{PROCESSING_ROOT}/output/{name}",
-                    destination=Join(on="/", values=s3_out("preprocess", name)),
+                    destination=Join(
+                        on="/", values=(kept_out if name == "lookup" else s3_out)("preprocess", name)
+                    ),
                 )
                 for name in pre_outputs
             ],

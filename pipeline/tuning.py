@@ -21,6 +21,7 @@ from typing import Any
 from fmrec.tuning.space import (
     DEFAULT_RANGES,
     ParamRange,
+    TuningError,
     build_space,
     check_budget,
     resolve_objective,
@@ -37,6 +38,10 @@ MAX_JOBS = "TuningMaxJobs"
 MAX_PARALLEL = "TuningMaxParallelJobs"
 TUNING_MODELS_PREFIX = "models/tuning"
 RECORDIO = "application/x-recordio-protobuf"
+# AWS's FM tuning page lists the hyperparameters a tuning job may search, and num_factors is not one of them
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/fm-tuning.html): it stays static, the NumFactors parameter.
+STATIC_ONLY = ("num_factors",)
+PIPELINE_RANGES = tuple(r for r in DEFAULT_RANGES if r.name not in STATIC_ONLY)
 
 
 @dataclass(frozen=True)
@@ -45,16 +50,26 @@ class TuningOptions:
 
     predictor_type: str = "binary_classifier"
     objective: str | None = None  # None: the predictor type's default (cross entropy for binary)
-    ranges: Sequence[ParamRange] = field(default_factory=lambda: DEFAULT_RANGES)
+    ranges: Sequence[ParamRange] = field(default_factory=lambda: PIPELINE_RANGES)
     use_tuning: bool = False  # default of the UseTuning parameter
     max_jobs: int = 20
     max_parallel_jobs: int = 2
-    early_stopping: bool = True
+    # FM is not on AWS's list of algorithms that early stopping works with
+    # (https://docs.aws.amazon.com/sagemaker/latest/dg/automatic-model-tuning-early-stopping.html): "Auto"
+    # would change nothing there while the local twin stops trials early, so the branch asks for "Off" and
+    # both run every trial to the end (docs/tuning.md, "Early stopping").
+    early_stopping: bool = False
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION
     split_seed: int = DEFAULT_SPLIT_SEED
 
     def __post_init__(self) -> None:
         # Every check runs when the options are made, so a bad range or objective never reaches a definition.
+        static = sorted({r.name for r in self.ranges} & set(STATIC_ONLY))
+        if static:
+            raise TuningError(
+                f"ranges: {', '.join(static)} is not tunable for FM on SageMaker (fm-tuning page); it stays "
+                "a static hyperparameter (pipeline parameter NumFactors)"
+            )
         self.space()
         resolve_objective(self.predictor_type, self.objective)
         check_budget(self.max_jobs, self.max_parallel_jobs)

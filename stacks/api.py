@@ -117,12 +117,16 @@ class ApiStack(cdk.Stack):
                     actions=["s3:GetObject"],
                     resources=[bucket.arn_for_objects(f"{SERVING_PREFIX}*")],
                 ),
-                # Without ListBucket a missing key answers 403, not the 404 the Lambda expects.
+                # "If you have the s3:ListBucket permission on the bucket, Amazon S3 returns an HTTP
+                # status code 404 (Not Found)" for a missing key, else 403 (Access Denied), which the Lambda
+                # maps to 503 instead of its fallback (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html).
+                # The grant has no s3:prefix condition: a GetObject carries no s3:prefix, and a condition on a
+                # key absent from the request does not match, so a prefix-conditioned grant still answered 403
+                # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html).
                 iam.PolicyStatement(
-                    sid="ListServingArtifacts",
+                    sid="MissingKeysAre404",
                     actions=["s3:ListBucket"],
                     resources=[bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{SERVING_PREFIX}*"]}},
                 ),
             ],
         )
@@ -151,8 +155,11 @@ class ApiStack(cdk.Stack):
             rest_api_name=config.name("api"),
             description=document.get("info", {}).get("title", "fmrec recommend API"),
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            cloud_watch_role=True,  # execution and access logging need the account's API Gateway logging role
-            cloud_watch_role_removal_policy=cdk.RemovalPolicy.DESTROY,
+            # Execution and access logging need the account's API Gateway CloudWatch role, a setting of the
+            # whole account and region: set once by hand (docs/deploy.md), never created or deleted by these
+            # stacks, so destroying a stage does not break the logging of every other REST API there.
+            # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html
+            cloud_watch_role=False,
             deploy_options=apigw.StageOptions(
                 stage_name="v1",
                 tracing_enabled=True,
@@ -232,11 +239,6 @@ class ApiStack(cdk.Stack):
                 "AwsSolutions-APIG3",
                 "A read-only API behind SigV4 (or API keys) with stage and usage-plan throttling; a WAF "
                 "web ACL adds cost and can be attached per account policy.",
-            ),
-            (
-                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AmazonAPIGatewayPushToCloudWatchLogs]",
-                "The account-level API Gateway logging role uses the AWS-managed policy made for it.",
             ),
         )
 

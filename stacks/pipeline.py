@@ -9,21 +9,35 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_deployment as s3deploy
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks import nag, staging
 from stacks.config import CODE_PREFIX, DATA_PREFIX, MODELS_PREFIX, PIPELINE_PREFIX, StageConfig
+from stacks.lambda_function import PythonLambda, _retention
 from stacks.nag import acknowledge
-from stacks.storage import artifact_bucket, removal_policy
+from stacks.storage import artifact_bucket
 
 STEPS_DIR = staging.REPO_ROOT / "pipeline" / "steps"
+DEPLOYER_DIR = staging.REPO_ROOT / "lambdas" / "deployer"  # also serves the model package group resource
 
 
-def pipeline_definition(config: StageConfig) -> dict[str, Any]:
-    """The definition this stage deploys: the factory the local runner calls, with this stage's settings and
-    the CloudFormation placeholders in place of the bucket and role (docs/pipeline.md)."""
+def code_version(code_dir: Path) -> str:
+    """The content address of a staged code tree: its folder under code/ is code/<this>/."""
+    return staging.folder_digest(code_dir)[:16]
+
+
+def code_uri(version: str) -> str:
+    return f"s3://${{ArtifactBucket}}/{CODE_PREFIX}{version}/"
+
+
+def pipeline_definition(config: StageConfig, version: str) -> dict[str, Any]:
+    """The definition this stage deploys: the factory the local runner calls, with this stage's settings, the
+    CloudFormation placeholders in place of the bucket and role, and the code folder of this code version
+    (docs/pipeline.md)."""
     from pipeline.definition import CDK_ARGUMENTS, get_pipeline
     from pipeline.tuning import TuningOptions
 
@@ -37,7 +51,7 @@ def pipeline_definition(config: StageConfig) -> dict[str, Any]:
         training_instance_count=config.training_instance_count,
         artifact_bucket=CDK_ARGUMENTS["artifact_bucket"],
         role_arn=CDK_ARGUMENTS["role_arn"],
-        code_uri=CDK_ARGUMENTS["code_uri"],
+        code_uri=code_uri(version),
         tuning=TuningOptions(),  # the optional tuning branch, as locally: off unless UseTuning=true
     )
 
@@ -179,27 +193,35 @@ class PipelineStack(cdk.Stack):
         policy.attach_to_role(self.role)
         self._acknowledge_role(config, policy)
 
-        # --- the processing code tree at s3://<bucket>/code/ (pipeline/steps + fmrec), no Docker ----------
+        # --- the processing code tree at s3://<bucket>/code/<version>/ (pipeline/steps + fmrec), no Docker
+        # One folder per content version: an execution that is still running keeps reading the folder its
+        # definition names while a deploy adds the next one beside it. retain_on_delete keeps the old folder
+        # when the destination changes (CDK's handler would otherwise `s3 rm --recursive` it on that update).
+        self.code_version = code_version(code_dir)
+        if code_uri(self.code_version) not in json.dumps(definition):
+            raise staging.StagingError(
+                f"the pipeline definition does not read the staged code folder {code_uri(self.code_version)}"
+            )
+        self.code_deployment_role = self._code_deployment_role(config, bucket)
         self.code = s3deploy.BucketDeployment(
             self,
             "ProcessingCode",
             sources=[s3deploy.Source.asset(str(code_dir))],
             destination_bucket=bucket,
-            destination_key_prefix=CODE_PREFIX.rstrip("/"),
-            prune=True,
-            retain_on_delete=False,
+            destination_key_prefix=f"{CODE_PREFIX}{self.code_version}",
+            prune=False,
+            retain_on_delete=True,
             memory_limit=256,
+            # CDK would grant its handler read/write/delete on the whole bucket (data/, models/ too): it gets
+            # this role, scoped to code/, and CDK's own grants are dropped (without_policy_updates).
+            role=self.code_deployment_role.without_policy_updates(),
+            log_group=self.code_deployment_logs,
         )
+        self.code.node.add_dependency(self.code_deployment_policy)  # CDK's own grants would have added this
         self._acknowledge_bucket_deployment(config)
 
         # --- the model registry and the pipeline ---------------------------------------------------------
-        self.group = sagemaker.CfnModelPackageGroup(
-            self,
-            "ModelPackageGroup",
-            model_package_group_name=group,
-            model_package_group_description=f"FM recommender models of stage {config.stage}",
-        )
-        self.group.apply_removal_policy(removal_policy(config))
+        self.group = self._model_package_group(config)
         body = json.dumps(definition, sort_keys=True, separators=(",", ":"))
         self.pipeline = sagemaker.CfnPipeline(
             self,
@@ -302,43 +324,138 @@ class PipelineStack(cdk.Stack):
             ],
         )
 
+    def _model_package_group(self, config: StageConfig) -> cdk.CustomResource:
+        """The group as a custom resource (lambdas/deployer, group_lifecycle): it adopts a group a retaining
+        stage kept when it was destroyed, and empties it before deleting it in a stage that does not."""
+        group = config.model_package_group_name
+        sm = f"arn:{cdk.Aws.PARTITION}:sagemaker:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}"
+        function = PythonLambda(
+            self,
+            "Registry",
+            config=config,
+            function_name=config.name("registry"),
+            description=f"creates or adopts model package group {group}; empties and deletes it if destroyed",
+            code=lambda_.Code.from_asset(str(DEPLOYER_DIR), exclude=["__pycache__", "*.pyc"]),
+            handler="handler.lambda_handler",
+            memory_size=256,
+            timeout=cdk.Duration.minutes(5),
+        )
+        policy = iam.Policy(
+            self,
+            "RegistryPolicy",
+            statements=[
+                iam.PolicyStatement(
+                    sid="OwnGroup",
+                    actions=[
+                        "sagemaker:CreateModelPackageGroup",
+                        "sagemaker:DescribeModelPackageGroup",
+                        "sagemaker:DeleteModelPackageGroup",
+                    ],
+                    resources=[f"{sm}:model-package-group/{group}"],
+                ),
+                iam.PolicyStatement(
+                    sid="DeleteVersions",
+                    actions=["sagemaker:DeleteModelPackage"],
+                    resources=[f"{sm}:model-package/{group}/*"],
+                ),
+                iam.PolicyStatement(
+                    sid="ListVersions",
+                    actions=["sagemaker:ListModelPackages"],
+                    resources=["*"],  # List* APIs have no resource-level permissions
+                ),
+            ],
+        )
+        policy.attach_to_role(function.role)
+        acknowledge(
+            policy,
+            (
+                "AwsSolutions-IAM5[Resource::*]",
+                "ListModelPackages has no resource-level permissions; it only lists the group's versions.",
+            ),
+            (
+                nag.wildcard_resource(nag.service_arn("sagemaker", f"model-package/{group}/*")),
+                "A destroyed stage deletes every version of its own model package group, then the group.",
+            ),
+        )
+        resource = cdk.CustomResource(
+            self,
+            "ModelPackageGroup",
+            service_token=function.function.function_arn,
+            resource_type="Custom::FmrecModelPackageGroup",
+            properties={
+                "GroupName": group,
+                "Description": f"FM recommender models of stage {config.stage}",
+                "KeepOnDelete": "true" if config.retain else "false",
+            },
+        )
+        resource.node.add_dependency(policy)
+        return resource
+
+    def _code_deployment_role(self, config: StageConfig, bucket: Any) -> iam.Role:
+        """The role of CDK's BucketDeployment handler: read the asset zip, write code/, log; nothing else."""
+        region, account, partition = cdk.Aws.REGION, cdk.Aws.ACCOUNT_ID, cdk.Aws.PARTITION
+        self.code_deployment_logs = logs.LogGroup(
+            self,
+            "CodeDeploymentLogs",
+            retention=_retention(config.log_retention_days),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        role = iam.Role(
+            self,
+            "CodeDeploymentRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="copies the processing code asset into code/<version>/ of the artifact bucket",
+        )
+        qualifier = cdk.DefaultStackSynthesizer.DEFAULT_QUALIFIER
+        assets_bucket = f"arn:{partition}:s3:::cdk-{qualifier}-assets-{account}-{region}"
+        self.code_deployment_policy = iam.Policy(
+            self,
+            "CodeDeploymentPolicy",
+            statements=[
+                iam.PolicyStatement(
+                    sid="ReadCodeAsset", actions=["s3:GetObject"], resources=[f"{assets_bucket}/*"]
+                ),
+                iam.PolicyStatement(
+                    sid="WriteCodeFolder",
+                    actions=["s3:PutObject", "s3:GetObject"],
+                    resources=[bucket.arn_for_objects(f"{CODE_PREFIX}*")],
+                ),
+                iam.PolicyStatement(
+                    sid="ListCodeFolder",
+                    actions=["s3:ListBucket"],
+                    resources=[bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{CODE_PREFIX}*"]}},
+                ),
+                iam.PolicyStatement(
+                    sid="OwnLogGroup",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[self.code_deployment_logs.log_group_arn],
+                ),
+            ],
+        )
+        self.code_deployment_policy.attach_to_role(role)
+        return role
+
     def _acknowledge_bucket_deployment(self, config: StageConfig) -> None:
-        """Findings on CDK's own BucketDeployment handler, a singleton Lambda at the stack's top level."""
+        """Findings on CDK's BucketDeployment handler (a singleton Lambda at the stack's top level) and on the
+        role this stack gives it."""
         handlers = [c for c in self.node.children if c.node.id.startswith("Custom::CDKBucketDeployment")]
-        assets_bucket = (
-            f"arn:{nag.PARTITION}:s3:::cdk-hnb659fds-assets-{config.account or nag.ACCOUNT}-{config.region}/*"
-        )
-        why = (
-            "CDK's BucketDeployment handler, which copies the code asset into code/ on deploy and then idles"
-        )
+        qualifier = cdk.DefaultStackSynthesizer.DEFAULT_QUALIFIER
+        assets_bucket = f"arn:{nag.PARTITION}:s3:::cdk-{qualifier}-assets-{nag.ACCOUNT}-{nag.REGION}/*"
+        why = "CDK's BucketDeployment handler, which copies the code asset into code/<version>/ on deploy"
         for handler in handlers:
             acknowledge(
                 handler,
-                (
-                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                    "AWSLambdaBasicExecutionRole]",
-                    f"{why}: CDK attaches the basic execution policy for its logs.",
-                ),
-                *[
-                    (
-                        nag.wildcard_action(action),
-                        f"{why}: CDK grants it read/write on the destination bucket.",
-                    )
-                    for action in (
-                        "s3:GetBucket*",
-                        "s3:GetObject*",
-                        "s3:List*",
-                        "s3:Abort*",
-                        "s3:DeleteObject*",
-                    )
-                ],
-                (
-                    nag.wildcard_resource(assets_bucket),
-                    f"{why}: it reads the asset zip from the CDK bootstrap bucket.",
-                ),
-                (
-                    nag.wildcard_resource(nag.bucket_objects(config, "*")),
-                    f"{why}: CDK grants the whole bucket; the handler writes (and prunes) code/ only.",
-                ),
                 ("AwsSolutions-L1", f"{why}: its runtime is chosen by aws-cdk-lib, not by this app."),
             )
+        acknowledge(
+            self.code_deployment_policy,
+            (
+                nag.wildcard_resource(assets_bucket),
+                f"{why}: it reads the asset zip, named by its hash, from the CDK bootstrap bucket.",
+            ),
+            (
+                nag.wildcard_resource(nag.bucket_objects(config, f"{CODE_PREFIX}*")),
+                f"{why}: it writes one folder per code version under code/, and nothing outside it.",
+            ),
+        )

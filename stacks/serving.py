@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks import nag
@@ -150,7 +153,8 @@ class ServingStack(cdk.Stack):
             handler="handler.lambda_handler",
             environment=env,
             memory_size=256,
-            timeout=cdk.Duration.minutes(5),
+            # Replacing a Failed endpoint waits for its deletion (up to 10 minutes) before creating it anew.
+            timeout=cdk.Duration.minutes(15),
         )
         sm = f"arn:{partition}:sagemaker:{region}:{account}"
         deployer_policy = iam.Policy(
@@ -245,11 +249,17 @@ class ServingStack(cdk.Stack):
                         bucket.arn_for_objects(f"{MODELS_PREFIX}*"),
                     ],
                 ),
+                # The lookup folders of packages (models/<execution>/..., pipeline/... for older ones) and the
+                # staged marker of a variant (serving/<variant>/staged.json).
                 iam.PolicyStatement(
                     sid="ListLookupFolders",
                     actions=["s3:ListBucket"],
                     resources=[bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{PIPELINE_PREFIX}*"]}},
+                    conditions={
+                        "StringLike": {
+                            "s3:prefix": [f"{p}*" for p in (PIPELINE_PREFIX, MODELS_PREFIX, SERVING_PREFIX)]
+                        }
+                    },
                 ),
                 iam.PolicyStatement(
                     sid="PublishServingArtifacts",
@@ -297,29 +307,70 @@ class ServingStack(cdk.Stack):
             ),
         )
 
-        # --- triggers: approval → deploy; InService → scale + publish; stack lifecycle ---
-        approval = events.Rule(
+        # --- triggers: every change in the group or of the endpoint reconciles (lambdas/deployer) ----------
+        # EventBridge invokes the deployer asynchronously: "By default, Lambda retries an asynchronous
+        # invocation twice ... When an event fails all processing attempts ... Lambda discards it"
+        # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-lambda-eventinvokeconfig.html),
+        # so a failed event goes to this queue instead, whose alarm tells an operator (docs/deploy.md).
+        self.failures = sqs.Queue(
             self,
-            "OnApproval",
-            description=f"an approved package of {group} redeploys {endpoint}",
+            "DeployerFailures",
+            retention_period=cdk.Duration.days(14),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        self.deployer.function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.failures),
+            retry_attempts=2,
+            max_event_age=cdk.Duration.hours(6),
+        )
+        self.failure_alarm = cloudwatch.Alarm(
+            self,
+            "DeployerFailed",
+            alarm_name=config.name("deployer-failed"),
+            alarm_description=f"a deployment to {endpoint} failed after its retries: see the queue's message "
+            "and the deployer's log",
+            metric=self.failures.metric_approximate_number_of_messages_visible(
+                period=cdk.Duration.minutes(5)
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        acknowledge(
+            self.failures,
+            (
+                "AwsSolutions-SQS3",
+                "This queue is itself the failure destination of the deployer's asynchronous invocations.",
+            ),
+        )
+        # Any state change of a package in the group: an approval, a revoked approval (the previous approved
+        # version comes back) or an edit; the deployer always deploys the newest approved version.
+        packages = events.Rule(
+            self,
+            "OnPackageChange",
+            description=f"a package of {group} changed: put the newest approved one on {endpoint}",
             event_pattern=events.EventPattern(
                 source=["aws.sagemaker"],
                 detail_type=["SageMaker Model Package State Change"],
-                detail={"ModelPackageGroupName": [group], "ModelApprovalStatus": ["Approved"]},
+                detail={"ModelPackageGroupName": [group]},
             ),
         )
-        approval.add_target(targets.LambdaFunction(self.deployer.function, retry_attempts=2))
-        in_service = events.Rule(
+        packages.add_target(targets.LambdaFunction(self.deployer.function, dead_letter_queue=self.failures))
+        endpoint_rule = events.Rule(
             self,
-            "OnInService",
-            description=f"{endpoint} in service: register autoscaling, publish the version, clean up",
+            "OnEndpointChange",
+            description=f"{endpoint} in service or failed: scale, publish, resume a deferred deploy",
             event_pattern=events.EventPattern(
                 source=["aws.sagemaker"],
                 detail_type=["SageMaker Endpoint State Change"],
-                detail={"EndpointName": [endpoint], "EndpointStatus": ["IN_SERVICE"]},
+                detail={"EndpointName": [endpoint], "EndpointStatus": ["IN_SERVICE", "FAILED"]},
             ),
         )
-        in_service.add_target(targets.LambdaFunction(self.deployer.function, retry_attempts=2))
+        endpoint_rule.add_target(
+            targets.LambdaFunction(self.deployer.function, dead_letter_queue=self.failures)
+        )
         lifecycle = cdk.CustomResource(
             self,
             "EndpointLifecycle",

@@ -47,6 +47,16 @@ class StorageStack(cdk.Stack):
         )
         # cdk-nag's S1 (server access logs) does not apply to a bucket that is itself a log destination.
 
+        if config.retain and config.account is None:
+            # CloudFormation can adopt a retained bucket on the next deploy (`cdk deploy
+            # --import-existing-resources`) only if its name is a literal, not one built from AWS::AccountId
+            # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/import-resources-automatically.html).
+            cdk.Annotations.of(self).add_warning_v2(
+                "fmrec:retain-without-account",
+                f"stage {config.stage} retains its artifact bucket but sets no account: its name depends on "
+                "AWS::AccountId, so a deploy after `cdk destroy` cannot adopt the retained bucket. Set "
+                f"'account' in cdk.json fmrec:stages.{config.stage} (docs/deploy.md, 'Destroy, redeploy').",
+            )
         self.bucket = s3.Bucket(
             self,
             "ArtifactBucket",

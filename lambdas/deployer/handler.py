@@ -19,6 +19,8 @@ log.setLevel(logging.INFO)
 APPROVAL_EVENT = "SageMaker Model Package State Change"
 ENDPOINT_EVENT = "SageMaker Endpoint State Change"
 CURRENT_KEY = "current.json"  # the recommend Lambda reads {"modelVersion": <variant>} here (docs/api.md)
+STAGED_KEY = "staged.json"  # written last into serving/<variant>/: the variant's artifacts are complete
+ATTEMPTS_PREFIX = "attempts/"  # serving/attempts/<config>.json: the deployer has sent this config once
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 _ARN_VERSION = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/([^/]+)/(\d+)$")
 
@@ -97,20 +99,51 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _not_found(exc: Exception) -> bool:
+def _error(exc: Exception) -> tuple[str, str]:
     response = getattr(exc, "response", None) or {}
     error = response.get("Error", {})
-    return error.get("Code") == "ValidationException" and "not find" in error.get("Message", "").lower()
+    return str(error.get("Code", "")), str(error.get("Message", ""))
+
+
+def _not_found(exc: Exception) -> bool:
+    code, message = _error(exc)
+    return code == "ValidationException" and "not find" in message.lower()
+
+
+def _already_exists(exc: Exception) -> bool:
+    """SageMaker refuses a second CreateModel/CreateEndpointConfig/CreateEndpoint of one name with a
+    ValidationException "Cannot create already existing ...": a duplicate event got there first, fine."""
+    code, message = _error(exc)
+    return code == "ValidationException" and "already exist" in message.lower()
+
+
+# DescribeEndpoint's EndpointStatus values while SageMaker is still working on the endpoint: it refuses an
+# update then, and sends another "SageMaker Endpoint State Change" event when it is done
+# (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeEndpoint.html).
+BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed")
+# Approvals, console edits and the stack itself ask for the newest approved package explicitly; endpoint
+# state changes only carry on a deployment and never retry one that already failed.
+EXPLICIT, ENDPOINT_CHANGE = "explicit", "endpoint change"
 
 
 class Deployer:
-    """Model → endpoint config → endpoint, then autoscaling and the serving artifacts once it is InService."""
+    """Reconciles the endpoint with the newest approved package: model → endpoint config → endpoint, then
+    autoscaling and the serving artifacts once it is InService."""
 
-    def __init__(self, settings: Settings, sagemaker: Any, autoscaling: Any, s3: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sagemaker: Any,
+        autoscaling: Any,
+        s3: Any,
+        wait_deleted: Callable[[str], None] | None = None,
+    ) -> None:
         self.s = settings
         self.sm = sagemaker
         self.aas = autoscaling
         self.s3 = s3
+        self.wait_deleted = wait_deleted or self._wait_deleted
+        self.delete_poll_seconds = 15  # 40 polls: 10 minutes, within the function's 15-minute timeout
 
     # --- names -----------------------------------------------------------------------------------------
     def model_name(self, variant: str) -> str:
@@ -122,7 +155,7 @@ class Deployer:
     def _owned(self, name: str) -> bool:
         return name.startswith(f"{self.s.endpoint_name}-v")
 
-    # --- deployment ------------------------------------------------------------------------------------
+    # --- state -----------------------------------------------------------------------------------------
     def latest_approved(self) -> str | None:
         response = self.sm.list_model_packages(
             ModelPackageGroupName=self.s.model_package_group,
@@ -142,48 +175,120 @@ class Deployer:
                 return None
             raise
 
-    def deploy(self, package_arn: str) -> dict[str, str]:
-        """Create the model and endpoint config of this package and create or update the endpoint."""
-        variant = variant_name(package_arn)
+    def _wait_deleted(self, name: str) -> None:
+        # DeleteEndpoint returns at once; a new endpoint of the same name can be created only once it is gone.
+        self.sm.get_waiter("endpoint_deleted").wait(
+            EndpointName=name, WaiterConfig={"Delay": self.delete_poll_seconds, "MaxAttempts": 40}
+        )
+
+    # --- reconciliation --------------------------------------------------------------------------------
+    def reconcile(self, trigger: str = EXPLICIT) -> dict[str, Any]:
+        """Deploy the newest approved package unless it is the one serving.
+
+        Only the newest approved version is ever deployed, whatever the event was about: SageMaker sends a
+        package state change for any edit of an approved package (UpdatedModelPackageFields), so deploying
+        the event's own package would roll the endpoint back to an old version whose description changed.
+        """
+        endpoint = self.describe_endpoint()
+        status = endpoint["EndpointStatus"] if endpoint else None
+        if endpoint is not None and status == "InService":
+            self.on_in_service(endpoint)
+        target = self.latest_approved()
+        base: dict[str, Any] = {"endpoint": self.s.endpoint_name, "trigger": trigger}
+        if target is None:
+            return {**base, "action": "no approved package"}
+        variant = variant_name(target)
+        config = self.config_name(variant)
+        base.update(package=target, variant=variant, config=config)
+        if endpoint is not None and status in BUSY:
+            # Not an error: the state change that ends this status invokes the deployer again.
+            return {**base, "action": "deferred", "status": status}
+        if endpoint is not None and endpoint["EndpointConfigName"] == config and status == "InService":
+            return {**base, "action": "unchanged"}
+        if status == "Failed":
+            # "DeleteEndpoint is the only operation that can be performed on a failed endpoint"
+            # (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeEndpoint.html).
+            failed_config = endpoint["EndpointConfigName"] if endpoint else ""
+            self.deregister_scaling(endpoint or {})
+            self.sm.delete_endpoint(EndpointName=self.s.endpoint_name)
+            if trigger == ENDPOINT_CHANGE and failed_config == config:
+                # The newest package itself failed: recreating it would fail again, in a loop.
+                raise DeployError(
+                    f"endpoint {self.s.endpoint_name} failed with {config} "
+                    f"({endpoint.get('FailureReason') if endpoint else ''}); deleted it. Approve a new "
+                    "version, or redeploy the serving stack, to create it again"
+                )
+            self.wait_deleted(self.s.endpoint_name)
+            endpoint = None
+        elif (
+            trigger == ENDPOINT_CHANGE
+            and endpoint is not None
+            and endpoint.get("FailureReason")
+            and self._attempted(config)
+        ):
+            # An update that failed rolls back to the old config and ends InService with a FailureReason:
+            # retrying it on its own state change would loop. An approval or a stack update retries it; a
+            # deferred deployment of a version never tried yet goes ahead whatever an old FailureReason says.
+            raise DeployError(
+                f"endpoint {self.s.endpoint_name} serves {endpoint['EndpointConfigName']}, not {config}: "
+                f"{endpoint['FailureReason']}"
+            )
+        self.prepare(target, variant)
+        self._mark_attempt(config)
+        if endpoint is None:
+            try:
+                self.sm.create_endpoint(EndpointName=self.s.endpoint_name, EndpointConfigName=config)
+            except Exception as exc:
+                if not _already_exists(exc):
+                    raise
+                return {**base, "action": "deferred", "status": "Creating"}
+            action = "created"
+        else:
+            # Scaling policies pin a variant; the old variant disappears with the update, so release it first.
+            self.deregister_scaling(endpoint)
+            self.sm.update_endpoint(EndpointName=self.s.endpoint_name, EndpointConfigName=config)
+            action = "updated"
+        log.info("endpoint %s %s with %s (%s)", self.s.endpoint_name, action, config, target)
+        return {**base, "action": action}
+
+    def _attempt_key(self, config: str) -> str:
+        return f"{self.s.serving_prefix}{ATTEMPTS_PREFIX}{config}.json"
+
+    def _attempted(self, config: str) -> bool:
+        key = self._attempt_key(config)
+        listed = self.s3.list_objects_v2(Bucket=self.s.artifact_bucket, Prefix=key, MaxKeys=1)
+        return any(item["Key"] == key for item in listed.get("Contents", []))
+
+    def _mark_attempt(self, config: str) -> None:
+        self.s3.put_object(
+            Bucket=self.s.artifact_bucket,
+            Key=self._attempt_key(config),
+            Body=json.dumps({"config": config}).encode(),
+            ContentType="application/json",
+        )
+
+    def prepare(self, package_arn: str, variant: str) -> None:
+        """The package's serving artifacts, model and endpoint config; each step may already be done."""
         package = self.sm.describe_model_package(ModelPackageName=package_arn)
         if package.get("ModelApprovalStatus") != "Approved":
             raise DeployError(f"{package_arn} is {package.get('ModelApprovalStatus')}, not Approved")
         self.stage_artifacts(variant, package)
         model, config = self.model_name(variant), self.config_name(variant)
         try:
-            self.sm.describe_model(ModelName=model)
-        except Exception as exc:
-            if not _not_found(exc):
-                raise
             self.sm.create_model(
                 ModelName=model,
                 ExecutionRoleArn=self.s.model_role_arn,
                 PrimaryContainer={"ModelPackageName": package_arn},
                 EnableNetworkIsolation=True,
             )
-        try:
-            self.sm.describe_endpoint_config(EndpointConfigName=config)
         except Exception as exc:
-            if not _not_found(exc):
+            if not _already_exists(exc):
                 raise
+        try:
             self.sm.create_endpoint_config(**self.endpoint_config_request(config, model, variant))
-        endpoint = self.describe_endpoint()
-        if endpoint is None:
-            self.sm.create_endpoint(EndpointName=self.s.endpoint_name, EndpointConfigName=config)
-            action = "created"
-        elif endpoint["EndpointConfigName"] == config:
-            action = "unchanged"
-        elif endpoint["EndpointStatus"] in ("InService", "Failed"):
-            # Scaling policies pin a variant; the old variant disappears with the update, so release it first.
-            self.deregister_scaling(endpoint)
-            self.sm.update_endpoint(EndpointName=self.s.endpoint_name, EndpointConfigName=config)
-            action = "updated"
-        else:
-            raise DeployError(
-                f"endpoint {self.s.endpoint_name} is {endpoint['EndpointStatus']}; retry once it is InService"
-            )
-        log.info("endpoint %s %s with %s (%s)", self.s.endpoint_name, action, config, package_arn)
-        return {"endpoint": self.s.endpoint_name, "config": config, "variant": variant, "action": action}
+        except Exception as exc:
+            if not _already_exists(exc):
+                raise
 
     def endpoint_config_request(self, config: str, model: str, variant: str) -> dict[str, Any]:
         request: dict[str, Any] = {
@@ -209,7 +314,15 @@ class Deployer:
 
     def stage_artifacts(self, variant: str, package: Mapping[str, Any]) -> None:
         """Copy the package's lookup files and model.tar.gz under <serving prefix><variant>/ for the recommend
-        Lambda (it loads the lookup of the variant that answered, and the model for its fast path)."""
+        Lambda (it loads the lookup of the variant that answered, and the model for its fast path).
+
+        Done once per variant: STAGED_KEY, written last, marks a complete copy, so a later deploy or stack
+        update does not copy again (nor need the sources, should they be gone by then).
+        """
+        dest = f"{self.s.serving_prefix}{variant}/"
+        marker = self.s3.list_objects_v2(Bucket=self.s.artifact_bucket, Prefix=dest + STAGED_KEY, MaxKeys=1)
+        if marker.get("KeyCount", 0) > 0:
+            return
         metadata = package.get("CustomerMetadataProperties") or {}
         lookup_uri = metadata.get(self.s.lookup_metadata_key)
         if not lookup_uri:
@@ -221,7 +334,6 @@ class Deployer:
         containers = package.get("InferenceSpecification", {}).get("Containers", [])
         if not containers or not containers[0].get("ModelDataUrl"):
             raise DeployError(f"{package.get('ModelPackageArn')}: InferenceSpecification has no ModelDataUrl")
-        dest = f"{self.s.serving_prefix}{variant}/"
         src_bucket, src_prefix = _split_s3(lookup_uri.rstrip("/") + "/")
         paginator = self.s3.get_paginator("list_objects_v2")
         copied = 0
@@ -242,13 +354,16 @@ class Deployer:
             Key=f"{dest}model.tar.gz",
             CopySource={"Bucket": model_bucket, "Key": model_key},
         )
+        self.s3.put_object(
+            Bucket=self.s.artifact_bucket,
+            Key=dest + STAGED_KEY,
+            Body=json.dumps({"package": package.get("ModelPackageArn"), "lookup": lookup_uri}).encode(),
+            ContentType="application/json",
+        )
 
     # --- once InService --------------------------------------------------------------------------------
-    def on_in_service(self) -> dict[str, Any]:
+    def on_in_service(self, endpoint: Mapping[str, Any]) -> dict[str, Any]:
         """Scale the live variant, publish it as the current version, drop superseded models and configs."""
-        endpoint = self.describe_endpoint()
-        if endpoint is None or endpoint["EndpointStatus"] != "InService":
-            return {"endpoint": self.s.endpoint_name, "action": "not in service"}
         variants = [v["VariantName"] for v in endpoint.get("ProductionVariants", [])]
         for variant in variants:
             resource = f"endpoint/{self.s.endpoint_name}/variant/{variant}"
@@ -329,6 +444,9 @@ class Deployer:
 
 # --- event routing -----------------------------------------------------------------------------------------
 def dispatch(event: Mapping[str, Any], deployer: Deployer) -> dict[str, Any]:
+    """Every event of the group or the endpoint reconciles; SageMaker may send several events for one state
+    change (https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html), and
+    reconciling twice is harmless."""
     detail_type = event.get("detail-type")
     detail = event.get("detail") or {}
     if detail_type == APPROVAL_EVENT:
@@ -337,15 +455,13 @@ def dispatch(event: Mapping[str, Any], deployer: Deployer) -> dict[str, Any]:
                 f"event for group {detail.get('ModelPackageGroupName')!r}, "
                 f"not {deployer.s.model_package_group!r}"
             )
-        if detail.get("ModelApprovalStatus") != "Approved":
-            return {"action": "ignored", "status": detail.get("ModelApprovalStatus")}
-        return deployer.deploy(detail["ModelPackageArn"])
+        return deployer.reconcile(EXPLICIT)
     if detail_type == ENDPOINT_EVENT:
         if detail.get("EndpointName") != deployer.s.endpoint_name:
             raise DeployError(
                 f"event for endpoint {detail.get('EndpointName')!r}, not {deployer.s.endpoint_name!r}"
             )
-        return deployer.on_in_service()
+        return deployer.reconcile(ENDPOINT_CHANGE)
     raise DeployError(f"unexpected event: detail-type {detail_type!r}")
 
 
@@ -353,10 +469,58 @@ def custom_resource(event: Mapping[str, Any], deployer: Deployer) -> dict[str, A
     """CloudFormation lifecycle: deploy the newest approved package on create/update; tear down on delete."""
     if event["RequestType"] == "Delete":
         return deployer.tear_down()
-    latest = deployer.latest_approved()
-    if latest is None:
-        return {"action": "no approved package yet"}
-    return deployer.deploy(latest)
+    return deployer.reconcile(EXPLICIT)
+
+
+GROUP_RESOURCE = "Custom::FmrecModelPackageGroup"
+
+
+def group_lifecycle(event: Mapping[str, Any], sagemaker: Any) -> dict[str, Any]:
+    """The model package group as a custom resource that survives destroy → deploy in both stages.
+
+    Create adopts a group that is already there (one a retaining stage kept when it was destroyed), where a
+    plain AWS::SageMaker::ModelPackageGroup would fail with "already exists". Delete keeps the group when
+    the stage retains its registry; otherwise it deletes every version first: DeleteModelPackageGroup refuses
+    a group that still holds versions (its ConflictException,
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DeleteModelPackageGroup.html).
+    """
+    props = event.get("ResourceProperties") or {}
+    name = str(props.get("GroupName", ""))
+    if not name:
+        raise DeployError("ResourceProperties.GroupName is not set")
+    result: dict[str, Any] = {"group": name}
+    if event["RequestType"] == "Delete":
+        if str(props.get("KeepOnDelete", "true")).lower() == "true":
+            return {**result, "action": "kept"}
+        try:
+            sagemaker.describe_model_package_group(ModelPackageGroupName=name)
+        except Exception as exc:
+            code, message = _error(exc)
+            missing = any(w in message.lower() for w in ("not find", "not exist", "not found"))
+            if code in ("ValidationException", "ResourceNotFound") and missing:
+                return {**result, "action": "already gone"}
+            raise
+        deleted = 0
+        for page in sagemaker.get_paginator("list_model_packages").paginate(ModelPackageGroupName=name):
+            for item in page.get("ModelPackageSummaryList", []):
+                sagemaker.delete_model_package(ModelPackageName=item["ModelPackageArn"])
+                deleted += 1
+        sagemaker.delete_model_package_group(ModelPackageGroupName=name)
+        return {**result, "action": "deleted", "versions": deleted}
+    try:
+        sagemaker.create_model_package_group(
+            ModelPackageGroupName=name, ModelPackageGroupDescription=str(props.get("Description", ""))
+        )
+        return {**result, "action": "created"}
+    except Exception as exc:
+        if _error(exc)[0] != "ValidationException":
+            raise
+        # Not knowing the exact wording of "already exists", ask: the group is there, or the error stands.
+        try:
+            sagemaker.describe_model_package_group(ModelPackageGroupName=name)
+        except Exception:
+            raise exc from None
+        return {**result, "action": "adopted"}
 
 
 def send_cfn_response(
@@ -370,7 +534,12 @@ def send_cfn_response(
         {
             "Status": status,
             "Reason": reason[:1000],
-            "PhysicalResourceId": event.get("PhysicalResourceId") or f"{event['LogicalResourceId']}-deployer",
+            "PhysicalResourceId": event.get("PhysicalResourceId")
+            or (
+                str((event.get("ResourceProperties") or {}).get("GroupName"))
+                if event.get("ResourceType") == GROUP_RESOURCE
+                else f"{event['LogicalResourceId']}-deployer"
+            ),
             "StackId": event["StackId"],
             "RequestId": event["RequestId"],
             "LogicalResourceId": event["LogicalResourceId"],
@@ -397,10 +566,18 @@ def _deployer_from_env() -> Deployer:
     )
 
 
+def _run_custom_resource(event: Mapping[str, Any]) -> dict[str, Any]:
+    if event.get("ResourceType") == GROUP_RESOURCE:
+        import boto3
+
+        return group_lifecycle(event, boto3.client("sagemaker"))
+    return custom_resource(event, _deployer_from_env())
+
+
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "RequestType" in event and "ResponseURL" in event:
         try:
-            result = custom_resource(event, _deployer_from_env())
+            result = _run_custom_resource(event)
         except Exception as exc:
             log.exception("custom resource %s failed", event.get("RequestType"))
             # A failed delete is reported as failed: a stack that silently leaves a billed endpoint is worse.

@@ -21,6 +21,8 @@ manifest/manifest.json (feature_dim, layout, counts, label balance, files) and m
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -50,7 +52,7 @@ from fmrec.data.readers import (
     title_coverage,
 )
 from fmrec.errors import FmrecError, InputError, OutputError
-from fmrec.io_utils import atomic_dir
+from fmrec.io_utils import atomic_dir, atomic_open
 from fmrec.serving.lookup import Lookup, write_lookup
 
 log = logging.getLogger("fmrec.preprocess")
@@ -407,15 +409,47 @@ def run(
 
 
 def _publish(tmp: Path, out: Path) -> None:
-    """Move each channel folder into `out`; SageMaker pre-creates them empty, so empty ones are replaced."""
+    """Fill each (empty) channel folder with the files built in `tmp`.
+
+    Each output's LocalPath "will be created by the platform and exist when your container's entrypoint is
+    invoked" (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingS3Output.html): it is a
+    mount point, which cannot be removed or renamed over (EBUSY), and a rename into it from elsewhere crosses
+    devices (EXDEV). So the folders stay and the files go in one by one, each atomically (renamed on the same
+    device, else copied to a temporary name and renamed); a failure removes every file already published.
+    """
     for name in OUTPUT_CHANNELS:
         target = out / name
-        if target.exists():
-            if not target.is_dir() or any(target.iterdir()):
-                raise OutputError(f"{target}: already holds files; expected an empty output channel")
-            target.rmdir()
-    for name in OUTPUT_CHANNELS:
-        os.replace(tmp / name, out / name)
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise OutputError(f"{target}: already holds files; expected an empty output channel")
+    published: list[Path] = []
+    made: list[Path] = []
+    try:
+        for name in OUTPUT_CHANNELS:
+            if not (out / name).exists():  # the local runner does not pre-create the channels
+                (out / name).mkdir(parents=True)
+                made.append(out / name)
+            for src in sorted(p for p in (tmp / name).rglob("*") if p.is_file()):
+                dst = out / name / src.relative_to(tmp / name)
+                for folder in reversed(dst.parents):
+                    if out / name in folder.parents and not folder.exists():
+                        folder.mkdir()
+                        made.append(folder)
+                try:
+                    os.replace(src, dst)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+                    with src.open("rb") as fh_in, atomic_open(dst) as fh_out:
+                        shutil.copyfileobj(fh_in, fh_out, 1 << 20)
+                published.append(dst)
+    except BaseException:
+        for path in published:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 def main(base_dir: str | Path, argv: Sequence[str] | None = None) -> dict[str, Any]:

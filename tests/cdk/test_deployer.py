@@ -80,17 +80,30 @@ def _package(status: str = "Approved", metadata: dict[str, str] | None = None) -
             "SupportedResponseMIMETypes": ["application/json"],
         },
         "CustomerMetadataProperties": (
-            {"LookupS3Uri": "s3://bucket/pipeline/exec-1/preprocess/lookup"} if metadata is None else metadata
+            {"LookupS3Uri": "s3://bucket/models/exec-1/preprocess/lookup"} if metadata is None else metadata
         ),
     }
+
+
+OLD_ARN = f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{GROUP}/3"
+ALREADY = {
+    "service_error_code": "ValidationException",
+    "service_message": "Cannot create already existing model",
+}
 
 
 def _expect_staging(c: Clients) -> None:
     c.expect(
         "s3",
         "list_objects_v2",
-        {"Contents": [{"Key": "pipeline/exec-1/preprocess/lookup/users.json"}], "KeyCount": 1},
-        {"Bucket": "bucket", "Prefix": "pipeline/exec-1/preprocess/lookup/"},
+        {"KeyCount": 0},
+        {"Bucket": "bucket", "Prefix": "serving/v7/staged.json", "MaxKeys": 1},
+    )
+    c.expect(
+        "s3",
+        "list_objects_v2",
+        {"Contents": [{"Key": "models/exec-1/preprocess/lookup/users.json"}], "KeyCount": 1},
+        {"Bucket": "bucket", "Prefix": "models/exec-1/preprocess/lookup/"},
     )
     c.expect(
         "s3",
@@ -99,7 +112,7 @@ def _expect_staging(c: Clients) -> None:
         {
             "Bucket": "bucket",
             "Key": "serving/v7/lookup/users.json",
-            "CopySource": {"Bucket": "bucket", "Key": "pipeline/exec-1/preprocess/lookup/users.json"},
+            "CopySource": {"Bucket": "bucket", "Key": "models/exec-1/preprocess/lookup/users.json"},
         },
     )
     c.expect(
@@ -112,22 +125,124 @@ def _expect_staging(c: Clients) -> None:
             "CopySource": {"Bucket": "bucket", "Key": "models/job-1/output/model.tar.gz"},
         },
     )
+    c.expect("s3", "put_object", {}, None)  # serving/v7/staged.json, written last
 
 
-def _approval_event() -> dict[str, Any]:
+def _approval_event(arn: str = ARN) -> dict[str, Any]:
     return {
         "detail-type": "SageMaker Model Package State Change",
         "source": "aws.sagemaker",
-        "detail": {"ModelPackageGroupName": GROUP, "ModelPackageArn": ARN, "ModelApprovalStatus": "Approved"},
+        "detail": {"ModelPackageGroupName": GROUP, "ModelPackageArn": arn, "ModelApprovalStatus": "Approved"},
     }
+
+
+def _endpoint_event(status: str = "IN_SERVICE") -> dict[str, Any]:
+    return {
+        "detail-type": "SageMaker Endpoint State Change",
+        "detail": {"EndpointName": ENDPOINT, "EndpointStatus": status},
+    }
+
+
+def _endpoint(config: str, status: str, variant: str = "v6", failure: str | None = None) -> dict[str, Any]:
+    response = {
+        "EndpointName": ENDPOINT,
+        "EndpointArn": SOME_ARN,
+        "EndpointConfigName": config,
+        "EndpointStatus": status,
+        "CreationTime": "2026-11-24",
+        "LastModifiedTime": "2026-11-24",
+        "ProductionVariants": [{"VariantName": variant}],
+    }
+    if failure:
+        response["FailureReason"] = failure
+    return response
+
+
+def _expect_latest(c: Clients, arn: str | None = ARN) -> None:
+    c.expect(
+        "sm",
+        "list_model_packages",
+        {
+            "ModelPackageSummaryList": (
+                [
+                    {
+                        "ModelPackageGroupName": GROUP,
+                        "ModelPackageArn": arn,
+                        "CreationTime": "2026-11-24",
+                        "ModelPackageStatus": "Completed",
+                        "ModelApprovalStatus": "Approved",
+                    }
+                ]
+                if arn
+                else []
+            )
+        },
+        {
+            "ModelPackageGroupName": GROUP,
+            "ModelApprovalStatus": "Approved",
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+            "MaxResults": 1,
+        },
+    )
+
+
+def _expect_housekeeping(c: Clients, variant: str, configs: list[str], models: list[str]) -> None:
+    """What an InService endpoint gets on every reconcile: scaling, current.json, clean-up."""
+    c.expect("aas", "register_scalable_target", {})
+    c.expect("aas", "put_scaling_policy", {"PolicyARN": SOME_ARN})
+    c.expect(
+        "s3",
+        "put_object",
+        {},
+        {
+            "Bucket": "bucket",
+            "Key": "serving/current.json",
+            "Body": json.dumps({"modelVersion": variant}).encode(),
+            "ContentType": "application/json",
+        },
+    )
+    summaries = [
+        {"EndpointConfigName": name, "EndpointConfigArn": SOME_ARN, "CreationTime": "2026"}
+        for name in configs
+    ]
+    c.expect("sm", "list_endpoint_configs", {"EndpointConfigs": summaries}, {"NameContains": ENDPOINT})
+    listed = [{"ModelName": name, "ModelArn": SOME_ARN, "CreationTime": "2026"} for name in models]
+    c.expect("sm", "list_models", {"Models": listed}, {"NameContains": ENDPOINT})
+
+
+def _expect_attempt(c: Clients, config: str) -> None:
+    key = f"serving/attempts/{config}.json"
+    c.expect(
+        "s3",
+        "put_object",
+        {},
+        {
+            "Bucket": "bucket",
+            "Key": key,
+            "Body": json.dumps({"config": config}).encode(),
+            "ContentType": "application/json",
+        },
+    )
+
+
+def _expect_prepare(c: Clients, model_error: dict[str, Any] | None = None) -> None:
+    c.expect("sm", "describe_model_package", _package(), {"ModelPackageName": ARN})
+    _expect_staging(c)
+    if model_error:
+        c.expect_error("sm", "create_model", model_error)
+    else:
+        c.expect("sm", "create_model", {"ModelArn": SOME_ARN})
+    c.expect("sm", "create_endpoint_config", {"EndpointConfigArn": SOME_ARN})
 
 
 def test_first_approval_creates_model_config_and_endpoint(clients: Clients) -> None:
     c = clients
     config = c.deployer.config_name("v7")
+    c.expect_error("sm", "describe_endpoint", _not_found("endpoint"))
+    _expect_latest(c)
     c.expect("sm", "describe_model_package", _package(), {"ModelPackageName": ARN})
     _expect_staging(c)
-    c.expect_error("sm", "describe_model", _not_found("model"))
     c.expect(
         "sm",
         "create_model",
@@ -139,7 +254,6 @@ def test_first_approval_creates_model_config_and_endpoint(clients: Clients) -> N
             "EnableNetworkIsolation": True,
         },
     )
-    c.expect_error("sm", "describe_endpoint_config", _not_found("endpoint config"))
     c.expect(
         "sm",
         "create_endpoint_config",
@@ -157,7 +271,7 @@ def test_first_approval_creates_model_config_and_endpoint(clients: Clients) -> N
             ],
         },
     )
-    c.expect_error("sm", "describe_endpoint", _not_found("endpoint"))
+    _expect_attempt(c, config)
     c.expect(
         "sm",
         "create_endpoint",
@@ -165,36 +279,18 @@ def test_first_approval_creates_model_config_and_endpoint(clients: Clients) -> N
         {"EndpointName": ENDPOINT, "EndpointConfigName": config},
     )
     result = handler.dispatch(_approval_event(), c.deployer)
-    assert result == {"endpoint": ENDPOINT, "config": config, "variant": "v7", "action": "created"}
+    assert (result["action"], result["config"], result["variant"]) == ("created", config, "v7")
     assert config.startswith(f"{ENDPOINT}-v7-") and len(config) <= 63
 
 
 def test_approval_of_a_new_version_updates_the_live_endpoint(clients: Clients) -> None:
     c = clients
     config = c.deployer.config_name("v7")
-    c.expect("sm", "describe_model_package", _package())
-    _expect_staging(c)
-    c.expect("sm", "describe_model", {"ModelName": "m", "ModelArn": SOME_ARN, "CreationTime": "2026-11-24"})
-    c.expect(
-        "sm",
-        "describe_endpoint_config",
-        {
-            "EndpointConfigName": config,
-            "EndpointConfigArn": SOME_ARN,
-            "ProductionVariants": [{"VariantName": "v7", "ModelName": "m"}],
-            "CreationTime": "2026",
-        },
-    )
-    live = {
-        "EndpointName": ENDPOINT,
-        "EndpointArn": SOME_ARN,
-        "EndpointConfigName": f"{ENDPOINT}-v6-abc",
-        "EndpointStatus": "InService",
-        "CreationTime": "2026-11-24",
-        "LastModifiedTime": "2026-11-24",
-        "ProductionVariants": [{"VariantName": "v6"}],
-    }
-    c.expect("sm", "describe_endpoint", live)
+    c.expect("sm", "describe_endpoint", _endpoint(f"{ENDPOINT}-v6-abc", "InService"))
+    _expect_housekeeping(c, "v6", [f"{ENDPOINT}-v6-abc"], [f"{ENDPOINT}-v6"])
+    _expect_latest(c)
+    _expect_prepare(c)
+    _expect_attempt(c, config)
     c.expect(
         "aas",
         "deregister_scalable_target",
@@ -214,65 +310,197 @@ def test_approval_of_a_new_version_updates_the_live_endpoint(clients: Clients) -
     assert handler.dispatch(_approval_event(), c.deployer)["action"] == "updated"
 
 
-def test_endpoint_busy_is_an_error_to_retry(clients: Clients) -> None:
+@pytest.mark.parametrize("status", ["Creating", "Updating", "SystemUpdating", "RollingBack"])
+def test_an_approval_while_the_endpoint_is_busy_is_deferred_not_raised(clients: Clients, status: str) -> None:
+    """The old deployer raised here and Lambda's two retries (about 3 minutes) ran out long before an update
+    (5-10 minutes) ended: the approval was lost. Now the endpoint's next state change carries it on."""
     c = clients
+    c.expect("sm", "describe_endpoint", _endpoint(f"{ENDPOINT}-v6-abc", status))
+    _expect_latest(c)
+    result = handler.dispatch(_approval_event(), c.deployer)
+    assert (result["action"], result["status"]) == ("deferred", status)
+
+
+def test_the_state_change_that_ends_an_update_deploys_the_approval_it_deferred(clients: Clients) -> None:
+    c = clients
+    config = c.deployer.config_name("v7")
+    c.expect("sm", "describe_endpoint", _endpoint(f"{ENDPOINT}-v6-abc", "InService"))
+    _expect_housekeeping(c, "v6", [f"{ENDPOINT}-v6-abc"], [f"{ENDPOINT}-v6"])
+    _expect_latest(c)
+    _expect_prepare(c)
+    _expect_attempt(c, config)
+    c.expect("aas", "deregister_scalable_target", {})
+    c.expect(
+        "sm",
+        "update_endpoint",
+        {"EndpointArn": SOME_ARN},
+        {"EndpointName": ENDPOINT, "EndpointConfigName": config},
+    )
+    assert handler.dispatch(_endpoint_event("IN_SERVICE"), c.deployer)["action"] == "updated"
+
+
+def test_a_failed_endpoint_is_deleted_and_recreated_with_the_newest_package(clients: Clients) -> None:
+    """UpdateEndpoint on a Failed endpoint is refused by AWS: the old deployer sent it, and every later
+    approval failed the same way."""
+    c = clients
+    config = c.deployer.config_name("v7")
+    c.expect("sm", "describe_endpoint", _endpoint(f"{ENDPOINT}-v6-abc", "Failed", failure="no capacity"))
+    _expect_latest(c)
+    c.expect("aas", "deregister_scalable_target", {})
+    c.expect("sm", "delete_endpoint", {}, {"EndpointName": ENDPOINT})
+    waited: list[str] = []
+    c.deployer.wait_deleted = waited.append
+    _expect_prepare(c)
+    _expect_attempt(c, config)
+    c.expect(
+        "sm",
+        "create_endpoint",
+        {"EndpointArn": SOME_ARN},
+        {"EndpointName": ENDPOINT, "EndpointConfigName": config},
+    )
+    assert handler.dispatch(_approval_event(), c.deployer)["action"] == "created"
+    assert waited == [ENDPOINT]
+
+
+def test_the_real_waiter_waits_for_the_failed_endpoint_to_be_gone(clients: Clients) -> None:
+    c = clients
+    c.expect("sm", "describe_endpoint", _endpoint("x", "Deleting"))
+    c.expect_error("sm", "describe_endpoint", _not_found("endpoint"))
+    c.deployer.delete_poll_seconds = 0
+    c.deployer.wait_deleted(ENDPOINT)  # returns once DescribeEndpoint says the endpoint is gone
+
+
+def test_a_failed_newest_package_is_deleted_but_not_recreated_in_a_loop(clients: Clients) -> None:
+    c = clients
+    config = c.deployer.config_name("v7")
+    c.expect("sm", "describe_endpoint", _endpoint(config, "Failed", "v7", failure="model failed to load"))
+    _expect_latest(c)
+    c.expect("aas", "deregister_scalable_target", {})
+    c.expect("sm", "delete_endpoint", {}, {"EndpointName": ENDPOINT})
+    with pytest.raises(handler.DeployError, match=r"failed with .*model failed to load.*deleted it"):
+        handler.dispatch(_endpoint_event("FAILED"), c.deployer)
+
+
+def test_a_rolled_back_update_is_not_retried_on_its_own_state_change(clients: Clients) -> None:
+    c = clients
+    config = c.deployer.config_name("v7")
+    c.expect("sm", "describe_endpoint", _endpoint(f"{ENDPOINT}-v6-abc", "InService", failure="update failed"))
+    _expect_housekeeping(c, "v6", [f"{ENDPOINT}-v6-abc"], [f"{ENDPOINT}-v6"])
+    _expect_latest(c)
+    key = f"serving/attempts/{config}.json"
+    c.expect(
+        "s3",
+        "list_objects_v2",
+        {"Contents": [{"Key": key}], "KeyCount": 1},
+        {"Bucket": "bucket", "Prefix": key, "MaxKeys": 1},
+    )
+    with pytest.raises(handler.DeployError, match=r"serves .*-v6-abc, not .*update failed"):
+        handler.dispatch(_endpoint_event("IN_SERVICE"), c.deployer)
+
+
+def test_an_old_failure_reason_does_not_block_a_deferred_version_never_tried(clients: Clients) -> None:
+    c = clients
+    config = c.deployer.config_name("v7")
+    c.expect("sm", "describe_endpoint", _endpoint(f"{ENDPOINT}-v6-abc", "InService", failure="long ago"))
+    _expect_housekeeping(c, "v6", [f"{ENDPOINT}-v6-abc"], [f"{ENDPOINT}-v6"])
+    _expect_latest(c)
+    c.expect("s3", "list_objects_v2", {"KeyCount": 0})
+    _expect_prepare(c)
+    _expect_attempt(c, config)
+    c.expect("aas", "deregister_scalable_target", {})
+    c.expect(
+        "sm",
+        "update_endpoint",
+        {"EndpointArn": SOME_ARN},
+        {"EndpointName": ENDPOINT, "EndpointConfigName": config},
+    )
+    assert handler.dispatch(_endpoint_event("IN_SERVICE"), c.deployer)["action"] == "updated"
+
+
+def test_an_edit_of_an_old_approved_package_does_not_roll_the_endpoint_back(clients: Clients) -> None:
+    """SageMaker sends a state change (UpdatedModelPackageFields) for any edit of an approved package: the
+    event names v3, but v7 is the newest approved and already serves, so nothing is deployed."""
+    c = clients
+    config = c.deployer.config_name("v7")
+    c.expect("sm", "describe_endpoint", _endpoint(config, "InService", "v7"))
+    _expect_housekeeping(c, "v7", [config], [f"{ENDPOINT}-v7"])
+    _expect_latest(c)
+    event = _approval_event(OLD_ARN)
+    event["detail"]["UpdatedModelPackageFields"] = ["ModelPackageDescription"]
+    result = handler.dispatch(event, c.deployer)
+    assert (result["action"], result["package"]) == ("unchanged", ARN)
+
+
+def test_duplicate_events_treat_already_existing_resources_as_done(clients: Clients) -> None:
+    c = clients
+    c.expect_error("sm", "describe_endpoint", _not_found("endpoint"))
+    _expect_latest(c)
     c.expect("sm", "describe_model_package", _package())
     _expect_staging(c)
-    c.expect("sm", "describe_model", {"ModelName": "m", "ModelArn": SOME_ARN, "CreationTime": "2026-11-24"})
-    c.expect(
+    c.expect_error("sm", "create_model", ALREADY)
+    c.expect("s3", "put_object", {})  # the attempt marker
+    c.expect_error(
         "sm",
-        "describe_endpoint_config",
+        "create_endpoint_config",
         {
-            "EndpointConfigName": "x",
-            "EndpointConfigArn": SOME_ARN,
-            "ProductionVariants": [{"VariantName": "v7", "ModelName": "m"}],
-            "CreationTime": "2026",
+            "service_error_code": "ValidationException",
+            "service_message": "Cannot create already existing endpoint configuration",
         },
     )
-    c.expect(
+    c.expect_error(
         "sm",
-        "describe_endpoint",
+        "create_endpoint",
         {
-            "EndpointName": ENDPOINT,
-            "EndpointArn": SOME_ARN,
-            "EndpointConfigName": "old",
-            "EndpointStatus": "Updating",
-            "CreationTime": "2026-11-24",
-            "LastModifiedTime": "2026-11-24",
+            "service_error_code": "ValidationException",
+            "service_message": "Cannot create already existing endpoint",
         },
     )
-    with pytest.raises(handler.DeployError, match="is Updating; retry once it is InService"):
+    result = handler.dispatch(_approval_event(), c.deployer)
+    assert result["action"] == "deferred"
+
+
+def test_another_create_error_is_not_swallowed(clients: Clients) -> None:
+    c = clients
+    c.expect_error("sm", "describe_endpoint", _not_found("endpoint"))
+    _expect_latest(c)
+    c.expect("sm", "describe_model_package", _package())
+    _expect_staging(c)
+    c.expect_error(
+        "sm", "create_model", {"service_error_code": "ResourceLimitExceeded", "service_message": "x"}
+    )
+    with pytest.raises(Exception, match="ResourceLimitExceeded"):
         handler.dispatch(_approval_event(), c.deployer)
+
+
+def test_a_variant_already_staged_is_not_copied_again(clients: Clients) -> None:
+    """The lookup and model are copied once; a later stack update or redeploy does not need the sources."""
+    c = clients
+    c.expect(
+        "s3",
+        "list_objects_v2",
+        {"KeyCount": 1},
+        {"Bucket": "bucket", "Prefix": "serving/v7/staged.json", "MaxKeys": 1},
+    )
+    c.deployer.stage_artifacts("v7", _package())
 
 
 def test_a_package_without_its_lookup_is_refused(clients: Clients) -> None:
     clients.expect("sm", "describe_model_package", _package(metadata={}))
+    clients.expect("s3", "list_objects_v2", {"KeyCount": 0})
     with pytest.raises(handler.DeployError, match="CustomerMetadataProperties has no 'LookupS3Uri'"):
-        clients.deployer.deploy(ARN)
+        clients.deployer.prepare(ARN, "v7")
 
 
 def test_a_package_no_longer_approved_is_refused(clients: Clients) -> None:
     clients.expect("sm", "describe_model_package", _package(status="Rejected"))
     with pytest.raises(handler.DeployError, match="is Rejected, not Approved"):
-        clients.deployer.deploy(ARN)
+        clients.deployer.prepare(ARN, "v7")
 
 
 def test_in_service_scales_publishes_and_cleans_up(clients: Clients) -> None:
     c = clients
     current = c.deployer.config_name("v7")
-    c.expect(
-        "sm",
-        "describe_endpoint",
-        {
-            "EndpointName": ENDPOINT,
-            "EndpointArn": SOME_ARN,
-            "EndpointConfigName": current,
-            "EndpointStatus": "InService",
-            "CreationTime": "2026-11-24",
-            "LastModifiedTime": "2026-11-24",
-            "ProductionVariants": [{"VariantName": "v7"}],
-        },
-    )
+    c.expect("sm", "describe_endpoint", _endpoint(current, "InService", "v7"))
     resource = f"endpoint/{ENDPOINT}/variant/v7"
     c.expect(
         "aas",
@@ -329,12 +557,9 @@ def test_in_service_scales_publishes_and_cleans_up(clients: Clients) -> None:
     ]
     c.expect("sm", "list_models", {"Models": models}, {"NameContains": ENDPOINT})
     c.expect("sm", "delete_model", {}, {"ModelName": f"{ENDPOINT}-v6"})
-    event = {
-        "detail-type": "SageMaker Endpoint State Change",
-        "detail": {"EndpointName": ENDPOINT, "EndpointStatus": "IN_SERVICE"},
-    }
-    result = handler.dispatch(event, c.deployer)
-    assert result["removed"] == [f"{ENDPOINT}-v6-abc", f"{ENDPOINT}-v6"]
+    _expect_latest(c)
+    result = handler.dispatch(_endpoint_event("IN_SERVICE"), c.deployer)
+    assert result["action"] == "unchanged"
 
 
 def test_stack_delete_tears_the_endpoint_down(clients: Clients) -> None:
@@ -368,21 +593,12 @@ def test_stack_delete_tears_the_endpoint_down(clients: Clients) -> None:
 
 
 def test_stack_create_without_an_approved_package_does_nothing(clients: Clients) -> None:
-    clients.expect(
-        "sm",
-        "list_model_packages",
-        {"ModelPackageSummaryList": []},
-        {
-            "ModelPackageGroupName": GROUP,
-            "ModelApprovalStatus": "Approved",
-            "SortBy": "CreationTime",
-            "SortOrder": "Descending",
-            "MaxResults": 1,
-        },
+    clients.expect_error("sm", "describe_endpoint", _not_found("endpoint"))
+    _expect_latest(clients, None)
+    assert (
+        handler.custom_resource({"RequestType": "Create"}, clients.deployer)["action"]
+        == "no approved package"
     )
-    assert handler.custom_resource({"RequestType": "Create"}, clients.deployer) == {
-        "action": "no approved package yet"
-    }
 
 
 @pytest.mark.parametrize(
@@ -429,3 +645,80 @@ def test_data_capture_goes_into_the_endpoint_config() -> None:
         "DestinationS3Uri": ENV["CAPTURE_S3_URI"],
         "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
     }
+
+
+# --- the model package group resource (issue 13 item 8: destroy, then deploy again) -------------------------
+def _group_event(request: str, keep: str) -> dict[str, Any]:
+    return {
+        "RequestType": request,
+        "ResourceType": "Custom::FmrecModelPackageGroup",
+        "ResourceProperties": {"GroupName": GROUP, "Description": "d", "KeepOnDelete": keep},
+    }
+
+
+def test_group_create_adopts_a_group_a_retaining_stage_kept(clients: Clients) -> None:
+    c = clients
+    c.expect_error(
+        "sm",
+        "create_model_package_group",
+        {
+            "service_error_code": "ValidationException",
+            "service_message": f"Model Package Group {GROUP} already exists",
+        },
+    )
+    c.expect(
+        "sm",
+        "describe_model_package_group",
+        {
+            "ModelPackageGroupName": GROUP,
+            "ModelPackageGroupArn": SOME_ARN,
+            "CreationTime": "2026",
+            "CreatedBy": {},
+            "ModelPackageGroupStatus": "Completed",
+        },
+        {"ModelPackageGroupName": GROUP},
+    )
+    assert handler.group_lifecycle(_group_event("Create", "true"), c.sm)["action"] == "adopted"
+
+
+def test_group_create_error_other_than_existing_is_raised(clients: Clients) -> None:
+    c = clients
+    c.expect_error(
+        "sm",
+        "create_model_package_group",
+        {"service_error_code": "ValidationException", "service_message": "bad"},
+    )
+    c.expect_error("sm", "describe_model_package_group", _not_found("group"))
+    with pytest.raises(Exception, match="bad"):
+        handler.group_lifecycle(_group_event("Create", "false"), c.sm)
+
+
+def test_group_delete_empties_the_group_first_when_the_stage_destroys(clients: Clients) -> None:
+    c = clients
+    c.expect(
+        "sm",
+        "describe_model_package_group",
+        {
+            "ModelPackageGroupName": GROUP,
+            "ModelPackageGroupArn": SOME_ARN,
+            "CreationTime": "2026",
+            "CreatedBy": {},
+            "ModelPackageGroupStatus": "Completed",
+        },
+    )
+    versions = [
+        {"ModelPackageArn": arn, "CreationTime": "2026", "ModelPackageStatus": "Completed"}
+        for arn in (ARN, OLD_ARN)
+    ]
+    c.expect(
+        "sm", "list_model_packages", {"ModelPackageSummaryList": versions}, {"ModelPackageGroupName": GROUP}
+    )
+    c.expect("sm", "delete_model_package", {}, {"ModelPackageName": ARN})
+    c.expect("sm", "delete_model_package", {}, {"ModelPackageName": OLD_ARN})
+    c.expect("sm", "delete_model_package_group", {}, {"ModelPackageGroupName": GROUP})
+    result = handler.group_lifecycle(_group_event("Delete", "false"), c.sm)
+    assert (result["action"], result["versions"]) == ("deleted", 2)
+
+
+def test_group_delete_keeps_a_retained_group(clients: Clients) -> None:
+    assert handler.group_lifecycle(_group_event("Delete", "true"), clients.sm)["action"] == "kept"

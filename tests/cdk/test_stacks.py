@@ -77,10 +77,11 @@ def test_prod_retains_data(prod: Assembly, dev: Assembly) -> None:
     assert {b["DeletionPolicy"] for b in buckets.values()} == {"Retain"}
     # No auto-delete custom resource in a stage that keeps its data.
     assert not prod.resources("Storage", "Custom::S3AutoDeleteObjects")
-    groups = prod.resources("Pipeline", "AWS::SageMaker::ModelPackageGroup")
-    assert [g["DeletionPolicy"] for g in groups.values()] == ["Retain"]
-    dev_groups = dev.resources("Pipeline", "AWS::SageMaker::ModelPackageGroup")
-    assert [g["DeletionPolicy"] for g in dev_groups.values()] == ["Delete"]
+    # The registry's group is kept by its custom resource in prod, emptied and deleted in dev.
+    groups = prod.resources("Pipeline", "Custom::FmrecModelPackageGroup")
+    assert [g["Properties"]["KeepOnDelete"] for g in groups.values()] == ["true"]
+    dev_groups = dev.resources("Pipeline", "Custom::FmrecModelPackageGroup")
+    assert [g["Properties"]["KeepOnDelete"] for g in dev_groups.values()] == ["false"]
 
 
 # --- pipeline --------------------------------------------------------------------------------------------
@@ -92,12 +93,10 @@ def _pipeline(assembly: Assembly) -> dict[str, Any]:
 def test_pipeline_resources(dev: Assembly) -> None:
     t = template(dev, "Pipeline")
     t.resource_count_is("AWS::SageMaker::Pipeline", 1)
-    t.resource_count_is("AWS::SageMaker::ModelPackageGroup", 1)
+    t.resource_count_is("Custom::FmrecModelPackageGroup", 1)
     t.resource_count_is("Custom::CDKBucketDeployment", 1)
     t.resource_count_is("AWS::Events::Rule", 0)  # dev has no schedule
-    t.has_resource_properties(
-        "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": "fmrec-dev-models"}
-    )
+    t.has_resource_properties("Custom::FmrecModelPackageGroup", {"GroupName": "fmrec-dev-models"})
     t.has_resource_properties(
         "AWS::SageMaker::Pipeline",
         {
@@ -106,7 +105,12 @@ def test_pipeline_resources(dev: Assembly) -> None:
         },
     )
     t.has_resource_properties(
-        "Custom::CDKBucketDeployment", {"DestinationBucketKeyPrefix": "code", "Prune": True}
+        "Custom::CDKBucketDeployment",
+        {
+            "DestinationBucketKeyPrefix": Match.string_like_regexp(r"^code/[0-9a-f]{16}$"),
+            "Prune": False,
+            "RetainOnDelete": True,
+        },
     )
     t.has_output("PipelineName", {"Value": "fmrec-dev-pipeline"})
 
@@ -140,7 +144,12 @@ def test_deployed_definition_equals_what_the_local_runner_executes(dev: Assembly
             "PipelineRoleArn": LOCAL_ARGUMENTS["role_arn"],
         },
     )
-    assert deployed == local_definition(group="fmrec-dev-models")
+    # The one difference: the deployed definition reads its own content-addressed code folder.
+    local = local_definition(group="fmrec-dev-models")
+    local_code = f"s3://{LOCAL_ARGUMENTS['artifact_bucket']}/code/"
+    deployed_text = re.sub(r"/code/[0-9a-f]{16}/", "/code/", json.dumps(deployed, sort_keys=True))
+    assert json.loads(deployed_text) == json.loads(json.dumps(local, sort_keys=True))
+    assert local_code in json.dumps(local)
 
 
 def test_prod_definition_carries_the_stage_settings(prod: Assembly, cdk_context: dict[str, Any]) -> None:
@@ -175,6 +184,9 @@ def test_serving_deployer_and_triggers(dev: Assembly) -> None:
     t.resource_count_is("AWS::Lambda::Function", 1)
     t.resource_count_is("AWS::Events::Rule", 2)
     t.resource_count_is("Custom::FmrecEndpoint", 1)
+    t.resource_count_is(
+        "AWS::SQS::Queue", 1
+    )  # the deployer's failure destination (tests/cdk/test_first_deploy.py)
     t.has_resource_properties(
         "AWS::Lambda::Function",
         {
@@ -203,10 +215,7 @@ def test_serving_deployer_and_triggers(dev: Assembly) -> None:
             "EventPattern": {
                 "source": ["aws.sagemaker"],
                 "detail-type": ["SageMaker Model Package State Change"],
-                "detail": {
-                    "ModelPackageGroupName": ["fmrec-dev-models"],
-                    "ModelApprovalStatus": ["Approved"],
-                },
+                "detail": {"ModelPackageGroupName": ["fmrec-dev-models"]},
             }
         },
     )
@@ -216,7 +225,10 @@ def test_serving_deployer_and_triggers(dev: Assembly) -> None:
             "EventPattern": {
                 "source": ["aws.sagemaker"],
                 "detail-type": ["SageMaker Endpoint State Change"],
-                "detail": {"EndpointName": ["fmrec-dev-endpoint"], "EndpointStatus": ["IN_SERVICE"]},
+                "detail": {
+                    "EndpointName": ["fmrec-dev-endpoint"],
+                    "EndpointStatus": ["IN_SERVICE", "FAILED"],
+                },
             }
         },
     )

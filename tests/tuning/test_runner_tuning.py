@@ -26,7 +26,11 @@ def test_runner_executes_the_tuning_branch_and_registers_the_best_model(tmp_path
     record = json.loads((record_dir / "tuning_job.json").read_text())
     assert len(list(csv.DictReader((record_dir / "trials.csv").open()))) == 3
     assert record["HyperParameterTuningJobConfig"]["Strategy"] == "Bayesian"
-    assert record["HyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] == "Auto"
+    # Off: FM has no early stopping on SageMaker (pipeline/tuning.py), so the twin runs every trial too.
+    assert record["HyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] == "Off"
+    assert "num_factors" not in {
+        r["Name"] for g in record["HyperParameterTuningJobConfig"]["ParameterRanges"].values() for r in g
+    }
     best = record["TrainingJobSummaries"][0]["TrainingJobName"]
     assert best == record["BestTrainingJob"]["TrainingJobName"]
     best_model = result.folder / "s3" / "fmrec-local" / "models" / "tuning" / best / "output" / "model.tar.gz"

@@ -14,7 +14,7 @@ from botocore.validate import ParamValidator
 from fmrec.tuning.job import config_from_request
 from fmrec.tuning.space import DEFAULT_RANGES, ParamRange, TuningError, build_space
 from pipeline import definition as pdef
-from pipeline.tuning import CARVE_STEP, CHOOSE_STEP, TUNE_STEP, TuningOptions
+from pipeline.tuning import CARVE_STEP, CHOOSE_STEP, PIPELINE_RANGES, TUNE_STEP, TuningOptions
 from twins.pipeline.graph import all_steps
 
 REGISTER_TUNED = "RegisterModelTuned-RegisterModel"
@@ -71,7 +71,8 @@ def test_tuning_step_validates_against_botocore_shape(tuning_definition: dict[st
     assert not report.has_errors(), report.generate_report()
 
     config = tune["Arguments"]["HyperParameterTuningJobConfig"]
-    assert config["Strategy"] == "Bayesian" and config["TrainingJobEarlyStoppingType"] == "Auto"
+    # FM is not on AWS's early-stopping list: "Auto" would do nothing there, so the branch asks for "Off".
+    assert config["Strategy"] == "Bayesian" and config["TrainingJobEarlyStoppingType"] == "Off"
     assert config["HyperParameterTuningJobObjective"] == {
         "Type": "Minimize",
         "MetricName": "test:binary_classification_cross_entropy",
@@ -81,12 +82,19 @@ def test_tuning_step_validates_against_botocore_shape(tuning_definition: dict[st
         "MaxParallelTrainingJobs": {"Get": "Parameters.TuningMaxParallelJobs"},
     }
     names = {r["Name"] for group in config["ParameterRanges"].values() for r in group}
-    assert {"num_factors", "epochs", "mini_batch_size"} <= names
+    assert {"epochs", "mini_batch_size"} <= names
+    assert "num_factors" not in names  # not tunable on AWS's fm-tuning page: static (NumFactors)
     assert {f"{g}_{k}" for g in ("bias", "linear", "factors") for k in ("lr", "wd")} <= names
 
     definition = tune["Arguments"]["TrainingJobDefinition"]
-    # tuned ones dropped; factors_init_sigma is not searched, so it stays static
-    assert set(definition["StaticHyperParameters"]) == {"feature_dim", "predictor_type", "factors_init_sigma"}
+    # tuned ones dropped; factors_init_sigma and num_factors are not searched, so they stay static
+    assert set(definition["StaticHyperParameters"]) == {
+        "feature_dim",
+        "predictor_type",
+        "factors_init_sigma",
+        "num_factors",
+    }
+    assert "Parameters.NumFactors" in json.dumps(definition["StaticHyperParameters"]["num_factors"])
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in definition["InputDataConfig"]}
     assert channels["train"]["S3DataDistributionType"] == "ShardedByS3Key"
     # The objective's "test" channel is the split carved from train, never preprocess's test output.
@@ -163,11 +171,13 @@ def test_local_tuner_reads_the_same_request(tuning_definition: dict[str, Any]) -
     }
     args["TrainingJobDefinition"]["StaticHyperParameters"]["feature_dim"] = "100"
     config = config_from_request(args, default_parallel=2)
-    assert config.max_jobs == 6 and config.max_parallel == 2 and config.early_stopping
+    # The twin reads the request's "Off" and so, like SageMaker for FM, runs every trial to its end.
+    assert config.max_jobs == 6 and config.max_parallel == 2 and not config.early_stopping
     assert config.objective.metric_name == "test:binary_classification_cross_entropy"
-    assert {r.name: r for r in config.space} == {r.name: r for r in build_space()}
+    assert {r.name: r for r in config.space} == {r.name: r for r in build_space(PIPELINE_RANGES, base=())}
 
-    args["HyperParameterTuningJobConfig"]["ParameterRanges"]["IntegerParameterRanges"][1]["MaxValue"] = "5000"
+    ints = args["HyperParameterTuningJobConfig"]["ParameterRanges"]["IntegerParameterRanges"]
+    next(r for r in ints if r["Name"] == "epochs")["MaxValue"] = "5000"
     with pytest.raises(TuningError, match=r"range epochs: \[5, 5000\] is outside FM's documented limits"):
         config_from_request(args)
 
@@ -176,6 +186,8 @@ def test_bad_options_fail_before_any_definition_is_built() -> None:
     with pytest.raises(TuningError, match="emitted only by a regressor"):
         TuningOptions(objective="test:rmse")
     with pytest.raises(TuningError, match="outside FM's documented limits"):
-        TuningOptions(ranges=(*DEFAULT_RANGES, ParamRange("epochs", "int", 1, 5000)))
+        TuningOptions(ranges=(*PIPELINE_RANGES, ParamRange("epochs", "int", 1, 5000)))
+    with pytest.raises(TuningError, match="num_factors is not tunable for FM on SageMaker"):
+        TuningOptions(ranges=DEFAULT_RANGES)
     with pytest.raises(TuningError, match="max_parallel_jobs"):
         TuningOptions(max_parallel_jobs=0)
