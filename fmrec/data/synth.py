@@ -253,14 +253,16 @@ def _pick_items(
             break
         users = np.repeat(np.arange(n_users), np.ceil(deficit * 1.2).astype(np.int64) + (deficit > 0))
         by_taste = rng.random(users.size) < cfg.taste_share
-        c = np.searchsorted(t_cdf, users + rng.random(users.size), side="right") - users * n_clusters
+        r_cluster, r_item, r_popular = (rng.random(users.size) for _ in range(3))
+        t_users = users[by_taste]
+        c = np.searchsorted(t_cdf, t_users + r_cluster[by_taste], side="right") - t_users * n_clusters
         c = np.clip(c, 0, n_clusters - 1)
-        in_cluster = np.minimum(np.searchsorted(c_cdf, c + rng.random(users.size), side="right"), n_items - 1)
-        popular = np.minimum(np.searchsorted(cdf, rng.random(users.size)), n_items - 1)
-        items = np.where(by_taste, by_cluster[in_cluster], popular)
+        items = np.empty(users.size, dtype=np.int64)
+        in_cluster = np.searchsorted(c_cdf, c + r_item[by_taste], side="right")
+        items[by_taste] = by_cluster[np.minimum(in_cluster, n_items - 1)]
+        items[~by_taste] = np.minimum(np.searchsorted(cdf, r_popular[~by_taste]), n_items - 1)
         cand = sorted_unique(users * n_items + items)
-        if keys.size:
-            keys = np.sort(keys)
+        if keys.size:  # keys stay sorted
             pos = np.minimum(np.searchsorted(keys, cand), keys.size - 1)
             cand = cand[keys[pos] != cand]
         # keep at most each user's deficit, chosen at random so no item id is favoured
@@ -268,14 +270,14 @@ def _pick_items(
         cu = cand // n_items
         first = np.searchsorted(cu, np.arange(n_users))
         cand = cand[np.arange(cand.size) - first[cu] < deficit[cu]]
-        keys = np.concatenate([keys, cand])
+        # two sorted runs: a stable (run-merging) sort joins them in linear time
+        keys = np.sort(np.concatenate([keys, np.sort(cand)]), kind="stable")
         have += np.bincount(cand // n_items, minlength=n_users)
     if (have < want).any():
-        keys = np.sort(keys)
         for u in np.flatnonzero(have < want):
             lo, hi = np.searchsorted(keys, [u * n_items, (u + 1) * n_items])
             gumbel_top(int(u), int(want[u] - have[u]), keys[lo:hi] % n_items)
-    keys = np.sort(np.concatenate([keys, *exact]))
+    keys = np.sort(np.concatenate([keys, *exact]), kind="stable")
     return keys // n_items, keys % n_items
 
 
@@ -288,9 +290,11 @@ def _model(cfg: SynthConfig) -> tuple[Planted, np.ndarray, np.ndarray, np.random
     return planted, counts, rater, chunk_root
 
 
-def _chunks(cfg: SynthConfig) -> Iterator[dict[str, np.ndarray]]:
+def _chunks(
+    cfg: SynthConfig, model: tuple[Planted, np.ndarray, np.ndarray, np.random.SeedSequence]
+) -> Iterator[dict[str, np.ndarray]]:
     """Ratings of consecutive user chunks, sorted by (user, item), with a test flag (ua-style split)."""
-    planted, counts, rater, chunk_root = _model(cfg)
+    planted, counts, rater, chunk_root = model
     forced_items = np.flatnonzero(rater >= 0)
     forced_users = rater[forced_items]
     n_chunks = -(-cfg.users // _USERS_PER_CHUNK)
@@ -412,7 +416,8 @@ def write_synth(out: str | Path, cfg: SynthConfig | None = None, *, replace: boo
             open(tmp / "ua.base", "wb") as f_base,
             open(tmp / "ua.test", "wb") as f_test,
         ):
-            for chunk in _chunks(cfg):
+            model = _model(cfg)
+            for chunk in _chunks(cfg, model):
                 lines = int_rows_matrix([chunk["user"], chunk["item"], chunk["rating"], chunk["timestamp"]])
                 f_all.write(squeeze(lines))
                 f_base.write(squeeze(lines[~chunk["test"]]))
@@ -422,7 +427,7 @@ def write_synth(out: str | Path, cfg: SynthConfig | None = None, *, replace: boo
                 counts["positive"] += int((chunk["rating"] >= 4).sum())
         counts["train"] = counts["ratings"] - counts["test"]
         meta_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(4)[3])
-        planted = planted_model(cfg)
+        planted = model[0]
         (tmp / "u.item").write_text(_items_text(cfg, planted, meta_rng), encoding="latin-1")
         (tmp / "u.user").write_text(_users_text(cfg, meta_rng), encoding="latin-1")
         (tmp / "u.genre").write_text("".join(f"{g}|{i}\n" for i, g in enumerate(GENRES)), encoding="latin-1")
