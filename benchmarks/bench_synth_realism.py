@@ -130,7 +130,7 @@ def ease_scores(X: sp.csr_matrix, lam: float = 500.0) -> np.ndarray:
 
 
 def ials_scores(
-    X: sp.csr_matrix, factors: int = 64, alpha: float = 2.0, reg: float = 20.0, iters: int = 10, seed: int = 0
+    X: sp.csr_matrix, factors: int = 64, alpha: float = 1.0, reg: float = 0.01, iters: int = 15, seed: int = 0
 ) -> np.ndarray:
     """Implicit ALS (Hu, Koren, Volinsky 2008): confidence 1 + alpha on rated pairs, exact least squares."""
     rng = np.random.default_rng(seed)
