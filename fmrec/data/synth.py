@@ -154,6 +154,8 @@ def _user_counts(cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
     while left > 0:
         room = cap - counts
         p = np.where(room > 0, activity, 0.0)
+        if p.sum() <= 0:  # only the least active users have room left
+            p = (room > 0).astype(np.float64)
         add = np.minimum(rng.multinomial(left, p / p.sum()), room)
         counts += add
         left = cfg.ratings - counts.sum()
@@ -227,7 +229,10 @@ def _pick_items(
     t_cdf[n_clusters - 1 :: n_clusters] = np.arange(1, n_users + 1)
 
     def log_prob(u: int) -> np.ndarray:
-        return np.log(weight) + np.log((1.0 - cfg.taste_share) + lift[cluster] * taste[u, cluster])
+        # floored: a user who must rate more movies than their clusters hold falls back on the rest, never on
+        # an item already taken (-inf)
+        mix = (1.0 - cfg.taste_share) + lift[cluster] * taste[u, cluster]
+        return np.log(weight) + np.log(np.maximum(mix, 1e-12))
 
     # heavy users (a twentieth of the catalogue or more) get exact weighted sampling without replacement
     # (Gumbel top-k); light users draw with replacement, and duplicates are redrawn for a few rounds

@@ -156,6 +156,8 @@ def test_format_int_rows_matches_python_formatting() -> None:
         ({"users": 100, "ratings": 1000}, "at least 20"),
         ({"users": 10, "items": 25, "ratings": 240}, "too dense"),
         ({"users": 0}, "must be positive"),
+        ({"taste_share": 1.5}, "taste_share within 0-1"),
+        ({"taste_alpha": 0.0}, "taste_alpha > 0"),
     ],
 )
 def test_impossible_shapes_are_clear_errors(kwargs: dict[str, int], message: str, tmp_path: Path) -> None:
@@ -185,3 +187,27 @@ def test_cli_synth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert digest(out) == digest(tmp_path / "api")
     assert main(argv) == 2  # never overwrites a finished output
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        # taste alone, clusters of one or two movies: heavy users must spill over to other movies
+        SynthConfig(
+            users=367, items=229, ratings=40_433, seed=14, clusters=200, taste_share=1.0, taste_alpha=0.01
+        ),
+        SynthConfig(users=40, items=30, ratings=958, seed=1),  # room is left only to the least active users
+        SynthConfig(users=40, items=300, ratings=900, seed=2),  # fewer than 2 ratings per movie: none forced
+    ],
+)
+def test_extreme_shapes_keep_the_invariants(cfg: SynthConfig, tmp_path: Path) -> None:
+    write_synth(tmp_path / "x", cfg)
+    data = load(tmp_path / "x" / "u.data")
+    assert data.shape[0] == cfg.ratings
+    pairs = data[:, 0] * 10**6 + data[:, 1]
+    assert np.unique(pairs).size == pairs.size
+    per_user = np.bincount(data[:, 0])[1:]
+    assert per_user.size == cfg.users and per_user.min() >= cfg.min_per_user
+    assert data[:, 1].max() <= cfg.items
+    if cfg.ratings >= 2 * cfg.items:
+        assert np.unique(data[:, 1]).size == cfg.items  # every movie has its one forced rater
