@@ -16,7 +16,8 @@ def register(sub: Any) -> None:
         help="write a synthetic dataset in the ml-100k format",
         description=(
             "Write u.data, ua.base/ua.test (10 test ratings per user), u.item, u.user, u.genre, "
-            "u.occupation and u.info, drawn from a planted latent-factor model with Zipf-like popularity. "
+            "u.occupation and u.info: users pick movies by taste clusters and long-tailed popularity, and "
+            "rate them from a planted latent-factor model, calibrated against ml-100k. "
             "Defaults match ml-100k's shape; the output is a function of the arguments alone."
         ),
     )

@@ -165,8 +165,10 @@ class Baselines:
         return np.asarray(fm.sigmoid(z)) if self.binary else z
 
     def popularity(self, movie_pos: np.ndarray) -> np.ndarray:
+        """Scores of movie positions; -1 (a movie absent from train) scores as a movie with no rating."""
         a, b = self.pop
-        return self._link(a + b * np.log1p(self.counts[movie_pos]))
+        count = np.where(movie_pos >= 0, self.counts[np.maximum(movie_pos, 0)], 0.0)
+        return self._link(a + b * np.log1p(count))
 
     def biases(self, X: sp.csr_matrix) -> np.ndarray:
         w0, w = self.bias
@@ -188,15 +190,19 @@ def fit_baselines(
 # ---------------------------------------------------------------- metrics
 
 
-def _row_positions(X: sp.csr_matrix, cols: np.ndarray, channel: str) -> np.ndarray:
-    """For each row, the position (index into `cols`) of the one column of that block it has set."""
+def _row_positions(
+    X: sp.csr_matrix, cols: np.ndarray, channel: str, allow_missing: bool = False
+) -> np.ndarray:
+    """For each row, the position (index into `cols`) of the one column of that block it has set; -1 for a row
+    without one when `allow_missing` (a test user or movie absent from train has no column: preprocess encodes
+    like OneHotEncoder(handle_unknown='ignore')), else an error naming the row."""
     position = np.full(X.shape[1], -1, dtype=np.int64)
     position[cols] = np.arange(cols.size)
     out = np.full(X.shape[0], -1, dtype=np.int64)
     rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
     hit = position[X.indices] >= 0
     out[rows[hit]] = position[X.indices[hit]]
-    if (out < 0).any():
+    if not allow_missing and (out < 0).any():
         raise EvaluationError(
             f"{channel} row {int(np.argmax(out < 0))}: no column of the expected one-hot block"
         )
@@ -258,8 +264,12 @@ def evaluate(data: Inputs, max_users: int = MAX_RANKED_USERS, seed: int = 0) -> 
     movie_cols = np.array([lookup.movie_column(p) for p in range(n_movies)], dtype=np.int64)
 
     base = fit_baselines(data.X_train, data.y_train, movie_cols, binary)
-    test_users = _row_positions(data.X_test, user_cols, "test")
-    test_movies = _row_positions(data.X_test, movie_cols, "test")
+    # A test row whose user or movie is absent from train keeps only its known columns and is scored that way,
+    # as SageMaker's FM scores any sparse record: a feature with x_i = 0 adds no linear or pair term.
+    # https://docs.aws.amazon.com/sagemaker/latest/dg/fact-machines-howitworks.html
+    test_users = _row_positions(data.X_test, user_cols, "test", allow_missing=True)
+    test_movies = _row_positions(data.X_test, movie_cols, "test", allow_missing=True)
+    unknown_user, unknown_movie = test_users < 0, test_movies < 0
     scores = {
         "model": np.asarray(fm.predict(model.params, data.X_test, model.predictor_type), dtype=np.float64),
         "popularity": base.popularity(test_movies),
@@ -268,11 +278,16 @@ def evaluate(data: Inputs, max_users: int = MAX_RANKED_USERS, seed: int = 0) -> 
     doc: dict[str, Any] = {name: pointwise(binary, data.y_test, s) for name, s in scores.items()}
 
     # Relevant = held-out movies the user liked (label 1; for a regressor, rating >= the lookup's threshold).
+    # A liked movie absent from train stays relevant but can never be ranked (a distinct negative id per row);
+    # users absent from train have no rated-movie list to rank against and are left out of the ranking.
     cut = 0.5 if binary else float(getattr(lookup, "label_threshold", 4.0) or 4.0)
     liked = data.y_test >= cut
+    unrankable = -1 - np.arange(test_movies.size)
+    rel_movies = np.where(unknown_movie, unrankable, test_movies)
     relevant: dict[int, set[int]] = {}
-    for u, m in zip(test_users[liked].tolist(), test_movies[liked].tolist(), strict=True):
-        relevant.setdefault(u, set()).add(m)
+    for u, m in zip(test_users[liked].tolist(), rel_movies[liked].tolist(), strict=True):
+        if u >= 0:
+            relevant.setdefault(u, set()).add(m)
     if len(relevant) > max_users:
         keep = np.random.default_rng(seed).choice(sorted(relevant), size=max_users, replace=False)
         relevant = {int(u): relevant[int(u)] for u in sorted(keep)}
@@ -315,6 +330,10 @@ def evaluate(data: Inputs, max_users: int = MAX_RANKED_USERS, seed: int = 0) -> 
             "train_rows": int(data.X_train.shape[0]),
             "test_rows": int(data.X_test.shape[0]),
             "test_positive_share": float(liked.mean()),
+            "test_rows_unknown_user": int(unknown_user.sum()),
+            "test_rows_unknown_movie": int(unknown_movie.sum()),
+            "test_rows_unknown_both": int((unknown_user & unknown_movie).sum()),
+            "relevant_unknown_movie": int((liked & unknown_movie & ~unknown_user).sum()),
             "users_ranked": len(relevant),
             "movies": n_movies,
             "feature_dim": int(lookup.feature_dim),

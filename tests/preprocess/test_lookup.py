@@ -59,7 +59,8 @@ def test_columns_match_the_training_encoding(preprocessed: Path, synth_dir: Path
     assert sum(lk.movie_count) == len(train)
     m = lk.movie_ids[0]
     assert lk.movie_mean[0] == pytest.approx(train.rating[train.movie == m].mean(), rel=1e-6)
-    assert lk.titles[0].startswith("Synthetic Movie ") and isinstance(lk.genres[0], list)
+    item_line = (synth_dir / "u.item").read_bytes().splitlines()[lk.movie_ids[0] - 1].decode("latin-1")
+    assert lk.titles[0] == item_line.split("|")[1] and isinstance(lk.genres[0], list)
     top = lk.popular_positions(5)
     assert [lk.movie_count[p] for p in top] == sorted((lk.movie_count[p] for p in top), reverse=True)
     assert lk.movie_count[top[0]] == max(lk.movie_count)
