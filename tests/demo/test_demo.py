@@ -15,7 +15,9 @@ TINY = ["--synth-users", "100", "--synth-items", "150", "--synth-ratings", "6000
 
 def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runs = tmp_path / "runs"
-    assert main(["demo", "--no-serve", "--runs-dir", str(runs), "--users", "1,2", *TINY]) == 0
+    # The rating objective: the ranking one needs the preprocess step's sampled negatives to pass its gate.
+    args = ["--param", "Objective=rating"]
+    assert main(["demo", "--no-serve", "--runs-dir", str(runs), "--users", "1,2", *args, *TINY]) == 0
     out, err = capsys.readouterr()
     assert out.count("rank  movieId") == 2 and "user 1  model v1  path endpoint" in out
     assert "Synthetic Movie" in out  # titles come from the lookup
