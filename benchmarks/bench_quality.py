@@ -10,6 +10,8 @@ TrainModel step's wall time (the training twin); the peers' are their fit, one t
     .venv/bin/python benchmarks/bench_quality.py                 # a fresh synthetic dataset (ml-100k shape)
     .venv/bin/python benchmarks/bench_quality.py ~/ml-100k       # any MovieLens folder (ml-100k: ua split)
     .venv/bin/python benchmarks/bench_quality.py --param Objective=rating   # any pipeline parameter
+    .venv/bin/python benchmarks/bench_quality.py --through-api   # fmrec also ranked through the Lambda
+    .venv/bin/python benchmarks/bench_quality.py --synth 6040,3706,1000000   # synthetic, ml-1m's shape
 
 The peers need `pip install -r requirements-bench.txt` (LightFM separately, see there); a peer whose
 package is missing is listed as skipped. Targets (issue 12): the default model's NDCG@10 >= EASE's and
@@ -60,6 +62,37 @@ def _pipeline(data: Path, root: Path, params: list[str]) -> tuple[dict[str, Any]
     return {**defaults, **overrides}, result, evaluate
 
 
+def api_scorer(lookup: Any, inputs: Path, folder: Path) -> Scorer:
+    """fmrec through the recommend Lambda's fast path (lambdas/recommend/service.py): its top-10 per user.
+
+    The artifact folder is the Lambda's bare layout (lookup files and model.tar.gz, no versions). The scores
+    are the API's ranks (10 for its first movie, 1 for its tenth, 0 elsewhere), so the metrics rank exactly
+    the list the API returned; a user unknown to the model gets the API's cold-start list.
+    """
+    import shutil
+
+    from lambdas.recommend.service import DirStore, Query, Recommender
+
+    folder.mkdir(parents=True)
+    for name in ("lookup.json", "lookup.bin"):
+        shutil.copy2(inputs / "lookup" / name, folder / name)
+    shutil.copy2(next((inputs / "model").rglob("model.tar.gz")), folder / "model.tar.gz")
+    service = Recommender(DirStore(folder), None, fast_path=True)
+    user_ids = np.asarray(lookup.user_ids)
+    column = {m: p for p, m in enumerate(lookup.movie_ids)}
+
+    def score(users: np.ndarray) -> np.ndarray:
+        out = np.zeros((users.size, len(lookup.movie_ids)))
+        for row, pos in enumerate(users.tolist()):
+            # an unknown user's id is not needed: any id outside the lookup takes the cold-start path
+            user_id = int(user_ids[pos]) if pos >= 0 else int(user_ids.max()) + 1
+            for item in service.recommend(Query(user_id, k=K)).items:
+                out[row, column[item.movie_id]] = K + 1 - item.rank
+        return out
+
+    return score
+
+
 def _row(name: str, task: RankingTask, fit: Any, seconds: float | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     scorer: Scorer = fit()
@@ -76,6 +109,11 @@ def main() -> int:
         "--param", action="append", default=[], metavar="NAME=VALUE", help="pipeline parameter"
     )
     parser.add_argument("--seed", type=int, default=0, help="synthetic data and peers' seed")
+    parser.add_argument(
+        "--through-api",
+        action="store_true",
+        help="also rank fmrec's model through the recommend Lambda fast path",
+    )
     parser.add_argument("--synth", default="", metavar="USERS,ITEMS,RATINGS", help="synthetic size (ml-100k)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -120,7 +158,18 @@ def main() -> int:
                 task,
                 lambda: fm_scorer(model.params, *lookup_rows(lookup)),
                 seconds=result.seconds.get("TrainModel", result.seconds.get("TuneModel", float("nan"))),
-            ),
+            )
+        ]
+        if args.through_api:
+            rows.append(
+                _row(
+                    "fmrec, same model, through the API (Lambda fast path)",
+                    task,
+                    lambda: api_scorer(lookup, inputs, root / "api"),
+                    seconds=rows[0]["train_s"],
+                )
+            )
+        rows += [
             _row(
                 "popularity (train rating count)",
                 task,
@@ -143,7 +192,7 @@ def main() -> int:
     for r in rows:
         figures = " | ".join(f"{r[c]:.3f}" for c in COLUMNS)
         print(f"| {r['name']} | {figures} | {r['train_s']:.1f} | {r['rank_s']:.2f} |")
-    fm_row, pop_row = rows[0], rows[1]
+    fm_row, pop_row = rows[0], next(r for r in rows if r["name"].startswith("popularity"))
     ease = next((r for r in rows if r["name"].startswith("EASE")), None)
     ndcg = f"ndcg_at_{K}"
     checks = {

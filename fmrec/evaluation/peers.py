@@ -64,11 +64,11 @@ def fit_als(train: sp.csr_matrix, seed: int = 0, factors: int = 64, iterations: 
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits  # an implicit dependency
 
-    model = AlternatingLeastSquares(
-        factors=factors, regularization=0.05, iterations=iterations, num_threads=1, random_state=seed
-    )
-    # implicit asks for a single-threaded BLAS: its own solver threads over users
+    # implicit asks for a single-threaded BLAS (it warns otherwise): its own solver threads over users
     with threadpool_limits(1, "blas"):
+        model = AlternatingLeastSquares(
+            factors=factors, regularization=0.05, iterations=iterations, num_threads=1, random_state=seed
+        )
         model.fit(sp.csr_matrix(train, dtype=np.float32), show_progress=False)
     items = np.asarray(model.item_factors, dtype=np.float64)
     return _factor_scorer(np.asarray(model.user_factors, dtype=np.float64), lambda U: U @ items.T)

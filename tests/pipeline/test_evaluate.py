@@ -185,3 +185,14 @@ def test_a_regressor_is_evaluated_with_rmse_and_mae(tiny_data: Path, tmp_path: P
         html.count("<img") == 2
     )  # score distribution and ranking bars: no curves without metrics.json, no ROC
     assert 0 < doc["ranking"]["model"]["ndcg_at_10"] <= 1
+
+
+def test_sampling_above_the_size_limit_is_reported(eval_base: Path) -> None:
+    data = ev.read_inputs(eval_base)
+    cells = 20 * data.lookup.n_movies  # room for 20 users
+    doc = ev.evaluate(data, "ranking", 4.0, max_cells=cells, seed=5)
+    ranking = doc["ranking"]
+    assert ranking["sampled"] is True and ranking["users"] == 20 < ranking["users_total"]
+    assert ranking["sample_seed"] == 5
+    html = ev.report_html(doc, data.y_test, [])
+    assert f"a seeded sample of 20 of {ranking['users_total']} users" in html
