@@ -95,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
             block = result.evaluation[name]
             ndcg = f"  NDCG@10 {ranking[name]['ndcg_at_10']:.4f}" if name in ranking else ""
             say(f"      {name:<10} AUC {block['auc']:.4f}  log loss {block['log_loss']:.4f}{ndcg}")
+        lift = ranking["ndcg_at_10_lift"]
+        verdict = "beats" if lift > 0 else "does not beat"
+        say(f"      the model {verdict} popularity on NDCG@10 ({lift:+.1%}, {ranking['users']} users ranked)")
     if result.status != "Succeeded" or not result.registered:
         raise FmrecError(f"the pipeline did not register a model: {result.failure_reason}")
     package = result.registered[0]

@@ -21,6 +21,7 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     out, err = capsys.readouterr()
     assert out.count("rank  movieId") == 2 and "user 1  model v1  path endpoint" in out
     assert "Synthetic Movie" in out  # titles come from the lookup
+    assert "popularity on NDCG@10 (" in err and "users ranked)" in err
     assert len([line for line in out.splitlines() if line.strip()[:3].strip().isdigit()]) == 20
     for stage in ("1/5", "2/5", "3/5", "4/5", "5/5"):
         assert f"[demo] {stage}" in err
