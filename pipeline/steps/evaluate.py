@@ -332,7 +332,9 @@ def _plots(doc: dict[str, Any], y: np.ndarray, curves: list[dict[str, Any]]) -> 
         plt.close(fig)
     ranking = doc["ranking"]
     bar_keys = metric_keys(ranking["k"])
-    fig, axes = plt.subplots(1, len(bar_keys), figsize=(2.6 * len(bar_keys), 3.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(bar_keys), figsize=(2.8 * len(bar_keys), 3.2), squeeze=False, constrained_layout=True
+    )
     for ax, key in zip(axes[0], bar_keys, strict=True):
         values = [ranking[name][key] for name in RANKED]
         bars = ax.bar(RANKED, values, color=["tab:blue", "tab:gray"])
