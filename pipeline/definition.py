@@ -3,12 +3,13 @@
                                                              ┌──(all true)──► RegisterModel
     Preprocess ──► TrainModel ──► EvaluateModel ──► CheckQuality                (model package group,
     (SKLearn        (built-in FM     (SKLearn          (Condition on              PendingManualApproval)
-     processing)     image, recordIO   processing,       evaluation.json:
-         │           train sharded     PropertyFile      AUC >= GateMinAuc,
-         │           by S3 key)        "Evaluation")     beats popularity and
-         │               ▲                               biases-only baselines
-         └─ manifest.json┘                               on AUC and log loss)
-            (PropertyFile "Manifest": feature_dim        └──(else)──► QualityGateFailed (Fail: the reason)
+     processing)     image, recordIO   processing,       evaluation.json, per
+         │           train sharded     PropertyFile      Objective: ranking: NDCG@10
+         │           by S3 key)        "Evaluation";     lift over popularity >=
+         │               ▲             reads holdout/)   GateNdcgMargin; rating: AUC
+         │               │                               >= GateMinAuc, beats both
+         └─ manifest.json┘                               baselines on AUC and log loss)
+            (PropertyFile "Manifest": feature_dim        └──(else)──► QualityGateFailed (Fail: the figures)
              reaches the FM hyperparameters by JsonGet)
 
 Built with the SageMaker Python SDK 2.x (pinned in requirements-dev.txt) through an offline session: every
@@ -115,22 +116,32 @@ SEED_HYPERPARAMETERS = {
 }
 
 
+OBJECTIVES = ("ranking", "rating")  # the Objective parameter's values; the first is the default
+
+
 @dataclass(frozen=True)
 class GateCheck:
-    """One gate condition: evaluation.json `left` <op> `right` (an evaluation.json path or a parameter)."""
+    """One gate condition of one objective: evaluation.json `left` <op> `right` (a path or a parameter)."""
 
+    objective: str  # the check binds only when the Objective parameter has this value
     left: str
     op: str  # a SageMaker condition type
     right: str
     right_is_parameter: bool = False
 
 
+# ranking: the model's NDCG@10 must beat popularity's by GateNdcgMargin, relative: model >= (1 + margin) x
+# popularity. Relative, because NDCG levels differ across datasets while "x% better than most-popular" means
+# the same on each. Conditions compare but cannot compute, so the evaluate step writes the lift
+# (model - popularity) / popularity into evaluation.json and the condition compares it with the margin.
+# rating: the seed's pointwise gate (AUC floor, better AUC and log loss than both baselines).
 GATE_CHECKS = (
-    GateCheck("model.auc", "GreaterThanOrEqualTo", "GateMinAuc", right_is_parameter=True),
-    GateCheck("model.auc", "GreaterThan", "popularity.auc"),
-    GateCheck("model.auc", "GreaterThan", "biases.auc"),
-    GateCheck("model.log_loss", "LessThan", "popularity.log_loss"),
-    GateCheck("model.log_loss", "LessThan", "biases.log_loss"),
+    GateCheck("ranking", "ranking.ndcg_at_10_lift", "GreaterThanOrEqualTo", "GateNdcgMargin", True),
+    GateCheck("rating", "model.auc", "GreaterThanOrEqualTo", "GateMinAuc", right_is_parameter=True),
+    GateCheck("rating", "model.auc", "GreaterThan", "popularity.auc"),
+    GateCheck("rating", "model.auc", "GreaterThan", "biases.auc"),
+    GateCheck("rating", "model.log_loss", "LessThan", "popularity.log_loss"),
+    GateCheck("rating", "model.log_loss", "LessThan", "biases.log_loss"),
 )
 
 
@@ -239,6 +250,8 @@ def get_pipeline(
     input_data_url: str | None = None,
     label_threshold: float = 4.0,
     gate_min_auc: float = 0.6,
+    gate_ndcg_margin: float = 0.1,
+    objective: str = OBJECTIVES[0],
     processing_instance_type: str = "ml.m5.xlarge",
     training_instance_type: str = "ml.c4.xlarge",
     training_instance_count: int = 1,
@@ -253,6 +266,8 @@ def get_pipeline(
     `tuning` adds the optional tuning path (pipeline/tuning.py), switched per execution by UseTuning.
     """
     _check_arguments(region, artifact_bucket, code_uri, role_arn)
+    if objective not in OBJECTIVES:
+        raise DefinitionError(f"objective: expected one of {', '.join(OBJECTIVES)}, got {objective!r}")
     overrides = dict(hyperparameters or {})
     unknown = sorted(set(overrides) - {h.parameter for h in HYPERPARAMETERS})
     if unknown:
@@ -273,6 +288,8 @@ def get_pipeline(
             input_data_url=input_data_url or f"s3://{artifact_bucket}/data/ml-100k",
             label_threshold=label_threshold,
             gate_min_auc=gate_min_auc,
+            gate_ndcg_margin=gate_ndcg_margin,
+            objective=objective,
             processing_instance_type=processing_instance_type,
             training_instance_type=training_instance_type,
             training_instance_count=training_instance_count,
@@ -292,6 +309,8 @@ def _build(
     input_data_url: str,
     label_threshold: float,
     gate_min_auc: float,
+    gate_ndcg_margin: float,
+    objective: str,
     processing_instance_type: str,
     training_instance_type: str,
     training_instance_count: int,
@@ -314,6 +333,8 @@ def _build(
     input_data = ParameterString("InputDataUrl", default_value=input_data_url)
     threshold = ParameterFloat("LabelThreshold", default_value=float(label_threshold))
     min_auc = ParameterFloat("GateMinAuc", default_value=float(gate_min_auc))
+    ndcg_margin = ParameterFloat("GateNdcgMargin", default_value=float(gate_ndcg_margin))
+    objective_param = ParameterString("Objective", default_value=objective)
     proc_type = ParameterString("ProcessingInstanceType", default_value=processing_instance_type)
     train_type = ParameterString("TrainingInstanceType", default_value=training_instance_type)
     train_count = ParameterInteger("TrainingInstanceCount", default_value=int(training_instance_count))
@@ -326,7 +347,9 @@ def _build(
     parameters = [
         input_data,
         threshold,
+        objective_param,
         min_auc,
+        ndcg_margin,
         proc_type,
         train_type,
         train_count,
@@ -360,7 +383,7 @@ def _build(
 
     # --- preprocess: MovieLens (or synthetic) → recordIO channels, lookup, manifest (feature_dim) ---
     manifest = PropertyFile(name="Manifest", output_name="manifest", path="manifest.json")
-    pre_outputs = ["train", "test", "lookup", "manifest"]
+    pre_outputs = ["train", "test", "lookup", "manifest", "holdout"]
     preprocess = ProcessingStep(
         name=PREPROCESS_STEP,
         step_args=processor("preprocess.py").run(
@@ -430,12 +453,16 @@ def _build(
             test_uri=pre_uri("test"),
             train_uri=pre_uri("train"),
             lookup_uri=pre_uri("lookup"),
+            holdout_uri=pre_uri("holdout"),
             s3_out=s3_out,
             fm_image=images["fm"],
             role_arn=role_arn,
             group=group,
             approval=approval,
             min_auc=min_auc,
+            ndcg_margin=ndcg_margin,
+            objective=objective_param,
+            threshold=threshold,
             suffix=suffix,
         )
 
@@ -493,12 +520,16 @@ def evaluation_chain(
     test_uri: Any,
     train_uri: Any,
     lookup_uri: Any,
+    holdout_uri: Any,
     s3_out: Any,
     fm_image: str,
     role_arn: str,
     group: str,
     approval: Any,
     min_auc: Any,
+    ndcg_margin: Any,
+    objective: Any,
+    threshold: Any,
     suffix: str = "",
 ) -> list[Any]:
     """evaluate → gate → register | fail for one model; `suffix` names a second chain (the tuning branch)."""
@@ -507,9 +538,11 @@ def evaluation_chain(
     from sagemaker.processing import ProcessingInput, ProcessingOutput
     from sagemaker.workflow.condition_step import ConditionStep
     from sagemaker.workflow.conditions import (
+        ConditionEquals,
         ConditionGreaterThan,
         ConditionGreaterThanOrEqualTo,
         ConditionLessThan,
+        ConditionOr,
     )
     from sagemaker.workflow.fail_step import FailStep
     from sagemaker.workflow.functions import Join, JsonGet
@@ -536,6 +569,9 @@ def evaluation_chain(
                 ProcessingInput(
                     source=lookup_uri, destination=f"{PROCESSING_ROOT}/input/lookup", input_name="lookup"
                 ),
+                ProcessingInput(
+                    source=holdout_uri, destination=f"{PROCESSING_ROOT}/input/holdout", input_name="holdout"
+                ),
                 code_input,
             ],
             outputs=[
@@ -545,6 +581,8 @@ def evaluation_chain(
                     destination=Join(on="/", values=eval_parts),
                 )
             ],
+            # relevance: held-out rating >= LabelThreshold, the same cut the binary labels use
+            arguments=["--objective", objective, "--threshold", threshold.to_string()],
         ),
         property_files=[report],
     )
@@ -557,8 +595,23 @@ def evaluation_chain(
         "GreaterThan": ConditionGreaterThan,
         "LessThan": ConditionLessThan,
     }
+    parameters = {"GateMinAuc": min_auc, "GateNdcgMargin": ndcg_margin}
+    # A ConditionStep's conditions must all hold (https://docs.aws.amazon.com/sagemaker/latest/dg/
+    # build-and-manage-steps.html#step-type-condition), and there is no if/else on a parameter inside one
+    # step. So each check of an objective becomes "Objective is the other one OR the check holds": it binds
+    # exactly when its objective runs. An unknown Objective value binds every check of both objectives
+    # (preprocess rejects it earlier anyway). Or of Equals is used rather than Not, whose JSON form the
+    # service once rejected (https://github.com/aws/sagemaker-python-sdk/issues/2746).
     conditions: list[Any] = [
-        ops[c.op](left=metric(c.left), right=min_auc if c.right_is_parameter else metric(c.right))
+        ConditionOr(
+            conditions=[
+                ConditionEquals(left=objective, right=next(o for o in OBJECTIVES if o != c.objective)),
+                ops[c.op](
+                    left=metric(c.left),
+                    right=parameters[c.right] if c.right_is_parameter else metric(c.right),
+                ),
+            ]
+        )
         for c in GATE_CHECKS
     ]
 
@@ -584,26 +637,40 @@ def evaluation_chain(
             },
         ),
     )
+    # The Fail step's ErrorMessage may be a Join of parameters and JsonGet values, resolved when it runs
+    # (https://docs.aws.amazon.com/sagemaker/latest/dg/build-and-manage-steps.html#step-type-fail); the
+    # execution step's FailureReason keeps at most 1024 characters
+    # (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_PipelineExecutionStep.html), so it stays
+    # short: the figures of both objectives, the Objective value saying which gate applied.
     fail = FailStep(
         name=FAIL_STEP + suffix,
         error_message=Join(
             on=" ",
             values=[
-                "Quality gate failed: model AUC",
+                "Quality gate failed for Objective",
+                objective,
+                "- ranking gate: model NDCG@10",
+                metric("ranking.model.ndcg_at_10"),
+                "vs popularity NDCG@10",
+                metric("ranking.popularity.ndcg_at_10"),
+                "is a lift of",
+                metric("ranking.ndcg_at_10_lift"),
+                "and needs >= GateNdcgMargin",
+                ndcg_margin,
+                "- rating gate: model AUC",
                 metric("model.auc"),
                 "log loss",
                 metric("model.log_loss"),
-                "| needs AUC >=",
+                "needs AUC >= GateMinAuc",
                 min_auc,
-                "and better AUC and log loss than popularity (AUC",
+                "and better AUC and log loss than popularity: AUC",
                 metric("popularity.auc"),
                 "log loss",
                 metric("popularity.log_loss"),
-                ") and biases-only (AUC",
+                "and biases-only: AUC",
                 metric("biases.auc"),
                 "log loss",
                 metric("biases.log_loss"),
-                ")",
             ],
         ),
     )

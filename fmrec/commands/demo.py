@@ -90,10 +90,14 @@ def run(args: argparse.Namespace) -> int:
     pipeline_seconds = time.perf_counter() - t_pipe
     say(f"2/5 pipeline {result.status} in {pipeline_seconds:.1f} s ({result.folder})")
     if result.evaluation:
+        ranking = result.evaluation["ranking"]
         for name in ("model", "popularity", "biases"):
             block = result.evaluation[name]
-            auc, loss, ndcg = block["auc"], block["log_loss"], block["ndcg_at_10"]
-            say(f"      {name:<10} AUC {auc:.4f}  log loss {loss:.4f}  NDCG@10 {ndcg:.4f}")
+            ndcg = f"  NDCG@10 {ranking[name]['ndcg_at_10']:.4f}" if name in ranking else ""
+            say(f"      {name:<10} AUC {block['auc']:.4f}  log loss {block['log_loss']:.4f}{ndcg}")
+        lift = ranking["ndcg_at_10_lift"]
+        verdict = "beats" if lift > 0 else "does not beat"
+        say(f"      the model {verdict} popularity on NDCG@10 ({lift:+.1%}, {ranking['users']} users ranked)")
     if result.status != "Succeeded" or not result.registered:
         raise FmrecError(f"the pipeline did not register a model: {result.failure_reason}")
     package = result.registered[0]

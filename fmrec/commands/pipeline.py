@@ -113,6 +113,12 @@ def run_command(args: argparse.Namespace) -> int:
         for name in ("model", "popularity", "biases"):
             block = result.evaluation.get(name, {})
             print(f"  {name:<10} " + "  ".join(f"{k} {v:.4f}" for k, v in block.items()))
+        ranking = result.evaluation.get("ranking", {})
+        if ranking:
+            sampled = f" (sampled of {ranking['users_total']})" if ranking.get("sampled") else ""
+            print(f"  ranking at {ranking['k']}, {ranking['users']} users{sampled}:")
+            for name in ("model", "popularity"):
+                print(f"    {name:<10} " + "  ".join(f"{k} {v:.4f}" for k, v in ranking[name].items()))
     for package in result.registered:
         print(f"registered {package.arn} status {package.status} ({package.folder})")
     if result.status != "Succeeded":

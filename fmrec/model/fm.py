@@ -194,3 +194,20 @@ def score_user_candidates(
     lin, xv, sq = _parts(params, items)
     item_part = lin + 0.5 * (np.einsum("ij,ij->i", xv, xv) - sq)
     return link(user_part + item_part + xv @ s_u, predictor_type)
+
+
+def score_matrix(params: FMParams, user_rows: Any, item_rows: Any) -> np.ndarray:
+    """Raw scores (n_users, n_items) of every (user row + item row) pair: the ranking evaluation's block.
+
+    y(u, i) = w0 + a_u + b_i + <s_u, s_i>, where a and b are each side's own FM terms and s = rows @ V, so
+    a block costs one dense (n_users, k) @ (k, n_items) product. The link is left out: it is monotone, so it
+    does not change any ranking. A row without keys (an unknown user) scores with the other side only, as
+    SageMaker scores a request holding only the known columns.
+    """
+    users = _csr(params, user_rows)
+    items = _csr(params, item_rows)
+    u_lin, u_xv, u_sq = _parts(params, users)
+    i_lin, i_xv, i_sq = _parts(params, items)
+    user_part = float(params.w0) + u_lin + 0.5 * (np.einsum("ij,ij->i", u_xv, u_xv) - u_sq)
+    item_part = i_lin + 0.5 * (np.einsum("ij,ij->i", i_xv, i_xv) - i_sq)
+    return np.asarray(user_part[:, None] + item_part[None, :] + u_xv @ i_xv.T, dtype=np.float64)

@@ -1,47 +1,56 @@
-"""Processing step: score the trained FM and two baselines on the test channel; write evaluation + report.
+"""Processing step: score the trained FM and its baselines; write evaluation.json, model_metrics.json, report.
 
 Reads base_dir/input/model/ (the training job's output folder: model.tar.gz, and output.tar.gz or
 metrics.json with per-epoch curves when the trainer wrote them), base_dir/input/test/ and input/train/
-(recordIO-protobuf channels) and base_dir/input/lookup/ (the serving lookups), and writes
-base_dir/output/evaluation/{evaluation.json, model_metrics.json, report.html}.
+(recordIO-protobuf channels), base_dir/input/lookup/ (the serving lookups) and base_dir/input/holdout/
+ratings.tsv (the raw held-out ratings), and writes base_dir/output/evaluation/{evaluation.json,
+model_metrics.json, report.html}. argv: --objective ranking|rating (recorded; the gate reads it from the
+pipeline parameter), --threshold X (relevance: held-out rating >= X; default the lookup's label threshold).
 
-evaluation.json: {"model": {...}, "popularity": {...}, "biases": {...}, ...}; each block holds the pointwise
-metrics (binary: accuracy, auc, log_loss, f1; regressor: rmse, mae) and the ranking metrics on held-out
-ratings (precision_at_10, recall_at_10, ndcg_at_10, coverage). Baselines: popularity (a 1-D fit on the
-movie's log train count) and biases-only (L2-regularised linear model on the same one-hot columns, i.e. an
-FM without interactions). The pipeline's gate compares them through a PropertyFile.
+The metrics and baselines live in fmrec.evaluation; this script reads, calls and writes. evaluation.json:
+  "model", "popularity", "biases": pointwise metrics of the test channel (binary: accuracy, auc, log_loss,
+      f1; regressor: rmse, mae);
+  "ranking": {"k", "users", "users_total", "sampled", ..., "model": {...}, "popularity": {...},
+      "ndcg_at_10_lift"}: P@10, recall@10, NDCG@10, MAP@10, coverage over every held-out user with a
+      relevant movie (fmrec/evaluation/ranking.py has the protocol);
+  "objective", "predictor_type", "counts", "hyperparameters".
+The pipeline's gate reads it through a PropertyFile (pipeline/definition.py GATE_CHECKS).
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
+import html
 import io
 import json
 import logging
-import math
 import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import minimize
 
 from fmrec.codec.recordio import read_spmatrix
 from fmrec.errors import InputError
+from fmrec.evaluation.holdout import HeldOut, read_holdout
+from fmrec.evaluation.pointwise import fit_baselines, pointwise, row_positions
+from fmrec.evaluation.ranking import MAX_SCORE_CELLS, K, metric_keys, ranking_metrics_at_k, ranking_task
+from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer, train_matrix
 from fmrec.io_utils import atomic_write_text
 from fmrec.model import fm
 from fmrec.model.artifact import load_model_tar
-from fmrec.model.metrics import binary_metrics, regression_metrics
 from fmrec.serving.lookup import Lookup, read_lookup
 
 log = logging.getLogger(__name__)
 
-K = 10
-MAX_RANKED_USERS = 2000  # ranking metrics on a fixed-seed sample of test users keeps big datasets fast
-BIAS_L2 = 1e-4  # per-example L2 of the biases-only baseline (mean loss + BIAS_L2/2 * |w|^2)
+OBJECTIVES = ("ranking", "rating")
+DEFAULT_THRESHOLD = 4.0
+NDCG_FLOOR = 1e-9
+RANKED = ("model", "popularity")  # the scorers of the ranking block
 
 
 class EvaluationError(InputError):
@@ -56,6 +65,7 @@ class Inputs:
     X_train: sp.csr_matrix
     y_train: np.ndarray
     lookup: Lookup
+    holdout: HeldOut
     curves: list[dict[str, Any]]
 
 
@@ -120,156 +130,37 @@ def read_inputs(base_dir: Path) -> Inputs:
     lookup = read_lookup(inp / "lookup")
     if lookup.feature_dim != dim:
         raise EvaluationError(f"{inp / 'lookup'}: feature_dim {lookup.feature_dim}; the model has {dim}")
-    return Inputs(model, X_test, y_test, X_train, y_train, lookup, read_curves(inp / "model"))
+    try:
+        holdout = read_holdout(inp / "holdout")
+    except InputError as exc:
+        raise EvaluationError(str(exc)) from None
+    return Inputs(model, X_test, y_test, X_train, y_train, lookup, holdout, read_curves(inp / "model"))
 
 
-# ---------------------------------------------------------------- baselines
+# ---------------------------------------------------------------- evaluation
 
 
-def _fit_linear(X: sp.csr_matrix, y: np.ndarray, binary: bool, l2: float) -> tuple[float, np.ndarray]:
-    """w0, w minimising mean log loss (binary) or half mean squared error, plus l2/2 |w|^2 (L-BFGS)."""
-    n, d = X.shape
-    Xt = X.T.tocsr()
-
-    def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        z = theta[0] + X @ theta[1:]
-        if binary:
-            # log(1 + e^z) - y z, computed stably
-            loss = float(np.mean(np.logaddexp(0.0, z) - y * z))
-            r = fm.sigmoid(z) - y
-        else:
-            r = z - y
-            loss = float(0.5 * np.mean(r * r))
-        grad = np.empty(d + 1)
-        grad[0] = r.mean()
-        grad[1:] = Xt @ r / n + l2 * theta[1:]
-        return loss + 0.5 * l2 * float(theta[1:] @ theta[1:]), grad
-
-    start = np.zeros(d + 1)
-    start[0] = math.log(max(y.mean(), 1e-6) / max(1 - y.mean(), 1e-6)) if binary else float(y.mean())
-    result = minimize(loss_grad, start, jac=True, method="L-BFGS-B", options={"maxiter": 500})
-    return float(result.x[0]), result.x[1:]
-
-
-@dataclass
-class Baselines:
-    """Scores of the popularity and biases-only baselines for any one-hot rows."""
-
-    movie_cols: np.ndarray  # one-hot column of each movie position
-    counts: np.ndarray  # train count per movie position
-    pop: tuple[float, float]  # a + b * log1p(count)
-    bias: tuple[float, np.ndarray]  # w0, w over all columns
-    binary: bool
-
-    def _link(self, z: np.ndarray) -> np.ndarray:
-        return np.asarray(fm.sigmoid(z)) if self.binary else z
-
-    def popularity(self, movie_pos: np.ndarray) -> np.ndarray:
-        """Scores of movie positions; -1 (a movie absent from train) scores as a movie with no rating."""
-        a, b = self.pop
-        count = np.where(movie_pos >= 0, self.counts[np.maximum(movie_pos, 0)], 0.0)
-        return self._link(a + b * np.log1p(count))
-
-    def biases(self, X: sp.csr_matrix) -> np.ndarray:
-        w0, w = self.bias
-        return self._link(w0 + X @ w)
-
-
-def fit_baselines(
-    X_train: sp.csr_matrix, y_train: np.ndarray, movie_cols: np.ndarray, binary: bool
-) -> Baselines:
-    col_counts = np.asarray(X_train.getnnz(axis=0)).ravel()
-    counts = col_counts[movie_cols].astype(np.float64)
-    train_movie = _row_positions(X_train, movie_cols, "train")
-    feature = sp.csr_matrix(np.log1p(counts[train_movie]).reshape(-1, 1))
-    pop_w0, pop_w = _fit_linear(feature, y_train, binary, l2=0.0)
-    bias = _fit_linear(X_train, y_train, binary, l2=BIAS_L2)
-    return Baselines(movie_cols, counts, (pop_w0, float(pop_w[0])), bias, binary)
-
-
-# ---------------------------------------------------------------- metrics
-
-
-def _row_positions(
-    X: sp.csr_matrix, cols: np.ndarray, channel: str, allow_missing: bool = False
-) -> np.ndarray:
-    """For each row, the position (index into `cols`) of the one column of that block it has set; -1 for a row
-    without one when `allow_missing` (a test user or movie absent from train has no column: preprocess encodes
-    like OneHotEncoder(handle_unknown='ignore')), else an error naming the row."""
-    position = np.full(X.shape[1], -1, dtype=np.int64)
-    position[cols] = np.arange(cols.size)
-    out = np.full(X.shape[0], -1, dtype=np.int64)
-    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-    hit = position[X.indices] >= 0
-    out[rows[hit]] = position[X.indices[hit]]
-    if not allow_missing and (out < 0).any():
-        raise EvaluationError(
-            f"{channel} row {int(np.argmax(out < 0))}: no column of the expected one-hot block"
-        )
-    return out
-
-
-def pointwise(binary: bool, y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    if binary:
-        m = binary_metrics(y, scores)
-        return {"accuracy": m["accuracy"], "auc": m["auc"], "log_loss": m["cross_entropy"], "f1": m["f1"]}
-    return regression_metrics(y, scores)
-
-
-def ranking(
-    scorers: dict[str, Callable[[int, np.ndarray], np.ndarray]],
-    relevant: dict[int, set[int]],
-    seen: Callable[[int], Sequence[int]],
-    n_movies: int,
-    k: int = K,
-) -> dict[str, dict[str, float]]:
-    """precision@k, recall@k, NDCG@k over users with relevant held-out movies, and catalog coverage.
-
-    Candidates of a user are the movies they did not rate in train; `scorers[name](user_pos, candidates)`
-    returns one score per candidate.
-    """
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    out: dict[str, dict[str, float]] = {}
-    for name, score in scorers.items():
-        precision = recall = ndcg = 0.0
-        shown: set[int] = set()
-        for user, rel in relevant.items():
-            mask = np.ones(n_movies, dtype=bool)
-            mask[list(seen(user))] = False
-            candidates = np.flatnonzero(mask)
-            s = score(user, candidates)
-            top = candidates[np.argsort(-s, kind="stable")[:k]]
-            hits = np.array([m in rel for m in top], dtype=np.float64)
-            precision += hits.sum() / k
-            recall += hits.sum() / len(rel)
-            ideal = discounts[: min(len(rel), k)].sum()
-            ndcg += float(hits @ discounts[: hits.size]) / ideal
-            shown.update(int(m) for m in top)
-        n = max(len(relevant), 1)
-        out[name] = {
-            f"precision_at_{k}": precision / n,
-            f"recall_at_{k}": recall / n,
-            f"ndcg_at_{k}": ndcg / n,
-            "coverage": len(shown) / n_movies,
-        }
-    return out
-
-
-def evaluate(data: Inputs, max_users: int = MAX_RANKED_USERS, seed: int = 0) -> dict[str, Any]:
-    """The evaluation.json document (model, popularity, biases), plus arrays the report plots."""
+def evaluate(
+    data: Inputs,
+    objective: str = OBJECTIVES[0],
+    threshold: float | None = None,
+    *,
+    max_cells: int = MAX_SCORE_CELLS,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The evaluation.json document (pointwise blocks, the ranking block), plus arrays the report plots."""
     model, lookup = data.model, data.lookup
     binary = model.predictor_type == "binary_classifier"
-    n_users, n_movies = len(lookup.user_ids), len(lookup.movie_ids)
+    n_users, n_movies = lookup.n_users, lookup.n_movies
     user_cols = np.array([lookup.user_column(p) for p in range(n_users)], dtype=np.int64)
     movie_cols = np.array([lookup.movie_column(p) for p in range(n_movies)], dtype=np.int64)
+    counts = np.asarray(lookup.movie_count, dtype=np.float64)
 
-    base = fit_baselines(data.X_train, data.y_train, movie_cols, binary)
-    # A test row whose user or movie is absent from train keeps only its known columns and is scored that way,
-    # as SageMaker's FM scores any sparse record: a feature with x_i = 0 adds no linear or pair term.
-    # https://docs.aws.amazon.com/sagemaker/latest/dg/fact-machines-howitworks.html
-    test_users = _row_positions(data.X_test, user_cols, "test", allow_missing=True)
-    test_movies = _row_positions(data.X_test, movie_cols, "test", allow_missing=True)
-    unknown_user, unknown_movie = test_users < 0, test_movies < 0
+    # Pointwise: the test channel's labelled rows (in the ranking objective: held-out positives and sampled
+    # negatives). A row of an unknown user or movie is scored with the columns it has, as SageMaker does.
+    base = fit_baselines(data.X_train, data.y_train, movie_cols, counts, binary)
+    test_users = row_positions(data.X_test, user_cols)
+    test_movies = row_positions(data.X_test, movie_cols)
     scores = {
         "model": np.asarray(fm.predict(model.params, data.X_test, model.predictor_type), dtype=np.float64),
         "popularity": base.popularity(test_movies),
@@ -277,64 +168,53 @@ def evaluate(data: Inputs, max_users: int = MAX_RANKED_USERS, seed: int = 0) -> 
     }
     doc: dict[str, Any] = {name: pointwise(binary, data.y_test, s) for name, s in scores.items()}
 
-    # Relevant = held-out movies the user liked (label 1; for a regressor, rating >= the lookup's threshold).
-    # A liked movie absent from train stays relevant but can never be ranked (a distinct negative id per row);
-    # users absent from train have no rated-movie list to rank against and are left out of the ranking.
-    cut = 0.5 if binary else float(getattr(lookup, "label_threshold", 4.0) or 4.0)
-    liked = data.y_test >= cut
-    unrankable = -1 - np.arange(test_movies.size)
-    rel_movies = np.where(unknown_movie, unrankable, test_movies)
-    relevant: dict[int, set[int]] = {}
-    for u, m in zip(test_users[liked].tolist(), rel_movies[liked].tolist(), strict=True):
-        if u >= 0:
-            relevant.setdefault(u, set()).add(m)
-    if len(relevant) > max_users:
-        keep = np.random.default_rng(seed).choice(sorted(relevant), size=max_users, replace=False)
-        relevant = {int(u): relevant[int(u)] for u in sorted(keep)}
-
-    item_rows = sp.csr_matrix(
-        (
-            np.ones(sum(len(lookup.movie_keys(p)) for p in range(n_movies)), dtype=np.float32),
-            np.concatenate([np.asarray(lookup.movie_keys(p), dtype=np.int64) for p in range(n_movies)]),
-            np.cumsum([0] + [len(lookup.movie_keys(p)) for p in range(n_movies)]),
-        ),
-        shape=(n_movies, lookup.feature_dim),
+    # Ranking: relevance from the raw held-out ratings, never from the test channel's labels.
+    cut = float(threshold if threshold is not None else lookup.label_threshold or DEFAULT_THRESHOLD)
+    task = ranking_task(
+        data.holdout.user,
+        data.holdout.movie,
+        data.holdout.rating,
+        cut,
+        np.asarray(lookup.user_ids, dtype=np.int64),
+        np.asarray(lookup.movie_ids, dtype=np.int64),
+        train_matrix(lookup),
+        max_cells=max_cells,
+        seed=seed,
     )
-    _, w = base.bias
-
-    def fm_scores(user: int, cand: np.ndarray) -> np.ndarray:
-        return np.asarray(
-            fm.score_user_candidates(
-                model.params, lookup.user_keys(user), item_rows[cand], model.predictor_type
-            )
+    user_rows, item_rows = lookup_rows(lookup)
+    ranked = {
+        "model": ranking_metrics_at_k(fm_scorer(model.params, user_rows, item_rows), task, K),
+        "popularity": ranking_metrics_at_k(popularity_scorer(counts), task, K),
+    }
+    if task.sampled:
+        log.warning(
+            "ranking: %d of %d users (users x catalog above %d scores; seed %d)",
+            task.users.size,
+            task.users_total,
+            max_cells,
+            seed,
         )
-
-    def pop_scores(user: int, cand: np.ndarray) -> np.ndarray:
-        return base.counts[cand]
-
-    def bias_scores(user: int, cand: np.ndarray) -> np.ndarray:
-        return np.asarray(item_rows[cand] @ w)  # the user's own terms shift every candidate equally
-
-    ranked = ranking(
-        {"model": fm_scores, "popularity": pop_scores, "biases": bias_scores},
-        relevant,
-        lambda u: list(lookup.rated_positions(u)),
-        n_movies,
-    )
-    for name in doc:
-        doc[name].update(ranked[name])
+    model_ndcg, pop_ndcg = ranked["model"][f"ndcg_at_{K}"], ranked["popularity"][f"ndcg_at_{K}"]
+    doc["ranking"] = {
+        "k": K,
+        **task.summary(),
+        "sample_seed": seed if task.sampled else None,
+        **ranked,
+        # The gate's input (SageMaker conditions compare values but cannot compute): model over popularity.
+        f"ndcg_at_{K}_lift": ndcg_lift(model_ndcg, pop_ndcg),
+    }
     doc.update(
+        objective=objective,
         predictor_type=model.predictor_type,
-        ranking_k=K,
         counts={
             "train_rows": int(data.X_train.shape[0]),
             "test_rows": int(data.X_test.shape[0]),
-            "test_positive_share": float(liked.mean()),
-            "test_rows_unknown_user": int(unknown_user.sum()),
-            "test_rows_unknown_movie": int(unknown_movie.sum()),
-            "test_rows_unknown_both": int((unknown_user & unknown_movie).sum()),
-            "relevant_unknown_movie": int((liked & unknown_movie & ~unknown_user).sum()),
-            "users_ranked": len(relevant),
+            "test_rows_unknown_user": int((test_users < 0).sum()),
+            "test_rows_unknown_movie": int((test_movies < 0).sum()),
+            "test_rows_unknown_both": int(((test_users < 0) & (test_movies < 0)).sum()),
+            "test_positive_share": float((data.y_test >= (0.5 if binary else cut)).mean()),
+            "held_out_ratings": len(data.holdout),
+            "users": n_users,
             "movies": n_movies,
             "feature_dim": int(lookup.feature_dim),
         },
@@ -342,6 +222,11 @@ def evaluate(data: Inputs, max_users: int = MAX_RANKED_USERS, seed: int = 0) -> 
     )
     doc["_scores"] = scores
     return doc
+
+
+def ndcg_lift(model_ndcg: float, popularity_ndcg: float) -> float:
+    """Relative NDCG gain over popularity, (model - popularity) / popularity; popularity 0 counts as 1e-9."""
+    return (model_ndcg - popularity_ndcg) / max(popularity_ndcg, NDCG_FLOOR)
 
 
 def model_metrics(doc: dict[str, Any]) -> dict[str, Any]:
@@ -356,9 +241,14 @@ def model_metrics(doc: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"binary_classification_metrics": block}
     else:
         out = {"regression_metrics": {"rmse": entry(m["rmse"]), "mae": entry(m["mae"])}}
-    out["ranking_metrics"] = {
-        k: entry(m[k]) for k in (f"precision_at_{K}", f"recall_at_{K}", f"ndcg_at_{K}", "coverage")
+    ranking = doc["ranking"]
+    # Free-form beside the standard block: the registry keeps the statistics file as it is.
+    out["ranking_metrics"] = {key: entry(ranking["model"][key]) for key in metric_keys(ranking["k"])}
+    out["ranking_metrics"]["users"] = entry(ranking["users"])
+    out["ranking_baseline_metrics"] = {
+        f"popularity_{key}": entry(ranking["popularity"][key]) for key in metric_keys(ranking["k"])
     }
+    out["objective"] = doc["objective"]
     return out
 
 
@@ -441,6 +331,22 @@ def _plots(doc: dict[str, Any], y: np.ndarray, curves: list[dict[str, Any]]) -> 
         ax.set_title("Calibration (test)")
         figures.append(("Calibration", _png(fig)))
         plt.close(fig)
+    ranking = doc["ranking"]
+    bar_keys = metric_keys(ranking["k"])
+    fig, axes = plt.subplots(
+        1, len(bar_keys), figsize=(2.8 * len(bar_keys), 3.2), squeeze=False, constrained_layout=True
+    )
+    for ax, key in zip(axes[0], bar_keys, strict=True):
+        values = [ranking[name][key] for name in RANKED]
+        bars = ax.bar(RANKED, values, color=["tab:blue", "tab:gray"])
+        ax.bar_label(bars, fmt="%.3f", fontsize=7)
+        ax.set_title(key, fontsize=9)
+        ax.set_ylim(0, max(max(values) * 1.25, 1e-3))
+        ax.tick_params(labelsize=8)
+    sampled = f", sampled {ranking['users']} of {ranking['users_total']} users" if ranking["sampled"] else ""
+    fig.suptitle(f"Ranking at {ranking['k']} ({ranking['users']} users{sampled})", fontsize=10)
+    figures.append(("Ranking metrics", _png(fig)))
+    plt.close(fig)
     return figures
 
 
@@ -449,6 +355,17 @@ def report_html(doc: dict[str, Any], y: np.ndarray, curves: list[dict[str, Any]]
     keys = list(doc["model"])
     rows = "".join(
         f"<tr><th>{k}</th>" + "".join(f"<td>{doc[n][k]:.4f}</td>" for n in names) + "</tr>" for k in keys
+    )
+    ranking = doc["ranking"]
+    rank_rows = "".join(
+        f"<tr><th>{k}</th>" + "".join(f"<td>{ranking[n][k]:.4f}</td>" for n in RANKED) + "</tr>"
+        for k in metric_keys(ranking["k"])
+    )
+    users = (
+        f"a seeded sample of {ranking['users']} of {ranking['users_total']} users (users x catalog above "
+        f"{MAX_SCORE_CELLS} scores)"
+        if ranking["sampled"]
+        else f"all {ranking['users']} users with a relevant held-out movie"
     )
     try:
         figures = _plots(doc, y, curves)
@@ -462,25 +379,45 @@ def report_html(doc: dict[str, Any], y: np.ndarray, curves: list[dict[str, Any]]
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>fmrec evaluation</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:right}</style>"
-        f"</head><body><h1>fmrec evaluation ({doc['predictor_type']})</h1><ul>{counts}</ul>"
-        f"<table><tr><th></th>{header}</tr>{rows}</table>{plots}</body></html>"
+        f"</head><body><h1>fmrec evaluation ({html.escape(doc['objective'])} objective, "
+        f"{doc['predictor_type']})</h1><ul>{counts}</ul>"
+        f"<h2>Ranking at {ranking['k']}</h2><p>{users}; relevant: held-out rating &gt;= "
+        f"{ranking['relevant_threshold']:g}; candidates: every movie the user did not rate in train; "
+        f"NDCG@{ranking['k']} lift over popularity {ranking[f'ndcg_at_{K}_lift']:+.3f}.</p>"
+        f"<table><tr><th></th>{''.join(f'<th>{n}</th>' for n in RANKED)}</tr>{rank_rows}</table>"
+        f"<h2>Pointwise (test channel)</h2><table><tr><th></th>{header}</tr>{rows}</table>"
+        f"{plots}</body></html>"
     )
 
 
 # ---------------------------------------------------------------- entry point
 
 
-def main(base_dir: Path) -> dict[str, Any]:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="evaluate.py")
+    parser.add_argument("--objective", choices=OBJECTIVES, default=OBJECTIVES[0])
+    parser.add_argument("--threshold", type=float, default=None, help="relevant: held-out rating >= this")
+    try:
+        return parser.parse_args(list(argv or []))
+    except SystemExit:
+        raise EvaluationError(
+            f"evaluate arguments {list(argv or [])}: expected --objective {'|'.join(OBJECTIVES)} "
+            "and --threshold NUMBER"
+        ) from None
+
+
+def main(base_dir: Path, argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Evaluate base_dir/input/* and write base_dir/output/evaluation/*; returns the evaluation document."""
+    args = parse_args(argv)
     data = read_inputs(Path(base_dir))
-    doc = evaluate(data)
+    doc = evaluate(data, args.objective, args.threshold)
     scores = doc.pop("_scores")
     out = Path(base_dir) / "output" / "evaluation"
     atomic_write_text(out / "model_metrics.json", json.dumps(model_metrics(doc), indent=2))
     atomic_write_text(out / "report.html", report_html({**doc, "_scores": scores}, data.y_test, data.curves))
     # evaluation.json last: the gate's PropertyFile appears only when everything else was written.
     atomic_write_text(out / "evaluation.json", json.dumps(doc, indent=2))
-    log.info("evaluation: %s", json.dumps({k: doc[k] for k in ("model", "popularity", "biases")}))
+    log.info("evaluation: %s", json.dumps({k: doc[k] for k in ("model", "popularity", "biases", "ranking")}))
     return doc
 
 
@@ -489,7 +426,7 @@ if __name__ == "__main__":
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        main(Path("/opt/ml/processing"))
+        main(Path("/opt/ml/processing"), sys.argv[1:])
     except InputError as exc:
         print(f"evaluate: error: {exc}", file=sys.stderr)
         sys.exit(2)

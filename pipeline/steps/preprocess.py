@@ -16,7 +16,8 @@ argv flags (all optional):
 
 Outputs: train/part-NNNNN.pbr, test/part-00000.pbr (float32 one-hot rows, float32 labels, byte-identical to
 SDK 2.x write_spmatrix_to_sparse_tensor), lookup/ (fmrec.serving.lookup.LOOKUP_FILES),
-manifest/manifest.json (feature_dim, layout, counts, label balance, files) and manifest/data_quality.json.
+manifest/manifest.json (feature_dim, layout, counts, label balance, files), manifest/data_quality.json and
+holdout/ratings.tsv (the raw held-out ratings, fmrec.evaluation.holdout: what ranking relevance is read from).
 """
 
 from __future__ import annotations
@@ -52,12 +53,13 @@ from fmrec.data.readers import (
     title_coverage,
 )
 from fmrec.errors import FmrecError, InputError, OutputError
+from fmrec.evaluation.holdout import HeldOut, write_holdout
 from fmrec.io_utils import atomic_dir, atomic_open
 from fmrec.serving.lookup import Lookup, write_lookup
 
 log = logging.getLogger("fmrec.preprocess")
 
-OUTPUT_CHANNELS = ("train", "test", "lookup", "manifest")
+OUTPUT_CHANNELS = ("train", "test", "lookup", "manifest", "holdout")
 AGE_EDGES = (18, 25, 35, 45, 50, 56)  # ml-1m's age groups: <18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+
 AGE_LABELS = ("<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
 WRITE_ROWS = 1 << 20
@@ -341,6 +343,14 @@ def preprocess(data_dir: str | Path, out: Path, cfg: PreprocessConfig) -> dict[s
     test = ds.test
     test_files = _write_channel(out / "test", enc, test, cfg, 1) if test is not None and len(test) else []
     write_lookup(out / "lookup", build_lookup(enc, ds, cfg))
+    # The raw held-out ratings: ranking relevance comes from them, never from the test channel's labels.
+    empty = np.empty(0, dtype=np.int64)
+    write_holdout(
+        out / "holdout",
+        HeldOut(test.user, test.movie, test.rating.astype(np.float64))
+        if test is not None
+        else HeldOut(empty, empty, np.empty(0)),
+    )
     counts: dict[str, int] = {
         "train_rows": len(ds.train),
         "test_rows": len(test) if test else 0,

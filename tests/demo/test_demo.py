@@ -15,7 +15,9 @@ TINY = ["--synth-users", "100", "--synth-items", "150", "--synth-ratings", "6000
 
 def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runs = tmp_path / "runs"
-    assert main(["demo", "--no-serve", "--runs-dir", str(runs), "--users", "1,2", *TINY]) == 0
+    # The rating objective: the ranking one needs the preprocess step's sampled negatives to pass its gate.
+    args = ["--param", "Objective=rating"]
+    assert main(["demo", "--no-serve", "--runs-dir", str(runs), "--users", "1,2", *args, *TINY]) == 0
     out, err = capsys.readouterr()
     assert out.count("rank  movieId") == 2 and "user 1  model v1  path endpoint" in out
     titles = {
@@ -23,6 +25,7 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         for line in next((runs / "data").glob("*/u.item")).read_text("latin-1").splitlines()
     }
     assert any(t in out for t in titles)  # titles come from the lookup
+    assert "popularity on NDCG@10 (" in err and "users ranked)" in err
     assert len([line for line in out.splitlines() if line.strip()[:3].strip().isdigit()]) == 20
     for stage in ("1/5", "2/5", "3/5", "4/5", "5/5"):
         assert f"[demo] {stage}" in err

@@ -42,7 +42,10 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def tiny_run(
     tmp_path_factory: pytest.TempPathFactory, local_definition: dict[str, Any], tiny_data: Any
 ) -> Any:
-    """One pipeline run on the tiny data, shared by the tests that only read its outputs."""
+    """One pipeline run on the tiny data, shared by the tests that only read its outputs.
+
+    Objective rating: these tests check the pointwise gate and outputs; test_runner.py runs both gates.
+    """
     from twins.pipeline.runner import run_local
     from twins.registry.registry import Registry
 
@@ -51,5 +54,5 @@ def tiny_run(
         local_definition,
         runs_root=root / "pipeline",
         registry=Registry(root / "registry"),
-        overrides={"InputDataUrl": str(tiny_data)},
+        overrides={"InputDataUrl": str(tiny_data), "Objective": "rating"},
     )

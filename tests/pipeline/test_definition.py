@@ -164,13 +164,46 @@ def test_register_declares_content_types_instances_and_metrics(cdk_definition: d
     assert args["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
 
 
-def test_gate_is_set_by_a_parameter_and_fails_with_a_reason(cdk_definition: dict[str, Any]) -> None:
+def test_gate_switches_on_the_objective_and_fails_with_both_figures(cdk_definition: dict[str, Any]) -> None:
     gate = next(s for s in cdk_definition["Steps"] if s["Name"] == "CheckQuality")["Arguments"]
-    first = gate["Conditions"][0]
-    assert first["Type"] == "GreaterThanOrEqualTo" and first["RightValue"] == {"Get": "Parameters.GateMinAuc"}
     assert len(gate["Conditions"]) == len(pdef.GATE_CHECKS)
+    # Every condition is "Objective is the other one OR the check": conditions are AND-ed, so each
+    # objective's checks bind only in that objective.
+    by_objective: dict[str, list[dict[str, Any]]] = {}
+    for cond in gate["Conditions"]:
+        assert cond["Type"] == "Or"
+        switch, check = cond["Conditions"]
+        assert switch["Type"] == "Equals" and switch["LeftValue"] == {"Get": "Parameters.Objective"}
+        other = switch["RightValue"]
+        by_objective.setdefault(next(o for o in pdef.OBJECTIVES if o != other), []).append(check)
+    [ranking] = by_objective["ranking"]
+    assert ranking["Type"] == "GreaterThanOrEqualTo"
+    assert ranking["LeftValue"]["Std:JsonGet"]["Path"] == "ranking.ndcg_at_10_lift"
+    assert ranking["RightValue"] == {"Get": "Parameters.GateNdcgMargin"}
+    rating = by_objective["rating"]
+    assert rating[0]["RightValue"] == {"Get": "Parameters.GateMinAuc"} and len(rating) == 5
+    params = {p["Name"]: p for p in cdk_definition["Parameters"]}
+    assert params["Objective"] == {"Name": "Objective", "Type": "String", "DefaultValue": "ranking"}
+    assert params["GateNdcgMargin"]["Type"] == "Float"
     fail = gate["ElseSteps"][0]
-    assert fail["Type"] == "Fail" and "Quality gate failed" in json.dumps(fail["Arguments"]["ErrorMessage"])
+    message = json.dumps(fail["Arguments"]["ErrorMessage"])
+    assert fail["Type"] == "Fail" and "Quality gate failed" in message
+    for path in ("ranking.model.ndcg_at_10", "ranking.popularity.ndcg_at_10", "model.auc"):
+        assert f'"Path": "{path}"' in message
+
+
+def test_evaluate_reads_the_holdout_and_gets_the_objective(cdk_definition: dict[str, Any]) -> None:
+    args = next(s for s in cdk_definition["Steps"] if s["Name"] == "EvaluateModel")["Arguments"]
+    inputs = {i["InputName"]: i for i in args["ProcessingInputs"]}
+    source = inputs["holdout"]["S3Input"]["S3Uri"]["Get"]
+    assert source == "Steps.Preprocess.ProcessingOutputConfig.Outputs['holdout'].S3Output.S3Uri"
+    assert inputs["holdout"]["S3Input"]["LocalPath"] == "/opt/ml/processing/input/holdout"
+    container = args["AppSpecification"]["ContainerArguments"]
+    assert container[:2] == ["--objective", {"Get": "Parameters.Objective"}] and container[2] == "--threshold"
+    with pytest.raises(pdef.DefinitionError, match="objective"):
+        pdef.get_pipeline(
+            region="us-east-1", role_arn="r", artifact_bucket="b", code_uri="s3://b/code", objective="clicks"
+        )
 
 
 def test_region_selects_images_and_bad_arguments_are_rejected() -> None:

@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from fmrec.codec.recordio import read_spmatrix
+from fmrec.evaluation.pointwise import fit_baselines
 from fmrec.model import fm
 from fmrec.model.artifact import load_model_tar
 from fmrec.model.metrics import binary_metrics
@@ -37,35 +39,84 @@ def test_main_writes_the_three_files_with_independently_checked_metrics(eval_bas
     assert doc["model"]["log_loss"] == pytest.approx(expected["cross_entropy"])
     assert doc["model"]["accuracy"] == pytest.approx(expected["accuracy"])
     for name in ("model", "popularity", "biases"):
-        block = doc[name]
-        assert set(block) >= {
-            "accuracy",
-            "auc",
-            "log_loss",
-            "f1",
-            "precision_at_10",
-            "recall_at_10",
-            "ndcg_at_10",
-        }
+        assert set(doc[name]) == {"accuracy", "auc", "log_loss", "f1"}
+    ranking = doc["ranking"]
+    assert (
+        ranking["k"] == 10 and ranking["sampled"] is False and ranking["users"] == ranking["users_total"] > 0
+    )
+    for name in ("model", "popularity"):
+        block = ranking[name]
+        assert set(block) == {"precision_at_10", "recall_at_10", "ndcg_at_10", "map_at_10", "coverage"}
         assert 0 < block["coverage"] <= 1 and 0 <= block["ndcg_at_10"] <= 1
-    assert doc["counts"]["test_rows"] == X.shape[0]
+    assert doc["objective"] == "ranking" and doc["counts"]["test_rows"] == X.shape[0]
     registry_doc = json.loads((out / "model_metrics.json").read_text())
     auc = registry_doc["binary_classification_metrics"]["auc"]
     assert auc["value"] == doc["model"]["auc"] and auc["standard_deviation"] == "NaN"
+    ranking_registry = registry_doc["ranking_metrics"]
+    assert ranking_registry["ndcg_at_10"]["value"] == ranking["model"]["ndcg_at_10"]
     html = (out / "report.html").read_text()
-    assert html.startswith("<!doctype html>") and html.count("<img") == 4
+    assert html.startswith("<!doctype html>") and html.count("<img") == 5
+    assert f"all {ranking['users']} users with a relevant held-out movie" in html
 
 
-def test_ranking_metrics_by_hand() -> None:
-    # user 0 rated movie 0 in train; liked 1 and 3 in test. Scores rank 3, 2, 1 (k=2): one hit at rank 1.
-    scores = np.array([9.0, 1.0, 2.0, 3.0])
-    result = ev.ranking(
-        {"m": lambda user, cand: scores[cand]}, {0: {1, 3}}, lambda user: [0], n_movies=4, k=2
-    )["m"]
-    assert result["precision_at_2"] == pytest.approx(0.5)
-    assert result["recall_at_2"] == pytest.approx(0.5)
-    assert result["ndcg_at_2"] == pytest.approx(1.0 / (1.0 + 1.0 / math.log2(3)))
-    assert result["coverage"] == pytest.approx(2 / 4)  # movies 3 and 2 were shown
+def test_ranking_figures_match_a_plain_loop_over_users(eval_base: Path) -> None:
+    """NDCG@10 and P@10 of the model, recomputed one user at a time with the serving path's scorer."""
+    from fmrec.evaluation.holdout import read_holdout
+    from fmrec.serving.lookup import read_lookup
+
+    doc = ev.main(eval_base, ["--objective", "rating", "--threshold", "4"])
+    model = load_model_tar(next((eval_base / "input" / "model").rglob("model.tar.gz")))
+    lookup = read_lookup(eval_base / "input" / "lookup")
+    held = read_holdout(eval_base / "input" / "holdout")
+    liked: dict[int, set[int]] = {}
+    for u, m, r in zip(held.user.tolist(), held.movie.tolist(), held.rating.tolist(), strict=True):
+        if r >= 4:
+            liked.setdefault(u, set()).add(m)
+    items = sp.csr_matrix(np.hstack([np.zeros((lookup.n_movies, lookup.n_users)), np.eye(lookup.n_movies)]))
+    ndcg = precision = 0.0
+    for user_id, rel in liked.items():
+        pos = lookup.user_position(user_id)
+        seen = set(lookup.rated_positions(pos)) if pos is not None else set()
+        cand = np.array([p for p in range(lookup.n_movies) if p not in seen])
+        keys = lookup.user_keys(pos) if pos is not None else []
+        s = fm.score_user_candidates(model.params, keys, items[cand], "binary_classifier")
+        top = [lookup.movie_ids[p] for p in cand[np.argsort(-s, kind="stable")[:10]]]
+        hits = [m in rel for m in top]
+        ideal = sum(1 / math.log2(i + 2) for i in range(min(len(rel), 10)))
+        ndcg += sum(h / math.log2(i + 2) for i, h in enumerate(hits)) / ideal
+        precision += sum(hits) / 10
+    assert doc["objective"] == "rating" and doc["ranking"]["users"] == len(liked)
+    assert doc["ranking"]["model"]["ndcg_at_10"] == pytest.approx(ndcg / len(liked), abs=1e-9)
+    assert doc["ranking"]["model"]["precision_at_10"] == pytest.approx(precision / len(liked), abs=1e-9)
+
+
+def test_unknown_users_and_movies_never_crash_and_are_counted(eval_base: Path) -> None:
+    """A held-out user and movie absent from train, and a test row holding only its user's column."""
+    from fmrec.codec.recordio import write_spmatrix
+
+    holdout = eval_base / "input" / "holdout" / "ratings.tsv"
+    holdout.write_text(holdout.read_text() + "99999\t1\t5\n1\t99999\t5\n")
+    X, y = read_spmatrix(eval_base / "input" / "test")
+    X = sp.csr_matrix(X)
+    only_user = sp.csr_matrix(([1.0], ([0], [int(X[0].indices.min())])), shape=(1, X.shape[1]))
+    for old in (eval_base / "input" / "test").iterdir():
+        old.unlink()
+    with (eval_base / "input" / "test" / "part-00000.pbr").open("wb") as fh:
+        write_spmatrix(
+            fh, sp.vstack([X, only_user]).tocsr().astype(np.float32), np.append(y, 1.0).astype(np.float32)
+        )
+    doc = ev.main(eval_base)
+    assert doc["counts"]["test_rows_unknown_movie"] == 1
+    assert doc["ranking"]["users_unknown_to_model"] == 1
+    assert doc["ranking"]["relevant_outside_catalog"] == 1
+
+
+def test_a_missing_holdout_channel_is_a_clear_error(eval_base: Path) -> None:
+    shutil.rmtree(eval_base / "input" / "holdout")
+    with pytest.raises(ev.EvaluationError, match="no held-out ratings file"):
+        ev.main(eval_base)
+    with pytest.raises(ev.EvaluationError, match="--objective ranking"):
+        ev.main(eval_base, ["--objective", "clicks"])
 
 
 def test_baselines_fit_what_they_should() -> None:
@@ -76,11 +127,12 @@ def test_baselines_fit_what_they_should() -> None:
         np.array([[1, 0, 1, 0], [1, 0, 0, 1], [0, 1, 1, 0], [0, 1, 0, 1]] * 20, dtype=np.float32)
     )
     y = np.array([1.0, 0.0, 1.0, 0.0] * 20)
-    base = ev.fit_baselines(rows, y, movie_cols=np.array([2, 3]), binary=True)
+    base = fit_baselines(rows, y, movie_cols=np.array([2, 3]), counts=np.array([40, 40]), binary=True)
     biases = base.biases(rows[:4])
     assert biases[0] > 0.9 and biases[1] < 0.1
     # Both movies are equally popular, so popularity predicts the base rate for both.
     assert base.popularity(np.array([0, 1])) == pytest.approx([0.5, 0.5], abs=1e-3)
+    assert base.popularity(np.array([-1])).shape == (1,)  # a movie unknown to train: count 0, no crash
 
 
 def test_missing_model_is_a_clear_error(eval_base: Path) -> None:
@@ -119,14 +171,28 @@ def test_a_regressor_is_evaluated_with_rmse_and_mae(tiny_data: Path, tmp_path: P
     }
     base = tmp_path / "eval"
     run_training(hp, {"train": pre / "output" / "train"}, base / "input" / "model", base / "job-output")
-    for name in ("test", "train", "lookup"):
+    for name in ("test", "train", "lookup", "holdout"):
         shutil.copytree(pre / "output" / name, base / "input" / name)
     doc = ev.main(base)
     assert doc["predictor_type"] == "regressor"
     for name in ("model", "popularity", "biases"):
-        assert set(doc[name]) >= {"rmse", "mae", "ndcg_at_10"} and "auc" not in doc[name]
+        assert set(doc[name]) == {"rmse", "mae"}
         assert 0 < doc[name]["mae"] <= doc[name]["rmse"] < 4
     metrics = json.loads((base / "output" / "evaluation" / "model_metrics.json").read_text())
     assert metrics["regression_metrics"]["rmse"]["value"] == doc["model"]["rmse"]
     html = (base / "output" / "evaluation" / "report.html").read_text()
-    assert html.count("<img") == 1  # score distribution only: no curves without metrics.json, no ROC
+    assert (
+        html.count("<img") == 2
+    )  # score distribution and ranking bars: no curves without metrics.json, no ROC
+    assert 0 < doc["ranking"]["model"]["ndcg_at_10"] <= 1
+
+
+def test_sampling_above_the_size_limit_is_reported(eval_base: Path) -> None:
+    data = ev.read_inputs(eval_base)
+    cells = 20 * data.lookup.n_movies  # room for 20 users
+    doc = ev.evaluate(data, "ranking", 4.0, max_cells=cells, seed=5)
+    ranking = doc["ranking"]
+    assert ranking["sampled"] is True and ranking["users"] == 20 < ranking["users_total"]
+    assert ranking["sample_seed"] == 5
+    html = ev.report_html(doc, data.y_test, [])
+    assert f"a seeded sample of 20 of {ranking['users_total']} users" in html

@@ -53,7 +53,8 @@ def test_a_passing_run_registers_a_pending_version(tiny_run: Any) -> None:
     for step in ("Preprocess", "TrainModel", "EvaluateModel"):
         assert (tiny_run.folder / "steps" / step / "step.log").is_file()
     report = next(tiny_run.folder.glob("s3/*/pipeline/*/evaluate/evaluation/report.html")).read_text()
-    assert report.count("data:image/png;base64,") == 4  # curves, ROC, score distribution, calibration
+    # curves, ROC, score distribution, calibration, ranking bars
+    assert report.count("data:image/png;base64,") == 5
 
 
 def test_each_run_gets_its_own_folder_and_version(
@@ -62,7 +63,9 @@ def test_each_run_gets_its_own_folder_and_version(
     root = tiny_run.folder.parent.parent
     before = (tiny_run.folder / "run.json").read_bytes()
     # Two training instances: preprocess writes one train shard per instance (ShardedByS3Key).
-    second = _run(local_definition, root, InputDataUrl=str(tiny_data), TrainingInstanceCount="2")
+    second = _run(
+        local_definition, root, InputDataUrl=str(tiny_data), TrainingInstanceCount="2", Objective="rating"
+    )
     assert second.status == "Succeeded", second.failure_reason
     assert second.folder != tiny_run.folder and second.run_id != tiny_run.run_id
     assert (tiny_run.folder / "run.json").read_bytes() == before
@@ -71,15 +74,88 @@ def test_each_run_gets_its_own_folder_and_version(
     assert [p.version for p in Registry(root / "registry").list()] == [1, 2]
 
 
-def test_gate_failure_shows_the_reason_and_registers_nothing(
+def test_rating_gate_failure_shows_the_reason_and_registers_nothing(
     local_definition: dict[str, Any], tiny_data: Path, tmp_path: Path
 ) -> None:
-    result = _run(local_definition, tmp_path, InputDataUrl=str(tiny_data), GateMinAuc="0.99")
+    # GateNdcgMargin=1000 would fail any ranking gate: in the rating objective it does not bind.
+    result = _run(
+        local_definition,
+        tmp_path,
+        InputDataUrl=str(tiny_data),
+        Objective="rating",
+        GateMinAuc="0.99",
+        GateNdcgMargin="1000",
+    )
     assert result.status == "Failed"
-    assert result.failure_reason.startswith("Quality gate failed: model AUC 0.")
-    assert "needs AUC >= 0.99" in result.failure_reason
+    auc = result.evaluation["model"]["auc"]
+    assert result.failure_reason.startswith("Quality gate failed for Objective rating - ranking gate:")
+    assert f"rating gate: model AUC {auc!r}" in result.failure_reason
+    assert "needs AUC >= GateMinAuc 0.99" in result.failure_reason
     assert result.steps[REGISTER] == "NotExecuted" and result.steps["QualityGateFailed"] == "Failed"
     assert Registry(tmp_path / "registry").list() == []
+
+
+def test_ranking_gate_fails_a_model_that_does_not_beat_popularity_and_names_both_figures(
+    local_definition: dict[str, Any], tiny_data: Path, tmp_path: Path
+) -> None:
+    # The margin asks for 1000x popularity's NDCG@10, so the model loses whatever it learned.
+    result = _run(local_definition, tmp_path, InputDataUrl=str(tiny_data), GateNdcgMargin="1000")
+    assert result.status == "Failed"
+    ranking = result.evaluation["ranking"]
+    model, popularity = ranking["model"]["ndcg_at_10"], ranking["popularity"]["ndcg_at_10"]
+    assert result.evaluation["objective"] == "ranking" and popularity > 0
+    assert ranking["ndcg_at_10_lift"] == pytest.approx((model - popularity) / popularity)
+    reason = result.failure_reason
+    assert reason.startswith("Quality gate failed for Objective ranking - ranking gate:")
+    assert f"model NDCG@10 {model!r} vs popularity NDCG@10 {popularity!r}" in reason
+    assert "needs >= GateNdcgMargin 1000.0" in reason
+    assert result.steps[REGISTER] == "NotExecuted" and result.steps["QualityGateFailed"] == "Failed"
+    assert Registry(tmp_path / "registry").list() == []
+
+
+def test_ranking_gate_passes_on_ndcg_alone(
+    local_definition: dict[str, Any], tiny_data: Path, tmp_path: Path
+) -> None:
+    # GateMinAuc=0.99 would fail the rating gate: in the ranking objective only the NDCG lift binds.
+    result = _run(
+        local_definition,
+        tmp_path,
+        InputDataUrl=str(tiny_data),
+        Objective="ranking",
+        GateMinAuc="0.99",
+        GateNdcgMargin="-1",
+    )
+    assert result.status == "Succeeded", result.failure_reason
+    assert result.steps[REGISTER] == "Succeeded" and result.steps["QualityGateFailed"] == "NotExecuted"
+    [package] = result.registered
+    ranking = package.doc["ModelMetrics"]["ranking_metrics"]
+    assert ranking["ndcg_at_10"]["value"] == result.evaluation["ranking"]["model"]["ndcg_at_10"]
+    assert set(ranking) >= {"precision_at_10", "recall_at_10", "map_at_10", "coverage", "users"}
+
+
+def test_an_unknown_objective_binds_both_gates(
+    local_definition: dict[str, Any], tiny_data: Path, tmp_path: Path
+) -> None:
+    # Neither "Objective is the other one" holds, so every check must pass: a lift of 1000x cannot.
+    from twins.pipeline.graph import all_steps
+
+    parameters = parse_parameters(local_definition, {"Objective": "both"})
+    run = LocalRun(local_definition, tmp_path, "r", parameters, Registry(tmp_path / "registry"), print)
+    gate = next(s for s in all_steps(local_definition) if s["Name"] == "CheckQuality")
+    run.property_files["EvaluateModel"] = {"Evaluation": tmp_path / "evaluation.json"}
+    doc = {
+        "ranking": {"ndcg_at_10_lift": 5.0},
+        "model": {"auc": 0.9, "log_loss": 0.3},
+        "popularity": {"auc": 0.5, "log_loss": 0.7},
+        "biases": {"auc": 0.6, "log_loss": 0.6},
+    }
+    (tmp_path / "evaluation.json").write_text(json.dumps(doc))
+    assert run._condition(gate)  # both objectives' checks hold
+    doc["ranking"]["ndcg_at_10_lift"] = 0.01
+    (tmp_path / "evaluation.json").write_text(json.dumps(doc))
+    assert not run._condition(gate)  # the ranking check binds under the unknown value
+    run.parameters["Objective"] = "rating"
+    assert run._condition(gate)  # ... and not under "rating"
 
 
 @pytest.mark.parametrize(

@@ -52,22 +52,10 @@ def evaluated(cold_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     # the training job reads the test channel too (per-epoch test metrics) and must accept such rows
     channels = {"train": pre / "output" / "train", "test": pre / "output" / "test"}
     run_training({**hp, "epochs": 3}, channels, base / "input" / "model", base / "job-output")
-    for name in ("test", "train", "lookup"):
+    for name in ("test", "train", "lookup", "holdout"):
         shutil.copytree(pre / "output" / name, base / "input" / name)
-    captured: dict[str, Any] = {}
-    real_ranking = ev.ranking
-
-    def spy(scorers: Any, relevant: dict[int, set[int]], *args: Any, **kwargs: Any) -> Any:
-        captured["relevant"] = relevant
-        return real_ranking(scorers, relevant, *args, **kwargs)
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(ev, "ranking", spy)
-    try:
-        doc = ev.main(base)
-    finally:
-        mp.undo()
-    return {"doc": doc, "manifest": manifest, "base": base, "relevant": captured["relevant"]}
+    doc = ev.main(base)
+    return {"doc": doc, "manifest": manifest, "base": base, "data": cold_data}
 
 
 def test_counts_match_the_preprocess_manifest(evaluated: dict[str, Any]) -> None:
@@ -104,12 +92,14 @@ def test_rows_are_scored_with_their_known_columns_only(evaluated: dict[str, Any]
 
 
 def test_relevant_unknown_movies_stay_relevant_but_unranked(evaluated: dict[str, Any]) -> None:
-    relevant: dict[int, set[int]] = evaluated["relevant"]
-    doc = evaluated["doc"]
-    unrankable = sum(1 for rel in relevant.values() for m in rel if m < 0)
-    assert unrankable == doc["counts"]["relevant_unknown_movie"] >= 1
-    assert all(u >= 0 for u in relevant)  # the cold user has no train ratings to rank against
-    assert doc["counts"]["users_ranked"] == len(relevant)
+    ranking = evaluated["doc"]["ranking"]
+    base = np.loadtxt(evaluated["data"] / "ua.base", dtype=np.int64).reshape(-1, 4)
+    test = np.loadtxt(evaluated["data"] / "ua.test", dtype=np.int64).reshape(-1, 4)
+    liked = test[test[:, 2] >= 4]
+    assert ranking["relevant_outside_catalog"] == int((~np.isin(liked[:, 1], base[:, 1])).sum()) >= 1
+    # the cold user is ranked on the movie side only, as SageMaker scores a row holding only known columns
+    assert ranking["users_unknown_to_model"] == int(COLD_USER in liked[:, 0])
+    assert ranking["users"] == np.unique(liked[:, 0]).size
 
 
 def test_popularity_scores_a_movie_absent_from_train_as_never_rated() -> None:
@@ -117,7 +107,7 @@ def test_popularity_scores_a_movie_absent_from_train_as_never_rated() -> None:
 
     rows = sp.csr_matrix(np.array([[1, 0, 1, 0], [1, 0, 0, 1], [0, 1, 1, 0]] * 10, dtype=np.float32))
     y = np.array([1.0, 0.0, 1.0] * 10)
-    base = ev.fit_baselines(rows, y, movie_cols=np.array([2, 3]), binary=True)
+    base = ev.fit_baselines(rows, y, movie_cols=np.array([2, 3]), counts=np.array([20.0, 10.0]), binary=True)
     a, b = base.pop
     # position -1 must not wrap around to the last movie: it has no train rating, log1p(0) = 0
     assert base.popularity(np.array([-1, 1])) == pytest.approx(

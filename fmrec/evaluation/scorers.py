@@ -1,0 +1,57 @@
+"""Scorers for the ranking metrics: the FM model (blocked score matrix) and the popularity baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from fmrec.evaluation.ranking import Scorer
+from fmrec.model import fm
+from fmrec.serving.lookup import Lookup
+
+
+def lookup_rows(lookup: Lookup) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """One-hot feature rows (aux columns included) of every user and every movie of a lookup."""
+
+    def rows(n: int, keys: list[list[int]]) -> sp.csr_matrix:
+        indptr = np.cumsum([0] + [len(k) for k in keys])
+        cols = (
+            np.concatenate([np.asarray(k, dtype=np.int64) for k in keys]) if keys else np.empty(0, np.int64)
+        )
+        return sp.csr_matrix(
+            (np.ones(cols.size, dtype=np.float32), cols, indptr), shape=(n, lookup.feature_dim)
+        )
+
+    users = rows(lookup.n_users, [lookup.user_keys(p) for p in range(lookup.n_users)])
+    movies = rows(lookup.n_movies, [lookup.movie_keys(p) for p in range(lookup.n_movies)])
+    return users, movies
+
+
+def train_matrix(lookup: Lookup) -> sp.csr_matrix:
+    """(users, movies) with 1 where the user rated the movie in train: the candidates' exclusions."""
+    indptr = np.asarray(lookup.rated_indptr, dtype=np.int64)
+    cols = np.asarray(lookup.rated_pos, dtype=np.int64)
+    return sp.csr_matrix(
+        (np.ones(cols.size, dtype=np.float32), cols, indptr), shape=(lookup.n_users, lookup.n_movies)
+    )
+
+
+def fm_scorer(params: fm.FMParams, user_rows: sp.csr_matrix, item_rows: sp.csr_matrix) -> Scorer:
+    """Raw FM scores of a block of users against every item row; an unknown user (-1) has no user keys."""
+    empty = sp.csr_matrix((1, user_rows.shape[1]), dtype=np.float32)
+    padded = sp.vstack([user_rows, empty], format="csr")  # position -1 picks the empty last row
+
+    def score(users: np.ndarray) -> np.ndarray:
+        return fm.score_matrix(params, padded[np.where(users >= 0, users, padded.shape[0] - 1)], item_rows)
+
+    return score
+
+
+def popularity_scorer(counts: np.ndarray) -> Scorer:
+    """Every user gets the movies by train rating count (ties: lower catalog position first)."""
+    row = np.asarray(counts, dtype=np.float64)
+
+    def score(users: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(row, (users.size, row.size))
+
+    return score
