@@ -42,6 +42,15 @@ class Payload:
     movie_positions: Sequence[int]
 
 
+def lookup_user_values(lookup: object, user_pos: int) -> list[float] | None:
+    """The values of the user's keys when the lookup has non-one-hot user features (`user_values`), else None.
+
+    The one place that asks: the request builder, the Lambda's fast path and batch scoring all go through it.
+    """
+    values = getattr(lookup, "user_values", None)
+    return None if values is None else list(values(user_pos))
+
+
 def _ones(n: int) -> str:
     return ",".join(["1"] * n)
 
@@ -103,8 +112,8 @@ class RequestBuilder:
         all 1).
         """
         user_keys = self.lookup.user_keys(user_pos)
-        if user_values is None and hasattr(self.lookup, "user_values"):
-            user_values = self.lookup.user_values(user_pos)
+        if user_values is None:
+            user_values = lookup_user_values(self.lookup, user_pos)
         head = '{"data":{"features":{"keys":[' + ",".join(map(str, user_keys)) + ","
         if user_values is not None and len(user_values) != len(user_keys):
             raise InputError(f"user values: {len(user_values)} for {len(user_keys)} user keys")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fmrec.errors import FmrecError, InputError
-from fmrec.serving.requests import CONTENT_TYPE, RequestBuilder
+from fmrec.serving.requests import CONTENT_TYPE, RequestBuilder, lookup_user_values
 
 try:  # orjson parses the endpoint's answer ~3x faster; the standard library is the fallback.
     import orjson
@@ -215,12 +215,6 @@ class Similar:
     model_version: str | None
     items: list[Item]
     candidates: int
-
-
-def _user_values(lookup: Any, user_pos: int) -> list[float] | None:
-    """The values of the user's keys when the lookup has non-one-hot user features (None: all 1)."""
-    values = getattr(lookup, "user_values", None)
-    return None if values is None else values(user_pos)
 
 
 def top_k(scores: Sequence[float], k: int, min_score: float | None) -> list[int]:
@@ -503,7 +497,7 @@ class Recommender:
             terms,
             lookup.user_keys(user_pos),
             model.predictor_type,
-            _user_values(lookup, user_pos),
+            lookup_user_values(lookup, user_pos),
         )
         if query.genre is not None:
             mask = self._genre_mask(bundle, query.genre).copy()
@@ -546,7 +540,7 @@ class Recommender:
         assert self.caller is not None
         for attempt in (1, 2):
             positions = self.candidates(bundle, user_pos, query)
-            payloads = bundle.builder.build(user_pos, positions, _user_values(bundle.lookup, user_pos))
+            payloads = bundle.builder.build(user_pos, positions)  # user values: from the lookup, if any
             answers = self._invoke_all([p.body for p in payloads])
             scores: list[float] = []
             for payload, (part, _) in zip(payloads, answers, strict=True):
