@@ -181,6 +181,12 @@ class SideTerms:
     def __len__(self) -> int:
         return int(self.const.shape[0])
 
+    def compact(self) -> SideTerms:
+        """The same terms with float32 factors: half the memory, and a matrix-vector product several times
+        faster (it is bound by memory bandwidth). Scores move by about 1e-7, the float32 precision the
+        SageMaker container computes in anyway."""
+        return SideTerms(self.const, np.ascontiguousarray(self.factors, dtype=np.float32))
+
 
 def side_terms(params: FMParams, rows: Any) -> SideTerms:
     """The SideTerms of every row of a CSR matrix (O(k nnz), scipy when available)."""
@@ -216,7 +222,9 @@ def score_user_items(
     """Scores of one user against every row of `items`: one matrix-vector product, O(n k)."""
     _check_predictor(predictor_type)
     const, s_u = user_terms(params, user_cols, user_values)
-    return link(const + items.const + items.factors @ s_u, predictor_type)
+    # einsum, not `@`: a BLAS matrix-vector product may start threads, which only wait on a busy machine.
+    dots = np.einsum("ij,j->i", items.factors, s_u.astype(items.factors.dtype, copy=False))
+    return link(const + items.const + dots, predictor_type)
 
 
 def score_user_candidates(

@@ -33,7 +33,7 @@ class SimilarIndex:
     vector's length grows with how much the model uses the movie, not with what it is like.
     """
 
-    unit: np.ndarray  # (n_movies, k) float64, zero rows for movies without a usable vector
+    unit: np.ndarray  # (n_movies, k) float32, zero rows for movies without a usable vector
     usable: np.ndarray  # (n_movies,) bool
 
     @classmethod
@@ -45,7 +45,7 @@ class SimilarIndex:
         """From the movies' factor sums (SideTerms.factors of the movie rows)."""
         norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
         usable = np.isfinite(norms) & (norms > 0)
-        unit = np.zeros_like(vectors)
+        unit = np.zeros(vectors.shape, dtype=np.float32)  # float32: see SideTerms.compact
         unit[usable] = vectors[usable] / norms[usable, None]
         return cls(unit, usable)
 
@@ -65,7 +65,7 @@ class SimilarIndex:
             )
         if not self.usable[movie_pos]:
             raise NoFactors(f"movie {shown} has an all-zero factor vector in the served model")
-        scores = self.unit @ self.unit[movie_pos]
+        scores = np.einsum("ij,j->i", self.unit, self.unit[movie_pos]).astype(np.float64)
         mask = self.usable.copy()
         if allowed is not None:
             mask &= allowed

@@ -468,7 +468,7 @@ class Recommender:
                         "scoring in the Lambda needs numpy and scipy (the fast-path layer)", 30, str(exc)
                     ) from exc
                 model = self._load_model(bundle.version)
-                bundle.item_terms = side_terms(model.params, movie_rows(bundle.lookup))
+                bundle.item_terms = side_terms(model.params, movie_rows(bundle.lookup)).compact()
                 bundle.fast_model = model
             return bundle.fast_model, bundle.item_terms
 

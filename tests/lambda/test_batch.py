@@ -38,7 +38,7 @@ def test_every_users_top_k_is_the_apis_answer(
         rec = api.recommend(Query(row["userId"], k=k, exclude_rated=exclude, genre=genre))
         assert [it["movieId"] for it in row["items"]] == [it.movie_id for it in rec.items]
         scores = [it.score for it in rec.items]
-        assert [it["score"] for it in row["items"]] == pytest.approx(scores, abs=1e-12)
+        assert [it["score"] for it in row["items"]] == pytest.approx(scores, abs=1e-6)  # API: float32 dot
         assert set(row) == {"userId", "items"} and all(set(it) == {"movieId", "score"} for it in row["items"])
 
 

@@ -43,7 +43,7 @@ def test_similar_movies_are_the_nearest_factor_vectors_by_cosine(w: Any, world: 
     expected = _expected(world, 50)
     assert doc["candidates"] == len(w.MOVIES) - 1
     assert [it["movieId"] for it in doc["items"]] == [m for m, _ in expected[:4]]
-    assert [it["score"] for it in doc["items"]] == pytest.approx([s for _, s in expected[:4]], abs=1e-9)
+    assert [it["score"] for it in doc["items"]] == pytest.approx([s for _, s in expected[:4]], abs=1e-6)
     assert [it["rank"] for it in doc["items"]] == [1, 2, 3, 4]
     assert 50 not in {it["movieId"] for it in doc["items"]}
 

@@ -65,3 +65,15 @@ def test_top_k_indices_is_a_stable_sort_with_exclusions_and_min_score() -> None:
         if floor is not None:
             expected = [i for i in expected if s[i] >= floor]
         assert top_k_indices(s, k, floor).tolist() == expected
+
+
+def test_compact_terms_score_within_float32_precision() -> None:
+    d = 40
+    params = _params(d, 8, seed=5)
+    items = sp.csr_matrix((np.ones(20), np.arange(20, 40), np.arange(21)), shape=(20, d))
+    full = side_terms(params, items)
+    small = full.compact()
+    assert small.factors.dtype == np.float32 and small.factors.flags.c_contiguous
+    for user in range(20):
+        exact = score_user_items(params, full, [user], "regressor")
+        np.testing.assert_allclose(score_user_items(params, small, [user], "regressor"), exact, atol=1e-6)
