@@ -100,11 +100,21 @@ def prepare_large(work: Path, shape: dict[str, int] = ML25M, seed: int = 7) -> d
     """A lookup and a random model at ml-25m's shape, built directly (preprocessing 25M ratings is slow)."""
     from array import array
 
-    from fmrec.model.artifact import FMModel, save_model_tar
+    from fmrec.model.artifact import FMModel, load_model_tar, save_model_tar
     from fmrec.model.fm import FMParams
-    from fmrec.serving.lookup import Lookup, write_lookup
+    from fmrec.serving.lookup import Lookup, read_lookup, write_lookup
     from twins.api.server import publish_version
 
+    marker = work / "shape.json"
+    if marker.is_file() and json.loads(marker.read_text()) == {**shape, "seed": seed}:
+        # --work DIR: a world prepared by an earlier run of this benchmark is reused as it is.
+        model_path, artifacts = work / "model.tar.gz", work / "serving"
+        return {
+            "lookup": read_lookup(work / "lookup"),
+            "params": load_model_tar(model_path).params,
+            "model_path": model_path,
+            "artifacts": artifacts,
+        }
     rng = np.random.default_rng(seed)
     nu, nm = shape["users"], shape["movies"]
     # Ratings per user: at least 20 (as in MovieLens), a long tail, mean about ratings / users.
@@ -147,6 +157,7 @@ def prepare_large(work: Path, shape: dict[str, int] = ML25M, seed: int = 7) -> d
     save_model_tar(FMModel(params, "binary_classifier", hp, {}), model_path)
     artifacts = work / "serving"
     publish_version(artifacts, VERSION, lookup_dir, model_path)
+    marker.write_text(json.dumps({**shape, "seed": seed}))
     return {"lookup": lookup, "params": params, "model_path": model_path, "artifacts": artifacts}
 
 
@@ -615,13 +626,21 @@ def main() -> int:
         default=None,
         help="FMREC_REQUEST_MAX_BYTES for the handler and the API twin (default the Lambda's, 1 MiB)",
     )
+    parser.add_argument(
+        "--work", default=None, help="ml-25m: keep the prepared world in this folder and reuse it next time"
+    )
     args = parser.parse_args()
     if args.request_max_bytes is not None:
         os.environ["FMREC_REQUEST_MAX_BYTES"] = str(args.request_max_bytes)
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         started = time.perf_counter()
         large = args.shape == "ml-25m"
-        world = prepare_large(Path(tmp)) if large else prepare(Path(tmp))
+        if large:
+            work = Path(args.work) if args.work else Path(tmp)
+            work.mkdir(parents=True, exist_ok=True)
+            world = prepare_large(work)
+        else:
+            world = prepare(Path(tmp))
         print(f"prepared synthetic {args.shape}, lookup and model in {time.perf_counter() - started:.1f} s")
         lookup = world["lookup"]
         print(
