@@ -8,7 +8,15 @@ Kept apart from the training pipeline on purpose: batch output is wanted for an 
 happens after RegisterModel, outside the training pipeline's execution (a person or a process approves the
 package later). The approval event that starts the deployer can start this pipeline too, with the model
 package's ModelDataUrl and the lookup of the run that produced it. It is also rerunnable on its own (a new
-k, a refreshed lookup) without retraining.
+k, a refreshed lookup) without retraining. Why a processing step and not Batch Transform: docs/pipeline.md.
+
+AWS pages relied on:
+- processing jobs (inputs copied from S3 to local paths, outputs uploaded from them):
+  https://docs.aws.amazon.com/sagemaker/latest/dg/processing-job.html
+- the model package approval event:
+  https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html
+- Batch Transform's request limits (MaxPayloadInMB):
+  https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTransformJob.html
 """
 
 from __future__ import annotations

@@ -7,15 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from fmrec.errors import ConflictError, NotInModelError
+from fmrec.errors import ConflictError
 from fmrec.model.fm import FMParams, side_terms
 from fmrec.serving.ranking import movie_rows, top_k_indices
 
 SIMILARITY = "cosine"
-
-
-class UnknownMovie(NotInModelError):
-    """The movie id is not in the model's lookup (the API answers 404)."""
 
 
 class NoFactors(ConflictError):

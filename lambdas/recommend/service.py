@@ -20,7 +20,7 @@ from itertools import chain, compress, pairwise
 from pathlib import Path
 from typing import Any, Protocol
 
-from fmrec.errors import FmrecError, InputError
+from fmrec.errors import FmrecError, InputError, NotInModelError
 from fmrec.serving.requests import CONTENT_TYPE, RequestBuilder, lookup_user_values
 
 try:  # orjson parses the endpoint's answer ~3x faster; the standard library is the fallback.
@@ -52,6 +52,7 @@ _RETRYABLE = frozenset(
 VERSIONS_KEPT = 2  # during a blue/green shift two variants answer; keep both lookups warm.
 # Request bodies are split at this size (at most the 6 MB InvokeEndpoint limit) and sent concurrently: a
 # 60,000-movie catalog is several MB of JSON; smaller bodies let the endpoint's workers score them at once.
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html (Body: 6 MB)
 DEFAULT_REQUEST_BYTES = 1024 * 1024
 DEFAULT_ENDPOINT_CONCURRENCY = 8
 
@@ -485,12 +486,12 @@ class Recommender:
 
     def _fast_rank(self, bundle: Bundle, user_pos: int, query: Query) -> tuple[list[Item], int]:
         """Every movie scored by one matrix-vector product, the excluded ones masked, then a partial sort."""
+        model, terms = self._model_terms(bundle)  # a 503 when numpy is missing; past it, numpy imports
         import numpy as np
 
         from fmrec.model.fm import score_user_items
         from fmrec.serving.ranking import top_k_indices
 
-        model, terms = self._model_terms(bundle)
         lookup = bundle.lookup
         scores = score_user_items(
             model.params,
@@ -609,14 +610,14 @@ class Recommender:
 
         From the model artifact in the Lambda, on either serving path: the endpoint has no such operation.
         """
-        from fmrec.serving.similar import SimilarIndex, UnknownMovie
-
         bundle = self.current_bundle()
         lookup = bundle.lookup
         pos = lookup.movie_position(query.movie_id)
         if pos is None:
-            raise UnknownMovie(f"movie {query.movie_id} is not in model version {bundle.version}")
-        _, terms = self._model_terms(bundle)
+            raise NotInModelError(f"movie {query.movie_id} is not in model version {bundle.version}")
+        _, terms = self._model_terms(bundle)  # a 503 when numpy is missing; past it, numpy imports
+        from fmrec.serving.similar import SimilarIndex
+
         with self._lock:
             if bundle.similar_index is None:
                 bundle.similar_index = SimilarIndex.from_factors(terms.factors)

@@ -145,3 +145,18 @@ def test_the_route_is_in_the_openapi_document_with_the_user_routes_genres() -> N
     assert genre == {p["name"]: p for p in users["parameters"]}["genre"]["schema"]
     assert {"200", "400", "404", "409", "503"} <= set(similar["responses"])
     assert "Conflict" in doc["components"]["schemas"]["Error"]["properties"]["code"]["enum"]
+
+
+def test_a_lambda_without_numpy_answers_503_not_500(
+    w: Any, world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    app.configure(Recommender(DirStore(world.artifacts), None, fast_path=True))
+    monkeypatch.setitem(sys.modules, "fmrec.model.fm", None)  # as in the Lambda package without the layer
+    status, headers, doc = w.handle(w.event("/movies/50/similar"))
+    assert status == 503 and headers["retry-after"] == "30" and "numpy" in doc["message"]
+    status, _, doc = w.handle(w.event("/movies/6/similar"))
+    assert status == 404  # an unknown movie is known without numpy
+    status, _, doc = w.handle(w.event("/users/5/recommendations"))
+    assert status == 503 and "numpy" in doc["message"]
