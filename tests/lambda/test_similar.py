@@ -160,3 +160,27 @@ def test_a_lambda_without_numpy_answers_503_not_500(
     assert status == 404  # an unknown movie is known without numpy
     status, _, doc = w.handle(w.event("/users/5/recommendations"))
     assert status == 503 and "numpy" in doc["message"]
+
+
+def test_a_movies_vector_sums_its_auxiliary_columns(w: Any) -> None:
+    from array import array
+
+    from fmrec.serving.similar import SimilarIndex
+
+    lookup = w.make_lookup()
+    nu, nm = len(lookup.user_ids), len(lookup.movie_ids)
+    lookup.feature_dim = nu + nm + 3  # three auxiliary movie columns (e.g. genres)
+    # movie 0 has aux column a, movie 1 aux column b, every later movie aux column c
+    lookup.movie_aux_indptr = array("Q", range(nm + 1))
+    lookup.movie_aux_cols = array("I", [nu + nm + min(p, 2) for p in range(nm)])
+    model = w.make_model(lookup.feature_dim, seed=9)
+    V = np.asarray(model.params.V, dtype=np.float64)
+    vectors = np.array([V[lookup.movie_keys(p)].sum(axis=0) for p in range(nm)])
+    assert [len(lookup.movie_keys(p)) for p in range(nm)] == [2] * nm
+    index = SimilarIndex.build(model.params, lookup)
+    ranked, count = index.similar(0, 100)
+    unit = vectors / np.linalg.norm(vectors, axis=1)[:, None]
+    cos = unit @ unit[0]
+    expected = sorted((p for p in range(1, nm)), key=lambda p: (-cos[p], p))
+    assert [p for p, _ in ranked] == expected and count == nm - 1
+    assert [s for _, s in ranked] == pytest.approx([cos[p] for p in expected], abs=1e-6)
