@@ -13,9 +13,16 @@ depend on the weights), published as version v1 in a serving-artifacts folder.
    baseline) against fmrec.serving.requests on the same users, in this one process run, with the ratio.
 3. End to end: `fmrec serve endpoint` and `fmrec serve api` as child processes, and a load generator in a
    third process: 16 keep-alive HTTP/1.1 clients on loopback for --seconds. Goal p50 <= 15 ms, p99 <= 60 ms,
-   0 errors.
+   0 errors. With --fast-path the API twin scores in process (`--fast-path`, no endpoint twin).
+4. With --shape ml-25m: a synthetic lookup of MovieLens 25M's shape (162,541 users, 59,047 movies, about 25M
+   training ratings with a popularity tail; built directly, no preprocess) and a random 64-factor model. The
+   handler is timed on the fast path (one matrix-vector product over the 59,047 movies plus a partial sort;
+   goal p50 <= 20 ms for a top 10) and on the endpoint path (bodies split at FMREC_REQUEST_MAX_BYTES and sent
+   concurrently; the runtime double answers at once), and the end-to-end phases run at that shape too.
 
     .venv/bin/python benchmarks/bench_api.py [--seconds 10] [--clients 1,16] [--requests 3000]
+    .venv/bin/python benchmarks/bench_api.py --fast-path --api-workers 2 --clients 16 --skip-seed
+    .venv/bin/python benchmarks/bench_api.py --shape ml-25m --requests 200 --clients 1 --seconds 5
 """
 
 from __future__ import annotations
@@ -41,6 +48,13 @@ sys.path.insert(0, str(ROOT))
 ENDPOINT = "fmrec-endpoint"
 VERSION = "v1"
 NUM_FACTORS = 64
+
+
+ML25M = {"users": 162_541, "movies": 59_047, "ratings": 25_000_095}
+GENRES = (
+    "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
+    "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)  # fmt: skip
 
 
 def pct(values: list[float], q: float) -> float:
@@ -83,6 +97,71 @@ def prepare(work: Path) -> dict[str, Any]:
     }
 
 
+def prepare_large(work: Path, shape: dict[str, int] = ML25M, seed: int = 7) -> dict[str, Any]:
+    """A lookup and a random model at ml-25m's shape, built directly (preprocessing 25M ratings is slow)."""
+    from array import array
+
+    from fmrec.model.artifact import FMModel, load_model_tar, save_model_tar
+    from fmrec.model.fm import FMParams
+    from fmrec.serving.lookup import Lookup, read_lookup, write_lookup
+    from twins.api.server import publish_version
+
+    marker = work / "shape.json"
+    if marker.is_file() and json.loads(marker.read_text()) == {**shape, "seed": seed}:
+        # --work DIR: a world prepared by an earlier run of this benchmark is reused as it is.
+        model_path, artifacts = work / "model.tar.gz", work / "serving"
+        return {
+            "lookup": read_lookup(work / "lookup"),
+            "params": load_model_tar(model_path).params,
+            "model_path": model_path,
+            "artifacts": artifacts,
+        }
+    rng = np.random.default_rng(seed)
+    nu, nm = shape["users"], shape["movies"]
+    # Ratings per user: at least 20 (as in MovieLens), a long tail, mean about ratings / users.
+    mean = shape["ratings"] / nu
+    counts = np.minimum(20 + rng.exponential(mean - 20, nu).astype(np.int64), nm // 4)
+    popularity = 1.0 / (np.arange(nm) + 10.0) ** 0.9  # a popularity tail over a random movie order
+    popularity = popularity[rng.permutation(nm)]
+    popularity /= popularity.sum()
+    users = np.repeat(np.arange(nu, dtype=np.int64), counts)
+    movies = rng.choice(nm, size=users.size, p=popularity)
+    pairs = np.unique(users * nm + movies)  # drops repeats, sorts by user then movie
+    users, movies = pairs // nm, (pairs % nm).astype(np.uint32)
+    del pairs
+    indptr = np.zeros(nu + 1, dtype=np.uint64)
+    indptr[1:] = np.cumsum(np.bincount(users, minlength=nu))
+    movie_count = np.bincount(movies, minlength=nm).astype(np.uint32)
+    movie_ids = np.sort(rng.choice(np.arange(1, 210_000), nm, replace=False)).tolist()
+    lookup = Lookup(
+        feature_dim=nu + nm,
+        user_ids=list(range(1, nu + 1)),
+        movie_ids=movie_ids,
+        titles=[f"Movie {m} ({1950 + m % 70})" for m in movie_ids],
+        genres=[list(rng.choice(GENRES, 1 + int(rng.integers(0, 3)), replace=False)) for _ in range(nm)],
+        movie_count=array("I", movie_count.tolist()),
+        movie_mean=array("f", rng.uniform(2.5, 4.5, nm).astype(np.float32).tolist()),
+        rated_indptr=array("Q", indptr.tolist()),
+        rated_pos=array("I"),
+    )
+    lookup.rated_pos.frombytes(movies.astype("<u4").tobytes())
+    lookup_dir = work / "lookup"
+    write_lookup(lookup_dir, lookup)
+    d = lookup.feature_dim
+    params = FMParams(
+        w0=0.1,
+        w=rng.normal(0, 0.1, d).astype(np.float32),
+        V=rng.normal(0, 0.1, (d, NUM_FACTORS)).astype(np.float32),
+    )
+    hp = {"feature_dim": str(d), "num_factors": str(NUM_FACTORS), "predictor_type": "binary_classifier"}
+    model_path = work / "model.tar.gz"
+    save_model_tar(FMModel(params, "binary_classifier", hp, {}), model_path)
+    artifacts = work / "serving"
+    publish_version(artifacts, VERSION, lookup_dir, model_path)
+    marker.write_text(json.dumps({**shape, "seed": seed}))
+    return {"lookup": lookup, "params": params, "model_path": model_path, "artifacts": artifacts}
+
+
 class InstantRuntime:
     """A sagemaker-runtime double: returns the precomputed endpoint answer and keeps count of its own time."""
 
@@ -105,29 +184,34 @@ class InstantRuntime:
 def bench_handler(world: dict[str, Any], n_requests: int, n_users: int) -> dict[str, Any]:
     from fmrec.model.fm import predict
     from lambdas.recommend import app
-    from lambdas.recommend.service import DirStore, EndpointCaller, Recommender
+    from lambdas.recommend.service import DEFAULT_REQUEST_BYTES, DirStore, EndpointCaller, Recommender
     from twins.api.server import LambdaContext, build_event
     from twins.endpoint.protocol import encode_response, parse_json
 
     lookup = world["lookup"]
     users = list(lookup.user_ids[:n_users])
-    probe = Recommender(DirStore(world["artifacts"]), None, fast_path=True)
+    max_bytes = int(os.environ.get("FMREC_REQUEST_MAX_BYTES", DEFAULT_REQUEST_BYTES))
+    probe = Recommender(DirStore(world["artifacts"]), None, fast_path=True, max_request_bytes=max_bytes)
     bundle = probe.current_bundle()
     answers: dict[bytes, bytes] = {}
     sizes: list[int] = []
     candidates: list[int] = []
+    bodies_per_request: list[int] = []
     for user in users:
         pos = lookup.user_position(user)
         rated = set(lookup.rated_positions(pos))
         positions = [p for p in range(len(lookup.movie_ids)) if p not in rated]
-        for payload in bundle.builder.build(pos, positions):
+        payloads = bundle.builder.build(pos, positions)
+        bodies_per_request.append(len(payloads))
+        for payload in payloads:
             X = parse_json(payload.body, lookup.feature_dim)
             scores = np.asarray(predict(world["params"], X, "binary_classifier"), dtype=np.float32)
             answers[payload.body] = encode_response(scores, "binary_classifier", "application/json")
             sizes.append(len(payload.body))
         candidates.append(len(positions))
     runtime = InstantRuntime(answers)
-    app.configure(Recommender(DirStore(world["artifacts"]), EndpointCaller(runtime, ENDPOINT)))
+    caller = EndpointCaller(runtime, ENDPOINT)
+    app.configure(Recommender(DirStore(world["artifacts"]), caller, max_request_bytes=max_bytes))
     # The INFO line per request is part of the handler's work; write it where the Lambda would (a stream).
     devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the benchmark
     for handler in app.logger.handlers:
@@ -167,11 +251,80 @@ def bench_handler(world: dict[str, Any], n_requests: int, n_users: int) -> dict[
         "requests": n_requests,
         "users": len(users),
         "candidates_mean": statistics.fmean(candidates),
+        "bodies_per_request": statistics.fmean(bodies_per_request),
         "body_bytes_mean": statistics.fmean(sizes),
         "handler_ms_p50": pct(times, 50),
         "handler_ms_p90": pct(times, 90),
         "handler_ms_p99": pct(times, 99),
         "build_ms_p50": pct(build_times, 50),
+    }
+
+
+def bench_fast_handler(world: dict[str, Any], n_requests: int, n_users: int, k: int = 10) -> dict[str, Any]:
+    """lambda_handler on the fast path: the model artifact in process, every movie scored, a partial sort."""
+    from lambdas.recommend import app
+    from lambdas.recommend.service import DirStore, Recommender
+    from twins.api.server import LambdaContext, build_event
+
+    lookup = world["lookup"]
+    users = list(lookup.user_ids[:: max(1, len(lookup.user_ids) // n_users)][:n_users])
+    rec = Recommender(DirStore(world["artifacts"]), None, fast_path=True)
+    started = time.perf_counter()
+    rec.current_bundle()
+    lookup_s = time.perf_counter() - started
+    started = time.perf_counter()
+    rec._model_terms(rec.current_bundle())  # what the first fast-path request pays after the lookup
+    model_s = time.perf_counter() - started
+    app.configure(rec)
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the benchmark
+    for handler in app.logger.handlers:
+        if hasattr(handler, "setStream"):
+            handler.setStream(devnull)
+    app.logger.setLevel("INFO")
+    events = [
+        build_event(
+            "GET", f"/users/{u}/recommendations", [("k", str(k))], [("accept", "application/json")], b""
+        )
+        for u in users
+    ]
+    context = LambdaContext(aws_request_id="bench")
+    for evt in events[:20]:
+        assert app.lambda_handler(evt, context)["statusCode"] == 200
+    times: list[float] = []
+    candidates: list[int] = []
+    for i in range(n_requests):
+        started = time.perf_counter()
+        result = app.lambda_handler(events[i % len(events)], context)
+        times.append((time.perf_counter() - started) * 1e3)
+        if result["statusCode"] != 200:
+            raise SystemExit(f"handler answered {result['statusCode']}: {result['body']}")
+        if i < len(events):
+            candidates.append(json.loads(result["body"])["candidates"])
+    similar_times: list[float] = []
+    movies = lookup.movie_ids[:: max(1, len(lookup.movie_ids) // 200)]
+    similar_events = [
+        build_event("GET", f"/movies/{m}/similar", [("k", "10")], [("accept", "application/json")], b"")
+        for m in movies
+    ]
+    assert app.lambda_handler(similar_events[0], context)["statusCode"] == 200  # builds the cosine index
+    for i in range(min(n_requests, 1000)):
+        started = time.perf_counter()
+        result = app.lambda_handler(similar_events[i % len(similar_events)], context)
+        similar_times.append((time.perf_counter() - started) * 1e3)
+        assert result["statusCode"] == 200, result["body"]
+    app.configure(None)
+    return {
+        "requests": n_requests,
+        "users": len(users),
+        "k": k,
+        "candidates_mean": statistics.fmean(candidates),
+        "lookup_load_s": lookup_s,
+        "model_load_and_movie_terms_s": model_s,
+        "handler_ms_p50": pct(times, 50),
+        "handler_ms_p90": pct(times, 90),
+        "handler_ms_p99": pct(times, 99),
+        "similar_ms_p50": pct(similar_times, 50),
+        "similar_ms_p99": pct(similar_times, 99),
     }
 
 
@@ -247,7 +400,13 @@ def bench_seed(world: dict[str, Any], n_users: int) -> dict[str, Any]:
 
 # --- end to end ------------------------------------------------------------------------------------------
 async def _client(
-    host: str, port: int, paths: list[str], deadline: float, out: list[float], errors: list[str]
+    host: str,
+    port: int,
+    paths: list[str],
+    deadline: float,
+    out: list[float],
+    errors: list[str],
+    expect: bytes = b'"servingPath":"endpoint"',
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     i = 0
@@ -265,25 +424,32 @@ async def _client(
                     length = int(line.split(b":", 1)[1])
             body = await reader.readexactly(length)
             out.append((time.perf_counter() - started) * 1e3)
-            if status != 200 or b'"servingPath":"endpoint"' not in body:
+            if status != 200 or expect not in body:
                 errors.append(f"{status} {body[:200]!r}")
     finally:
         writer.close()
 
 
-async def _load(host: str, port: int, users: list[int], clients: int, seconds: float) -> dict[str, Any]:
+async def _load(
+    host: str, port: int, users: list[int], clients: int, seconds: float, path: str = "endpoint"
+) -> dict[str, Any]:
     paths = [f"/users/{u}/recommendations?k=10" for u in users]
+    expect = f'"servingPath":"{path}"'.encode()
     warm: list[float] = []
     errors: list[str] = []
     warm_deadline = time.perf_counter() + 1.0
-    await asyncio.gather(*[_client(host, port, paths, warm_deadline, warm, errors) for _ in range(clients)])
+    await asyncio.gather(
+        *[_client(host, port, paths, warm_deadline, warm, errors, expect) for _ in range(clients)]
+    )
     times: list[float] = []
     errors.clear()
     print("measuring", flush=True)
     cpu0 = time.process_time()
     started = time.perf_counter()
     deadline = started + seconds
-    await asyncio.gather(*[_client(host, port, paths, deadline, times, errors) for _ in range(clients)])
+    await asyncio.gather(
+        *[_client(host, port, paths, deadline, times, errors, expect) for _ in range(clients)]
+    )
     elapsed = time.perf_counter() - started
     return {
         "clients": clients,
@@ -301,7 +467,8 @@ async def _load(host: str, port: int, users: list[int], clients: int, seconds: f
 
 def loadgen_main(argv: list[str]) -> int:
     host, port, clients, seconds, users = argv[0], int(argv[1]), int(argv[2]), float(argv[3]), argv[4]
-    result = asyncio.run(_load(host, port, [int(u) for u in users.split(",")], clients, seconds))
+    path = argv[5] if len(argv) > 5 else "endpoint"
+    result = asyncio.run(_load(host, port, [int(u) for u in users.split(",")], clients, seconds, path))
     print(json.dumps(result))
     return 0
 
@@ -321,9 +488,13 @@ def tree_cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def _spawn(argv: list[str], is_ready: Any, what: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
+def _spawn(
+    argv: list[str], is_ready: Any, what: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}
+    )
+    deadline = time.monotonic() + 300  # the ml-25m shape loads a 57 MB model and a 100 MB lookup
     while not is_ready():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
@@ -334,7 +505,14 @@ def _spawn(argv: list[str], is_ready: Any, what: str) -> subprocess.Popen[bytes]
 
 
 def bench_end_to_end(
-    world: dict[str, Any], clients: list[int], seconds: float, endpoint_workers: int, api_workers: int
+    world: dict[str, Any],
+    clients: list[int],
+    seconds: float,
+    endpoint_workers: int,
+    api_workers: int,
+    *,
+    fast_path: bool = False,
+    api_env: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     from twins.api.server import ready
     from twins.endpoint.server import free_port, ping
@@ -342,51 +520,68 @@ def bench_end_to_end(
     host = "127.0.0.1"
     ep_port, api_port = free_port(host), free_port(host)
     cli = [sys.executable, "-m", "fmrec.cli", "serve"]
-    endpoint = _spawn(
-        [
-            *cli,
-            *("endpoint", "--host", host, "--port", str(ep_port), "--workers", str(endpoint_workers)),
-            *("--model", str(world["model_path"]), "--name", ENDPOINT, "--variant", VERSION),
-        ],
-        lambda: ping(host, ep_port, timeout=1.0),
-        "endpoint twin",
-    )
-    try:
-        api = _spawn(
+    endpoint = None
+    api_args = [
+        *cli,
+        *("api", "--host", host, "--port", str(api_port), "--workers", str(api_workers)),
+        *("--artifacts", str(world["artifacts"]), "--endpoint-name", ENDPOINT),
+    ]
+    if fast_path:
+        api_args.append("--fast-path")
+    else:
+        endpoint = _spawn(
             [
                 *cli,
-                *("api", "--host", host, "--port", str(api_port), "--workers", str(api_workers)),
-                *("--artifacts", str(world["artifacts"]), "--endpoint-name", ENDPOINT),
-                *("--endpoint-url", f"http://{host}:{ep_port}"),
+                *("endpoint", "--host", host, "--port", str(ep_port), "--workers", str(endpoint_workers)),
+                *("--model", str(world["model_path"]), "--name", ENDPOINT, "--variant", VERSION),
             ],
-            lambda: ready(host, api_port, timeout=1.0),
-            "API twin",
+            lambda: ping(host, ep_port, timeout=1.0),
+            "endpoint twin",
         )
+        api_args += ["--endpoint-url", f"http://{host}:{ep_port}"]
+    try:
+        api = _spawn(api_args, lambda: ready(host, api_port, timeout=1.0), "API twin", api_env)
     except BaseException:
-        endpoint.terminate()
+        if endpoint is not None:
+            endpoint.terminate()
         raise
     lookup = world["lookup"]
     users = ",".join(str(u) for u in lookup.user_ids[:200])
+    expect = "fast_path" if fast_path else "endpoint"
+    procs = [p for p in (api, endpoint) if p is not None]
     results = []
     try:
         for n in clients:
-            argv = [sys.executable, __file__, "--loadgen", host, str(api_port), str(n), str(seconds), users]
+            argv = [
+                sys.executable,
+                __file__,
+                "--loadgen",
+                host,
+                str(api_port),
+                str(n),
+                str(seconds),
+                users,
+                expect,
+            ]
             gen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             assert gen.stdout is not None
             line = gen.stdout.readline()  # "measuring" once the warm-up second is over
             if line.strip() != "measuring":
                 raise SystemExit(f"load generator failed:\n{line}{gen.communicate()[1][-2000:]}")
-            cpu0 = (tree_cpu_seconds(endpoint.pid), tree_cpu_seconds(api.pid))
-            out, err = gen.communicate(timeout=seconds + 120)
-            cpu1 = (tree_cpu_seconds(endpoint.pid), tree_cpu_seconds(api.pid))
+            ep0 = tree_cpu_seconds(endpoint.pid) if endpoint is not None else 0.0
+            api0 = tree_cpu_seconds(api.pid)
+            out, err = gen.communicate(timeout=seconds + 300)
+            ep1 = tree_cpu_seconds(endpoint.pid) if endpoint is not None else 0.0
+            api1 = tree_cpu_seconds(api.pid)
             if gen.returncode != 0:
                 raise SystemExit(f"load generator failed:\n{err[-2000:]}")
             result = dict(json.loads(out.strip().splitlines()[-1]))
             n_req = max(1, result["requests"])
-            ep_ms = (cpu1[0] - cpu0[0]) * 1e3 / n_req
-            api_ms = (cpu1[1] - cpu0[1]) * 1e3 / n_req
+            ep_ms = (ep1 - ep0) * 1e3 / n_req
+            api_ms = (api1 - api0) * 1e3 / n_req
             total = ep_ms + api_ms + result["loadgen_cpu_ms_per_request"]
             result.update(
+                serving_path=expect,
                 endpoint_cpu_ms_per_request=ep_ms,
                 api_cpu_ms_per_request=api_ms,
                 total_cpu_ms_per_request=total,
@@ -395,13 +590,17 @@ def bench_end_to_end(
             )
             results.append(result)
     finally:
-        for proc in (api, endpoint):
+        for proc in procs:
             proc.terminate()
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
     return results
+
+
+def _show(label: str, doc: dict[str, Any]) -> None:
+    print(label + ": " + json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in doc.items()}))
 
 
 def main() -> int:
@@ -415,30 +614,60 @@ def main() -> int:
     parser.add_argument("--endpoint-workers", type=int, default=2, help="endpoint twin worker processes")
     parser.add_argument("--api-workers", type=int, default=1, help="API twin worker processes")
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--skip-seed", action="store_true", help="no seed comparison")
+    parser.add_argument("--shape", choices=("ml-100k", "ml-25m"), default="ml-100k")
+    parser.add_argument(
+        "--fast-path", action="store_true", help="end to end with the API twin's fast path (no endpoint twin)"
+    )
+    parser.add_argument(
+        "--handler-users", type=int, default=None, help="users of the endpoint-path handler phase"
+    )
+    parser.add_argument(
+        "--request-max-bytes",
+        type=int,
+        default=None,
+        help="FMREC_REQUEST_MAX_BYTES for the handler and the API twin (default the Lambda's, 1 MiB)",
+    )
+    parser.add_argument(
+        "--work", default=None, help="ml-25m: keep the prepared world in this folder and reuse it next time"
+    )
     args = parser.parse_args()
+    if args.request_max_bytes is not None:
+        os.environ["FMREC_REQUEST_MAX_BYTES"] = str(args.request_max_bytes)
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         started = time.perf_counter()
-        world = prepare(Path(tmp))
-        print(f"prepared synthetic ml-100k, lookup and model in {time.perf_counter() - started:.1f} s")
+        large = args.shape == "ml-25m"
+        if large:
+            work = Path(args.work) if args.work else Path(tmp)
+            work.mkdir(parents=True, exist_ok=True)
+            world = prepare_large(work)
+        else:
+            world = prepare(Path(tmp))
+        print(f"prepared synthetic {args.shape}, lookup and model in {time.perf_counter() - started:.1f} s")
         lookup = world["lookup"]
         print(
             f"lookup: {len(lookup.user_ids)} users, {len(lookup.movie_ids)} movies, "
-            f"feature_dim {lookup.feature_dim}"
+            f"feature_dim {lookup.feature_dim}, {len(lookup.rated_pos)} training ratings"
         )
-        handler = bench_handler(world, args.requests, n_users=200)
-        print("handler (no endpoint call): " + json.dumps({k: round(v, 4) for k, v in handler.items()}))
-        seed = bench_seed(world, args.seed_users)
-        print(
-            "request building, seed vs ours: "
-            + json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in seed.items()})
+        _show("fast path handler (in-Lambda scoring)", bench_fast_handler(world, args.requests, n_users=200))
+        handler_users = args.handler_users or (10 if large else 200)
+        _show(
+            "endpoint path handler (no endpoint call)",
+            bench_handler(world, min(args.requests, 50 * handler_users), n_users=handler_users),
         )
+        if not args.skip_seed and not large:
+            _show("request building, seed vs ours", bench_seed(world, args.seed_users))
         if not args.skip_e2e:
             counts = [int(c) for c in args.clients.split(",")]
-            for e2e in bench_end_to_end(world, counts, args.seconds, args.endpoint_workers, args.api_workers):
-                print(
-                    "end to end (API twin -> handler -> endpoint twin): "
-                    + json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in e2e.items()})
-                )
+            label = (
+                "API twin -> handler (fast path)"
+                if args.fast_path
+                else "API twin -> handler -> endpoint twin"
+            )
+            for e2e in bench_end_to_end(
+                world, counts, args.seconds, args.endpoint_workers, args.api_workers, fast_path=args.fast_path
+            ):
+                _show(f"end to end ({label})", e2e)
     return 0
 
 

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "fmrec.commands.models",  # fmrec models list|approve|reject
     "fmrec.commands.serve",  # fmrec serve endpoint|api
     "fmrec.commands.recommend",  # fmrec recommend
+    "fmrec.commands.similar",  # fmrec similar
     "fmrec.commands.demo",  # fmrec demo
 )
 

@@ -13,3 +13,11 @@ class InputError(FmrecError):
 
 class OutputError(FmrecError):
     """An output location cannot be written."""
+
+
+class NotInModelError(FmrecError):
+    """A requested id (e.g. a movie) is not in the served model (the API answers 404)."""
+
+
+class ConflictError(FmrecError):
+    """A valid request the served model cannot answer, e.g. it has no usable factors (the API answers 409)."""

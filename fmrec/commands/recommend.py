@@ -1,4 +1,4 @@
-"""`fmrec recommend`: ask the recommend API (the twin or a deployed stage) and print a table with titles."""
+"""`fmrec recommend`: a user's top k from the recommend API, or every user's from the model (--all-users)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,37 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from fmrec.errors import FmrecError, InputError
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("recommend", help="top-k movies for a user from the recommend API")
-    parser.add_argument("--user", type=int, required=True, help="MovieLens user id")
+    parser = sub.add_parser(
+        "recommend",
+        help="top-k movies for a user from the recommend API, or for every user into a file",
+        description=(
+            "--user ID asks the recommend API (the twin or a deployed stage) and prints a table. "
+            "--all-users --out FILE scores every user locally from a model artifact and its lookup "
+            "(--artifacts, or --model and --lookup) and writes JSON Lines "
+            '{"userId":..,"items":[{"movieId":..,"score":..},...]}, atomically.'
+        ),
+    )
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", type=int, help="MovieLens user id (asks the API)")
+    who.add_argument("--all-users", action="store_true", help="every user of the lookup, into --out")
     parser.add_argument("-k", type=int, default=10, help="how many movies (1..100, default 10)")
+    batch = parser.add_argument_group("--all-users")
+    batch.add_argument("--out", metavar="FILE", help="JSON Lines output (written atomically)")
+    batch.add_argument(
+        "--artifacts",
+        metavar="DIR",
+        help="serving artifacts (current.json + VERSION/lookup/ + VERSION/model.tar.gz, see docs/api.md)",
+    )
+    batch.add_argument("--model", metavar="TAR", help="model.tar.gz (with --lookup, instead of --artifacts)")
+    batch.add_argument("--lookup", metavar="DIR", help="the lookup folder preprocess wrote for that model")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument(
         "--api-url", default="http://127.0.0.1:3000", help="API base URL (default the local twin on :3000)"
     )
@@ -73,9 +95,71 @@ def format_table(doc: dict[str, Any]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def resolve_model_and_lookup(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(model.tar.gz, lookup folder) from --artifacts (the published version) or --model and --lookup."""
+    if args.artifacts:
+        if args.model or args.lookup:
+            raise InputError("give --artifacts, or --model and --lookup, not both")
+        root = Path(args.artifacts)
+        current = root / "current.json"
+        if current.is_file():
+            try:
+                version = str(json.loads(current.read_text(encoding="utf-8"))["modelVersion"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InputError(f'{current}: expected {{"modelVersion": ...}} ({exc})') from None
+            return root / version / "model.tar.gz", root / version / "lookup"
+        return root / "model.tar.gz", root
+    if not (args.model and args.lookup):
+        raise InputError("--all-users needs --artifacts DIR, or --model TAR and --lookup DIR")
+    return Path(args.model), Path(args.lookup)
+
+
+def run_all_users(args: argparse.Namespace) -> int:
+    from fmrec.model.artifact import load_model_tar
+    from fmrec.serving.batch import write_all_users
+    from fmrec.serving.lookup import read_lookup
+
+    if not args.out:
+        raise InputError("--all-users needs --out FILE")
+    model_path, lookup_dir = resolve_model_and_lookup(args)
+    if not model_path.is_file():
+        raise InputError(f"{model_path}: no such model artifact")
+    model = load_model_tar(model_path)
+    lookup = read_lookup(lookup_dir)
+    total = len(lookup.user_ids)
+    bar: Any = None
+    if not args.no_progress:
+        import sys
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="user", desc="recommend", file=sys.stderr, leave=False)
+    try:
+        written = write_all_users(
+            args.out,
+            model,
+            lookup,
+            args.k,
+            exclude_rated=not args.include_rated,
+            genre=args.genre,
+            progress=bar.update if bar is not None else None,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"wrote the top {args.k} of {written} users to {args.out}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     if not 1 <= args.k <= 100:
         raise InputError(f"-k {args.k}: expected 1..100")
+    if args.all_users:
+        if args.min_score is not None or args.json:
+            raise InputError("--min-score and --json apply to --user only")
+        return run_all_users(args)
+    if args.out or args.artifacts or args.model or args.lookup:
+        raise InputError("--out, --artifacts, --model and --lookup apply to --all-users only")
     doc = fetch(build_url(args), args.timeout)
     print(json.dumps(doc, indent=2) if args.json else format_table(doc))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -41,6 +42,15 @@ class Payload:
     movie_positions: Sequence[int]
 
 
+def lookup_user_values(lookup: object, user_pos: int) -> list[float] | None:
+    """The values of the user's keys when the lookup has non-one-hot user features (`user_values`), else None.
+
+    The one place that asks: the request builder, the Lambda's fast path and batch scoring all go through it.
+    """
+    values = getattr(lookup, "user_values", None)
+    return None if values is None else list(values(user_pos))
+
+
 def _ones(n: int) -> str:
     return ",".join(["1"] * n)
 
@@ -50,8 +60,9 @@ class RequestBuilder:
 
     Every instance is `{"data":{"features":{"keys":[user keys, movie keys],"shape":[D],"values":[1,...]}}}`
     where the movie keys are the movie's columns in the full feature space (they include the user-block
-    offset, and the movie's auxiliary columns when the lookup has them). All features are one-hot, so every
-    value is 1.
+    offset, and the movie's auxiliary columns when the lookup has them). Movie features are one-hot (value
+    1); user features are 1 unless the lookup gives values (`user_values(pos)`, e.g. weighted history
+    columns) or the caller passes them.
     """
 
     def __init__(self, lookup: LookupLike, max_bytes: int = MAX_PAYLOAD_BYTES) -> None:
@@ -77,11 +88,39 @@ class RequestBuilder:
             self._tails[n_user_keys] = cached
         return cached
 
-    def build(self, user_pos: int, movie_positions: Sequence[int] | None = None) -> list[Payload]:
-        """Bodies scoring user `user_pos` against `movie_positions` (default: all), each <= max_bytes."""
+    def _weighted_tails(self, user_values: Sequence[float]) -> tuple[list[str], int]:
+        """Tails for user keys with non-1 values: made per request, since the values differ per user."""
+        bad = [v for v in user_values if not math.isfinite(v)]
+        if bad:
+            raise InputError(f"user values: expected finite numbers, got {bad[0]!r}")
+        shape, head = self._shape, ",".join(map(repr, map(float, user_values)))
+        tails = [
+            f"{keys}{shape}{head}{',' if n else ''}{_ones(n)}]}}}}}}"
+            for keys, n in zip(self._movie_keys, self._movie_nkeys, strict=True)
+        ]
+        return tails, max(map(len, tails), default=0)
+
+    def build(
+        self,
+        user_pos: int,
+        movie_positions: Sequence[int] | None = None,
+        user_values: Sequence[float] | None = None,
+    ) -> list[Payload]:
+        """Bodies scoring user `user_pos` against `movie_positions` (default: all), each <= max_bytes.
+
+        `user_values`: the values of the user's keys (default: the lookup's `user_values`, if it has one, else
+        all 1).
+        """
         user_keys = self.lookup.user_keys(user_pos)
+        if user_values is None:
+            user_values = lookup_user_values(self.lookup, user_pos)
         head = '{"data":{"features":{"keys":[' + ",".join(map(str, user_keys)) + ","
-        tails, max_tail = self._tails_for(len(user_keys))
+        if user_values is not None and len(user_values) != len(user_keys):
+            raise InputError(f"user values: {len(user_values)} for {len(user_keys)} user keys")
+        if user_values is None or all(v == 1 for v in user_values):
+            tails, max_tail = self._tails_for(len(user_keys))
+        else:
+            tails, max_tail = self._weighted_tails(user_values)
         positions: Sequence[int] = self.all_positions if movie_positions is None else movie_positions
         if not positions:
             return []
@@ -115,9 +154,10 @@ def build_requests(
     user_pos: int,
     movie_positions: Sequence[int] | None = None,
     max_bytes: int = MAX_PAYLOAD_BYTES,
+    user_values: Sequence[float] | None = None,
 ) -> list[Payload]:
     """One-off convenience; hold a RequestBuilder to reuse its per-movie fragments across requests."""
-    return RequestBuilder(lookup, max_bytes).build(user_pos, movie_positions)
+    return RequestBuilder(lookup, max_bytes).build(user_pos, movie_positions, user_values)
 
 
 def decode_keys(lookup: LookupLike, keys: Sequence[int]) -> tuple[int, int]:

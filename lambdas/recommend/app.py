@@ -12,19 +12,23 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
-from fmrec.errors import InputError
+from fmrec.errors import ConflictError, InputError, NotInModelError
 from lambdas.recommend.params import load_openapi, parse_parameters, route_parameters
 from lambdas.recommend.service import (
     Query,
     Recommendation,
     Recommender,
     ServiceUnavailable,
+    Similar,
+    SimilarQuery,
     recommender_from_env,
 )
 
 logger = Logger(service="fmrec-recommend")
 app = APIGatewayRestResolver(debug=False)
+SIMILAR_ROUTE = "/movies/{movieId}/similar"
 PARAMETERS = route_parameters(load_openapi())
+SIMILAR_PARAMETERS = route_parameters(load_openapi(), SIMILAR_ROUTE)
 JSON_TYPE = "application/json"
 
 _state_lock = threading.Lock()
@@ -105,6 +109,53 @@ def recommendations(userId: str) -> Response:
         },
     )
     return _json(200, render(rec, query.k))
+
+
+def render_similar(result: Similar, k: int) -> dict[str, Any]:
+    return {
+        "movieId": result.movie_id,
+        "title": result.title,
+        "modelVersion": result.model_version,
+        "similarity": "cosine",
+        "k": k,
+        "candidates": result.candidates,
+        "items": [
+            {"movieId": it.movie_id, "title": it.title, "score": it.score, "rank": it.rank}
+            for it in result.items
+        ],
+    }
+
+
+@app.get("/movies/<movieId>/similar")
+def similar_movies(movieId: str) -> Response:
+    started = time.perf_counter()
+    event = app.current_event
+    values = parse_parameters(SIMILAR_PARAMETERS, event.path_parameters, event.query_string_parameters)
+    query = SimilarQuery(movie_id=values["movieId"], k=values["k"], genre=values["genre"])
+    result = get_recommender().similar(query)
+    logger.info(
+        "similar movies served",
+        extra={
+            "movie_id": result.movie_id,
+            "model_version": result.model_version,
+            "k": query.k,
+            "candidates": result.candidates,
+            "items": len(result.items),
+            "duration_ms": round((time.perf_counter() - started) * 1e3, 3),
+        },
+    )
+    return _json(200, render_similar(result, query.k))
+
+
+@app.exception_handler(NotInModelError)
+def _unknown_id(exc: NotInModelError) -> Response:
+    return _error(404, "NotFound", str(exc))
+
+
+@app.exception_handler(ConflictError)
+def _conflict(exc: ConflictError) -> Response:
+    logger.info("conflict", extra={"reason": str(exc)})
+    return _error(409, "Conflict", str(exc))
 
 
 @app.exception_handler(InputError)

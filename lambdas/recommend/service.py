@@ -15,13 +15,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain, compress, pairwise
 from pathlib import Path
 from typing import Any, Protocol
 
-from fmrec.errors import FmrecError, InputError
-from fmrec.serving.requests import CONTENT_TYPE, RequestBuilder
+from fmrec.errors import FmrecError, InputError, NotInModelError
+from fmrec.serving.requests import CONTENT_TYPE, RequestBuilder, lookup_user_values
 
 try:  # orjson parses the endpoint's answer ~3x faster; the standard library is the fallback.
     import orjson
@@ -54,6 +55,11 @@ VERSIONS_KEPT = 2  # during a blue/green shift two variants answer; keep both lo
 # pattern (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProductionVariant.html), so no
 # "..", "/" or empty part can lead a lookup outside the artifacts.
 VERSION_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+# Request bodies are split at this size (at most the 6 MB InvokeEndpoint limit) and sent concurrently: a
+# 60,000-movie catalog is several MB of JSON; smaller bodies let the endpoint's workers score them at once.
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html (Body: 6 MB)
+DEFAULT_REQUEST_BYTES = 1024 * 1024
+DEFAULT_ENDPOINT_CONCURRENCY = 8
 
 
 _FLOAT_TYPE = {float}
@@ -146,12 +152,16 @@ class Bundle:
     popular: list[int]  # movie positions, best damped mean rating first
     popular_score: list[float]
     genre_index: dict[str, tuple[int, ...]]  # lower-cased genre -> movie positions, ascending
-    fast_model: Any = None  # fmrec.model.artifact.FMModel, loaded on first fast-path use
-    item_rows: Any = None  # csr_matrix of movie keys for score_user_candidates
+    fast_model: Any = None  # fmrec.model.artifact.FMModel, loaded on first fast-path or similar-movies use
+    item_terms: Any = None  # fmrec.model.fm.SideTerms of every movie, for score_user_items
+    similar_index: Any = None  # fmrec.serving.similar.SimilarIndex
+    genre_masks: dict[str, Any] = field(default_factory=dict)  # lower-cased genre -> numpy bool mask
     fingerprint: tuple[Any, ...] = field(default=())
 
     @classmethod
-    def build(cls, version: str | None, lookup: Any) -> Bundle:
+    def build(
+        cls, version: str | None, lookup: Any, max_request_bytes: int = DEFAULT_REQUEST_BYTES
+    ) -> Bundle:
         counts = [float(c) for c in lookup.movie_count]
         means = [float(m) for m in lookup.movie_mean]
         total = sum(counts)
@@ -168,7 +178,7 @@ class Bundle:
         return cls(
             version=version,
             lookup=lookup,
-            builder=RequestBuilder(lookup),
+            builder=RequestBuilder(lookup, max_request_bytes),
             popular=popular,
             popular_score=damped,
             genre_index={g: tuple(sorted(p)) for g, p in index.items()},
@@ -186,6 +196,13 @@ class Query:
 
 
 @dataclass(frozen=True)
+class SimilarQuery:
+    movie_id: int
+    k: int = 10
+    genre: str | None = None
+
+
+@dataclass(frozen=True)
 class Item:
     movie_id: int
     title: str
@@ -198,6 +215,15 @@ class Recommendation:
     user_id: int
     model_version: str | None
     serving_path: str
+    items: list[Item]
+    candidates: int
+
+
+@dataclass(frozen=True)
+class Similar:
+    movie_id: int
+    title: str
+    model_version: str | None
     items: list[Item]
     candidates: int
 
@@ -297,6 +323,8 @@ class Recommender:
         fast_path: bool = False,
         version_check_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        max_request_bytes: int = DEFAULT_REQUEST_BYTES,
+        endpoint_concurrency: int = DEFAULT_ENDPOINT_CONCURRENCY,
     ) -> None:
         if caller is None and not fast_path:
             raise InputError("the recommender needs an endpoint (FMREC_ENDPOINT_NAME) or the fast path")
@@ -310,6 +338,13 @@ class Recommender:
         self._checked_at: float | None = None
         self._no_lookup: set[str] = set()
         self._lock = threading.Lock()  # the twin calls one handler from several threads
+        from fmrec.serving.requests import MAX_PAYLOAD_BYTES
+
+        if not 1 <= max_request_bytes <= MAX_PAYLOAD_BYTES:
+            raise InputError(f"max_request_bytes {max_request_bytes}: expected 1..{MAX_PAYLOAD_BYTES}")
+        self.max_request_bytes = max_request_bytes
+        self.endpoint_concurrency = max(1, endpoint_concurrency)
+        self._executor: ThreadPoolExecutor | None = None
 
     # --- artifacts -------------------------------------------------------------------------------------
     def _read_current(self) -> str | None:
@@ -348,7 +383,7 @@ class Recommender:
             blobs[name] = data
         started = time.perf_counter()
         try:
-            bundle = Bundle.build(version, Lookup.from_blobs(blobs))
+            bundle = Bundle.build(version, Lookup.from_blobs(blobs), self.max_request_bytes)
         except InputError as exc:
             # A broken published artifact is the service's fault, not the caller's: 503, details in the log.
             log.error("unreadable lookup for model version %s: %s", version, exc)
@@ -433,30 +468,62 @@ class Recommender:
         skip = set(rated)
         return [p for p in allowed if p not in skip]
 
-    def _fast_scores(self, bundle: Bundle, user_pos: int, positions: Sequence[int]) -> list[float]:
-        import numpy as np
-        from scipy.sparse import csr_matrix
-
-        from fmrec.model.fm import score_user_candidates
-
+    def _model_terms(self, bundle: Bundle) -> tuple[Any, Any]:
+        """The bundle's model and its movie-side FM terms, loaded once per version (fast path, similar)."""
         with self._lock:
-            if bundle.fast_model is None:
-                bundle.fast_model = self._load_model(bundle.version)
-                lookup = bundle.lookup
-                keys = [lookup.movie_keys(p) for p in range(len(lookup.movie_ids))]
-                indptr = np.zeros(len(keys) + 1, dtype=np.int64)
-                indptr[1:] = np.cumsum([len(k) for k in keys])
-                cols = np.fromiter((c for k in keys for c in k), dtype=np.int64, count=int(indptr[-1]))
-                data = np.ones(len(cols), dtype=np.float32)
-                bundle.item_rows = csr_matrix((data, cols, indptr), shape=(len(keys), lookup.feature_dim))
-        model = bundle.fast_model
-        rows = (
-            bundle.item_rows if len(positions) == bundle.item_rows.shape[0] else bundle.item_rows[positions]
+            if bundle.item_terms is None:
+                try:
+                    from fmrec.model.fm import side_terms
+                    from fmrec.serving.ranking import movie_rows
+                except ImportError as exc:  # the Lambda package without the numpy/scipy layer
+                    raise ServiceUnavailable(
+                        "scoring in the Lambda needs numpy and scipy (the fast-path layer)", 30, str(exc)
+                    ) from exc
+                model = self._load_model(bundle.version)
+                bundle.item_terms = side_terms(model.params, movie_rows(bundle.lookup)).compact()
+                bundle.fast_model = model
+            return bundle.fast_model, bundle.item_terms
+
+    def _genre_mask(self, bundle: Bundle, genre: str) -> Any:
+        import numpy as np
+
+        key = genre.lower()
+        mask = bundle.genre_masks.get(key)
+        if mask is None:
+            mask = np.zeros(len(bundle.lookup.movie_ids), dtype=bool)
+            mask[list(bundle.genre_index.get(key, ()))] = True
+            bundle.genre_masks[key] = mask  # a benign race: two threads build the same array
+        return mask
+
+    def _fast_rank(self, bundle: Bundle, user_pos: int, query: Query) -> tuple[list[Item], int]:
+        """Every movie scored by one matrix-vector product, the excluded ones masked, then a partial sort."""
+        model, terms = self._model_terms(bundle)  # a 503 when numpy is missing; past it, numpy imports
+        import numpy as np
+
+        from fmrec.model.fm import score_user_items
+        from fmrec.serving.ranking import top_k_indices
+
+        lookup = bundle.lookup
+        scores = score_user_items(
+            model.params,
+            terms,
+            lookup.user_keys(user_pos),
+            model.predictor_type,
+            lookup_user_values(lookup, user_pos),
         )
-        scores = score_user_candidates(
-            model.params, bundle.lookup.user_keys(user_pos), rows, model.predictor_type
-        )
-        return [float(s) for s in np.asarray(scores, dtype=np.float64)]
+        if query.genre is not None:
+            mask = self._genre_mask(bundle, query.genre).copy()
+        else:
+            mask = np.ones(scores.shape[0], dtype=bool)
+        if query.exclude_rated:
+            mask[np.asarray(lookup.rated_positions(user_pos), dtype=np.int64)] = False
+        scores[~mask] = -np.inf
+        top = top_k_indices(scores, query.k, query.min_score)
+        items = [
+            Item(lookup.movie_ids[p], lookup.titles[p], float(scores[p]), rank)
+            for rank, p in enumerate(top.tolist(), start=1)
+        ]
+        return items, int(np.count_nonzero(mask))
 
     def _load_model(self, version: str | None) -> Any:
         from fmrec.model.artifact import load_model_tar
@@ -485,16 +552,24 @@ class Recommender:
         assert self.caller is not None
         for attempt in (1, 2):
             positions = self.candidates(bundle, user_pos, query)
+            payloads = bundle.builder.build(user_pos, positions)  # user values: from the lookup, if any
+            answers = self._invoke_all([p.body for p in payloads])
             scores: list[float] = []
-            variant: str | None = None
-            for payload in bundle.builder.build(user_pos, positions):
-                part, variant = self.caller.invoke(payload.body)
+            for payload, (part, _) in zip(payloads, answers, strict=True):
                 if len(part) != len(payload.movie_positions):
                     raise ServiceUnavailable(
                         f"the model endpoint returned {len(part)} scores "
                         f"for {len(payload.movie_positions)} movies"
                     )
                 scores.extend(part)
+            variants = {v for _, v in answers}
+            if len(variants) > 1:
+                # Bodies of one request answered by different variants: a traffic shift is under way.
+                if attempt == 2:
+                    break
+                log.info("endpoint variants %s answered one request; rebuilding", sorted(map(str, variants)))
+                continue
+            variant = variants.pop() if variants else None
             if variant is None or variant == bundle.version:
                 return bundle, positions, scores, variant
             answering = self.bundle_for_variant(variant, bundle)
@@ -511,6 +586,17 @@ class Recommender:
             user_pos = new_pos
         raise ServiceUnavailable("the model is being updated; try again shortly", 1)
 
+    def _invoke_all(self, bodies: list[bytes]) -> list[tuple[list[float], str | None]]:
+        """Every body through the endpoint, concurrently when there are several; answers in body order."""
+        assert self.caller is not None
+        if len(bodies) <= 1:
+            return [self.caller.invoke(b) for b in bodies]
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.endpoint_concurrency, thread_name_prefix="invoke")
+        # The first failure (in body order) is re-raised; the request fails as a whole, as with one body.
+        return list(self._executor.map(self.caller.invoke, bodies))
+
     def recommend(self, query: Query) -> Recommendation:
         bundle = self.current_bundle()
         user_pos = bundle.lookup.user_position(query.user_id)
@@ -518,12 +604,9 @@ class Recommender:
             if user_pos is None:
                 raise _ColdStart(bundle)
             if self.fast_path:
-                positions = self.candidates(bundle, user_pos, query)
-                scores = self._fast_scores(bundle, user_pos, positions) if positions else []
-                path, version = PATH_FAST, bundle.version
-            else:
-                bundle, positions, scores, variant = self._endpoint_scores(bundle, user_pos, query)
-                path, version = PATH_ENDPOINT, variant or bundle.version
+                items, count = self._fast_rank(bundle, user_pos, query)
+                return Recommendation(query.user_id, bundle.version, PATH_FAST, items, count)
+            bundle, positions, scores, variant = self._endpoint_scores(bundle, user_pos, query)
         except _ColdStart as cold:
             return self._cold_start(cold.bundle, query)
         lookup = bundle.lookup
@@ -531,7 +614,32 @@ class Recommender:
         for rank, i in enumerate(top_k(scores, query.k, query.min_score), start=1):
             pos = positions[i]
             items.append(Item(lookup.movie_ids[pos], lookup.titles[pos], scores[i], rank))
-        return Recommendation(query.user_id, version, path, items, len(positions))
+        return Recommendation(query.user_id, variant or bundle.version, PATH_ENDPOINT, items, len(positions))
+
+    def similar(self, query: SimilarQuery) -> Similar:
+        """The k movies whose factor vectors are closest (cosine) to the movie's, in the published model.
+
+        From the model artifact in the Lambda, on either serving path: the endpoint has no such operation.
+        """
+        bundle = self.current_bundle()
+        lookup = bundle.lookup
+        pos = lookup.movie_position(query.movie_id)
+        if pos is None:
+            raise NotInModelError(f"movie {query.movie_id} is not in model version {bundle.version}")
+        _, terms = self._model_terms(bundle)  # a 503 when numpy is missing; past it, numpy imports
+        from fmrec.serving.similar import SimilarIndex
+
+        with self._lock:
+            if bundle.similar_index is None:
+                bundle.similar_index = SimilarIndex.from_factors(terms.factors)
+        index = bundle.similar_index
+        allowed = self._genre_mask(bundle, query.genre) if query.genre is not None else None
+        ranked, count = index.similar(pos, query.k, allowed, movie_id=query.movie_id)
+        items = [
+            Item(lookup.movie_ids[p], lookup.titles[p], score, rank)
+            for rank, (p, score) in enumerate(ranked, start=1)
+        ]
+        return Similar(query.movie_id, lookup.titles[pos], bundle.version, items, count)
 
     def _cold_start(self, bundle: Bundle, query: Query) -> Recommendation:
         ranked = bundle.popular
@@ -604,4 +712,6 @@ def recommender_from_env(
         caller,
         fast_path=fast_path,
         version_check_seconds=float(env.get("FMREC_VERSION_CHECK_SECONDS", "300")),
+        max_request_bytes=int(env.get("FMREC_REQUEST_MAX_BYTES", str(DEFAULT_REQUEST_BYTES))),
+        endpoint_concurrency=int(env.get("FMREC_ENDPOINT_CONCURRENCY", str(DEFAULT_ENDPOINT_CONCURRENCY))),
     )

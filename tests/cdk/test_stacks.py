@@ -275,7 +275,9 @@ def test_api_mirrors_the_openapi_document(dev: Assembly) -> None:
                 "Integration": Match.object_like({"Type": "AWS_PROXY"}),
             },
         )
-    assert "method.request.path.userId" in routes[0][2]
+    by_path = {path: params for path, _, params in routes}
+    assert "method.request.path.userId" in by_path["/users/{userId}/recommendations"]
+    assert "method.request.path.movieId" in by_path["/movies/{movieId}/similar"]
 
 
 def test_api_stage_is_throttled_logged_and_traced(dev: Assembly, cdk_context: dict[str, Any]) -> None:

@@ -42,7 +42,10 @@ API_ID = "fmrectwin0"
 FUNCTION_NAME = "fmrec-recommend"
 CONFIG_ENV = "FMREC_API_TWIN_CONFIG"
 # The REST API's resources, as the CDK API stack declares them; anything else goes to the catch-all proxy.
-RESOURCES = (("/users/{userId}/recommendations", re.compile(r"^/users/(?P<userId>[^/]+)/recommendations$")),)
+RESOURCES = (
+    ("/users/{userId}/recommendations", re.compile(r"^/users/(?P<userId>[^/]+)/recommendations$")),
+    ("/movies/{movieId}/similar", re.compile(r"^/movies/(?P<movieId>[^/]+)/similar$")),
+)
 PROXY_RESOURCE = "/{proxy+}"
 _BAD_GATEWAY = {"message": "Internal server error"}
 # API Gateway's REST API quotas (https://docs.aws.amazon.com/apigateway/latest/developerguide/

@@ -1,0 +1,62 @@
+"""`fmrec similar`: the movies most similar to one movie, from the recommend API (the twin or a stage)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import urllib.parse
+from typing import Any
+
+from fmrec.commands.recommend import fetch
+from fmrec.errors import InputError
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "similar",
+        help="the k movies most similar to a movie, from the recommend API",
+        description=(
+            "GET /movies/{movieId}/similar: movies ranked by the cosine similarity of the served model's "
+            "movie factor vectors (docs/api.md)."
+        ),
+    )
+    parser.add_argument("--movie", type=int, required=True, help="MovieLens movie id")
+    parser.add_argument("-k", type=int, default=10, help="how many movies (1..100, default 10)")
+    parser.add_argument("--genre", default=None, help="only movies of this genre")
+    parser.add_argument(
+        "--api-url", default="http://127.0.0.1:3000", help="API base URL (default the local twin on :3000)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    parser.set_defaults(func=_run)
+
+
+def build_url(args: argparse.Namespace) -> str:
+    query: dict[str, str] = {"k": str(args.k)}
+    if args.genre:
+        query["genre"] = args.genre
+    base = args.api_url.rstrip("/")
+    return f"{base}/movies/{args.movie}/similar?{urllib.parse.urlencode(query)}"
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    items = doc.get("items", [])
+    lines = [
+        f"movie {doc.get('movieId')} {doc.get('title')}  model {doc.get('modelVersion')}  "
+        f"similarity {doc.get('similarity')}  candidates {doc.get('candidates')}"
+    ]
+    width = max([len(str(it["title"])) for it in items] + [5])
+    lines.append(f"{'rank':>4}  {'movieId':>7}  {'score':>8}  {'title':<{width}}")
+    for it in items:
+        lines.append(f"{it['rank']:>4}  {it['movieId']:>7}  {it['score']:>8.4f}  {it['title']:<{width}}")
+    if not items:
+        lines.append("(no movies matched)")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not 1 <= args.k <= 100:
+        raise InputError(f"-k {args.k}: expected 1..100")
+    doc = fetch(build_url(args), args.timeout)
+    print(json.dumps(doc, indent=2) if args.json else format_table(doc))
+    return 0

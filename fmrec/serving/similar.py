@@ -1,0 +1,71 @@
+"""Similar movies: cosine similarity of the served model's movie factor vectors (numpy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fmrec.errors import ConflictError
+from fmrec.model.fm import FMParams, side_terms
+from fmrec.serving.ranking import movie_rows, top_k_indices
+
+SIMILARITY = "cosine"
+
+
+class NoFactors(ConflictError):
+    """No usable factor vector for the movie(s), e.g. a linear-only artifact (the API answers 409)."""
+
+
+@dataclass
+class SimilarIndex:
+    """Unit-length movie vectors s_i = sum of v_j over the movie's columns, one row per movie position.
+
+    Cosine of the factor vectors, without the linear term: <s_i, s_j> is how the FM lets two movies' features
+    interact with the same users, so movies liked by the same kind of user point the same way. The linear
+    weight w_i is a per-movie offset (popularity); it has no direction, and adding it would make the most
+    popular movies "similar" to everything. Cosine rather than the raw dot product for the same reason: a
+    vector's length grows with how much the model uses the movie, not with what it is like.
+    """
+
+    unit: np.ndarray  # (n_movies, k) float32, zero rows for movies without a usable vector
+    usable: np.ndarray  # (n_movies,) bool
+
+    @classmethod
+    def build(cls, params: FMParams, lookup: Any) -> SimilarIndex:
+        return cls.from_factors(side_terms(params, movie_rows(lookup)).factors)
+
+    @classmethod
+    def from_factors(cls, vectors: np.ndarray) -> SimilarIndex:
+        """From the movies' factor sums (SideTerms.factors of the movie rows)."""
+        norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+        usable = np.isfinite(norms) & (norms > 0)
+        unit = np.zeros(vectors.shape, dtype=np.float32)  # float32: see SideTerms.compact
+        unit[usable] = vectors[usable] / norms[usable, None]
+        return cls(unit, usable)
+
+    def similar(
+        self, movie_pos: int, k: int, allowed: np.ndarray | None = None, *, movie_id: Any = None
+    ) -> tuple[list[tuple[int, float]], int]:
+        """([(movie position, cosine), ...] best first, the number of candidates ranked).
+
+        Candidates: every movie with a usable vector (only where the bool mask `allowed` is set, when given)
+        except the movie itself. Ties: lower position (smaller movie id) first.
+        """
+        shown = movie_id if movie_id is not None else f"position {movie_pos}"
+        if not self.usable.any():
+            raise NoFactors(
+                "the served model has no usable factor vectors (all zero: a linear-only model); "
+                "similar movies need the factors"
+            )
+        if not self.usable[movie_pos]:
+            raise NoFactors(f"movie {shown} has an all-zero factor vector in the served model")
+        scores = np.einsum("ij,j->i", self.unit, self.unit[movie_pos]).astype(np.float64)
+        mask = self.usable.copy()
+        if allowed is not None:
+            mask &= allowed
+        mask[movie_pos] = False
+        scores[~mask] = -np.inf
+        top = top_k_indices(scores, k)
+        return [(int(p), float(scores[p])) for p in top], int(mask.sum())
