@@ -100,10 +100,12 @@ def sample_rows(
     pos_count = np.bincount(user[is_pos], minlength=n_users)
     need = k * pos_count.astype(np.int64)
     skipped = (need > 0) & (avail <= 0)
+    unused = ~is_pos & ~is_neg
     if skipped.any():
         keep = ~skipped[user]
         is_pos &= keep
         is_neg &= keep
+        unused &= keep
         need[skipped] = 0
     target = np.minimum(need, np.maximum(avail, 0))
     counts = {
@@ -115,7 +117,7 @@ def sample_rows(
         "users_short": int((need > target).sum()),
         "users_skipped_no_unrated": int(skipped.sum()),
         "rows_skipped": int(np.isin(user, np.flatnonzero(skipped)).sum()) if skipped.any() else 0,
-        "ratings_not_used": int((~is_pos & ~is_neg).sum()),
+        "ratings_not_used": int(unused.sum()),  # below the threshold with positives "liked"
     }
     if counts["positives"] == 0:
         raise SamplingError(
@@ -135,7 +137,7 @@ def sample_rows(
     out_movie = np.empty(n_out, dtype=np.int32)
     out_user[:n_pos], out_movie[:n_pos] = user[is_pos], movie[is_pos]
     out_user[n_pos : n_pos + n_neg], out_movie[n_pos : n_pos + n_neg] = user[is_neg], movie[is_neg]
-    del is_pos, is_neg, liked
+    del is_pos, is_neg, liked, unused
     if target.any():
         filled = _draw_negatives(rng, rated, target, weights, avail, out_user, out_movie, n_pos + n_neg)
         assert filled == n_out, (filled, n_out)
