@@ -243,6 +243,11 @@ def get_pipeline(
     training_instance_count: int = 1,
     hyperparameters: Mapping[str, int | float | str] | None = None,
     tuning: TuningOptions | None = None,
+    objective: str = "ranking",
+    negatives_per_positive: int = 4,
+    negative_exponent: float = 0.75,
+    positives: str = "all",
+    below_threshold_negatives: bool = False,
 ) -> dict[str, Any]:
     """The pipeline definition as a JSON-ready dict; `json.dumps` it for CfnPipeline or the local runner.
 
@@ -250,8 +255,14 @@ def get_pipeline(
     `hyperparameters` overrides defaults by pipeline parameter name (NumFactors, Epochs, MiniBatchSize,
     LinearLr, FactorsLr, BiasWd, LinearWd, FactorsWd, FactorsInitSigma).
     `tuning` adds the optional tuning path (pipeline/tuning.py), switched per execution by UseTuning.
+    `objective` .. `below_threshold_negatives` are the defaults of the training-objective parameters
+    (Objective, NegativesPerPositive, NegativeExponent, PositiveRule, BelowThresholdNegatives), checked here
+    as fmrec/features/objective.py checks them in the preprocess step.
     """
     _check_arguments(region, artifact_bucket, code_uri, role_arn)
+    sampling = _objective_defaults(
+        objective, negatives_per_positive, negative_exponent, positives, below_threshold_negatives
+    )
     overrides = dict(hyperparameters or {})
     unknown = sorted(set(overrides) - {h.parameter for h in HYPERPARAMETERS})
     if unknown:
@@ -274,7 +285,29 @@ def get_pipeline(
             training_instance_count=training_instance_count,
             hp_defaults={h.parameter: overrides.get(h.parameter, h.default) for h in HYPERPARAMETERS},
             tuning=tuning,
+            sampling=sampling,
         )
+
+
+def _objective_defaults(
+    objective: str, negatives: int, exponent: float, positives: str, below: bool
+) -> dict[str, Any]:
+    """The objective parameters' defaults, refused here when the preprocess step would refuse them."""
+    from fmrec.errors import InputError
+    from fmrec.features.objective import SamplingConfig, check_objective
+
+    try:
+        check_objective(objective, PREDICTOR_TYPE)
+        SamplingConfig(objective, negatives, exponent, positives, below)
+    except InputError as exc:
+        raise DefinitionError(str(exc)) from None
+    return {
+        "Objective": objective,
+        "NegativesPerPositive": int(negatives),
+        "NegativeExponent": float(exponent),
+        "PositiveRule": positives,
+        "BelowThresholdNegatives": "true" if below else "false",
+    }
 
 
 def _build(
@@ -293,6 +326,7 @@ def _build(
     training_instance_count: int,
     hp_defaults: Mapping[str, int | float | str],
     tuning: TuningOptions | None = None,
+    sampling: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     from sagemaker.inputs import TrainingInput
     from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
@@ -319,6 +353,14 @@ def _build(
         h.parameter: makers[h.kind](h.parameter, default_value=hp_defaults[h.parameter])
         for h in HYPERPARAMETERS
     }
+    # The training objective (fmrec/features/objective.py); BelowThresholdNegatives is a "true"/"false"
+    # String rather than a Boolean so the argument the step receives is plain text.
+    sampling = dict(sampling or _objective_defaults("ranking", 4, 0.75, "all", False))
+    objective = ParameterString("Objective", default_value=sampling["Objective"])
+    negatives = ParameterInteger("NegativesPerPositive", default_value=sampling["NegativesPerPositive"])
+    exponent = ParameterFloat("NegativeExponent", default_value=sampling["NegativeExponent"])
+    positive_rule = ParameterString("PositiveRule", default_value=sampling["PositiveRule"])
+    below = ParameterString("BelowThresholdNegatives", default_value=sampling["BelowThresholdNegatives"])
     parameters = [
         input_data,
         threshold,
@@ -328,6 +370,11 @@ def _build(
         train_count,
         approval,
         *hp_params.values(),
+        objective,
+        negatives,
+        exponent,
+        positive_rule,
+        below,
     ]
 
     def s3_out(*parts: str) -> list[Any]:
@@ -351,7 +398,7 @@ def _build(
 
     # --- preprocess: MovieLens (or synthetic) → recordIO channels, lookup, manifest (feature_dim) ---
     manifest = PropertyFile(name="Manifest", output_name="manifest", path="manifest.json")
-    pre_outputs = ["train", "test", "lookup", "manifest"]
+    pre_outputs = ["train", "test", "lookup", "manifest", "holdout"]
     preprocess = ProcessingStep(
         name=PREPROCESS_STEP,
         step_args=processor("preprocess.py").run(
@@ -370,7 +417,12 @@ def _build(
                 for name in pre_outputs
             ],
             # One train shard per training instance, so ShardedByS3Key hands every host its own file.
-            arguments=["--threshold", threshold.to_string(), "--shards", train_count.to_string()],
+            arguments=[
+                *("--threshold", threshold.to_string(), "--shards", train_count.to_string()),
+                *("--objective", objective, "--negatives", negatives.to_string()),
+                *("--negative-exponent", exponent.to_string(), "--positives", positive_rule),
+                *("--below-threshold-negatives", below, "--predictor-type", PREDICTOR_TYPE),
+            ],
         ),
         property_files=[manifest],
     )

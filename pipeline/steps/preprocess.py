@@ -529,6 +529,20 @@ def _publish(tmp: Path, out: Path) -> None:
         os.replace(tmp / name, out / name)
 
 
+def check_arguments(argv: Sequence[str]) -> PreprocessConfig:
+    """The step's arguments as a config, or InputError: the local runner calls this before any step runs."""
+    import argparse
+
+    parser = build_arg_parser(argparse.ArgumentParser(prog="preprocess", exit_on_error=False))
+    try:
+        args, unknown = parser.parse_known_args(list(argv))
+    except argparse.ArgumentError as exc:
+        raise InputError(f"preprocess arguments: {exc}") from None
+    if unknown:
+        raise InputError(f"preprocess arguments: unrecognized {' '.join(unknown)}")
+    return config_from_args(args)
+
+
 def main(base_dir: str | Path, argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Processing entry point: base_dir/input/data -> base_dir/output/{train,test,lookup,manifest}."""
     base = Path(base_dir)

@@ -109,7 +109,7 @@ def test_a_regressor_is_evaluated_with_rmse_and_mae(tiny_data: Path, tmp_path: P
 
     pre = tmp_path / "pre"
     shutil.copytree(tiny_data, pre / "input" / "data")
-    preprocess.main(pre, ["--label", "regression"])
+    preprocess.main(pre, ["--label", "regression", "--objective", "rating"])
     manifest = json.loads((pre / "output" / "manifest" / "manifest.json").read_text())
     hp = {
         "feature_dim": manifest["feature_dim"],
