@@ -148,6 +148,32 @@ def sample_rows(
     return SampledRows(out_user, out_movie, n_pos, order, counts)
 
 
+def _alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vose's alias table: O(1) weighted draws (a binary search of the CDF per draw cost more)."""
+    n = weights.size
+    prob = weights * (n / weights.sum())
+    alias = np.arange(n)
+    small = np.flatnonzero(prob < 1).tolist()
+    large = np.flatnonzero(prob >= 1).tolist()
+    p = prob.tolist()
+    while small and large:
+        s, g = small.pop(), large.pop()
+        alias[s] = g
+        p[g] += p[s] - 1.0
+        (small if p[g] < 1.0 else large).append(g)
+    prob = np.asarray(p)
+    # What is left is 1 up to rounding; a zero-weight movie left over must still never be drawn.
+    heaviest = int(np.argmax(weights))
+    for i in small + large:
+        prob[i], alias[i] = (1.0, i) if weights[i] > 0 else (0.0, heaviest)
+    return prob, alias
+
+
+def _alias_draw(rng: np.random.Generator, prob: np.ndarray, alias: np.ndarray, n: int) -> np.ndarray:
+    column = rng.integers(0, prob.size, n)
+    return np.where(rng.random(n) < prob[column], column, alias[column])
+
+
 def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     if sorted_keys.size == 0:
         return np.zeros(keys.size, dtype=bool)
@@ -172,8 +198,7 @@ def _draw_negatives(
     REJECTION_ROUNDS, by Efraimidis-Spirakis weighted sampling without replacement over the whole catalogue.
     """
     nm = weights.size
-    cdf = np.cumsum(weights)
-    last = int(np.flatnonzero(weights > 0)[-1])
+    prob, alias = _alias_table(weights)
     dense = target * 2 > avail
     sparse_target = np.where(dense, 0, target)
     leftover: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (users, deficits, accepted keys)
@@ -194,7 +219,7 @@ def _draw_negatives(
                 if total == 0:
                     break
                 owners = np.repeat(np.arange(u0, u1, dtype=np.int64), deficit)
-                draws = np.minimum(np.searchsorted(cdf, rng.random(total) * cdf[-1], side="right"), last)
+                draws = _alias_draw(rng, prob, alias, total)
                 keys = sorted_unique(owners * nm + draws)
                 del owners, draws
                 keys = keys[~_member(rated_c, keys)]

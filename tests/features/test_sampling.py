@@ -240,3 +240,13 @@ def test_objective_and_predictor_type() -> None:
         check_objective("ranking", "binary_classifier", "regression")
     with pytest.raises(InputError, match="objective 'clicks'"):
         check_objective("clicks", "binary_classifier")
+
+
+def test_alias_draws_follow_the_weights_and_skip_zero_weights() -> None:
+    weights = np.array([0.0, 1.0, 2.0, 0.0, 7.0, 1e-9, 3.0])
+    prob, alias = sampling._alias_table(weights)
+    draws = sampling._alias_draw(np.random.default_rng(0), prob, alias, 200_000)
+    seen = np.bincount(draws, minlength=weights.size)
+    assert seen[0] == seen[3] == 0
+    keep = weights > 1e-6
+    assert chisquare(seen[keep], 200_000 * weights[keep] / weights[keep].sum()).pvalue > 1e-3
