@@ -68,9 +68,11 @@ def sample_rows(
 
     Negatives of a user are movies with a positive `popularity` (the train catalogue) that the user has not
     rated, here or in `also_rated`; within a user they are distinct (drawn without replacement, weight
-    popularity ** exponent). A user who needs more negatives than they have unrated movies gets every
-    unrated movie once (counted as negatives_short); a user with no unrated movie at all is skipped with
-    their rows (users_skipped_no_unrated). No positive or no negative row at all is an error.
+    popularity ** exponent) when the user has at least as many unrated movies as negatives to draw. A user
+    who needs more (need = q x unrated + r) gets every unrated movie q times plus r distinct draws, so their
+    label ratio stays that of everyone else and no movie repeats more than it must (negatives_repeated).
+    A user with no unrated movie at all is skipped with their rows (users_skipped_no_unrated). No positive
+    or no negative row at all is an error.
     The random stream is (config.seed, stream), so train and test samples of one seed are independent.
     """
     nm = int(popularity.size)
@@ -107,14 +109,17 @@ def sample_rows(
         is_neg &= keep
         unused &= keep
         need[skipped] = 0
-    target = np.minimum(need, np.maximum(avail, 0))
+    short = need > avail
+    safe_avail = np.maximum(avail, 1)
+    copies = np.where(short, need // safe_avail, 0)  # full passes over a short user's unrated movies
+    target = np.where(short, need % safe_avail, need)  # distinct weighted draws
     counts = {
         "positives": int(is_pos.sum()),
         "explicit_negatives": int(is_neg.sum()),
-        "sampled_negatives": int(target.sum()),
+        "sampled_negatives": int(need.sum()),
         "negatives_requested": int(need.sum()),
-        "negatives_short": int((need - target).sum()),
-        "users_short": int((need > target).sum()),
+        "negatives_repeated": int((need - avail)[short].sum()),
+        "users_with_repeats": int(short.sum()),
         "users_skipped_no_unrated": int(skipped.sum()),
         "rows_skipped": int(np.isin(user, np.flatnonzero(skipped)).sum()) if skipped.any() else 0,
         "ratings_not_used": int(unused.sum()),  # below the threshold with positives "liked"
@@ -138,14 +143,48 @@ def sample_rows(
     out_user[:n_pos], out_movie[:n_pos] = user[is_pos], movie[is_pos]
     out_user[n_pos : n_pos + n_neg], out_movie[n_pos : n_pos + n_neg] = user[is_neg], movie[is_neg]
     del is_pos, is_neg, liked, unused
+    at = n_pos + n_neg
+    if copies.any():
+        at = _every_unrated(rated, copies, candidate, out_user, out_movie, at)
     if target.any():
-        filled = _draw_negatives(rng, rated, target, weights, avail, out_user, out_movie, n_pos + n_neg)
-        assert filled == n_out, (filled, n_out)
+        at = _draw_negatives(rng, rated, target, weights, avail, out_user, out_movie, at)
+    assert at == n_out, (at, n_out)
     order = None
     if shuffle:
         order = np.arange(n_out, dtype=np.int32 if n_out < 2**31 else np.int64)
         rng.shuffle(order)
     return SampledRows(out_user, out_movie, n_pos, order, counts)
+
+
+def _every_unrated(
+    rated: np.ndarray,
+    copies: np.ndarray,
+    candidate: np.ndarray,
+    out_user: np.ndarray,
+    out_movie: np.ndarray,
+    at: int,
+) -> int:
+    """Write every unrated candidate movie of each user u copies[u] times from `at`; returns the end."""
+    nm = candidate.size
+    users = np.flatnonzero(copies)
+    batch = max(1, DENSE_CELLS // nm)
+    for b0 in range(0, users.size, batch):
+        bu = users[b0 : b0 + batch]
+        grid = np.broadcast_to(candidate, (bu.size, nm)).copy()
+        lo, hi = np.searchsorted(rated, bu * nm), np.searchsorted(rated, (bu + 1) * nm)
+        n_rated = hi - lo
+        rows = np.repeat(np.arange(bu.size), n_rated)
+        at_key = np.repeat(lo - np.concatenate(([0], np.cumsum(n_rated)[:-1])), n_rated) + np.arange(
+            rows.size
+        )
+        grid[rows, rated[at_key] % nm] = False
+        row, col = np.nonzero(grid)
+        times = copies[bu][row]
+        n = int(times.sum())
+        out_user[at : at + n] = np.repeat(bu[row], times)
+        out_movie[at : at + n] = np.repeat(col, times)
+        at += n
+    return at
 
 
 def _alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

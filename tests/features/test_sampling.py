@@ -35,24 +35,30 @@ def test_negatives_are_unrated_distinct_and_counted() -> None:
     rated = set(zip(user.tolist(), movie.tolist(), strict=True))
     neg = list(zip(u[y == 0].tolist(), m[y == 0].tolist(), strict=True))
     assert neg and not rated.intersection(neg)
-    assert len(set(neg)) == len(neg)  # no duplicate within a user
     # every rated pair is a positive except user 0's (rated the whole catalogue: skipped, with a count)
     pos = set(zip(u[y == 1].tolist(), m[y == 1].tolist(), strict=True))
     assert pos == {p for p in rated if p[0] != 0}
     c = s.counts
     assert c["users_skipped_no_unrated"] == 1 and c["rows_skipped"] == 200
     assert c["positives"] == user.size - 200 == int(y.sum())
-    # user 1 has one unrated movie but needs 4 x 199: they get it once, the rest is counted short
-    assert sorted(m[(u == 1) & (y == 0)].tolist()) == sorted(set(range(200)) - set(movie[user == 1].tolist()))
-    per_user = np.bincount(u[y == 0], minlength=300)
+    # each user gets exactly 4 negatives per positive; a movie repeats within a user only when the user has
+    # fewer unrated movies than that, and then at most ceil(need / unrated) times
     need = 4 * np.bincount(user, minlength=300)
     avail = 200 - np.bincount(user, minlength=300)
-    expect = np.where(avail > 0, np.minimum(need, avail), 0)
-    assert np.array_equal(per_user, expect)
-    assert c["sampled_negatives"] == int(expect.sum()) and c["negatives_short"] == int(
-        (need - expect)[1:].sum()
-    )
-    assert c["users_short"] == int(((need > expect) & (avail > 0)).sum())
+    expect = np.where(avail > 0, need, 0)
+    assert np.array_equal(np.bincount(u[y == 0], minlength=300), expect)
+    keys, times = np.unique(u[y == 0].astype(np.int64) * 200 + m[y == 0], return_counts=True)
+    owner = keys // 200
+    assert np.all(times <= -(-need[owner] // np.maximum(avail[owner], 1)))
+    plenty = avail[owner] >= need[owner]
+    assert plenty.any() and np.all(times[plenty] == 1)  # distinct whenever avoidable
+    short = (need > avail) & (avail > 0)
+    # a short user's every unrated movie is among their negatives (user 1: one unrated movie, 796 times)
+    assert np.array_equal(np.bincount(owner, minlength=300)[short], avail[short])
+    assert int(times[owner == 1].sum()) == 4 * 199 and (owner == 1).sum() == 1
+    assert c["sampled_negatives"] == int(expect.sum()) == c["negatives_requested"]
+    assert c["negatives_repeated"] == int((need - avail)[short].sum())
+    assert c["users_with_repeats"] == int(short.sum()) > 0
 
 
 def test_seeded_and_deterministic() -> None:
