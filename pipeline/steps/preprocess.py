@@ -346,14 +346,16 @@ def _write_holdout(folder: Path, test: Ratings | None) -> dict[str, Any]:
     """The held-out ratings as ids (unknown users and movies included), for the ranking evaluation."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / HOLDOUT_FILE
+    n = len(test) if test is not None else 0
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(HOLDOUT_HEADER + "\n")
-        if test is not None and len(test):
-            table = np.empty((len(test), 3), dtype=object)
-            table[:, 0], table[:, 1] = test.user, test.movie
-            table[:, 2] = [f"{r:g}" for r in test.rating.tolist()]
-            np.savetxt(fh, table, fmt="%s", delimiter="\t")
-    return {"name": HOLDOUT_FILE, "rows": len(test) if test is not None else 0, "bytes": path.stat().st_size}
+        if test is not None:
+            for a in range(0, n, WRITE_ROWS):
+                b = a + WRITE_ROWS
+                cols = (test.user[a:b].tolist(), test.movie[a:b].tolist(), test.rating[a:b].tolist())
+                rows = zip(*cols, strict=True)
+                fh.write("".join(f"{u}\t{m}\t{r:g}\n" for u, m, r in rows))
+    return {"name": HOLDOUT_FILE, "rows": n, "bytes": path.stat().st_size}
 
 
 def _to_array(code: str, values: np.ndarray) -> array:
