@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_preprocess.py                       # synthesize 25M ratings, preprocess
     .venv/bin/python benchmarks/bench_preprocess.py --data-dir /tmp/syn25  # reuse a synthetic folder
+    .venv/bin/python benchmarks/bench_preprocess.py --data-dir /tmp/syn25 --objective rating  # seed's rows
 Each stage runs in its own child process, which reports its own peak RSS (getrusage ru_maxrss).
 """
 
@@ -42,6 +43,8 @@ def main() -> None:
     p.add_argument("--items", type=int, default=59_047)
     p.add_argument("--data-dir", help="an existing synthetic folder (skips generation)")
     p.add_argument("--keep", action="store_true", help="keep the output folder")
+    p.add_argument("--objective", choices=("ranking", "rating"), default="ranking")
+    p.add_argument("--negatives", type=int, default=4, help="ranking: negatives per positive")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-preprocess-", dir=os.environ.get("TMPDIR", "/tmp")))
     try:
@@ -60,14 +63,16 @@ def main() -> None:
             "import json\n"
             "from fmrec.data.options import PreprocessConfig\n"
             "from pipeline.steps.preprocess import run\n"
-            f"m = run({str(data)!r}, {str(out)!r}, PreprocessConfig())\n"
+            f"cfg = PreprocessConfig(objective={args.objective!r}, negatives_per_positive={args.negatives})\n"
+            f"m = run({str(data)!r}, {str(out)!r}, cfg)\n"
             "print(json.dumps(m['counts']))"
         )
         counts = json.loads(stdout.strip().splitlines()[-1])
         size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
         rows = counts["train_rows"] + counts["test_rows"]
         print(
-            f"preprocess: {rows:,} rows ({counts['train_rows']:,} train, {counts['test_rows']:,} test), "
+            f"preprocess --objective {args.objective}: {rows:,} rows "
+            f"({counts['train_rows']:,} train, {counts['test_rows']:,} test), "
             f"output {size / 2**30:.2f} GiB"
         )
         print(f"  wall {wall:.1f} s   peak RSS {peak:.2f} GiB   ({rows / wall:,.0f} rows/s end to end)")

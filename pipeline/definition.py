@@ -251,12 +251,16 @@ def get_pipeline(
     label_threshold: float = 4.0,
     gate_min_auc: float = 0.6,
     gate_ndcg_margin: float = 0.1,
-    objective: str = OBJECTIVES[0],
     processing_instance_type: str = "ml.m5.xlarge",
     training_instance_type: str = "ml.c4.xlarge",
     training_instance_count: int = 1,
     hyperparameters: Mapping[str, int | float | str] | None = None,
     tuning: TuningOptions | None = None,
+    objective: str = OBJECTIVES[0],
+    negatives_per_positive: int = 4,
+    negative_exponent: float = 0.75,
+    positives: str = "all",
+    below_threshold_negatives: bool = False,
 ) -> dict[str, Any]:
     """The pipeline definition as a JSON-ready dict; `json.dumps` it for CfnPipeline or the local runner.
 
@@ -264,10 +268,14 @@ def get_pipeline(
     `hyperparameters` overrides defaults by pipeline parameter name (NumFactors, Epochs, MiniBatchSize,
     LinearLr, FactorsLr, BiasWd, LinearWd, FactorsWd, FactorsInitSigma).
     `tuning` adds the optional tuning path (pipeline/tuning.py), switched per execution by UseTuning.
+    `objective` .. `below_threshold_negatives` are the defaults of the training-objective parameters
+    (Objective, NegativesPerPositive, NegativeExponent, PositiveRule, BelowThresholdNegatives), checked here
+    as fmrec/features/objective.py checks them in the preprocess step.
     """
     _check_arguments(region, artifact_bucket, code_uri, role_arn)
-    if objective not in OBJECTIVES:
-        raise DefinitionError(f"objective: expected one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    sampling = _objective_defaults(
+        objective, negatives_per_positive, negative_exponent, positives, below_threshold_negatives
+    )
     overrides = dict(hyperparameters or {})
     unknown = sorted(set(overrides) - {h.parameter for h in HYPERPARAMETERS})
     if unknown:
@@ -289,13 +297,34 @@ def get_pipeline(
             label_threshold=label_threshold,
             gate_min_auc=gate_min_auc,
             gate_ndcg_margin=gate_ndcg_margin,
-            objective=objective,
             processing_instance_type=processing_instance_type,
             training_instance_type=training_instance_type,
             training_instance_count=training_instance_count,
             hp_defaults={h.parameter: overrides.get(h.parameter, h.default) for h in HYPERPARAMETERS},
             tuning=tuning,
+            sampling=sampling,
         )
+
+
+def _objective_defaults(
+    objective: str, negatives: int, exponent: float, positives: str, below: bool
+) -> dict[str, Any]:
+    """The objective parameters' defaults, refused here when the preprocess step would refuse them."""
+    from fmrec.errors import InputError
+    from fmrec.features.objective import SamplingConfig, check_objective
+
+    try:
+        check_objective(objective, PREDICTOR_TYPE)
+        SamplingConfig(objective, negatives, exponent, positives, below)
+    except InputError as exc:
+        raise DefinitionError(str(exc)) from None
+    return {
+        "Objective": objective,
+        "NegativesPerPositive": int(negatives),
+        "NegativeExponent": float(exponent),
+        "PositiveRule": positives,
+        "BelowThresholdNegatives": "true" if below else "false",
+    }
 
 
 def _build(
@@ -310,12 +339,12 @@ def _build(
     label_threshold: float,
     gate_min_auc: float,
     gate_ndcg_margin: float,
-    objective: str,
     processing_instance_type: str,
     training_instance_type: str,
     training_instance_count: int,
     hp_defaults: Mapping[str, int | float | str],
     tuning: TuningOptions | None = None,
+    sampling: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     from sagemaker.inputs import TrainingInput
     from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
@@ -334,7 +363,6 @@ def _build(
     threshold = ParameterFloat("LabelThreshold", default_value=float(label_threshold))
     min_auc = ParameterFloat("GateMinAuc", default_value=float(gate_min_auc))
     ndcg_margin = ParameterFloat("GateNdcgMargin", default_value=float(gate_ndcg_margin))
-    objective_param = ParameterString("Objective", default_value=objective)
     proc_type = ParameterString("ProcessingInstanceType", default_value=processing_instance_type)
     train_type = ParameterString("TrainingInstanceType", default_value=training_instance_type)
     train_count = ParameterInteger("TrainingInstanceCount", default_value=int(training_instance_count))
@@ -344,10 +372,17 @@ def _build(
         h.parameter: makers[h.kind](h.parameter, default_value=hp_defaults[h.parameter])
         for h in HYPERPARAMETERS
     }
+    # The training objective (fmrec/features/objective.py); BelowThresholdNegatives is a "true"/"false"
+    # String rather than a Boolean so the argument the step receives is plain text.
+    sampling = dict(sampling or _objective_defaults(OBJECTIVES[0], 4, 0.75, "all", False))
+    objective = ParameterString("Objective", default_value=sampling["Objective"])
+    negatives = ParameterInteger("NegativesPerPositive", default_value=sampling["NegativesPerPositive"])
+    exponent = ParameterFloat("NegativeExponent", default_value=sampling["NegativeExponent"])
+    positive_rule = ParameterString("PositiveRule", default_value=sampling["PositiveRule"])
+    below = ParameterString("BelowThresholdNegatives", default_value=sampling["BelowThresholdNegatives"])
     parameters = [
         input_data,
         threshold,
-        objective_param,
         min_auc,
         ndcg_margin,
         proc_type,
@@ -355,6 +390,11 @@ def _build(
         train_count,
         approval,
         *hp_params.values(),
+        objective,
+        negatives,
+        exponent,
+        positive_rule,
+        below,
     ]
 
     def s3_out(*parts: str) -> list[Any]:
@@ -404,7 +444,12 @@ def _build(
                 for name in pre_outputs
             ],
             # One train shard per training instance, so ShardedByS3Key hands every host its own file.
-            arguments=["--threshold", threshold.to_string(), "--shards", train_count.to_string()],
+            arguments=[
+                *("--threshold", threshold.to_string(), "--shards", train_count.to_string()),
+                *("--objective", objective, "--negatives", negatives.to_string()),
+                *("--negative-exponent", exponent.to_string(), "--positives", positive_rule),
+                *("--below-threshold-negatives", below, "--predictor-type", PREDICTOR_TYPE),
+            ],
         ),
         property_files=[manifest],
     )
@@ -461,7 +506,7 @@ def _build(
             approval=approval,
             min_auc=min_auc,
             ndcg_margin=ndcg_margin,
-            objective=objective_param,
+            objective=objective,
             threshold=threshold,
             suffix=suffix,
         )

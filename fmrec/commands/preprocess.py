@@ -15,8 +15,9 @@ def register(sub: Any) -> None:
         help="MovieLens folder -> recordIO-protobuf train/test, lookup artifacts, manifest",
         description=(
             "Run the pipeline's preprocess step locally. Writes OUT/train/part-*.pbr, "
-            "OUT/test/part-00000.pbr, OUT/lookup/, OUT/manifest/manifest.json and "
-            "OUT/manifest/data_quality.json; OUT appears whole or not at all."
+            "OUT/test/part-00000.pbr, OUT/lookup/, OUT/holdout/ratings.tsv, OUT/manifest/manifest.json and "
+            "OUT/manifest/data_quality.json; OUT appears whole or not at all. --objective ranking (default) "
+            "adds sampled unrated movies as negatives; --objective rating writes the seed's rows."
         ),
     )
     parser.add_argument(

@@ -6,6 +6,7 @@ import argparse
 from dataclasses import dataclass
 
 from fmrec.errors import InputError
+from fmrec.features.objective import OBJECTIVES, POSITIVE_RULES, PREDICTORS, SamplingConfig, check_objective
 
 AUX_USER = ("age", "gender", "occupation")
 AUX_MOVIE = ("genres", "year")
@@ -21,6 +22,24 @@ class PreprocessConfig:
     shards: int = 1
     seed: int = 0
     max_reject_fraction: float = 0.05
+    # The training objective and its row sampling (fmrec/features/sampling.py, SamplingConfig)
+    objective: str = "ranking"
+    negatives_per_positive: int = 4
+    negative_exponent: float = 0.75
+    positives: str = "all"
+    below_threshold_negatives: bool = False
+    predictor_type: str = "binary_classifier"
+
+    def sampling(self) -> SamplingConfig:
+        """The sampler's config (validated: an out-of-range value raises InputError)."""
+        return SamplingConfig(
+            objective=self.objective,
+            negatives_per_positive=self.negatives_per_positive,
+            popularity_exponent=self.negative_exponent,
+            positives=self.positives,
+            below_threshold_as_negative=self.below_threshold_negatives,
+            seed=self.seed,
+        )
 
 
 def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -41,7 +60,53 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-reject-fraction", type=float, default=0.05)
+    p.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default="ranking",
+        help="ranking (default): rated movies as positives plus sampled unrated movies as negatives; "
+        "rating: the seed's task, labels from the ratings of rated pairs only",
+    )
+    p.add_argument(
+        "--negatives",
+        type=int,
+        default=4,
+        help="ranking: unrated movies sampled per positive (0..100, default 4)",
+    )
+    p.add_argument(
+        "--negative-exponent",
+        type=float,
+        default=0.75,
+        help="ranking: negatives drawn with weight train count ** X (0 uniform, 1 popularity; default 0.75)",
+    )
+    p.add_argument(
+        "--positives",
+        choices=POSITIVE_RULES,
+        default="all",
+        help="ranking: all = every rated movie is a positive (default); liked = ratings >= --threshold",
+    )
+    p.add_argument(
+        "--below-threshold-negatives",
+        nargs="?",
+        const="true",
+        default="false",
+        type=_boolean,
+        help="ranking with --positives liked: ratings below --threshold become negatives too "
+        "(a bare flag means true; the pipeline passes true/false)",
+    )
+    p.add_argument(
+        "--predictor-type",
+        choices=sorted({p for ps in PREDICTORS.values() for p in ps}),
+        default="binary_classifier",
+        help="the FM predictor_type that will train these rows (ranking needs binary_classifier)",
+    )
     return p
+
+
+def _boolean(raw: str) -> bool:
+    if str(raw).lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {raw!r}")
+    return str(raw).lower() == "true"
 
 
 def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
@@ -63,7 +128,8 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         raise InputError(f"--holdout-per-user {args.holdout_per_user}: expected a positive number")
     if not 0 <= args.max_reject_fraction <= 1:
         raise InputError(f"--max-reject-fraction {args.max_reject_fraction}: expected a fraction in [0, 1]")
-    return PreprocessConfig(
+    check_objective(args.objective, args.predictor_type, args.label)
+    cfg = PreprocessConfig(
         split=args.split,
         holdout_per_user=args.holdout_per_user,
         label=args.label,
@@ -72,4 +138,12 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         shards=args.shards,
         seed=args.seed,
         max_reject_fraction=args.max_reject_fraction,
+        objective=args.objective,
+        negatives_per_positive=args.negatives,
+        negative_exponent=args.negative_exponent,
+        positives=args.positives,
+        below_threshold_negatives=bool(args.below_threshold_negatives),
+        predictor_type=args.predictor_type,
     )
+    cfg.sampling()  # validates the ranges (before any output is written)
+    return cfg

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from fmrec.errors import InputError
-from fmrec.io_utils import atomic_write_text
+from fmrec.io_utils import atomic_open
 
 HOLDOUT_FILE = "ratings.tsv"
 HEADER = ("user_id", "movie_id", "rating")
+_WRITE_ROWS = 1 << 20  # lines formatted per chunk: bounded memory at 25M ratings
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,12 @@ class HeldOut:
 def write_holdout(folder: str | os.PathLike[str], held: HeldOut) -> Path:
     """folder/ratings.tsv: a header line, then `user_id<TAB>movie_id<TAB>rating` per held-out rating."""
     path = Path(folder) / HOLDOUT_FILE
-    lines = ["\t".join(HEADER)]
-    columns = zip(held.user.tolist(), held.movie.tolist(), held.rating.tolist(), strict=True)
-    lines += [f"{u}\t{m}\t{r:g}" for u, m, r in columns]
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write("\t".join(HEADER) + "\n")
+        for a in range(0, len(held), _WRITE_ROWS):
+            b = a + _WRITE_ROWS
+            cols = (held.user[a:b].tolist(), held.movie[a:b].tolist(), held.rating[a:b].tolist())
+            fh.write("".join(f"{u}\t{m}\t{r:g}\n" for u, m, r in zip(*cols, strict=True)))
     return path
 
 

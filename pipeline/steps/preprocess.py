@@ -13,11 +13,21 @@ argv flags (all optional):
   --shards N              split train into N files part-00000.pbr.. for ShardedByS3Key training (default 1)
   --seed N                seed of the holdout split (default 0)
   --max-reject-fraction F a ratings file with more rejected rows than this fraction is an error (default 0.05)
+  --objective ranking|rating  ranking (default): rated movies as positives plus sampled unrated movies as
+                          negatives (fmrec/features/sampling.py); rating: the seed's rated-pairs-only rows
+  --negatives N           ranking: unrated movies sampled per positive (default 4)
+  --negative-exponent X   ranking: sampling weight train count ** X, X in [0, 1] (default 0.75)
+  --positives all|liked   ranking: every rated movie (default) or only ratings >= --threshold
+  --below-threshold-negatives [true|false]  ranking with --positives liked: low ratings are negatives too
+  --predictor-type T      the FM predictor_type that trains the rows (ranking needs binary_classifier)
 
 Outputs: train/part-NNNNN.pbr, test/part-00000.pbr (float32 one-hot rows, float32 labels, byte-identical to
-SDK 2.x write_spmatrix_to_sparse_tensor), lookup/ (fmrec.serving.lookup.LOOKUP_FILES),
-manifest/manifest.json (feature_dim, layout, counts, label balance, files), manifest/data_quality.json and
-holdout/ratings.tsv (the raw held-out ratings, fmrec.evaluation.holdout: what ranking relevance is read from).
+SDK 2.x write_spmatrix_to_sparse_tensor for --objective rating), lookup/ (fmrec.serving.lookup.LOOKUP_FILES),
+holdout/ratings.tsv (the raw held-out ratings, ids not columns, for the ranking evaluation),
+manifest/manifest.json (feature_dim, layout, objective, sampling counts, label balance, files) and
+manifest/data_quality.json. Ranking mode: train holds the positives and sampled negatives in a seeded
+shuffled order; test holds the held-out positives and negatives sampled from movies the user rated neither
+in train nor in test, so FM's test cross-entropy is a ranking validation metric.
 """
 
 from __future__ import annotations
@@ -54,6 +64,8 @@ from fmrec.data.readers import (
 )
 from fmrec.errors import FmrecError, InputError, OutputError
 from fmrec.evaluation.holdout import HeldOut, write_holdout
+from fmrec.features.objective import check_objective
+from fmrec.features.sampling import SampledRows, sample_rows
 from fmrec.io_utils import atomic_dir, atomic_open
 from fmrec.serving.lookup import Lookup, write_lookup
 
@@ -263,6 +275,97 @@ def _write_channel(
     return files
 
 
+def _write_sampled(
+    folder: Path, enc: Encoding, user_ids: np.ndarray, movie_ids: np.ndarray, rows: SampledRows, shards: int
+) -> list[dict[str, Any]]:
+    """Ranking rows (positions into user_ids / movie_ids, in rows' order) as one-hot recordIO files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(rows)
+    bounds = np.linspace(0, n, shards + 1).round().astype(np.int64)
+    files = []
+    for s in range(shards):
+        path = folder / f"part-{s:05d}.pbr"
+        written = 0
+        with open(path, "wb") as fh:
+            for a in range(int(bounds[s]), int(bounds[s + 1]), WRITE_ROWS):
+                b = min(int(bounds[s + 1]), a + WRITE_ROWS)
+                upos, mpos, labels = rows.take(a, b)
+                written += write_spmatrix(fh, encode_rows(enc, user_ids[upos], movie_ids[mpos]), labels)
+        files.append({"name": path.name, "rows": int(bounds[s + 1] - bounds[s]), "bytes": written})
+    return files
+
+
+def _ranking_channels(
+    out: Path, enc: Encoding, ds: Dataset, cfg: PreprocessConfig
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """Train and test channels of the ranking objective; returns their files and the sampling record."""
+    sampling = cfg.sampling()
+    train, test = ds.train, ds.test
+    nm = enc.movie_ids.size
+    # int32 positions: at 25M ratings every int64 copy costs 190 MB of the 4 GiB budget
+    train_m = _positions(enc.movie_ids, train.movie).astype(np.int32)
+    popularity = np.bincount(train_m, minlength=nm)
+    rows = sample_rows(
+        _positions(enc.user_ids, train.user).astype(np.int32),
+        train_m,
+        train.rating,
+        n_users=enc.user_ids.size,
+        popularity=popularity,
+        threshold=cfg.threshold,
+        config=sampling,
+        stream=0,
+    )
+    train_files = _write_sampled(out / "train", enc, enc.user_ids, enc.movie_ids, rows, cfg.shards)
+    record: dict[str, Any] = {"train": rows.counts, "test": {}}
+    train_positive, train_rows = rows.n_positive, len(rows)
+    del rows
+    test_files: list[dict[str, Any]] = []
+    if test is not None and len(test):
+        # Users index the union of train and test users; test movies unknown to train go after the catalogue
+        # with popularity 0 (never sampled). Their rows encode as handle_unknown='ignore' does.
+        users = sorted_unique(np.concatenate((enc.user_ids, test.user)))
+        extra = np.setdiff1d(sorted_unique(test.movie), enc.movie_ids, assume_unique=True)
+        movie_ids = np.concatenate((enc.movie_ids, extra))
+        known = _positions(enc.movie_ids, test.movie)
+        test_m = np.where(known >= 0, known, nm + _positions(extra, test.movie))
+        rows = sample_rows(
+            _positions(users, test.user),
+            test_m,
+            test.rating,
+            n_users=users.size,
+            popularity=np.concatenate((popularity, np.zeros(extra.size, dtype=popularity.dtype))),
+            threshold=cfg.threshold,
+            config=sampling,
+            also_rated=(_positions(users, train.user).astype(np.int32), train_m),
+            shuffle=False,
+            stream=1,
+        )
+        test_files = _write_sampled(out / "test", enc, users, movie_ids, rows, 1)
+        record["test"] = rows.counts
+        record["test_balance"] = _ranking_balance(rows.n_positive, len(rows))
+    record["train_balance"] = _ranking_balance(train_positive, train_rows)
+    record["train_rows"] = train_rows
+    return train_files, test_files, record
+
+
+def _ranking_balance(positive: int, rows: int) -> dict[str, float]:
+    return {"positive": positive, "positive_fraction": round(positive / rows, 6)} if rows else {}
+
+
+def _write_holdout(folder: Path, test: Ratings | None) -> dict[str, Any]:
+    """The held-out ratings as ids (unknown users and movies included): ranking relevance comes from them,
+    never from the test channel's labels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    empty = np.empty(0, dtype=np.int64)
+    held = (
+        HeldOut(test.user, test.movie, test.rating.astype(np.float64))
+        if test is not None
+        else HeldOut(empty, empty, np.empty(0))
+    )
+    path = write_holdout(folder, held)
+    return {"name": path.name, "rows": len(held), "bytes": path.stat().st_size}
+
+
 def _to_array(code: str, values: np.ndarray) -> array:
     arr = array(code)
     arr.frombytes(np.ascontiguousarray(values, dtype=np.dtype(code).newbyteorder("=")).tobytes())
@@ -313,7 +416,7 @@ def build_lookup(enc: Encoding, ds: Dataset, cfg: PreprocessConfig) -> Lookup:
         aux_blocks=[
             {"name": b.name, "offset": b.offset, "size": b.size, "labels": b.labels} for b in enc.blocks[2:]
         ],
-        meta={"layout": ds.layout, "split": ds.split},
+        meta={"layout": ds.layout, "split": ds.split, "objective": cfg.objective},
     )
 
 
@@ -328,6 +431,8 @@ def _balance(labels: np.ndarray, mode: str) -> dict[str, float]:
 def preprocess(data_dir: str | Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
     """Read `data_dir`, write train/test/lookup/manifest into the (existing, empty) folder `out`."""
     t0 = time.perf_counter()
+    check_objective(cfg.objective, cfg.predictor_type, cfg.label)
+    cfg.sampling()  # range checks before any reading or writing
     ds = load_dataset(data_dir, cfg.split, cfg.holdout_per_user, cfg.seed, cfg.max_reject_fraction)
     enc = build_encoding(ds.train, ds.users, ds.movies, cfg.aux)
     log.info(
@@ -339,9 +444,14 @@ def preprocess(data_dir: str | Path, out: Path, cfg: PreprocessConfig) -> dict[s
         len(ds.test) if ds.test else 0,
         enc.feature_dim,
     )
-    train_files = _write_channel(out / "train", enc, ds.train, cfg, cfg.shards)
     test = ds.test
-    test_files = _write_channel(out / "test", enc, test, cfg, 1) if test is not None and len(test) else []
+    sampling: dict[str, Any] | None = None
+    if cfg.objective == "ranking":
+        train_files, test_files, sampling = _ranking_channels(out, enc, ds, cfg)
+    else:
+        train_files = _write_channel(out / "train", enc, ds.train, cfg, cfg.shards)
+        test_files = _write_channel(out / "test", enc, test, cfg, 1) if test is not None and len(test) else []
+    holdout_file = _write_holdout(out / "holdout", test)
     write_lookup(out / "lookup", build_lookup(enc, ds, cfg))
     # The raw held-out ratings: ranking relevance comes from them, never from the test channel's labels.
     empty = np.empty(0, dtype=np.int64)
@@ -352,8 +462,10 @@ def preprocess(data_dir: str | Path, out: Path, cfg: PreprocessConfig) -> dict[s
         else HeldOut(empty, empty, np.empty(0)),
     )
     counts: dict[str, int] = {
-        "train_rows": len(ds.train),
-        "test_rows": len(test) if test else 0,
+        "train_rows": sampling["train_rows"] if sampling else len(ds.train),
+        "train_ratings": len(ds.train),
+        "test_rows": sum(f["rows"] for f in test_files),
+        "test_ratings": len(test) if test else 0,
         "users": int(enc.user_ids.size),
         "movies": int(enc.movie_ids.size),
     }
@@ -375,12 +487,26 @@ def preprocess(data_dir: str | Path, out: Path, cfg: PreprocessConfig) -> dict[s
         "feature_dim": enc.feature_dim,
         "layout": [{"name": b.name, "offset": b.offset, "size": b.size} for b in enc.blocks],
         "label": {"mode": cfg.label, "threshold": cfg.threshold if cfg.label == "binary" else None},
+        "objective": cfg.objective,
+        "sampling": None
+        if sampling is None
+        else {
+            "negatives_per_positive": cfg.negatives_per_positive,
+            "negative_exponent": cfg.negative_exponent,
+            "positives": cfg.positives,
+            "below_threshold_negatives": cfg.below_threshold_negatives,
+            "seed": cfg.seed,
+            "train": sampling["train"],
+            "test": sampling["test"],
+        },
         "counts": counts,
         "label_balance": {
             "train": _balance(labels_for(ds.train.rating, cfg), cfg.label),
             "test": _balance(labels_for(test.rating, cfg), cfg.label) if test is not None else {},
-        },
-        "files": {"train": train_files, "test": test_files},
+        }
+        if sampling is None
+        else {"train": sampling["train_balance"], "test": sampling.get("test_balance", {})},
+        "files": {"train": train_files, "test": test_files, "holdout": [holdout_file]},
         "content_type": "application/x-recordio-protobuf",
         "source": {"data_dir": str(data_dir), "layout": ds.layout, "split": ds.split},
         "config": {**asdict(cfg), "aux": list(cfg.aux)},
@@ -460,6 +586,20 @@ def _publish(tmp: Path, out: Path) -> None:
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
+
+
+def check_arguments(argv: Sequence[str]) -> PreprocessConfig:
+    """The step's arguments as a config, or InputError: the local runner calls this before any step runs."""
+    import argparse
+
+    parser = build_arg_parser(argparse.ArgumentParser(prog="preprocess", exit_on_error=False))
+    try:
+        args, unknown = parser.parse_known_args(list(argv))
+    except argparse.ArgumentError as exc:
+        raise InputError(f"preprocess arguments: {exc}") from None
+    if unknown:
+        raise InputError(f"preprocess arguments: unrecognized {' '.join(unknown)}")
+    return config_from_args(args)
 
 
 def main(base_dir: str | Path, argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -54,5 +54,6 @@ def tiny_run(
         local_definition,
         runs_root=root / "pipeline",
         registry=Registry(root / "registry"),
+        # The AUC gate is the rating objective gate; test_ranking_objective_* runs the ranking objective.
         overrides={"InputDataUrl": str(tiny_data), "Objective": "rating"},
     )

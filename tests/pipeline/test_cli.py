@@ -25,6 +25,7 @@ def test_definition_command_writes_the_cdk_definition(tmp_path: Path) -> None:
         (["--param", "TrainingInstanceCount=two"], "TrainingInstanceCount=two: expected integer"),
         (["--param", "Epochs"], "expected NAME=VALUE"),
         ([], "pass --data-dir"),
+        (["--param", "NegativeExponent=2"], "negative exponent 2.0: expected a number in [0, 1]"),
     ],
 )
 def test_run_rejects_bad_arguments_before_any_step(

@@ -219,3 +219,51 @@ def test_region_selects_images_and_bad_arguments_are_rejected() -> None:
             code_uri="s3://b/code",
             hyperparameters={"LearningRate": 1},
         )
+
+
+def test_objective_parameters_reach_the_preprocess_step(cdk_definition: dict[str, Any]) -> None:
+    params = {p["Name"]: p for p in cdk_definition["Parameters"]}
+    assert params["Objective"] == {"Name": "Objective", "Type": "String", "DefaultValue": "ranking"}
+    assert (
+        params["NegativesPerPositive"]["Type"] == "Integer"
+        and params["NegativesPerPositive"]["DefaultValue"] == 4
+    )
+    assert (
+        params["NegativeExponent"]["Type"] == "Float" and params["NegativeExponent"]["DefaultValue"] == 0.75
+    )
+    assert params["PositiveRule"]["DefaultValue"] == "all"
+    assert params["BelowThresholdNegatives"]["DefaultValue"] == "false"
+    pre = next(s for s in cdk_definition["Steps"] if s["Name"] == "Preprocess")["Arguments"]
+    argv = json.dumps(pre["AppSpecification"]["ContainerArguments"])
+    for flag, name in [
+        ("--objective", "Objective"),
+        ("--negatives", "NegativesPerPositive"),
+        ("--negative-exponent", "NegativeExponent"),
+        ("--positives", "PositiveRule"),
+        ("--below-threshold-negatives", "BelowThresholdNegatives"),
+    ]:
+        assert flag in argv and f"Parameters.{name}" in argv
+    assert "holdout" in [o["OutputName"] for o in pre["ProcessingOutputConfig"]["Outputs"]]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"objective": "clicks"}, "objective 'clicks': expected one of ranking, rating"),
+        ({"negatives_per_positive": -2}, "negatives per positive -2"),
+        ({"negative_exponent": 3.0}, r"negative exponent 3.0: expected a number in \[0, 1\]"),
+        ({"positives": "loved"}, "positives 'loved'"),
+        ({"below_threshold_negatives": True}, "only with positives 'liked'"),
+    ],
+)
+def test_literal_objective_defaults_are_checked(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(pdef.DefinitionError, match=message):
+        pdef.get_pipeline(
+            region="us-east-1", role_arn="r", artifact_bucket="b", code_uri="s3://b/code", **kwargs
+        )
+
+
+def test_rating_objective_default(offline_pipeline: Any) -> None:
+    doc = offline_pipeline(objective="rating", negatives_per_positive=0)
+    params = {p["Name"]: p.get("DefaultValue") for p in doc["Parameters"]}
+    assert params["Objective"] == "rating" and params["NegativesPerPositive"] == 0

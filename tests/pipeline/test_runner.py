@@ -176,6 +176,19 @@ def test_an_unknown_objective_binds_both_gates(
         ),
         ({"NumFactors": "0"}, r"--param NumFactors=0: hyperparameter num_factors"),
         ({"FactorsLr": "-0.5"}, r"--param FactorsLr=-0.5: hyperparameter factors_lr"),
+        (
+            {"Objective": "clicks"},
+            "step Preprocess: preprocess arguments: argument --objective: invalid choice",
+        ),
+        (
+            {"NegativesPerPositive": "-1"},
+            r"step Preprocess: negatives per positive -1: expected .*\[0, 100\]",
+        ),
+        ({"NegativeExponent": "1.5"}, r"negative exponent 1.5: expected a number in \[0, 1\]"),
+        ({"PositiveRule": "loved"}, "argument --positives: invalid choice"),
+        ({"BelowThresholdNegatives": "true"}, "only with positives 'liked'"),
+        ({"BelowThresholdNegatives": "yes"}, "expected true or false"),
+        ({"Objective": "ranking", "LabelThreshold": "nan"}, "LabelThreshold=nan: expected float"),
     ],
 )
 def test_bad_parameters_fail_before_any_step(
@@ -242,3 +255,22 @@ def test_expressions_resolve_like_sagemaker(tmp_path: Path) -> None:
     assert run._check({"Type": "GreaterThanOrEqualTo", "LeftValue": json_get, "RightValue": 0.75})
     at_least_t = {"Type": "GreaterThan", "LeftValue": json_get, "RightValue": {"Get": "Parameters.T"}}
     assert not run._check(at_least_t)
+
+
+def test_ranking_objective_runs_preprocess_and_training_on_sampled_rows(
+    local_definition: dict[str, Any], tiny_data: Path, tmp_path: Path
+) -> None:
+    """The default objective: preprocess samples negatives, the FM twin trains on them, holdout/ appears."""
+    params = {"InputDataUrl": str(tiny_data), "NegativesPerPositive": "2", "NegativeExponent": "0.5"}
+    result = _run(local_definition, tmp_path, **params)  # the gate's outcome is the evaluation's business
+    assert result.steps["Preprocess"] == result.steps["TrainModel"] == "Succeeded"
+    [manifest_path] = result.folder.glob("s3/*/pipeline/*/preprocess/manifest/manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["objective"] == "ranking" and manifest["sampling"]["negatives_per_positive"] == 2
+    assert manifest["sampling"]["negative_exponent"] == 0.5
+    assert manifest["sampling"]["train"]["sampled_negatives"] > 0
+    [holdout] = result.folder.glob("s3/*/pipeline/*/preprocess/holdout/ratings.tsv")
+    assert holdout.read_text().splitlines()[0] == "user_id\tmovie_id\trating"
+    assert len(holdout.read_text().splitlines()) == manifest["counts"]["test_ratings"] + 1
+    hp = json.loads((result.folder / "steps/TrainModel/job/input/config/hyperparameters.json").read_text())
+    assert hp["predictor_type"] == "binary_classifier"

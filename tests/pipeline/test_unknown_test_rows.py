@@ -45,7 +45,8 @@ def evaluated(cold_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     root = tmp_path_factory.mktemp("steps")
     pre = root / "pre"
     shutil.copytree(cold_data, pre / "input" / "data")
-    preprocess.main(pre)
+    # the rating objective: one test row per held-out rating, as the seed (and the manifest's counts) have
+    preprocess.main(pre, ["--objective", "rating"])
     manifest = json.loads((pre / "output" / "manifest" / "manifest.json").read_text())
     hp = {"feature_dim": manifest["feature_dim"], "num_factors": 8, "predictor_type": "binary_classifier"}
     base = root / "eval"

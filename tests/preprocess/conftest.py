@@ -23,5 +23,12 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def preprocessed(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("pre") / "out"
-    run(synth_dir, out, PreprocessConfig())
+    run(synth_dir, out, PreprocessConfig(objective="rating"))  # the seed's rows, for the parity tests
+    return out
+
+
+@pytest.fixture(scope="session")
+def ranked(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("rank") / "out"
+    run(synth_dir, out, PreprocessConfig(objective="ranking"))
     return out

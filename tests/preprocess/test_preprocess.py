@@ -33,7 +33,8 @@ def seed_data(dest: Path) -> Path:
 def test_seed_configuration_is_byte_identical_to_the_seed(tmp_path: Path) -> None:
     """The seed's code (OneHotEncoder + SDK 2.x writer) on a synthetic ua pair wrote golden/seed/*.pbr."""
     data = seed_data(tmp_path / "data")
-    assert cli(["preprocess", "--data-dir", str(data), "--out", str(tmp_path / "o")]) == 0
+    out = str(tmp_path / "o")
+    assert cli(["preprocess", "--data-dir", str(data), "--out", out, "--objective", "rating"]) == 0
     assert (tmp_path / "o/train/part-00000.pbr").read_bytes() == (SEED / "train.pbr").read_bytes()
     assert (tmp_path / "o/test/part-00000.pbr").read_bytes() == (SEED / "test.pbr").read_bytes()
     manifest = json.loads((tmp_path / "o/manifest/manifest.json").read_text())
@@ -84,10 +85,10 @@ def test_manifest_and_quality_report(preprocessed: Path) -> None:
 
 def test_regression_labels_and_threshold(synth_dir: Path, tmp_path: Path) -> None:
     train = read_ratings(synth_dir / "ua.base")
-    step.run(synth_dir, tmp_path / "reg", PreprocessConfig(label="regression"))
+    step.run(synth_dir, tmp_path / "reg", PreprocessConfig(label="regression", objective="rating"))
     _, y = read_spmatrix(tmp_path / "reg/train")
     assert y is not None and np.array_equal(y, train.rating)
-    step.run(synth_dir, tmp_path / "t5", PreprocessConfig(threshold=5))
+    step.run(synth_dir, tmp_path / "t5", PreprocessConfig(threshold=5, objective="rating"))
     _, y5 = read_spmatrix(tmp_path / "t5/train")
     assert y5 is not None and np.array_equal(y5, (train.rating >= 5).astype(np.float32))
     manifest = json.loads((tmp_path / "reg/manifest/manifest.json").read_text())
@@ -96,7 +97,7 @@ def test_regression_labels_and_threshold(synth_dir: Path, tmp_path: Path) -> Non
 
 
 def test_shards_partition_the_train_rows(synth_dir: Path, preprocessed: Path, tmp_path: Path) -> None:
-    step.run(synth_dir, tmp_path / "sh", PreprocessConfig(shards=3))
+    step.run(synth_dir, tmp_path / "sh", PreprocessConfig(shards=3, objective="rating"))
     parts = sorted((tmp_path / "sh/train").iterdir())
     assert [p.name for p in parts] == ["part-00000.pbr", "part-00001.pbr", "part-00002.pbr"]
     joined = b"".join(p.read_bytes() for p in parts)
@@ -108,7 +109,9 @@ def test_shards_partition_the_train_rows(synth_dir: Path, preprocessed: Path, tm
 
 
 def test_aux_features_come_after_the_movie_block(synth_dir: Path, preprocessed: Path, tmp_path: Path) -> None:
-    step.run(synth_dir, tmp_path / "aux", PreprocessConfig(aux=("age", "gender", "genres")))
+    step.run(
+        synth_dir, tmp_path / "aux", PreprocessConfig(aux=("age", "gender", "genres"), objective="rating")
+    )
     base, _ = read_spmatrix(preprocessed / "train")
     X, _ = read_spmatrix(tmp_path / "aux/train")
     manifest = json.loads((tmp_path / "aux/manifest/manifest.json").read_text())
@@ -176,7 +179,7 @@ def test_sagemaker_entry_point_fills_precreated_channels(tmp_path: Path) -> None
     seed_data(base / "input/data")
     for channel in step.OUTPUT_CHANNELS:
         (base / "output" / channel).mkdir(parents=True)
-    manifest = step.main(base, ["--shards", "2"])
+    manifest = step.main(base, ["--shards", "2", "--objective", "rating"])
     assert manifest["counts"]["train_rows"] == 816
     assert sorted(p.name for p in (base / "output").iterdir()) == sorted(step.OUTPUT_CHANNELS)
     assert (

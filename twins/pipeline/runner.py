@@ -569,6 +569,34 @@ def _check_parameter_hyperparameters(definition: Mapping[str, Any], parameters: 
                 raise ParameterError(f"--param {given}: {exc} (step {step.get('Name')})") from None
 
 
+def _check_step_arguments(definition: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:
+    """A processing script with a `check_arguments(argv)` refuses its resolved arguments before any step runs.
+
+    Only arguments made of literals and parameters are checked here (those that depend on an earlier step's
+    output are known only when it has run); the step checks its arguments again when it runs, as on AWS.
+    """
+    probe = LocalRun(definition, Path("/nonexistent"), "", parameters, Registry("/nonexistent"), print)
+    for step in all_steps(definition):
+        if step.get("Type") != "Processing":
+            continue
+        app = step.get("Arguments", {}).get("AppSpecification", {})
+        script = next((e for e in app.get("ContainerEntrypoint", []) if str(e).endswith(".py")), None)
+        if script is None or not str(script).startswith(CODE_DIR + "/"):
+            continue
+        try:
+            argv = [_text(a) for a in probe.resolve(app.get("ContainerArguments", []))]
+        except (DefinitionFormatError, InputError):
+            continue
+        module = importlib.import_module(str(script)[len(CODE_DIR) + 1 : -3].replace("/", "."))
+        check = getattr(module, "check_arguments", None)
+        if check is None:
+            continue
+        try:
+            check(argv)
+        except InputError as exc:
+            raise ParameterError(f"step {step['Name']}: {exc} (checked before any step ran)") from exc
+
+
 def new_run_folder(runs_root: Path) -> tuple[str, Path]:
     """A fresh folder runs_root/<UTC time>-<random>; mkdir without exist_ok, so nothing is ever reused."""
     runs_root.mkdir(parents=True, exist_ok=True)
@@ -595,6 +623,7 @@ def run_local(
     topological_order(definition)
     _check_parameter_inputs(definition, parameters)
     _check_parameter_hyperparameters(definition, parameters)
+    _check_step_arguments(definition, parameters)
     run_id, folder = new_run_folder(runs_root)
     atomic_write_text(folder / "definition.json", json.dumps(definition, indent=2))
     progress(f"run {run_id}: {folder}")

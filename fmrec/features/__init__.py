@@ -1,0 +1,1 @@
+"""Feature and training-row construction shared by the preprocess step, the tuner and the benchmarks."""

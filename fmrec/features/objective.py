@@ -1,0 +1,74 @@
+"""The training objective and its sampling options (no numpy: the CLI imports this to build its flags)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from fmrec.errors import InputError
+
+OBJECTIVES = ("ranking", "rating")
+POSITIVE_RULES = ("all", "liked")
+MAX_NEGATIVES_PER_POSITIVE = 100
+EXPONENT_RANGE = (0.0, 1.0)
+# FM predictor types that can train each objective: ranking rows carry 0/1 labels and are scored as a
+# probability, so only the classifier serves them (https://docs.aws.amazon.com/sagemaker/latest/dg/fact-machines-hyperparameters.html).
+PREDICTORS = {"ranking": ("binary_classifier",), "rating": ("binary_classifier", "regressor")}
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How the ranking objective builds its rows (ignored, except for validation, by `rating`).
+
+    negatives_per_positive: unrated movies drawn per positive (0..100).
+    popularity_exponent: negatives are drawn with probability proportional to train count ** exponent
+      (0 = uniform over the catalogue, 1 = proportional to popularity; word2vec's 0.75 in between).
+    positives: "all" = every rated movie is a positive (the question is "will they pick it");
+      "liked" = only ratings >= the label threshold; the others are dropped unless
+    below_threshold_as_negative: they become explicit negatives (label 0), besides the sampled ones.
+    seed: the sampling and shuffling seed.
+    """
+
+    objective: str = "ranking"
+    negatives_per_positive: int = 4
+    popularity_exponent: float = 0.75
+    positives: str = "all"
+    below_threshold_as_negative: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise InputError(f"objective {self.objective!r}: expected one of {', '.join(OBJECTIVES)}")
+        n = self.negatives_per_positive
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_NEGATIVES_PER_POSITIVE:
+            raise InputError(
+                f"negatives per positive {n!r}: expected a whole number in [0, {MAX_NEGATIVES_PER_POSITIVE}]"
+            )
+        x = self.popularity_exponent
+        lo, hi = EXPONENT_RANGE
+        if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) or not lo <= x <= hi:
+            raise InputError(f"negative exponent {x!r}: expected a number in [{lo:g}, {hi:g}]")
+        if self.positives not in POSITIVE_RULES:
+            raise InputError(f"positives {self.positives!r}: expected one of {', '.join(POSITIVE_RULES)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InputError(f"seed {self.seed!r}: expected a whole number >= 0")
+        if self.below_threshold_as_negative and self.positives != "liked":
+            raise InputError(
+                "below-threshold negatives: only with positives 'liked' (with 'all', a rating below the "
+                "threshold is a positive)"
+            )
+
+
+def check_objective(objective: str, predictor_type: str, label_mode: str = "binary") -> None:
+    """Refuse an objective the FM predictor type (or the label mode) cannot train."""
+    if objective not in PREDICTORS:
+        raise InputError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+    if predictor_type not in PREDICTORS[objective]:
+        raise InputError(
+            f"objective {objective!r} needs predictor_type {' or '.join(PREDICTORS[objective])}, "
+            f"got {predictor_type!r}"
+        )
+    if objective == "ranking" and label_mode != "binary":
+        raise InputError(
+            f"objective 'ranking' trains 0/1 labels: label mode must be binary, got {label_mode!r}"
+        )
