@@ -26,6 +26,8 @@ class LookupLike(Protocol):
 
     def user_keys(self, user_pos: int) -> list[int]: ...
 
+    def user_values(self, user_pos: int) -> list[float]: ...
+
     def movie_keys(self, movie_pos: int) -> list[int]: ...
 
     def user_column(self, pos: int) -> int: ...
@@ -45,13 +47,18 @@ def _ones(n: int) -> str:
     return ",".join(["1"] * n)
 
 
+def _number(value: float) -> str:
+    """A feature value as JSON: integers bare (one-hot 1), others with float32's 9 significant digits."""
+    return "1" if value == 1.0 else format(value, ".9g")
+
+
 class RequestBuilder:
     """Builds request bodies for one lookup; per-movie JSON fragments are made once, then joined per request.
 
-    Every instance is `{"data":{"features":{"keys":[user keys, movie keys],"shape":[D],"values":[1,...]}}}`
+    Every instance is `{"data":{"features":{"keys":[user keys, movie keys],"shape":[D],"values":[...]}}}`
     where the movie keys are the movie's columns in the full feature space (they include the user-block
-    offset, and the movie's auxiliary columns when the lookup has them). All features are one-hot, so every
-    value is 1.
+    offset, and the movie's auxiliary columns when the lookup has them). One-hot features have the value 1;
+    the user's rated-movie history columns, when the model has them, carry the lookup's `user_values`.
     """
 
     def __init__(self, lookup: LookupLike, max_bytes: int = MAX_PAYLOAD_BYTES) -> None:
@@ -61,6 +68,8 @@ class RequestBuilder:
         self._shape = f'],"shape":[{int(lookup.feature_dim)}],"values":['
         self._movie_keys = [",".join(map(str, lookup.movie_keys(p))) for p in range(self.n_movies)]
         self._movie_nkeys = [len(lookup.movie_keys(p)) for p in range(self.n_movies)]
+        self._uniform_nkeys = len(set(self._movie_nkeys)) == 1
+        self._key_tails = [keys + self._shape for keys in self._movie_keys]
         # Tails depend on the user's key count only through the "values" list; that count rarely varies.
         self._tails: dict[int, tuple[list[str], int]] = {}
         self.all_positions: range = range(self.n_movies)
@@ -77,11 +86,27 @@ class RequestBuilder:
             self._tails[n_user_keys] = cached
         return cached
 
+    def _valued_tails(self, user_values: str) -> tuple[list[str], int, str]:
+        """Tails and the shared suffix when the user's values are not all 1 (they then differ per user)."""
+        if self._uniform_nkeys and self._key_tails:
+            suffix = f"{user_values},{_ones(self._movie_nkeys[0])}]}}}}}}"
+            return self._key_tails, max(map(len, self._key_tails)), suffix
+        tails = [
+            f"{tail}{user_values},{_ones(n)}]}}}}}}"
+            for tail, n in zip(self._key_tails, self._movie_nkeys, strict=True)
+        ]
+        return tails, max(map(len, tails), default=0), ""
+
     def build(self, user_pos: int, movie_positions: Sequence[int] | None = None) -> list[Payload]:
         """Bodies scoring user `user_pos` against `movie_positions` (default: all), each <= max_bytes."""
         user_keys = self.lookup.user_keys(user_pos)
+        values = self.lookup.user_values(user_pos)
         head = '{"data":{"features":{"keys":[' + ",".join(map(str, user_keys)) + ","
-        tails, max_tail = self._tails_for(len(user_keys))
+        suffix = ""
+        if all(v == 1.0 for v in values):
+            tails, max_tail = self._tails_for(len(user_keys))
+        else:
+            tails, max_tail, suffix = self._valued_tails(",".join(map(_number, values)))
         positions: Sequence[int] = self.all_positions if movie_positions is None else movie_positions
         if not positions:
             return []
@@ -91,23 +116,23 @@ class RequestBuilder:
             selected = [tails[positions[0]]]
         else:
             selected = itemgetter(*positions)(tails)  # a C-level gather, ~2x a list comprehension
-        per_instance = len(head) + max_tail + 1
+        per_instance = len(head) + max_tail + len(suffix) + 1
         room = self.max_bytes - len(_OPEN) - len(_CLOSE)
         if per_instance * len(positions) <= room:
-            return [Payload(_join(head, selected), positions)]
+            return [Payload(_join(head, selected, suffix), positions)]
         per_payload = room // per_instance
         if per_payload < 1:
             raise InputError(
                 f"one instance takes {per_instance} bytes; it cannot fit in {self.max_bytes} bytes"
             )
         return [
-            Payload(_join(head, selected[i : i + per_payload]), positions[i : i + per_payload])
+            Payload(_join(head, selected[i : i + per_payload], suffix), positions[i : i + per_payload])
             for i in range(0, len(positions), per_payload)
         ]
 
 
-def _join(head: str, tails: Sequence[str]) -> bytes:
-    return (_OPEN + head + ("," + head).join(tails) + _CLOSE).encode("ascii")
+def _join(head: str, tails: Sequence[str], suffix: str = "") -> bytes:
+    return (_OPEN + head + (suffix + "," + head).join(tails) + suffix + _CLOSE).encode("ascii")
 
 
 def build_requests(

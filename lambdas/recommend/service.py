@@ -443,7 +443,11 @@ class Recommender:
             bundle.item_rows if len(positions) == bundle.item_rows.shape[0] else bundle.item_rows[positions]
         )
         scores = score_user_candidates(
-            model.params, bundle.lookup.user_keys(user_pos), rows, model.predictor_type
+            model.params,
+            bundle.lookup.user_keys(user_pos),
+            rows,
+            model.predictor_type,
+            user_values=bundle.lookup.user_values(user_pos),
         )
         return [float(s) for s in np.asarray(scores, dtype=np.float64)]
 

@@ -290,7 +290,11 @@ def evaluate(data: Inputs, max_users: int = MAX_RANKED_USERS, seed: int = 0) -> 
     def fm_scores(user: int, cand: np.ndarray) -> np.ndarray:
         return np.asarray(
             fm.score_user_candidates(
-                model.params, lookup.user_keys(user), item_rows[cand], model.predictor_type
+                model.params,
+                lookup.user_keys(user),
+                item_rows[cand],
+                model.predictor_type,
+                user_values=lookup.user_values(user),
             )
         )
 

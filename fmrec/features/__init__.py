@@ -1,0 +1,1 @@
+"""Feature construction shared by preprocess, evaluation and serving."""
