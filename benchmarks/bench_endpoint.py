@@ -67,6 +67,9 @@ class MovieLensShape:
     def user_keys(self, user_pos: int) -> list[int]:
         return [self.user_column(user_pos)]
 
+    def user_values(self, user_pos: int) -> list[float]:
+        return [1.0]
+
     def movie_keys(self, movie_pos: int) -> list[int]:
         return [self.movie_column(movie_pos)]
 

@@ -7,11 +7,12 @@ import scipy.sparse as sp
 
 from fmrec.evaluation.ranking import Scorer
 from fmrec.model import fm
+from fmrec.serving.batch import user_rows
 from fmrec.serving.lookup import Lookup
 
 
 def lookup_rows(lookup: Lookup) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """One-hot feature rows (aux columns included) of every user and every movie of a lookup."""
+    """Feature rows of every user (with their values: history columns are weighted) and every movie."""
 
     def rows(n: int, keys: list[list[int]]) -> sp.csr_matrix:
         indptr = np.cumsum([0] + [len(k) for k in keys])
@@ -22,7 +23,7 @@ def lookup_rows(lookup: Lookup) -> tuple[sp.csr_matrix, sp.csr_matrix]:
             (np.ones(cols.size, dtype=np.float32), cols, indptr), shape=(n, lookup.feature_dim)
         )
 
-    users = rows(lookup.n_users, [lookup.user_keys(p) for p in range(lookup.n_users)])
+    users = user_rows(lookup, range(lookup.n_users))
     movies = rows(lookup.n_movies, [lookup.movie_keys(p) for p in range(lookup.n_movies)])
     return users, movies
 

@@ -14,7 +14,6 @@ from fmrec.errors import InputError
 from fmrec.io_utils import atomic_open
 from fmrec.model.fm import link, side_terms
 from fmrec.serving.ranking import movie_rows, top_k_indices
-from fmrec.serving.requests import lookup_user_values
 
 # Scores held at once (users x movies, float64): 4M cells are 32 MB, a few such arrays per block.
 DEFAULT_BLOCK_CELLS = 4_000_000
@@ -32,11 +31,11 @@ class UserTopK:
 
 
 def user_rows(lookup: Any, positions: Sequence[int]) -> Any:
-    """A CSR matrix, one row per user position: its keys (Lookup.user_keys) with their values (default 1)."""
+    """A CSR matrix, one row per user position: its keys (Lookup.user_keys) and values (user_values)."""
     from scipy.sparse import csr_matrix
 
     keys = [lookup.user_keys(p) for p in positions]
-    values = [lookup_user_values(lookup, p) or [1.0] * len(k) for p, k in zip(positions, keys, strict=True)]
+    values = [lookup.user_values(p) for p in positions]
     for p, k, v in zip(positions, keys, values, strict=True):
         if len(k) != len(v):
             raise InputError(f"lookup: user position {p} has {len(k)} keys but {len(v)} values")

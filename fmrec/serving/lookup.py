@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import os
 import struct
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fmrec.errors import InputError
+from fmrec.features.history import serving_value
 from fmrec.io_utils import atomic_write_bytes
 
 LOOKUP_JSON = "lookup.json"
@@ -44,7 +46,8 @@ class Lookup:
 
     Column layout: user block (column = position in `user_ids`), then movie block (column = movie_offset
     + position in `movie_ids`), then optional auxiliary blocks (`aux_blocks`). `user_keys` / `movie_keys`
-    give every column of one side, aux included; all feature values are 1.0.
+    give every column of one side, aux included; `user_values` their values: 1.0 for one-hot columns, and
+    scale/sqrt(n) for the n columns of the user's rated-movie history when the model has that block.
     """
 
     feature_dim: int
@@ -64,6 +67,8 @@ class Lookup:
     movie_aux_cols: array | None = None
     aux_blocks: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "offset", "size", "labels"}]
     meta: dict[str, Any] = field(default_factory=dict)
+    # The rated-movie history block (fmrec.features.history): {"offset", "scale", "cap"}, or None without one.
+    history: dict[str, Any] | None = None
 
     # ---- positions and columns
     @property
@@ -101,7 +106,21 @@ class Lookup:
             keys += self.user_aux_cols[
                 self.user_aux_indptr[user_pos] : self.user_aux_indptr[user_pos + 1]
             ].tolist()
+        if self.history is not None:
+            offset = int(self.history["offset"])
+            keys += [offset + p for p in self.rated_positions(user_pos)]
         return keys
+
+    def user_values(self, user_pos: int) -> list[float]:
+        """The values of `user_keys(user_pos)`, in the same order."""
+        n_onehot = 1
+        if self.user_aux_indptr is not None:
+            n_onehot += self.user_aux_indptr[user_pos + 1] - self.user_aux_indptr[user_pos]
+        values = [1.0] * n_onehot
+        if self.history is not None:
+            n = self.rated_indptr[user_pos + 1] - self.rated_indptr[user_pos]
+            values += [serving_value(n, float(self.history["scale"]))] * n
+        return values
 
     def movie_keys(self, movie_pos: int) -> list[int]:
         keys = [self.movie_offset + movie_pos]
@@ -131,6 +150,7 @@ class Lookup:
             "aux_blocks": self.aux_blocks,
             "has_aux": {"user": self.user_aux_indptr is not None, "movie": self.movie_aux_indptr is not None},
             "meta": self.meta,
+            "history": self.history,
             "user_ids": self.user_ids,
             "movie_ids": self.movie_ids,
             "titles": self.titles,
@@ -187,6 +207,7 @@ class Lookup:
                 movie_aux_cols=sections["movie_aux_cols"] if header["has_aux"]["movie"] else None,
                 aux_blocks=list(header["aux_blocks"]),
                 meta=dict(header["meta"]),
+                history=_history_block(header.get("history")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{source}/{LOOKUP_JSON}: missing or malformed field ({exc})") from None
@@ -207,8 +228,25 @@ class Lookup:
             problems.append("user_ids/movie_ids not sorted and unique")
         if self.feature_dim < nu + nm:
             problems.append(f"feature_dim {self.feature_dim} < {nu} users + {nm} movies")
+        if self.history is not None and not (
+            nu + nm <= int(self.history["offset"]) and int(self.history["offset"]) + nm <= self.feature_dim
+        ):
+            problems.append(
+                f"history block at {self.history['offset']} does not fit feature_dim {self.feature_dim}"
+            )
         if problems:
             raise InputError(f"{source}: inconsistent lookup: {'; '.join(problems)}")
+
+
+def _history_block(raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise TypeError(f"history: expected an object, got {type(raw).__name__}")
+    scale = float(raw["scale"])
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"history scale {scale}: expected a positive number")
+    return {"offset": int(raw["offset"]), "scale": scale, "cap": int(raw.get("cap", 0))}
 
 
 def _parse_bin(raw: bytes, source: str) -> dict[str, array]:

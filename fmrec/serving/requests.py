@@ -27,6 +27,8 @@ class LookupLike(Protocol):
 
     def user_keys(self, user_pos: int) -> list[int]: ...
 
+    def user_values(self, user_pos: int) -> list[float]: ...
+
     def movie_keys(self, movie_pos: int) -> list[int]: ...
 
     def user_column(self, pos: int) -> int: ...
@@ -42,27 +44,22 @@ class Payload:
     movie_positions: Sequence[int]
 
 
-def lookup_user_values(lookup: object, user_pos: int) -> list[float] | None:
-    """The values of the user's keys when the lookup has non-one-hot user features (`user_values`), else None.
-
-    The one place that asks: the request builder, the Lambda's fast path and batch scoring all go through it.
-    """
-    values = getattr(lookup, "user_values", None)
-    return None if values is None else list(values(user_pos))
-
-
 def _ones(n: int) -> str:
     return ",".join(["1"] * n)
+
+
+def _number(value: float) -> str:
+    """A feature value as JSON: integers bare (one-hot 1), others with float32's 9 significant digits."""
+    return "1" if value == 1.0 else format(value, ".9g")
 
 
 class RequestBuilder:
     """Builds request bodies for one lookup; per-movie JSON fragments are made once, then joined per request.
 
-    Every instance is `{"data":{"features":{"keys":[user keys, movie keys],"shape":[D],"values":[1,...]}}}`
+    Every instance is `{"data":{"features":{"keys":[user keys, movie keys],"shape":[D],"values":[...]}}}`
     where the movie keys are the movie's columns in the full feature space (they include the user-block
-    offset, and the movie's auxiliary columns when the lookup has them). Movie features are one-hot (value
-    1); user features are 1 unless the lookup gives values (`user_values(pos)`, e.g. weighted history
-    columns) or the caller passes them.
+    offset, and the movie's auxiliary columns when the lookup has them). One-hot features have the value 1;
+    the user's rated-movie history columns, when the model has them, carry the lookup's `user_values`.
     """
 
     def __init__(self, lookup: LookupLike, max_bytes: int = MAX_PAYLOAD_BYTES) -> None:
@@ -72,6 +69,8 @@ class RequestBuilder:
         self._shape = f'],"shape":[{int(lookup.feature_dim)}],"values":['
         self._movie_keys = [",".join(map(str, lookup.movie_keys(p))) for p in range(self.n_movies)]
         self._movie_nkeys = [len(lookup.movie_keys(p)) for p in range(self.n_movies)]
+        self._uniform_nkeys = len(set(self._movie_nkeys)) == 1
+        self._key_tails = [keys + self._shape for keys in self._movie_keys]
         # Tails depend on the user's key count only through the "values" list; that count rarely varies.
         self._tails: dict[int, tuple[list[str], int]] = {}
         self.all_positions: range = range(self.n_movies)
@@ -88,39 +87,31 @@ class RequestBuilder:
             self._tails[n_user_keys] = cached
         return cached
 
-    def _weighted_tails(self, user_values: Sequence[float]) -> tuple[list[str], int]:
-        """Tails for user keys with non-1 values: made per request, since the values differ per user."""
-        bad = [v for v in user_values if not math.isfinite(v)]
-        if bad:
-            raise InputError(f"user values: expected finite numbers, got {bad[0]!r}")
-        shape, head = self._shape, ",".join(map(repr, map(float, user_values)))
+    def _valued_tails(self, user_values: str) -> tuple[list[str], int, str]:
+        """Tails and the shared suffix when the user's values are not all 1 (they then differ per user)."""
+        if self._uniform_nkeys and self._key_tails:
+            suffix = f"{user_values},{_ones(self._movie_nkeys[0])}]}}}}}}"
+            return self._key_tails, max(map(len, self._key_tails)), suffix
         tails = [
-            f"{keys}{shape}{head}{',' if n else ''}{_ones(n)}]}}}}}}"
-            for keys, n in zip(self._movie_keys, self._movie_nkeys, strict=True)
+            f"{tail}{user_values},{_ones(n)}]}}}}}}"
+            for tail, n in zip(self._key_tails, self._movie_nkeys, strict=True)
         ]
-        return tails, max(map(len, tails), default=0)
+        return tails, max(map(len, tails), default=0), ""
 
-    def build(
-        self,
-        user_pos: int,
-        movie_positions: Sequence[int] | None = None,
-        user_values: Sequence[float] | None = None,
-    ) -> list[Payload]:
-        """Bodies scoring user `user_pos` against `movie_positions` (default: all), each <= max_bytes.
-
-        `user_values`: the values of the user's keys (default: the lookup's `user_values`, if it has one, else
-        all 1).
-        """
+    def build(self, user_pos: int, movie_positions: Sequence[int] | None = None) -> list[Payload]:
+        """Bodies scoring user `user_pos` against `movie_positions` (default: all), each <= max_bytes."""
         user_keys = self.lookup.user_keys(user_pos)
-        if user_values is None:
-            user_values = lookup_user_values(self.lookup, user_pos)
+        values = self.lookup.user_values(user_pos)
+        if len(values) != len(user_keys):
+            raise InputError(f"user values: {len(values)} for {len(user_keys)} user keys")
+        if not all(math.isfinite(v) for v in values):
+            raise InputError(f"user values: expected finite numbers, got {values}")
         head = '{"data":{"features":{"keys":[' + ",".join(map(str, user_keys)) + ","
-        if user_values is not None and len(user_values) != len(user_keys):
-            raise InputError(f"user values: {len(user_values)} for {len(user_keys)} user keys")
-        if user_values is None or all(v == 1 for v in user_values):
+        suffix = ""
+        if all(v == 1.0 for v in values):
             tails, max_tail = self._tails_for(len(user_keys))
         else:
-            tails, max_tail = self._weighted_tails(user_values)
+            tails, max_tail, suffix = self._valued_tails(",".join(map(_number, values)))
         positions: Sequence[int] = self.all_positions if movie_positions is None else movie_positions
         if not positions:
             return []
@@ -130,23 +121,23 @@ class RequestBuilder:
             selected = [tails[positions[0]]]
         else:
             selected = itemgetter(*positions)(tails)  # a C-level gather, ~2x a list comprehension
-        per_instance = len(head) + max_tail + 1
+        per_instance = len(head) + max_tail + len(suffix) + 1
         room = self.max_bytes - len(_OPEN) - len(_CLOSE)
         if per_instance * len(positions) <= room:
-            return [Payload(_join(head, selected), positions)]
+            return [Payload(_join(head, selected, suffix), positions)]
         per_payload = room // per_instance
         if per_payload < 1:
             raise InputError(
                 f"one instance takes {per_instance} bytes; it cannot fit in {self.max_bytes} bytes"
             )
         return [
-            Payload(_join(head, selected[i : i + per_payload]), positions[i : i + per_payload])
+            Payload(_join(head, selected[i : i + per_payload], suffix), positions[i : i + per_payload])
             for i in range(0, len(positions), per_payload)
         ]
 
 
-def _join(head: str, tails: Sequence[str]) -> bytes:
-    return (_OPEN + head + ("," + head).join(tails) + _CLOSE).encode("ascii")
+def _join(head: str, tails: Sequence[str], suffix: str = "") -> bytes:
+    return (_OPEN + head + (suffix + "," + head).join(tails) + suffix + _CLOSE).encode("ascii")
 
 
 def build_requests(
@@ -154,10 +145,9 @@ def build_requests(
     user_pos: int,
     movie_positions: Sequence[int] | None = None,
     max_bytes: int = MAX_PAYLOAD_BYTES,
-    user_values: Sequence[float] | None = None,
 ) -> list[Payload]:
     """One-off convenience; hold a RequestBuilder to reuse its per-movie fragments across requests."""
-    return RequestBuilder(lookup, max_bytes).build(user_pos, movie_positions, user_values)
+    return RequestBuilder(lookup, max_bytes).build(user_pos, movie_positions)
 
 
 def decode_keys(lookup: LookupLike, keys: Sequence[int]) -> tuple[int, int]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fmrec.errors import FmrecError, InputError, NotInModelError
-from fmrec.serving.requests import CONTENT_TYPE, RequestBuilder, lookup_user_values
+from fmrec.serving.requests import CONTENT_TYPE, RequestBuilder
 
 try:  # orjson parses the endpoint's answer ~3x faster; the standard library is the fallback.
     import orjson
@@ -509,7 +509,7 @@ class Recommender:
             terms,
             lookup.user_keys(user_pos),
             model.predictor_type,
-            lookup_user_values(lookup, user_pos),
+            lookup.user_values(user_pos),
         )
         if query.genre is not None:
             mask = self._genre_mask(bundle, query.genre).copy()

@@ -105,7 +105,7 @@ def test_weighted_user_keys_reach_the_endpoint_and_match_the_fast_path(
     (payload,) = RequestBuilder(lookup).build(2, [0, 5])
     instance = json.loads(payload.body)["instances"][1]["data"]["features"]
     assert instance["keys"] == [*lookup.user_keys(2), lookup.movie_column(5)]
-    assert instance["values"] == [*_values(lookup, 2), 1]
+    assert instance["values"] == pytest.approx([*_values(lookup, 2), 1], rel=1e-8)
     caller = ScoringCaller(w, model, lookup)
     slow = Recommender(DirStore(serving), caller)  # type: ignore[arg-type]
     fast = Recommender(DirStore(serving), None, fast_path=True)
@@ -120,11 +120,15 @@ def test_weighted_user_keys_reach_the_endpoint_and_match_the_fast_path(
     assert [it.score for it in ones.items] != pytest.approx([it.score for it in weighted.items], abs=1e-6)
 
 
-def test_non_finite_or_misaligned_user_values_are_an_input_error(w: Any) -> None:
+def test_non_finite_or_misaligned_user_values_are_an_input_error(
+    w: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fmrec.errors import InputError
 
     lookup = w.make_lookup()
+    monkeypatch.setattr(Lookup, "user_values", lambda self, pos: [float("nan")])
     with pytest.raises(InputError, match="finite"):
-        RequestBuilder(lookup).build(0, None, [float("nan")])
+        RequestBuilder(lookup).build(0, None)
+    monkeypatch.setattr(Lookup, "user_values", lambda self, pos: [1.0, 2.0])
     with pytest.raises(InputError, match="2 for 1 user keys"):
-        RequestBuilder(lookup).build(0, None, [1.0, 2.0])
+        RequestBuilder(lookup).build(0, None)

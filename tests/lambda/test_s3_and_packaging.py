@@ -115,6 +115,8 @@ print(json.dumps({{"status": result["statusCode"], "body": json.loads(result["bo
     assert ours <= {
         "fmrec",
         "fmrec.errors",
+        "fmrec.features",
+        "fmrec.features.history",
         "fmrec.io_utils",
         "fmrec.serving",
         "fmrec.serving.lookup",

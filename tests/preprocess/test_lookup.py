@@ -27,6 +27,7 @@ def test_lookup_module_imports_only_the_standard_library() -> None:
         "__future__",
         "bisect",
         "json",
+        "math",
         "os",
         "struct",
         "sys",

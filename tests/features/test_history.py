@@ -1,0 +1,124 @@
+"""The rated-movie history block: training rows, lookup keys and values, and the request builder."""
+
+from __future__ import annotations
+
+import json
+from array import array
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fmrec.errors import InputError
+from fmrec.features.history import HistoryConfig, serving_value, training_rows
+from fmrec.model import fm
+from fmrec.serving.lookup import Lookup
+from fmrec.serving.requests import RequestBuilder
+
+# three users' rated movie positions (ascending), over 6 movies
+RATED = [[0, 2, 4], [1, 3], [0, 1, 2, 3, 5]]
+INDPTR = np.cumsum([0] + [len(r) for r in RATED])
+FLAT = np.concatenate([np.array(r) for r in RATED])
+
+
+def _dense(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int) -> np.ndarray:
+    return sp.csr_matrix((vals, (rows, cols)), shape=(n_rows, 6)).toarray()
+
+
+def test_whole_histories_leave_the_row_movie_out() -> None:
+    users = np.array([0, 0, 1, 2])
+    movies = np.array([2, 5, 1, 4])  # rated, unrated, rated, unrated
+    rows, cols, vals = training_rows(
+        INDPTR, FLAT, users, movies, HistoryConfig(cap=64), np.random.default_rng(0)
+    )
+    H = _dense(rows, cols, vals, 4)
+    s2, s3, s5 = 1 / np.sqrt(2), 1 / np.sqrt(3), 1 / np.sqrt(5)
+    np.testing.assert_allclose(H[0], [s2, 0, 0, 0, s2, 0], rtol=1e-6)  # movie 2 left out: 2 remain
+    np.testing.assert_allclose(H[1], [s3, 0, s3, 0, s3, 0], rtol=1e-6)
+    np.testing.assert_allclose(H[2], [0, 0, 0, 1, 0, 0], rtol=1e-6)
+    np.testing.assert_allclose(H[3], [s5, s5, s5, s5, 0, s5], rtol=1e-6)
+
+
+def test_capped_histories_are_unbiased_and_bounded() -> None:
+    users = np.full(20000, 2)
+    movies = np.full(20000, 4)  # unrated: all 5 rated movies are history
+    cfg = HistoryConfig(cap=2, scale=1.5)
+    rows, cols, vals = training_rows(INDPTR, FLAT, users, movies, cfg, np.random.default_rng(1))
+    assert np.bincount(rows).max() == 2 and not np.isin(cols, [4]).any()
+    mean = _dense(rows, cols, vals, users.size).mean(axis=0)
+    full = np.array([1, 1, 1, 1, 0, 1]) * serving_value(5, 1.5)
+    np.testing.assert_allclose(mean, full, atol=0.03)
+
+
+def test_off_and_bad_settings() -> None:
+    r, c, v = training_rows(
+        INDPTR, FLAT, np.array([0]), np.array([1]), HistoryConfig(cap=0), np.random.default_rng()
+    )
+    assert r.size == c.size == v.size == 0
+    with pytest.raises(InputError, match="history length -1"):
+        HistoryConfig(cap=-1).validate()
+    with pytest.raises(InputError, match="history scale"):
+        HistoryConfig(scale=float("nan")).validate()
+
+
+def _lookup(history: bool) -> Lookup:
+    n_users, n_movies = 3, 6
+    return Lookup(
+        feature_dim=n_users + n_movies + (n_movies if history else 0),
+        user_ids=[10, 20, 30],
+        movie_ids=[1, 2, 3, 4, 5, 6],
+        titles=[f"m{i}" for i in range(n_movies)],
+        genres=[[] for _ in range(n_movies)],
+        movie_count=array("I", [2, 2, 2, 2, 1, 1]),
+        movie_mean=array("f", [4.0] * n_movies),
+        rated_indptr=array("Q", INDPTR.tolist()),
+        rated_pos=array("I", FLAT.tolist()),
+        history={"offset": n_users + n_movies, "scale": 1.0, "cap": 64} if history else None,
+    )
+
+
+def test_lookup_keys_values_and_round_trip() -> None:
+    lk = _lookup(history=True)
+    assert lk.user_keys(0) == [0, 9, 11, 13]
+    np.testing.assert_allclose(lk.user_values(0), [1.0] + [1 / np.sqrt(3)] * 3)
+    again = Lookup.from_blobs(lk.to_blobs())
+    assert again.history == lk.history and again.user_values(2) == lk.user_values(2)
+    plain = _lookup(history=False)
+    assert plain.user_keys(0) == [0] and plain.user_values(0) == [1.0]
+    bad = _lookup(history=True)
+    bad.history = {"offset": 5, "scale": 1.0, "cap": 64}  # overlaps the movie block
+    with pytest.raises(InputError, match="history block"):
+        bad.check()
+
+
+@pytest.mark.parametrize("max_bytes", [6 * 1024 * 1024, 900])
+def test_request_bodies_score_as_the_fast_path(max_bytes: int) -> None:
+    lk = _lookup(history=True)
+    rng = np.random.default_rng(3)
+    params = fm.FMParams(0.1, rng.normal(size=lk.feature_dim), rng.normal(size=(lk.feature_dim, 4)))
+    item_rows = sp.csr_matrix(
+        (np.ones(6), [lk.movie_column(p) for p in range(6)], np.arange(7)), shape=(6, lk.feature_dim)
+    )
+    for user in range(3):
+        fast = fm.score_user_candidates(
+            params, lk.user_keys(user), item_rows, fm.BINARY_CLASSIFIER, user_values=lk.user_values(user)
+        )
+        payloads = RequestBuilder(lk, max_bytes=max_bytes).build(user)
+        got, positions = [], []
+        for payload in payloads:
+            assert len(payload.body) <= max_bytes
+            instances = json.loads(payload.body)["instances"]
+            data = [inst["data"]["features"] for inst in instances]
+            indptr = np.cumsum([0] + [len(d["keys"]) for d in data])
+            X = sp.csr_matrix(
+                (
+                    np.concatenate([d["values"] for d in data]),
+                    np.concatenate([d["keys"] for d in data]),
+                    indptr,
+                ),
+                shape=(len(data), lk.feature_dim),
+            )
+            got += fm.predict(params, X, fm.BINARY_CLASSIFIER).tolist()
+            positions += list(payload.movie_positions)
+        assert positions == list(range(6))
+        np.testing.assert_allclose(got, fast, rtol=1e-6)
