@@ -41,9 +41,6 @@ class SampledRows:
         idx = np.arange(a, b) if self.order is None else self.order[a:b]
         return self.user[idx], self.movie[idx], (idx < self.n_positive).astype(np.float32)
 
-    def labels(self) -> np.ndarray:
-        return self.take(0, len(self))[2]
-
 
 def negative_weights(popularity: np.ndarray, exponent: float) -> np.ndarray:
     """Sampling weight per movie position: count ** exponent, and 0 for a movie with no train count."""
