@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from fmrec.data.options import DEFAULT_HISTORY
 from fmrec.model.hyperparameters import RECOMMENDED
 from pipeline.estimator import fm_estimator
 from pipeline.tuning import TuningOptions
@@ -259,7 +260,8 @@ def get_pipeline(
     objective: str = OBJECTIVES[0],
     negatives_per_positive: int = 4,
     negative_exponent: float = 0.75,
-    positives: str = "all",
+    positives: str = "weighted",
+    history: int = DEFAULT_HISTORY,
     below_threshold_negatives: bool = False,
 ) -> dict[str, Any]:
     """The pipeline definition as a JSON-ready dict; `json.dumps` it for CfnPipeline or the local runner.
@@ -269,12 +271,12 @@ def get_pipeline(
     LinearLr, FactorsLr, BiasWd, LinearWd, FactorsWd, FactorsInitSigma).
     `tuning` adds the optional tuning path (pipeline/tuning.py), switched per execution by UseTuning.
     `objective` .. `below_threshold_negatives` are the defaults of the training-objective parameters
-    (Objective, NegativesPerPositive, NegativeExponent, PositiveRule, BelowThresholdNegatives), checked here
-    as fmrec/features/objective.py checks them in the preprocess step.
+    (Objective, NegativesPerPositive, NegativeExponent, PositiveRule, HistoryLength, BelowThresholdNegatives),
+    checked here as fmrec/features/objective.py and history.py check them in the preprocess step.
     """
     _check_arguments(region, artifact_bucket, code_uri, role_arn)
     sampling = _objective_defaults(
-        objective, negatives_per_positive, negative_exponent, positives, below_threshold_negatives
+        objective, negatives_per_positive, negative_exponent, positives, below_threshold_negatives, history
     )
     overrides = dict(hyperparameters or {})
     unknown = sorted(set(overrides) - {h.parameter for h in HYPERPARAMETERS})
@@ -307,15 +309,22 @@ def get_pipeline(
 
 
 def _objective_defaults(
-    objective: str, negatives: int, exponent: float, positives: str, below: bool
+    objective: str,
+    negatives: int,
+    exponent: float,
+    positives: str,
+    below: bool,
+    history: int = DEFAULT_HISTORY,
 ) -> dict[str, Any]:
     """The objective parameters' defaults, refused here when the preprocess step would refuse them."""
     from fmrec.errors import InputError
+    from fmrec.features.history import HistoryConfig
     from fmrec.features.objective import SamplingConfig, check_objective
 
     try:
         check_objective(objective, PREDICTOR_TYPE)
         SamplingConfig(objective, negatives, exponent, positives, below)
+        HistoryConfig(cap=history).validate("HistoryLength")
     except InputError as exc:
         raise DefinitionError(str(exc)) from None
     return {
@@ -324,6 +333,7 @@ def _objective_defaults(
         "NegativeExponent": float(exponent),
         "PositiveRule": positives,
         "BelowThresholdNegatives": "true" if below else "false",
+        "HistoryLength": int(history),
     }
 
 
@@ -374,12 +384,13 @@ def _build(
     }
     # The training objective (fmrec/features/objective.py); BelowThresholdNegatives is a "true"/"false"
     # String rather than a Boolean so the argument the step receives is plain text.
-    sampling = dict(sampling or _objective_defaults(OBJECTIVES[0], 4, 0.75, "all", False))
+    sampling = dict(sampling or _objective_defaults(OBJECTIVES[0], 4, 0.75, "weighted", False))
     objective = ParameterString("Objective", default_value=sampling["Objective"])
     negatives = ParameterInteger("NegativesPerPositive", default_value=sampling["NegativesPerPositive"])
     exponent = ParameterFloat("NegativeExponent", default_value=sampling["NegativeExponent"])
     positive_rule = ParameterString("PositiveRule", default_value=sampling["PositiveRule"])
     below = ParameterString("BelowThresholdNegatives", default_value=sampling["BelowThresholdNegatives"])
+    history_length = ParameterInteger("HistoryLength", default_value=int(sampling["HistoryLength"]))
     parameters = [
         input_data,
         threshold,
@@ -395,6 +406,7 @@ def _build(
         exponent,
         positive_rule,
         below,
+        history_length,
     ]
 
     def s3_out(*parts: str) -> list[Any]:
@@ -449,6 +461,7 @@ def _build(
                 *("--objective", objective, "--negatives", negatives.to_string()),
                 *("--negative-exponent", exponent.to_string(), "--positives", positive_rule),
                 *("--below-threshold-negatives", below, "--predictor-type", PREDICTOR_TYPE),
+                *("--history", history_length.to_string()),
             ],
         ),
         property_files=[manifest],

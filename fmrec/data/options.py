@@ -6,10 +6,13 @@ import argparse
 from dataclasses import dataclass
 
 from fmrec.errors import InputError
+from fmrec.features.history import HistoryConfig
 from fmrec.features.objective import OBJECTIVES, POSITIVE_RULES, PREDICTORS, SamplingConfig, check_objective
 
 AUX_USER = ("age", "gender", "occupation")
 AUX_MOVIE = ("genres", "year")
+# History columns per ranking row by default: chosen by the search in docs/tuning.md ("The ranking defaults")
+DEFAULT_HISTORY = 64
 
 
 @dataclass(frozen=True)
@@ -26,9 +29,18 @@ class PreprocessConfig:
     objective: str = "ranking"
     negatives_per_positive: int = 4
     negative_exponent: float = 0.75
-    positives: str = "all"
+    positives: str = "weighted"
     below_threshold_negatives: bool = False
     predictor_type: str = "binary_classifier"
+    # History columns per ranking row (fmrec/features/history.py); None: DEFAULT_HISTORY for ranking, 0 else
+    history: int | None = None
+
+    def history_config(self) -> HistoryConfig | None:
+        """The rated-movie history block, or None: the rating objective keeps the seed's columns exactly (so a
+        pipeline's HistoryLength parameter does not stop a rating run)."""
+        cfg = HistoryConfig(cap=DEFAULT_HISTORY if self.history is None else self.history)
+        cfg.validate("--history")
+        return cfg if cfg.enabled and self.objective == "ranking" else None
 
     def sampling(self) -> SamplingConfig:
         """The sampler's config (validated: an out-of-range value raises InputError)."""
@@ -82,8 +94,9 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
     p.add_argument(
         "--positives",
         choices=POSITIVE_RULES,
-        default="all",
-        help="ranking: all = every rated movie is a positive (default); liked = ratings >= --threshold",
+        default="weighted",
+        help="ranking: weighted = every rated movie is a positive, a liked one (>= --threshold) twice "
+        "(default); all = every rated movie once; liked = only ratings >= --threshold",
     )
     p.add_argument(
         "--below-threshold-negatives",
@@ -99,6 +112,13 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
         choices=sorted({p for ps in PREDICTORS.values() for p in ps}),
         default="binary_classifier",
         help="the FM predictor_type that will train these rows (ranking needs binary_classifier)",
+    )
+    p.add_argument(
+        "--history",
+        type=int,
+        default=None,
+        help=f"ranking: the user's rated movies as weighted columns, at most N per row (0 = none; default "
+        f"{DEFAULT_HISTORY}; the rating objective has none and ignores it)",
     )
     return p
 
@@ -144,6 +164,8 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         positives=args.positives,
         below_threshold_negatives=bool(args.below_threshold_negatives),
         predictor_type=args.predictor_type,
+        history=args.history,
     )
     cfg.sampling()  # validates the ranges (before any output is written)
+    cfg.history_config()
     return cfg

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from fmrec.errors import InputError
 
 OBJECTIVES = ("ranking", "rating")
-POSITIVE_RULES = ("all", "liked")
+POSITIVE_RULES = ("all", "liked", "weighted")
 MAX_NEGATIVES_PER_POSITIVE = 100
 EXPONENT_RANGE = (0.0, 1.0)
 # FM predictor types that can train each objective: ranking rows carry 0/1 labels and are scored as a
@@ -24,6 +24,8 @@ class SamplingConfig:
     popularity_exponent: negatives are drawn with probability proportional to train count ** exponent
       (0 = uniform over the catalogue, 1 = proportional to popularity; word2vec's 0.75 in between).
     positives: "all" = every rated movie is a positive (the question is "will they pick it");
+      "weighted" = every rated movie, and a liked one (>= the threshold) twice, so the log loss counts
+      "they picked it and liked it" double (the search in docs/tuning.md chose it: relevance is a liked pick);
       "liked" = only ratings >= the label threshold; the others are dropped unless
     below_threshold_as_negative: they become explicit negatives (label 0), besides the sampled ones.
     seed: the sampling and shuffling seed.

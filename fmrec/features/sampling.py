@@ -94,15 +94,18 @@ def sample_rows(
     avail = int(candidate.sum()) - rated_cand
 
     liked = rating >= threshold
-    is_pos = np.ones(user.size, dtype=bool) if config.positives == "all" else liked
+    is_pos = liked if config.positives == "liked" else np.ones(user.size, dtype=bool)
     is_neg = ~liked if config.below_threshold_as_negative else np.zeros(user.size, dtype=bool)
-    pos_count = np.bincount(user[is_pos], minlength=n_users)
+    # rows per positive rating: "weighted" writes a liked one twice (log loss weights it double)
+    reps = is_pos.astype(np.int64) + (liked if config.positives == "weighted" else 0)
+    pos_count = np.bincount(user, weights=reps, minlength=n_users).astype(np.int64)
     need = k * pos_count.astype(np.int64)
     skipped = (need > 0) & (avail <= 0)
     unused = ~is_pos & ~is_neg
     if skipped.any():
         keep = ~skipped[user]
         is_pos &= keep
+        reps *= keep
         is_neg &= keep
         unused &= keep
         need[skipped] = 0
@@ -111,7 +114,7 @@ def sample_rows(
     copies = np.where(short, need // safe_avail, 0)  # full passes over a short user's unrated movies
     target = np.where(short, need % safe_avail, need)  # distinct weighted draws
     counts = {
-        "positives": int(is_pos.sum()),
+        "positives": int(reps.sum()),
         "explicit_negatives": int(is_neg.sum()),
         "sampled_negatives": int(need.sum()),
         "negatives_requested": int(need.sum()),
@@ -137,9 +140,9 @@ def sample_rows(
     n_out = n_pos + n_neg + counts["sampled_negatives"]
     out_user = np.empty(n_out, dtype=np.int32)
     out_movie = np.empty(n_out, dtype=np.int32)
-    out_user[:n_pos], out_movie[:n_pos] = user[is_pos], movie[is_pos]
+    out_user[:n_pos], out_movie[:n_pos] = np.repeat(user, reps), np.repeat(movie, reps)
     out_user[n_pos : n_pos + n_neg], out_movie[n_pos : n_pos + n_neg] = user[is_neg], movie[is_neg]
-    del is_pos, is_neg, liked, unused
+    del is_pos, is_neg, liked, unused, reps
     at = n_pos + n_neg
     if copies.any():
         at = _every_unrated(rated, copies, candidate, out_user, out_movie, at)

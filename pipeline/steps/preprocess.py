@@ -64,6 +64,7 @@ from fmrec.data.readers import (
 )
 from fmrec.errors import FmrecError, InputError, OutputError
 from fmrec.evaluation.holdout import HeldOut, write_holdout
+from fmrec.features.history import HistoryConfig, training_rows
 from fmrec.features.objective import check_objective
 from fmrec.features.sampling import SampledRows, sample_rows
 from fmrec.io_utils import atomic_dir, atomic_open
@@ -105,10 +106,16 @@ class Encoding:
     user_aux_all: sp.csr_matrix | None = None
     movie_aux_ids: np.ndarray | None = None
     movie_aux_all: sp.csr_matrix | None = None
+    # the rated-movie history block (fmrec.features.history), after every other block; None without one
+    history: HistoryConfig | None = None
+
+    @property
+    def history_offset(self) -> int:
+        return self.blocks[-1].offset + self.blocks[-1].size
 
     @property
     def feature_dim(self) -> int:
-        return self.blocks[-1].offset + self.blocks[-1].size
+        return self.history_offset + (self.movie_ids.size if self.history is not None else 0)
 
 
 def _indicator_rows(n_rows: int, cols: list[np.ndarray], dim: int) -> sp.csr_matrix:
@@ -287,10 +294,33 @@ def _write_channel(
     return files
 
 
+@dataclass(frozen=True)
+class RatedHistory:
+    """Each user's train-rated movie positions (CSR over the channel's user positions), the history source."""
+
+    indptr: np.ndarray
+    rated: np.ndarray
+
+    @classmethod
+    def of(cls, n_users: int, user_pos: np.ndarray, movie_pos: np.ndarray, n_movies: int) -> RatedHistory:
+        keys = sorted_unique(user_pos.astype(np.int64) * n_movies + movie_pos)
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(keys // n_movies, minlength=n_users), out=indptr[1:])
+        return cls(indptr, (keys % n_movies).astype(np.int64))
+
+
 def _write_sampled(
-    folder: Path, enc: Encoding, user_ids: np.ndarray, movie_ids: np.ndarray, rows: SampledRows, shards: int
+    folder: Path,
+    enc: Encoding,
+    user_ids: np.ndarray,
+    movie_ids: np.ndarray,
+    rows: SampledRows,
+    shards: int,
+    history: RatedHistory | None = None,
+    rng: np.random.Generator | None = None,
 ) -> list[dict[str, Any]]:
-    """Ranking rows (positions into user_ids / movie_ids, in rows' order) as one-hot recordIO files.
+    """Ranking rows (positions into user_ids / movie_ids, in rows' order) as recordIO files: one-hot columns,
+    plus the user's rated-movie history columns when the encoding has that block.
 
     When user_ids / movie_ids are the encoding's own, the positions are its columns and are used directly.
     """
@@ -298,17 +328,26 @@ def _write_sampled(
     folder.mkdir(parents=True, exist_ok=True)
     n = len(rows)
     bounds = np.linspace(0, n, shards + 1).round().astype(np.int64)
+    cfg = enc.history
+    # a history row holds up to cap + 2 entries: fewer rows per chunk keep a chunk's arrays bounded
+    step = WRITE_ROWS if cfg is None else max(1024, WRITE_ROWS // (cfg.cap + 2) * 4)
     files = []
     for s in range(shards):
         path = folder / f"part-{s:05d}.pbr"
         written = 0
         with open(path, "wb") as fh:
-            for a in range(int(bounds[s]), int(bounds[s + 1]), WRITE_ROWS):
-                b = min(int(bounds[s + 1]), a + WRITE_ROWS)
+            for a in range(int(bounds[s]), int(bounds[s + 1]), step):
+                b = min(int(bounds[s + 1]), a + step)
                 upos, mpos, labels = rows.take(a, b)
                 known = (upos, mpos) if direct else None
-                x = encode_rows(enc, user_ids[upos], movie_ids[mpos], known)
-                written += write_spmatrix(fh, x, labels)
+                X = encode_rows(enc, user_ids[upos], movie_ids[mpos], known)
+                if cfg is not None and history is not None and rng is not None:
+                    r, c, v = training_rows(history.indptr, history.rated, upos, mpos, cfg, rng)
+                    H = sp.csr_matrix((v, (r, enc.history_offset + c)), shape=X.shape, dtype=np.float32)
+                    H.sum_duplicates()  # capped histories draw with replacement: a repeat adds its value
+                    X = (X + H).tocsr()
+                    X.sort_indices()
+                written += write_spmatrix(fh, X, labels)
         files.append({"name": path.name, "rows": int(bounds[s + 1] - bounds[s]), "bytes": written})
     return files
 
@@ -333,7 +372,12 @@ def _ranking_channels(
         config=sampling,
         stream=0,
     )
-    train_files = _write_sampled(out / "train", enc, enc.user_ids, enc.movie_ids, rows, cfg.shards)
+    train_u = _positions(enc.user_ids, train.user)
+    history = RatedHistory.of(enc.user_ids.size, train_u, train_m, nm) if enc.history is not None else None
+    rng = np.random.default_rng([cfg.seed, 7])  # the history draws' own stream
+    train_files = _write_sampled(
+        out / "train", enc, enc.user_ids, enc.movie_ids, rows, cfg.shards, history, rng
+    )
     record: dict[str, Any] = {"train": rows.counts, "test": {}}
     train_positive, train_rows = rows.n_positive, len(rows)
     del rows
@@ -358,7 +402,12 @@ def _ranking_channels(
             shuffle=False,
             stream=1,
         )
-        test_files = _write_sampled(out / "test", enc, users, movie_ids, rows, 1)
+        test_history = (
+            RatedHistory.of(users.size, _positions(users, train.user), train_m, nm)
+            if enc.history is not None
+            else None
+        )
+        test_files = _write_sampled(out / "test", enc, users, movie_ids, rows, 1, test_history, rng)
         record["test"] = rows.counts
         record["test_balance"] = _ranking_balance(rows.n_positive, len(rows))
     record["train_balance"] = _ranking_balance(train_positive, train_rows)
@@ -435,6 +484,9 @@ def build_lookup(enc: Encoding, ds: Dataset, cfg: PreprocessConfig) -> Lookup:
             {"name": b.name, "offset": b.offset, "size": b.size, "labels": b.labels} for b in enc.blocks[2:]
         ],
         meta={"layout": ds.layout, "split": ds.split, "objective": cfg.objective},
+        history=None
+        if enc.history is None
+        else {"offset": enc.history_offset, "scale": enc.history.scale, "cap": enc.history.cap},
     )
 
 
@@ -453,6 +505,7 @@ def preprocess(data_dir: str | Path, out: Path, cfg: PreprocessConfig) -> dict[s
     cfg.sampling()  # range checks before any reading or writing
     ds = load_dataset(data_dir, cfg.split, cfg.holdout_per_user, cfg.seed, cfg.max_reject_fraction)
     enc = build_encoding(ds.train, ds.users, ds.movies, cfg.aux)
+    enc.history = cfg.history_config()
     log.info(
         "read %s (%s, split %s): %d train, %d test ratings; feature_dim %d",
         data_dir,
@@ -503,7 +556,12 @@ def preprocess(data_dir: str | Path, out: Path, cfg: PreprocessConfig) -> dict[s
     manifest = {
         "format_version": 1,
         "feature_dim": enc.feature_dim,
-        "layout": [{"name": b.name, "offset": b.offset, "size": b.size} for b in enc.blocks],
+        "layout": [{"name": b.name, "offset": b.offset, "size": b.size} for b in enc.blocks]
+        + (
+            []
+            if enc.history is None
+            else [{"name": "history", "offset": enc.history_offset, "size": int(enc.movie_ids.size)}]
+        ),
         "label": {"mode": cfg.label, "threshold": cfg.threshold if cfg.label == "binary" else None},
         "objective": cfg.objective,
         "sampling": None

@@ -169,6 +169,25 @@ def test_liked_positives_and_below_threshold_negatives() -> None:
     assert both.counts["ratings_not_used"] == 0
 
 
+def test_weighted_positives_write_a_liked_rating_twice() -> None:
+    user, movie, rating, pop = _ratings()
+    args = {"n_users": 300, "popularity": pop, "threshold": 4}
+    rows = sample_rows(user, movie, rating, config=SamplingConfig(positives="weighted"), **args)
+    u, m, y = _rows(rows)
+    kept = user != 0  # user 0 rated the whole catalogue: skipped
+    seen: dict[tuple[int, int], int] = {}
+    for pair in zip(u[y == 1].tolist(), m[y == 1].tolist(), strict=True):
+        seen[pair] = seen.get(pair, 0) + 1
+    expected = {
+        (a, b): 2 if r >= 4 else 1
+        for a, b, r in zip(user[kept].tolist(), movie[kept].tolist(), rating[kept].tolist(), strict=True)
+    }
+    assert seen == expected
+    assert rows.counts["positives"] == sum(expected.values())
+    # k negatives per positive row: a liked rating draws twice as many
+    assert rows.counts["sampled_negatives"] == 4 * rows.counts["positives"]
+
+
 def test_also_rated_pairs_are_never_negatives() -> None:
     pop = np.full(6, 3)
     cfg = SamplingConfig(negatives_per_positive=3)
@@ -227,7 +246,7 @@ def test_nothing_to_train_is_an_error() -> None:
         ({"popularity_exponent": -0.1}, r"negative exponent -0.1: expected a number in \[0, 1\]"),
         ({"popularity_exponent": 1.5}, "negative exponent 1.5"),
         ({"popularity_exponent": float("nan")}, "negative exponent nan"),
-        ({"positives": "loved"}, "positives 'loved': expected one of all, liked"),
+        ({"positives": "loved"}, "positives 'loved': expected one of all, liked, weighted"),
         ({"below_threshold_as_negative": True}, "only with positives 'liked'"),
         ({"seed": -1}, "seed -1"),
     ],

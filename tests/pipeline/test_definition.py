@@ -231,7 +231,8 @@ def test_objective_parameters_reach_the_preprocess_step(cdk_definition: dict[str
     assert (
         params["NegativeExponent"]["Type"] == "Float" and params["NegativeExponent"]["DefaultValue"] == 0.75
     )
-    assert params["PositiveRule"]["DefaultValue"] == "all"
+    assert params["PositiveRule"]["DefaultValue"] == "weighted"
+    assert params["HistoryLength"] == {"Name": "HistoryLength", "Type": "Integer", "DefaultValue": 64}
     assert params["BelowThresholdNegatives"]["DefaultValue"] == "false"
     pre = next(s for s in cdk_definition["Steps"] if s["Name"] == "Preprocess")["Arguments"]
     argv = json.dumps(pre["AppSpecification"]["ContainerArguments"])
@@ -241,6 +242,7 @@ def test_objective_parameters_reach_the_preprocess_step(cdk_definition: dict[str
         ("--negative-exponent", "NegativeExponent"),
         ("--positives", "PositiveRule"),
         ("--below-threshold-negatives", "BelowThresholdNegatives"),
+        ("--history", "HistoryLength"),
     ]:
         assert flag in argv and f"Parameters.{name}" in argv
     assert "holdout" in [o["OutputName"] for o in pre["ProcessingOutputConfig"]["Outputs"]]
@@ -253,6 +255,7 @@ def test_objective_parameters_reach_the_preprocess_step(cdk_definition: dict[str
         ({"negatives_per_positive": -2}, "negatives per positive -2"),
         ({"negative_exponent": 3.0}, r"negative exponent 3.0: expected a number in \[0, 1\]"),
         ({"positives": "loved"}, "positives 'loved'"),
+        ({"history": -1}, "HistoryLength length -1"),
         ({"below_threshold_negatives": True}, "only with positives 'liked'"),
     ],
 )

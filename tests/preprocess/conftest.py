@@ -29,6 +29,15 @@ def preprocessed(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 @pytest.fixture(scope="session")
 def ranked(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ranking rows with one-hot columns only and every rated movie once: the sampler's channel, plainly."""
     out = tmp_path_factory.mktemp("rank") / "out"
+    run(synth_dir, out, PreprocessConfig(objective="ranking", positives="all", history=0))
+    return out
+
+
+@pytest.fixture(scope="session")
+def ranked_default(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ranking rows as the pipeline writes them by default (weighted positives, history columns)."""
+    out = tmp_path_factory.mktemp("rank-default") / "out"
     run(synth_dir, out, PreprocessConfig(objective="ranking"))
     return out

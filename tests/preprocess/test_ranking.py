@@ -111,19 +111,27 @@ def test_holdout_channel_holds_the_raw_test_ratings_in_both_objectives(tmp_path:
         _, yt = read_spmatrix(out / "test")
         assert yt is not None and (int(yt.sum()) if objective == "ranking" else yt.size) >= 1
     ranking_test = json.loads((tmp_path / "ranking/manifest/manifest.json").read_text())["sampling"]["test"]
-    assert ranking_test["positives"] == len(expected)
+    # weighted positives (the default): a liked held-out rating is written twice
+    assert ranking_test["positives"] == len(expected) + int((expected.rating >= 4).sum())
 
 
-def test_shards_aux_and_determinism(synth_dir: Path, ranked: Path, tmp_path: Path) -> None:
-    step.run(synth_dir, tmp_path / "sh", PreprocessConfig(shards=3))
+def test_shards_aux_and_determinism(
+    synth_dir: Path, ranked: Path, ranked_default: Path, tmp_path: Path
+) -> None:
+    plain = {"positives": "all", "history": 0}  # the `ranked` fixture's rows
+    step.run(synth_dir, tmp_path / "sh", PreprocessConfig(shards=3, **plain))  # type: ignore[arg-type]
     parts = sorted((tmp_path / "sh/train").iterdir())
     assert len(parts) == 3
     assert b"".join(p.read_bytes() for p in parts) == (ranked / "train/part-00000.pbr").read_bytes()
-    step.run(synth_dir, tmp_path / "seed1", PreprocessConfig(seed=1))
+    # with history columns too: the draws follow the rows, however the rows are split into files
+    step.run(synth_dir, tmp_path / "shh", PreprocessConfig(shards=3))
+    parts = sorted((tmp_path / "shh/train").iterdir())
+    assert b"".join(p.read_bytes() for p in parts) == (ranked_default / "train/part-00000.pbr").read_bytes()
+    step.run(synth_dir, tmp_path / "seed1", PreprocessConfig(seed=1, **plain))  # type: ignore[arg-type]
     assert (tmp_path / "seed1/train/part-00000.pbr").read_bytes() != (
         ranked / "train/part-00000.pbr"
     ).read_bytes()
-    step.run(synth_dir, tmp_path / "aux", PreprocessConfig(aux=("genres",)))
+    step.run(synth_dir, tmp_path / "aux", PreprocessConfig(aux=("genres",), **plain))  # type: ignore[arg-type]
     base, y0 = read_spmatrix(ranked / "train")
     X, y = read_spmatrix(tmp_path / "aux/train")
     d0 = base.shape[1]
@@ -184,3 +192,43 @@ def test_a_catalogue_every_user_rated_fails_with_no_channel_written(tmp_path: Pa
     with pytest.raises(SamplingError):
         step.main(base_dir, [])
     assert not any((base_dir / "output").iterdir())  # the temporary folder is gone, no channel published
+
+
+def test_default_rows_carry_the_users_history_columns(synth_dir: Path, ranked_default: Path) -> None:
+    """Each row: user and movie one-hot, plus the user's other train-rated movies at scale/sqrt(n)."""
+    ds = load_dataset(synth_dir)
+    X, y = read_spmatrix(ranked_default / "train")
+    lk = read_lookup(ranked_default / "lookup")
+    manifest = json.loads((ranked_default / "manifest/manifest.json").read_text())
+    assert lk.history is not None and manifest["layout"][-1]["name"] == "history"
+    offset, n_users, n_movies = lk.history["offset"], lk.n_users, lk.n_movies
+    assert offset == manifest["layout"][-1]["offset"] and X.shape[1] == offset + n_movies == lk.feature_dim
+    rated: dict[int, set[int]] = {}
+    for u, m in zip(ds.train.user.tolist(), ds.train.movie.tolist(), strict=True):
+        rated.setdefault(lk.user_position(u) or 0, set()).add(lk.movie_position(m) or 0)
+    cap = lk.history["cap"]
+    for r in range(0, X.shape[0], 97):
+        cols = X.indices[X.indptr[r] : X.indptr[r + 1]]
+        vals = X.data[X.indptr[r] : X.indptr[r + 1]]
+        user, movie = int(cols[0]), int(cols[1]) - n_users
+        hist = cols[cols >= offset] - offset
+        others = rated[user] - {movie}  # a positive's own movie is left out of its history
+        assert set(hist.tolist()) <= others and movie not in set(hist.tolist())
+        if len(others) <= cap:
+            assert set(hist.tolist()) == others
+            np.testing.assert_allclose(vals[cols >= offset], 1 / np.sqrt(len(others)), rtol=1e-6)
+        else:
+            assert len(hist) <= cap
+    # weighted positives: the liked train ratings appear twice among the positive rows
+    liked = int((ds.train.rating >= 4).sum())
+    assert manifest["sampling"]["train"]["positives"] == len(ds.train) + liked == int(y.sum())
+
+
+def test_history_zero_and_a_bad_length(
+    synth_dir: Path, ranked: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert read_lookup(ranked / "lookup").history is None
+    out = tmp_path / "never-written"
+    assert cli(["preprocess", "--data-dir", str(synth_dir), "--out", str(out), "--history", "-1"]) == 2
+    assert "--history length -1: expected an integer in [0, 4096]" in capsys.readouterr().err
+    assert not out.exists()
