@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 # Weighting: every history column of a user with n rated movies carries scale / sqrt(n) (SVD++'s |N(u)|^-1/2),
 # so the history's pull on a score neither vanishes nor explodes with the user's activity.
 MAX_CAP = 4096
+# History entries one channel may hold (about 12 bytes each in recordIO): past it preprocess refuses, naming
+# the largest --history that fits, rather than fill a disk (ml-25m's 117M ranking rows x 64 would be ~90 GB).
+MAX_ENTRIES = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,23 @@ class HistoryConfig:
     @property
     def enabled(self) -> bool:
         return self.cap > 0
+
+
+def check_size(history_lengths: np.ndarray, cfg: HistoryConfig, channel: str) -> int:
+    """The history entries a channel's rows will hold (their users' history lengths, capped): at most
+    MAX_ENTRIES."""
+    import numpy as np  # here only: see training_rows
+
+    entries = int(np.minimum(np.asarray(history_lengths, dtype=np.int64), cfg.cap).sum())
+    if entries > MAX_ENTRIES:
+        rows = int(np.asarray(history_lengths).size)
+        fits = max(MAX_ENTRIES // max(rows, 1), 0)
+        raise InputError(
+            f"{channel}: {rows:,} rows with up to {cfg.cap} history columns each make {entries:,} history "
+            f"entries (about {entries * 12 / 1e9:.0f} GB of recordIO), over the {MAX_ENTRIES:,} limit; pass "
+            f"--history {fits} or less (HistoryLength), or 0 for none"
+        )
+    return entries
 
 
 def serving_value(n_rated: int, scale: float) -> float:

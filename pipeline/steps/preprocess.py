@@ -64,7 +64,7 @@ from fmrec.data.readers import (
 )
 from fmrec.errors import FmrecError, InputError, OutputError
 from fmrec.evaluation.holdout import HeldOut, write_holdout
-from fmrec.features.history import HistoryConfig, training_rows
+from fmrec.features.history import HistoryConfig, check_size, training_rows
 from fmrec.features.objective import check_objective
 from fmrec.features.sampling import SampledRows, sample_rows
 from fmrec.io_utils import atomic_dir, atomic_open
@@ -375,6 +375,8 @@ def _ranking_channels(
     train_u = _positions(enc.user_ids, train.user)
     history = RatedHistory.of(enc.user_ids.size, train_u, train_m, nm) if enc.history is not None else None
     rng = np.random.default_rng([cfg.seed, 7])  # the history draws' own stream
+    if history is not None and enc.history is not None:
+        check_size(np.diff(history.indptr)[rows.user], enc.history, "train")  # before any file is written
     train_files = _write_sampled(
         out / "train", enc, enc.user_ids, enc.movie_ids, rows, cfg.shards, history, rng
     )

@@ -122,3 +122,15 @@ def test_request_bodies_score_as_the_fast_path(max_bytes: int) -> None:
             positions += list(payload.movie_positions)
         assert positions == list(range(6))
         np.testing.assert_allclose(got, fast, rtol=1e-6)
+
+
+def test_a_channel_too_large_for_its_history_is_refused_naming_what_fits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fmrec.features import history
+
+    lengths = np.array([3, 100, 100, 5])
+    assert history.check_size(lengths, HistoryConfig(cap=64), "train") == 3 + 64 + 64 + 5
+    monkeypatch.setattr(history, "MAX_ENTRIES", 100)
+    with pytest.raises(InputError, match=r"train: 4 rows .* pass --history 25 or less"):
+        history.check_size(lengths, HistoryConfig(cap=64), "train")
