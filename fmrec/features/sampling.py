@@ -10,10 +10,9 @@ from fmrec.data.readers import sorted_unique
 from fmrec.errors import InputError
 from fmrec.features.objective import SamplingConfig
 
-# Rejection rounds before a user's remaining negatives are drawn by the exact (dense) method.
+# Rejection rounds before a user's remaining negatives are drawn from their own unrated weights.
 REJECTION_ROUNDS = 12
 CHUNK_DRAWS = 1 << 22  # negatives drawn per user chunk (bounds the sampler's working memory)
-DENSE_CELLS = 1 << 23  # users x movies cells per batch of the exact method
 
 
 class SamplingError(InputError):
@@ -64,12 +63,9 @@ def sample_rows(
     """Positives and sampled negatives for the ratings (user, movie) positions, rating values.
 
     Negatives of a user are movies with a positive `popularity` (the train catalogue) that the user has not
-    rated, here or in `also_rated`; within a user they are distinct (drawn without replacement, weight
-    popularity ** exponent) when the user has at least as many unrated movies as negatives to draw. A user
-    who needs more (need = q x unrated + r) gets every unrated movie q times plus r distinct draws, so their
-    label ratio stays that of everyone else and no movie repeats more than it must (negatives_repeated).
-    A user with no unrated movie at all is skipped with their rows (users_skipped_no_unrated). No positive
-    or no negative row at all is an error.
+    rated, here or in `also_rated`, drawn independently (with replacement) with weight popularity ** exponent,
+    k per positive row, so every user has the same label ratio. A user with no unrated movie at all is
+    skipped with their rows (users_skipped_no_unrated). No positive or no negative row at all is an error.
     The random stream is (config.seed, stream), so train and test samples of one seed are independent.
     """
     nm = int(popularity.size)
@@ -109,17 +105,11 @@ def sample_rows(
         is_neg &= keep
         unused &= keep
         need[skipped] = 0
-    short = need > avail
-    safe_avail = np.maximum(avail, 1)
-    copies = np.where(short, need // safe_avail, 0)  # full passes over a short user's unrated movies
-    target = np.where(short, need % safe_avail, need)  # distinct weighted draws
     counts = {
         "positives": int(reps.sum()),
         "explicit_negatives": int(is_neg.sum()),
         "sampled_negatives": int(need.sum()),
         "negatives_requested": int(need.sum()),
-        "negatives_repeated": int((need - avail)[short].sum()),
-        "users_with_repeats": int(short.sum()),
         "users_skipped_no_unrated": int(skipped.sum()),
         "rows_skipped": int(np.isin(user, np.flatnonzero(skipped)).sum()) if skipped.any() else 0,
         "ratings_not_used": int(unused.sum()),  # below the threshold with positives "liked"
@@ -144,47 +134,14 @@ def sample_rows(
     out_user[n_pos : n_pos + n_neg], out_movie[n_pos : n_pos + n_neg] = user[is_neg], movie[is_neg]
     del is_pos, is_neg, liked, unused, reps
     at = n_pos + n_neg
-    if copies.any():
-        at = _every_unrated(rated, copies, candidate, out_user, out_movie, at)
-    if target.any():
-        at = _draw_negatives(rng, rated, target, weights, avail, out_user, out_movie, at)
+    if need.any():
+        at = _draw_negatives(rng, rated, need, weights, out_user, out_movie, at)
     assert at == n_out, (at, n_out)
     order = None
     if shuffle:
         order = np.arange(n_out, dtype=np.int32 if n_out < 2**31 else np.int64)
         rng.shuffle(order)
     return SampledRows(out_user, out_movie, n_pos, order, counts)
-
-
-def _every_unrated(
-    rated: np.ndarray,
-    copies: np.ndarray,
-    candidate: np.ndarray,
-    out_user: np.ndarray,
-    out_movie: np.ndarray,
-    at: int,
-) -> int:
-    """Write every unrated candidate movie of each user u copies[u] times from `at`; returns the end."""
-    nm = candidate.size
-    users = np.flatnonzero(copies)
-    batch = max(1, DENSE_CELLS // nm)
-    for b0 in range(0, users.size, batch):
-        bu = users[b0 : b0 + batch]
-        grid = np.broadcast_to(candidate, (bu.size, nm)).copy()
-        lo, hi = np.searchsorted(rated, bu * nm), np.searchsorted(rated, (bu + 1) * nm)
-        n_rated = hi - lo
-        rows = np.repeat(np.arange(bu.size), n_rated)
-        at_key = np.repeat(lo - np.concatenate(([0], np.cumsum(n_rated)[:-1])), n_rated) + np.arange(
-            rows.size
-        )
-        grid[rows, rated[at_key] % nm] = False
-        row, col = np.nonzero(grid)
-        times = copies[bu][row]
-        n = int(times.sum())
-        out_user[at : at + n] = np.repeat(bu[row], times)
-        out_movie[at : at + n] = np.repeat(col, times)
-        at += n
-    return at
 
 
 def _alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -223,97 +180,60 @@ def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
 def _draw_negatives(
     rng: np.random.Generator,
     rated: np.ndarray,
-    target: np.ndarray,
+    need: np.ndarray,
     weights: np.ndarray,
-    avail: np.ndarray,
     out_user: np.ndarray,
     out_movie: np.ndarray,
     at: int,
 ) -> int:
-    """Fill out_* from `at` with target[u] distinct unrated movies per user u; returns the end position.
+    """Fill out_* from `at` with need[u] independent draws for each user u, from `weights` restricted to the
+    movies u has not rated; returns the end position.
 
-    Users whose target is at most half their unrated movies draw by rejection (popularity draws, rated and
-    repeated movies redrawn), in chunks of users; the others, and any user still short after
-    REJECTION_ROUNDS, by Efraimidis-Spirakis weighted sampling without replacement over the whole catalogue.
+    Draws are with replacement, as word2vec's sampling is: a movie is a negative in proportion to its weight
+    however many a user needs. (Distinct movies instead flatten a heavy user's negatives towards uniform,
+    since they must take most of the catalogue: measured worse, docs/tuning.md.) Popularity draws come from
+    an alias table, a rated movie is redrawn, in chunks of users; a user still short after REJECTION_ROUNDS
+    (one who rated most of the popular movies) draws the rest from their own unrated weights.
     """
     nm = weights.size
     prob, alias = _alias_table(weights)
-    dense = target * 2 > avail
-    sparse_target = np.where(dense, 0, target)
-    leftover: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (users, deficits, accepted keys)
-    ends = np.cumsum(sparse_target)
+    ends = np.cumsum(need)
+    n_users = need.size
+    short_users: list[np.ndarray] = []
+    short_need: list[np.ndarray] = []
     u0 = 0
-    n_users = target.size
     while u0 < n_users:
         u1 = int(np.searchsorted(ends, (ends[u0 - 1] if u0 else 0) + CHUNK_DRAWS, side="right"))
         u1 = min(max(u1, u0 + 1), n_users)
-        want = sparse_target[u0:u1]
-        if want.any():
+        deficit = need[u0:u1].copy()
+        if deficit.any():
             lo, hi = np.searchsorted(rated, [u0 * nm, u1 * nm])
             rated_c = rated[lo:hi]
-            acc = np.empty(0, dtype=np.int64)
-            deficit = want.copy()
             for _ in range(REJECTION_ROUNDS):
                 total = int(deficit.sum())
                 if total == 0:
                     break
-                owners = np.repeat(np.arange(u0, u1, dtype=np.int64), deficit)
-                draws = _alias_draw(rng, prob, alias, total)
-                keys = sorted_unique(owners * nm + draws)
-                del owners, draws
+                keys = np.repeat(np.arange(u0, u1, dtype=np.int64), deficit) * nm + _alias_draw(
+                    rng, prob, alias, total
+                )
                 keys = keys[~_member(rated_c, keys)]
-                keys = keys[~_member(acc, keys)]
-                acc = np.sort(np.concatenate((acc, keys)), kind="stable")
-                deficit = want - np.bincount(acc // nm - u0, minlength=u1 - u0)
+                out_user[at : at + keys.size] = keys // nm
+                out_movie[at : at + keys.size] = keys % nm
+                at += keys.size
+                deficit -= np.bincount(keys // nm - u0, minlength=u1 - u0)
             short = np.flatnonzero(deficit > 0)
-            if short.size:
-                keep = np.isin(acc // nm - u0, short)
-                leftover.append((short + u0, deficit[short], acc[keep]))
-                acc = acc[~keep]
-            out_user[at : at + acc.size] = acc // nm
-            out_movie[at : at + acc.size] = acc % nm
-            at += acc.size
+            short_users.append(short + u0)
+            short_need.append(deficit[short])
         u0 = u1
-    users = np.flatnonzero(dense)
-    remaining = target[users]
-    taken = rated
-    if leftover:
-        for _, _, a in leftover:  # keys accepted by rejection stay negatives; the exact method adds the rest
-            out_user[at : at + a.size] = a // nm
-            out_movie[at : at + a.size] = a % nm
-            at += a.size
-        taken = np.sort(np.concatenate([rated] + [a for _, _, a in leftover]))
-        users = np.concatenate([users] + [u for u, _, _ in leftover])
-        remaining = np.concatenate([remaining] + [d for _, d, _ in leftover])
-        order = np.argsort(users, kind="stable")
-        users, remaining = users[order], remaining[order]
-    if users.size == 0:
-        return at
-    log_w = np.full(nm, -np.inf)
-    np.log(weights, out=log_w, where=weights > 0)
-    batch = max(1, DENSE_CELLS // nm)
-    for b0 in range(0, users.size, batch):
-        bu, br = users[b0 : b0 + batch], remaining[b0 : b0 + batch]
-        # Efraimidis-Spirakis: the largest u ** (1 / w) are a weighted sample without replacement;
-        # log(-log u) - log w orders the same keys (ascending) without underflow.
-        score = np.log(-np.log(rng.random((bu.size, nm)))) - log_w
-        lo, hi = np.searchsorted(taken, bu * nm), np.searchsorted(taken, (bu + 1) * nm)
-        n_taken = hi - lo
-        rows = np.repeat(np.arange(bu.size), n_taken)
-        at_key = np.repeat(lo - np.concatenate(([0], np.cumsum(n_taken)[:-1])), n_taken) + np.arange(
-            rows.size
-        )
-        score[rows, taken[at_key] % nm] = np.inf
-        width = int(br.max())
-        if width <= 0:
-            continue
-        top = (
-            np.argpartition(score, width - 1, axis=1)[:, :width] if width < nm else np.argsort(score, axis=1)
-        )
-        top = np.take_along_axis(top, np.argsort(np.take_along_axis(score, top, axis=1), axis=1), axis=1)
-        mask = np.arange(width) < br[:, None]
-        picked = top[:, :width][mask]
-        out_user[at : at + picked.size] = np.repeat(bu, br)
-        out_movie[at : at + picked.size] = picked
-        at += picked.size
+    users = np.concatenate(short_users) if short_users else np.empty(0, dtype=np.int64)
+    left = np.concatenate(short_need) if short_need else np.empty(0, dtype=np.int64)
+    for u, n in zip(users.tolist(), left.tolist(), strict=True):
+        w = weights.copy()
+        lo, hi = np.searchsorted(rated, [u * nm, (u + 1) * nm])
+        w[rated[lo:hi] % nm] = 0.0
+        cdf = np.cumsum(w)
+        picked = np.minimum(np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right"), nm - 1)
+        out_user[at : at + n] = u
+        out_movie[at : at + n] = picked
+        at += n
     return at

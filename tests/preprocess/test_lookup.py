@@ -96,7 +96,8 @@ def test_aux_keys(synth_dir: Path, tmp_path: Path) -> None:
     from fmrec.data.options import PreprocessConfig
     from pipeline.steps.preprocess import run
 
-    run(synth_dir, tmp_path / "aux", PreprocessConfig(aux=("age", "gender", "occupation", "genres", "year")))
+    aux = ("age", "gender", "occupation", "genres", "year")
+    run(synth_dir, tmp_path / "aux", PreprocessConfig(aux=aux, history=0))  # user keys: one-hot only
     lk = read_lookup(tmp_path / "aux" / "lookup")
     names = [b["name"] for b in lk.aux_blocks]
     assert names == ["user_age", "user_gender", "user_occupation", "movie_genre", "movie_year"]
