@@ -12,7 +12,7 @@ from fmrec.features.objective import OBJECTIVES, POSITIVE_RULES, PREDICTORS, Sam
 AUX_USER = ("age", "gender", "occupation")
 AUX_MOVIE = ("genres", "year")
 # History columns per ranking row by default: chosen by the search in docs/tuning.md ("The ranking defaults")
-DEFAULT_HISTORY = 64
+DEFAULT_HISTORY = 128
 
 
 @dataclass(frozen=True)
