@@ -9,14 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from fmrec.cli import main as fmrec
+from fmrec.codec.recordio import read_spmatrix
 from fmrec.data.options import PreprocessConfig
 from fmrec.data.readers import read_ratings
 from fmrec.evaluation.holdout import read_holdout
 from fmrec.tuning.fm_trial import FMTrial, TrialData
 from fmrec.tuning.ranking import RankingData, carve_dataset, manifest_config
 from fmrec.tuning.space import NDCG_OBJECTIVE, TuningError, resolve_objective
+from fmrec.tuning.split import carve, split_rows
 from pipeline.steps import evaluate as evaluate_step
 from pipeline.steps.preprocess import preprocess
 
@@ -170,3 +173,36 @@ def test_the_ndcg_objective_is_local_only_and_needs_ratings(
     assert fmrec([*base, "--train", str(lone)]) != 0
     assert "no preprocess manifest" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def _pair_keys(X: sp.csr_matrix) -> list[tuple[int, int]]:
+    X = X.sorted_indices()
+    return [(int(X.indices[a]), int(X.indices[a + 1])) for a in X.indptr[:-1]]
+
+
+def test_the_row_carve_keeps_every_row_of_a_pair_on_one_side(synth_processed: tuple[Path, Path]) -> None:
+    """CarveValidation on ranking rows: a liked rating's two rows (PositiveRule 'weighted') never straddle."""
+    _, processed = synth_processed
+    X, y = read_spmatrix(processed / "train")
+    keys = _pair_keys(X)
+    assert len(set(keys)) < len(keys)  # the channel has repeated pairs: a row-level split would leak them
+    X_fit, _, X_val, y_val = carve(X, y, 0.1, 0)
+    fit, val = set(_pair_keys(X_fit)), _pair_keys(X_val)
+    assert not fit & set(val)
+    assert X_fit.shape[0] + X_val.shape[0] == X.shape[0]
+    assert 0 < y_val.mean() < 1  # positives with their sampled negatives
+    assert abs(len(set(val)) - round(0.1 * len(set(keys)))) == 0
+
+
+def test_with_one_row_per_pair_the_carve_is_the_plain_row_draw() -> None:
+    rng = np.random.default_rng(3)
+    n_users, n_items, n = 40, 50, 500
+    pairs = rng.choice(n_users * n_items, size=n, replace=False)
+    rows = np.repeat(np.arange(n), 2)
+    cols = np.stack([pairs // n_items, n_users + pairs % n_items], 1).ravel()
+    X = sp.csr_matrix((np.ones(2 * n, np.float32), (rows, cols)), shape=(n, n_users + n_items))
+    y = rng.integers(0, 2, n).astype(np.float32)
+    fit, val = split_rows(n, 0.1, 7)
+    X_fit, y_fit, X_val, y_val = carve(X, y, 0.1, 7)
+    assert (X_val != X[val]).nnz == 0 and (X_fit != X[fit]).nnz == 0
+    assert np.array_equal(y_val, y[val]) and np.array_equal(y_fit, y[fit])
