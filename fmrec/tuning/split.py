@@ -93,8 +93,7 @@ def carve_channels(
         "rows": int(X.shape[0]),
         "fit_rows": int(X_fit.shape[0]),
         "validation_rows": int(X_val.shape[0]),
-        "pairs": int(groups.max()) + 1 if groups.size else 0,
-        "split_unit": "(user, movie) pair: every row of a pair on one side",
+        "pairs": int(groups.max()) + 1 if groups.size else 0,  # the unit drawn (pair_groups)
         "fraction": fraction,
         "seed": seed,
         "feature_dim": int(X.shape[1]),

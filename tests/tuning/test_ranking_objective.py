@@ -184,6 +184,7 @@ def test_the_row_carve_keeps_every_row_of_a_pair_on_one_side(synth_processed: tu
     """CarveValidation on ranking rows: a liked rating's two rows (PositiveRule 'weighted') never straddle."""
     _, processed = synth_processed
     X, y = read_spmatrix(processed / "train")
+    assert y is not None
     keys = _pair_keys(X)
     assert len(set(keys)) < len(keys)  # the channel has repeated pairs: a row-level split would leak them
     X_fit, _, X_val, y_val = carve(X, y, 0.1, 0)
