@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from fmrec.errors import InputError
 
@@ -32,7 +33,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--predictor-type", default="binary_classifier", choices=["binary_classifier", "regressor"]
     )
     p.add_argument(
-        "--objective", help="FM metric: test:binary_classification_accuracy | ..._cross_entropy | test:rmse"
+        "--objective-metric",
+        "--objective",
+        dest="objective",
+        help="FM metric: test:binary_classification_accuracy | ..._cross_entropy | test:rmse; or "
+        "validation:ndcg_at_10 (maximize): NDCG@10 on ratings carved from train (docs/tuning.md)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="validation:ndcg_at_10: the MovieLens folder --train was preprocessed from (default: the one "
+        "its manifest names)",
+    )
+    p.add_argument(
+        "--validation-per-user",
+        type=int,
+        default=None,
+        help="validation:ndcg_at_10: train ratings held out per user for the validation split (10)",
     )
     p.add_argument(
         "--range",
@@ -63,18 +80,8 @@ def _static(pairs: list[str], predictor_type: str) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     from fmrec.io_utils import atomic_dir
-    from fmrec.tuning.fm_trial import FMTrial, TrialData, load_channels
-    from fmrec.tuning.local import (
-        BEST_HYPERPARAMETERS_FILE,
-        PLOT_FILE,
-        TRIALS_CSV,
-        TuningConfig,
-        default_parallelism,
-        format_table,
-        results_table,
-        run_search,
-        write_outputs,
-    )
+    from fmrec.tuning.fm_trial import TrialData
+    from fmrec.tuning.local import default_parallelism
     from fmrec.tuning.space import build_space, check_budget, check_static, parse_range, resolve_objective
     from fmrec.tuning.split import DEFAULT_SPLIT_SEED, DEFAULT_VALIDATION_FRACTION
 
@@ -87,7 +94,17 @@ def run(args: argparse.Namespace) -> int:
             "--validation-fraction/--split-seed carve a split from --train; not with --validation"
         )
     # Every check that needs no data runs first, so a bad range or objective fails before anything is read.
-    objective = resolve_objective(args.predictor_type, args.objective)
+    objective = resolve_objective(args.predictor_type, args.objective, local=True)
+    if objective.emitted_by_fm and (args.data_dir is not None or args.validation_per_user is not None):
+        raise InputError(
+            "--data-dir/--validation-per-user carve validation ratings for --objective-metric "
+            "validation:ndcg_at_10; FM's own metrics use --validation or --validation-fraction"
+        )
+    if not objective.emitted_by_fm and (args.validation is not None or args.validation_fraction is not None):
+        raise InputError(
+            f"--objective-metric {objective.metric_name}: the validation split is ratings carved from train "
+            "(--validation-per-user, --split-seed), not rows (--validation, --validation-fraction)"
+        )
     space = build_space(parse_range(text) for text in args.ranges)
     parallel = (
         args.max_parallel if args.max_parallel is not None else min(default_parallelism(), args.max_jobs)
@@ -99,12 +116,73 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and not path.exists():
             raise InputError(f"{path}: no such file or folder")
 
-    data = TrialData(
-        str(args.train),
-        None if args.validation is None else str(args.validation),
-        args.validation_fraction if args.validation_fraction is not None else DEFAULT_VALIDATION_FRACTION,
-        args.split_seed if args.split_seed is not None else DEFAULT_SPLIT_SEED,
+    split_seed = args.split_seed if args.split_seed is not None else DEFAULT_SPLIT_SEED
+    with atomic_dir(args.out) as tmp:
+        ranking = None
+        if objective.emitted_by_fm:
+            data = TrialData(
+                str(args.train),
+                None if args.validation is None else str(args.validation),
+                args.validation_fraction
+                if args.validation_fraction is not None
+                else DEFAULT_VALIDATION_FRACTION,
+                split_seed,
+            )
+        else:
+            ranking = _carve_ratings(args, tmp / RANKING_VALIDATION_DIR, split_seed)
+            data = TrialData(ranking.train, ranking.validation)
+        results, record, config = _search(args, objective, space, static, parallel, data, ranking, tmp)
+    return _report(args, results, record, config)
+
+
+RANKING_VALIDATION_DIR = "validation"
+
+
+def _carve_ratings(args: argparse.Namespace, folder: Path, seed: int) -> Any:
+    """Preprocess train minus the carved validation ratings into `folder`, with --train's settings."""
+    from fmrec.io_utils import atomic_write_text
+    from fmrec.tuning.ranking import (
+        CARVE_FILE,
+        DEFAULT_VALIDATION_PER_USER,
+        RankingData,
+        carve_dataset,
+        carve_record,
+        manifest_config,
     )
+    from pipeline.steps.preprocess import preprocess
+
+    cfg, manifest = manifest_config(args.train.parent)
+    data_dir = (
+        args.data_dir if args.data_dir is not None else Path(manifest.get("source", {}).get("data_dir", ""))
+    )
+    if not data_dir.is_dir():
+        raise InputError(
+            f"{data_dir}: no such folder; pass --data-dir, the MovieLens folder {args.train} was "
+            "preprocessed from"
+        )
+    per_user = (
+        args.validation_per_user if args.validation_per_user is not None else DEFAULT_VALIDATION_PER_USER
+    )
+    carved = carve_dataset(data_dir, cfg, per_user, seed)
+    folder.mkdir(parents=True)
+    preprocess(data_dir, folder, cfg, dataset=carved)
+    atomic_write_text(folder / CARVE_FILE, json.dumps(carve_record(carved, per_user, seed), indent=2) + "\n")
+    return RankingData(str(folder), float(cfg.threshold))
+
+
+def _search(
+    args: argparse.Namespace,
+    objective: Any,
+    space: Any,
+    static: dict[str, str],
+    parallel: int,
+    data: Any,
+    ranking: Any,
+    tmp: Path,
+) -> tuple[Any, dict[str, Any], Any]:
+    from fmrec.tuning.fm_trial import FMTrial, load_channels
+    from fmrec.tuning.local import TuningConfig, run_search, write_outputs
+
     X_fit, _, X_val, _ = load_channels(data)
     config = TuningConfig(
         objective=objective,
@@ -121,9 +199,19 @@ def run(args: argparse.Namespace) -> int:
         f"{parallel} at a time; fit rows {X_fit.shape[0]:,}, validation rows {X_val.shape[0]:,}",
         file=sys.stderr,
     )
-    with atomic_dir(args.out) as tmp:
-        results = run_search(config, FMTrial(data, objective.metric_name, objective.metric_key), tmp)
-        record = write_outputs(config, results, tmp)
+    results = run_search(config, FMTrial(data, objective.metric_name, objective.metric_key, ranking), tmp)
+    return results, write_outputs(config, results, tmp), config
+
+
+def _report(args: argparse.Namespace, results: Any, record: dict[str, Any], config: Any) -> int:
+    from fmrec.tuning.local import (
+        BEST_HYPERPARAMETERS_FILE,
+        PLOT_FILE,
+        TRIALS_CSV,
+        format_table,
+        results_table,
+    )
+
     if args.json:
         record = {k: v for k, v in record.items() if k != "Trials"}
         print(json.dumps(record, indent=2))

@@ -43,6 +43,8 @@ PROB_EPS = 1e-12
 _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 EpochCallback = Callable[[int, Mapping[str, Any]], None]
+# Metrics of the current parameters that are not a function of the test rows (the local tuner's NDCG@10).
+ParamsMetrics = Callable[[fm.FMParams], Mapping[str, float]]
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
@@ -332,6 +334,7 @@ def train(
     test: tuple[Any, Any] | None = None,
     on_epoch: EpochCallback | None = None,
     *,
+    params_metrics: ParamsMetrics | None = None,
     seed: int = 0,
     progress: bool = False,
     log_metrics: bool = False,
@@ -341,6 +344,8 @@ def train(
     After each epoch, `on_epoch(epoch, metrics)` receives the test metrics (short names such as "accuracy"
     and SageMaker names such as "test:binary_classification_accuracy") when `test` is given, otherwise the
     training metrics under "train:..." names; an exception it raises stops training and propagates.
+    `params_metrics(params)`, when given, is called after every epoch too: its metrics join the callback's
+    and the epoch's history record (under "params_metrics").
     """
     if not isinstance(hp, HyperParameters):
         hp = parse_hyperparameters(hp)
@@ -435,6 +440,10 @@ def train(
                     log.info(line)
         else:
             callback_metrics = {f"train:{name}": v for name, v in record["train"].items()}
+        if params_metrics is not None:
+            extra = {name: float(v) for name, v in params_metrics(st.params()).items()}
+            record["params_metrics"] = extra
+            callback_metrics = {**callback_metrics, **extra}
         history.append(record)
         if progress and hasattr(epochs, "set_postfix"):
             shown = record.get("test", record["train"])

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from fmrec.errors import InputError
 from fmrec.tuning.local import TrialStopped
+from fmrec.tuning.ranking import RankingData, load_validation
 from fmrec.tuning.split import DEFAULT_SPLIT_SEED, DEFAULT_VALIDATION_FRACTION, carve
 
 Channels = tuple[sp.csr_matrix, np.ndarray, sp.csr_matrix, np.ndarray]
@@ -69,6 +70,9 @@ class FMTrial:
     data: TrialData
     metric_name: str
     metric_key: str
+    # The ranking objective: NDCG@10 (fmrec.evaluation) of the held-out validation ratings after every epoch;
+    # data then holds the carved folder's train and test channels.
+    ranking: RankingData | None = None
 
     def __call__(
         self, hp: dict[str, str], stop_rule: Callable[[list[float]], bool], model_path: Path
@@ -85,7 +89,8 @@ class FMTrial:
             if stop_rule(list(curve)):
                 raise TrialStopped
 
-        params, history = train(X, y, parsed, test=(Xv, yv), on_epoch=on_epoch)
+        ranked = None if self.ranking is None else load_validation(self.ranking).metrics
+        params, history = train(X, y, parsed, test=(Xv, yv), on_epoch=on_epoch, params_metrics=ranked)
         save_trial_model(params, parsed, hp, history, model_path)
         return curve, curve[-1]
 

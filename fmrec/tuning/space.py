@@ -55,7 +55,10 @@ class Objective:
     metric_name: str  # as SageMaker names it, e.g. "test:binary_classification_accuracy"
     predictor_type: str
     direction: str  # "Maximize" or "Minimize"
-    metric_key: str  # the key in fmrec.model.metrics' dicts
+    metric_key: str  # the key in fmrec.model.metrics' dicts (or fmrec.evaluation.ranking's, for a local one)
+    # False: computed by fmrec from the model (ranking metrics), not emitted by FM; a SageMaker tuning job
+    # reads only the algorithm's own metrics (https://docs.aws.amazon.com/sagemaker/latest/dg/fm-tuning.html).
+    emitted_by_fm: bool = True
 
     @property
     def optuna_direction(self) -> str:
@@ -76,6 +79,10 @@ OBJECTIVES: dict[str, Objective] = {
     f"test:{SAGEMAKER_NAMES[key]}": Objective(f"test:{SAGEMAKER_NAMES[key]}", predictor, direction, key)
     for key, predictor, direction in _OBJECTIVE_KEYS
 }
+
+# NDCG@10 of the ranking protocol (fmrec.evaluation.ranking) on ratings carved from train: local tuning only.
+NDCG_OBJECTIVE = Objective("validation:ndcg_at_10", "binary_classifier", "Maximize", "ndcg_at_10", False)
+LOCAL_OBJECTIVES: dict[str, Objective] = {NDCG_OBJECTIVE.metric_name: NDCG_OBJECTIVE}
 
 DEFAULT_OBJECTIVE = {
     "binary_classifier": "test:binary_classification_cross_entropy",
@@ -101,20 +108,34 @@ DEFAULT_RANGES: tuple[ParamRange, ...] = (
 REQUIRED_TUNED = ("num_factors", "epochs", "mini_batch_size")
 
 
-def resolve_objective(predictor_type: str, metric_name: str | None = None) -> Objective:
-    """The objective for `predictor_type`; an error if FM does not emit that metric for it."""
+def resolve_objective(
+    predictor_type: str, metric_name: str | None = None, *, local: bool = False
+) -> Objective:
+    """The objective for `predictor_type`; an error if FM does not emit that metric for it.
+
+    `local`: also accept the objectives fmrec computes itself (LOCAL_OBJECTIVES), which only the local tuner
+    can optimise; a SageMaker tuning job (the pipeline's branch, its local twin) cannot.
+    """
     if predictor_type not in DEFAULT_OBJECTIVE:
         raise TuningError(
             f"predictor_type: {predictor_type!r} is not one of {', '.join(sorted(DEFAULT_OBJECTIVE))}"
         )
     name = metric_name or DEFAULT_OBJECTIVE[predictor_type]
-    objective = OBJECTIVES.get(name)
+    if name in LOCAL_OBJECTIVES and not local:
+        raise TuningError(
+            f"objective: {name!r} is computed by fmrec's local tuner (fmrec tune --local), not emitted by "
+            "FM; a SageMaker tuning job can only read the algorithm's own metrics "
+            f"({', '.join(OBJECTIVES)}); see docs/tuning.md"
+        )
+    objective = OBJECTIVES.get(name) or (LOCAL_OBJECTIVES.get(name) if local else None)
     if objective is None:
         raise TuningError(
-            f"objective: {name!r} is not a metric FM emits; expected one of {', '.join(OBJECTIVES)}"
+            f"objective: {name!r} is not a metric FM emits; expected one of "
+            f"{', '.join([*OBJECTIVES, *(LOCAL_OBJECTIVES if local else ())])}"
         )
     if objective.predictor_type != predictor_type:
-        allowed = [o.metric_name for o in OBJECTIVES.values() if o.predictor_type == predictor_type]
+        known = [*OBJECTIVES.values(), *(LOCAL_OBJECTIVES.values() if local else ())]
+        allowed = [o.metric_name for o in known if o.predictor_type == predictor_type]
         raise TuningError(
             f"objective: {name!r} is emitted only by a {objective.predictor_type}, "
             f"not by a {predictor_type}; expected one of {', '.join(allowed)}"

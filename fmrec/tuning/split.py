@@ -32,14 +32,43 @@ def split_rows(n_rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.
     return np.flatnonzero(mask), val
 
 
+def pair_groups(X: sp.csr_matrix) -> np.ndarray:
+    """Per row, its (user, movie) pair's number in order of first appearance; rows with no pair: their own.
+
+    A train row's two lowest columns are its user and movie (the one-hot layout puts those blocks first and
+    every train row has both). In the ranking objective one pair can have several rows: a liked rating is
+    written twice (PositiveRule 'weighted', with possibly different history draws), a negative can be drawn
+    twice. A row-level split would put copies of one example on both sides and reward memorising it.
+    """
+    X = X if X.has_sorted_indices else X.sorted_indices()
+    n, dim = X.shape
+    starts = X.indptr[:-1].astype(np.int64)
+    paired = np.diff(X.indptr) >= 2
+    key = np.arange(n, dtype=np.int64) + dim * dim  # unpaired rows: keys no pair can take
+    first, second = X.indices[starts[paired]].astype(np.int64), X.indices[starts[paired] + 1].astype(np.int64)
+    key[paired] = first * dim + second
+    _, first_row, inverse = np.unique(key, return_index=True, return_inverse=True)
+    rank = np.empty(first_row.size, dtype=np.int64)
+    rank[np.argsort(first_row, kind="stable")] = np.arange(first_row.size)
+    return rank[inverse.ravel()]
+
+
 def carve(
     X: sp.csr_matrix,
     y: np.ndarray,
     fraction: float = DEFAULT_VALIDATION_FRACTION,
     seed: int = DEFAULT_SPLIT_SEED,
+    groups: np.ndarray | None = None,
 ) -> tuple[sp.csr_matrix, np.ndarray, sp.csr_matrix, np.ndarray]:
-    """(X_fit, y_fit, X_val, y_val) from the training rows."""
-    fit, val = split_rows(X.shape[0], fraction, seed)
+    """(X_fit, y_fit, X_val, y_val) from the training rows: a seeded draw of `fraction` of the (user, movie)
+    pairs, each with all of its rows (pair_groups). With one row per pair (the rating objective) the groups
+    are the rows and the draw is split_rows' own."""
+    groups = pair_groups(X) if groups is None else groups
+    _, val_groups = split_rows(int(groups.max()) + 1 if groups.size else 0, fraction, seed)
+    in_val = np.zeros(groups.max() + 1 if groups.size else 0, dtype=bool)
+    in_val[val_groups] = True
+    val = np.flatnonzero(in_val[groups])
+    fit = np.flatnonzero(~in_val[groups])
     return X[fit], y[fit], X[val], y[val]
 
 
@@ -56,13 +85,15 @@ def carve_channels(
     X, y = read_spmatrix(train_dir)
     if y is None:
         raise InputError(f"{train_dir}: train channel has no labels; a validation split needs them")
-    X_fit, y_fit, X_val, y_val = carve(X, y, fraction, seed)
+    groups = pair_groups(X)
+    X_fit, y_fit, X_val, y_val = carve(X, y, fraction, seed, groups)
     write_spmatrix_file(out_dir / "train" / "part-00000.pbr", X_fit, y_fit)
     write_spmatrix_file(out_dir / "validation" / "part-00000.pbr", X_val, y_val)
     info: dict[str, int | float] = {
         "rows": int(X.shape[0]),
         "fit_rows": int(X_fit.shape[0]),
         "validation_rows": int(X_val.shape[0]),
+        "pairs": int(groups.max()) + 1 if groups.size else 0,  # the unit drawn (pair_groups)
         "fraction": fraction,
         "seed": seed,
         "feature_dim": int(X.shape[1]),

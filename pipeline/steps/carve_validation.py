@@ -5,8 +5,14 @@ base_dir/output/train/part-00000.pbr (the rows the trials fit on), base_dir/outp
 (the rows the tuning objective is measured on: the tuning job's "test" channel) and
 base_dir/output/validation_split.json (row counts, fraction, seed).
 
-Arguments: --fraction F (share of train rows held out, default 0.1), --seed S (default 0).
-The gate's test set is never read here, so it never steers the search.
+Arguments: --fraction F (share of the train channel's (user, movie) pairs held out, with all their rows,
+default 0.1), --seed S (default 0). The gate's test set is never read here, so it never steers the search.
+
+In the ranking objective the rows are positives with their sampled negatives and history columns, so the
+validation channel is too, and FM's validation cross-entropy is what the tuning job minimises (a tuning job
+reads only the algorithm's own metrics). The split keeps every row of a pair together: a liked rating is
+written twice and a row-level split would score copies of fit rows. docs/tuning.md, "Tuning for ranking",
+says why the remaining overlap (a held-out movie stays in the user's other rows' history columns) is accepted.
 """
 
 from __future__ import annotations

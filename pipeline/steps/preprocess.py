@@ -500,12 +500,18 @@ def _balance(labels: np.ndarray, mode: str) -> dict[str, float]:
     return {"mean": round(float(labels.mean()), 6), "std": round(float(labels.std()), 6)}
 
 
-def preprocess(data_dir: str | Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
-    """Read `data_dir`, write train/test/lookup/manifest into the (existing, empty) folder `out`."""
+def preprocess(
+    data_dir: str | Path, out: Path, cfg: PreprocessConfig, dataset: Dataset | None = None
+) -> dict[str, Any]:
+    """Read `data_dir`, write train/test/lookup/manifest into the (existing, empty) folder `out`.
+
+    `dataset`: ratings already read (and split) from `data_dir`, used instead of reading it: the local
+    tuner's validation carve (fmrec.tuning.ranking) preprocesses train minus held-out ratings this way.
+    """
     t0 = time.perf_counter()
     check_objective(cfg.objective, cfg.predictor_type, cfg.label)
     cfg.sampling()  # range checks before any reading or writing
-    ds = load_dataset(data_dir, cfg.split, cfg.holdout_per_user, cfg.seed, cfg.max_reject_fraction)
+    ds = dataset or load_dataset(data_dir, cfg.split, cfg.holdout_per_user, cfg.seed, cfg.max_reject_fraction)
     enc = build_encoding(ds.train, ds.users, ds.movies, cfg.aux)
     enc.history = cfg.history_config()
     log.info(

@@ -1,0 +1,140 @@
+"""The local tuner's ranking objective: NDCG@10 on ratings carved from train, never from the test set."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from fmrec.data.options import PreprocessConfig
+from fmrec.data.readers import Dataset, holdout_split, load_dataset
+from fmrec.errors import InputError
+from fmrec.evaluation.ranking import K, RankingTask, ranking_metrics_at_k, ranking_task
+from fmrec.model import fm
+
+# ua.test holds out 10 ratings per user; the validation carve takes as many from each user's train ratings.
+DEFAULT_VALIDATION_PER_USER = 10
+CARVE_FILE = "validation_carve.json"
+MANIFEST = Path("manifest") / "manifest.json"
+
+
+def carve_ratings(ds: Dataset, per_user: int, seed: int) -> Dataset:
+    """`ds` with `per_user` random train ratings of every user who has more held out as its test ratings.
+
+    The result's train is the rest of ds.train; ds.test (the quality gate's test set) is dropped unread, so
+    nothing of it can reach the tuner.
+    """
+    if per_user < 1:
+        raise InputError(f"--validation-per-user {per_user}: expected a positive number of ratings")
+    fit, held = holdout_split(ds.train, per_user, seed)
+    if len(held) == 0:
+        raise InputError(
+            f"validation carve: no user has more than {per_user} train ratings; lower --validation-per-user"
+        )
+    return dataclasses.replace(ds, train=fit, test=held, split=f"{ds.split}-train-carve")
+
+
+def manifest_config(processed: Path) -> tuple[PreprocessConfig, dict[str, Any]]:
+    """The preprocess settings (and the manifest) of a preprocess output folder: the carve reuses them."""
+    path = processed / MANIFEST
+    if not path.is_file():
+        raise InputError(
+            f"{path}: no preprocess manifest; the ranking objective re-preprocesses the train ratings with "
+            "the train channel's settings, so --train must be the train/ folder of a preprocess output"
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        raw = dict(manifest["config"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: not a preprocess manifest with a 'config' object ({exc})") from None
+    known = {f.name for f in dataclasses.fields(PreprocessConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InputError(f"{path}: config field(s) {', '.join(unknown)} unknown to this fmrec version")
+    raw["aux"] = tuple(raw.get("aux", ()))
+    # one train file: the carve is read back whole
+    return dataclasses.replace(PreprocessConfig(**raw), shards=1), manifest
+
+
+def carve_dataset(data_dir: str | Path, cfg: PreprocessConfig, per_user: int, seed: int) -> Dataset:
+    """Read `data_dir` as the preprocess step does (same split); carve validation ratings from its train."""
+    ds = load_dataset(data_dir, cfg.split, cfg.holdout_per_user, cfg.seed, cfg.max_reject_fraction)
+    return carve_ratings(ds, per_user, seed)
+
+
+def carve_record(carved: Dataset, per_user: int, seed: int) -> dict[str, Any]:
+    """validation_carve.json: what was held out of train, by whom (the test ratings are never read)."""
+    held = carved.test
+    return {
+        "validation_per_user": per_user,
+        "seed": seed,
+        "fit_ratings": len(carved.train),
+        "validation_ratings": 0 if held is None else len(held),
+        "validation_users": 0 if held is None else int(np.unique(held.user).size),
+        "note": "validation ratings are carved from the train ratings; the test ratings are never read",
+    }
+
+
+@dataclass(frozen=True)
+class RankingData:
+    """A preprocess output of carved data (train, test, lookup, holdout); picklable, loaded per process."""
+
+    folder: str
+    threshold: float
+
+    @property
+    def train(self) -> str:
+        return str(Path(self.folder) / "train")
+
+    @property
+    def validation(self) -> str:
+        return str(Path(self.folder) / "test")
+
+
+@dataclass(frozen=True)
+class RankingValidation:
+    """The ranking task of the held-out validation ratings and the feature rows every user and movie has."""
+
+    task: RankingTask
+    user_rows: sp.csr_matrix
+    item_rows: sp.csr_matrix
+
+    def metrics(self, params: fm.FMParams) -> dict[str, float]:
+        """P@10, recall@10, NDCG@10, MAP@10 and coverage of `params`, exactly as the evaluate step scores."""
+        from fmrec.evaluation.scorers import fm_scorer
+
+        return ranking_metrics_at_k(fm_scorer(params, self.user_rows, self.item_rows), self.task, K)
+
+
+_CACHE: dict[RankingData, RankingValidation] = {}
+
+
+def load_validation(data: RankingData) -> RankingValidation:
+    """The validation task of a carved folder, built once per process (the evaluate step's own calls)."""
+    cached = _CACHE.get(data)
+    if cached is not None:
+        return cached
+    from fmrec.evaluation.holdout import read_holdout
+    from fmrec.evaluation.scorers import lookup_rows, train_matrix
+    from fmrec.serving.lookup import read_lookup
+
+    lookup = read_lookup(Path(data.folder) / "lookup")
+    held = read_holdout(Path(data.folder) / "holdout")
+    task = ranking_task(
+        held.user,
+        held.movie,
+        held.rating,
+        data.threshold,
+        np.asarray(lookup.user_ids, dtype=np.int64),
+        np.asarray(lookup.movie_ids, dtype=np.int64),
+        train_matrix(lookup),
+    )
+    users, items = lookup_rows(lookup)
+    _CACHE.clear()
+    _CACHE[data] = RankingValidation(task, users, items)
+    return _CACHE[data]
