@@ -118,7 +118,7 @@ class ApiStack(cdk.Stack):
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
             layers=[powertools, numpy_layer],
-            memory_size=1024 if config.fast_path else 512,  # docs/api.md "Configuration"
+            memory_size=1024 if config.fast_path else 512,  # docs/api.md "Lambda environment and packaging"
             timeout=cdk.Duration.seconds(
                 15
             ),  # under API Gateway's 29 s, above the endpoint retries' worst case
