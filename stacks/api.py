@@ -15,7 +15,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from stacks import nag, staging
-from stacks.config import SERVING_PREFIX, StageConfig
+from stacks.config import NUMPY_LAYER_KEY, SERVING_PREFIX, ConfigError, StageConfig, resolve_numpy_layer
 from stacks.lambda_function import RUNTIME_LAYER_TAG, PythonLambda, _retention
 from stacks.nag import acknowledge
 from stacks.storage import artifact_bucket
@@ -27,6 +27,14 @@ HANDLER = "lambdas.recommend.app.lambda_handler"
 # per exact version, so the deployed Powertools equals the version pinned in requirements.txt.
 POWERTOOLS_VERSION = "3.37.0"
 POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/x86_64/{RUNTIME_LAYER_TAG}/{POWERTOOLS_VERSION}"
+# numpy (for the fast path and GET /movies/{movieId}/similar) comes from AWS's managed "AWS SDK for pandas"
+# layer, whose ARNs are published per region, Python version and architecture
+# (https://aws-sdk-pandas.readthedocs.io/en/stable/layers.html): arn:aws:lambda:<region>:336392948345:layer:
+# AWSSDKPandas-Python<3XY>[-Arm64]:<version>. The ARN is a literal of cdk.json (numpy_layer_arns per stage and
+# region) because the public SSM parameters that once named it were removed from its docs (aws-sdk-pandas PR
+# 2489). Such a layer must be the one of the function's runtime and x86_64 architecture.
+PANDAS_LAYER_PREFIX = "AWSSDKPandas-"
+PANDAS_LAYER_NAME = PANDAS_LAYER_PREFIX + "Python" + RUNTIME_LAYER_TAG.removeprefix("python").replace(".", "")
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
@@ -82,6 +90,16 @@ class ApiStack(cdk.Stack):
             "Powertools",
             ssm.StringParameter.value_for_string_parameter(self, POWERTOOLS_LAYER_PARAMETER),
         )
+        numpy_arn = resolve_numpy_layer(config, self.node.try_get_context(NUMPY_LAYER_KEY))
+        layer_name = numpy_arn.split(":")[6]
+        if layer_name.startswith(PANDAS_LAYER_PREFIX) and layer_name != PANDAS_LAYER_NAME:
+            raise ConfigError(
+                f"numpy layer {numpy_arn} of stage {config.stage}: expected the AWS SDK for pandas layer of "
+                f"the recommend Lambda's runtime {RUNTIME_LAYER_TAG} on x86_64 ({PANDAS_LAYER_NAME}), "
+                f"got {layer_name}"
+            )
+        numpy_layer = lambda_.LayerVersion.from_layer_version_arn(self, "NumpyLayer", numpy_arn)
+        self.numpy_layer_arn = numpy_arn
         self.recommend = PythonLambda(
             self,
             "Recommend",
@@ -94,13 +112,13 @@ class ApiStack(cdk.Stack):
                 "FMREC_ARTIFACT_BUCKET": bucket.bucket_name,
                 "FMREC_ARTIFACT_PREFIX": SERVING_PREFIX,
                 "FMREC_ENDPOINT_NAME": endpoint_name,
-                # The fast path needs numpy, which this package does not carry: the endpoint does the scoring.
-                "FMREC_FAST_PATH": "0",
+                # The numpy layer makes the fast path possible; whether it replaces the endpoint is per stage.
+                "FMREC_FAST_PATH": "1" if config.fast_path else "0",
                 "POWERTOOLS_SERVICE_NAME": "fmrec-recommend",
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
-            layers=[powertools],
-            memory_size=512,  # docs/api.md: ample without the fast path
+            layers=[powertools, numpy_layer],
+            memory_size=1024 if config.fast_path else 512,  # docs/api.md "Lambda environment and packaging"
             timeout=cdk.Duration.seconds(
                 15
             ),  # under API Gateway's 29 s, above the endpoint retries' worst case

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from fmrec.errors import InputError
 
 STAGES_KEY = "fmrec:stages"
 STAGE_KEY = "fmrec:stage"
+# `-c fmrec:numpy_layer_arn=<arn>` sets the numpy layer for the deployed stage's region, over cdk.json's.
+NUMPY_LAYER_KEY = "fmrec:numpy_layer_arn"
 
 # The bucket layout: every IAM grant is scoped to one of these prefixes.
 DATA_PREFIX = "data/"  # MovieLens (or synthetic) input the pipeline reads
@@ -26,6 +28,25 @@ _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")  # short enough for t
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _INSTANCE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+# A layer *version* ARN, at most 140 characters, pattern
+# arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+
+# (https://docs.aws.amazon.com/lambda/latest/api/API_GetLayerVersionByArn.html), the region an AWS region.
+_LAYER_ARN_RE = re.compile(
+    r"^arn:[a-zA-Z0-9-]+:lambda:(?P<region>[a-z]{2}(-[a-z]+)+-\d):\d{12}:layer:(?P<name>[a-zA-Z0-9_-]+):\d+$"
+)
+_LAYER_ARN_MAX = 140
+
+
+def layer_arn_problem(arn: object, region: str) -> str | None:
+    """Why `arn` is not a layer version ARN of `region`, or None when it is."""
+    match = _LAYER_ARN_RE.match(arn) if isinstance(arn, str) and len(arn) <= _LAYER_ARN_MAX else None
+    if match is None:
+        return f"expected 'arn:aws:lambda:{region}:<account>:layer:<name>:<version>', got {arn!r}"
+    if match["region"] != region:
+        # A layer version is a regional resource: AWS SDK for pandas publishes one ARN per region
+        # (https://aws-sdk-pandas.readthedocs.io/en/stable/layers.html).
+        return f"the layer is in {match['region']}, the function in {region}: expected a layer of {region}"
+    return None
 
 
 class ConfigError(InputError):
@@ -60,6 +81,10 @@ class StageConfig:
     throttle_rate_limit: float = 50.0
     throttle_burst_limit: int = 100
     api_key_quota_per_day: int = 10000
+    # region -> ARN of the layer that gives the recommend Lambda numpy (the AWS SDK for pandas layer of the
+    # Lambda's Python version and architecture); docs/deploy.md "Layers".
+    numpy_layer_arns: Mapping[str, str] = field(default_factory=dict)
+    fast_path: bool = False  # FMREC_FAST_PATH: score in the Lambda instead of the endpoint (docs/api.md)
 
     def __post_init__(self) -> None:
         where = f"cdk.json context {STAGES_KEY}.{self.stage}"
@@ -122,6 +147,20 @@ class StageConfig:
             checks.append(
                 (isinstance(value, int) and value >= 1, f"{name}: expected a positive integer, got {value!r}")
             )
+        checks.append(
+            (isinstance(self.fast_path, bool), f"fast_path: expected true or false, got {self.fast_path!r}")
+        )
+        if not isinstance(self.numpy_layer_arns, Mapping):
+            checks.append(
+                (
+                    False,
+                    f"numpy_layer_arns: expected an object region -> ARN, got {self.numpy_layer_arns!r}",
+                )
+            )
+        else:
+            for region, arn in self.numpy_layer_arns.items():
+                problem = layer_arn_problem(arn, str(region))
+                checks.append((problem is None, f"numpy_layer_arns.{region}: {problem}"))
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"{where}: {message}")
@@ -138,6 +177,11 @@ class StageConfig:
         """<prefix>-artifacts-<account>-<region>: globally unique, and known to every stack without an export
         (`account` is the stack's account, a token when the stage leaves it to the deploying credentials)."""
         return f"{self.name_prefix}-artifacts-{account}-{self.region}"
+
+    @property
+    def numpy_layer_arn(self) -> str | None:
+        """The numpy layer configured for this stage's region, None when there is none."""
+        return self.numpy_layer_arns.get(self.region)
 
     @property
     def pipeline_name(self) -> str:
@@ -178,3 +222,24 @@ def load_stage(context: Mapping[str, Any], stage: str | None = None) -> StageCon
             f"cdk.json context {STAGES_KEY}: no stage {name!r}; expected one of {sorted(stages)}"
         )
     return StageConfig.from_mapping(str(name), stages[name])
+
+
+def resolve_numpy_layer(config: StageConfig, override: object = None) -> str:
+    """The numpy layer of the stage's region: `override` (context fmrec:numpy_layer_arn, e.g. from -c) over
+    cdk.json's numpy_layer_arns; a ConfigError when neither gives a layer ARN of that region."""
+    if override is not None:
+        problem = layer_arn_problem(override, config.region)
+        if problem is not None:
+            raise ConfigError(f"context {NUMPY_LAYER_KEY} (stage {config.stage}): {problem}")
+        return str(override)
+    arn = config.numpy_layer_arn
+    if arn is None:
+        raise ConfigError(
+            f"cdk.json context {STAGES_KEY}.{config.stage}.numpy_layer_arns: no layer for region "
+            f"{config.region!r} (configured: {sorted(config.numpy_layer_arns) or 'none'}). The recommend "
+            "Lambda's fast path and GET /movies/{movieId}/similar need numpy: add the AWS SDK for pandas "
+            "layer ARN of this region for the Lambda's runtime and architecture from "
+            "https://aws-sdk-pandas.readthedocs.io/en/stable/layers.html, or pass "
+            f"-c {NUMPY_LAYER_KEY}=<arn>"
+        )
+    return arn

@@ -104,8 +104,8 @@ class PythonLambda(Construct):
             self.function,
             (
                 "AwsSolutions-L1",
-                f"Pinned to {RUNTIME_LAYER_TAG}: the public Powertools layer is resolved per Python minor "
-                "version (SSM /aws/service/powertools/...), so runtime and layer move together.",
+                f"Pinned to {RUNTIME_LAYER_TAG}: the public Powertools and AWS SDK for pandas layers are "
+                "published per Python minor version, so runtime and layers move together.",
             ),
         )
 

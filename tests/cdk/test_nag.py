@@ -55,7 +55,13 @@ def test_api_key_mode_adds_only_its_own_acknowledgement(tmp_path: Any) -> None:
     from stacks.api import ApiStack, stage_recommend_asset
     from stacks.config import StageConfig
 
-    config = StageConfig(stage="dev", region="us-east-1", name_prefix="fmrec-key", api_auth="api_key")
+    config = StageConfig(
+        stage="dev",
+        region="us-east-1",
+        name_prefix="fmrec-key",
+        api_auth="api_key",
+        numpy_layer_arns=cdk_json_context()["fmrec:stages"]["dev"]["numpy_layer_arns"],
+    )
     app = cdk.App(context=cdk_json_context(), outdir=str(tmp_path / "out"))
     stack = ApiStack(
         app,

@@ -315,7 +315,10 @@ def test_recommend_lambda(dev: Assembly) -> None:
             "Handler": HANDLER,
             "Runtime": "python3.13",
             "TracingConfig": {"Mode": "Active"},
-            "Layers": [{"Ref": Match.string_like_regexp("SsmParameterValueawsservicepowertools")}],
+            "Layers": [
+                "arn:aws:lambda:us-east-1:336392948345:layer:AWSSDKPandas-Python313:5",
+                {"Ref": Match.string_like_regexp("SsmParameterValueawsservicepowertools")},
+            ],
             "Environment": {
                 "Variables": Match.object_like(
                     {
