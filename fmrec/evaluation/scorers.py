@@ -7,25 +7,13 @@ import scipy.sparse as sp
 
 from fmrec.evaluation.ranking import Scorer
 from fmrec.model import fm
-from fmrec.serving.batch import user_rows
 from fmrec.serving.lookup import Lookup
+from fmrec.serving.ranking import movie_rows, user_rows
 
 
 def lookup_rows(lookup: Lookup) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Feature rows of every user (with their values: history columns are weighted) and every movie."""
-
-    def rows(n: int, keys: list[list[int]]) -> sp.csr_matrix:
-        indptr = np.cumsum([0] + [len(k) for k in keys])
-        cols = (
-            np.concatenate([np.asarray(k, dtype=np.int64) for k in keys]) if keys else np.empty(0, np.int64)
-        )
-        return sp.csr_matrix(
-            (np.ones(cols.size, dtype=np.float32), cols, indptr), shape=(n, lookup.feature_dim)
-        )
-
-    users = user_rows(lookup, range(lookup.n_users))
-    movies = rows(lookup.n_movies, [lookup.movie_keys(p) for p in range(lookup.n_movies)])
-    return users, movies
+    return user_rows(lookup, range(lookup.n_users)), movie_rows(lookup)
 
 
 def train_matrix(lookup: Lookup) -> sp.csr_matrix:

@@ -13,7 +13,7 @@ import numpy as np
 from fmrec.errors import InputError
 from fmrec.io_utils import atomic_open
 from fmrec.model.fm import link, side_terms
-from fmrec.serving.ranking import movie_rows, top_k_indices
+from fmrec.serving.ranking import movie_rows, top_k_indices, user_rows
 
 # Scores held at once (users x movies, float64): 4M cells are 32 MB, a few such arrays per block.
 DEFAULT_BLOCK_CELLS = 4_000_000
@@ -28,22 +28,6 @@ class UserTopK:
     def to_json(self) -> str:
         items = [{"movieId": m, "score": s} for m, s in zip(self.movie_ids, self.scores, strict=True)]
         return json.dumps({"userId": self.user_id, "items": items}, separators=(",", ":"))
-
-
-def user_rows(lookup: Any, positions: Sequence[int]) -> Any:
-    """A CSR matrix, one row per user position: its keys (Lookup.user_keys) and values (user_values)."""
-    from scipy.sparse import csr_matrix
-
-    keys = [lookup.user_keys(p) for p in positions]
-    values = [lookup.user_values(p) for p in positions]
-    for p, k, v in zip(positions, keys, values, strict=True):
-        if len(k) != len(v):
-            raise InputError(f"lookup: user position {p} has {len(k)} keys but {len(v)} values")
-    indptr = np.zeros(len(keys) + 1, dtype=np.int64)
-    indptr[1:] = np.cumsum([len(k) for k in keys])
-    cols = np.fromiter((c for k in keys for c in k), dtype=np.int64, count=int(indptr[-1]))
-    data = np.fromiter((x for v in values for x in v), dtype=np.float64, count=int(indptr[-1]))
-    return csr_matrix((data, cols, indptr), shape=(len(keys), int(lookup.feature_dim)))
 
 
 def genre_mask(lookup: Any, genre: str | None) -> np.ndarray | None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from fmrec.errors import InputError
 
 
 def top_k_indices(scores: np.ndarray, k: int, min_score: float | None = None) -> np.ndarray:
@@ -29,14 +33,47 @@ def top_k_indices(scores: np.ndarray, k: int, min_score: float | None = None) ->
     return order if keep.all() else order[keep]
 
 
-def movie_rows(lookup: Any) -> Any:
-    """A CSR matrix with one row per movie position: its columns (Lookup.movie_keys), value 1."""
-    from scipy.sparse import csr_matrix
+@dataclass(frozen=True)
+class Rows:
+    """CSR arrays without scipy (the Lambda's layer has none): what fmrec.model.fm reads from a matrix."""
 
-    keys = [lookup.movie_keys(p) for p in range(len(lookup.movie_ids))]
+    shape: tuple[int, int]
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+
+
+def feature_rows(keys: Sequence[Sequence[int]], values: Sequence[Sequence[float]] | None, dim: int) -> Any:
+    """One sparse row per key list (values 1 when `values` is None): a scipy CSR matrix when scipy is
+    installed, else Rows."""
     indptr = np.zeros(len(keys) + 1, dtype=np.int64)
     indptr[1:] = np.cumsum([len(k) for k in keys])
-    cols = np.fromiter((c for k in keys for c in k), dtype=np.int64, count=int(indptr[-1]))
-    return csr_matrix(
-        (np.ones(len(cols), dtype=np.float32), cols, indptr), shape=(len(keys), int(lookup.feature_dim))
+    n = int(indptr[-1])
+    cols = np.fromiter((c for k in keys for c in k), dtype=np.int64, count=n)
+    if values is None:
+        data = np.ones(n, dtype=np.float32)
+    else:
+        for i, (k, v) in enumerate(zip(keys, values, strict=True)):
+            if len(k) != len(v):
+                raise InputError(f"row {i}: {len(k)} keys but {len(v)} values")
+        data = np.fromiter((x for v in values for x in v), dtype=np.float64, count=n)
+    try:
+        from scipy.sparse import csr_matrix  # optional: faster products; the Lambda's layer has no scipy
+    except ImportError:
+        return Rows((len(keys), int(dim)), indptr, cols, data)
+    return csr_matrix((data, cols, indptr), shape=(len(keys), int(dim)))
+
+
+def movie_rows(lookup: Any) -> Any:
+    """One row per movie position: its columns (Lookup.movie_keys), value 1."""
+    keys = [lookup.movie_keys(p) for p in range(len(lookup.movie_ids))]
+    return feature_rows(keys, None, int(lookup.feature_dim))
+
+
+def user_rows(lookup: Any, positions: Sequence[int]) -> Any:
+    """One row per user position: its keys (Lookup.user_keys) with their values (Lookup.user_values)."""
+    return feature_rows(
+        [lookup.user_keys(p) for p in positions],
+        [lookup.user_values(p) for p in positions],
+        int(lookup.feature_dim),
     )

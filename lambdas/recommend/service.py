@@ -475,9 +475,9 @@ class Recommender:
                 try:
                     from fmrec.model.fm import side_terms
                     from fmrec.serving.ranking import movie_rows
-                except ImportError as exc:  # the Lambda package without the numpy/scipy layer
+                except ImportError as exc:  # the Lambda package without the numpy layer
                     raise ServiceUnavailable(
-                        "scoring in the Lambda needs numpy and scipy (the fast-path layer)", 30, str(exc)
+                        "scoring in the Lambda needs numpy (the fast-path layer)", 30, str(exc)
                     ) from exc
                 model = self._load_model(bundle.version)
                 bundle.item_terms = side_terms(model.params, movie_rows(bundle.lookup)).compact()

@@ -162,6 +162,33 @@ def test_a_lambda_without_numpy_answers_503_not_500(
     assert status == 503 and "numpy" in doc["message"]
 
 
+def test_without_scipy_the_fast_path_and_similar_movies_score_with_numpy_alone(
+    w: Any, world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The AWS SDK for pandas layer brings numpy but no scipy: both routes must answer as with scipy."""
+    import sys
+
+    from fmrec.model import fm
+
+    def answers() -> tuple[Any, Any]:
+        app.configure(Recommender(DirStore(world.artifacts), None, fast_path=True))
+        similar = w.handle(w.event("/movies/50/similar", {"k": "4"}))
+        recs = w.handle(w.event("/users/5/recommendations", {"k": "5"}))
+        return similar, recs
+
+    with_scipy = answers()
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    monkeypatch.setitem(sys.modules, "scipy.sparse", None)
+    monkeypatch.setattr(fm, "_HAVE_SCIPY", False)
+    without = answers()
+    for (s1, _, d1), (s2, _, d2) in zip(with_scipy, without, strict=True):
+        assert s1 == s2 == 200, (d1, d2)
+        assert [it["movieId"] for it in d1["items"]] == [it["movieId"] for it in d2["items"]]
+        assert [it["score"] for it in d1["items"]] == pytest.approx(
+            [it["score"] for it in d2["items"]], abs=1e-6
+        )
+
+
 def test_a_movies_vector_sums_its_auxiliary_columns(w: Any) -> None:
     from array import array
 
