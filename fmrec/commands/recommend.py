@@ -81,11 +81,16 @@ def fetch(url: str, timeout: float) -> dict[str, Any]:
 
 
 def format_table(doc: dict[str, Any]) -> str:
-    items = doc.get("items", [])
-    lines = [
+    header = (
         f"user {doc.get('userId')}  model {doc.get('modelVersion')}  path {doc.get('servingPath')}  "
         f"candidates {doc.get('candidates')}"
-    ]
+    )
+    return items_table(header, doc.get("items", []))
+
+
+def items_table(header: str, items: list[dict[str, Any]]) -> str:
+    """An answer's ranked movies (rank, movieId, score, title) under a header line."""
+    lines = [header]
     width = max([len(str(it["title"])) for it in items] + [5])
     lines.append(f"{'rank':>4}  {'movieId':>7}  {'score':>8}  {'title':<{width}}")
     for it in items:

@@ -7,7 +7,7 @@ import json
 import urllib.parse
 from typing import Any
 
-from fmrec.commands.recommend import fetch
+from fmrec.commands.recommend import fetch, items_table
 from fmrec.errors import InputError
 
 
@@ -40,18 +40,11 @@ def build_url(args: argparse.Namespace) -> str:
 
 
 def format_table(doc: dict[str, Any]) -> str:
-    items = doc.get("items", [])
-    lines = [
+    header = (
         f"movie {doc.get('movieId')} {doc.get('title')}  model {doc.get('modelVersion')}  "
         f"similarity {doc.get('similarity')}  candidates {doc.get('candidates')}"
-    ]
-    width = max([len(str(it["title"])) for it in items] + [5])
-    lines.append(f"{'rank':>4}  {'movieId':>7}  {'score':>8}  {'title':<{width}}")
-    for it in items:
-        lines.append(f"{it['rank']:>4}  {it['movieId']:>7}  {it['score']:>8.4f}  {it['title']:<{width}}")
-    if not items:
-        lines.append("(no movies matched)")
-    return "\n".join(line.rstrip() for line in lines)
+    )
+    return items_table(header, doc.get("items", []))
 
 
 def _run(args: argparse.Namespace) -> int:

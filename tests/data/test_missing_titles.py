@@ -21,6 +21,11 @@ def ml100k(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def _rated(data: Path) -> int:
+    """Movies rated in train (ua.base): the generator also makes test-only movies, which are not counted."""
+    return len({line.split("\t")[1] for line in (data / "ua.base").read_text().splitlines() if line})
+
+
 def _preprocess(data: Path, out: Path, caplog: pytest.LogCaptureFixture) -> tuple[dict[str, Any], str]:
     with caplog.at_level(logging.WARNING, logger="fmrec.preprocess"):
         assert fmrec_main(["preprocess", "--data-dir", str(data), "--out", str(out)]) == 0
@@ -32,7 +37,8 @@ def test_all_titles_present(ml100k: Path, tmp_path: Path, caplog: pytest.LogCapt
     quality, err = _preprocess(ml100k, tmp_path / "out", caplog)
     titles = quality["titles"]
     assert titles["source"] == str(ml100k / "u.item")
-    assert titles["movies"] == 40 and titles["movies_without_title"] == 0 and titles["examples"] == []
+    assert titles["movies"] == _rated(ml100k)
+    assert titles["movies_without_title"] == 0 and titles["examples"] == []
     assert "no title" not in err
 
 
@@ -41,8 +47,9 @@ def test_without_u_item(ml100k: Path, tmp_path: Path, caplog: pytest.LogCaptureF
     (data / "u.item").unlink()
     quality, err = _preprocess(data, tmp_path / "out", caplog)
     assert quality["titles"]["source"] is None
-    assert quality["titles"]["movies_without_title"] == quality["titles"]["movies"] == 40
-    assert "40 of 40 rated movies have no title (no movie file)" in err
+    n = _rated(ml100k)
+    assert quality["titles"]["movies_without_title"] == quality["titles"]["movies"] == n
+    assert f"{n} of {n} rated movies have no title (no movie file)" in err
 
 
 def test_rated_movies_missing_from_u_item(
@@ -54,4 +61,4 @@ def test_rated_movies_missing_from_u_item(
     (data / "u.item").write_bytes(b"\n".join(kept) + b"\n")
     quality, err = _preprocess(data, tmp_path / "out", caplog)
     assert quality["titles"]["movies_without_title"] == 2 and quality["titles"]["examples"] == [3, 17]
-    assert "2 of 40 rated movies have no title (not in" in err and "[3, 17]" in err
+    assert f"2 of {_rated(ml100k)} rated movies have no title (not in" in err and "[3, 17]" in err

@@ -65,9 +65,11 @@ def test_overflowing_shape_is_a_clear_error_with_a_failure_file(tj: SimpleNamesp
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()]
-    assert len(lines) == 1 and "malformed recordIO-protobuf record" in lines[0], proc.stderr
+    # the codec refuses the shape itself, naming the file, the record and the byte offset
+    assert len(lines) == 1 and "part-00001.pbr: record 0" in lines[0], proc.stderr
+    assert "malformed record: feature shape 9223372036854775808 is too large" in lines[0]
     failure = (model_dir / "failure").read_text()
-    assert "train channel holds a malformed recordIO-protobuf record" in failure
+    assert "part-00001.pbr: record 0" in failure and "is too large" in failure
     assert not (model_dir / "model.tar.gz").exists()
 
 
