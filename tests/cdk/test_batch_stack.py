@@ -49,7 +49,7 @@ def test_the_batch_pipeline_runs_as_its_own_role(assembly: Assembly) -> None:
     props = resource["Properties"]
     role = props["RoleArn"]["Fn::GetAtt"]
     assert role[0].startswith("BatchPipelineRole") and role[1] == "Arn"
-    # The policy exists before the pipeline: SageMaker checks nothing then, but a first execution needs it.
+    # As for the training pipeline: the role's policy is in place before the pipeline that runs as the role.
     assert any(d.startswith("BatchPipelinePolicy") for d in resource["DependsOn"]), resource["DependsOn"]
     body, variables = props["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
     # The same two placeholders as the training pipeline; the role is this pipeline's, not the training one's.
