@@ -20,6 +20,7 @@ PIPELINE_PREFIX = "pipeline/"  # step outputs of every execution (expire after a
 MODELS_PREFIX = "models/"  # training jobs' model.tar.gz (kept: registered packages point here)
 CAPTURE_PREFIX = "datacapture/"  # endpoint data capture
 CODE_PREFIX = "code/"  # the processing steps' code tree, one content-addressed folder per version
+BATCH_PREFIX = "batch/"  # the batch pipeline's output, batch/<execution id>/recommendations/
 SERVING_PREFIX = (
     "serving/"  # what the recommend Lambda reads: current.json, <variant>/lookup/, <variant>/model.tar.gz
 )
@@ -186,6 +187,10 @@ class StageConfig:
     @property
     def pipeline_name(self) -> str:
         return self.name("pipeline")
+
+    @property
+    def batch_pipeline_name(self) -> str:
+        return self.name("batch-recommend")
 
     @property
     def model_package_group_name(self) -> str:

@@ -1,4 +1,4 @@
-"""Pipeline stack: the execution role, the processing code, the model package group and the CfnPipeline."""
+"""Pipeline stack: execution roles, processing code, model package group, training and batch CfnPipelines."""
 
 from __future__ import annotations
 
@@ -16,7 +16,15 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks import nag, staging
-from stacks.config import CODE_PREFIX, DATA_PREFIX, MODELS_PREFIX, PIPELINE_PREFIX, StageConfig
+from stacks.config import (
+    BATCH_PREFIX,
+    CODE_PREFIX,
+    DATA_PREFIX,
+    MODELS_PREFIX,
+    PIPELINE_PREFIX,
+    StageConfig,
+)
+from stacks.images import ecr_repository_arn
 from stacks.lambda_function import PythonLambda, _retention
 from stacks.nag import acknowledge
 from stacks.storage import artifact_bucket
@@ -56,6 +64,46 @@ def pipeline_definition(config: StageConfig, version: str) -> dict[str, Any]:
     )
 
 
+def batch_pipeline_definition(config: StageConfig, version: str) -> dict[str, Any]:
+    """The batch recommendation pipeline of this stage (pipeline/batch.py), with the same placeholders and
+    code folder as the training pipeline. Its model and lookup defaults are under models/ (where its role
+    reads); nothing writes models/approved/: an execution names the approved package's ModelDataUrl and
+    LookupS3Uri (docs/pipeline.md, "Batch recommendations")."""
+    from pipeline.batch import get_batch_pipeline
+    from pipeline.definition import CDK_ARGUMENTS
+
+    bucket = CDK_ARGUMENTS["artifact_bucket"]
+    return get_batch_pipeline(
+        region=config.region,
+        role_arn=CDK_ARGUMENTS["role_arn"],
+        artifact_bucket=bucket,
+        code_uri=code_uri(version),
+        pipeline_name=config.batch_pipeline_name,
+        model_data_url=f"s3://{bucket}/{MODELS_PREFIX}approved/model.tar.gz",
+        lookup_url=f"s3://{bucket}/{MODELS_PREFIX}approved/lookup/",
+        processing_instance_type=config.processing_instance_type,
+    )
+
+
+def definition_images(definition: Any) -> list[str]:
+    """Every ImageUri a pipeline definition's jobs run, sorted and without repeats."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "ImageUri" and isinstance(item, str):
+                    found.add(item)
+                else:
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(definition)
+    return sorted(found)
+
+
 def stage_code_tree(outdir: Path) -> Path:
     """The processing code tree: pipeline/steps/*.py and the fmrec modules they import, at package paths."""
     entry = {f"pipeline/steps/{p.name}": p for p in sorted(STEPS_DIR.glob("*.py"))}
@@ -64,7 +112,8 @@ def stage_code_tree(outdir: Path) -> Path:
 
 
 class PipelineStack(cdk.Stack):
-    """The training pipeline of one stage, and an optional schedule that starts it."""
+    """The training pipeline of one stage, an optional schedule that starts it, and the batch recommendation
+    pipeline (started per approved model: docs/pipeline.md, "Batch recommendations")."""
 
     def __init__(
         self,
@@ -75,93 +124,46 @@ class PipelineStack(cdk.Stack):
         definition: dict[str, Any],
         code_dir: Path,
         image_repository_arns: list[str],
+        batch_definition: dict[str, Any] | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         bucket = artifact_bucket(self, config)
-        region, account, partition = cdk.Aws.REGION, cdk.Aws.ACCOUNT_ID, cdk.Aws.PARTITION
-        sm = f"arn:{partition}:sagemaker:{region}:{account}"
+        sm = f"arn:{cdk.Aws.PARTITION}:sagemaker:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}"
         group = config.model_package_group_name
+        # Both pipelines read the one staged code folder (code/<version>/), each checked below.
+        self.code_version = code_version(code_dir)
+        if batch_definition is None:
+            batch_definition = batch_pipeline_definition(config, self.code_version)
+        for name, body in (
+            (config.pipeline_name, definition),
+            (config.batch_pipeline_name, batch_definition),
+        ):
+            if code_uri(self.code_version) not in json.dumps(body):
+                raise staging.StagingError(
+                    f"the definition of {name} does not read the staged code folder "
+                    f"{code_uri(self.code_version)}"
+                )
 
         # --- the execution role of the pipeline and of every job it starts -------------------------------
-        self.role = iam.Role(
-            self,
-            "PipelineRole",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+        self.role, policy = self._execution_role(
+            "Pipeline",
+            bucket,
             description=f"runs {config.pipeline_name}: processing and training jobs, model registration",
-        )
-        objects = lambda prefix: bucket.arn_for_objects(f"{prefix}*")  # noqa: E731
-        policy = iam.Policy(
-            self,
-            "PipelinePolicy",
-            statements=[
-                iam.PolicyStatement(
-                    sid="ReadInputsAndCode",
-                    actions=["s3:GetObject"],
-                    resources=[
-                        objects(p) for p in (DATA_PREFIX, CODE_PREFIX, PIPELINE_PREFIX, MODELS_PREFIX)
-                    ],
-                ),
-                iam.PolicyStatement(
-                    sid="WriteOutputs",
-                    actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-                    resources=[objects(PIPELINE_PREFIX), objects(MODELS_PREFIX)],
-                ),
-                iam.PolicyStatement(
-                    sid="ListOwnPrefixes",
-                    actions=["s3:ListBucket"],
-                    resources=[bucket.bucket_arn],
-                    conditions={
-                        "StringLike": {
-                            "s3:prefix": [
-                                f"{p}*" for p in (DATA_PREFIX, CODE_PREFIX, PIPELINE_PREFIX, MODELS_PREFIX)
-                            ]
-                        }
-                    },
-                ),
-                iam.PolicyStatement(
-                    sid="PullImages",
-                    actions=[
-                        "ecr:BatchCheckLayerAvailability",
-                        "ecr:BatchGetImage",
-                        "ecr:GetDownloadUrlForLayer",
-                    ],
-                    resources=image_repository_arns,
-                ),
-                iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-                iam.PolicyStatement(
-                    sid="JobLogs",
-                    actions=[
-                        "logs:CreateLogGroup",
-                        "logs:CreateLogStream",
-                        "logs:PutLogEvents",
-                        "logs:DescribeLogStreams",
-                    ],
-                    resources=[
-                        f"arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/ProcessingJobs:*",
-                        f"arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/TrainingJobs:*",
-                    ],
-                ),
-                iam.PolicyStatement(
-                    sid="JobMetrics",
-                    actions=["cloudwatch:PutMetricData"],
-                    resources=["*"],
-                    conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}},
-                ),
-                iam.PolicyStatement(
-                    sid="RunJobs",
-                    actions=[
-                        "sagemaker:CreateProcessingJob",
-                        "sagemaker:DescribeProcessingJob",
-                        "sagemaker:StopProcessingJob",
-                        "sagemaker:CreateTrainingJob",
-                        "sagemaker:DescribeTrainingJob",
-                        "sagemaker:StopTrainingJob",
-                        "sagemaker:AddTags",
-                    ],
-                    # SageMaker Pipelines names every job pipelines-<execution id>-<step>-<hash>.
-                    resources=[f"{sm}:processing-job/pipelines-*", f"{sm}:training-job/pipelines-*"],
-                ),
+            read=(DATA_PREFIX, CODE_PREFIX, PIPELINE_PREFIX, MODELS_PREFIX),
+            write=(PIPELINE_PREFIX, MODELS_PREFIX),
+            image_repository_arns=image_repository_arns,
+            job_kinds=(("processing-job", "ProcessingJobs"), ("training-job", "TrainingJobs")),
+            job_actions=[
+                "sagemaker:CreateProcessingJob",
+                "sagemaker:DescribeProcessingJob",
+                "sagemaker:StopProcessingJob",
+                "sagemaker:CreateTrainingJob",
+                "sagemaker:DescribeTrainingJob",
+                "sagemaker:StopTrainingJob",
+                "sagemaker:AddTags",
+            ],
+            extra=[
                 iam.PolicyStatement(
                     sid="RunTuningJobs",
                     actions=[
@@ -182,26 +184,67 @@ class PipelineStack(cdk.Stack):
                     ],
                     resources=[f"{sm}:model-package/{group}/*", f"{sm}:model-package-group/{group}"],
                 ),
-                iam.PolicyStatement(
-                    sid="PassSelfToJobs",
-                    actions=["iam:PassRole"],
-                    resources=[self.role.role_arn],
-                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-                ),
             ],
         )
-        policy.attach_to_role(self.role)
-        self._acknowledge_role(config, policy)
+        self._acknowledge_execution_policy(
+            config,
+            policy,
+            job_kinds=("processing-job", "training-job"),
+            log_kinds=("ProcessingJobs", "TrainingJobs"),
+            prefixes={
+                DATA_PREFIX: "Input data sets are folders under data/ chosen per execution (InputDataUrl).",
+                CODE_PREFIX: "The processing jobs mount the whole code tree under code/.",
+                PIPELINE_PREFIX: "Each execution writes its step outputs under pipeline/<execution id>/.",
+                MODELS_PREFIX: "Each training job writes models/<job name>/output/model.tar.gz.",
+            },
+        )
+        acknowledge(
+            policy,
+            (
+                nag.wildcard_resource(nag.service_arn("sagemaker", "hyper-parameter-tuning-job/*")),
+                "The optional tuning branch (UseTuning): SageMaker names the tuning job per execution; the "
+                "training jobs it starts are its own.",
+            ),
+            (
+                nag.wildcard_resource(nag.service_arn("sagemaker", f"model-package/{group}/*")),
+                "Registration creates the next version of this stack's own model package group.",
+            ),
+        )
+
+        # --- the batch pipeline's role: one processing job reads a registered model, writes batch/ ------
+        # A registered package's ModelDataUrl (models/<training job>/output/model.tar.gz) and LookupS3Uri
+        # (models/<execution id>/preprocess/lookup/) are both under models/; it writes batch/<execution id>/.
+        self.batch_role, batch_policy = self._execution_role(
+            "BatchPipeline",
+            bucket,
+            description=f"runs {config.batch_pipeline_name}: reads a registered model, writes batch/",
+            read=(CODE_PREFIX, MODELS_PREFIX),
+            write=(BATCH_PREFIX,),
+            image_repository_arns=[ecr_repository_arn(uri) for uri in definition_images(batch_definition)],
+            job_kinds=(("processing-job", "ProcessingJobs"),),
+            job_actions=[
+                "sagemaker:CreateProcessingJob",
+                "sagemaker:DescribeProcessingJob",
+                "sagemaker:StopProcessingJob",
+                "sagemaker:AddTags",
+            ],
+        )
+        self._acknowledge_execution_policy(
+            config,
+            batch_policy,
+            job_kinds=("processing-job",),
+            log_kinds=("ProcessingJobs",),
+            prefixes={
+                CODE_PREFIX: "The batch processing job mounts the whole code tree under code/.",
+                MODELS_PREFIX: "An execution reads the approved package's model and lookup, under models/.",
+                BATCH_PREFIX: "Each execution writes its recommendations under batch/<execution id>/.",
+            },
+        )
 
         # --- the processing code tree at s3://<bucket>/code/<version>/ (pipeline/steps + fmrec), no Docker
         # One folder per content version: an execution that is still running keeps reading the folder its
         # definition names while a deploy adds the next one beside it. retain_on_delete keeps the old folder
         # when the destination changes (CDK's handler would otherwise `s3 rm --recursive` it on that update).
-        self.code_version = code_version(code_dir)
-        if code_uri(self.code_version) not in json.dumps(definition):
-            raise staging.StagingError(
-                f"the pipeline definition does not read the staged code folder {code_uri(self.code_version)}"
-            )
         self.code_deployment_role = self._code_deployment_role(config, bucket)
         self.code = s3deploy.BucketDeployment(
             self,
@@ -220,25 +263,33 @@ class PipelineStack(cdk.Stack):
         self.code.node.add_dependency(self.code_deployment_policy)  # CDK's own grants would have added this
         self._acknowledge_bucket_deployment(config)
 
-        # --- the model registry and the pipeline ---------------------------------------------------------
+        # --- the model registry and the pipelines --------------------------------------------------------
         self.group = self._model_package_group(config)
-        body = json.dumps(definition, sort_keys=True, separators=(",", ":"))
-        self.pipeline = sagemaker.CfnPipeline(
-            self,
+        self.pipeline = self._cfn_pipeline(
             "Pipeline",
-            pipeline_name=config.pipeline_name,
-            pipeline_display_name=config.pipeline_name,
-            pipeline_description="preprocess → train (FM) → evaluate → quality gate → register",
-            role_arn=self.role.role_arn,
-            pipeline_definition={
-                "PipelineDefinitionBody": cdk.Fn.sub(
-                    body, {"ArtifactBucket": bucket.bucket_name, "PipelineRoleArn": self.role.role_arn}
-                )
-            },
+            bucket,
+            name=config.pipeline_name,
+            description="preprocess → train (FM) → evaluate → quality gate → register",
+            definition=definition,
+            role=self.role,
+            policy=policy,
         )
         self.pipeline.node.add_dependency(self.group)
-        self.pipeline.node.add_dependency(policy)
         self.pipeline_arn = f"{sm}:pipeline/{config.pipeline_name}"
+        # No EventBridge trigger on approval: the documented approval event carries the package's
+        # ModelDataUrl but not its CustomerMetadataProperties (LookupS3Uri), which this pipeline needs
+        # (https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html,
+        # "Model package state change"). It is started per package: docs/deploy.md, "Batch recommendations".
+        self.batch_pipeline = self._cfn_pipeline(
+            "BatchPipeline",
+            bucket,
+            name=config.batch_pipeline_name,
+            description="every user's top k from an approved model package, as JSON Lines under batch/",
+            definition=batch_definition,
+            role=self.batch_role,
+            policy=batch_policy,
+        )
+        self.batch_pipeline_arn = f"{sm}:pipeline/{config.batch_pipeline_name}"
 
         if config.schedule:
             schedule_role = iam.Role(
@@ -272,57 +323,175 @@ class PipelineStack(cdk.Stack):
             self.schedule.node.add_dependency(self.pipeline)
 
         cdk.CfnOutput(self, "PipelineName", value=config.pipeline_name, description="the SageMaker pipeline")
+        cdk.CfnOutput(
+            self,
+            "BatchPipelineName",
+            value=config.batch_pipeline_name,
+            description="the batch recommendation pipeline (start it per approved model package)",
+        )
         cdk.CfnOutput(self, "ModelPackageGroupName", value=group, description="the model registry group")
 
-    def _acknowledge_role(self, config: StageConfig, policy: iam.Policy) -> None:
-        group = config.model_package_group_name
+    def _execution_role(
+        self,
+        prefix: str,
+        bucket: Any,
+        *,
+        description: str,
+        read: tuple[str, ...],
+        write: tuple[str, ...],
+        image_repository_arns: list[str],
+        job_kinds: tuple[tuple[str, str], ...],
+        job_actions: list[str],
+        extra: list[iam.PolicyStatement] | None = None,
+    ) -> tuple[iam.Role, iam.Policy]:
+        """A pipeline's execution role (<prefix>Role), passed by the pipeline to every job it starts, and its
+        policy (<prefix>Policy): S3 on `read`/`write` prefixes only, the jobs' images, logs and metrics.
+
+        ListBucket carries the read prefixes as s3:prefix conditions: SageMaker lists an S3Prefix input with
+        the key as given (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingS3Input.html).
+        `job_kinds` are (ARN resource type, log group suffix) pairs."""
+        region, account, partition = cdk.Aws.REGION, cdk.Aws.ACCOUNT_ID, cdk.Aws.PARTITION
+        sm = f"arn:{partition}:sagemaker:{region}:{account}"
+        role = iam.Role(
+            self,
+            f"{prefix}Role",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=description,
+        )
+        objects = lambda p: bucket.arn_for_objects(f"{p}*")  # noqa: E731
+        policy = iam.Policy(
+            self,
+            f"{prefix}Policy",
+            statements=[
+                iam.PolicyStatement(
+                    sid="ReadInputsAndCode",
+                    actions=["s3:GetObject"],
+                    resources=[objects(p) for p in read],
+                ),
+                iam.PolicyStatement(
+                    sid="WriteOutputs",
+                    actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                    resources=[objects(p) for p in write],
+                ),
+                iam.PolicyStatement(
+                    sid="ListOwnPrefixes",
+                    actions=["s3:ListBucket"],
+                    resources=[bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in read]}},
+                ),
+                iam.PolicyStatement(
+                    sid="PullImages",
+                    actions=[
+                        "ecr:BatchCheckLayerAvailability",
+                        "ecr:BatchGetImage",
+                        "ecr:GetDownloadUrlForLayer",
+                    ],
+                    resources=image_repository_arns,
+                ),
+                iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+                iam.PolicyStatement(
+                    sid="JobLogs",
+                    actions=[
+                        "logs:CreateLogGroup",
+                        "logs:CreateLogStream",
+                        "logs:PutLogEvents",
+                        "logs:DescribeLogStreams",
+                    ],
+                    resources=[
+                        f"arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/{logs_kind}:*"
+                        for _kind, logs_kind in job_kinds
+                    ],
+                ),
+                iam.PolicyStatement(
+                    sid="JobMetrics",
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],
+                    conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}},
+                ),
+                iam.PolicyStatement(
+                    sid="RunJobs",
+                    actions=job_actions,
+                    # SageMaker Pipelines names every job pipelines-<execution id>-<step>-<hash>.
+                    resources=[f"{sm}:{kind}/pipelines-*" for kind, _logs in job_kinds],
+                ),
+                *(extra or []),
+                iam.PolicyStatement(
+                    sid="PassSelfToJobs",
+                    actions=["iam:PassRole"],
+                    resources=[role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+                ),
+            ],
+        )
+        policy.attach_to_role(role)
+        return role, policy
+
+    def _acknowledge_execution_policy(
+        self,
+        config: StageConfig,
+        policy: iam.Policy,
+        *,
+        job_kinds: tuple[str, ...],
+        log_kinds: tuple[str, ...],
+        prefixes: dict[str, str],
+    ) -> None:
+        """The wildcard findings every execution policy of _execution_role has, one by one, with reasons."""
         acknowledge(
             policy,
             (
                 "AwsSolutions-IAM5[Resource::*]",
                 "ecr:GetAuthorizationToken has no resource-level permissions; PutMetricData is limited to "
-                "the "
-                "/aws/sagemaker/* namespaces by condition.",
+                "the /aws/sagemaker/* namespaces by condition.",
             ),
             *[
                 (
                     nag.wildcard_resource(nag.service_arn("logs", f"log-group:/aws/sagemaker/{kind}:*")),
                     f"Each job writes its own streams in SageMaker's {kind} log group.",
                 )
-                for kind in ("ProcessingJobs", "TrainingJobs")
+                for kind in log_kinds
             ],
             *[
                 (
                     nag.wildcard_resource(nag.service_arn("sagemaker", f"{kind}/pipelines-*")),
                     "SageMaker Pipelines names its jobs pipelines-<execution>-<step>-<hash> at run time.",
                 )
-                for kind in ("processing-job", "training-job")
+                for kind in job_kinds
             ],
-            (
-                nag.wildcard_resource(nag.service_arn("sagemaker", "hyper-parameter-tuning-job/*")),
-                "The optional tuning branch (UseTuning): SageMaker names the tuning job per execution; the "
-                "training jobs it starts are its own.",
-            ),
-            (
-                nag.wildcard_resource(nag.service_arn("sagemaker", f"model-package/{group}/*")),
-                "Registration creates the next version of this stack's own model package group.",
-            ),
             *[
                 (nag.wildcard_resource(nag.bucket_objects(config, f"{prefix}*")), reason)
-                for prefix, reason in (
-                    (
-                        DATA_PREFIX,
-                        "Input data sets are folders under data/ chosen per execution (InputDataUrl).",
-                    ),
-                    (CODE_PREFIX, "The processing jobs mount the whole code tree under code/."),
-                    (
-                        PIPELINE_PREFIX,
-                        "Each execution writes its step outputs under pipeline/<execution id>/.",
-                    ),
-                    (MODELS_PREFIX, "Each training job writes models/<job name>/output/model.tar.gz."),
-                )
+                for prefix, reason in prefixes.items()
             ],
         )
+
+    def _cfn_pipeline(
+        self,
+        construct_id: str,
+        bucket: Any,
+        *,
+        name: str,
+        description: str,
+        definition: dict[str, Any],
+        role: iam.Role,
+        policy: iam.Policy,
+    ) -> sagemaker.CfnPipeline:
+        """A CfnPipeline of a definition built with pipeline.definition.CDK_ARGUMENTS: CloudFormation fills in
+        the two placeholders (PLACEHOLDERS) with the bucket and this pipeline's own role."""
+        body = json.dumps(definition, sort_keys=True, separators=(",", ":"))
+        pipeline = sagemaker.CfnPipeline(
+            self,
+            construct_id,
+            pipeline_name=name,
+            pipeline_display_name=name,
+            pipeline_description=description,
+            role_arn=role.role_arn,
+            pipeline_definition={
+                "PipelineDefinitionBody": cdk.Fn.sub(
+                    body, {"ArtifactBucket": bucket.bucket_name, "PipelineRoleArn": role.role_arn}
+                )
+            },
+        )
+        pipeline.node.add_dependency(policy)
+        return pipeline
 
     def _model_package_group(self, config: StageConfig) -> cdk.CustomResource:
         """The group as a custom resource (lambdas/deployer, group_lifecycle): it adopts a group a retaining

@@ -34,8 +34,19 @@ def _stage(assembly: Assembly) -> str:
     return "dev" if any(name.startswith("FmrecDev") for name in assembly.templates) else "prod"
 
 
-def _definition(assembly: Assembly) -> dict[str, Any]:
-    (pipeline,) = assembly.resources("Pipeline", "AWS::SageMaker::Pipeline").values()
+def _pipeline_resource(assembly: Assembly, kind: str = "pipeline") -> dict[str, Any]:
+    """The stage's training pipeline (kind "pipeline") or batch pipeline (kind "batch-recommend")."""
+    name = f"fmrec-{_stage(assembly)}-{kind}"
+    (pipeline,) = [
+        p
+        for p in assembly.resources("Pipeline", "AWS::SageMaker::Pipeline").values()
+        if p["Properties"]["PipelineName"] == name
+    ]
+    return pipeline
+
+
+def _definition(assembly: Assembly, kind: str = "pipeline") -> dict[str, Any]:
+    pipeline = _pipeline_resource(assembly, kind)
     body, _variables = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
     body = body.replace("${ArtifactBucket}", BUCKET).replace("${PipelineRoleArn}", "ROLE")
     return dict(json.loads(body))
@@ -95,11 +106,9 @@ def _role_statements(assembly: Assembly, logical_prefix: str) -> list[dict[str, 
 
 
 # --- item 1: every S3 input prefix is one the pipeline role may list ----------------------------------------
-def test_every_s3_input_of_the_pipeline_is_listable_and_readable_by_its_role(assembly: Assembly) -> None:
-    """SageMaker downloads an S3Prefix input by listing the bucket with Prefix=<the key as given>
-    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingS3Input.html), so ListBucket's
-    s3:prefix condition must match that exact key; `code` (no slash) did not match `code/*`."""
-    policy = _role_statements(assembly, "PipelinePolicy")
+def _listable_and_readable(assembly: Assembly, policy_prefix: str) -> tuple[list[str], list[str]]:
+    """(s3:prefix patterns of ListBucket, object key patterns of GetObject) of one execution policy."""
+    policy = _role_statements(assembly, policy_prefix)
     prefixes = [
         p
         for s in policy
@@ -112,12 +121,64 @@ def test_every_s3_input_of_the_pipeline_is_listable_and_readable_by_its_role(ass
         if "s3:GetObject" in _as_list(s["Action"])
         for r in _as_list(s["Resource"])
     ]
-    inputs = list(Resolver(_definition(assembly)).s3_inputs())
-    assert {step for step, _ in inputs} >= {"Preprocess", "TrainModel", "EvaluateModel", "CarveValidation"}
+    return prefixes, readable
+
+
+@pytest.mark.parametrize(
+    ("kind", "policy_prefix", "steps"),
+    [
+        ("pipeline", "PipelinePolicy", {"Preprocess", "TrainModel", "EvaluateModel", "CarveValidation"}),
+        ("batch-recommend", "BatchPipelinePolicy", {"BatchRecommend"}),
+    ],
+)
+def test_every_s3_input_of_the_pipeline_is_listable_and_readable_by_its_role(
+    assembly: Assembly, kind: str, policy_prefix: str, steps: set[str]
+) -> None:
+    """SageMaker downloads an S3Prefix input by listing the bucket with Prefix=<the key as given>
+    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingS3Input.html), so ListBucket's
+    s3:prefix condition must match that exact key; `code` (no slash) did not match `code/*`."""
+    prefixes, readable = _listable_and_readable(assembly, policy_prefix)
+    inputs = list(Resolver(_definition(assembly, kind)).s3_inputs())
+    assert {step for step, _ in inputs} >= steps
     for step, uri in inputs:
         key = _key(uri)
         assert any(fnmatch.fnmatchcase(key, p) for p in prefixes), (step, key, prefixes)
         assert any(fnmatch.fnmatchcase(key + "file", r) for r in readable), (step, key, readable)
+
+
+def test_the_batch_role_reads_what_a_registered_package_points_to(assembly: Assembly) -> None:
+    """An execution of the batch pipeline is started with a registered package's ModelDataUrl and LookupS3Uri
+    (docs/deploy.md): both are where the training pipeline's RegisterModel steps put them, and the batch role
+    may list and read them, and nothing else of the training pipeline's (data/, pipeline/)."""
+    prefixes, readable = _listable_and_readable(assembly, "BatchPipelinePolicy")
+    resolve = Resolver(_definition(assembly))
+    registers = [s for s in resolve.steps.values() if s["Type"] == "RegisterModel"]
+    assert len(registers) == 2
+    for step in registers:
+        (container,) = step["Arguments"]["InferenceSpecification"]["Containers"]
+        model = _key(resolve(container["ModelDataUrl"]))
+        lookup = _key(resolve(step["Arguments"]["CustomerMetadataProperties"]["LookupS3Uri"]))
+        for key in (model, lookup):
+            assert any(fnmatch.fnmatchcase(key, p) for p in prefixes), (step["Name"], key, prefixes)
+            assert any(fnmatch.fnmatchcase(key + "x", r) for r in readable), (step["Name"], key, readable)
+    assert sorted(prefixes) == ["code/*", "models/*"]
+    assert sorted(readable) == ["code/*", "models/*"]
+
+
+def test_the_batch_role_writes_only_its_output_prefix(assembly: Assembly) -> None:
+    writes = [
+        render(r).split(":::", 1)[1].split("/", 1)[1]
+        for s in _role_statements(assembly, "BatchPipelinePolicy")
+        if any(a.startswith("s3:Put") for a in _as_list(s["Action"]))
+        for r in _as_list(s["Resource"])
+    ]
+    assert writes == ["batch/*"]
+    resolve = Resolver(_definition(assembly, "batch-recommend"))
+    (step,) = resolve.steps.values()
+    (output,) = step["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    key = _key(resolve(output["S3Output"]["S3Uri"]))
+    assert key == "batch/EXECUTION/recommendations"
+    assert fnmatch.fnmatchcase(key + "/recommendations.jsonl", writes[0])
 
 
 # --- item 10: the code folder is content-addressed, and its deployment touches code/ only -------------------
@@ -130,7 +191,8 @@ def test_code_is_deployed_to_a_content_addressed_folder_that_no_update_deletes(a
     assert props["RetainOnDelete"] is True and props["Prune"] is False
     codes = {
         uri
-        for step, uri in Resolver(_definition(assembly)).s3_inputs()
+        for kind in ("pipeline", "batch-recommend")  # both pipelines read the one staged folder
+        for step, uri in Resolver(_definition(assembly, kind)).s3_inputs()
         if uri.startswith(f"s3://{BUCKET}/code")
     }
     assert codes == {f"s3://{BUCKET}/{props['DestinationBucketKeyPrefix']}/"}
@@ -246,7 +308,7 @@ def test_the_model_package_group_survives_destroy_and_redeploy(assembly: Assembl
     keep = {"dev": "false", "prod": "true"}[_stage(assembly)]
     assert group["Properties"]["KeepOnDelete"] == keep
     assert group["Properties"]["GroupName"] == f"fmrec-{_stage(assembly)}-models"
-    (pipeline,) = assembly.resources("Pipeline", "AWS::SageMaker::Pipeline").values()
+    pipeline = _pipeline_resource(assembly)
     (group_id,) = assembly.resources("Pipeline", "Custom::FmrecModelPackageGroup")
     assert group_id in pipeline.get("DependsOn", [])
 

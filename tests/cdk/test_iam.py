@@ -13,7 +13,7 @@ Assembly = Any  # tests/cdk/conftest.py's Assembly
 # Roles that aws-cdk-lib builds for its own custom resources; their grants are CDK's, acknowledged in cdk-nag.
 CDK_MANAGED = ("CustomCDKBucketDeployment", "CustomS3AutoDeleteObjects")
 CDK_ASSETS = "arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*"
-OUR_PREFIXES = ("data/", "code/", "pipeline/", "models/", "serving/", "datacapture/")
+OUR_PREFIXES = ("data/", "code/", "pipeline/", "models/", "serving/", "datacapture/", "batch/")
 # Actions that have no resource-level permissions, the only ones allowed on "*".
 STAR_RESOURCE_ACTIONS = {
     "ecr:GetAuthorizationToken",
@@ -138,7 +138,8 @@ def test_s3_only_on_the_bucket_prefixes(assembly: Assembly) -> None:
 
 def test_pass_role_is_scoped_to_sagemaker(assembly: Assembly) -> None:
     passes = [s for _st, _lid, s in statements(assembly) if "iam:PassRole" in _as_list(s["Action"])]
-    assert len(passes) == 2  # the pipeline passes itself to its jobs; the deployer passes the model role
+    # the two pipelines pass themselves to their jobs; the deployer passes the model role
+    assert len(passes) == 3
     for s in passes:
         assert s["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
         assert all(re.fullmatch(r"<\w+\.Arn>", render(r)) for r in _as_list(s["Resource"]))
@@ -151,8 +152,12 @@ def test_images_are_pulled_only_from_the_fm_and_sklearn_repositories(assembly: A
     images = image_uris("us-east-1")
     allowed = {ecr_repository_arn(images["fm"]), ecr_repository_arn(images["sklearn"])}
     pulls = [s for _st, _lid, s in statements(assembly) if "ecr:BatchGetImage" in _as_list(s["Action"])]
-    assert len(pulls) == 2  # the pipeline role (FM + SKLearn) and the model role (FM)
+    # the pipeline role (FM + SKLearn), the batch pipeline role (SKLearn) and the model role (FM)
+    assert len(pulls) == 3
     for s in pulls:
         assert set(_as_list(s["Resource"])) <= allowed
     assert {r for s in pulls for r in _as_list(s["Resource"])} == allowed
+    batch = [s for _st, lid, s in statements(assembly) if lid.startswith("BatchPipelinePolicy")]
+    (batch_pull,) = [s for s in batch if "ecr:BatchGetImage" in _as_list(s["Action"])]
+    assert _as_list(batch_pull["Resource"]) == [ecr_repository_arn(images["sklearn"])]
     assert all(arn.endswith(("/factorization-machines", "/sagemaker-scikit-learn")) for arn in allowed)

@@ -86,13 +86,18 @@ def test_prod_retains_data(prod: Assembly, dev: Assembly) -> None:
 
 # --- pipeline --------------------------------------------------------------------------------------------
 def _pipeline(assembly: Assembly) -> dict[str, Any]:
-    (resource,) = assembly.resources("Pipeline", "AWS::SageMaker::Pipeline").values()
+    """The training pipeline's properties (the stack also deploys the batch pipeline: test_batch_stack.py)."""
+    (resource,) = [
+        r
+        for r in assembly.resources("Pipeline", "AWS::SageMaker::Pipeline").values()
+        if r["Properties"]["PipelineName"].endswith("-pipeline")
+    ]
     return dict(resource["Properties"])
 
 
 def test_pipeline_resources(dev: Assembly) -> None:
     t = template(dev, "Pipeline")
-    t.resource_count_is("AWS::SageMaker::Pipeline", 1)
+    t.resource_count_is("AWS::SageMaker::Pipeline", 2)  # training and batch recommendation
     t.resource_count_is("Custom::FmrecModelPackageGroup", 1)
     t.resource_count_is("Custom::CDKBucketDeployment", 1)
     t.resource_count_is("AWS::Events::Rule", 0)  # dev has no schedule
