@@ -37,17 +37,20 @@ class HistoryConfig:
         return self.cap > 0
 
 
-def check_size(history_lengths: np.ndarray, cfg: HistoryConfig, channel: str) -> int:
-    """The history entries a channel's rows will hold (their users' history lengths, capped): at most
-    MAX_ENTRIES."""
+def check_size(
+    rows_per_user: np.ndarray, history_lengths: np.ndarray, cfg: HistoryConfig, channel: str
+) -> int:
+    """The history entries a channel will hold (each user's rows x their capped history length): at most
+    MAX_ENTRIES. Per-user counts, so the check costs no memory per row."""
     import numpy as np  # here only: see training_rows
 
-    entries = int(np.minimum(np.asarray(history_lengths, dtype=np.int64), cfg.cap).sum())
+    rows = np.asarray(rows_per_user, dtype=np.int64)
+    entries = int(rows @ np.minimum(np.asarray(history_lengths, dtype=np.int64), cfg.cap))
     if entries > MAX_ENTRIES:
-        rows = int(np.asarray(history_lengths).size)
-        fits = max(MAX_ENTRIES // max(rows, 1), 0)
+        n_rows = int(rows.sum())
+        fits = max(MAX_ENTRIES // max(n_rows, 1), 0)
         raise InputError(
-            f"{channel}: {rows:,} rows with up to {cfg.cap} history columns each make {entries:,} history "
+            f"{channel}: {n_rows:,} rows with up to {cfg.cap} history columns each make {entries:,} history "
             f"entries (about {entries * 12 / 1e9:.0f} GB of recordIO), over the {MAX_ENTRIES:,} limit; pass "
             f"--history {fits} or less (HistoryLength), or 0 for none"
         )

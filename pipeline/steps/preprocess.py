@@ -376,7 +376,8 @@ def _ranking_channels(
     history = RatedHistory.of(enc.user_ids.size, train_u, train_m, nm) if enc.history is not None else None
     rng = np.random.default_rng([cfg.seed, 7])  # the history draws' own stream
     if history is not None and enc.history is not None:
-        check_size(np.diff(history.indptr)[rows.user], enc.history, "train")  # before any file is written
+        per_user = np.bincount(rows.user, minlength=enc.user_ids.size)
+        check_size(per_user, np.diff(history.indptr), enc.history, "train")  # before any file is written
     train_files = _write_sampled(
         out / "train", enc, enc.user_ids, enc.movie_ids, rows, cfg.shards, history, rng
     )

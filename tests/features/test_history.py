@@ -129,8 +129,9 @@ def test_a_channel_too_large_for_its_history_is_refused_naming_what_fits(
 ) -> None:
     from fmrec.features import history
 
-    lengths = np.array([3, 100, 100, 5])
-    assert history.check_size(lengths, HistoryConfig(cap=64), "train") == 3 + 64 + 64 + 5
+    rows = np.array([1, 2, 0, 1])  # rows per user
+    lengths = np.array([3, 100, 100, 5])  # each user's history length
+    assert history.check_size(rows, lengths, HistoryConfig(cap=64), "train") == 3 + 2 * 64 + 5
     monkeypatch.setattr(history, "MAX_ENTRIES", 100)
     with pytest.raises(InputError, match=r"train: 4 rows .* pass --history 25 or less"):
-        history.check_size(lengths, HistoryConfig(cap=64), "train")
+        history.check_size(rows, lengths, HistoryConfig(cap=64), "train")
