@@ -41,6 +41,26 @@ class SampledRows:
         return self.user[idx], self.movie[idx], (idx < self.n_positive).astype(np.float32)
 
 
+def positive_rows(rating: np.ndarray, threshold: float, config: SamplingConfig) -> np.ndarray:
+    """Positive rows written per rating: 0 or 1, and 2 for a liked one under "weighted" (log loss counts it
+    double)."""
+    liked = np.asarray(rating) >= threshold
+    reps = (liked if config.positives == "liked" else np.ones(liked.size, dtype=bool)).astype(np.int64)
+    return reps + liked if config.positives == "weighted" else reps
+
+
+def rows_per_user(
+    user: np.ndarray, rating: np.ndarray, n_users: int, threshold: float, config: SamplingConfig
+):
+    """Rows sample_rows will write per user (before users with no unrated movie are skipped): each positive
+    row with its negatives, and the explicit negatives. Per-user counts, computed without sampling."""
+    pos = np.bincount(user, weights=positive_rows(rating, threshold, config), minlength=n_users)
+    rows = pos.astype(np.int64) * (1 + config.negatives_per_positive)
+    if config.below_threshold_as_negative:
+        rows += np.bincount(user, weights=np.asarray(rating) < threshold, minlength=n_users).astype(np.int64)
+    return rows
+
+
 def negative_weights(popularity: np.ndarray, exponent: float) -> np.ndarray:
     """Sampling weight per movie position: count ** exponent, and 0 for a movie with no train count."""
     pop = np.asarray(popularity, dtype=np.float64)
@@ -92,8 +112,7 @@ def sample_rows(
     liked = rating >= threshold
     is_pos = liked if config.positives == "liked" else np.ones(user.size, dtype=bool)
     is_neg = ~liked if config.below_threshold_as_negative else np.zeros(user.size, dtype=bool)
-    # rows per positive rating: "weighted" writes a liked one twice (log loss weights it double)
-    reps = is_pos.astype(np.int64) + (liked if config.positives == "weighted" else 0)
+    reps = positive_rows(rating, threshold, config)
     pos_count = np.bincount(user, weights=reps, minlength=n_users).astype(np.int64)
     need = k * pos_count.astype(np.int64)
     skipped = (need > 0) & (avail <= 0)

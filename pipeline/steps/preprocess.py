@@ -66,7 +66,7 @@ from fmrec.errors import FmrecError, InputError, OutputError
 from fmrec.evaluation.holdout import HeldOut, write_holdout
 from fmrec.features.history import HistoryConfig, check_size, training_rows
 from fmrec.features.objective import check_objective
-from fmrec.features.sampling import SampledRows, sample_rows
+from fmrec.features.sampling import SampledRows, rows_per_user, sample_rows
 from fmrec.io_utils import atomic_dir, atomic_open
 from fmrec.serving.lookup import Lookup, write_lookup
 
@@ -362,8 +362,13 @@ def _ranking_channels(
     # int32 positions: at 25M ratings every int64 copy costs 190 MB of the 4 GiB budget
     train_m = _positions(enc.movie_ids, train.movie).astype(np.int32)
     popularity = np.bincount(train_m, minlength=nm)
+    train_u = _positions(enc.user_ids, train.user)
+    if enc.history is not None:  # before sampling and before any file is written
+        n_users = enc.user_ids.size
+        per_user = rows_per_user(train_u, train.rating, n_users, cfg.threshold, sampling)
+        check_size(per_user, np.bincount(train_u, minlength=n_users), enc.history, "train")
     rows = sample_rows(
-        _positions(enc.user_ids, train.user).astype(np.int32),
+        train_u.astype(np.int32),
         train_m,
         train.rating,
         n_users=enc.user_ids.size,
@@ -372,12 +377,8 @@ def _ranking_channels(
         config=sampling,
         stream=0,
     )
-    train_u = _positions(enc.user_ids, train.user)
     history = RatedHistory.of(enc.user_ids.size, train_u, train_m, nm) if enc.history is not None else None
     rng = np.random.default_rng([cfg.seed, 7])  # the history draws' own stream
-    if history is not None and enc.history is not None:
-        per_user = np.bincount(rows.user, minlength=enc.user_ids.size)
-        check_size(per_user, np.diff(history.indptr), enc.history, "train")  # before any file is written
     train_files = _write_sampled(
         out / "train", enc, enc.user_ids, enc.movie_ids, rows, cfg.shards, history, rng
     )

@@ -279,3 +279,14 @@ def test_alias_draws_follow_the_weights_and_skip_zero_weights() -> None:
     assert seen[0] == seen[3] == 0
     keep = weights > 1e-6
     assert chisquare(seen[keep], 200_000 * weights[keep] / weights[keep].sum()).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("positives", ["all", "liked", "weighted"])
+def test_rows_per_user_predicts_the_sample_without_drawing(positives: str) -> None:
+    user, movie, rating, pop = _ratings()
+    cfg = SamplingConfig(positives=positives, below_threshold_as_negative=positives == "liked")
+    s = sample_rows(user, movie, rating, n_users=300, popularity=pop, threshold=4, config=cfg)
+    predicted = sampling.rows_per_user(user, rating, 300, 4, cfg)
+    got = np.bincount(s.user, minlength=300)
+    assert np.array_equal(got[1:], predicted[1:])  # user 0 rated everything: skipped by the sampler only
+    assert got[0] == 0 and predicted[0] > 0
