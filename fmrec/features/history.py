@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 # Weighting: every history column of a user with n rated movies carries scale / sqrt(n) (SVD++'s |N(u)|^-1/2),
 # so the history's pull on a score neither vanishes nor explodes with the user's activity.
 MAX_CAP = 4096
-# History entries one channel may hold (about 12 bytes each in recordIO): past it preprocess refuses, naming
-# the largest --history that fits, rather than fill a disk (ml-25m's 117M ranking rows x 64 would be ~90 GB).
+# History entries one channel may hold (about 7 bytes each in recordIO: a varint key and a float32 value): past it preprocess refuses, naming
+# the largest --history that fits, rather than fill a disk (ml-25m's 193M ranking rows x 128 would be ~150 GB).
 MAX_ENTRIES = 2_000_000_000
 
 
@@ -51,7 +51,7 @@ def check_size(
         fits = max(MAX_ENTRIES // max(n_rows, 1), 0)
         raise InputError(
             f"{channel}: {n_rows:,} rows with up to {cfg.cap} history columns each make {entries:,} history "
-            f"entries (about {entries * 12 / 1e9:.0f} GB of recordIO), over the {MAX_ENTRIES:,} limit; pass "
+            f"entries (about {entries * 7 / 1e9:.0f} GB of recordIO), over the {MAX_ENTRIES:,} limit; pass "
             f"--history {fits} or less (HistoryLength), or 0 for none"
         )
     return entries
