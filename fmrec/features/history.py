@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 # Weighting: every history column of a user with n rated movies carries scale / sqrt(n) (SVD++'s |N(u)|^-1/2),
 # so the history's pull on a score neither vanishes nor explodes with the user's activity.
 MAX_CAP = 4096
-# History entries one channel may hold (about 7 bytes each in recordIO: a varint key and a float32 value): past it preprocess refuses, naming
-# the largest --history that fits, rather than fill a disk (ml-25m's 193M ranking rows x 128 would be ~150 GB).
+# History entries one channel may hold (about 7 bytes each in recordIO: a varint key and a float32 value):
+# past it preprocess refuses, naming the largest --history that fits, rather than fill a disk (ml-25m's 193M
+# ranking rows x 128 would be ~150 GB).
 MAX_ENTRIES = 2_000_000_000
 
 
