@@ -519,7 +519,7 @@ def bench_end_to_end(
 
     host = "127.0.0.1"
     ep_port, api_port = free_port(host), free_port(host)
-    cli = [sys.executable, "-m", "fmrec.cli", "serve"]
+    cli = [sys.executable, "-m", "fmrec_cli", "serve"]
     endpoint = None
     api_args = [
         *cli,

@@ -58,7 +58,7 @@ def main() -> int:
         result = _time_batch(small, Path(tmp) / "small.jsonl", args.k)
         print("ml-100k, in process: " + json.dumps({k: round(v, 3) for k, v in result.items()}))
         started = time.perf_counter()
-        command = [sys.executable, "-m", "fmrec.cli", "recommend", "--all-users", "--no-progress"]
+        command = [sys.executable, "-m", "fmrec_cli", "recommend", "--all-users", "--no-progress"]
         command += ["--out", str(Path(tmp) / "cli.jsonl"), "--artifacts", str(small["artifacts"])]
         proc = subprocess.run(
             [*command, "-k", str(args.k)],

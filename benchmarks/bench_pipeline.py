@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fmrec.commands.pipeline import local_definition
 from fmrec.data.synth import SynthConfig, write_synth
-from pipeline.definition import HYPERPARAMETERS, SEED_HYPERPARAMETERS
+from fmrec.model.hyperparameters import PIPELINE_PARAMETERS
+from fmrec_cli.pipeline import local_definition
+from pipeline.definition import SEED_HYPERPARAMETERS
 from twins.pipeline.runner import run_local
 from twins.registry.registry import Registry
 
@@ -59,7 +60,7 @@ def main() -> int:
     build_seconds = time.perf_counter() - t0
     print(f"definition build: {build_seconds:.2f} s, {len(json.dumps(definition)):,} characters")
     seed_overrides = {k: str(v) for k, v in SEED_HYPERPARAMETERS.items()}
-    defaults = {h.parameter: h.default for h in HYPERPARAMETERS}
+    defaults = {h.parameter: h.default for h in PIPELINE_PARAMETERS}
     print(f"default hyperparameters: {defaults}")
     print(f"seed notebook's:         {SEED_HYPERPARAMETERS}")
 

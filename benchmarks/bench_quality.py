@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 
-from fmrec.commands.pipeline import local_definition
 from fmrec.data.synth import SynthConfig, write_synth
 from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.peers import PEERS, available
@@ -38,6 +37,7 @@ from fmrec.evaluation.ranking import K, RankingTask, Scorer, ranking_metrics_at_
 from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer, train_matrix
 from fmrec.model.artifact import load_model_tar
 from fmrec.serving.lookup import read_lookup
+from fmrec_cli.pipeline import local_definition
 from twins.pipeline.runner import run_local, split_assignments
 from twins.registry.registry import Registry
 

@@ -29,7 +29,7 @@ SEED_SETTINGS = {"num_factors": "64", "epochs": "30", "mini_batch_size": "200"}
 
 
 def prepare(workdir: Path, seed: int, data_dir: Path | None = None) -> Path:
-    from fmrec.cli import main as fmrec
+    from fmrec_cli.main import main as fmrec
 
     if (
         data_dir is not None
@@ -135,12 +135,10 @@ def main() -> None:
         sys.exit("no trial completed")
     tuned = {p.name: best.hyperparameters[p.name] for p in config.space}
 
-    from pipeline.definition import HYPERPARAMETERS
+    from fmrec.model.hyperparameters import PIPELINE_PARAMETERS, RECOMMENDED
 
-    current = {h.hyperparameter: str(h.default) for h in HYPERPARAMETERS}
+    current = {h.hyperparameter: str(h.default) for h in PIPELINE_PARAMETERS}
     sides: dict[str, dict[str, str]] = {"seed settings": SEED_SETTINGS, "pipeline defaults": current}
-    from fmrec.model.hyperparameters import RECOMMENDED
-
     sides["trainer RECOMMENDED"] = dict(RECOMMENDED)
     sides["best trial"] = tuned
     if args.candidates is not None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fmrec.data.options import DEFAULT_HISTORY
-from fmrec.model.hyperparameters import RECOMMENDED
+from fmrec.model.hyperparameters import PIPELINE_PARAMETERS
 from pipeline.estimator import fm_estimator
 from pipeline.tuning import TuningOptions
 
@@ -73,35 +73,6 @@ PROCESSING_ROOT = "/opt/ml/processing"
 CODE_DIR = f"{PROCESSING_ROOT}/input/code"
 PREDICTOR_TYPE = "binary_classifier"  # the gate reads classifier metrics, so the pipeline trains a classifier
 
-
-@dataclass(frozen=True)
-class HyperParameterSpec:
-    """A pipeline parameter that feeds one FM hyperparameter."""
-
-    parameter: str
-    hyperparameter: str
-    kind: str  # "Integer" | "Float" | "String"
-    default: int | float | str
-
-
-# Defaults are the trainer's RECOMMENDED settings (fmrec/model/hyperparameters.py), chosen by the tuning
-# search on validation log loss (docs/tuning.md) and checked by benchmarks/bench_pipeline.py. They keep the
-# seed's num_factors 64 and epochs 30 but use the contract's default batch of 1000 instead of the seed's 200,
-# 10x the built-in learning rates of the linear terms and factors, and lighter weight decay. With the seed's
-# values the model loses to the biases-only baseline on log loss, so the gate would reject it.
-HYPERPARAMETERS = (
-    HyperParameterSpec("NumFactors", "num_factors", "Integer", int(RECOMMENDED["num_factors"])),
-    HyperParameterSpec("Epochs", "epochs", "Integer", int(RECOMMENDED["epochs"])),
-    HyperParameterSpec("MiniBatchSize", "mini_batch_size", "Integer", int(RECOMMENDED["mini_batch_size"])),
-    HyperParameterSpec("LinearLr", "linear_lr", "Float", float(RECOMMENDED["linear_lr"])),
-    HyperParameterSpec("FactorsLr", "factors_lr", "Float", float(RECOMMENDED["factors_lr"])),
-    HyperParameterSpec("BiasWd", "bias_wd", "Float", float(RECOMMENDED["bias_wd"])),
-    HyperParameterSpec("LinearWd", "linear_wd", "Float", float(RECOMMENDED["linear_wd"])),
-    HyperParameterSpec("FactorsWd", "factors_wd", "Float", float(RECOMMENDED["factors_wd"])),
-    HyperParameterSpec(
-        "FactorsInitSigma", "factors_init_sigma", "Float", float(RECOMMENDED["factors_init_sigma"])
-    ),
-)
 
 # The seed notebook's values, for the benchmark's comparison (pass as get_pipeline(hyperparameters=...)).
 SEED_HYPERPARAMETERS = {
@@ -279,10 +250,11 @@ def get_pipeline(
         objective, negatives_per_positive, negative_exponent, positives, below_threshold_negatives, history
     )
     overrides = dict(hyperparameters or {})
-    unknown = sorted(set(overrides) - {h.parameter for h in HYPERPARAMETERS})
+    unknown = sorted(set(overrides) - {h.parameter for h in PIPELINE_PARAMETERS})
     if unknown:
         raise DefinitionError(
-            f"hyperparameters: unknown {unknown}; expected some of {[h.parameter for h in HYPERPARAMETERS]}"
+            f"hyperparameters: unknown {unknown}; "
+            f"expected some of {[h.parameter for h in PIPELINE_PARAMETERS]}"
         )
     with _quiet_sdk():
         return _build(
@@ -302,7 +274,7 @@ def get_pipeline(
             processing_instance_type=processing_instance_type,
             training_instance_type=training_instance_type,
             training_instance_count=training_instance_count,
-            hp_defaults={h.parameter: overrides.get(h.parameter, h.default) for h in HYPERPARAMETERS},
+            hp_defaults={h.parameter: overrides.get(h.parameter, h.default) for h in PIPELINE_PARAMETERS},
             tuning=tuning,
             sampling=sampling,
         )
@@ -380,7 +352,7 @@ def _build(
     makers = {"Integer": ParameterInteger, "Float": ParameterFloat, "String": ParameterString}
     hp_params = {
         h.parameter: makers[h.kind](h.parameter, default_value=hp_defaults[h.parameter])
-        for h in HYPERPARAMETERS
+        for h in PIPELINE_PARAMETERS
     }
     # The training objective (fmrec/features/objective.py); BelowThresholdNegatives is a "true"/"false"
     # String rather than a Boolean so the argument the step receives is plain text.
@@ -484,7 +456,7 @@ def _build(
     estimator.set_hyperparameters(
         feature_dim=JsonGet(step_name=PREPROCESS_STEP, property_file=manifest, json_path="feature_dim"),
         predictor_type=PREDICTOR_TYPE,
-        **{h.hyperparameter: hp_params[h.parameter] for h in HYPERPARAMETERS},
+        **{h.hyperparameter: hp_params[h.parameter] for h in PIPELINE_PARAMETERS},
     )
     train = TrainingStep(
         name=TRAIN_STEP,

@@ -119,7 +119,7 @@ def start_process(
     cli_args: Sequence[str], host: str, port: int, *, probe_path: str, label: str, timeout: float
 ) -> tuple[int, Callable[[], int]]:
     """Run `fmrec <cli_args>` as a child; returns its pid and a stop function (SIGTERM, then exit code)."""
-    argv = [sys.executable, "-m", "fmrec.cli", *cli_args]
+    argv = [sys.executable, "-m", "fmrec_cli", *cli_args]
     # stderr goes to a file so a failed start can quote it without a pipe that could fill and block the child
     errlog: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errlog)

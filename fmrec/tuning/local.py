@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 
+from fmrec.model.hyperparameters import PIPELINE_PARAMETERS
 from fmrec.tuning.early_stopping import (
     DEFAULT_MIN_COMPLETED,
     DEFAULT_WARMUP_EPOCHS,
@@ -404,9 +405,7 @@ def write_outputs(config: TuningConfig, results: Sequence[TrialResult], out_dir:
 
 def pipeline_parameters(tuned: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """Split tuned values into the pipeline parameters that set them and those no parameter sets (yet)."""
-    from pipeline.definition import HYPERPARAMETERS
-
-    by_hp = {h.hyperparameter: h.parameter for h in HYPERPARAMETERS}
+    by_hp = {h.hyperparameter: h.parameter for h in PIPELINE_PARAMETERS}
     params = {by_hp[name]: value for name, value in tuned.items() if name in by_hp}
     return params, {name: value for name, value in tuned.items() if name not in by_hp}
 

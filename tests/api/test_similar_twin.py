@@ -56,7 +56,7 @@ def test_similar_movies_through_the_twin(w: Any, world: Any, api: Any) -> None:
 
 
 def test_similar_cli_prints_a_table(w: Any, api: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from fmrec.cli import main
+    from fmrec_cli.main import main
 
     assert main(["similar", "--movie", "50", "-k", "2", "--api-url", api.url]) == 0
     out = capsys.readouterr().out

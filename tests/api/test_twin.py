@@ -77,7 +77,7 @@ def test_endpoint_down_is_503_with_retry_after(w: Any, world: Any) -> None:
 def test_recommend_cli_prints_a_table(
     w: Any, twins: tuple[Any, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from fmrec.cli import main
+    from fmrec_cli.main import main
 
     _, api = twins
     assert main(["recommend", "--user", "1", "-k", "3", "--api-url", api.url]) == 0
@@ -92,7 +92,7 @@ def test_recommend_cli_prints_a_table(
 
 
 def test_serve_api_cli_is_registered() -> None:
-    from fmrec.cli import build_parser
+    from fmrec_cli.main import build_parser
 
     args = build_parser().parse_args(
         ["serve", "api", "--artifacts", "x", "--endpoint-url", "http://127.0.0.1:1", "--port", "3001"]

@@ -140,7 +140,7 @@ def _substituted(assembly: Assembly, values: dict[str, str]) -> dict[str, Any]:
 
 def test_deployed_definition_equals_what_the_local_runner_executes(dev: Assembly) -> None:
     """`fmrec pipeline run --local --group fmrec-dev-models` executes exactly the dev stack's definition."""
-    from fmrec.commands.pipeline import LOCAL_ARGUMENTS, local_definition
+    from fmrec_cli.pipeline import LOCAL_ARGUMENTS, local_definition
 
     deployed = _substituted(
         dev,

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from fmrec.cli import main as cli
 from fmrec.data.fetch import NetworkError, fetch
 from fmrec.data.readers import load_dataset
 from fmrec.errors import InputError, OutputError
+from fmrec_cli.main import main as cli
 
 
 def tiny_zip() -> bytes:

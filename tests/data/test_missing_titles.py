@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from fmrec.cli import main as fmrec_main
 from fmrec.data.synth import SynthConfig, write_synth
+from fmrec_cli.main import main as fmrec_main
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmrec.cli import main
 from fmrec.data.synth import GENRES, SynthConfig, format_int_rows, write_synth
 from fmrec.errors import InputError
+from fmrec_cli.main import main
 
 TINY = SynthConfig(users=50, items=80, ratings=2000, seed=3)
 

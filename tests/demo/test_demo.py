@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fmrec.cli import main
+from fmrec_cli.main import main
 from twins.registry.registry import Registry
 
 # On 100 users x 150 movies popularity is hard to beat (its NDCG@10 is 0.5): the flow test runs the rating

@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import pytest
 
-from fmrec.cli import build_parser, main
+from fmrec_cli.main import build_parser, main
 from twins.endpoint.server import build_specs, default_workers, ping, start_in_background
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from fmrec.cli import main
 from fmrec.errors import InputError
 from fmrec.model.artifact import load_model_tar
 from fmrec.serving.batch import write_all_users
+from fmrec_cli.main import main
 from lambdas.recommend.service import DirStore, Query, Recommender
 
 

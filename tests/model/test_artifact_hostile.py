@@ -236,7 +236,7 @@ def test_hostile_artifact_is_refused_within_bounded_memory(tmp_path: Path, case:
 def test_serve_endpoint_refuses_a_hostile_model_in_one_line(tmp_path: Path, case: str) -> None:
     path = HOSTILE[case][0](tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-m", "fmrec.cli", "serve", "endpoint", "--model", str(path), "--port", "0"],
+        [sys.executable, "-m", "fmrec_cli", "serve", "endpoint", "--model", str(path), "--port", "0"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fmrec.cli import main as cli_main
 from fmrec.errors import InputError
 from fmrec.model.artifact import FMModel, save_model_tar
 from fmrec.model.export import IdLayout, export_embeddings
 from fmrec.model.fm import FMParams, raw_scores
+from fmrec_cli.main import main as cli_main
 
 
 def _model(d: int = 9, k: int = 3) -> FMModel:

@@ -24,7 +24,7 @@ TINY = {
 
 @pytest.fixture(scope="session")
 def local_definition() -> dict[str, Any]:
-    from fmrec.commands.pipeline import local_definition as build
+    from fmrec_cli.pipeline import local_definition as build
 
     return build()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fmrec.cli import main
+from fmrec_cli.main import main
 
 
 def test_definition_command_writes_the_cdk_definition(tmp_path: Path) -> None:

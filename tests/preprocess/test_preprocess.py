@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from sklearn.preprocessing import OneHotEncoder
 
-from fmrec.cli import main as cli
 from fmrec.codec.recordio import read_spmatrix
 from fmrec.data.options import PreprocessConfig
 from fmrec.data.readers import read_ratings
 from fmrec.errors import InputError, OutputError
+from fmrec_cli.main import main as cli
 from pipeline.steps import preprocess as step
 
 SEED = Path(__file__).resolve().parents[1] / "golden" / "seed"

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmrec.cli import main as cli
 from fmrec.codec.recordio import read_spmatrix
 from fmrec.data.options import PreprocessConfig
 from fmrec.data.readers import load_dataset, read_ratings
 from fmrec.features.sampling import SamplingError
 from fmrec.model.trainer import train
 from fmrec.serving.lookup import read_lookup
+from fmrec_cli.main import main as cli
 from pipeline.steps import preprocess as step
 from tests.preprocess.test_preprocess import seed_data
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fmrec.cli import main
+from fmrec_cli.main import main
 from twins.registry.registry import Registry, RegistryError
 
 

@@ -142,7 +142,7 @@ def test_endpoint_twin_refuses_a_corrupt_model(tmp_path: Path, trained: Any, how
         pytest.skip("this corruption left a loadable model")
     # `fmrec serve endpoint` reports it before any worker starts, exits 2, and prints no traceback.
     proc = subprocess.run(
-        [sys.executable, "-m", "fmrec.cli", "serve", "endpoint", "--model", str(model), "--port", "0"],
+        [sys.executable, "-m", "fmrec_cli", "serve", "endpoint", "--model", str(model), "--port", "0"],
         capture_output=True,
         text=True,
         timeout=60,

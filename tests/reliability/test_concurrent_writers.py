@@ -19,7 +19,7 @@ from fmrec.io_utils import OutputExistsError, atomic_dir
 
 def fmrec(*argv: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "fmrec.cli", *argv],
+        [sys.executable, "-m", "fmrec_cli", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

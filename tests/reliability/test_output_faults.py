@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from fmrec.cli import main as fmrec_main
+from fmrec_cli.main import main as fmrec_main
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -34,7 +34,7 @@ def run_limited(argv: Sequence[str], max_file_bytes: int) -> subprocess.Complete
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
 
     return subprocess.run(
-        [sys.executable, "-m", "fmrec.cli", *argv],
+        [sys.executable, "-m", "fmrec_cli", *argv],
         capture_output=True,
         text=True,
         timeout=120,

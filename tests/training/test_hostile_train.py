@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from fmrec.cli import main as cli_main
+from fmrec_cli.main import main as cli_main
 from twins.training.job import run_training_job
 
 
@@ -57,7 +57,7 @@ def test_overflowing_shape_is_a_clear_error_with_a_failure_file(tj: SimpleNamesp
     (root / "input" / "data" / "train" / "part-00001.pbr").write_bytes(odd_record(1 << 63))
     model_dir = tmp_path / "m"
     proc = subprocess.run(
-        [sys.executable, "-m", "fmrec.cli", *_argv(tj, root / "input" / "data", model_dir)],
+        [sys.executable, "-m", "fmrec_cli", *_argv(tj, root / "input" / "data", model_dir)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -106,7 +106,7 @@ def test_a_rerun_killed_mid_training_leaves_no_previous_model(tj: SimpleNamespac
     old = model_dir / "model.tar.gz"
     assert old.is_file()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fmrec.cli", *_argv(tj, channels, model_dir, epochs="500")],
+        [sys.executable, "-m", "fmrec_cli", *_argv(tj, channels, model_dir, epochs="500")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

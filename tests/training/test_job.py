@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fmrec.cli import main as cli_main
 from fmrec.model.artifact import load_model_tar
 from fmrec.model.fm import predict
 from fmrec.model.metrics import binary_metrics
+from fmrec_cli.main import main as cli_main
 from twins.training import run_training_job
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from fmrec.cli import main as fmrec
 from fmrec.codec.recordio import read_spmatrix
 from fmrec.model.artifact import load_model_tar
 from fmrec.model.hyperparameters import parse_hyperparameters
 from fmrec.tuning.fm_trial import FMTrial, TrialData
 from fmrec.tuning.local import TuningConfig, run_search
 from fmrec.tuning.space import build_space, parse_range, resolve_objective
+from fmrec_cli.main import main as fmrec
 from pipeline.steps import carve_validation
 
 SMALL = ["--range", "epochs=2:5", "--range", "num_factors=2:8", "--range", "mini_batch_size=100:400"]

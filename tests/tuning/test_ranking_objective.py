@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fmrec.cli import main as fmrec
 from fmrec.codec.recordio import read_spmatrix
 from fmrec.data.options import PreprocessConfig
 from fmrec.data.readers import read_ratings
@@ -20,6 +19,7 @@ from fmrec.tuning.fm_trial import FMTrial, TrialData
 from fmrec.tuning.ranking import RankingData, carve_dataset, manifest_config
 from fmrec.tuning.space import NDCG_OBJECTIVE, TuningError, resolve_objective
 from fmrec.tuning.split import carve, split_rows
+from fmrec_cli.main import main as fmrec
 from pipeline.steps import evaluate as evaluate_step
 from pipeline.steps.preprocess import preprocess
 

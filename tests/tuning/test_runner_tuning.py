@@ -6,8 +6,8 @@ import csv
 import json
 from pathlib import Path
 
-from fmrec.cli import main as fmrec
-from fmrec.commands.pipeline import run_pipeline
+from fmrec_cli.main import main as fmrec
+from fmrec_cli.pipeline import run_pipeline
 
 
 def test_runner_executes_the_tuning_branch_and_registers_the_best_model(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`fmrec serve api`: the API Gateway + recommend Lambda twin (registered into C's `serve` group)."""
+"""`fmrec serve api`: the API Gateway + recommend Lambda twin (a subcommand of `fmrec serve`)."""
 
 from __future__ import annotations
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 from typing import Any
+
+from fmrec_cli import serve_api
 
 
 def register(sub: Any) -> None:
@@ -41,15 +42,7 @@ def register(sub: Any) -> None:
     endpoint.add_argument("--access-log", action="store_true", help="log every request")
     endpoint.set_defaults(func=_run_endpoint)
 
-    # --- `fmrec serve api` (engineer D, issue 5) registers itself here. ---
-    # Until twins/api/cli.py exists only its own absence is tolerated; any other import failure surfaces.
-    try:
-        api_cli = importlib.import_module("twins.api.cli")
-    except ModuleNotFoundError as exc:
-        if exc.name != "twins.api.cli":
-            raise
-    else:
-        api_cli.register(serve_sub)
+    serve_api.register(serve_sub)
 
 
 def _run_endpoint(args: argparse.Namespace) -> int:

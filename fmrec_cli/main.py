@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from fmrec import __version__
 from fmrec.errors import FmrecError
+from fmrec_cli import (
+    data,
+    demo,
+    export,
+    pipeline,
+    preprocess,
+    recommend,
+    registry,
+    serve,
+    similar,
+    train,
+    tune,
+)
 
 # Each module defines register(subparsers) and sets `func` on its parser; heavy imports stay inside `func`.
-COMMAND_MODULES = (
-    "fmrec.commands.data",  # fmrec data fetch|synth
-    "fmrec.commands.preprocess",  # fmrec preprocess
-    "fmrec.commands.train",  # fmrec train
-    "fmrec.commands.tune",  # fmrec tune
-    "fmrec.commands.model",  # fmrec model export
-    "fmrec.commands.pipeline",  # fmrec pipeline run|definition
-    "fmrec.commands.models",  # fmrec models list|approve|reject
-    "fmrec.commands.serve",  # fmrec serve endpoint|api
-    "fmrec.commands.recommend",  # fmrec recommend
-    "fmrec.commands.similar",  # fmrec similar
-    "fmrec.commands.demo",  # fmrec demo
-)
+# In the order data flows: data fetch|synth, preprocess, train, tune, model export, pipeline run|definition,
+# models list|approve|reject, serve endpoint|api, recommend, similar, demo.
+COMMAND_MODULES = (data, preprocess, train, tune, export, pipeline, registry, serve, recommend, similar, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,13 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fmrec {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a stage not built yet
+    for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 

@@ -7,8 +7,8 @@ import json
 import urllib.parse
 from typing import Any
 
-from fmrec.commands.recommend import fetch, items_table
 from fmrec.errors import InputError
+from fmrec_cli.recommend import fetch, items_table
 
 
 def register(sub: Any) -> None:

@@ -1,1 +1,0 @@
-"""CLI subcommands, one module per stage; each exposes register(subparsers)."""
