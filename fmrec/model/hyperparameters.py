@@ -135,7 +135,8 @@ class PipelineParameter:
 
 # The pipeline's hyperparameter parameters (pipeline/definition.py) and the FM hyperparameter each sets;
 # their defaults are RECOMMENDED. With the seed notebook's values (batch 200, SageMaker's default learning
-# rates) the model loses to the biases-only baseline on log loss, so the gate would reject it (docs/tuning.md).
+# rates) the model loses to the biases-only baseline on log loss, so the gate would reject it
+# (docs/tuning.md).
 PIPELINE_PARAMETERS = (
     PipelineParameter("NumFactors", "num_factors", "Integer", int(RECOMMENDED["num_factors"])),
     PipelineParameter("Epochs", "epochs", "Integer", int(RECOMMENDED["epochs"])),
