@@ -61,8 +61,8 @@ def main() -> None:
             print(f"  wall {wall:.1f} s   peak RSS {peak:.2f} GiB")
         wall, peak, stdout = child(
             "import json\n"
-            "from fmrec.data.options import PreprocessConfig\n"
-            "from pipeline.steps.preprocess import run\n"
+            "from fmrec.features.options import PreprocessConfig\n"
+            "from fmrec.features.preprocess import run\n"
             f"cfg = PreprocessConfig(objective={args.objective!r}, negatives_per_positive={args.negatives})\n"
             f"m = run({str(data)!r}, {str(out)!r}, cfg)\n"
             "print(json.dumps(m['counts']))"

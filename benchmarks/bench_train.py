@@ -47,7 +47,8 @@ SAGEMAKER_ML100K = {"accuracy": 0.6931, "cross_entropy": 0.5785}
 def prepare(work: Path, ratings: int = 100_000) -> Path:
     """Synthetic ml-100k-shaped ratings, preprocessed into recordIO channels; cached under `work`."""
     from fmrec.data.synth import SynthConfig, write_synth
-    from pipeline.steps.preprocess import PreprocessConfig, run
+    from fmrec.features.options import PreprocessConfig
+    from fmrec.features.preprocess import run
 
     prep = work / f"prep-{ratings}"
     if not (prep / "manifest" / "manifest.json").is_file():
@@ -296,7 +297,8 @@ def bench_fidelity(ml100k: Path | None, work: Path) -> None:
             "cross entropy 0.579)"
         )
         return
-    from pipeline.steps.preprocess import PreprocessConfig, run
+    from fmrec.features.options import PreprocessConfig
+    from fmrec.features.preprocess import run
 
     prep = work / "prep-ml100k"
     if not prep.is_dir():

@@ -8,7 +8,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from fmrec.data.options import build_arg_parser
+    from fmrec.features.options import build_arg_parser
 
     parser = sub.add_parser(
         "preprocess",
@@ -30,8 +30,8 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from fmrec.data.options import config_from_args
-    from pipeline.steps.preprocess import run
+    from fmrec.features.options import config_from_args
+    from fmrec.features.preprocess import run
 
     manifest = run(args.data_dir, args.out, config_from_args(args), overwrite=args.overwrite)
     print(json.dumps({"out": str(args.out), "feature_dim": manifest["feature_dim"], **manifest["counts"]}))

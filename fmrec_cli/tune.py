@@ -140,6 +140,7 @@ RANKING_VALIDATION_DIR = "validation"
 
 def _carve_ratings(args: argparse.Namespace, folder: Path, seed: int) -> Any:
     """Preprocess train minus the carved validation ratings into `folder`, with --train's settings."""
+    from fmrec.features.preprocess import preprocess
     from fmrec.io_utils import atomic_write_text
     from fmrec.tuning.ranking import (
         CARVE_FILE,
@@ -149,7 +150,6 @@ def _carve_ratings(args: argparse.Namespace, folder: Path, seed: int) -> Any:
         carve_record,
         manifest_config,
     )
-    from pipeline.steps.preprocess import preprocess
 
     cfg, manifest = manifest_config(args.train.parent)
     data_dir = (

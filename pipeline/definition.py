@@ -33,7 +33,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fmrec.data.options import DEFAULT_HISTORY
+from fmrec.features.options import DEFAULT_HISTORY
+from fmrec.features.preprocess import OUTPUT_CHANNELS
 from fmrec.model.hyperparameters import PIPELINE_PARAMETERS
 from pipeline.estimator import fm_estimator
 from pipeline.tuning import TuningOptions
@@ -407,7 +408,7 @@ def _build(
 
     # --- preprocess: MovieLens (or synthetic) → recordIO channels, lookup, manifest (feature_dim) ---
     manifest = PropertyFile(name="Manifest", output_name="manifest", path="manifest.json")
-    pre_outputs = ["train", "test", "lookup", "manifest", "holdout"]
+    pre_outputs = OUTPUT_CHANNELS
     preprocess = ProcessingStep(
         name=PREPROCESS_STEP,
         step_args=processor("preprocess.py").run(

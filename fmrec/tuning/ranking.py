@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from fmrec.data.options import PreprocessConfig
 from fmrec.data.readers import Dataset, holdout_split, load_dataset
 from fmrec.errors import InputError
 from fmrec.evaluation.ranking import K, RankingTask, ranking_metrics_at_k, ranking_task
+from fmrec.features.options import PreprocessConfig
 from fmrec.model import fm
 
 # ua.test holds out 10 ratings per user; the validation carve takes as many from each user's train ratings.

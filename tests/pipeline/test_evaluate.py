@@ -13,8 +13,10 @@ import pytest
 import scipy.sparse as sp
 
 from fmrec.codec.recordio import read_spmatrix
+from fmrec.evaluation.evaluate import EvaluationError, evaluate, read_curves, read_inputs
 from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.pointwise import fit_baselines
+from fmrec.evaluation.report import report_html
 from fmrec.model import fm
 from fmrec.model.artifact import load_model_tar
 from fmrec.model.metrics import binary_metrics
@@ -122,9 +124,9 @@ def test_unknown_users_and_movies_never_crash_and_are_counted(eval_base: Path) -
 
 def test_a_missing_holdout_channel_is_a_clear_error(eval_base: Path) -> None:
     shutil.rmtree(eval_base / "input" / "holdout")
-    with pytest.raises(ev.EvaluationError, match="no held-out ratings file"):
+    with pytest.raises(EvaluationError, match="no held-out ratings file"):
         ev.main(eval_base)
-    with pytest.raises(ev.EvaluationError, match="--objective ranking"):
+    with pytest.raises(EvaluationError, match="--objective ranking"):
         ev.main(eval_base, ["--objective", "clicks"])
 
 
@@ -147,7 +149,7 @@ def test_baselines_fit_what_they_should() -> None:
 def test_missing_model_is_a_clear_error(eval_base: Path) -> None:
     for tar in (eval_base / "input" / "model").rglob("model.tar.gz"):
         tar.unlink()
-    with pytest.raises(ev.EvaluationError, match=r"no model\.tar\.gz"):
+    with pytest.raises(EvaluationError, match=r"no model\.tar\.gz"):
         ev.main(eval_base)
     assert not (eval_base / "output" / "evaluation" / "evaluation.json").exists()
 
@@ -155,12 +157,12 @@ def test_missing_model_is_a_clear_error(eval_base: Path) -> None:
 def test_an_empty_test_channel_is_a_clear_error(eval_base: Path) -> None:
     shutil.rmtree(eval_base / "input" / "test")
     (eval_base / "input" / "test").mkdir()
-    with pytest.raises(ev.EvaluationError, match="test channel is missing or empty"):
+    with pytest.raises(EvaluationError, match="test channel is missing or empty"):
         ev.main(eval_base)
 
 
 def test_curves_are_read_from_the_training_output(eval_base: Path) -> None:
-    curves = ev.read_curves(eval_base / "input" / "model")
+    curves = read_curves(eval_base / "input" / "model")
     assert curves and "test:cross_entropy" in curves[0] and "train:cross_entropy" in curves[0]
 
 
@@ -197,11 +199,11 @@ def test_a_regressor_is_evaluated_with_rmse_and_mae(tiny_data: Path, tmp_path: P
 
 
 def test_sampling_above_the_size_limit_is_reported(eval_base: Path) -> None:
-    data = ev.read_inputs(eval_base)
+    data = read_inputs(eval_base)
     cells = 20 * data.lookup.n_movies  # room for 20 users
-    doc = ev.evaluate(data, "ranking", 4.0, max_cells=cells, seed=5)
+    doc = evaluate(data, "ranking", 4.0, max_cells=cells, seed=5)
     ranking = doc["ranking"]
     assert ranking["sampled"] is True and ranking["users"] == 20 < ranking["users_total"]
     assert ranking["sample_seed"] == 5
-    html = ev.report_html(doc, data.y_test, [])
+    html = report_html(doc, data.y_test, [])
     assert f"a seeded sample of 20 of {ranking['users_total']} users" in html

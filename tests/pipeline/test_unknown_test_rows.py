@@ -13,6 +13,7 @@ import pytest
 
 from fmrec.codec.recordio import read_spmatrix
 from fmrec.data.synth import SynthConfig, write_synth
+from fmrec.evaluation.pointwise import fit_baselines
 from fmrec.model import fm
 from fmrec.model.artifact import load_model_tar
 from pipeline.steps import evaluate as ev
@@ -108,7 +109,7 @@ def test_popularity_scores_a_movie_absent_from_train_as_never_rated() -> None:
 
     rows = sp.csr_matrix(np.array([[1, 0, 1, 0], [1, 0, 0, 1], [0, 1, 1, 0]] * 10, dtype=np.float32))
     y = np.array([1.0, 0.0, 1.0] * 10)
-    base = ev.fit_baselines(rows, y, movie_cols=np.array([2, 3]), counts=np.array([20.0, 10.0]), binary=True)
+    base = fit_baselines(rows, y, movie_cols=np.array([2, 3]), counts=np.array([20.0, 10.0]), binary=True)
     a, b = base.pop
     # position -1 must not wrap around to the last movie: it has no train rating, log1p(0) = 0
     assert base.popularity(np.array([-1, 1])) == pytest.approx(

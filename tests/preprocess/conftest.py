@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from fmrec.data.options import PreprocessConfig
 from fmrec.data.synth import SynthConfig, write_synth
-from pipeline.steps.preprocess import run
+from fmrec.features.options import PreprocessConfig
+from fmrec.features.preprocess import run
 
 TINY = SynthConfig(users=50, items=80, ratings=2000, seed=11)
 

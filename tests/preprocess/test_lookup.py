@@ -93,8 +93,8 @@ def test_damaged_lookup_is_a_clear_error(preprocessed: Path, tmp_path: Path) -> 
 
 
 def test_aux_keys(synth_dir: Path, tmp_path: Path) -> None:
-    from fmrec.data.options import PreprocessConfig
-    from pipeline.steps.preprocess import run
+    from fmrec.features.options import PreprocessConfig
+    from fmrec.features.preprocess import run
 
     aux = ("age", "gender", "occupation", "genres", "year")
     run(synth_dir, tmp_path / "aux", PreprocessConfig(aux=aux, history=0))  # user keys: one-hot only

@@ -13,9 +13,11 @@ import pytest
 from sklearn.preprocessing import OneHotEncoder
 
 from fmrec.codec.recordio import read_spmatrix
-from fmrec.data.options import PreprocessConfig
 from fmrec.data.readers import read_ratings
 from fmrec.errors import InputError, OutputError
+from fmrec.features import layout
+from fmrec.features.options import PreprocessConfig
+from fmrec.features.preprocess import OUTPUT_CHANNELS, run
 from fmrec_cli.main import main as cli
 from pipeline.steps import preprocess as step
 
@@ -50,10 +52,10 @@ def test_matches_onehotencoder_on_synthetic_data(synth_dir: Path, preprocessed: 
     test_user = np.append(test.user, [9999, train.user[0]])
     test_movie = np.append(test.movie, [train.movie[0], 8888])
     enc = OneHotEncoder(handle_unknown="ignore").fit(np.c_[train.user, train.movie])
-    ours = step.build_encoding(train, None, None, ())
+    ours = layout.build_encoding(train, None, None, ())
     for u, m in ((train.user, train.movie), (test_user, test_movie)):
         expected = enc.transform(np.c_[u, m]).astype(np.float32).tocsr()
-        got = step.encode_rows(ours, u, m)
+        got = layout.encode_rows(ours, u, m)
         assert got.shape == expected.shape
         assert np.array_equal(got.indptr, expected.indptr) and np.array_equal(got.indices, expected.indices)
         assert np.array_equal(got.data, expected.data)
@@ -85,10 +87,10 @@ def test_manifest_and_quality_report(preprocessed: Path) -> None:
 
 def test_regression_labels_and_threshold(synth_dir: Path, tmp_path: Path) -> None:
     train = read_ratings(synth_dir / "ua.base")
-    step.run(synth_dir, tmp_path / "reg", PreprocessConfig(label="regression", objective="rating"))
+    run(synth_dir, tmp_path / "reg", PreprocessConfig(label="regression", objective="rating"))
     _, y = read_spmatrix(tmp_path / "reg/train")
     assert y is not None and np.array_equal(y, train.rating)
-    step.run(synth_dir, tmp_path / "t5", PreprocessConfig(threshold=5, objective="rating"))
+    run(synth_dir, tmp_path / "t5", PreprocessConfig(threshold=5, objective="rating"))
     _, y5 = read_spmatrix(tmp_path / "t5/train")
     assert y5 is not None and np.array_equal(y5, (train.rating >= 5).astype(np.float32))
     manifest = json.loads((tmp_path / "reg/manifest/manifest.json").read_text())
@@ -97,7 +99,7 @@ def test_regression_labels_and_threshold(synth_dir: Path, tmp_path: Path) -> Non
 
 
 def test_shards_partition_the_train_rows(synth_dir: Path, preprocessed: Path, tmp_path: Path) -> None:
-    step.run(synth_dir, tmp_path / "sh", PreprocessConfig(shards=3, objective="rating"))
+    run(synth_dir, tmp_path / "sh", PreprocessConfig(shards=3, objective="rating"))
     parts = sorted((tmp_path / "sh/train").iterdir())
     assert [p.name for p in parts] == ["part-00000.pbr", "part-00001.pbr", "part-00002.pbr"]
     joined = b"".join(p.read_bytes() for p in parts)
@@ -109,9 +111,7 @@ def test_shards_partition_the_train_rows(synth_dir: Path, preprocessed: Path, tm
 
 
 def test_aux_features_come_after_the_movie_block(synth_dir: Path, preprocessed: Path, tmp_path: Path) -> None:
-    step.run(
-        synth_dir, tmp_path / "aux", PreprocessConfig(aux=("age", "gender", "genres"), objective="rating")
-    )
+    run(synth_dir, tmp_path / "aux", PreprocessConfig(aux=("age", "gender", "genres"), objective="rating"))
     base, _ = read_spmatrix(preprocessed / "train")
     X, _ = read_spmatrix(tmp_path / "aux/train")
     manifest = json.loads((tmp_path / "aux/manifest/manifest.json").read_text())
@@ -132,12 +132,12 @@ def test_aux_rows_match_a_row_by_row_reference(synth_dir: Path) -> None:
 
     ds = load_dataset(synth_dir)
     aux = ("age", "gender", "occupation", "genres", "year")
-    enc = step.build_encoding(ds.train, ds.users, ds.movies, aux)
+    enc = layout.build_encoding(ds.train, ds.users, ds.movies, aux)
     assert enc.user_aux_all is not None and enc.movie_aux_all is not None
     assert enc.user_aux_ids is not None and enc.movie_aux_ids is not None
     user = np.append(ds.train.user[:300], [9999, ds.train.user[0]])  # an id with no u.user row
     movie = np.append(ds.train.movie[:300], [ds.train.movie[0], 8888])
-    got = step.encode_rows(enc, user, movie)
+    got = layout.encode_rows(enc, user, movie)
     uids, mids = enc.user_ids.tolist(), enc.movie_ids.tolist()
     aux_u, aux_m = enc.user_aux_ids.tolist(), enc.movie_aux_ids.tolist()
     for r, (u, m) in enumerate(zip(user.tolist(), movie.tolist(), strict=True)):
@@ -162,7 +162,7 @@ def test_duplicates_and_bad_rows_are_rejected_and_reported(tmp_path: Path) -> No
         "1\t5\t3",
     ]
     (data / "ua.base").write_text("\n".join(lines + extra) + "\n")
-    step.run(data, tmp_path / "out", PreprocessConfig(max_reject_fraction=0.5))
+    run(data, tmp_path / "out", PreprocessConfig(max_reject_fraction=0.5))
     quality = json.loads((tmp_path / "out/manifest/data_quality.json").read_text())
     base = quality["files"][0]
     assert base["rows_read"] == len(lines) + 4 and base["rows_kept"] == len(lines)
@@ -177,18 +177,18 @@ def test_duplicates_and_bad_rows_are_rejected_and_reported(tmp_path: Path) -> No
 def test_sagemaker_entry_point_fills_precreated_channels(tmp_path: Path) -> None:
     base = tmp_path / "processing"
     seed_data(base / "input/data")
-    for channel in step.OUTPUT_CHANNELS:
+    for channel in OUTPUT_CHANNELS:
         (base / "output" / channel).mkdir(parents=True)
     manifest = step.main(base, ["--shards", "2", "--objective", "rating"])
     assert manifest["counts"]["train_rows"] == 816
-    assert sorted(p.name for p in (base / "output").iterdir()) == sorted(step.OUTPUT_CHANNELS)
+    assert sorted(p.name for p in (base / "output").iterdir()) == sorted(OUTPUT_CHANNELS)
     assert (
         b"".join(p.read_bytes() for p in sorted((base / "output/train").iterdir()))
         == (SEED / "train.pbr").read_bytes()
     )
     with pytest.raises(OutputError, match="already holds files"):
         step.main(base, [])
-    assert sorted(p.name for p in (base / "output").iterdir()) == sorted(step.OUTPUT_CHANNELS)
+    assert sorted(p.name for p in (base / "output").iterdir()) == sorted(OUTPUT_CHANNELS)
 
 
 # ---------------------------------------------------------------------------------------------- bad input
@@ -259,5 +259,5 @@ def test_unwritable_output_folder(tmp_path: Path, capsys: pytest.CaptureFixture[
         ro.mkdir(mode=0o500)
         assert cli(["preprocess", "--data-dir", data, "--out", str(ro / "out")]) == 2
     with pytest.raises(InputError):
-        step.run(tmp_path / "nothing", tmp_path / "o2", PreprocessConfig())
+        run(tmp_path / "nothing", tmp_path / "o2", PreprocessConfig())
     assert not (tmp_path / "o2").exists()

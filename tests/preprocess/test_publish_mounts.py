@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.steps import preprocess as step
+from fmrec.features.preprocess import OUTPUT_CHANNELS
 from tests.preprocess.test_preprocess import SEED, seed_data
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,11 +22,12 @@ SCRIPT = r"""
 import json, subprocess, sys
 from pathlib import Path
 from fmrec.errors import FmrecError
+from fmrec.features.preprocess import OUTPUT_CHANNELS
 from pipeline.steps import preprocess as step
 
 base, mounts, argv = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
 subprocess.run(["mount", "--make-rprivate", "/"], check=True)
-for name in step.OUTPUT_CHANNELS:
+for name in OUTPUT_CHANNELS:
     (base / "output" / name).mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "--bind", str(mounts / name), str(base / "output" / name)], check=True)
 try:
@@ -63,7 +64,7 @@ def _run_mounted(base: Path, mounts: Path, *argv: str) -> dict[str, object]:
 def test_outputs_land_in_the_mounted_channels(tmp_path: Path) -> None:
     base, mounts = tmp_path / "processing", tmp_path / "mounts"
     seed_data(base / "input" / "data")
-    for name in step.OUTPUT_CHANNELS:
+    for name in OUTPUT_CHANNELS:
         (mounts / name).mkdir(parents=True)
     # the rating objective: its train channel is byte-identical to the seed's SDK 2.x output
     result = _run_mounted(base, mounts, "--shards", "2", "--objective", "rating")
@@ -76,14 +77,14 @@ def test_outputs_land_in_the_mounted_channels(tmp_path: Path) -> None:
     assert (mounts / "manifest" / "manifest.json").is_file()
     assert any((mounts / "lookup").iterdir()) and any((mounts / "test").iterdir())
     # Nothing else is left beside the channels (the temporary build folder is gone).
-    assert sorted(p.name for p in (base / "output").iterdir()) == sorted(step.OUTPUT_CHANNELS)
+    assert sorted(p.name for p in (base / "output").iterdir()) == sorted(OUTPUT_CHANNELS)
     assert not any(p.name.startswith(".") for m in mounts.iterdir() for p in m.rglob("*"))
 
 
 def test_a_channel_that_already_holds_files_is_refused_and_nothing_is_published(tmp_path: Path) -> None:
     base, mounts = tmp_path / "processing", tmp_path / "mounts"
     seed_data(base / "input" / "data")
-    for name in step.OUTPUT_CHANNELS:
+    for name in OUTPUT_CHANNELS:
         (mounts / name).mkdir(parents=True)
     (mounts / "lookup" / "stale.json").write_text("{}")
     result = _run_mounted(base, mounts)

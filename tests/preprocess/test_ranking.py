@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from fmrec.codec.recordio import read_spmatrix
-from fmrec.data.options import PreprocessConfig
 from fmrec.data.readers import load_dataset, read_ratings
+from fmrec.features.options import PreprocessConfig
+from fmrec.features.preprocess import run
 from fmrec.features.sampling import SamplingError
 from fmrec.model.trainer import train
 from fmrec.serving.lookup import read_lookup
@@ -118,19 +119,19 @@ def test_shards_aux_and_determinism(
     synth_dir: Path, ranked: Path, ranked_default: Path, tmp_path: Path
 ) -> None:
     plain = {"positives": "all", "history": 0}  # the `ranked` fixture's rows
-    step.run(synth_dir, tmp_path / "sh", PreprocessConfig(shards=3, **plain))  # type: ignore[arg-type]
+    run(synth_dir, tmp_path / "sh", PreprocessConfig(shards=3, **plain))  # type: ignore[arg-type]
     parts = sorted((tmp_path / "sh/train").iterdir())
     assert len(parts) == 3
     assert b"".join(p.read_bytes() for p in parts) == (ranked / "train/part-00000.pbr").read_bytes()
     # with history columns too: the draws follow the rows, however the rows are split into files
-    step.run(synth_dir, tmp_path / "shh", PreprocessConfig(shards=3))
+    run(synth_dir, tmp_path / "shh", PreprocessConfig(shards=3))
     parts = sorted((tmp_path / "shh/train").iterdir())
     assert b"".join(p.read_bytes() for p in parts) == (ranked_default / "train/part-00000.pbr").read_bytes()
-    step.run(synth_dir, tmp_path / "seed1", PreprocessConfig(seed=1, **plain))  # type: ignore[arg-type]
+    run(synth_dir, tmp_path / "seed1", PreprocessConfig(seed=1, **plain))  # type: ignore[arg-type]
     assert (tmp_path / "seed1/train/part-00000.pbr").read_bytes() != (
         ranked / "train/part-00000.pbr"
     ).read_bytes()
-    step.run(synth_dir, tmp_path / "aux", PreprocessConfig(aux=("genres",), **plain))  # type: ignore[arg-type]
+    run(synth_dir, tmp_path / "aux", PreprocessConfig(aux=("genres",), **plain))  # type: ignore[arg-type]
     base, y0 = read_spmatrix(ranked / "train")
     X, y = read_spmatrix(tmp_path / "aux/train")
     d0 = base.shape[1]
@@ -139,11 +140,11 @@ def test_shards_aux_and_determinism(
 
 
 def test_sampling_options_reach_the_rows(synth_dir: Path, tmp_path: Path) -> None:
-    step.run(synth_dir, tmp_path / "k1", PreprocessConfig(negatives_per_positive=1, negative_exponent=0.0))
+    run(synth_dir, tmp_path / "k1", PreprocessConfig(negatives_per_positive=1, negative_exponent=0.0))
     manifest = json.loads((tmp_path / "k1/manifest/manifest.json").read_text())
     assert manifest["sampling"]["train"]["negatives_requested"] == manifest["sampling"]["train"]["positives"]
     cfg = PreprocessConfig(positives="liked", below_threshold_negatives=True)
-    step.run(synth_dir, tmp_path / "liked", cfg)
+    run(synth_dir, tmp_path / "liked", cfg)
     train = load_dataset(synth_dir).train
     counts = json.loads((tmp_path / "liked/manifest/manifest.json").read_text())["sampling"]["train"]
     assert counts["positives"] == int((train.rating >= 4).sum())
@@ -183,7 +184,7 @@ def test_a_catalogue_every_user_rated_fails_with_no_channel_written(tmp_path: Pa
     (data / "ua.base").write_text("\n".join(base) + "\n")
     (data / "ua.test").write_text("1\t1\t5\t881250949\n")
     with pytest.raises(SamplingError, match=r"no positive row.*2 users skipped with no unrated movie"):
-        step.run(data, tmp_path / "out", PreprocessConfig())
+        run(data, tmp_path / "out", PreprocessConfig())
     assert not (tmp_path / "out").exists()
     base_dir = tmp_path / "processing"
     (base_dir / "input").mkdir(parents=True)

@@ -113,7 +113,7 @@ def test_preprocess_disk_full_tmpfs(trained: Any, tiny_tmpfs: Path, capsys: Any)
 def test_preprocess_step_disk_full_tmpfs(trained: Any, tiny_tmpfs: Path) -> None:
     """The SageMaker entry point with its output on a full disk: the pre-made channels stay empty."""
     from fmrec.errors import OutputError
-    from pipeline.steps.preprocess import OUTPUT_CHANNELS
+    from fmrec.features.preprocess import OUTPUT_CHANNELS
     from pipeline.steps.preprocess import main as preprocess_step
 
     base = tiny_tmpfs / "processing"

@@ -38,9 +38,9 @@ def synth_data(folder: Path) -> Path:
 
 
 def build(root: Path) -> TrainedWorld:
-    from fmrec.data.options import PreprocessConfig
+    from fmrec.features.options import PreprocessConfig
+    from fmrec.features.preprocess import run as preprocess
     from fmrec.serving.lookup import read_lookup
-    from pipeline.steps.preprocess import run as preprocess
     from twins.api.server import publish_version
     from twins.training.job import run_training
 

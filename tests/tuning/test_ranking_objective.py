@@ -12,16 +12,16 @@ import pytest
 import scipy.sparse as sp
 
 from fmrec.codec.recordio import read_spmatrix
-from fmrec.data.options import PreprocessConfig
 from fmrec.data.readers import read_ratings
+from fmrec.evaluation.evaluate import evaluate, read_inputs
 from fmrec.evaluation.holdout import read_holdout
+from fmrec.features.options import PreprocessConfig
+from fmrec.features.preprocess import preprocess
 from fmrec.tuning.fm_trial import FMTrial, TrialData
 from fmrec.tuning.ranking import RankingData, carve_dataset, manifest_config
 from fmrec.tuning.space import NDCG_OBJECTIVE, TuningError, resolve_objective
 from fmrec.tuning.split import carve, split_rows
 from fmrec_cli.main import main as fmrec
-from pipeline.steps import evaluate as evaluate_step
-from pipeline.steps.preprocess import preprocess
 
 TINY_HP = {
     "predictor_type": "binary_classifier",
@@ -39,7 +39,7 @@ SMALL = ["--range", "epochs=2:3", "--range", "num_factors=4:8", "--range", "mini
 def synth_processed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(MovieLens-layout folder, its default preprocess output): 150 users, 300 movies, 9,000 ratings."""
     from fmrec.data.synth import SynthConfig, write_synth
-    from pipeline.steps.preprocess import run
+    from fmrec.features.preprocess import run
 
     root = tmp_path_factory.mktemp("ndcg")
     write_synth(root / "data", SynthConfig(users=150, items=300, ratings=9000))
@@ -113,7 +113,7 @@ def test_ndcg_objective_equals_the_evaluate_steps_figure(
     (base / "input" / "model").symlink_to(model.parent)
     for name in ("train", "test", "lookup", "holdout"):
         (base / "input" / name).symlink_to(Path(ranking.folder) / name)
-    doc = evaluate_step.evaluate(evaluate_step.read_inputs(base), "ranking")
+    doc = evaluate(read_inputs(base), "ranking")
     assert final == pytest.approx(doc["ranking"]["model"]["ndcg_at_10"], rel=1e-12)
     held = read_holdout(Path(ranking.folder) / "holdout")
     assert doc["ranking"]["users_total"] == len(set(held.user[held.rating >= 4].tolist()))
