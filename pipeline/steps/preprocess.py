@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from fmrec.codec.recordio import write_spmatrix
+from fmrec.codec.writer import write_spmatrix
 from fmrec.data.options import AUX_MOVIE, AUX_USER, PreprocessConfig, build_arg_parser, config_from_args
 from fmrec.data.readers import (
     DUPLICATE_POLICY,

@@ -13,7 +13,7 @@ import pytest
 from sklearn.preprocessing import OneHotEncoder
 
 from fmrec.cli import main as cli
-from fmrec.codec.recordio import read_spmatrix
+from fmrec.codec.reader import read_spmatrix
 from fmrec.data.options import PreprocessConfig
 from fmrec.data.readers import read_ratings
 from fmrec.errors import InputError, OutputError

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fmrec.cli import main as cli
-from fmrec.codec.recordio import read_spmatrix
+from fmrec.codec.reader import read_spmatrix
 from fmrec.data.options import PreprocessConfig
 from fmrec.data.readers import load_dataset, read_ratings
 from fmrec.features.sampling import SamplingError

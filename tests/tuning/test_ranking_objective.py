@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from fmrec.cli import main as fmrec
-from fmrec.codec.recordio import read_spmatrix
+from fmrec.codec.reader import read_spmatrix
 from fmrec.data.options import PreprocessConfig
 from fmrec.data.readers import read_ratings
 from fmrec.evaluation.holdout import read_holdout
