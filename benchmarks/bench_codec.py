@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import scipy.sparse as sp
 
-from fmrec.codec.recordio import iter_spmatrix, write_spmatrix, write_spmatrix_file
+from fmrec.codec.reader import iter_spmatrix
+from fmrec.codec.writer import write_spmatrix, write_spmatrix_file
 
 try:  # SDK 2.x, only ever from a throwaway venv
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")

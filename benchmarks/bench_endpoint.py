@@ -76,7 +76,7 @@ class MovieLensShape:
 
 def workload() -> tuple[csr_matrix, bytes, bytes]:
     """One user against every movie: the recommend Lambda's JSON body, and the same rows as recordIO."""
-    from fmrec.codec.recordio import encode_request
+    from fmrec.codec.writer import encode_request
     from fmrec.serving.requests import RequestBuilder
     from twins.endpoint.protocol import parse_json
 
@@ -233,7 +233,7 @@ def worker_cpu_seconds(server_pid: int | None) -> float:
 
 
 def check_first_response(out_json: bytes, out_recordio: bytes, scores: np.ndarray) -> None:
-    from fmrec.codec.recordio import decode_predictions
+    from fmrec.codec.predictions import decode_predictions
 
     preds = orjson.loads(out_json)["predictions"]
     got = np.array([p["score"] for p in preds], np.float32)

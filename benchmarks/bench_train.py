@@ -60,7 +60,7 @@ def prepare(work: Path, ratings: int = 100_000) -> Path:
 
 
 def load(prep: Path) -> tuple[Any, Any, Any, Any, int]:
-    from fmrec.codec.recordio import read_spmatrix
+    from fmrec.codec.reader import read_spmatrix
 
     X, y = read_spmatrix(prep / "train")
     Xt, yt = read_spmatrix(prep / "test")
@@ -236,7 +236,7 @@ def bench_memory(work: Path, ratings: int = 25_000_000) -> None:
     """ml-25m's shape (162,541 users, 59,047 movies, 25M ratings), written as 10 recordIO shards."""
     import scipy.sparse as sp
 
-    from fmrec.codec.recordio import write_spmatrix_file
+    from fmrec.codec.writer import write_spmatrix_file
 
     n_users, n_items, shards = 162_541, 59_047, 10
     dim = n_users + n_items

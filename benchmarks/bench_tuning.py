@@ -55,7 +55,7 @@ def prepare(workdir: Path, seed: int, data_dir: Path | None = None) -> Path:
 
 def fit_and_score(processed: Path, hp: dict[str, str]) -> dict[str, Any]:
     """Validation log loss (fit on the 90% split) to choose by; test metrics (fit on all) to report."""
-    from fmrec.codec.recordio import read_spmatrix
+    from fmrec.codec.reader import read_spmatrix
     from fmrec.model.fm import predict
     from fmrec.model.hyperparameters import parse_hyperparameters
     from fmrec.model.metrics import binary_metrics
@@ -110,7 +110,7 @@ def main() -> None:
     load = os.getloadavg()
     processed = prepare(workdir, args.data_seed, args.data_dir)
     objective = resolve_objective("binary_classifier")
-    from fmrec.codec.recordio import read_spmatrix
+    from fmrec.codec.reader import read_spmatrix
 
     feature_dim = read_spmatrix(processed / "train")[0].shape[1]
     config = TuningConfig(

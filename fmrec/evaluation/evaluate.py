@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from fmrec.codec.recordio import read_spmatrix
+from fmrec.codec.reader import read_spmatrix
 from fmrec.errors import InputError
 from fmrec.evaluation.holdout import HeldOut, read_holdout
 from fmrec.evaluation.pointwise import fit_baselines, pointwise, row_positions

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from fmrec.codec.recordio import write_spmatrix
+from fmrec.codec.writer import write_spmatrix
 from fmrec.data.readers import Dataset, Ratings, sorted_unique
 from fmrec.features.history import check_size, training_rows
 from fmrec.features.layout import Encoding, encode_rows, positions

@@ -36,7 +36,7 @@ def load_channels(data: TrialData) -> Channels:
     cached = _CACHE.get(data)
     if cached is not None:
         return cached
-    from fmrec.codec.recordio import read_spmatrix
+    from fmrec.codec.reader import read_spmatrix
 
     X, y = read_spmatrix(Path(data.train))
     if y is None:

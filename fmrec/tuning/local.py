@@ -224,7 +224,7 @@ def _process_context() -> Any:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["fmrec.tuning.fm_trial", "fmrec.model.trainer", "fmrec.codec.recordio"])
+    ctx.set_forkserver_preload(["fmrec.tuning.fm_trial", "fmrec.model.trainer", "fmrec.codec.reader"])
     return ctx
 
 

@@ -79,7 +79,8 @@ def carve_channels(
     seed: int = DEFAULT_SPLIT_SEED,
 ) -> dict[str, int | float]:
     """Write out_dir/train/ and out_dir/validation/ (recordIO-protobuf) from the train channel."""
-    from fmrec.codec.recordio import read_spmatrix, write_spmatrix_file
+    from fmrec.codec.reader import read_spmatrix
+    from fmrec.codec.writer import write_spmatrix_file
     from fmrec.io_utils import atomic_write_text
 
     X, y = read_spmatrix(train_dir)

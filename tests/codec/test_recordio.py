@@ -12,7 +12,10 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fmrec.codec import recordio as R
+from fmrec.codec.predictions import decode_predictions, encode_predictions
+from fmrec.codec.reader import decode_request, iter_records, iter_spmatrix, read_spmatrix
+from fmrec.codec.wire import MAGIC_LE, RecordIOError
+from fmrec.codec.writer import WRITE_CHUNK_ROWS, encode_request, write_spmatrix, write_spmatrix_file
 from fmrec.errors import InputError
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "codec"
@@ -27,7 +30,7 @@ def load_case(name: str) -> tuple[sp.csr_matrix, np.ndarray | None]:
 
 def encode(mat: sp.spmatrix, labels: np.ndarray | None = None, **kw: int) -> bytes:
     buf = io.BytesIO()
-    n = R.write_spmatrix(buf, mat, labels, **kw)
+    n = write_spmatrix(buf, mat, labels, **kw)
     assert n == len(buf.getvalue())
     return buf.getvalue()
 
@@ -45,7 +48,7 @@ def test_golden_cases_present() -> None:
 
 
 @pytest.mark.parametrize("name", CASES)
-@pytest.mark.parametrize("chunk_rows", [R.WRITE_CHUNK_ROWS, 5, 1])
+@pytest.mark.parametrize("chunk_rows", [WRITE_CHUNK_ROWS, 5, 1])
 def test_writer_is_byte_identical_to_sdk2(name: str, chunk_rows: int) -> None:
     mat, labels = load_case(name)
     assert encode(mat, labels, chunk_rows=chunk_rows) == (GOLDEN / f"{name}.pbr").read_bytes()
@@ -54,7 +57,7 @@ def test_writer_is_byte_identical_to_sdk2(name: str, chunk_rows: int) -> None:
 @pytest.mark.parametrize("name", CASES)
 def test_reader_decodes_sdk2_files(name: str) -> None:
     mat, labels = load_case(name)
-    got, got_labels = R.read_spmatrix(GOLDEN / f"{name}.pbr")
+    got, got_labels = read_spmatrix(GOLDEN / f"{name}.pbr")
     assert got.dtype == np.float32 and got.shape == mat.shape
     assert np.array_equal(
         got.toarray() if mat.shape[1] < 10**6 else got.indices,
@@ -101,7 +104,7 @@ def test_round_trip_property(
     labels = np.linspace(-2, 5, len(rows)).astype(np.float32) if with_labels else None
     body = encode(mat, labels, chunk_rows=chunk)
     assert body == encode(mat, labels)  # chunking never changes the bytes
-    chunks = list(R.iter_spmatrix(io.BytesIO(body), chunk_rows=chunk))
+    chunks = list(iter_spmatrix(io.BytesIO(body), chunk_rows=chunk))
     if not rows:
         assert chunks == []
         return
@@ -121,12 +124,12 @@ def test_streaming_in_small_blocks_matches_whole_read(tmp_path: Path) -> None:
     mat = sp.random(3000, 5000, density=0.002, format="csr", random_state=2, dtype=np.float32)
     labels = rng.random(3000).astype(np.float32)
     path = tmp_path / "part.pbr"
-    R.write_spmatrix_file(path, mat, labels)
-    parts = list(R.iter_records(path, block_bytes=1000))
+    write_spmatrix_file(path, mat, labels)
+    parts = list(iter_records(path, block_bytes=1000))
     assert len(parts) > 20  # many blocks, records split across block edges
     counts = np.concatenate([p[0] for p in parts])
     assert np.array_equal(counts, np.diff(mat.indptr))
-    chunks = list(R.iter_spmatrix(path, chunk_rows=700))
+    chunks = list(iter_spmatrix(path, chunk_rows=700))
     assert [c.shape[0] for c, _ in chunks] == [700, 700, 700, 700, 200]
     got = sp.vstack([c for c, _ in chunks], format="csr")
     assert (got != mat).nnz == 0
@@ -134,22 +137,22 @@ def test_streaming_in_small_blocks_matches_whole_read(tmp_path: Path) -> None:
 
 
 def test_magic_word_inside_a_payload_is_not_a_record_start() -> None:
-    magic_as_float = np.frombuffer(R._MAGIC_LE, dtype="<f4")[0]
+    magic_as_float = np.frombuffer(MAGIC_LE, dtype="<f4")[0]
     mat = sp.csr_matrix(
         np.array([[magic_as_float, 0, 1.0], [0, magic_as_float, magic_as_float]], dtype=np.float32)
     )
     body = encode(mat, np.array([1, 0], np.float32))
-    assert body.count(R._MAGIC_LE) > 2
-    got, _ = next(R.iter_spmatrix(io.BytesIO(body)))
+    assert body.count(MAGIC_LE) > 2
+    got, _ = next(iter_spmatrix(io.BytesIO(body)))
     assert np.array_equal(got.toarray().view(np.uint32), mat.toarray().view(np.uint32))
 
 
 def test_read_folder_in_name_order(tmp_path: Path) -> None:
     a = sp.csr_matrix(np.eye(3, 6, dtype=np.float32))
     b = sp.csr_matrix(np.eye(2, 6, k=3, dtype=np.float32))
-    R.write_spmatrix_file(tmp_path / "part-00001.pbr", b, np.zeros(2, np.float32))
-    R.write_spmatrix_file(tmp_path / "part-00000.pbr", a, np.ones(3, np.float32))
-    got, labels = R.read_spmatrix(tmp_path)
+    write_spmatrix_file(tmp_path / "part-00001.pbr", b, np.zeros(2, np.float32))
+    write_spmatrix_file(tmp_path / "part-00000.pbr", a, np.ones(3, np.float32))
+    got, labels = read_spmatrix(tmp_path)
     assert np.array_equal(got.toarray(), np.vstack([a.toarray(), b.toarray()]))
     assert labels is not None and labels.tolist() == [1, 1, 1, 0, 0]
 
@@ -157,19 +160,19 @@ def test_read_folder_in_name_order(tmp_path: Path) -> None:
 def test_int32_matrix_is_written_as_int32_tensor() -> None:
     mat64 = sp.csr_matrix(np.array([[0, 3, -2], [7, 0, 0]], dtype=np.int64))
     assert encode(mat64.astype(np.int32)) == encode(mat64)
-    got, _ = next(R.iter_spmatrix(io.BytesIO(encode(mat64))))
+    got, _ = next(iter_spmatrix(io.BytesIO(encode(mat64))))
     assert got.toarray().tolist() == [[0, 3, -2], [7, 0, 0]]
 
 
 def test_writer_rejects_what_sdk2_rejects() -> None:
     with pytest.raises(TypeError):
-        R.write_spmatrix(io.BytesIO(), np.eye(2, dtype=np.float32))
+        write_spmatrix(io.BytesIO(), np.eye(2, dtype=np.float32))
     with pytest.raises(ValueError, match="Unsupported dtype"):
-        R.write_spmatrix(io.BytesIO(), sp.csr_matrix(np.eye(2, dtype=np.uint8)))
+        write_spmatrix(io.BytesIO(), sp.csr_matrix(np.eye(2, dtype=np.uint8)))
     with pytest.raises(ValueError, match="Label shape"):
-        R.write_spmatrix(io.BytesIO(), sp.csr_matrix(np.eye(2, dtype=np.float32)), np.ones(3, np.float32))
+        write_spmatrix(io.BytesIO(), sp.csr_matrix(np.eye(2, dtype=np.float32)), np.ones(3, np.float32))
     with pytest.raises(ValueError, match="out of range"):
-        R.write_spmatrix(io.BytesIO(), sp.csr_matrix(np.array([[2**40]], dtype=np.int64)))
+        write_spmatrix(io.BytesIO(), sp.csr_matrix(np.array([[2**40]], dtype=np.int64)))
 
 
 def _golden_bytes() -> bytes:
@@ -188,9 +191,9 @@ def test_bad_magic_names_file_record_and_offset(tmp_path: Path) -> None:
     body[offsets[3]] ^= 0xFF
     path = tmp_path / "bad.pbr"
     path.write_bytes(bytes(body))
-    with pytest.raises(R.RecordIOError, match=rf"bad\.pbr: record 3 at byte offset {offsets[3]}: bad magic"):
-        R.read_spmatrix(path)
-    assert issubclass(R.RecordIOError, InputError)
+    with pytest.raises(RecordIOError, match=rf"bad\.pbr: record 3 at byte offset {offsets[3]}: bad magic"):
+        read_spmatrix(path)
+    assert issubclass(RecordIOError, InputError)
 
 
 @pytest.mark.parametrize("cut", [3, 7, 20])
@@ -200,49 +203,49 @@ def test_truncated_file_names_the_last_record(tmp_path: Path, cut: int) -> None:
     path.write_bytes(body[:-cut])
     n_records = 64
     with pytest.raises(
-        R.RecordIOError, match=rf"cut\.pbr: record {n_records - 1} at byte offset \d+: truncated"
+        RecordIOError, match=rf"cut\.pbr: record {n_records - 1} at byte offset \d+: truncated"
     ):
-        R.read_spmatrix(path)
+        read_spmatrix(path)
 
 
 def test_garbage_payload_is_a_clear_error(tmp_path: Path) -> None:
     payload = b"\x0a\x05\xff\xff\xff\xff\xff"
     path = tmp_path / "garbage.pbr"
-    path.write_bytes(R._MAGIC_LE + struct.pack("<I", len(payload)) + payload + b"\x00")
-    with pytest.raises(R.RecordIOError, match=r"garbage\.pbr: record 0 at byte offset 0: malformed record"):
-        R.read_spmatrix(path)
+    path.write_bytes(MAGIC_LE + struct.pack("<I", len(payload)) + payload + b"\x00")
+    with pytest.raises(RecordIOError, match=r"garbage\.pbr: record 0 at byte offset 0: malformed record"):
+        read_spmatrix(path)
 
 
 def test_missing_file_and_empty_folder(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
-        R.read_spmatrix(tmp_path / "nope.pbr")
+        read_spmatrix(tmp_path / "nope.pbr")
     with pytest.raises(InputError, match="holds no recordIO"):
-        R.read_spmatrix(tmp_path)
+        read_spmatrix(tmp_path)
 
 
 def test_request_round_trip_sparse_and_dense() -> None:
     mat = sp.csr_matrix(np.array([[1, 0, 0, 1], [0, 2.5, 0, 0]], dtype=np.float32))
-    assert np.array_equal(R.decode_request(R.encode_request(mat), 4).toarray(), mat.toarray())
+    assert np.array_equal(decode_request(encode_request(mat), 4).toarray(), mat.toarray())
     # a dense record: Float32 values only, no keys and no shape
     tensor = b"\x0a\x10" + np.array([0, 1, 0, 3], dtype="<f4").tobytes()
     value = b"\x12" + bytes([len(tensor)]) + tensor
     entry = b"\x0a\x06values\x12" + bytes([len(value)]) + value
     rec = b"\x0a" + bytes([len(entry)]) + entry
-    body = R._MAGIC_LE + struct.pack("<I", len(rec)) + rec + bytes((-len(rec)) % 4)
-    assert R.decode_request(body, 4).toarray().tolist() == [[0, 1, 0, 3]]
-    with pytest.raises(R.RecordIOError, match="the model expects 5"):
-        R.decode_request(body, 5)
-    with pytest.raises(R.RecordIOError, match="empty body"):
-        R.decode_request(b"", 4)
+    body = MAGIC_LE + struct.pack("<I", len(rec)) + rec + bytes((-len(rec)) % 4)
+    assert decode_request(body, 4).toarray().tolist() == [[0, 1, 0, 3]]
+    with pytest.raises(RecordIOError, match="the model expects 5"):
+        decode_request(body, 5)
+    with pytest.raises(RecordIOError, match="empty body"):
+        decode_request(b"", 4)
 
 
 def test_predictions_round_trip() -> None:
-    body = R.encode_predictions([0.25, 0.75], [0, 1])
-    assert R.decode_predictions(body) == [
+    body = encode_predictions([0.25, 0.75], [0, 1])
+    assert decode_predictions(body) == [
         {"score": 0.25, "predicted_label": 0.0},
         {"score": 0.75, "predicted_label": 1.0},
     ]
-    assert R.decode_predictions(R.encode_predictions(np.array([1.5]))) == [{"score": 1.5}]
+    assert decode_predictions(encode_predictions(np.array([1.5]))) == [{"score": 1.5}]
     assert len(body) % 4 == 0
 
 
@@ -255,7 +258,7 @@ def test_long_runs_decode_with_varying_varint_boundaries() -> None:
     mat = sp.csr_matrix((values, keys.ravel(), np.arange(0, 3 * n + 1, 3)), shape=(n, 30000))
     labels = np.linspace(0, 1, n).astype(np.float32)
     body = encode(mat, labels)
-    got, got_labels = next(R.iter_spmatrix(io.BytesIO(body)))
+    got, got_labels = next(iter_spmatrix(io.BytesIO(body)))
     assert (got != mat).nnz == 0 and np.array_equal(got.data, mat.data)
     assert got_labels is not None and np.array_equal(got_labels, labels)
 
@@ -264,5 +267,5 @@ def test_a_deviating_record_inside_a_run_is_not_missed() -> None:
     a = sp.csr_matrix((np.ones(80, np.float32), np.tile([1, 200], 40), np.arange(0, 81, 2)), shape=(40, 250))
     b = sp.csr_matrix((np.ones(2, np.float32), [1, 200], [0, 2]), shape=(1, 251))  # same length, other shape
     body = encode(a[:20]) + encode(b) + encode(a[20:])
-    with pytest.raises(R.RecordIOError, match="record 20: feature shape 251, earlier records have 250"):
-        list(R.iter_spmatrix(io.BytesIO(body)))
+    with pytest.raises(RecordIOError, match="record 20: feature shape 251, earlier records have 250"):
+        list(iter_spmatrix(io.BytesIO(body)))

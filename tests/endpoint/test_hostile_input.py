@@ -12,7 +12,8 @@ import numpy as np
 import orjson
 import pytest
 
-from fmrec.codec import recordio
+from fmrec.codec.reader import decode_request
+from fmrec.codec.wire import MAGIC, RecordIOError, vbytes
 from twins.endpoint import protocol
 from twins.endpoint.app import EndpointSpec, create_app, load_endpoints
 from twins.endpoint.protocol import EndpointRequestError
@@ -128,7 +129,7 @@ def test_runtime_path_reports_the_overflow_as_a_model_error(app: Any) -> None:
 
 
 def _v(x: int) -> bytes:
-    return recordio._vbytes(x)
+    return vbytes(x)
 
 
 def record(values: bytes, keys: list[int] | None, shape: list[int], tensor_tag: int = 0x1A) -> bytes:
@@ -142,7 +143,7 @@ def record(values: bytes, keys: list[int] | None, shape: list[int], tensor_tag: 
     value = bytes([tensor_tag]) + _v(len(tensor)) + tensor
     entry = b"\x0a\x06values\x12" + _v(len(value)) + value
     rec = b"\x0a" + _v(len(entry)) + entry
-    return struct.pack("<II", recordio.MAGIC, len(rec)) + rec + bytes((-len(rec)) % 4)
+    return struct.pack("<II", MAGIC, len(rec)) + rec + bytes((-len(rec)) % 4)
 
 
 def f64(*xs: float) -> bytes:
@@ -165,15 +166,15 @@ def test_recordio_shape_of_2_63_or_more_is_400_reported_as_sent(app: Any, tag: i
 
 
 def test_decode_request_reports_a_huge_shape_as_sent() -> None:
-    with pytest.raises(recordio.RecordIOError, match=rf"feature shape {2**63}\b") as info:
-        recordio.decode_request(record(f32(1.0), [0], [2**63], 0x12), D)
+    with pytest.raises(RecordIOError, match=rf"feature shape {2**63}\b") as info:
+        decode_request(record(f32(1.0), [0], [2**63], 0x12), D)
     assert info.value.record == 0
 
 
 def test_decode_of_many_equal_records_with_a_huge_shape_is_an_input_error() -> None:
     # 40 identical records take the codec's vectorised run decoder.
-    with pytest.raises(recordio.RecordIOError, match=rf"feature shape {2**63}\b"):
-        recordio.decode_request(record(f32(1.0), [0], [2**63], 0x12) * 40, D)
+    with pytest.raises(RecordIOError, match=rf"feature shape {2**63}\b"):
+        decode_request(record(f32(1.0), [0], [2**63], 0x12) * 40, D)
 
 
 @pytest.mark.parametrize(

@@ -92,14 +92,14 @@ def request_body(X: csr_matrix, content_type: str) -> bytes:
         return sparse_json(X)
     if content_type == protocol.JSONLINES:
         return b"\n".join(orjson.dumps(inst) for inst in orjson.loads(sparse_json(X))["instances"])
-    from fmrec.codec.recordio import encode_request
+    from fmrec.codec.writer import encode_request
 
     return encode_request(X)
 
 
 def decode(out: bytes, accept: str) -> tuple[np.ndarray, np.ndarray | None]:
     if accept == protocol.RECORDIO:
-        from fmrec.codec.recordio import decode_predictions
+        from fmrec.codec.predictions import decode_predictions
 
         preds = decode_predictions(out)
     elif accept == protocol.JSONLINES:
@@ -192,7 +192,8 @@ def test_boto3_finds_the_twin_through_the_environment(
 
 
 def test_boto3_recordio_round_trip(twin: Any, models: dict[str, Path]) -> None:
-    from fmrec.codec.recordio import decode_predictions, encode_request
+    from fmrec.codec.predictions import decode_predictions
+    from fmrec.codec.writer import encode_request
 
     X = rows(seed=13)
     resp = runtime_client(twin).invoke_endpoint(

@@ -9,7 +9,10 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fmrec.codec import recordio
+from fmrec.codec.predictions import decode_predictions, encode_predictions
+from fmrec.codec.reader import decode_request, iter_spmatrix
+from fmrec.codec.wire import RecordIOError
+from fmrec.codec.writer import encode_request, write_spmatrix
 
 MAX_DIM = 2**31 - 1  # keys are int32 on the wire in SDK 2.x's writer
 FINITE32 = st.floats(width=32, allow_nan=False, allow_infinity=False, allow_subnormal=True)
@@ -46,7 +49,7 @@ def assert_same(got: sp.csr_matrix, want: sp.csr_matrix) -> None:
 
 
 def read_all(raw: bytes) -> tuple[sp.csr_matrix, np.ndarray | None]:
-    parts = list(recordio.iter_spmatrix(io.BytesIO(raw)))
+    parts = list(iter_spmatrix(io.BytesIO(raw)))
     X = sp.vstack([p for p, _ in parts]).tocsr().astype(np.float32)
     labels = [lab for _, lab in parts]
     return X, None if labels[0] is None else np.concatenate(labels)
@@ -64,7 +67,7 @@ def test_file_round_trip(X: sp.csr_matrix, with_labels: bool, data: st.DataObjec
             data.draw(st.lists(FINITE32, min_size=X.shape[0], max_size=X.shape[0])), dtype=np.float32
         )
     buf = io.BytesIO()
-    written = recordio.write_spmatrix(buf, X, labels)
+    written = write_spmatrix(buf, X, labels)
     assert written == len(buf.getvalue())
     got, got_labels = read_all(buf.getvalue())
     assert_same(got, X)
@@ -79,9 +82,9 @@ def test_file_round_trip(X: sp.csr_matrix, with_labels: bool, data: st.DataObjec
 @given(X=sparse_matrices(), chunk_rows=st.integers(1, 5))
 def test_streaming_read_in_chunks(X: sp.csr_matrix, chunk_rows: int) -> None:
     buf = io.BytesIO()
-    recordio.write_spmatrix(buf, X, np.zeros(X.shape[0], np.float32))
+    write_spmatrix(buf, X, np.zeros(X.shape[0], np.float32))
     buf.seek(0)
-    parts = list(recordio.iter_spmatrix(buf, chunk_rows=chunk_rows))
+    parts = list(iter_spmatrix(buf, chunk_rows=chunk_rows))
     assert all(part.shape[0] <= chunk_rows for part, _ in parts)
     assert_same(sp.vstack([p for p, _ in parts]).tocsr().astype(np.float32), X)
 
@@ -89,7 +92,7 @@ def test_streaming_read_in_chunks(X: sp.csr_matrix, chunk_rows: int) -> None:
 @SETTINGS
 @given(X=sparse_matrices())
 def test_inference_request_round_trip(X: sp.csr_matrix) -> None:
-    assert_same(recordio.decode_request(recordio.encode_request(X), X.shape[1]), X)
+    assert_same(decode_request(encode_request(X), X.shape[1]), X)
 
 
 @SETTINGS
@@ -97,7 +100,7 @@ def test_inference_request_round_trip(X: sp.csr_matrix) -> None:
 def test_predictions_round_trip(scores: list[float], binary: bool) -> None:
     s = np.array(scores, dtype=np.float32)
     labels = (s >= 0.5).astype(np.float32) if binary else None
-    got = recordio.decode_predictions(recordio.encode_predictions(s, labels))
+    got = decode_predictions(encode_predictions(s, labels))
     assert [np.float32(p["score"]) for p in got] == list(s)
     if binary:
         assert [p["predicted_label"] for p in got] == list(labels)  # type: ignore[arg-type]
@@ -109,14 +112,14 @@ def test_predictions_round_trip(scores: list[float], binary: bool) -> None:
 @given(X=sparse_matrices(), cut=st.floats(0.0, 0.999))
 def test_truncated_file_is_an_error_or_a_prefix(X: sp.csr_matrix, cut: float) -> None:
     buf = io.BytesIO()
-    recordio.write_spmatrix(buf, X)
+    write_spmatrix(buf, X)
     raw = buf.getvalue()
     short = raw[: int(len(raw) * cut)]
     if not short:
         return
     try:
         got, _ = read_all(short)
-    except recordio.RecordIOError:
+    except RecordIOError:
         return
     # A cut exactly between records leaves a valid file: then it must hold exactly the leading rows.
     assert_same(got, X[: got.shape[0]])

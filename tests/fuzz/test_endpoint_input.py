@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fmrec.codec.recordio import encode_request
+from fmrec.codec.writer import encode_request
 
 NAME = "fuzz-endpoint"
 JSON, JSONL, RECORDIO = "application/json", "application/jsonlines", "application/x-recordio-protobuf"

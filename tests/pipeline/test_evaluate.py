@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fmrec.codec.recordio import read_spmatrix
+from fmrec.codec.reader import read_spmatrix
 from fmrec.evaluation.evaluate import EvaluationError, evaluate, read_curves, read_inputs
 from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.pointwise import fit_baselines
@@ -96,7 +96,7 @@ def test_ranking_figures_match_a_plain_loop_over_users(eval_base: Path) -> None:
 
 def test_unknown_users_and_movies_never_crash_and_are_counted(eval_base: Path) -> None:
     """A held-out user and movie absent from train, and a test row holding only its user's column."""
-    from fmrec.codec.recordio import write_spmatrix
+    from fmrec.codec.writer import write_spmatrix
 
     holdout = eval_base / "input" / "holdout" / "ratings.tsv"
     holdout.write_text(holdout.read_text() + "99999\t1\t5\n1\t99999\t5\n")

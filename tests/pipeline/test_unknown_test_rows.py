@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fmrec.codec.recordio import read_spmatrix
+from fmrec.codec.reader import read_spmatrix
 from fmrec.data.synth import SynthConfig, write_synth
 from fmrec.evaluation.pointwise import fit_baselines
 from fmrec.model import fm

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.preprocessing import OneHotEncoder
 
-from fmrec.codec.recordio import read_spmatrix
+from fmrec.codec.reader import read_spmatrix
 from fmrec.data.readers import read_ratings
 from fmrec.errors import InputError, OutputError
 from fmrec.features import layout

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmrec.codec.recordio import read_spmatrix
+from fmrec.codec.reader import read_spmatrix
 from fmrec.data.readers import load_dataset, read_ratings
 from fmrec.features.options import PreprocessConfig
 from fmrec.features.preprocess import run

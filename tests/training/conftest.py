@@ -30,7 +30,7 @@ def one_hot(n: int, seed: int) -> tuple[sp.csr_matrix, np.ndarray]:
 
 
 def write_channel(folder: Path, X: sp.csr_matrix, y: np.ndarray | None, shards: int = 1) -> None:
-    from fmrec.codec.recordio import write_spmatrix_file
+    from fmrec.codec.writer import write_spmatrix_file
 
     folder.mkdir(parents=True, exist_ok=True)
     bounds = np.linspace(0, X.shape[0], shards + 1).astype(int)

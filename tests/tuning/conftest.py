@@ -23,7 +23,7 @@ def tiny_channels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import numpy as np
     import scipy.sparse as sp
 
-    from fmrec.codec.recordio import write_spmatrix_file
+    from fmrec.codec.writer import write_spmatrix_file
 
     root = tmp_path_factory.mktemp("tiny")
     rng = np.random.default_rng(0)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fmrec.codec.recordio import read_spmatrix
+from fmrec.codec.reader import read_spmatrix
 from fmrec.model.artifact import load_model_tar
 from fmrec.model.hyperparameters import parse_hyperparameters
 from fmrec.tuning.fm_trial import FMTrial, TrialData

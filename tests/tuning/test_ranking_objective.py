@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fmrec.codec.recordio import read_spmatrix
+from fmrec.codec.reader import read_spmatrix
 from fmrec.data.readers import read_ratings
 from fmrec.evaluation.evaluate import evaluate, read_inputs
 from fmrec.evaluation.holdout import read_holdout

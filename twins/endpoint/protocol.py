@@ -294,10 +294,10 @@ def _parse_jsonlines(body: bytes, feature_dim: int) -> csr_matrix:
 
 
 def parse_recordio(body: bytes, feature_dim: int) -> csr_matrix:
-    from fmrec.codec import recordio
+    from fmrec.codec.reader import decode_request
 
     try:
-        X = recordio.decode_request(body, feature_dim)
+        X = decode_request(body, feature_dim)
     except (InputError, ValueError) as exc:
         raise EndpointRequestError(f"recordIO-protobuf request: {exc}") from None
     if X.shape[0] == 0:
@@ -357,10 +357,10 @@ def encode_response(scores: np.ndarray, predictor_type: str, accept: str) -> byt
     scores = np.asarray(scores, dtype=np.float32)
     binary = predictor_type == BINARY
     if accept == RECORDIO:
-        from fmrec.codec import recordio
+        from fmrec.codec.predictions import encode_predictions
 
         labels = predicted_labels(scores).astype(np.float32) if binary else None
-        return recordio.encode_predictions(scores, labels)
+        return encode_predictions(scores, labels)
     with _no_gc():
         return _encode_json(scores, binary, accept == JSONLINES)
 

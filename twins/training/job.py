@@ -37,7 +37,7 @@ def channel_files(folder: Path) -> list[Path]:
 
 def read_channel(folder: Path, channel: str) -> tuple[Any, Any]:
     """(CSR, labels) of every recordIO-protobuf file in a channel folder, in bounded extra memory."""
-    from fmrec.codec.recordio import read_spmatrix
+    from fmrec.codec.reader import read_spmatrix
 
     files = channel_files(folder)
     if not files:
