@@ -467,20 +467,20 @@ def publish_version(
     so a reader never sees a version whose files are incomplete.
     """
     from fmrec.io_utils import atomic_dir, atomic_write_bytes, atomic_write_text
+    from fmrec.serving.artifacts import CURRENT_KEY, check_version, dump_current, lookup_prefix, model_key
     from fmrec.serving.lookup import LOOKUP_FILES
-    from lambdas.recommend.service import VERSION_NAME
 
-    if not VERSION_NAME.fullmatch(version):
-        raise InputError(f"model version {version!r}: must be a valid SageMaker production variant name")
+    check_version(version, str(artifacts))
     root = Path(artifacts)
     source = Path(lookup_dir)
     missing = [name for name in LOOKUP_FILES if not (source / name).is_file()]
     if missing:
         raise InputError(f"{source}: not a lookup folder (missing {', '.join(missing)})")
-    with atomic_dir(root / version / "lookup", replace=True) as tmp:
+    with atomic_dir(root / lookup_prefix(version), replace=True) as tmp:
         for name in LOOKUP_FILES:
             (tmp / name).write_bytes((source / name).read_bytes())
     if model_tar is not None:
-        atomic_write_bytes(root / version / "model.tar.gz", Path(model_tar).read_bytes())
-    atomic_write_text(root / "current.json", json.dumps({"modelVersion": version}) + "\n")
+        atomic_write_bytes(root / model_key(version), Path(model_tar).read_bytes())
+    # A text file for people: the bytes the deployer writes to S3, and a newline.
+    atomic_write_text(root / CURRENT_KEY, dump_current(version).decode() + "\n")
     return root

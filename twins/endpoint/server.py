@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import signal
 import socket
 import threading
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fmrec.errors import FmrecError, InputError
+from fmrec.serving.artifacts import VARIANT_NAME, is_variant_name
 from twins.background import (
     GRACEFUL_SHUTDOWN_SECONDS,
     Running,
@@ -44,9 +44,6 @@ log = logging.getLogger(__name__)
 # that needs longer than half of that only to send its request gets a 408.
 ENDPOINT_LIMITS = Limits(max_connections=128, max_head_bytes=32 * 1024, request_timeout=30.0)
 
-# SageMaker's pattern for EndpointName and VariantName (botocore service models).
-_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
-
 
 def build_specs(
     models: Sequence[str | os.PathLike[str]], names: Sequence[str], variants: Sequence[str]
@@ -65,17 +62,16 @@ def build_specs(
             f"--variant given {len(variants)} times for {len(names)} --name; give one, or one per --name"
         )
     seen: set[str] = set()
+    pattern = VARIANT_NAME.pattern
     for name in names:
-        if not _NAME.fullmatch(name) or name in seen:
+        if not is_variant_name(name) or name in seen:  # EndpointName has the same pattern
             raise InputError(
-                f"--name {name!r}: endpoint names must be unique and match {_NAME.pattern} (as in SageMaker)"
+                f"--name {name!r}: endpoint names must be unique and match {pattern} (as in SageMaker)"
             )
         seen.add(name)
     for variant in variants:
-        if not _NAME.fullmatch(variant):
-            raise InputError(
-                f"--variant {variant!r}: variant names must match {_NAME.pattern} (as in SageMaker)"
-            )
+        if not is_variant_name(variant):
+            raise InputError(f"--variant {variant!r}: variant names must match {pattern} (as in SageMaker)")
     specs = []
     for i, name in enumerate(names):
         model = Path(models[0] if len(models) == 1 else models[i])
