@@ -71,7 +71,7 @@ def synthesize(args: argparse.Namespace) -> Path:
 def run(args: argparse.Namespace) -> int:
     from fmrec.commands.pipeline import quiet_console, run_pipeline
     from fmrec.commands.recommend import fetch, format_table
-    from twins.api.server import publish_version
+    from twins.api.publish import publish_version
     from twins.api.server import start_in_background as start_api
     from twins.endpoint.server import start_in_background as start_endpoint
     from twins.registry.registry import Registry
