@@ -69,7 +69,7 @@ def prepare(work: Path) -> dict[str, Any]:
     from fmrec.model.fm import FMParams
     from fmrec.serving.lookup import read_lookup
     from pipeline.steps import preprocess
-    from twins.api.server import publish_version
+    from twins.api.publish import publish_version
 
     data = work / "pre" / "input" / "data"
     write_synth(data, SynthConfig())
@@ -104,7 +104,7 @@ def prepare_large(work: Path, shape: dict[str, int] = ML25M, seed: int = 7) -> d
     from fmrec.model.artifact import FMModel, load_model_tar, save_model_tar
     from fmrec.model.fm import FMParams
     from fmrec.serving.lookup import Lookup, read_lookup, write_lookup
-    from twins.api.server import publish_version
+    from twins.api.publish import publish_version
 
     marker = work / "shape.json"
     if marker.is_file() and json.loads(marker.read_text()) == {**shape, "seed": seed}:
@@ -185,7 +185,7 @@ def bench_handler(world: dict[str, Any], n_requests: int, n_users: int) -> dict[
     from fmrec.model.fm import predict
     from lambdas.recommend import app
     from lambdas.recommend.service import DEFAULT_REQUEST_BYTES, DirStore, EndpointCaller, Recommender
-    from twins.api.server import LambdaContext, build_event
+    from twins.api.gateway import LambdaContext, build_event
     from twins.endpoint.protocol import encode_response, parse_json
 
     lookup = world["lookup"]
@@ -264,7 +264,7 @@ def bench_fast_handler(world: dict[str, Any], n_requests: int, n_users: int, k: 
     """lambda_handler on the fast path: the model artifact in process, every movie scored, a partial sort."""
     from lambdas.recommend import app
     from lambdas.recommend.service import DirStore, Recommender
-    from twins.api.server import LambdaContext, build_event
+    from twins.api.gateway import LambdaContext, build_event
 
     lookup = world["lookup"]
     users = list(lookup.user_ids[:: max(1, len(lookup.user_ids) // n_users)][:n_users])

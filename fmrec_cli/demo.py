@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fmrec.errors import FmrecError, InputError
+from fmrec.serving.artifacts import version_name
 
 DEFAULT_RUNS = Path("runs")
 
@@ -70,7 +71,7 @@ def synthesize(args: argparse.Namespace) -> Path:
 def run(args: argparse.Namespace) -> int:
     from fmrec_cli.pipeline import quiet_console, run_pipeline
     from fmrec_cli.recommend import fetch, format_table
-    from twins.api.server import publish_version
+    from twins.api.publish import publish_version
     from twins.api.server import start_in_background as start_api
     from twins.endpoint.server import start_in_background as start_endpoint
     from twins.registry.registry import Registry
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     package = registry.set_status(package.group, package.version, "Approved")
     say(f"3/5 approved {package.group}/{package.version} (it passed the quality gate)")
 
-    version = f"v{package.version}"
+    version = version_name(package.version)
     if package.lookup_dir is None:
         raise FmrecError(f"{package.folder}: the registered package has no lookup folder")
     artifacts = publish_version(args.runs_dir / "serving", version, package.lookup_dir, package.model_tar)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fmrec.errors import FmrecError, InputError
+from fmrec.serving.artifacts import CURRENT_KEY, lookup_prefix, model_key, parse_current
 
 
 def register(sub: Any) -> None:
@@ -106,14 +107,9 @@ def resolve_model_and_lookup(args: argparse.Namespace) -> tuple[Path, Path]:
         if args.model or args.lookup:
             raise InputError("give --artifacts, or --model and --lookup, not both")
         root = Path(args.artifacts)
-        current = root / "current.json"
-        if current.is_file():
-            try:
-                version = str(json.loads(current.read_text(encoding="utf-8"))["modelVersion"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise InputError(f'{current}: expected {{"modelVersion": ...}} ({exc})') from None
-            return root / version / "model.tar.gz", root / version / "lookup"
-        return root / "model.tar.gz", root
+        current = root / CURRENT_KEY
+        version = parse_current(current.read_bytes(), str(current)) if current.is_file() else None
+        return root / model_key(version), root / lookup_prefix(version)
     if not (args.model and args.lookup):
         raise InputError("--all-users needs --artifacts DIR, or --model TAR and --lookup DIR")
     return Path(args.model), Path(args.lookup)

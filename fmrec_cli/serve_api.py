@@ -52,7 +52,8 @@ def register(serve_sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from fmrec.errors import InputError
-    from twins.api.server import ApiTwinConfig, serve
+    from twins.api.environment import ApiTwinConfig
+    from twins.api.server import serve
 
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port}: expected 0..65535")

@@ -30,7 +30,6 @@ from stacks.nag import acknowledge
 from stacks.storage import artifact_bucket
 
 STEPS_DIR = staging.REPO_ROOT / "pipeline" / "steps"
-DEPLOYER_DIR = staging.REPO_ROOT / "lambdas" / "deployer"  # also serves the model package group resource
 
 
 def code_version(code_dir: Path) -> str:
@@ -504,7 +503,7 @@ class PipelineStack(cdk.Stack):
             config=config,
             function_name=config.name("registry"),
             description=f"creates or adopts model package group {group}; empties and deletes it if destroyed",
-            code=lambda_.Code.from_asset(str(DEPLOYER_DIR), exclude=["__pycache__", "*.pyc"]),
+            code=lambda_.Code.from_asset(str(staging.stage_deployer(Path(cdk.Stage.of(self).outdir)))),
             handler="handler.lambda_handler",
             memory_size=256,
             timeout=cdk.Duration.minutes(5),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
@@ -16,10 +18,9 @@ from stacks import nag
 from stacks.config import CAPTURE_PREFIX, MODELS_PREFIX, PIPELINE_PREFIX, SERVING_PREFIX, StageConfig
 from stacks.lambda_function import PythonLambda
 from stacks.nag import acknowledge
-from stacks.staging import REPO_ROOT
+from stacks.staging import stage_deployer
 from stacks.storage import artifact_bucket
 
-DEPLOYER_DIR = REPO_ROOT / "lambdas" / "deployer"
 # The deployer reads the lookup folder of a package from this key of its CustomerMetadataProperties.
 LOOKUP_METADATA_KEY = "LookupS3Uri"
 
@@ -148,8 +149,8 @@ class ServingStack(cdk.Stack):
             config=config,
             function_name=config.name("deployer"),
             description=f"deploys approved packages of {group} to {endpoint}",
-            # boto3 and the standard library only: the folder is the whole package.
-            code=lambda_.Code.from_asset(str(DEPLOYER_DIR), exclude=["__pycache__", "*.pyc"]),
+            # boto3, the standard library and the stdlib-only fmrec modules it imports (artifact contract).
+            code=lambda_.Code.from_asset(str(stage_deployer(Path(cdk.Stage.of(self).outdir)))),
             handler="handler.lambda_handler",
             environment=env,
             memory_size=256,

@@ -11,6 +11,8 @@ from pathlib import Path
 from fmrec.errors import InputError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The deployer Lambda (also the model package group's custom resource): handler.py at the asset's top.
+DEPLOYER_DIR = REPO_ROOT / "lambdas" / "deployer"
 
 # Packages of this repository that are shipped beside the entry code; anything else (numpy, powertools,
 # boto3) comes from the runtime, a layer or the processing container.
@@ -126,3 +128,9 @@ def folder_digest(folder: Path) -> str:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def stage_deployer(outdir: Path) -> Path:
+    """lambdas/deployer at the asset's top (handler.lambda_handler) and the fmrec modules it imports."""
+    entry = {p.name: p for p in sorted(DEPLOYER_DIR.iterdir()) if p.is_file() and p.suffix == ".py"}
+    return stage_python(outdir / "staging" / "deployer", entry)

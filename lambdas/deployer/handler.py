@@ -7,22 +7,30 @@ import hashlib
 import json
 import logging
 import os
-import re
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from fmrec.errors import InputError
+from fmrec.serving.artifacts import (
+    CURRENT_KEY,
+    VERSION_PREFIX,
+    dump_current,
+    lookup_key,
+    model_key,
+    version_from_package_arn,
+    version_prefix,
+)
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)
 
 APPROVAL_EVENT = "SageMaker Model Package State Change"
 ENDPOINT_EVENT = "SageMaker Endpoint State Change"
-CURRENT_KEY = "current.json"  # the recommend Lambda reads {"modelVersion": <variant>} here (docs/api.md)
 STAGED_KEY = "staged.json"  # written last into serving/<variant>/: the variant's artifacts are complete
 ATTEMPTS_PREFIX = "attempts/"  # serving/attempts/<config>.json: the deployer has sent this config once
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
-_ARN_VERSION = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/([^/]+)/(\d+)$")
 
 
 class DeployError(Exception):
@@ -84,12 +92,10 @@ class Settings:
 
 def variant_name(package_arn: str) -> str:
     """The production variant (and published model version) of a package: v<version>, e.g. v3."""
-    match = _ARN_VERSION.match(package_arn)
-    if not match:
-        raise DeployError(
-            f"ModelPackageArn {package_arn!r}: expected arn:...:model-package/<group>/<version>"
-        )
-    return f"v{match.group(2)}"
+    try:
+        return version_from_package_arn(package_arn)
+    except InputError as exc:
+        raise DeployError(str(exc)) from None
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -153,7 +159,7 @@ class Deployer:
         return f"{self.s.endpoint_name}-{variant}-{self.s.fingerprint()}"
 
     def _owned(self, name: str) -> bool:
-        return name.startswith(f"{self.s.endpoint_name}-v")
+        return name.startswith(f"{self.s.endpoint_name}-{VERSION_PREFIX}")
 
     # --- state -----------------------------------------------------------------------------------------
     def latest_approved(self) -> str | None:
@@ -319,7 +325,7 @@ class Deployer:
         Done once per variant: STAGED_KEY, written last, marks a complete copy, so a later deploy or stack
         update does not copy again (nor need the sources, should they be gone by then).
         """
-        dest = f"{self.s.serving_prefix}{variant}/"
+        dest = self.s.serving_prefix + version_prefix(variant)
         marker = self.s3.list_objects_v2(Bucket=self.s.artifact_bucket, Prefix=dest + STAGED_KEY, MaxKeys=1)
         if marker.get("KeyCount", 0) > 0:
             return
@@ -342,17 +348,17 @@ class Deployer:
                 name = item["Key"][len(src_prefix) :]
                 self.s3.copy_object(
                     Bucket=self.s.artifact_bucket,
-                    Key=f"{dest}lookup/{name}",
+                    Key=self.s.serving_prefix + lookup_key(variant, name),
                     CopySource={"Bucket": src_bucket, "Key": item["Key"]},
                 )
                 copied += 1
         if copied == 0:
             raise DeployError(f"{lookup_uri}: no lookup files there")
-        model_bucket, model_key = _split_s3(containers[0]["ModelDataUrl"])
+        model_bucket, model_source = _split_s3(containers[0]["ModelDataUrl"])
         self.s3.copy_object(
             Bucket=self.s.artifact_bucket,
-            Key=f"{dest}model.tar.gz",
-            CopySource={"Bucket": model_bucket, "Key": model_key},
+            Key=self.s.serving_prefix + model_key(variant),
+            CopySource={"Bucket": model_bucket, "Key": model_source},
         )
         self.s3.put_object(
             Bucket=self.s.artifact_bucket,
@@ -393,7 +399,7 @@ class Deployer:
             self.s3.put_object(
                 Bucket=self.s.artifact_bucket,
                 Key=f"{self.s.serving_prefix}{CURRENT_KEY}",
-                Body=json.dumps({"modelVersion": variants[0]}).encode(),
+                Body=dump_current(variants[0]),
                 ContentType="application/json",
             )
         removed = self.remove_unused(keep_config=endpoint["EndpointConfigName"], keep_variants=set(variants))

@@ -9,7 +9,6 @@ import logging
 import math
 import os
 import random
-import re
 import tempfile
 import threading
 import time
@@ -22,6 +21,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fmrec.errors import FmrecError, InputError, NotInModelError
+from fmrec.serving.artifacts import (
+    CURRENT_KEY,
+    MODEL_FILE,
+    is_variant_name,
+    lookup_key,
+    model_key,
+    parse_current,
+)
 from fmrec.serving.requests import CONTENT_TYPE, RequestBuilder
 
 try:  # orjson parses the endpoint's answer ~3x faster; the standard library is the fallback.
@@ -33,8 +40,6 @@ except ImportError:  # pragma: no cover - depends on the Lambda package
 
 log = logging.getLogger(__name__)
 
-CURRENT_KEY = "current.json"
-MODEL_KEY = "model.tar.gz"
 PATH_ENDPOINT = "endpoint"
 PATH_FAST = "fast_path"
 PATH_COLD = "cold_start"
@@ -51,10 +56,6 @@ _RETRYABLE = frozenset(
     }
 )
 VERSIONS_KEPT = 2  # during a blue/green shift two variants answer; keep both lookups warm.
-# A model version names a folder of the artifacts and is an endpoint variant name: SageMaker's VariantName
-# pattern (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProductionVariant.html), so no
-# "..", "/" or empty part can lead a lookup outside the artifacts.
-VERSION_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 # Request bodies are split at this size (at most the 6 MB InvokeEndpoint limit) and sent concurrently: a
 # 60,000-movie catalog is several MB of JSON; smaller bodies let the endpoint's workers score them at once.
 # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html (Body: 6 MB)
@@ -353,31 +354,16 @@ class Recommender:
         if raw is None:
             return None
         try:
-            version = json.loads(raw)["modelVersion"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ServiceUnavailable(
-                "the published model version is unreadable",
-                5,
-                f"{self.store.describe(CURRENT_KEY)}: expected {{'modelVersion': ...}}",
-            ) from exc
-        if not isinstance(version, str) or not VERSION_NAME.fullmatch(version):
-            raise ServiceUnavailable(
-                "the published model version is unreadable",
-                5,
-                f"{self.store.describe(CURRENT_KEY)}: modelVersion {str(version)[:80]!r} is not a plain name "
-                f"(expected {VERSION_NAME.pattern})",
-            )
-        return version
-
-    def _lookup_key(self, version: str | None, name: str) -> str:
-        return f"{version}/lookup/{name}" if version else name
+            return parse_current(raw, self.store.describe(CURRENT_KEY))
+        except InputError as exc:
+            raise ServiceUnavailable("the published model version is unreadable", 5, str(exc)) from exc
 
     def _load_bundle(self, version: str | None) -> Bundle | None:
         from fmrec.serving.lookup import LOOKUP_FILES, Lookup
 
         blobs: dict[str, bytes] = {}
         for name in LOOKUP_FILES:
-            data = self.store.get(self._lookup_key(version, name))
+            data = self.store.get(lookup_key(version, name))
             if data is None:
                 return None
             blobs[name] = data
@@ -423,7 +409,7 @@ class Recommender:
                         raise ServiceUnavailable(
                             "no lookup published for the current model version",
                             30,
-                            f"no lookup at {self.store.describe(self._lookup_key(version, ''))}",
+                            f"no lookup at {self.store.describe(lookup_key(version, ''))}",
                         )
                     self._remember(bundle)
                     self._current = version
@@ -436,7 +422,7 @@ class Recommender:
             if bundle is None:
                 if variant in self._no_lookup:
                     return fallback
-                bundle = self._load_bundle(variant) if VERSION_NAME.fullmatch(variant) else None
+                bundle = self._load_bundle(variant) if is_variant_name(variant) else None
                 if bundle is None:
                     # Remembered until the next current.json check, so a bare folder costs one miss, not one
                     # per request.
@@ -528,7 +514,7 @@ class Recommender:
     def _load_model(self, version: str | None) -> Any:
         from fmrec.model.artifact import load_model_tar
 
-        key = f"{version}/{MODEL_KEY}" if version else MODEL_KEY
+        key = model_key(version)
         data = self.store.get(key)
         if data is None:
             raise ServiceUnavailable(
@@ -536,7 +522,7 @@ class Recommender:
             )
         # load_model_tar reads a path; /tmp is the Lambda's only writable place.
         with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, MODEL_KEY)
+            path = os.path.join(tmp, MODEL_FILE)
             Path(path).write_bytes(data)
             try:
                 return load_model_tar(path)

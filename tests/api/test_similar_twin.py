@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from twins.api.server import build_event, start_in_background
+from twins.api.gateway import build_event
+from twins.api.server import start_in_background
 from twins.endpoint import server as endpoint_server
 
 

@@ -125,7 +125,7 @@ def test_each_environment_takes_one_event_at_a_time() -> None:
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from twins.api.server import create_app
+    from twins.api.gateway import create_app
     from twins.background import start_thread
 
     guard = threading.Lock()
@@ -163,7 +163,7 @@ def test_each_environment_takes_one_event_at_a_time() -> None:
 
 
 def test_environments_are_independent_handler_instances(world: Any) -> None:
-    from twins.api.server import ApiTwinConfig, _environment, make_handlers
+    from twins.api.environment import ApiTwinConfig, _environment, make_handlers
 
     first, second = _environment(), _environment()
     assert first.app is not second.app  # each has its own resolver (and so its own current event)

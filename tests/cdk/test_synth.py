@@ -85,6 +85,7 @@ def test_the_recommend_asset_is_self_contained(dev: Assembly) -> None:
         "fmrec/__init__.py",
         "fmrec/errors.py",
         "fmrec/serving/__init__.py",
+        "fmrec/serving/artifacts.py",
         "fmrec/serving/lookup.py",
         "fmrec/serving/requests.py",
     } <= files
@@ -103,8 +104,17 @@ def test_the_processing_code_tree_is_self_contained(dev: Assembly) -> None:
     assert all(path.startswith(str(asset)) for path in loaded), loaded
 
 
-def test_the_deployer_asset_is_its_folder(dev: Assembly) -> None:
+def test_the_deployer_asset_is_its_folder_and_the_artifact_contract(dev: Assembly) -> None:
     asset = _asset_dir(dev, "FmrecDevServing", "handler.py")
     files = {p.relative_to(asset).as_posix() for p in asset.rglob("*") if p.is_file()}
-    assert files == {"__init__.py", "handler.py"}
+    assert files == {
+        "__init__.py",
+        "handler.py",
+        "fmrec/__init__.py",
+        "fmrec/errors.py",
+        "fmrec/serving/__init__.py",
+        "fmrec/serving/artifacts.py",
+    }
     assert (asset / "handler.py").read_bytes() == (REPO / "lambdas" / "deployer" / "handler.py").read_bytes()
+    loaded = _import_from(asset, ["handler", "fmrec.serving.artifacts"])
+    assert all(path.startswith(str(asset)) for path in loaded), loaded

@@ -15,7 +15,7 @@ from fmrec.model.artifact import save_model_tar
 from fmrec.serving.lookup import Lookup, write_lookup
 from fmrec.serving.requests import RequestBuilder
 from lambdas.recommend.service import DirStore, Query, Recommender, ServiceUnavailable
-from twins.api.server import publish_version
+from twins.api.publish import publish_version
 
 
 class ScoringCaller:

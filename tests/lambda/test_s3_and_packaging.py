@@ -119,6 +119,7 @@ print(json.dumps({{"status": result["statusCode"], "body": json.loads(result["bo
         "fmrec.features.history",
         "fmrec.io_utils",
         "fmrec.serving",
+        "fmrec.serving.artifacts",
         "fmrec.serving.lookup",
         "fmrec.serving.requests",
         "lambdas",

@@ -13,7 +13,7 @@ from fmrec.serving.lookup import write_lookup
 from fmrec.serving.requests import RequestBuilder
 from lambdas.recommend import app
 from lambdas.recommend.service import DirStore, EndpointCaller, Recommender
-from twins.api.server import publish_version
+from twins.api.publish import publish_version
 
 
 class CountingStore(DirStore):

@@ -98,7 +98,7 @@ class World:
 def build_world(root: Path, version: str = "v1", seed: int = 0, users: tuple[int, ...] = USERS) -> World:
     from fmrec.model.artifact import save_model_tar
     from fmrec.serving.lookup import write_lookup
-    from twins.api.server import publish_version
+    from twins.api.publish import publish_version
 
     lookup = make_lookup(users)
     model = make_model(lookup.feature_dim, seed)
@@ -144,14 +144,14 @@ def invoke_response(scores: list[float], variant: str) -> dict[str, Any]:
 def event(
     path: str, query: dict[str, str] | None = None, method: str = "GET", request_id: str = "req-1"
 ) -> dict[str, Any]:
-    from twins.api.server import build_event
+    from twins.api.gateway import build_event
 
     pairs = list((query or {}).items())
     return build_event(method, path, pairs, [("accept", "application/json")], b"", request_id=request_id)
 
 
 def context(request_id: str = "lambda-req-1") -> Any:
-    from twins.api.server import LambdaContext
+    from twins.api.gateway import LambdaContext
 
     return LambdaContext(aws_request_id=request_id)
 

@@ -41,7 +41,7 @@ def build(root: Path) -> TrainedWorld:
     from fmrec.features.options import PreprocessConfig
     from fmrec.features.preprocess import run as preprocess
     from fmrec.serving.lookup import read_lookup
-    from twins.api.server import publish_version
+    from twins.api.publish import publish_version
     from twins.training.job import run_training
 
     data_dir = synth_data(root / "ml-synth")

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import re
-import signal
-import socket
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fmrec.errors import FmrecError, InputError
+from fmrec.errors import InputError
+from fmrec.serving.artifacts import VARIANT_NAME, is_variant_name
 from twins.background import (
-    GRACEFUL_SHUTDOWN_SECONDS,
     Running,
     answers,
     default_workers,
@@ -29,11 +23,13 @@ from twins.endpoint.app import (
     DEFAULT_VARIANT,
     SPECS_ENV,
     EndpointSpec,
+    app_from_env,
     create_app,
     load_endpoints,
     specs_to_env,
 )
-from twins.http_limits import Limits, protocol_factory
+from twins.http_limits import Limits
+from twins.supervisor import Worker, claim_port, supervise
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +39,6 @@ log = logging.getLogger(__name__)
 # (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html), so a client
 # that needs longer than half of that only to send its request gets a 408.
 ENDPOINT_LIMITS = Limits(max_connections=128, max_head_bytes=32 * 1024, request_timeout=30.0)
-
-# SageMaker's pattern for EndpointName and VariantName (botocore service models).
-_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
 
 def build_specs(
@@ -65,17 +58,16 @@ def build_specs(
             f"--variant given {len(variants)} times for {len(names)} --name; give one, or one per --name"
         )
     seen: set[str] = set()
+    pattern = VARIANT_NAME.pattern
     for name in names:
-        if not _NAME.fullmatch(name) or name in seen:
+        if not is_variant_name(name) or name in seen:  # EndpointName has the same pattern
             raise InputError(
-                f"--name {name!r}: endpoint names must be unique and match {_NAME.pattern} (as in SageMaker)"
+                f"--name {name!r}: endpoint names must be unique and match {pattern} (as in SageMaker)"
             )
         seen.add(name)
     for variant in variants:
-        if not _NAME.fullmatch(variant):
-            raise InputError(
-                f"--variant {variant!r}: variant names must match {_NAME.pattern} (as in SageMaker)"
-            )
+        if not is_variant_name(variant):
+            raise InputError(f"--variant {variant!r}: variant names must match {pattern} (as in SageMaker)")
     specs = []
     for i, name in enumerate(names):
         model = Path(models[0] if len(models) == 1 else models[i])
@@ -94,15 +86,10 @@ def serve(
     log_level: str = "info",
     access_log: bool = False,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; in-flight requests finish (up to GRACEFUL_SHUTDOWN_SECONDS) before exit.
-
-    Each worker process listens on its own SO_REUSEPORT socket, so the kernel spreads connections evenly
-    over the workers. With one shared socket (uvicorn's --workers) the first worker to wake accepts a whole
-    burst of keep-alive connections, and a few clients can end up all on one core.
-    """
+    """Serve until SIGINT/SIGTERM with `workers` worker processes (see twins.supervisor.supervise)."""
     load_endpoints(specs)  # fail here, with a clear message, rather than in every worker
     workers = workers or default_workers()
-    port = _claim_port(host, port)
+    port = claim_port(host, port)
     log.info(
         "endpoint twin on http://%s:%d: %s; %d worker(s)",
         host,
@@ -110,140 +97,9 @@ def serve(
         ", ".join(f"{s.name} ({s.variant}) <- {s.model_path}" for s in specs),
         workers,
     )
-    # Even one worker runs under the supervisor: the same restart and exit-0-on-SIGTERM behaviour everywhere.
-    _supervise((specs_to_env(specs), host, port, log_level, access_log, workers > 1), workers)
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
-def _claim_port(host: str, port: int) -> int:
-    """Check that (host, port) is free, without SO_REUSEPORT, so a second twin cannot join this one's port.
-
-    SO_REUSEADDR lets the probe bind while connections of a stopped twin linger in TIME_WAIT (up to 60 s on
-    Linux), yet still fails while a socket listens there.
-    """
-    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise InputError(
-                f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})"
-            ) from None
-        return int(probe.getsockname()[1])
-
-
-def _die_with_parent(parent: int) -> None:
-    """SIGTERM this worker when the supervisor dies, even by SIGKILL, so no orphan keeps the port.
-
-    Linux: prctl(PR_SET_PDEATHSIG). Elsewhere: a thread that watches the parent id.
-    """
-    import ctypes
-    import ctypes.util
-
-    pr_set_pdeathsig = 1
-    libc_name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-        ok = libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        ok = False
-    if not ok:
-
-        def watch() -> None:
-            while os.getppid() == parent:
-                time.sleep(1.0)
-            os.kill(os.getpid(), signal.SIGTERM)
-
-        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-    if os.getppid() != parent:  # the supervisor died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _worker_main(
-    specs_env: str,
-    host: str,
-    port: int,
-    log_level: str,
-    access_log: bool,
-    reuse_port: bool,
-    parent: int | None = None,
-) -> None:
-    """One worker: load the models, then listen (so no connection waits on a loading worker), then serve."""
-    import uvicorn
-
-    from twins.endpoint.app import app_from_env
-
-    if parent is not None:
-        _die_with_parent(parent)
-
-    os.environ[SPECS_ENV] = specs_env
-    app = app_from_env()
-    sock = socket.socket(_family(host), socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=access_log,
-        lifespan="off",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        http=protocol_factory(ENDPOINT_LIMITS),
-    )
-    # uvicorn re-raises the signal it shut down on; a terminal's Ctrl-C then needs no traceback per worker.
-    with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run(sockets=[sock])
-
-
-def _supervise(worker_args: tuple[str, str, int, str, bool, bool], workers: int) -> None:
-    """Run `workers` worker processes, restart any that dies, stop them all gracefully on SIGINT/SIGTERM."""
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def start() -> multiprocessing.process.BaseProcess:
-        args = (*worker_args, os.getpid())
-        proc = ctx.Process(target=_worker_main, args=args, name="endpoint-worker")
-        proc.start()
-        return proc
-
-    procs = [start() for _ in range(workers)]
-    restarts: list[float] = []
-    try:
-        while not stop.wait(0.5):
-            for i, proc in enumerate(procs):
-                if proc.is_alive():
-                    continue
-                now = time.monotonic()
-                restarts = [t for t in restarts if now - t < 60] + [now]
-                if len(restarts) > 2 * workers:
-                    raise FmrecError(
-                        f"endpoint workers keep dying (last exit code {proc.exitcode}); stopping"
-                    )
-                log.warning("endpoint worker %s exited with %s; starting a new one", proc.pid, proc.exitcode)
-                procs[i] = start()
-    finally:
-        for proc in procs:
-            if proc.is_alive() and proc.pid is not None:
-                os.kill(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.join(GRACEFUL_SHUTDOWN_SECONDS + 5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        log.info("endpoint twin stopped")
+    env = {SPECS_ENV: specs_to_env(specs)}
+    worker = Worker("endpoint twin", app_from_env, host, port, ENDPOINT_LIMITS, env, log_level, access_log)
+    supervise(worker, workers)
 
 
 def ping(host: str, port: int, timeout: float = 2.0) -> bool:
