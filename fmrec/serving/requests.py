@@ -10,6 +10,7 @@ from operator import itemgetter
 from typing import Protocol
 
 from fmrec.errors import InputError
+from fmrec.features.columns import ColumnLayout
 
 # SageMaker real-time InvokeEndpoint rejects bodies over 6 MB.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -31,9 +32,15 @@ class LookupLike(Protocol):
 
     def movie_keys(self, movie_pos: int) -> list[int]: ...
 
-    def user_column(self, pos: int) -> int: ...
 
-    def movie_column(self, pos: int) -> int: ...
+class DecodeLookup(Protocol):
+    """The part of fmrec.serving.lookup.Lookup that decode_keys reads."""
+
+    user_ids: Sequence[int]
+    movie_ids: Sequence[int]
+
+    @property
+    def columns(self) -> ColumnLayout: ...
 
 
 @dataclass(frozen=True)
@@ -150,23 +157,13 @@ def build_requests(
     return RequestBuilder(lookup, max_bytes).build(user_pos, movie_positions)
 
 
-def decode_keys(lookup: LookupLike, keys: Sequence[int]) -> tuple[int, int]:
+def decode_keys(lookup: DecodeLookup, keys: Sequence[int]) -> tuple[int, int]:
     """(user_id, movie_id) of one instance's keys: exactly one user column and one movie column expected."""
-    n_users, n_movies = len(lookup.user_ids), len(lookup.movie_ids)
-    user_start = lookup.user_column(0) if n_users else 0
-    movie_start = lookup.movie_column(0) if n_movies else 0
-    users = [k - user_start for k in keys if 0 <= k - user_start < n_users]
-    movies = [k - movie_start for k in keys if 0 <= k - movie_start < n_movies]
-    if len(users) != 1 or len(movies) != 1:
-        raise InputError(
-            f"keys {list(keys)}: expected exactly one user column in [{user_start}, {user_start + n_users}) "
-            f"and one movie column in [{movie_start}, {movie_start + n_movies}), "
-            f"found {len(users)} and {len(movies)}"
-        )
-    return lookup.user_ids[users[0]], lookup.movie_ids[movies[0]]
+    user_pos, movie_pos = lookup.columns.decode_pair(keys)
+    return lookup.user_ids[user_pos], lookup.movie_ids[movie_pos]
 
 
-def decode_body(lookup: LookupLike, body: bytes) -> list[tuple[int, int]]:
+def decode_body(lookup: DecodeLookup, body: bytes) -> list[tuple[int, int]]:
     """(user_id, movie_id) of every instance of a sparse JSON request body."""
     try:
         doc = json.loads(body)

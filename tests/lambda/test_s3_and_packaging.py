@@ -116,6 +116,7 @@ print(json.dumps({{"status": result["statusCode"], "body": json.loads(result["bo
         "fmrec",
         "fmrec.errors",
         "fmrec.features",
+        "fmrec.features.columns",
         "fmrec.features.history",
         "fmrec.io_utils",
         "fmrec.serving",
