@@ -22,9 +22,14 @@ _CLOSE = "]}"
 class LookupLike(Protocol):
     """The part of fmrec.serving.lookup.Lookup the builder reads."""
 
-    feature_dim: int
-    user_ids: Sequence[int]
-    movie_ids: Sequence[int]
+    @property
+    def feature_dim(self) -> int: ...
+
+    @property
+    def user_ids(self) -> Sequence[int]: ...
+
+    @property
+    def movie_ids(self) -> Sequence[int]: ...
 
     def user_keys(self, user_pos: int) -> list[int]: ...
 
@@ -36,8 +41,11 @@ class LookupLike(Protocol):
 class DecodeLookup(Protocol):
     """The part of fmrec.serving.lookup.Lookup that decode_keys reads."""
 
-    user_ids: Sequence[int]
-    movie_ids: Sequence[int]
+    @property
+    def user_ids(self) -> Sequence[int]: ...
+
+    @property
+    def movie_ids(self) -> Sequence[int]: ...
 
     @property
     def columns(self) -> ColumnLayout: ...
