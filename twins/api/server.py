@@ -468,7 +468,7 @@ def publish_version(
     """
     from fmrec.io_utils import atomic_dir, atomic_write_bytes, atomic_write_text
     from fmrec.serving.lookup import LOOKUP_FILES
-    from lambdas.recommend.service import VERSION_NAME
+    from lambdas.recommend.versions import VERSION_NAME
 
     if not VERSION_NAME.fullmatch(version):
         raise InputError(f"model version {version!r}: must be a valid SageMaker production variant name")
