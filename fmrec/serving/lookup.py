@@ -80,7 +80,7 @@ class Lookup:
     def columns(self) -> ColumnLayout:
         """The column layout of these ids, aux blocks and history block; built once (movie_keys is hot)."""
         cols: ColumnLayout | None = self.__dict__.get("_columns")
-        if cols is None:
+        if cols is None:  # first use after construction or a change
             cols = ColumnLayout.from_lookup(
                 len(self.user_ids),
                 len(self.movie_ids),
@@ -143,7 +143,7 @@ class Lookup:
         return values
 
     def movie_keys(self, movie_pos: int) -> list[int]:
-        keys = [self.columns.movie_column(movie_pos)]
+        keys = [self.columns.movies.offset + movie_pos]  # movie_column, without a call: hot at cold start
         if self.movie_aux_indptr is not None and self.movie_aux_cols is not None:
             lo, hi = self.movie_aux_indptr[movie_pos], self.movie_aux_indptr[movie_pos + 1]
             keys += self.movie_aux_cols[lo:hi].tolist()

@@ -82,8 +82,9 @@ class RequestBuilder:
         self.max_bytes = max_bytes
         self.n_movies = len(lookup.movie_ids)
         self._shape = f'],"shape":[{int(lookup.feature_dim)}],"values":['
-        self._movie_keys = [",".join(map(str, lookup.movie_keys(p))) for p in range(self.n_movies)]
-        self._movie_nkeys = [len(lookup.movie_keys(p)) for p in range(self.n_movies)]
+        keys = [lookup.movie_keys(p) for p in range(self.n_movies)]
+        self._movie_keys = [",".join(map(str, k)) for k in keys]
+        self._movie_nkeys = [len(k) for k in keys]
         self._uniform_nkeys = len(set(self._movie_nkeys)) == 1
         self._key_tails = [keys + self._shape for keys in self._movie_keys]
         # Tails depend on the user's key count only through the "values" list; that count rarely varies.
