@@ -79,7 +79,7 @@ class Recommender:
         )
 
     def current_bundle(self) -> Bundle:
-        """The published version's bundle (fmrec's version cache re-reads current.json now and then)."""
+        """The published version's bundle; current.json is re-read at most every version_check_seconds."""
         return self.versions.current_bundle()
 
     def bundle_for_variant(self, variant: str, fallback: Bundle) -> Bundle:
