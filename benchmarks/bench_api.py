@@ -184,7 +184,10 @@ class InstantRuntime:
 def bench_handler(world: dict[str, Any], n_requests: int, n_users: int) -> dict[str, Any]:
     from fmrec.model.fm import predict
     from lambdas.recommend import app
-    from lambdas.recommend.service import DEFAULT_REQUEST_BYTES, DirStore, EndpointCaller, Recommender
+    from lambdas.recommend.bundle import DEFAULT_REQUEST_BYTES
+    from lambdas.recommend.endpoint import EndpointCaller
+    from lambdas.recommend.service import Recommender
+    from lambdas.recommend.store import DirStore
     from twins.api.gateway import LambdaContext, build_event
     from twins.endpoint.protocol import encode_response, parse_json
 
@@ -263,7 +266,8 @@ def bench_handler(world: dict[str, Any], n_requests: int, n_users: int) -> dict[
 def bench_fast_handler(world: dict[str, Any], n_requests: int, n_users: int, k: int = 10) -> dict[str, Any]:
     """lambda_handler on the fast path: the model artifact in process, every movie scored, a partial sort."""
     from lambdas.recommend import app
-    from lambdas.recommend.service import DirStore, Recommender
+    from lambdas.recommend.service import Recommender
+    from lambdas.recommend.store import DirStore
     from twins.api.gateway import LambdaContext, build_event
 
     lookup = world["lookup"]
@@ -273,7 +277,7 @@ def bench_fast_handler(world: dict[str, Any], n_requests: int, n_users: int, k: 
     rec.current_bundle()
     lookup_s = time.perf_counter() - started
     started = time.perf_counter()
-    rec._model_terms(rec.current_bundle())  # what the first fast-path request pays after the lookup
+    rec.fast.model_terms(rec.current_bundle())  # what the first fast-path request pays after the lookup
     model_s = time.perf_counter() - started
     app.configure(rec)
     devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the benchmark
@@ -363,7 +367,8 @@ def bench_seed(world: dict[str, Any], n_users: int) -> dict[str, Any]:
     enc = OneHotEncoder(handle_unknown="ignore")
     enc.fit(ratings[["userId", "movieId"]])
     lookup = world["lookup"]
-    from lambdas.recommend.service import DirStore, Recommender
+    from lambdas.recommend.service import Recommender
+    from lambdas.recommend.store import DirStore
 
     builder = Recommender(DirStore(world["artifacts"]), None, fast_path=True).current_bundle().builder
     users = list(lookup.user_ids[:n_users])

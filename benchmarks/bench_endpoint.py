@@ -28,6 +28,8 @@ import numpy as np
 import orjson
 from scipy.sparse import csr_matrix
 
+from fmrec.features.columns import ColumnLayout
+
 N_USERS, N_MOVIES, NUM_FACTORS = 943, 1682, 64
 FEATURE_DIM = N_USERS + N_MOVIES
 USER_POS = 41
@@ -57,21 +59,16 @@ class MovieLensShape:
     feature_dim = FEATURE_DIM
     user_ids = tuple(range(1, N_USERS + 1))
     movie_ids = tuple(range(1, N_MOVIES + 1))
-
-    def user_column(self, pos: int) -> int:
-        return pos
-
-    def movie_column(self, pos: int) -> int:
-        return N_USERS + pos
+    columns = ColumnLayout.build(N_USERS, N_MOVIES)
 
     def user_keys(self, user_pos: int) -> list[int]:
-        return [self.user_column(user_pos)]
+        return [self.columns.user_column(user_pos)]
 
     def user_values(self, user_pos: int) -> list[float]:
         return [1.0]
 
     def movie_keys(self, movie_pos: int) -> list[int]:
-        return [self.movie_column(movie_pos)]
+        return [self.columns.movie_column(movie_pos)]
 
 
 def workload() -> tuple[csr_matrix, bytes, bytes]:

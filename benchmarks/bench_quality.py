@@ -63,7 +63,7 @@ def _pipeline(data: Path, root: Path, params: list[str]) -> tuple[dict[str, Any]
 
 
 def api_scorer(lookup: Any, inputs: Path, folder: Path) -> Scorer:
-    """fmrec through the recommend Lambda's fast path (lambdas/recommend/service.py): its top-10 per user.
+    """fmrec through the recommend Lambda's fast path (lambdas/recommend/fast_path.py): its top-10 per user.
 
     The artifact folder is the Lambda's bare layout (lookup files and model.tar.gz, no versions). The scores
     are the API's ranks (10 for its first movie, 1 for its tenth, 0 elsewhere), so the metrics rank exactly
@@ -71,7 +71,9 @@ def api_scorer(lookup: Any, inputs: Path, folder: Path) -> Scorer:
     """
     import shutil
 
-    from lambdas.recommend.service import DirStore, Query, Recommender
+    from lambdas.recommend.queries import Query
+    from lambdas.recommend.service import Recommender
+    from lambdas.recommend.store import DirStore
 
     folder.mkdir(parents=True)
     for name in ("lookup.json", "lookup.bin"):

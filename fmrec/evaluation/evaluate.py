@@ -18,6 +18,7 @@ from fmrec.evaluation.holdout import HeldOut, read_holdout
 from fmrec.evaluation.pointwise import fit_baselines, pointwise, row_positions
 from fmrec.evaluation.ranking import MAX_SCORE_CELLS, K, metric_keys, ranking_metrics_at_k, ranking_task
 from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer, train_matrix
+from fmrec.features.layout import block_range
 from fmrec.model import fm
 from fmrec.model.artifact import load_model_tar
 from fmrec.serving.lookup import Lookup, read_lookup
@@ -123,8 +124,7 @@ def evaluate(
     model, lookup = data.model, data.lookup
     binary = model.predictor_type == "binary_classifier"
     n_users, n_movies = lookup.n_users, lookup.n_movies
-    user_cols = np.array([lookup.user_column(p) for p in range(n_users)], dtype=np.int64)
-    movie_cols = np.array([lookup.movie_column(p) for p in range(n_movies)], dtype=np.int64)
+    user_cols, movie_cols = block_range(lookup.columns.users), block_range(lookup.columns.movies)
     counts = np.asarray(lookup.movie_count, dtype=np.float64)
 
     # Pointwise: the test channel's labelled rows (in the ranking objective: held-out positives and sampled

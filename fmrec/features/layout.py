@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from fmrec.data.readers import Movies, Ratings, Users, sorted_unique
 from fmrec.errors import InputError
+from fmrec.features.columns import ColumnBlock, ColumnLayout
 from fmrec.features.history import HistoryConfig
 from fmrec.features.options import AUX_MOVIE, AUX_USER
 
@@ -19,6 +20,8 @@ AGE_LABELS = ("<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
 
 @dataclass
 class Block:
+    """A block of the encoding's columns with a label per column (fmrec.features.columns places it)."""
+
     name: str
     offset: int
     labels: list[str]
@@ -30,7 +33,7 @@ class Block:
 
 @dataclass
 class Encoding:
-    """Column layout: users (sorted ids), movies (sorted ids), then aux blocks; rows of aux columns per id."""
+    """Blocks (users, movies, aux; placed by fmrec.features.columns) with labels, and aux rows per id."""
 
     user_ids: np.ndarray
     movie_ids: np.ndarray
@@ -46,12 +49,18 @@ class Encoding:
     history: HistoryConfig | None = None
 
     @property
-    def history_offset(self) -> int:
-        return self.blocks[-1].offset + self.blocks[-1].size
+    def columns(self) -> ColumnLayout:
+        aux = [(b.name, b.size) for b in self.blocks[2:]]
+        return ColumnLayout.build(self.user_ids.size, self.movie_ids.size, aux, self.history is not None)
 
     @property
     def feature_dim(self) -> int:
-        return self.history_offset + (self.movie_ids.size if self.history is not None else 0)
+        return self.columns.feature_dim
+
+    @property
+    def history_offset(self) -> int:
+        """The history block's first column (InputError when the encoding has none)."""
+        return self.columns.history_column(0)
 
 
 def _indicator_rows(n_rows: int, cols: list[np.ndarray], dim: int) -> sp.csr_matrix:
@@ -67,18 +76,14 @@ def build_encoding(
 ) -> Encoding:
     user_ids = sorted_unique(train.user)
     movie_ids = sorted_unique(train.movie)
-    blocks = [
-        Block("user", 0, [str(u) for u in user_ids.tolist()]),
-        Block("movie", user_ids.size, [str(m) for m in movie_ids.tolist()]),
-    ]
-    enc = Encoding(user_ids, movie_ids, blocks)
     wanted_user = [a for a in AUX_USER if a in aux]
     wanted_movie = [a for a in AUX_MOVIE if a in aux]
     if (wanted_user and users is None) or (wanted_movie and movies is None):
         missing = "user table (u.user / users.dat)" if wanted_user and users is None else "movie table"
         raise InputError(f"--aux {','.join(aux)}: this dataset has no {missing}")
-    offset = user_ids.size + movie_ids.size
-    ucols: list[np.ndarray] = []
+    # Each aux block's labels, and per table row its codes in the block (-1: none), before placement.
+    specs: list[tuple[str, list[str]]] = []
+    ucodes: list[np.ndarray] = []
     if users is not None and wanted_user:
         for name in wanted_user:
             if name == "age":
@@ -90,30 +95,37 @@ def build_encoding(
                 values = users.gender if name == "gender" else users.occupation
                 labels = sorted(set(values))
                 codes = np.searchsorted(np.asarray(labels), np.asarray(values))
-            blocks.append(Block(f"user_{name}", offset, labels))
-            ucols.append(offset + codes.astype(np.int64))
-            offset += len(labels)
-    mcols: list[np.ndarray] = []
+            specs.append((f"user_{name}", labels))
+            ucodes.append(codes.astype(np.int64))
+    mcodes: list[tuple[int, np.ndarray]] = []  # (index into specs, codes; a genre block has several)
     if movies is not None and wanted_movie:
         for name in wanted_movie:
             if name == "genres":
                 labels = sorted({g for gs in movies.genres for g in gs})
                 index = {g: i for i, g in enumerate(labels)}
-                blocks.append(Block("movie_genre", offset, labels))
                 width = max((len(gs) for gs in movies.genres), default=0)
                 grid = np.full((movies.ids.size, width), -1, dtype=np.int64)
                 for i, gs in enumerate(movies.genres):
-                    grid[i, : len(gs)] = sorted(offset + index[g] for g in gs)
-                mcols.extend(grid.T)
+                    grid[i, : len(gs)] = sorted(index[g] for g in gs)
+                mcodes.extend((len(specs), column) for column in grid.T)
+                specs.append(("movie_genre", labels))
             else:
                 decades = np.where(movies.year > 0, movies.year // 10 * 10, -1)
                 labels = [str(d) for d in sorted(set(decades.tolist()) - {-1})] + ["unknown"]
                 known = np.asarray(sorted(set(decades.tolist()) - {-1}), dtype=np.int64)
                 codes = np.where(decades >= 0, np.searchsorted(known, decades), len(labels) - 1)
-                blocks.append(Block("movie_year", offset, labels))
-                mcols.append(offset + codes.astype(np.int64))
-            offset += len(labels)
-    dim = offset
+                mcodes.append((len(specs), codes.astype(np.int64)))
+                specs.append(("movie_year", labels))
+    cols = ColumnLayout.build(user_ids.size, movie_ids.size, [(name, len(labels)) for name, labels in specs])
+    blocks = [
+        Block("user", cols.users.offset, [str(u) for u in user_ids.tolist()]),
+        Block("movie", cols.movies.offset, [str(m) for m in movie_ids.tolist()]),
+        *(Block(b.name, b.offset, labels) for b, (_, labels) in zip(cols.aux, specs, strict=True)),
+    ]
+    enc = Encoding(user_ids, movie_ids, blocks)
+    dim = cols.feature_dim
+    ucols = [block_columns(b, c) for b, c in zip(cols.aux[: len(ucodes)], ucodes, strict=True)]
+    mcols = [block_columns(cols.aux[i], c) for i, c in mcodes]
     if ucols and users is not None:
         order = np.argsort(users.ids, kind="stable")
         enc.user_aux_ids = users.ids[order]
@@ -125,6 +137,17 @@ def build_encoding(
         enc.movie_aux_all = _indicator_rows(movies.ids.size, [c[order] for c in mcols], dim)
         enc.movie_aux = _aux_for(enc.movie_aux_ids, enc.movie_aux_all, movie_ids, dim)
     return enc
+
+
+def block_columns(block: ColumnBlock, pos: np.ndarray) -> np.ndarray:
+    """The columns of block positions `pos` (int64); -1 (no position) stays -1."""
+    pos = np.asarray(pos, dtype=np.int64)
+    return np.where(pos >= 0, block.offset + pos, -1)
+
+
+def block_range(block: ColumnBlock) -> np.ndarray:
+    """Every column of `block`, in position order."""
+    return np.arange(block.offset, block.end, dtype=np.int64)
 
 
 def _aux_for(table_ids: np.ndarray, table: sp.csr_matrix, ids: np.ndarray, dim: int) -> sp.csr_matrix:
@@ -190,13 +213,13 @@ def encode_rows(
         upos, mpos = positions(enc.user_ids, user), positions(enc.movie_ids, movie)
     else:
         upos, mpos = known
-    ucol = upos
-    mcol = np.where(mpos >= 0, enc.user_ids.size + mpos, -1)
+    cols = enc.columns
+    ucol, mcol = block_columns(cols.users, upos), block_columns(cols.movies, mpos)
     if enc.user_aux_all is None and enc.movie_aux_all is None:
-        return _indicator_rows(n, [ucol, mcol], enc.feature_dim)
+        return _indicator_rows(n, [ucol, mcol], cols.feature_dim)
     parts = [((ucol >= 0).astype(np.int64), ucol[ucol >= 0]), ((mcol >= 0).astype(np.int64), mcol[mcol >= 0])]
     if enc.user_aux_ids is not None and enc.user_aux_all is not None:
         parts.append(_take_rows(enc.user_aux_all, positions(enc.user_aux_ids, user)))
     if enc.movie_aux_ids is not None and enc.movie_aux_all is not None:
         parts.append(_take_rows(enc.movie_aux_all, positions(enc.movie_aux_ids, movie)))
-    return _concat_blocks(n, enc.feature_dim, parts)
+    return _concat_blocks(n, cols.feature_dim, parts)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from fmrec.errors import InputError
+from fmrec.features.columns import ColumnBlock, ColumnLayout
 from fmrec.io_utils import atomic_dir
 from fmrec.model.artifact import FMModel
 
@@ -20,14 +21,25 @@ EXPORT_FILES = ("users.csv", "items.csv", "features.csv", "embeddings.npz", "exp
 
 @dataclass(frozen=True)
 class IdLayout:
-    """Which model rows belong to which id: user column = position, movie column = movie_offset + position."""
+    """The ids (and titles) behind the model's user and movie columns; fmrec.features.columns places them."""
 
     user_ids: Sequence[int]
     movie_ids: Sequence[int]
-    movie_offset: int
+    movie_offset: int  # as the lookup records it: the rule's n_users
     titles: Sequence[str] | None = None
     # auxiliary feature blocks, as fmrec.serving.lookup writes them: {"name", "offset", "size", "labels"}
     aux_blocks: Sequence[dict[str, Any]] = ()
+
+    def __post_init__(self) -> None:
+        expected = ColumnLayout.build(len(self.user_ids), len(self.movie_ids)).movies.offset
+        if self.movie_offset != expected:
+            raise InputError(
+                f"movie_offset {self.movie_offset}: the movie block starts after the {expected} users"
+            )
+
+    def columns(self, feature_dim: int) -> ColumnLayout:
+        """The layout in a model of `feature_dim` columns."""
+        return ColumnLayout.from_lookup(len(self.user_ids), len(self.movie_ids), feature_dim, self.aux_blocks)
 
     @classmethod
     def from_lookup(cls, lookup: Any) -> IdLayout:
@@ -48,8 +60,8 @@ class IdLayout:
         return cls(list(range(n_users)), list(range(feature_dim - n_users)), n_users)
 
 
-def _rows(V: np.ndarray, w: np.ndarray, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-    return w[start : start + count], V[start : start + count]
+def _rows(V: np.ndarray, w: np.ndarray, block: ColumnBlock) -> tuple[np.ndarray, np.ndarray]:
+    return w[block.offset : block.end], V[block.offset : block.end]
 
 
 def export_embeddings(
@@ -63,18 +75,19 @@ def export_embeddings(
     """
     p = model.params
     n_users, n_items = len(layout.user_ids), len(layout.movie_ids)
-    if layout.movie_offset < n_users or layout.movie_offset + n_items > p.feature_dim:
+    cols = layout.columns(p.feature_dim)
+    if cols.problems():
         raise InputError(
-            f"the id mapping ({n_users} users, {n_items} movies from column {layout.movie_offset}) "
+            f"the id mapping ({n_users} users, {n_items} movies from column {cols.movies.offset}) "
             "does not fit "
             f"the model's feature_dim {p.feature_dim}; use the lookup artifacts of the data it was trained on"
         )
     if layout.titles is not None and len(layout.titles) != n_items:
         raise InputError(f"lookup: {len(layout.titles)} titles for {n_items} movies")
     k = p.num_factors
-    ub, uf = _rows(p.V, p.w, 0, n_users)
-    ib, itf = _rows(p.V, p.w, layout.movie_offset, n_items)
-    covered = n_users + n_items
+    ub, uf = _rows(p.V, p.w, cols.users)
+    ib, itf = _rows(p.V, p.w, cols.movies)
+    covered = cols.movies.end
     summary = {
         "predictor_type": model.predictor_type,
         "feature_dim": p.feature_dim,
@@ -102,19 +115,18 @@ def export_embeddings(
         with open(tmp / "features.csv", "w", newline="", encoding="utf-8") as fh:
             wr = csv.writer(fh)
             wr.writerow(["block", "label", "column", "bias", *factor_cols])
-            for block in layout.aux_blocks:
-                offset, size = int(block["offset"]), int(block["size"])
-                if offset < covered or offset + size > p.feature_dim:
+            for block, raw in zip(cols.aux, layout.aux_blocks, strict=True):
+                if block.offset < covered or block.end > p.feature_dim:
                     raise InputError(
-                        f"lookup: auxiliary block {block.get('name')} lies outside the model's columns"
+                        f"lookup: auxiliary block {raw.get('name')} lies outside the model's columns"
                     )
-                labels = list(block.get("labels") or [str(i) for i in range(size)])
-                for i in range(size):
-                    col = offset + i
+                labels = list(raw.get("labels") or [str(i) for i in range(block.size)])
+                for i in range(block.size):
+                    col = block.column(i)
                     label = labels[i] if i < len(labels) else str(i)
                     wr.writerow(
                         [
-                            block.get("name", ""),
+                            block.name,
                             label,
                             col,
                             repr(float(p.w[col])),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fmrec.errors import InputError
+from fmrec.features.columns import ColumnLayout
 from fmrec.features.history import serving_value
 from fmrec.io_utils import atomic_write_bytes
 
@@ -44,9 +45,9 @@ def _arr(code: str, values: Any = ()) -> array:
 class Lookup:
     """Everything the recommend path needs to turn ids into FM feature keys and back.
 
-    Column layout: user block (column = position in `user_ids`), then movie block (column = movie_offset
-    + position in `movie_ids`), then optional auxiliary blocks (`aux_blocks`). `user_keys` / `movie_keys`
-    give every column of one side, aux included; `user_values` their values: 1.0 for one-hot columns, and
+    Column layout: `columns` (fmrec.features.columns.ColumnLayout: user block, movie block, the auxiliary
+    blocks `aux_blocks`, the history block). `user_keys` / `movie_keys` give every column of one side, aux
+    included; `user_values` their values: 1.0 for one-hot columns, and
     scale/sqrt(n) for the n columns of the user's rated-movie history when the model has that block.
     """
 
@@ -70,7 +71,26 @@ class Lookup:
     # The rated-movie history block (fmrec.features.history): {"offset", "scale", "cap"}, or None without one.
     history: dict[str, Any] | None = None
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        self.__dict__.pop("_columns", None)  # derived from the fields: rebuilt after any change
+
     # ---- positions and columns
+    @property
+    def columns(self) -> ColumnLayout:
+        """The column layout of these ids, aux blocks and history block; built once (movie_keys is hot)."""
+        cols: ColumnLayout | None = self.__dict__.get("_columns")
+        if cols is None:  # first use after construction or a change
+            cols = ColumnLayout.from_lookup(
+                len(self.user_ids),
+                len(self.movie_ids),
+                self.feature_dim,
+                self.aux_blocks,
+                None if self.history is None else int(self.history["offset"]),
+            )
+            self.__dict__["_columns"] = cols
+        return cols
+
     @property
     def n_users(self) -> int:
         return len(self.user_ids)
@@ -81,7 +101,7 @@ class Lookup:
 
     @property
     def movie_offset(self) -> int:
-        return len(self.user_ids)
+        return self.columns.movies.offset
 
     def user_position(self, user_id: int) -> int | None:
         i = bisect.bisect_left(self.user_ids, user_id)
@@ -92,23 +112,23 @@ class Lookup:
         return i if i < len(self.movie_ids) and self.movie_ids[i] == movie_id else None
 
     def user_column(self, pos: int) -> int:
-        return pos
+        return self.columns.user_column(pos)
 
     def movie_column(self, pos: int) -> int:
-        return self.movie_offset + pos
+        return self.columns.movie_column(pos)
 
     def rated_positions(self, user_pos: int) -> list[int]:
         return self.rated_pos[self.rated_indptr[user_pos] : self.rated_indptr[user_pos + 1]].tolist()
 
     def user_keys(self, user_pos: int) -> list[int]:
-        keys = [user_pos]
+        keys = [self.columns.user_column(user_pos)]
         if self.user_aux_indptr is not None and self.user_aux_cols is not None:
             keys += self.user_aux_cols[
                 self.user_aux_indptr[user_pos] : self.user_aux_indptr[user_pos + 1]
             ].tolist()
-        if self.history is not None:
-            offset = int(self.history["offset"])
-            keys += [offset + p for p in self.rated_positions(user_pos)]
+        history = self.columns.history
+        if history is not None:
+            keys += [history.offset + p for p in self.rated_positions(user_pos)]
         return keys
 
     def user_values(self, user_pos: int) -> list[float]:
@@ -123,7 +143,7 @@ class Lookup:
         return values
 
     def movie_keys(self, movie_pos: int) -> list[int]:
-        keys = [self.movie_offset + movie_pos]
+        keys = [self.columns.movies.offset + movie_pos]  # movie_column, without a call: hot at cold start
         if self.movie_aux_indptr is not None and self.movie_aux_cols is not None:
             lo, hi = self.movie_aux_indptr[movie_pos], self.movie_aux_indptr[movie_pos + 1]
             keys += self.movie_aux_cols[lo:hi].tolist()
@@ -209,9 +229,9 @@ class Lookup:
                 meta=dict(header["meta"]),
                 history=_history_block(header.get("history")),
             )
+            lookup.check(source)  # inside the try: the column layout reads the aux blocks' offsets and sizes
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{source}/{LOOKUP_JSON}: missing or malformed field ({exc})") from None
-        lookup.check(source)
         return lookup
 
     def check(self, source: str = "lookup") -> None:
@@ -226,14 +246,7 @@ class Lookup:
             problems.append("rated_indptr does not match user_ids and rated_pos")
         if self.user_ids != sorted(set(self.user_ids)) or self.movie_ids != sorted(set(self.movie_ids)):
             problems.append("user_ids/movie_ids not sorted and unique")
-        if self.feature_dim < nu + nm:
-            problems.append(f"feature_dim {self.feature_dim} < {nu} users + {nm} movies")
-        if self.history is not None and not (
-            nu + nm <= int(self.history["offset"]) and int(self.history["offset"]) + nm <= self.feature_dim
-        ):
-            problems.append(
-                f"history block at {self.history['offset']} does not fit feature_dim {self.feature_dim}"
-            )
+        problems += self.columns.problems()
         if problems:
             raise InputError(f"{source}: inconsistent lookup: {'; '.join(problems)}")
 

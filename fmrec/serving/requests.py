@@ -10,6 +10,7 @@ from operator import itemgetter
 from typing import Protocol
 
 from fmrec.errors import InputError
+from fmrec.features.columns import ColumnLayout
 
 # SageMaker real-time InvokeEndpoint rejects bodies over 6 MB.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -21,9 +22,14 @@ _CLOSE = "]}"
 class LookupLike(Protocol):
     """The part of fmrec.serving.lookup.Lookup the builder reads."""
 
-    feature_dim: int
-    user_ids: Sequence[int]
-    movie_ids: Sequence[int]
+    @property
+    def feature_dim(self) -> int: ...
+
+    @property
+    def user_ids(self) -> Sequence[int]: ...
+
+    @property
+    def movie_ids(self) -> Sequence[int]: ...
 
     def user_keys(self, user_pos: int) -> list[int]: ...
 
@@ -31,9 +37,18 @@ class LookupLike(Protocol):
 
     def movie_keys(self, movie_pos: int) -> list[int]: ...
 
-    def user_column(self, pos: int) -> int: ...
 
-    def movie_column(self, pos: int) -> int: ...
+class DecodeLookup(Protocol):
+    """The part of fmrec.serving.lookup.Lookup that decode_keys reads."""
+
+    @property
+    def user_ids(self) -> Sequence[int]: ...
+
+    @property
+    def movie_ids(self) -> Sequence[int]: ...
+
+    @property
+    def columns(self) -> ColumnLayout: ...
 
 
 @dataclass(frozen=True)
@@ -67,8 +82,9 @@ class RequestBuilder:
         self.max_bytes = max_bytes
         self.n_movies = len(lookup.movie_ids)
         self._shape = f'],"shape":[{int(lookup.feature_dim)}],"values":['
-        self._movie_keys = [",".join(map(str, lookup.movie_keys(p))) for p in range(self.n_movies)]
-        self._movie_nkeys = [len(lookup.movie_keys(p)) for p in range(self.n_movies)]
+        keys = [lookup.movie_keys(p) for p in range(self.n_movies)]
+        self._movie_keys = [",".join(map(str, k)) for k in keys]
+        self._movie_nkeys = [len(k) for k in keys]
         self._uniform_nkeys = len(set(self._movie_nkeys)) == 1
         self._key_tails = [keys + self._shape for keys in self._movie_keys]
         # Tails depend on the user's key count only through the "values" list; that count rarely varies.
@@ -150,23 +166,13 @@ def build_requests(
     return RequestBuilder(lookup, max_bytes).build(user_pos, movie_positions)
 
 
-def decode_keys(lookup: LookupLike, keys: Sequence[int]) -> tuple[int, int]:
+def decode_keys(lookup: DecodeLookup, keys: Sequence[int]) -> tuple[int, int]:
     """(user_id, movie_id) of one instance's keys: exactly one user column and one movie column expected."""
-    n_users, n_movies = len(lookup.user_ids), len(lookup.movie_ids)
-    user_start = lookup.user_column(0) if n_users else 0
-    movie_start = lookup.movie_column(0) if n_movies else 0
-    users = [k - user_start for k in keys if 0 <= k - user_start < n_users]
-    movies = [k - movie_start for k in keys if 0 <= k - movie_start < n_movies]
-    if len(users) != 1 or len(movies) != 1:
-        raise InputError(
-            f"keys {list(keys)}: expected exactly one user column in [{user_start}, {user_start + n_users}) "
-            f"and one movie column in [{movie_start}, {movie_start + n_movies}), "
-            f"found {len(users)} and {len(movies)}"
-        )
-    return lookup.user_ids[users[0]], lookup.movie_ids[movies[0]]
+    user_pos, movie_pos = lookup.columns.decode_pair(keys)
+    return lookup.user_ids[user_pos], lookup.movie_ids[movie_pos]
 
 
-def decode_body(lookup: LookupLike, body: bytes) -> list[tuple[int, int]]:
+def decode_body(lookup: DecodeLookup, body: bytes) -> list[tuple[int, int]]:
     """(user_id, movie_id) of every instance of a sparse JSON request body."""
     try:
         doc = json.loads(body)

@@ -13,16 +13,10 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
 from fmrec.errors import ConflictError, InputError, NotInModelError
+from lambdas.recommend.errors import ServiceUnavailable
 from lambdas.recommend.params import load_openapi, parse_parameters, route_parameters
-from lambdas.recommend.service import (
-    Query,
-    Recommendation,
-    Recommender,
-    ServiceUnavailable,
-    Similar,
-    SimilarQuery,
-    recommender_from_env,
-)
+from lambdas.recommend.queries import Query, Recommendation, Similar, SimilarQuery
+from lambdas.recommend.service import Recommender, recommender_from_env
 
 logger = Logger(service="fmrec-recommend")
 app = APIGatewayRestResolver(debug=False)

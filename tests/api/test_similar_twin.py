@@ -42,7 +42,9 @@ def test_the_twin_maps_the_route_to_its_resource_and_path_parameter() -> None:
 
 
 def test_similar_movies_through_the_twin(w: Any, world: Any, api: Any) -> None:
-    from lambdas.recommend.service import DirStore, Recommender, SimilarQuery
+    from lambdas.recommend.queries import SimilarQuery
+    from lambdas.recommend.service import Recommender
+    from lambdas.recommend.store import DirStore
 
     status, doc = _get(f"{api.url}/movies/50/similar?k=3&genre=Thriller")
     assert status == 200, doc

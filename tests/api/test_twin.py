@@ -41,7 +41,9 @@ def test_recommendations_end_to_end(w: Any, world: Any, twins: tuple[Any, Any]) 
     assert len(doc["items"]) == 4 and headers["x-request-id"]
     assert not {it["movieId"] for it in doc["items"]} & set(w.RATINGS[13])
     # The scores are the model's: compare with the fast path on the same artifacts.
-    from lambdas.recommend.service import DirStore, Query, Recommender
+    from lambdas.recommend.queries import Query
+    from lambdas.recommend.service import Recommender
+    from lambdas.recommend.store import DirStore
 
     fast = Recommender(DirStore(world.artifacts), None, fast_path=True).recommend(Query(13, k=4))
     assert [it.movie_id for it in fast.items] == [it["movieId"] for it in doc["items"]]

@@ -80,6 +80,13 @@ def test_the_recommend_asset_is_self_contained(dev: Assembly) -> None:
         "lambdas/recommend/__init__.py",
         "lambdas/recommend/app.py",
         "lambdas/recommend/service.py",
+        "lambdas/recommend/bundle.py",
+        "lambdas/recommend/endpoint.py",
+        "lambdas/recommend/errors.py",
+        "lambdas/recommend/fast_path.py",
+        "lambdas/recommend/queries.py",
+        "lambdas/recommend/store.py",
+        "lambdas/recommend/versions.py",
         "lambdas/recommend/params.py",
         "lambdas/recommend/openapi.json",
         "fmrec/__init__.py",
@@ -88,6 +95,7 @@ def test_the_recommend_asset_is_self_contained(dev: Assembly) -> None:
         "fmrec/serving/artifacts.py",
         "fmrec/serving/lookup.py",
         "fmrec/serving/requests.py",
+        "fmrec/features/columns.py",
     } <= files
     # ... and nothing but Python sources and the OpenAPI document: no caches, tests or data.
     assert all(f.endswith(".py") or f == "lambdas/recommend/openapi.json" for f in files), files

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from lambdas.recommend import app
-from lambdas.recommend.service import DirStore, Recommender, ServiceUnavailable
+from lambdas.recommend.errors import ServiceUnavailable
+from lambdas.recommend.service import Recommender
+from lambdas.recommend.store import DirStore
 
 
 class CountingStore(DirStore):

@@ -12,7 +12,9 @@ from fmrec.errors import InputError
 from fmrec.model.artifact import load_model_tar
 from fmrec.serving.batch import write_all_users
 from fmrec_cli.main import main
-from lambdas.recommend.service import DirStore, Query, Recommender
+from lambdas.recommend.queries import Query
+from lambdas.recommend.service import Recommender
+from lambdas.recommend.store import DirStore
 
 
 def _read(path: Path) -> list[dict[str, Any]]:

@@ -14,7 +14,10 @@ import pytest
 from fmrec.model.artifact import save_model_tar
 from fmrec.serving.lookup import Lookup, write_lookup
 from fmrec.serving.requests import RequestBuilder
-from lambdas.recommend.service import DirStore, Query, Recommender, ServiceUnavailable
+from lambdas.recommend.errors import ServiceUnavailable
+from lambdas.recommend.queries import Query
+from lambdas.recommend.service import Recommender
+from lambdas.recommend.store import DirStore
 from twins.api.publish import publish_version
 
 

@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 
 from lambdas.recommend import app
-from lambdas.recommend.service import DirStore, EndpointCaller, Query, Recommender
+from lambdas.recommend.endpoint import EndpointCaller
+from lambdas.recommend.queries import Query
+from lambdas.recommend.service import Recommender
+from lambdas.recommend.store import DirStore
 from twins.endpoint.server import start_in_background
 
 

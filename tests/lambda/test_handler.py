@@ -12,7 +12,9 @@ from botocore.stub import ANY, Stubber
 
 from fmrec.serving.requests import RequestBuilder, decode_body
 from lambdas.recommend import app
-from lambdas.recommend.service import DirStore, EndpointCaller, Recommender
+from lambdas.recommend.endpoint import EndpointCaller
+from lambdas.recommend.service import Recommender
+from lambdas.recommend.store import DirStore
 
 
 class Harness:

@@ -9,7 +9,8 @@ import pytest
 
 from lambdas.recommend import app
 from lambdas.recommend.params import load_openapi, route_parameters
-from lambdas.recommend.service import DirStore, Recommender
+from lambdas.recommend.service import Recommender
+from lambdas.recommend.store import DirStore
 
 BIG_USERS = (1, 2, 2**31, 2**32 + 7, 2**63 - 1)
 HUGE = "9" * 4301  # one digit past Python's integer-string limit (int() raises ValueError)

@@ -16,7 +16,9 @@ from botocore.stub import Stubber
 
 from fmrec.errors import InputError
 from fmrec.serving.lookup import LOOKUP_FILES
-from lambdas.recommend.service import DirStore, EndpointCaller, Recommender, S3Store, recommender_from_env
+from lambdas.recommend.endpoint import EndpointCaller
+from lambdas.recommend.service import Recommender, recommender_from_env
+from lambdas.recommend.store import DirStore, S3Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +50,7 @@ def test_missing_objects_and_denied_reads(w: Any) -> None:
     stub.add_client_error("get_object", "NoSuchKey", "The specified key does not exist.", 404)
     stub.add_client_error("get_object", "AccessDenied", "Access Denied", 403)
     store = S3Store("b", "serving/", s3)
-    from lambdas.recommend.service import ServiceUnavailable
+    from lambdas.recommend.errors import ServiceUnavailable
 
     with stub:
         assert store.get("current.json") is None
@@ -116,6 +118,7 @@ print(json.dumps({{"status": result["statusCode"], "body": json.loads(result["bo
         "fmrec",
         "fmrec.errors",
         "fmrec.features",
+        "fmrec.features.columns",
         "fmrec.features.history",
         "fmrec.io_utils",
         "fmrec.serving",
@@ -125,6 +128,13 @@ print(json.dumps({{"status": result["statusCode"], "body": json.loads(result["bo
         "lambdas",
         "lambdas.recommend",
         "lambdas.recommend.app",
+        "lambdas.recommend.bundle",
+        "lambdas.recommend.endpoint",
+        "lambdas.recommend.errors",
+        "lambdas.recommend.fast_path",
         "lambdas.recommend.params",
+        "lambdas.recommend.queries",
         "lambdas.recommend.service",
+        "lambdas.recommend.store",
+        "lambdas.recommend.versions",
     }, ours

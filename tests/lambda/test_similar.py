@@ -12,7 +12,10 @@ import pytest
 from fmrec.model.artifact import FMModel, save_model_tar
 from fmrec.model.fm import FMParams
 from lambdas.recommend import app
-from lambdas.recommend.service import DirStore, EndpointCaller, Recommender, SimilarQuery
+from lambdas.recommend.endpoint import EndpointCaller
+from lambdas.recommend.queries import SimilarQuery
+from lambdas.recommend.service import Recommender
+from lambdas.recommend.store import DirStore
 
 
 def _expected(world: Any, movie_id: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:

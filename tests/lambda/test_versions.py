@@ -12,7 +12,9 @@ from fmrec.model.artifact import save_model_tar
 from fmrec.serving.lookup import write_lookup
 from fmrec.serving.requests import RequestBuilder
 from lambdas.recommend import app
-from lambdas.recommend.service import DirStore, EndpointCaller, Recommender
+from lambdas.recommend.endpoint import EndpointCaller
+from lambdas.recommend.service import Recommender
+from lambdas.recommend.store import DirStore
 from twins.api.publish import publish_version
 
 
