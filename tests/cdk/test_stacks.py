@@ -261,7 +261,8 @@ def test_prod_serving_scales_and_captures(prod: Assembly) -> None:
 
 # --- api -------------------------------------------------------------------------------------------------
 def test_api_mirrors_the_openapi_document(dev: Assembly) -> None:
-    from stacks.api import OPENAPI_PATH, openapi_routes
+    from stacks.api import OPENAPI_PATH
+    from stacks.parts.rest_api import openapi_routes
 
     document = json.loads(OPENAPI_PATH.read_text())
     routes = openapi_routes(document)
@@ -311,7 +312,7 @@ def test_api_stage_is_throttled_logged_and_traced(dev: Assembly, cdk_context: di
 
 
 def test_recommend_lambda(dev: Assembly) -> None:
-    from stacks.api import HANDLER, POWERTOOLS_LAYER_PARAMETER
+    from stacks.parts.recommend_function import HANDLER, POWERTOOLS_LAYER_PARAMETER
 
     t = template(dev, "Api")
     t.has_resource_properties(
@@ -340,7 +341,7 @@ def test_recommend_lambda(dev: Assembly) -> None:
 
 
 def test_powertools_layer_matches_the_pinned_version() -> None:
-    from stacks.api import POWERTOOLS_VERSION
+    from stacks.parts.recommend_function import POWERTOOLS_VERSION
 
     pins = (REPO / "requirements.txt").read_text().splitlines()
     assert f"aws-lambda-powertools=={POWERTOOLS_VERSION}" in pins
