@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
-REPO = Path(__file__).resolve().parents[2]
-Assembly = Any  # tests/cdk/conftest.py's Assembly
+from tests.support.cdk import REPO, Assembly
 
 
 def template(assembly: Assembly, suffix: str) -> Template:
