@@ -166,7 +166,7 @@ def build_stage(
 def stage_templates(built: cdk_app.FmrecApp) -> dict[str, dict[str, Any]]:
     """Stack name -> template of every stack of a built stage."""
     stacks = (built.storage, built.pipeline, built.serving, built.api)
-    return {s.stack_name: Template.from_stack(s).to_json() for s in stacks}
+    return {s.stack_name: dict(Template.from_stack(s).to_json()) for s in stacks}
 
 
 def api_stack(app: cdk.App, construct_id: str, config: StageConfig, staging_root: Path) -> ApiStack:
