@@ -10,10 +10,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from tests.cdk.conftest import REPO
 from tests.cdk.test_iam import render, statements
-
-Assembly = Any  # tests/cdk/conftest.py's Assembly
+from tests.support.cdk import REPO, Assembly
 
 
 @pytest.fixture(params=["dev", "prod"])

@@ -7,16 +7,19 @@ import fnmatch
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
+from stacks.config import StageConfig
+from stacks.storage import StorageStack
 from tests.cdk.test_iam import render, statements
+from tests.support.cdk import Assembly, new_app
 from twins.pipeline.graph import all_steps
 
-Assembly = Any  # tests/cdk/conftest.py's Assembly
 BUCKET = "BUCKET"
 _OUTPUT_REF = re.compile(r"^Steps\.(\w+)\.ProcessingOutputConfig\.Outputs\['(\w+)'\]\.S3Output\.S3Uri$")
 
@@ -313,15 +316,12 @@ def test_the_model_package_group_survives_destroy_and_redeploy(assembly: Assembl
     assert group_id in pipeline.get("DependsOn", [])
 
 
-def test_a_retained_bucket_needs_a_literal_name_to_be_adopted_again() -> None:
+def test_a_retained_bucket_needs_a_literal_name_to_be_adopted_again(tmp_path: Path) -> None:
     """Auto-import adopts only resources whose name is a literal and whose DeletionPolicy is Retain
     (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/import-resources-automatically.html)."""
-    from app import cdk_json_context
-    from stacks.config import StageConfig
-    from stacks.storage import StorageStack
 
     def storage(account: str | None) -> tuple[Template, list[str]]:
-        app = cdk.App(context=cdk_json_context())
+        app = new_app(tmp_path / f"out-{account}")
         config = StageConfig(
             stage="prod",
             region="us-east-1",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-Assembly = Any  # tests/cdk/conftest.py's Assembly
+from tests.support.cdk import Assembly
 
 # Roles that aws-cdk-lib builds for its own custom resources; their grants are CDK's, acknowledged in cdk-nag.
 CDK_MANAGED = ("CustomCDKBucketDeployment", "CustomS3AutoDeleteObjects")

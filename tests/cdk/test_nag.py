@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any
+from pathlib import Path
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Template
+from cdk_nag import AwsSolutionsChecks
 
-Assembly = Any  # tests/cdk/conftest.py's Assembly
+import stacks.lambda_function
+from stacks.config import StageConfig
+from tests.support.cdk import Assembly, api_stack, cdk_json_context, new_app
+
 ACK_KEY = "aws:cdk:acknowledged-rules"
 
 
@@ -45,16 +52,8 @@ def test_acknowledgements_are_narrow_and_explained(dev: Assembly) -> None:
     }, rules
 
 
-def test_api_key_mode_adds_only_its_own_acknowledgement(tmp_path: Any) -> None:
+def test_api_key_mode_adds_only_its_own_acknowledgement(tmp_path: Path) -> None:
     """The API stack alone in api_key mode: synthesizes clean under AwsSolutionsChecks, with a usage plan."""
-    import aws_cdk as cdk
-    from aws_cdk.assertions import Template
-    from cdk_nag import AwsSolutionsChecks
-
-    from app import cdk_json_context
-    from stacks.api import ApiStack, stage_recommend_asset
-    from stacks.config import StageConfig
-
     config = StageConfig(
         stage="dev",
         region="us-east-1",
@@ -62,15 +61,8 @@ def test_api_key_mode_adds_only_its_own_acknowledgement(tmp_path: Any) -> None:
         api_auth="api_key",
         numpy_layer_arns=cdk_json_context()["fmrec:stages"]["dev"]["numpy_layer_arns"],
     )
-    app = cdk.App(context=cdk_json_context(), outdir=str(tmp_path / "out"))
-    stack = ApiStack(
-        app,
-        "KeyApi",
-        config=config,
-        endpoint_name=config.endpoint_name,
-        asset_dir=stage_recommend_asset(tmp_path),
-        env=cdk.Environment(region=config.region),
-    )
+    app = new_app(tmp_path / "out")
+    stack = api_stack(app, "KeyApi", config, tmp_path)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
     t = Template.from_stack(stack)
@@ -85,19 +77,11 @@ def test_api_key_mode_adds_only_its_own_acknowledgement(tmp_path: Any) -> None:
     )
 
 
-def test_an_unacknowledged_finding_fails_the_synth(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unacknowledged_finding_fails_the_synth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without PythonLambda's acknowledgements its two findings stop the synth: the checks are live."""
-    import aws_cdk as cdk
-    from aws_cdk import aws_lambda as lambda_
-    from cdk_nag import AwsSolutionsChecks
-
-    import stacks.lambda_function
-    from app import cdk_json_context
-    from stacks.config import StageConfig
-
     monkeypatch.setattr(stacks.lambda_function, "acknowledge", lambda *args, **kwargs: None)
     config = StageConfig(stage="dev", region="us-east-1", name_prefix="fmrec-nag")
-    app = cdk.App(context=cdk_json_context(), outdir=str(tmp_path / "out"))
+    app = new_app(tmp_path / "out")
     stack = cdk.Stack(app, "NagLambda", env=cdk.Environment(region=config.region))
     stacks.lambda_function.PythonLambda(
         stack,

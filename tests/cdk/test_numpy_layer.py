@@ -3,19 +3,22 @@ from a -c override, and a synth that fails with the fix named when the region ha
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
 from stacks.config import NUMPY_LAYER_KEY, ConfigError, StageConfig
-from tests.cdk.conftest import CDK_CLI, REPO, SYNTH_TIMEOUT, Assembly, offline_env
-
-OTHER_VERSION = "arn:aws:lambda:us-east-1:336392948345:layer:AWSSDKPandas-Python313:4"
+from tests.support.cdk import (
+    OTHER_NUMPY_LAYER,
+    SYNTHS,
+    Assembly,
+    api_stack,
+    build_stage,
+    cdk_json_context,
+    new_app,
+)
 
 
 def _layers(assembly: Assembly) -> list[Any]:
@@ -40,61 +43,23 @@ def test_recommend_lambda_has_the_layer_of_its_region(
     assert expected.split(":")[6] == "AWSSDKPandas-Python313"
 
 
-def test_cli_context_overrides_the_layer(tmp_path: Path) -> None:
+def test_cli_context_overrides_the_layer(numpy_override: Assembly) -> None:
     """`cdk synth -c fmrec:numpy_layer_arn=...` (the npm CLI, as a user runs it) replaces cdk.json's ARN."""
-    out = tmp_path / "out"
-    home = tmp_path / "home"
-    home.mkdir()
-    proc = subprocess.run(
-        [
-            str(CDK_CLI),
-            "synth",
-            "--quiet",
-            "--no-notices",
-            "-c",
-            f"{NUMPY_LAYER_KEY}={OTHER_VERSION}",
-            "-o",
-            str(out),
-        ],
-        cwd=REPO,
-        env=offline_env(home),
-        capture_output=True,
-        text=True,
-        timeout=SYNTH_TIMEOUT,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    templates = {
-        p.name.removesuffix(".template.json"): json.loads(p.read_text()) for p in out.glob("*.template.json")
-    }
-    layers = _layers(Assembly(out, templates, proc.stdout))
-    assert OTHER_VERSION in layers
+    assert SYNTHS["numpy-override"].cli_context == {NUMPY_LAYER_KEY: OTHER_NUMPY_LAYER}
+    layers = _layers(numpy_override)
+    assert OTHER_NUMPY_LAYER in layers
     assert not any(isinstance(x, str) and x.endswith("AWSSDKPandas-Python313:5") for x in layers)
 
 
 def _api(tmp_path: Path, config: StageConfig, context: dict[str, Any] | None = None) -> Template:
-    from app import cdk_json_context
-    from stacks.api import ApiStack, stage_recommend_asset
-
-    app = cdk.App(context={**cdk_json_context(), **(context or {})}, outdir=str(tmp_path / "out"))
-    stack = ApiStack(
-        app,
-        "LayerApi",
-        config=config,
-        endpoint_name=config.endpoint_name,
-        asset_dir=stage_recommend_asset(tmp_path),
-        env=cdk.Environment(region=config.region),
-    )
-    return Template.from_stack(stack)
+    return Template.from_stack(api_stack(new_app(tmp_path / "out", context), "LayerApi", config, tmp_path))
 
 
 def test_missing_region_fails_the_synth_naming_the_fix(tmp_path: Path) -> None:
     """A stage moved to a region with no configured layer stops at synth, before anything is deployed."""
-    from app import build_app, cdk_json_context
-
     dev = dict(cdk_json_context()["fmrec:stages"]["dev"], region="eu-west-1")
     with pytest.raises(ConfigError) as info:
-        build_app({"fmrec:stages": {"dev": dev}}, outdir=str(tmp_path / "out"), nag=False)
+        build_stage(tmp_path / "out", {"fmrec:stages": {"dev": dev}})
     message = str(info.value)
     assert "fmrec:stages.dev.numpy_layer_arns: no layer for region 'eu-west-1'" in message
     assert "configured: ['us-east-1']" in message

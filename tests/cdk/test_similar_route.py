@@ -6,6 +6,8 @@ from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
+from tests.support.cdk import Assembly
+
 
 def _resource_id(resources: dict[str, Any], part: str, parent: Any) -> str:
     (found,) = [
@@ -18,7 +20,7 @@ def _resource_id(resources: dict[str, Any], part: str, parent: Any) -> str:
     return found
 
 
-def test_similar_movies_route_is_a_validated_proxy_get_to_the_recommend_lambda(dev: Any) -> None:
+def test_similar_movies_route_is_a_validated_proxy_get_to_the_recommend_lambda(dev: Assembly) -> None:
     doc = dev.stack("Api")
     resources = doc["Resources"]
     (api_id,) = [rid for rid, r in resources.items() if r["Type"] == "AWS::ApiGateway::RestApi"]

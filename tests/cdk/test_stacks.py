@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
-REPO = Path(__file__).resolve().parents[2]
-Assembly = Any  # tests/cdk/conftest.py's Assembly
+from tests.support.cdk import REPO, Assembly
 
 
 def template(assembly: Assembly, suffix: str) -> Template:
@@ -261,7 +259,8 @@ def test_prod_serving_scales_and_captures(prod: Assembly) -> None:
 
 # --- api -------------------------------------------------------------------------------------------------
 def test_api_mirrors_the_openapi_document(dev: Assembly) -> None:
-    from stacks.api import OPENAPI_PATH, openapi_routes
+    from stacks.api import OPENAPI_PATH
+    from stacks.parts.rest_api import openapi_routes
 
     document = json.loads(OPENAPI_PATH.read_text())
     routes = openapi_routes(document)
@@ -311,7 +310,7 @@ def test_api_stage_is_throttled_logged_and_traced(dev: Assembly, cdk_context: di
 
 
 def test_recommend_lambda(dev: Assembly) -> None:
-    from stacks.api import HANDLER, POWERTOOLS_LAYER_PARAMETER
+    from stacks.parts.recommend_function import HANDLER, POWERTOOLS_LAYER_PARAMETER
 
     t = template(dev, "Api")
     t.has_resource_properties(
@@ -340,7 +339,7 @@ def test_recommend_lambda(dev: Assembly) -> None:
 
 
 def test_powertools_layer_matches_the_pinned_version() -> None:
-    from stacks.api import POWERTOOLS_VERSION
+    from stacks.parts.recommend_function import POWERTOOLS_VERSION
 
     pins = (REPO / "requirements.txt").read_text().splitlines()
     assert f"aws-lambda-powertools=={POWERTOOLS_VERSION}" in pins

@@ -6,12 +6,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-Assembly = Any  # tests/cdk/conftest.py's Assembly (conftest modules are not importable by name)
+from tests.support.cdk import REPO, Assembly
+
 STACKS = ("Storage", "Pipeline", "Serving", "Api")
 
 

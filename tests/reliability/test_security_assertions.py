@@ -3,44 +3,30 @@ the recommend Lambda, the exact grants of its role, no deletes or data writes by
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.cdk import build_stage, cdk_json_context, stage_templates
+
 SECRETISH = ("SECRET", "PASSWORD", "TOKEN", "ACCESS_KEY", "PRIVATE")
 
 
 @pytest.fixture(scope="module")
-def templates() -> dict[str, dict[str, dict[str, Any]]]:
+def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dict[str, Any]]]:
     """auth mode -> stack name -> synthesized template, for the dev stage in both API auth modes."""
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-    from aws_cdk.assertions import Template
-
-    spec = importlib.util.spec_from_file_location("fmrec_cdk_app", REPO / "app.py")
-    assert spec is not None and spec.loader is not None
-    cdk_app = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = cdk_app  # its dataclasses look their module up there
-    spec.loader.exec_module(cdk_app)
-    context = cdk_app.cdk_json_context()
-    stages = context["fmrec:stages"]
+    stages = cdk_json_context()["fmrec:stages"]
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for mode in ("iam", "api_key"):
         override = {
             "fmrec:stage": "dev",
             "fmrec:stages": {**stages, "dev": {**stages["dev"], "api_auth": mode}},
         }
-        with tempfile.TemporaryDirectory(prefix="fmrec-sec-") as outdir:
-            built = cdk_app.build_app(override, outdir=outdir, nag=False)
-            stacks = (built.storage, built.pipeline, built.serving, built.api)
-            out[mode] = {s.stack_name: Template.from_stack(s).to_json() for s in stacks}
+        out[mode] = stage_templates(build_stage(tmp_path_factory.mktemp(f"sec-{mode}"), override))
     return out
 
 
