@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from fmrec.errors import FmrecError, InputError
+from fmrec_cli.pipeline import quiet_console, run_pipeline
+from fmrec_cli.recommend import fetch, format_table
 
 DEFAULT_RUNS = Path("runs")
 
@@ -52,6 +54,7 @@ def say(message: str) -> None:
 
 def synthesize(args: argparse.Namespace) -> Path:
     """Synthetic data under runs/data/; the output is a function of the arguments, so a folder is reused."""
+    # local import: CLI start-up (numpy loads only when this command runs)
     from fmrec.data.synth import SynthConfig, write_synth
 
     cfg = SynthConfig(
@@ -68,8 +71,7 @@ def synthesize(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fmrec_cli.pipeline import quiet_console, run_pipeline
-    from fmrec_cli.recommend import fetch, format_table
+    # local import: CLI start-up (uvicorn, numpy and scipy load only when this command runs)
     from twins.api.server import publish_version
     from twins.api.server import start_in_background as start_api
     from twins.endpoint.server import start_in_background as start_endpoint
@@ -125,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         say(f"4/5 endpoint twin {endpoint.url} (variant {version}), API twin {api.url}")
         if not users:
+            # local import: CLI start-up (the lookup reader loads only when this command runs)
             from fmrec.serving.lookup import read_lookup
 
             users = read_lookup(package.lookup_dir).user_ids[:3]

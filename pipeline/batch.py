@@ -55,6 +55,7 @@ def get_batch_pipeline(
     if not 1 <= k <= 1000:
         raise DefinitionError(f"k: expected 1..1000, got {k}")
     with _quiet_sdk():
+        # local import: the SageMaker SDK warns (v2 deprecation) on import: it loads in _quiet_sdk()
         from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
         from sagemaker.workflow.execution_variables import ExecutionVariables
         from sagemaker.workflow.functions import Join

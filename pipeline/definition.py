@@ -33,11 +33,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from fmrec.errors import InputError
+from fmrec.features.history import HistoryConfig
+from fmrec.features.objective import SamplingConfig, check_objective
 from fmrec.features.options import DEFAULT_HISTORY
 from fmrec.features.preprocess import OUTPUT_CHANNELS
 from fmrec.model.hyperparameters import PIPELINE_PARAMETERS
 from pipeline.estimator import fm_estimator
-from pipeline.tuning import TuningOptions
+from pipeline.tuning import TuningOptions, tuning_branch
 
 # The CloudFormation variables of the definition; the CDK app wraps the JSON in Fn::Sub with them.
 PLACEHOLDERS = ("ArtifactBucket", "PipelineRoleArn")
@@ -141,6 +144,7 @@ def _quiet_sdk() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            # local import: the SageMaker SDK warns (v2 deprecation) on import: it loads in _quiet_sdk()
             import sagemaker.utils as sm_utils
 
             validate = sm_utils.validate_sagemaker_config
@@ -166,6 +170,7 @@ def _quiet_sdk() -> Iterator[None]:
 
 def _offline_session(region: str, bucket: str) -> Any:
     """A PipelineSession that cannot reach AWS: the SDK paths that would call S3, IAM or STS raise instead."""
+    # local import: the SageMaker SDK warns (v2 deprecation) on import: it loads in _quiet_sdk()
     import boto3
     from sagemaker.workflow.pipeline_context import PipelineSession
 
@@ -188,9 +193,10 @@ def _offline_session(region: str, bucket: str) -> Any:
 
 def image_uris(region: str) -> dict[str, str]:
     """The FM and SKLearn image URIs of a region, from the config bundled with the SDK (no network)."""
-    from sagemaker import image_uris as sdk_image_uris
-
     with _quiet_sdk():
+        # local import: the SageMaker SDK warns (v2 deprecation) on import: it loads in _quiet_sdk()
+        from sagemaker import image_uris as sdk_image_uris
+
         return {
             "fm": sdk_image_uris.retrieve("factorization-machines", region),
             "sklearn": sdk_image_uris.retrieve(
@@ -290,10 +296,6 @@ def _objective_defaults(
     history: int = DEFAULT_HISTORY,
 ) -> dict[str, Any]:
     """The objective parameters' defaults, refused here when the preprocess step would refuse them."""
-    from fmrec.errors import InputError
-    from fmrec.features.history import HistoryConfig
-    from fmrec.features.objective import SamplingConfig, check_objective
-
     try:
         check_objective(objective, PREDICTOR_TYPE)
         SamplingConfig(objective, negatives, exponent, positives, below)
@@ -329,6 +331,7 @@ def _build(
     tuning: TuningOptions | None = None,
     sampling: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    # local import: the SageMaker SDK warns (v2 deprecation) on import: it loads in _quiet_sdk()
     from sagemaker.inputs import TrainingInput
     from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
     from sagemaker.workflow.execution_variables import ExecutionVariables
@@ -502,8 +505,6 @@ def _build(
     if tuning is not None:
         # The optional tuning path (pipeline/tuning.py): a Condition on the UseTuning parameter chooses the
         # TuningStep branch or these plain steps; each branch has its own evaluate → gate → register chain.
-        from pipeline.tuning import tuning_branch
-
         tuning_parameters, choose = tuning_branch(
             options=tuning,
             session=session,
@@ -564,6 +565,7 @@ def evaluation_chain(
     suffix: str = "",
 ) -> list[Any]:
     """evaluate → gate → register | fail for one model; `suffix` names a second chain (the tuning branch)."""
+    # local import: the SageMaker SDK warns (v2 deprecation) on import: it loads in _quiet_sdk()
     from sagemaker.model import Model
     from sagemaker.model_metrics import MetricsSource, ModelMetrics
     from sagemaker.processing import ProcessingInput, ProcessingOutput

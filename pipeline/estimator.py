@@ -13,6 +13,7 @@ def fm_estimator(
     *, image_uri: str, role_arn: str, instance_count: Any, instance_type: Any, output_path: str, session: Any
 ) -> Any:
     """An Estimator for the FM image; counts and types may be pipeline parameters."""
+    # local import: the SageMaker SDK warns (v2 deprecation) on import: it loads in _quiet_sdk()
     from sagemaker.estimator import Estimator
 
     return Estimator(

@@ -79,6 +79,7 @@ class TuningOptions:
 
 
 def _sdk_range(r: ParamRange) -> Any:
+    # local import: the SageMaker SDK warns (v2 deprecation) on import: it loads in _quiet_sdk()
     from sagemaker.tuner import ContinuousParameter, IntegerParameter
 
     if r.kind == "int":
@@ -108,6 +109,7 @@ def tuning_branch(
     `chain(model_output_uri, model_data, suffix)` builds evaluate → gate → register | fail for one model, as
     the plain chain is built; `static_hyperparameters` are the plain estimator's (tuned ones dropped).
     """
+    # local import: the SageMaker SDK warns (v2 deprecation) on import: it loads in _quiet_sdk()
     from sagemaker.inputs import TrainingInput
     from sagemaker.processing import ProcessingInput, ProcessingOutput
     from sagemaker.tuner import HyperparameterTuner
