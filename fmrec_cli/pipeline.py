@@ -70,7 +70,7 @@ def run_pipeline(
     progress: Any = None,
 ) -> Any:
     """Build the definition with local values and run it; returns the runner's RunResult."""
-    # local import: CLI start-up (the pipeline runner, ~45 ms of imports, loads only when this command runs)
+    # local import: CLI start-up (the pipeline runner with the trainer, numpy and numba load only when needed)
     from twins.pipeline.runner import parse_parameters, run_local, split_assignments
     from twins.registry.registry import Registry
 
