@@ -130,7 +130,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def definition_command(args: argparse.Namespace) -> int:
-    # local import: CLI start-up (the definition, numpy and scipy load only when this command runs)
+    # local import: CLI start-up (the definition, numpy, scipy and the SageMaker SDK load only when needed)
     from pipeline.definition import CDK_ARGUMENTS
 
     text = json.dumps(_build(args.region, LOCAL_ARGUMENTS if args.local else CDK_ARGUMENTS), indent=2)
