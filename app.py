@@ -17,6 +17,7 @@ import aws_cdk as cdk
 from aws_cdk import Validations
 from cdk_nag import AwsSolutionsChecks
 
+from pipeline.definition import image_uris
 from stacks.api import ApiStack, stage_recommend_asset
 from stacks.config import StageConfig, load_stage
 from stacks.images import ecr_repository_arn
@@ -55,8 +56,6 @@ def build_app(
     config = load_stage({k: v for k, v in raw_context.items() if v is not None})
     env = cdk.Environment(account=config.account, region=config.region)
     prefix = "".join(part.capitalize() for part in config.name_prefix.split("-"))
-
-    from pipeline.definition import image_uris
 
     images = image_uris(config.region)
     staging_root = Path(app.outdir)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -76,8 +78,6 @@ def exclusive_lock(path: str | os.PathLike[str], *, wait: bool = False, what: st
     The kernel drops the lock when its holder dies (even by kill -9), so a lock is never stale. With
     wait=False a lock held by another process is an OutputExistsError naming `what` and the holder's pid.
     """
-    import fcntl
-
     lock = Path(path)
     while True:
         try:
@@ -125,8 +125,6 @@ def _recover(target: Path) -> None:
     Called under the target's lock, so no live atomic_dir writes `target`; the pid check is a second guard,
     and only folders named by atomic_dir (".NAME.pidPID.RANDOM.tmp") are touched.
     """
-    import re
-
     pattern = re.compile(_TMP_RE.format(name=re.escape(target.name)))
     with contextlib.suppress(OSError):
         for entry in os.scandir(target.parent):

@@ -50,6 +50,7 @@ def register(sub: Any) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
+    # local import: CLI start-up (numpy loads only when this command runs)
     from fmrec.data.synth import SynthConfig, write_synth
 
     cfg = SynthConfig(
@@ -61,6 +62,7 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 
 def _run_fetch(args: argparse.Namespace) -> int:
+    # local import: CLI start-up (tqdm loads only when this command runs)
     from fmrec.data.fetch import fetch
 
     folder = fetch(

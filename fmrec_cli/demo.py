@@ -11,6 +11,8 @@ from typing import Any
 
 from fmrec.errors import FmrecError, InputError
 from fmrec.serving.artifacts import version_name
+from fmrec_cli.pipeline import quiet_console, run_pipeline
+from fmrec_cli.recommend import fetch, format_table
 
 DEFAULT_RUNS = Path("runs")
 
@@ -53,6 +55,7 @@ def say(message: str) -> None:
 
 def synthesize(args: argparse.Namespace) -> Path:
     """Synthetic data under runs/data/; the output is a function of the arguments, so a folder is reused."""
+    # local import: CLI start-up (numpy loads only when this command runs)
     from fmrec.data.synth import SynthConfig, write_synth
 
     cfg = SynthConfig(
@@ -69,8 +72,7 @@ def synthesize(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fmrec_cli.pipeline import quiet_console, run_pipeline
-    from fmrec_cli.recommend import fetch, format_table
+    # local import: CLI start-up (uvicorn, numpy and scipy load only when this command runs)
     from twins.api.publish import publish_version
     from twins.api.server import start_in_background as start_api
     from twins.endpoint.server import start_in_background as start_endpoint
@@ -126,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         say(f"4/5 endpoint twin {endpoint.url} (variant {version}), API twin {api.url}")
         if not users:
+            # local import: CLI start-up (the lookup reader loads only when this command runs)
             from fmrec.serving.lookup import read_lookup
 
             users = read_lookup(package.lookup_dir).user_ids[:3]

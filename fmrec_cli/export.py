@@ -11,11 +11,13 @@ from fmrec.errors import InputError
 
 
 def _export(args: argparse.Namespace) -> int:
+    # local import: CLI start-up (numpy loads only when this command runs)
     from fmrec.model.artifact import load_model_tar
     from fmrec.model.export import IdLayout, export_embeddings
 
     model = load_model_tar(args.model)
     if args.lookup:
+        # local import: CLI start-up (the lookup reader loads only when this command runs)
         from fmrec.serving.lookup import read_lookup
 
         layout = IdLayout.from_lookup(read_lookup(Path(args.lookup)))
@@ -34,6 +36,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    # local import: CLI start-up (numpy loads only when this command runs)
     from fmrec.model.artifact import load_model_tar
 
     model = load_model_tar(args.model)

@@ -48,6 +48,7 @@ def local_definition(group: str = "fmrec-models") -> dict[str, Any]:
 
 
 def _build(region: str, values: dict[str, str], group: str = "fmrec-models") -> dict[str, Any]:
+    # local import: CLI start-up (the definition, numpy, scipy and the SageMaker SDK load only when needed)
     from pipeline.definition import get_pipeline
     from pipeline.tuning import TuningOptions
 
@@ -69,6 +70,7 @@ def run_pipeline(
     progress: Any = None,
 ) -> Any:
     """Build the definition with local values and run it; returns the runner's RunResult."""
+    # local import: CLI start-up (the pipeline runner with the trainer, numpy and numba load only when needed)
     from twins.pipeline.runner import parse_parameters, run_local, split_assignments
     from twins.registry.registry import Registry
 
@@ -128,10 +130,12 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def definition_command(args: argparse.Namespace) -> int:
+    # local import: CLI start-up (the definition, numpy, scipy and the SageMaker SDK load only when needed)
     from pipeline.definition import CDK_ARGUMENTS
 
     text = json.dumps(_build(args.region, LOCAL_ARGUMENTS if args.local else CDK_ARGUMENTS), indent=2)
     if args.out:
+        # local import: CLI start-up (fmrec.io_utils loads only when this command runs)
         from fmrec.io_utils import atomic_write_text
 
         atomic_write_text(args.out, text + "\n")

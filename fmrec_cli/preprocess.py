@@ -6,10 +6,10 @@ import argparse
 import json
 from typing import Any
 
+from fmrec.features.options import build_arg_parser, config_from_args
+
 
 def register(sub: Any) -> None:
-    from fmrec.features.options import build_arg_parser
-
     parser = sub.add_parser(
         "preprocess",
         help="MovieLens folder -> recordIO-protobuf train/test, lookup artifacts, manifest",
@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from fmrec.features.options import config_from_args
+    # local import: CLI start-up (numpy and scipy load only when this command runs)
     from fmrec.features.preprocess import run
 
     manifest = run(args.data_dir, args.out, config_from_args(args), overwrite=args.overwrite)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -116,6 +117,7 @@ def resolve_model_and_lookup(args: argparse.Namespace) -> tuple[Path, Path]:
 
 
 def run_all_users(args: argparse.Namespace) -> int:
+    # local import: CLI start-up (numpy loads only when this command runs)
     from fmrec.model.artifact import load_model_tar
     from fmrec.serving.batch import write_all_users
     from fmrec.serving.lookup import read_lookup
@@ -130,8 +132,7 @@ def run_all_users(args: argparse.Namespace) -> int:
     total = len(lookup.user_ids)
     bar: Any = None
     if not args.no_progress:
-        import sys
-
+        # local import: CLI start-up (tqdm loads only when this command runs)
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="user", desc="recommend", file=sys.stderr, leave=False)

@@ -37,6 +37,7 @@ def _metric_summary(doc: Any) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # local import: CLI start-up (the registry twin loads only when this command runs)
     from twins.registry.registry import Registry
 
     registry = Registry(args.registry)

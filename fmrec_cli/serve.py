@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from fmrec.errors import InputError
 from fmrec_cli import serve_api
 
 
@@ -46,7 +47,7 @@ def register(sub: Any) -> None:
 
 
 def _run_endpoint(args: argparse.Namespace) -> int:
-    from fmrec.errors import InputError
+    # local import: CLI start-up (uvicorn, numpy and scipy load only when this command runs)
     from twins.endpoint.server import build_specs, serve
 
     if args.workers is not None and args.workers < 1:

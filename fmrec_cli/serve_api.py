@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from fmrec.errors import InputError
 from twins.api import DEFAULT_ENVIRONMENTS
 
 
@@ -51,7 +52,7 @@ def register(serve_sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from fmrec.errors import InputError
+    # local import: CLI start-up (uvicorn loads only when this command runs)
     from twins.api.environment import ApiTwinConfig
     from twins.api.server import serve
 

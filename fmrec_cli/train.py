@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,7 @@ def _manifest_feature_dim(channels: Path) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
+    # local import: CLI start-up (numpy, scipy and numba load only when this command runs)
     from twins.training.job import (
         FAILURE_NAME,
         clear_previous_outputs,

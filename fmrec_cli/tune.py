@@ -79,6 +79,7 @@ def _static(pairs: list[str], predictor_type: str) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # local import: CLI start-up (numpy, scipy and optuna load only when this command runs)
     from fmrec.io_utils import atomic_dir
     from fmrec.tuning.fm_trial import TrialData
     from fmrec.tuning.local import default_parallelism
@@ -140,6 +141,7 @@ RANKING_VALIDATION_DIR = "validation"
 
 def _carve_ratings(args: argparse.Namespace, folder: Path, seed: int) -> Any:
     """Preprocess train minus the carved validation ratings into `folder`, with --train's settings."""
+    # local import: CLI start-up (numpy and scipy load only when this command runs)
     from fmrec.features.preprocess import preprocess
     from fmrec.io_utils import atomic_write_text
     from fmrec.tuning.ranking import (
@@ -180,6 +182,7 @@ def _search(
     ranking: Any,
     tmp: Path,
 ) -> tuple[Any, dict[str, Any], Any]:
+    # local import: CLI start-up (numpy, scipy and optuna load only when this command runs)
     from fmrec.tuning.fm_trial import FMTrial, load_channels
     from fmrec.tuning.local import TuningConfig, run_search, write_outputs
 
@@ -204,6 +207,7 @@ def _search(
 
 
 def _report(args: argparse.Namespace, results: Any, record: dict[str, Any], config: Any) -> int:
+    # local import: CLI start-up (numpy, scipy and optuna load only when this command runs)
     from fmrec.tuning.local import (
         BEST_HYPERPARAMETERS_FILE,
         PLOT_FILE,

@@ -34,6 +34,18 @@ from pipeline.definition import (
     _quiet_sdk,
     image_uris,
 )
+from pipeline.sdk import (
+    ExecutionVariables,
+    Join,
+    ParameterInteger,
+    ParameterString,
+    Pipeline,
+    PipelineDefinitionConfig,
+    ProcessingInput,
+    ProcessingOutput,
+    ProcessingStep,
+    Processor,
+)
 
 BATCH_STEP = "BatchRecommend"
 
@@ -55,14 +67,6 @@ def get_batch_pipeline(
     if not 1 <= k <= 1000:
         raise DefinitionError(f"k: expected 1..1000, got {k}")
     with _quiet_sdk():
-        from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
-        from sagemaker.workflow.execution_variables import ExecutionVariables
-        from sagemaker.workflow.functions import Join
-        from sagemaker.workflow.parameters import ParameterInteger, ParameterString
-        from sagemaker.workflow.pipeline import Pipeline
-        from sagemaker.workflow.pipeline_definition_config import PipelineDefinitionConfig
-        from sagemaker.workflow.steps import ProcessingStep
-
         session = _offline_session(region, artifact_bucket)
         model_data = ParameterString(
             "ModelDataUrl",

@@ -24,20 +24,52 @@ the plain TrainModel chain; see pipeline/tuning.py.
 from __future__ import annotations
 
 import json
-import logging
-import os
 import re
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
+
+from fmrec.errors import InputError
+from fmrec.features.history import HistoryConfig
+from fmrec.features.objective import SamplingConfig, check_objective
 from fmrec.features.options import DEFAULT_HISTORY
 from fmrec.features.preprocess import OUTPUT_CHANNELS
 from fmrec.model.hyperparameters import PIPELINE_PARAMETERS
+from pipeline import sdk
 from pipeline.estimator import fm_estimator
-from pipeline.tuning import TuningOptions
+from pipeline.sdk import (
+    ConditionEquals,
+    ConditionGreaterThan,
+    ConditionGreaterThanOrEqualTo,
+    ConditionLessThan,
+    ConditionOr,
+    ConditionStep,
+    ExecutionVariables,
+    FailStep,
+    Join,
+    JsonGet,
+    MetricsSource,
+    Model,
+    ModelMetrics,
+    ModelStep,
+    ParameterFloat,
+    ParameterInteger,
+    ParameterString,
+    Pipeline,
+    PipelineDefinitionConfig,
+    PipelineSession,
+    ProcessingInput,
+    ProcessingOutput,
+    ProcessingStep,
+    Processor,
+    PropertyFile,
+    TrainingInput,
+    TrainingStep,
+)
+from pipeline.tuning import TuningOptions, tuning_branch
 
 # The CloudFormation variables of the definition; the CDK app wraps the JSON in Fn::Sub with them.
 PLACEHOLDERS = ("ArtifactBucket", "PipelineRoleArn")
@@ -49,8 +81,6 @@ CDK_ARGUMENTS = {
     "code_uri": "s3://${ArtifactBucket}/code/",
 }
 MAX_DEFINITION_CHARS = 1_048_576
-# Set only while the SDK builds: no EC2 metadata lookup for credentials, no v2 deprecation banner.
-_BUILD_ENV = {"AWS_EC2_METADATA_DISABLED": "true", "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}
 # The SDK's defaults config for the build: telemetry off, so the SDK never phones home.
 SDK_CONFIG: dict[str, Any] = {
     "SchemaVersion": "1.0",
@@ -124,50 +154,27 @@ class DefinitionError(ValueError):
 
 @contextmanager
 def _quiet_sdk() -> Iterator[None]:
-    """Keep the SDK 2.x quiet and local while it builds.
+    """Keep the SDK 2.x quiet and local while it builds (sdk.quiet), and fast.
 
-    It logs deprecation notices and per-field INFO lines on every build, and some constructors (the
-    Estimator's TensorBoard helper) create a default boto3 client, whose credential chain would query the EC2
-    instance metadata service when no credentials are set: that lookup is switched off for the build.
     The SDK re-validates its config against its JSON schema on every config lookup (about 100 per build,
     0.2-0.4 s each, most of the build time); the one config used here is validated once instead.
     """
-    saved_env = {name: os.environ.get(name) for name in _BUILD_ENV}
-    os.environ.update(_BUILD_ENV)
-    loggers = [logging.getLogger(name) for name in ("sagemaker", "sagemaker.config")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import sagemaker.utils as sm_utils
+    with sdk.quiet():
+        validate = sdk.utils.validate_sagemaker_config
+        validate(SDK_CONFIG)
 
-            validate = sm_utils.validate_sagemaker_config
-            validate(SDK_CONFIG)
+        def validate_once(sagemaker_config: dict[Any, Any] | None = None) -> Any:
+            return None if sagemaker_config == SDK_CONFIG else validate(sagemaker_config or {})
 
-            def validate_once(sagemaker_config: dict[Any, Any] | None = None) -> Any:
-                return None if sagemaker_config == SDK_CONFIG else validate(sagemaker_config or {})
-
-            sm_utils.validate_sagemaker_config = validate_once
-            try:
-                yield
-            finally:
-                sm_utils.validate_sagemaker_config = validate
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
-        for name, value in saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        sdk.utils.validate_sagemaker_config = validate_once
+        try:
+            yield
+        finally:
+            sdk.utils.validate_sagemaker_config = validate
 
 
 def _offline_session(region: str, bucket: str) -> Any:
     """A PipelineSession that cannot reach AWS: the SDK paths that would call S3, IAM or STS raise instead."""
-    import boto3
-    from sagemaker.workflow.pipeline_context import PipelineSession
 
     class OfflineSession(PipelineSession):
         def default_bucket(self) -> str:
@@ -188,12 +195,10 @@ def _offline_session(region: str, bucket: str) -> Any:
 
 def image_uris(region: str) -> dict[str, str]:
     """The FM and SKLearn image URIs of a region, from the config bundled with the SDK (no network)."""
-    from sagemaker import image_uris as sdk_image_uris
-
     with _quiet_sdk():
         return {
-            "fm": sdk_image_uris.retrieve("factorization-machines", region),
-            "sklearn": sdk_image_uris.retrieve(
+            "fm": sdk.image_uris.retrieve("factorization-machines", region),
+            "sklearn": sdk.image_uris.retrieve(
                 "sklearn", region, version=SKLEARN_VERSION, instance_type="ml.m5.xlarge"
             ),
         }
@@ -290,10 +295,6 @@ def _objective_defaults(
     history: int = DEFAULT_HISTORY,
 ) -> dict[str, Any]:
     """The objective parameters' defaults, refused here when the preprocess step would refuse them."""
-    from fmrec.errors import InputError
-    from fmrec.features.history import HistoryConfig
-    from fmrec.features.objective import SamplingConfig, check_objective
-
     try:
         check_objective(objective, PREDICTOR_TYPE)
         SamplingConfig(objective, negatives, exponent, positives, below)
@@ -329,16 +330,6 @@ def _build(
     tuning: TuningOptions | None = None,
     sampling: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    from sagemaker.inputs import TrainingInput
-    from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
-    from sagemaker.workflow.execution_variables import ExecutionVariables
-    from sagemaker.workflow.functions import Join, JsonGet
-    from sagemaker.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
-    from sagemaker.workflow.pipeline import Pipeline
-    from sagemaker.workflow.pipeline_definition_config import PipelineDefinitionConfig
-    from sagemaker.workflow.properties import PropertyFile
-    from sagemaker.workflow.steps import ProcessingStep, TrainingStep
-
     session = _offline_session(region, bucket)
     images = image_uris(region)
 
@@ -502,8 +493,6 @@ def _build(
     if tuning is not None:
         # The optional tuning path (pipeline/tuning.py): a Condition on the UseTuning parameter chooses the
         # TuningStep branch or these plain steps; each branch has its own evaluate → gate → register chain.
-        from pipeline.tuning import tuning_branch
-
         tuning_parameters, choose = tuning_branch(
             options=tuning,
             session=session,
@@ -564,23 +553,6 @@ def evaluation_chain(
     suffix: str = "",
 ) -> list[Any]:
     """evaluate → gate → register | fail for one model; `suffix` names a second chain (the tuning branch)."""
-    from sagemaker.model import Model
-    from sagemaker.model_metrics import MetricsSource, ModelMetrics
-    from sagemaker.processing import ProcessingInput, ProcessingOutput
-    from sagemaker.workflow.condition_step import ConditionStep
-    from sagemaker.workflow.conditions import (
-        ConditionEquals,
-        ConditionGreaterThan,
-        ConditionGreaterThanOrEqualTo,
-        ConditionLessThan,
-        ConditionOr,
-    )
-    from sagemaker.workflow.fail_step import FailStep
-    from sagemaker.workflow.functions import Join, JsonGet
-    from sagemaker.workflow.model_step import ModelStep
-    from sagemaker.workflow.properties import PropertyFile
-    from sagemaker.workflow.steps import ProcessingStep
-
     evaluate_name = EVALUATE_STEP + suffix
     report = PropertyFile(name="Evaluation", output_name="evaluation", path="evaluation.json")
     eval_parts = s3_out(f"evaluate{suffix.lower()}", "evaluation")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.sdk import Estimator
+
 # A generous volume and a day's run limit, as in the seed notebook; FM input for MovieLens is far smaller.
 VOLUME_SIZE_GB = 30
 MAX_RUN_SECONDS = 86400
@@ -13,8 +15,6 @@ def fm_estimator(
     *, image_uri: str, role_arn: str, instance_count: Any, instance_type: Any, output_path: str, session: Any
 ) -> Any:
     """An Estimator for the FM image; counts and types may be pipeline parameters."""
-    from sagemaker.estimator import Estimator
-
     return Estimator(
         image_uri=image_uri,
         role=role_arn,

@@ -28,6 +28,21 @@ from fmrec.tuning.space import (
 )
 from fmrec.tuning.split import DEFAULT_SPLIT_SEED, DEFAULT_VALIDATION_FRACTION
 from pipeline.estimator import fm_estimator
+from pipeline.sdk import (
+    ConditionEquals,
+    ConditionStep,
+    ContinuousParameter,
+    HyperparameterTuner,
+    IntegerParameter,
+    Join,
+    ParameterBoolean,
+    ParameterInteger,
+    ProcessingInput,
+    ProcessingOutput,
+    ProcessingStep,
+    TrainingInput,
+    TuningStep,
+)
 
 CHOOSE_STEP = "ChooseTraining"
 CARVE_STEP = "CarveValidation"
@@ -79,8 +94,6 @@ class TuningOptions:
 
 
 def _sdk_range(r: ParamRange) -> Any:
-    from sagemaker.tuner import ContinuousParameter, IntegerParameter
-
     if r.kind == "int":
         return IntegerParameter(int(r.low), int(r.high), scaling_type=r.scaling)
     return ContinuousParameter(r.low, r.high, scaling_type=r.scaling)
@@ -108,15 +121,6 @@ def tuning_branch(
     `chain(model_output_uri, model_data, suffix)` builds evaluate → gate → register | fail for one model, as
     the plain chain is built; `static_hyperparameters` are the plain estimator's (tuned ones dropped).
     """
-    from sagemaker.inputs import TrainingInput
-    from sagemaker.processing import ProcessingInput, ProcessingOutput
-    from sagemaker.tuner import HyperparameterTuner
-    from sagemaker.workflow.condition_step import ConditionStep
-    from sagemaker.workflow.conditions import ConditionEquals
-    from sagemaker.workflow.functions import Join
-    from sagemaker.workflow.parameters import ParameterBoolean, ParameterInteger
-    from sagemaker.workflow.steps import ProcessingStep, TuningStep
-
     # Every check runs at build time, so a bad range or objective never reaches a pipeline execution.
     space = options.space()
     objective = resolve_objective(options.predictor_type, options.objective)

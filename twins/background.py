@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
+
+import uvicorn
 
 from fmrec.errors import FmrecError
-
-if TYPE_CHECKING:
-    from twins.http_limits import Limits
+from twins.http_limits import Limits, protocol_factory
 
 GRACEFUL_SHUTDOWN_SECONDS = 10
 
@@ -83,10 +83,6 @@ def start_thread(
     app: Any, host: str, port: int, *, label: str, timeout: float, limits: Limits | None = None
 ) -> tuple[int, Callable[[], None]]:
     """Serve `app` with uvicorn in a daemon thread; returns the bound port and a stop function."""
-    import uvicorn
-
-    from twins.http_limits import protocol_factory
-
     config = uvicorn.Config(
         app,
         host=host,

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from fmrec.errors import FmrecError, InputError, OutputError
 from fmrec.io_utils import atomic_dir
 
@@ -77,8 +79,6 @@ def _md5_of(path: Path) -> str:
 def _progress(total: int | None, enabled: bool) -> Callable[[int], None]:
     if not enabled:
         return lambda n: None
-    from tqdm import tqdm
-
     bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, leave=False)
     return bar.update
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from fmrec.errors import InputError
 
@@ -161,8 +162,6 @@ def _split_lines(text: str) -> list[str]:
 
 def _fast_parse(raw: bytes, sep: str, header: bool) -> tuple[np.ndarray, ...] | None:
     """Strict C-engine parse; None when any line is not 4 clean numbers (the careful path then runs)."""
-    import pandas as pd
-
     try:
         frame = pd.read_csv(
             io.BytesIO(raw),

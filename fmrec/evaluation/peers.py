@@ -61,6 +61,7 @@ def fit_ease(train: sp.csr_matrix, seed: int = 0, l2: float = 500.0) -> Scorer:
 
 def fit_als(train: sp.csr_matrix, seed: int = 0, factors: int = 64, iterations: int = 15) -> Scorer:
     """implicit's AlternatingLeastSquares (Hu, Koren, Volinsky 2008), CPU, one thread."""
+    # local import: implicit is an optional benchmark dependency (requirements-bench.txt)
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits  # an implicit dependency
 
@@ -76,6 +77,7 @@ def fit_als(train: sp.csr_matrix, seed: int = 0, factors: int = 64, iterations: 
 
 def fit_bpr(train: sp.csr_matrix, seed: int = 0, factors: int = 64, iterations: int = 100) -> Scorer:
     """implicit's BayesianPersonalizedRanking (Rendle et al. 2009), CPU, one thread."""
+    # local import: implicit is an optional benchmark dependency (requirements-bench.txt)
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
     model = BayesianPersonalizedRanking(
@@ -102,6 +104,7 @@ def fit_bpr(train: sp.csr_matrix, seed: int = 0, factors: int = 64, iterations: 
 
 def fit_lightfm_warp(train: sp.csr_matrix, seed: int = 0, components: int = 64, epochs: int = 30) -> Scorer:
     """LightFM with the WARP loss (Weston et al. 2011), one thread; no user bias (it cannot change a rank)."""
+    # local import: LightFM is an optional benchmark dependency (built by hand: requirements-bench.txt)
     from lightfm import LightFM
 
     model = LightFM(no_components=components, loss="warp", random_state=seed)

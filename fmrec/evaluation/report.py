@@ -20,10 +20,11 @@ def _png(fig: Any) -> str:
 
 
 def _plots(doc: dict[str, Any], y: np.ndarray, curves: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    # local import: matplotlib is needed for the plots alone and slow to import; Agg must precede pyplot
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # local import: after matplotlib.use("Agg")
 
     scores: dict[str, np.ndarray] = doc["_scores"]
     binary = doc["predictor_type"] == "binary_classifier"

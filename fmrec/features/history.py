@@ -43,7 +43,8 @@ def check_size(
 ) -> int:
     """The history entries a channel will hold (each user's rows x their capped history length): at most
     MAX_ENTRIES. Per-user counts, so the check costs no memory per row."""
-    import numpy as np  # here only: see training_rows
+    # local import: Lambda cold start (its endpoint path reads serving_value through the stdlib-only lookup)
+    import numpy as np
 
     rows = np.asarray(rows_per_user, dtype=np.int64)
     entries = int(rows @ np.minimum(np.asarray(history_lengths, dtype=np.int64), cfg.cap))
@@ -79,7 +80,8 @@ def training_rows(
     scale/sqrt(n); longer ones by `cap` draws with replacement, each worth scale*sqrt(n)/cap, an unbiased
     estimate of the whole history's sum that bounds a row's width (duplicates are summed by the caller's CSR).
     """
-    import numpy as np  # here only: the Lambda reads serving_value through the stdlib-only lookup
+    # local import: Lambda cold start (its endpoint path reads serving_value through the stdlib-only lookup)
+    import numpy as np
 
     if not cfg.enabled or row_user.size == 0:
         empty = np.empty(0, np.int64)

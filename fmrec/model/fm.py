@@ -121,6 +121,7 @@ def _parts(params: FMParams, X: CSRLike) -> tuple[np.ndarray, np.ndarray, np.nda
     """
     if not _HAVE_SCIPY:
         return _parts_numpy(params, X)
+    # local import: scipy is optional (absent from the recommend Lambda's numpy layer, docs/deploy.md)
     import scipy.sparse as sp
 
     M = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], params.feature_dim), copy=False)

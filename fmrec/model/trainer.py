@@ -25,6 +25,7 @@ from typing import Any
 import numba
 import numpy as np
 import scipy.sparse as sp
+from tqdm import tqdm
 
 from fmrec.errors import InputError
 from fmrec.model import fm
@@ -382,8 +383,6 @@ def train(
     history: list[dict[str, Any]] = []
     epochs: Any = range(hp.epochs)
     if progress:
-        from tqdm import tqdm
-
         epochs = tqdm(epochs, desc="training", unit="epoch", leave=False)
     n = Xtr.shape[0]
     for epoch in epochs:

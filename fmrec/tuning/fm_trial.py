@@ -10,7 +10,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from fmrec.codec.reader import read_spmatrix
 from fmrec.errors import InputError
+from fmrec.model.artifact import FMModel, save_model_tar
+from fmrec.model.hyperparameters import parse_hyperparameters
+from fmrec.model.trainer import train
 from fmrec.tuning.local import TrialStopped
 from fmrec.tuning.ranking import RankingData, load_validation
 from fmrec.tuning.split import DEFAULT_SPLIT_SEED, DEFAULT_VALIDATION_FRACTION, carve
@@ -36,8 +40,6 @@ def load_channels(data: TrialData) -> Channels:
     cached = _CACHE.get(data)
     if cached is not None:
         return cached
-    from fmrec.codec.reader import read_spmatrix
-
     X, y = read_spmatrix(Path(data.train))
     if y is None:
         raise InputError(f"{data.train}: train channel has no labels")
@@ -77,9 +79,6 @@ class FMTrial:
     def __call__(
         self, hp: dict[str, str], stop_rule: Callable[[list[float]], bool], model_path: Path
     ) -> tuple[list[float], float]:
-        from fmrec.model.hyperparameters import parse_hyperparameters
-        from fmrec.model.trainer import train
-
         X, y, Xv, yv = load_channels(self.data)
         parsed = parse_hyperparameters(hp)
         curve: list[float] = []
@@ -96,8 +95,6 @@ class FMTrial:
 
 
 def save_trial_model(params: Any, parsed: Any, hp: Mapping[str, str], history: Any, path: Path) -> None:
-    from fmrec.model.artifact import FMModel, save_model_tar
-
     model = FMModel(
         params=params,
         predictor_type=hp["predictor_type"],

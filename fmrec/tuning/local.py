@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import csv
+import io
 import json
 import logging
 import math
@@ -17,6 +19,7 @@ from typing import Any
 
 import optuna
 
+from fmrec.io_utils import atomic_open, atomic_write_text
 from fmrec.model.hyperparameters import PIPELINE_PARAMETERS
 from fmrec.tuning.early_stopping import (
     DEFAULT_MIN_COMPLETED,
@@ -371,11 +374,6 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def write_outputs(config: TuningConfig, results: Sequence[TrialResult], out_dir: Path) -> dict[str, Any]:
     """Write tuning_job.json, trials.csv, objective.png and (a trial completed) best_hyperparameters.json."""
-    import csv
-    import io
-
-    from fmrec.io_utils import atomic_write_text
-
     record = describe(config, results)
     atomic_write_text(out_dir / TUNING_JOB_FILE, json.dumps(record, indent=2) + "\n")
     rows = results_table(results, config)
@@ -412,12 +410,11 @@ def pipeline_parameters(tuned: Mapping[str, str]) -> tuple[dict[str, str], dict[
 
 def plot_objective(results: Sequence[TrialResult], objective: Objective, path: Path) -> None:
     """Objective against trial number: completed, early-stopped and failed trials, and the best so far."""
+    # local import: matplotlib is needed for the plot alone and slow to import; Agg must precede pyplot
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from fmrec.io_utils import atomic_open
+    import matplotlib.pyplot as plt  # local import: after matplotlib.use("Agg")
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     styles = {

@@ -13,9 +13,12 @@ import scipy.sparse as sp
 
 from fmrec.data.readers import Dataset, holdout_split, load_dataset
 from fmrec.errors import InputError
+from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.ranking import K, RankingTask, ranking_metrics_at_k, ranking_task
+from fmrec.evaluation.scorers import fm_scorer, lookup_rows, train_matrix
 from fmrec.features.options import PreprocessConfig
 from fmrec.model import fm
+from fmrec.serving.lookup import read_lookup
 
 # ua.test holds out 10 ratings per user; the validation carve takes as many from each user's train ratings.
 DEFAULT_VALIDATION_PER_USER = 10
@@ -106,8 +109,6 @@ class RankingValidation:
 
     def metrics(self, params: fm.FMParams) -> dict[str, float]:
         """P@10, recall@10, NDCG@10, MAP@10 and coverage of `params`, exactly as the evaluate step scores."""
-        from fmrec.evaluation.scorers import fm_scorer
-
         return ranking_metrics_at_k(fm_scorer(params, self.user_rows, self.item_rows), self.task, K)
 
 
@@ -119,10 +120,6 @@ def load_validation(data: RankingData) -> RankingValidation:
     cached = _CACHE.get(data)
     if cached is not None:
         return cached
-    from fmrec.evaluation.holdout import read_holdout
-    from fmrec.evaluation.scorers import lookup_rows, train_matrix
-    from fmrec.serving.lookup import read_lookup
-
     lookup = read_lookup(Path(data.folder) / "lookup")
     held = read_holdout(Path(data.folder) / "holdout")
     task = ranking_task(

@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from fmrec.codec.reader import read_spmatrix
+from fmrec.codec.writer import write_spmatrix_file
 from fmrec.errors import InputError
+from fmrec.io_utils import atomic_write_text
 
 DEFAULT_VALIDATION_FRACTION = 0.1
 DEFAULT_SPLIT_SEED = 0
@@ -79,10 +82,6 @@ def carve_channels(
     seed: int = DEFAULT_SPLIT_SEED,
 ) -> dict[str, int | float]:
     """Write out_dir/train/ and out_dir/validation/ (recordIO-protobuf) from the train channel."""
-    from fmrec.codec.reader import read_spmatrix
-    from fmrec.codec.writer import write_spmatrix_file
-    from fmrec.io_utils import atomic_write_text
-
     X, y = read_spmatrix(train_dir)
     if y is None:
         raise InputError(f"{train_dir}: train channel has no labels; a validation split needs them")

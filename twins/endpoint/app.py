@@ -23,6 +23,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fmrec.errors import InputError
+from fmrec.model import fm
+from fmrec.model.artifact import load_model_tar
 from twins.endpoint import protocol
 from twins.endpoint.protocol import EndpointRequestError
 
@@ -63,8 +65,6 @@ class ServedEndpoint:
 
     def invoke(self, body: bytes, content_type: str | None, accept: str | None) -> tuple[bytes, str]:
         """Score one invocation body; returns (response body, response content type)."""
-        from fmrec.model import fm
-
         media = protocol.request_content_type(content_type)
         out_type = protocol.response_content_type(accept)
         X = protocol.parse_request(body, media, self.feature_dim)
@@ -76,8 +76,6 @@ class ServedEndpoint:
 
 
 def load_endpoint(spec: EndpointSpec) -> ServedEndpoint:
-    from fmrec.model.artifact import load_model_tar
-
     model = load_model_tar(spec.model_path)
     predictor_type = model.predictor_type
     if predictor_type not in (protocol.BINARY, protocol.REGRESSOR):

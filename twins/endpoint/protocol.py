@@ -12,6 +12,8 @@ import numpy as np
 import orjson
 from scipy.sparse import csr_matrix
 
+from fmrec.codec.predictions import encode_predictions
+from fmrec.codec.reader import decode_request
 from fmrec.errors import InputError
 
 JSON = "application/json"
@@ -294,8 +296,6 @@ def _parse_jsonlines(body: bytes, feature_dim: int) -> csr_matrix:
 
 
 def parse_recordio(body: bytes, feature_dim: int) -> csr_matrix:
-    from fmrec.codec.reader import decode_request
-
     try:
         X = decode_request(body, feature_dim)
     except (InputError, ValueError) as exc:
@@ -357,8 +357,6 @@ def encode_response(scores: np.ndarray, predictor_type: str, accept: str) -> byt
     scores = np.asarray(scores, dtype=np.float32)
     binary = predictor_type == BINARY
     if accept == RECORDIO:
-        from fmrec.codec.predictions import encode_predictions
-
         labels = predicted_labels(scores).astype(np.float32) if binary else None
         return encode_predictions(scores, labels)
     with _no_gc():

@@ -25,8 +25,10 @@ from typing import Any
 
 from fmrec.errors import FmrecError, InputError
 from fmrec.io_utils import atomic_write_text
+from fmrec.model.hyperparameters import HYPERPARAMETERS, parse_hyperparameters
 from twins.pipeline.graph import DefinitionFormatError, all_steps, dependencies, topological_order
 from twins.registry.registry import Registry
+from twins.training.job import run_training_job
 
 log = logging.getLogger("fmrec.pipeline")
 
@@ -332,8 +334,6 @@ class LocalRun:
             )
 
     def _training(self, step: Mapping[str, Any], step_dir: Path) -> None:
-        from twins.training.job import run_training_job
-
         args = self.resolve(step["Arguments"])
         image = args["AlgorithmSpecification"]["TrainingImage"]
         if "factorization-machines" not in image:
@@ -390,6 +390,7 @@ class LocalRun:
 
     def _tuning(self, step: Mapping[str, Any], step_dir: Path) -> None:
         # The local twin of a TuningStep (fmrec/tuning/job.py): the same request, trials by the local trainer.
+        # local import: optuna and the tuner (~1 s) load only when a run takes the optional tuning branch
         from fmrec.tuning.job import run_tuning_job
 
         args = self.resolve(step["Arguments"])
@@ -543,8 +544,6 @@ def _parameter_names(value: Any) -> set[str]:
 def _check_parameter_hyperparameters(definition: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:
     """Hyperparameters set by pipeline parameters (Epochs -> epochs) are validated before the first step runs:
     --param Epochs=-1 fails at once instead of at TrainModel, after preprocess has run."""
-    from fmrec.model.hyperparameters import HYPERPARAMETERS, parse_hyperparameters
-
     probe = LocalRun(definition, Path("/nonexistent"), "", parameters, Registry("/nonexistent"), print)
     # parse_hyperparameters checks a whole set; these stand in for the required ones a step computes later.
     stand_ins = {"feature_dim": "1", "num_factors": "1", "predictor_type": "regressor"}

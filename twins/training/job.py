@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fmrec.codec.reader import read_spmatrix
 from fmrec.errors import FmrecError, InputError, OutputError
 from fmrec.io_utils import atomic_write_text
 from fmrec.model.artifact import FMModel, save_model_tar
 from fmrec.model.hyperparameters import parse_hyperparameters
 from fmrec.model.metrics import LOG_NAMES, SAGEMAKER_NAMES
+from fmrec.model.trainer import train
 
 log = logging.getLogger("fmrec.training")
 
@@ -37,8 +39,6 @@ def channel_files(folder: Path) -> list[Path]:
 
 def read_channel(folder: Path, channel: str) -> tuple[Any, Any]:
     """(CSR, labels) of every recordIO-protobuf file in a channel folder, in bounded extra memory."""
-    from fmrec.codec.reader import read_spmatrix
-
     files = channel_files(folder)
     if not files:
         raise InputError(f"{folder}: the {channel} channel holds no files; expected recordIO-protobuf shards")
@@ -78,8 +78,6 @@ def run_training(
 
     Raises FmrecError for bad input; writes nothing on failure (the caller writes the failure file).
     """
-    from fmrec.model.trainer import train
-
     hp = parse_hyperparameters(raw_hyperparameters)
     unknown = sorted(set(channels) - set(CHANNELS))
     if unknown:
