@@ -10,6 +10,9 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from pipeline.batch import get_batch_pipeline
+from pipeline.definition import CDK_ARGUMENTS, get_pipeline
+from pipeline.tuning import TuningOptions
 from stacks import nag, staging
 from stacks.config import (
     BATCH_PREFIX,
@@ -43,9 +46,6 @@ def pipeline_definition(config: StageConfig, version: str) -> dict[str, Any]:
     """The definition this stage deploys: the factory the local runner calls, with this stage's settings, the
     CloudFormation placeholders in place of the bucket and role, and the code folder of this code version
     (docs/pipeline.md)."""
-    from pipeline.definition import CDK_ARGUMENTS, get_pipeline
-    from pipeline.tuning import TuningOptions
-
     return get_pipeline(
         region=config.region,
         pipeline_name=config.pipeline_name,
@@ -66,9 +66,6 @@ def batch_pipeline_definition(config: StageConfig, version: str) -> dict[str, An
     code folder as the training pipeline. Its model and lookup defaults are under models/ (where its role
     reads); nothing writes models/approved/: an execution names the approved package's ModelDataUrl and
     LookupS3Uri (docs/pipeline.md, "Batch recommendations")."""
-    from pipeline.batch import get_batch_pipeline
-    from pipeline.definition import CDK_ARGUMENTS
-
     bucket = CDK_ARGUMENTS["artifact_bucket"]
     return get_batch_pipeline(
         region=config.region,

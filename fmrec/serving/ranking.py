@@ -58,7 +58,8 @@ def feature_rows(keys: Sequence[Sequence[int]], values: Sequence[Sequence[float]
                 raise InputError(f"row {i}: {len(k)} keys but {len(v)} values")
         data = np.fromiter((x for v in values for x in v), dtype=np.float64, count=n)
     try:
-        from scipy.sparse import csr_matrix  # optional: faster products; the Lambda's layer has no scipy
+        # local import: scipy is optional (faster products); the Lambda's numpy layer has no scipy
+        from scipy.sparse import csr_matrix
     except ImportError:
         return Rows((len(keys), int(dim)), indptr, cols, data)
     return csr_matrix((data, cols, indptr), shape=(len(keys), int(dim)))

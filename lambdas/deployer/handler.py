@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
+
 from fmrec.errors import InputError
 from fmrec.serving.artifacts import (
     CURRENT_KEY,
@@ -562,8 +564,6 @@ def send_cfn_response(
 
 
 def _deployer_from_env() -> Deployer:
-    import boto3
-
     return Deployer(
         Settings.from_env(os.environ),
         boto3.client("sagemaker"),
@@ -574,8 +574,6 @@ def _deployer_from_env() -> Deployer:
 
 def _run_custom_resource(event: Mapping[str, Any]) -> dict[str, Any]:
     if event.get("ResourceType") == GROUP_RESOURCE:
-        import boto3
-
         return group_lifecycle(event, boto3.client("sagemaker"))
     return custom_resource(event, _deployer_from_env())
 

@@ -53,6 +53,7 @@ class FastPath:
         # local import: numpy is importable once model_terms has succeeded (the fast-path layer)
         import numpy as np
 
+        # local import: these load numpy, which the Lambda has only with the fast-path layer
         from fmrec.model.fm import score_user_items
         from fmrec.serving.ranking import top_k_indices
 
