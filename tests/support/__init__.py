@@ -1,0 +1,1 @@
+"""Helpers shared by the test folders: serving worlds, fault server, training channels, model files."""
