@@ -14,6 +14,8 @@ import pytest
 from fmrec.features.preprocess import OUTPUT_CHANNELS
 from tests.support.seed import SEED, seed_data
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 
 # Runs inside `unshare -m`: bind-mounts a folder of `mounts` on each output channel (SageMaker mounts each

@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fmrec.codec import recordio
+
+pytestmark = pytest.mark.slow
 
 MAX_DIM = 2**31 - 1  # keys are int32 on the wire in SDK 2.x's writer
 FINITE32 = st.floats(width=32, allow_nan=False, allow_infinity=False, allow_subnormal=True)

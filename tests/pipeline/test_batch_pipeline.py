@@ -18,6 +18,8 @@ from pipeline.batch import BATCH_STEP, get_batch_pipeline
 from pipeline.definition import CDK_ARGUMENTS
 from tests.support.lambda_world import USERS, build_world
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def definition() -> dict[str, Any]:

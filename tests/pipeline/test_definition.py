@@ -14,6 +14,8 @@ from pipeline import definition as pdef
 from tests.support.pipeline_shapes import typed
 from twins.pipeline.graph import all_steps, edges, topological_order
 
+pytestmark = pytest.mark.slow
+
 REGISTER = "RegisterModel-RegisterModel"
 OPERATIONS = {
     "Processing": "CreateProcessingJob",

@@ -15,6 +15,8 @@ from tests.support.loopback import http_get
 from tests.support.trained_world import ENDPOINT, VERSION
 from twins.api.server import start_in_background
 
+pytestmark = pytest.mark.slow
+
 ERROR_KEYS = {"code", "message", "requestId"}
 
 

@@ -14,6 +14,8 @@ from tests.support.loopback import closed_port, http_get
 from tests.support.trained_world import ENDPOINT, VERSION
 from twins.api.server import start_in_background
 
+pytestmark = pytest.mark.slow
+
 TIMEOUT_SECONDS = 0.5
 MAX_ATTEMPTS = 3
 ERROR_KEYS = {"code", "message", "requestId"}

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 SECRETISH = ("SECRET", "PASSWORD", "TOKEN", "ACCESS_KEY", "PRIVATE")
 
 

@@ -14,6 +14,8 @@ import pytest
 from tests.support.trained_world import ENDPOINT
 from twins.http_limits import GATEWAY_STYLE, Limits
 
+pytestmark = pytest.mark.slow
+
 SHORT = 1.5  # seconds: the request-read timeout of these tests
 
 

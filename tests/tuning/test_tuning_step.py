@@ -16,6 +16,8 @@ from pipeline.tuning import CARVE_STEP, CHOOSE_STEP, PIPELINE_RANGES, TUNE_STEP,
 from tests.support.pipeline_shapes import typed
 from twins.pipeline.graph import all_steps
 
+pytestmark = pytest.mark.slow
+
 REGISTER_TUNED = "RegisterModelTuned-RegisterModel"
 
 

@@ -15,6 +15,8 @@ from tests.support.lambda_world import ENDPOINT, build_world
 from twins.api.server import start_in_background
 from twins.endpoint import server as endpoint_server
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -11,6 +11,8 @@ from tests.support.lambda_world import ENDPOINT
 from twins.api.server import build_event, start_in_background
 from twins.endpoint import server as endpoint_server
 
+pytestmark = pytest.mark.slow
+
 
 def _get(url: str) -> tuple[int, Any]:
     import json

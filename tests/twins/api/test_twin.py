@@ -15,6 +15,8 @@ from tests.support.lambda_world import ENDPOINT, MOVIES, RATINGS
 from twins.api.server import start_in_background
 from twins.endpoint import server as endpoint_server
 
+pytestmark = pytest.mark.slow
+
 
 def get(url: str) -> tuple[int, dict[str, str], Any]:
     try:

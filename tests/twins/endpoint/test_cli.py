@@ -14,6 +14,8 @@ from fmrec_cli.main import build_parser, main
 from tests.support.model_files import make_model_tar
 from twins.endpoint.server import build_specs, default_workers, ping, start_in_background
 
+pytestmark = pytest.mark.slow
+
 
 def test_serve_endpoint_is_registered_with_its_options() -> None:
     args = build_parser().parse_args(

@@ -109,6 +109,7 @@ for i in range(n):
 """
 
 
+@pytest.mark.slow
 def test_concurrent_registrations_never_share_a_version(tmp_path: Path) -> None:
     """Two real processes register 25 models each at once: 50 distinct versions, each with its own model."""
     import subprocess

@@ -15,10 +15,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fmrec_cli.main import main as cli_main
 from tests.support.training_channels import default_hp, make_layout, one_hot, write_channel
 from twins.training.job import run_training_job
+
+pytestmark = pytest.mark.slow
 
 
 def _varint(n: int) -> bytes:
