@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck bench clean
+.PHONY: setup demo test test-fast lint typecheck bench clean
 
 setup: $(STAMP) node_modules/.installed
 
@@ -28,6 +28,11 @@ test: setup
 	@# pytest exits 5 when it collects no test: report it instead of passing silently.
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The quick loop: every test but those marked slow (CDK synth, SageMaker SDK definitions, pipeline and training
+# runs, HTTP servers, fuzzing); `make test` and CI run them all.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

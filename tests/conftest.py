@@ -1,10 +1,11 @@
-"""Shared test set-up: fake AWS credentials and region, so nothing can reach a real account."""
+"""Shared test set-up: fake AWS credentials and region (no real account is reachable); tests/cdk is slow."""
 
 from __future__ import annotations
 
 import os
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,3 +48,13 @@ def offline_pipeline() -> Callable[..., dict[str, Any]]:
             return get_pipeline(region="us-east-1", **CDK_ARGUMENTS, **kwargs)
 
     return build
+
+
+_CDK_TESTS = Path(__file__).parent / "cdk"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every tests/cdk test needs a synthesized app (jsii, node, the npm CLI): the whole folder is slow."""
+    for item in items:
+        if item.path.is_relative_to(_CDK_TESTS):
+            item.add_marker(pytest.mark.slow)

@@ -119,6 +119,7 @@ def test_round_trip_property(
         assert all(lab is None for _, lab in chunks)
 
 
+@pytest.mark.slow
 def test_streaming_in_small_blocks_matches_whole_read(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     mat = sp.random(3000, 5000, density=0.002, format="csr", random_state=2, dtype=np.float32)

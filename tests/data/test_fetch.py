@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
-import socket
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ from fmrec.data.fetch import NetworkError, fetch
 from fmrec.data.readers import load_dataset
 from fmrec.errors import InputError, OutputError
 from fmrec_cli.main import main as cli
+from tests.support.loopback import closed_port, serve_in_background
 
 
 def tiny_zip() -> bytes:
@@ -53,12 +52,7 @@ class Server:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/movielens/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.close = serve_in_background(self.httpd)
 
 
 @pytest.fixture
@@ -111,10 +105,7 @@ def test_missing_file_is_http_404(server: Server, tmp_path: Path) -> None:
 def test_no_network_fails_fast_with_a_clear_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/"
+    url = f"http://127.0.0.1:{closed_port()}/"
     with pytest.raises(NetworkError, match="cannot reach the server"):
         fetch("ml-25m", tmp_path / "o", base_url=url, cache_dir=tmp_path / "c", timeout=2, progress=False)
     rc = cli(["data", "fetch", "ml-25m", "--out", str(tmp_path / "o"), "--base-url", url, "--timeout", "2"])

@@ -91,6 +91,7 @@ def _ndcg_at_10(scores: np.ndarray, seen: np.ndarray, relevant: dict[int, set[in
     return total / len(relevant)
 
 
+@pytest.mark.slow
 def test_taste_decides_which_movies_a_user_rates(default_set: tuple[Path, dict[str, object]]) -> None:
     """On real ml-100k's ua split EASE reaches NDCG@10 0.31 against 0.13 for "most popular"; a generator that
     picks movies by popularity alone gives both about the same (the old one: 0.20 vs 0.21)."""

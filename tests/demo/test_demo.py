@@ -10,13 +10,14 @@ import pytest
 from fmrec_cli.main import main
 from twins.registry.registry import Registry
 
+pytestmark = pytest.mark.slow
+
 # On 100 users x 150 movies popularity is hard to beat (its NDCG@10 is 0.5): the flow test runs the rating
 # objective there; the default (ranking) objective runs on a larger set below.
 TINY = ["--synth-users", "100", "--synth-items", "150", "--synth-ratings", "6000"]
 RATING = ["--param", "Objective=rating"]
 
 
-@pytest.mark.slow
 def test_demo_default_objective_beats_popularity(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The default (ranking) objective, history columns and all, on 300 users x 600 movies: the model beats
     popularity on NDCG@10 and is registered (GateNdcgMargin 0: at this size the lift is a few percent)."""

@@ -5,12 +5,15 @@ from __future__ import annotations
 import collections
 from typing import Any
 
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+
+pytestmark = pytest.mark.slow
 
 MIN_REQUESTS = 1000
 OPERATION = ("/users/{userId}/recommendations", "GET")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,6 +14,8 @@ from fmrec.codec.predictions import decode_predictions, encode_predictions
 from fmrec.codec.reader import decode_request, iter_spmatrix
 from fmrec.codec.wire import RecordIOError
 from fmrec.codec.writer import encode_request, write_spmatrix
+
+pytestmark = pytest.mark.slow
 
 MAX_DIM = 2**31 - 1  # keys are int32 on the wire in SDK 2.x's writer
 FINITE32 = st.floats(width=32, allow_nan=False, allow_infinity=False, allow_subnormal=True)

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from fmrec.codec.writer import encode_request
 
+pytestmark = pytest.mark.slow
+
 NAME = "fuzz-endpoint"
 JSON, JSONL, RECORDIO = "application/json", "application/jsonlines", "application/x-recordio-protobuf"
 CONTENT_TYPES = st.one_of(

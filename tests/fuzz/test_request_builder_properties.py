@@ -6,11 +6,14 @@ import json
 from array import array
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fmrec.serving.lookup import Lookup
 from fmrec.serving.requests import MAX_PAYLOAD_BYTES, RequestBuilder, decode_body, decode_keys
+
+pytestmark = pytest.mark.slow
 
 
 def _aux(draw: st.DrawFn, n: int, lo: int, hi: int) -> tuple[array, array] | tuple[None, None]:

@@ -27,6 +27,8 @@ from fmrec.model.artifact import FMModel, ModelArtifactError, build_symbol, load
 from fmrec.model.fm import FMParams
 from fmrec.model.ndarray import save_ndarrays
 
+pytestmark = pytest.mark.slow
+
 D, K = 10, 3
 MiB = 1 << 20
 

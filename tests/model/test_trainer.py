@@ -15,6 +15,7 @@ from fmrec.model import fm
 from fmrec.model.hyperparameters import parse_hyperparameters
 from fmrec.model.metrics import binary_metrics
 from fmrec.model.trainer import BETA1, BETA2, _accumulate_batch, _apply_adam, init_params, train
+from tests.support.planted import planted
 
 D = 100
 
@@ -106,9 +107,9 @@ def test_adam_step_is_mxnet_lazy_adam() -> None:
     assert not grad_w[[1, 3]].any() and not mark.any() and state[3] == 1
 
 
-def test_learns_the_planted_structure_and_beats_biases(planted_data: Any) -> None:
-    X, y = planted_data(6000)
-    Xt, yt = planted_data(2000, seed=1)
+def test_learns_the_planted_structure_and_beats_biases() -> None:
+    X, y = planted(6000)
+    Xt, yt = planted(2000, seed=1)
     hp = _hp(
         epochs="15", mini_batch_size="100", factors_lr="0.01", linear_lr="0.01", factors_init_sigma="0.1"
     )
@@ -122,9 +123,9 @@ def test_learns_the_planted_structure_and_beats_biases(planted_data: Any) -> Non
     assert full["auc"] > bias["auc"] + 0.03
 
 
-def test_regressor_reduces_rmse(planted_data: Any) -> None:
-    X, y = planted_data(4000, regression=True)
-    Xt, yt = planted_data(1000, seed=1, regression=True)
+def test_regressor_reduces_rmse() -> None:
+    X, y = planted(4000, regression=True)
+    Xt, yt = planted(1000, seed=1, regression=True)
     hp = _hp(
         predictor_type="regressor", epochs="10", mini_batch_size="100", linear_lr="0.01", factors_lr="0.01"
     )
@@ -133,8 +134,8 @@ def test_regressor_reduces_rmse(planted_data: Any) -> None:
     assert set(history[-1]["train"]) == {"rmse"}
 
 
-def test_deterministic_for_a_seed(planted_data: Any) -> None:
-    X, y = planted_data(1500)
+def test_deterministic_for_a_seed() -> None:
+    X, y = planted(1500)
     hp = _hp(epochs="3", mini_batch_size="64", clip_gradient="0.5", factors_init_method="uniform",
              factors_init_scale="0.05")  # fmt: skip
     a, ha = train(X, y, hp, seed=3)
@@ -155,8 +156,8 @@ def test_init_methods() -> None:
     assert abs(p.V.std() - 0.2) < 0.02 and p.V.dtype == np.float32
 
 
-def test_on_epoch_gets_metrics_and_can_stop(planted_data: Any) -> None:
-    X, y = planted_data(500)
+def test_on_epoch_gets_metrics_and_can_stop() -> None:
+    X, y = planted(500)
     seen: list[Mapping[str, Any]] = []
 
     class Stop(Exception):
@@ -192,8 +193,8 @@ def test_on_epoch_gets_metrics_and_can_stop(planted_data: Any) -> None:
         ),
     ],
 )
-def test_bad_train_input(planted_data: Any, mutate: Any, message: str) -> None:
-    X, y = planted_data(300)
+def test_bad_train_input(mutate: Any, message: str) -> None:
+    X, y = planted(300)
     X = X.tolil()
     X[5, 99] = 1.0
     X = X.tocsr()
@@ -202,8 +203,8 @@ def test_bad_train_input(planted_data: Any, mutate: Any, message: str) -> None:
         train(Xb, yb, _hp())
 
 
-def test_regressor_accepts_any_finite_label_but_not_nan(planted_data: Any) -> None:
-    X, y = planted_data(200, regression=True)
+def test_regressor_accepts_any_finite_label_but_not_nan() -> None:
+    X, y = planted(200, regression=True)
     train(X, y * 10, _hp(predictor_type="regressor"))
     y[3] = np.nan
     with pytest.raises(InputError, match="record 3 has label nan; expected a finite number"):

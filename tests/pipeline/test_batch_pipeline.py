@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +16,9 @@ from fmrec.model.artifact import load_model_tar
 from fmrec.serving.batch import write_all_users
 from pipeline.batch import BATCH_STEP, get_batch_pipeline
 from pipeline.definition import CDK_ARGUMENTS
+from tests.support.lambda_world import USERS, build_world
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _world() -> Any:
-    name = "fmrec_test_world"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "lambda" / "world.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +65,7 @@ def test_the_local_runner_writes_every_users_top_k(definition: dict[str, Any], t
     from twins.pipeline.runner import run_local
     from twins.registry.registry import Registry
 
-    w = _world()
-    world = w.build_world(tmp_path / "world")
+    world = build_world(tmp_path / "world")
     model_dir = tmp_path / "approved"
     model_dir.mkdir()
     shutil.copy(world.model_path, model_dir / "model.tar.gz")
@@ -95,7 +82,7 @@ def test_the_local_runner_writes_every_users_top_k(definition: dict[str, Any], t
     assert result.status == "Succeeded", result.failure_reason
     (out,) = (result.folder / "s3").rglob("recommendations.jsonl")
     summary = json.loads((out.parent / "summary.json").read_text())
-    assert summary["users"] == len(w.USERS) and summary["k"] == 3 and summary["exclude_rated"] is True
+    assert summary["users"] == len(USERS) and summary["k"] == 3 and summary["exclude_rated"] is True
     expected = tmp_path / "expected.jsonl"
     write_all_users(expected, load_model_tar(world.model_path), world.lookup, 3)
     assert out.read_text() == expected.read_text()
@@ -105,7 +92,7 @@ def test_a_bad_k_fails_the_step_by_name(definition: dict[str, Any], tmp_path: Pa
     from twins.pipeline.runner import StepFailed, run_local
     from twins.registry.registry import Registry
 
-    world = _world().build_world(tmp_path / "world")
+    world = build_world(tmp_path / "world")
     with pytest.raises(StepFailed, match=r"--k 0: expected 1\.\.1000"):
         run_local(
             definition,

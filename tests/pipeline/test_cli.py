@@ -9,6 +9,8 @@ import pytest
 
 from fmrec_cli.main import main
 
+pytestmark = pytest.mark.slow
+
 
 def test_definition_command_writes_the_cdk_definition(tmp_path: Path) -> None:
     out = tmp_path / "definition.json"

@@ -11,7 +11,10 @@ import pytest
 from botocore.validate import ParamValidator
 
 from pipeline import definition as pdef
+from tests.support.pipeline_shapes import typed
 from twins.pipeline.graph import all_steps, edges, topological_order
+
+pytestmark = pytest.mark.slow
 
 REGISTER = "RegisterModel-RegisterModel"
 OPERATIONS = {
@@ -24,45 +27,6 @@ RUN_TIME_FIELDS = {
     "CreateProcessingJob": {"ProcessingJobName": "job"},
     "CreateTrainingJob": {"TrainingJobName": "job"},
 }
-SUBSTITUTES = {
-    "${ArtifactBucket}": "fmrec-artifacts",
-    "${PipelineRoleArn}": "arn:aws:iam::123456789012:role/fmrec",
-}
-
-
-def _is_expression(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and len(value) == 1
-        and next(iter(value)) in ("Get", "Std:Join", "Std:JsonGet")
-    )
-
-
-def _typed(value: Any, shape: Any) -> Any:
-    """`value` with every pipeline expression replaced by a value of the type botocore expects there."""
-    if _is_expression(value):
-        samples = {
-            "string": "x" * max(1, shape.metadata.get("min", 1)),
-            "integer": 1,
-            "long": 1,
-            "float": 1.0,
-            "double": 1.0,
-            "boolean": True,
-        }
-        if shape.type_name == "string" and shape.enum:
-            return shape.enum[0]
-        assert shape.type_name in samples, f"expression where botocore expects a {shape.type_name}"
-        return samples[shape.type_name]
-    if shape.type_name == "structure" and isinstance(value, dict):
-        return {k: _typed(v, shape.members[k]) if k in shape.members else v for k, v in value.items()}
-    if shape.type_name == "list" and isinstance(value, list):
-        return [_typed(v, shape.member) for v in value]
-    if shape.type_name == "map" and isinstance(value, dict):
-        return {k: _typed(v, shape.value) for k, v in value.items()}
-    if isinstance(value, str):
-        for placeholder, real in SUBSTITUTES.items():
-            value = value.replace(placeholder, real)
-    return value
 
 
 def test_definition_has_every_step(cdk_definition: dict[str, Any]) -> None:
@@ -85,7 +49,7 @@ def test_arguments_match_botocore_request_shapes(cdk_definition: dict[str, Any],
     steps = [s for s in all_steps(cdk_definition) if s["Type"] == step_type]
     assert steps
     for step in steps:
-        request = {**RUN_TIME_FIELDS.get(operation, {}), **_typed(step["Arguments"], shape)}
+        request = {**RUN_TIME_FIELDS.get(operation, {}), **typed(step["Arguments"], shape)}
         report = ParamValidator().validate(request, shape)
         assert not report.has_errors(), f"{step['Name']}: {report.generate_report()}"
 
@@ -94,7 +58,7 @@ def test_validation_catches_a_wrong_type(cdk_definition: dict[str, Any]) -> None
     """The shape check above can fail: an instance count given as text is rejected."""
     shape = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateTrainingJob")
     train = next(s for s in all_steps(cdk_definition) if s["Name"] == "TrainModel")
-    request = {"TrainingJobName": "job", **_typed(train["Arguments"], shape.input_shape)}
+    request = {"TrainingJobName": "job", **typed(train["Arguments"], shape.input_shape)}
     request["ResourceConfig"]["InstanceCount"] = "two"
     assert ParamValidator().validate(request, shape.input_shape).has_errors()
 

@@ -23,6 +23,8 @@ from fmrec.model.metrics import binary_metrics
 from fmrec.serving.lookup import read_lookup
 from pipeline.steps import evaluate as ev
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture()
 def eval_base(tiny_run: Any, tmp_path: Path) -> Path:

@@ -20,6 +20,8 @@ from twins.pipeline.runner import (
 )
 from twins.registry.registry import Registry
 
+pytestmark = pytest.mark.slow
+
 REGISTER = "RegisterModel-RegisterModel"
 
 

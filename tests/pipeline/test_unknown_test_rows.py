@@ -20,6 +20,8 @@ from pipeline.steps import evaluate as ev
 from pipeline.steps import preprocess
 from twins.training.job import run_training
 
+pytestmark = pytest.mark.slow
+
 COLD_USER = 1
 
 

@@ -7,12 +7,15 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.support.loopback import http_get
+from tests.support.trained_world import ENDPOINT, VERSION
 from twins.api.server import start_in_background
+
+pytestmark = pytest.mark.slow
 
 ERROR_KEYS = {"code", "message", "requestId"}
 
@@ -22,18 +25,18 @@ def copy_artifacts(trained: Any, dest: Path) -> Path:
 
 
 @pytest.fixture
-def endpoint(trained: Any, rw: ModuleType) -> Iterator[Any]:
+def endpoint(trained: Any) -> Iterator[Any]:
     from twins.endpoint.server import start_in_background as start_endpoint
 
-    with start_endpoint(trained.model_path, name=rw.ENDPOINT, variant=rw.VERSION) as ep:
+    with start_endpoint(trained.model_path, name=ENDPOINT, variant=VERSION) as ep:
         yield ep
 
 
-def serve_once(artifacts: Path, endpoint_url: str | None, rw: ModuleType, rel: ModuleType, path: str) -> Any:
+def serve_once(artifacts: Path, endpoint_url: str | None, path: str) -> Any:
     with start_in_background(
-        artifacts, endpoint_url, endpoint_name=rw.ENDPOINT, fast_path=endpoint_url is None
+        artifacts, endpoint_url, endpoint_name=ENDPOINT, fast_path=endpoint_url is None
     ) as twin:
-        return rel.http_get(twin.url + path)
+        return http_get(twin.url + path)
 
 
 def assert_unavailable(answer: Any, retry_after: str, *hidden: str) -> dict[str, Any]:
@@ -60,32 +63,26 @@ CORRUPTIONS: dict[str, Callable[[bytes], bytes]] = {
 
 
 @pytest.mark.parametrize("name", ["lookup.json", "lookup.bin"])
-def test_lookup_file_missing(
-    tmp_path: Path, trained: Any, endpoint: Any, rw: ModuleType, rel: ModuleType, name: str
-) -> None:
+def test_lookup_file_missing(tmp_path: Path, trained: Any, endpoint: Any, name: str) -> None:
     artifacts = copy_artifacts(trained, tmp_path)
-    (artifacts / rw.VERSION / "lookup" / name).unlink()
-    doc = assert_unavailable(serve_once(artifacts, endpoint.url, rw, rel, user_path(trained)), "30")
+    (artifacts / VERSION / "lookup" / name).unlink()
+    doc = assert_unavailable(serve_once(artifacts, endpoint.url, user_path(trained)), "30")
     assert "no lookup published" in doc["message"]
 
 
-def test_nothing_published(
-    tmp_path: Path, trained: Any, endpoint: Any, rw: ModuleType, rel: ModuleType
-) -> None:
+def test_nothing_published(tmp_path: Path, trained: Any, endpoint: Any) -> None:
     artifacts = copy_artifacts(trained, tmp_path)
-    shutil.rmtree(artifacts / rw.VERSION)
-    assert_unavailable(serve_once(artifacts, endpoint.url, rw, rel, user_path(trained)), "30")
+    shutil.rmtree(artifacts / VERSION)
+    assert_unavailable(serve_once(artifacts, endpoint.url, user_path(trained)), "30")
 
 
 @pytest.mark.parametrize("name", ["lookup.json", "lookup.bin"])
 @pytest.mark.parametrize("how", sorted(CORRUPTIONS))
-def test_lookup_file_corrupt(
-    tmp_path: Path, trained: Any, endpoint: Any, rw: ModuleType, rel: ModuleType, name: str, how: str
-) -> None:
+def test_lookup_file_corrupt(tmp_path: Path, trained: Any, endpoint: Any, name: str, how: str) -> None:
     artifacts = copy_artifacts(trained, tmp_path)
-    target = artifacts / rw.VERSION / "lookup" / name
+    target = artifacts / VERSION / "lookup" / name
     target.write_bytes(CORRUPTIONS[how](target.read_bytes()))
-    answer = serve_once(artifacts, endpoint.url, rw, rel, user_path(trained))
+    answer = serve_once(artifacts, endpoint.url, user_path(trained))
     if answer.status == 200:
         # A flipped byte inside a title or a score array can still be a valid lookup; then it must serve.
         assert how == "bitflip", answer.text
@@ -95,36 +92,30 @@ def test_lookup_file_corrupt(
 
 
 @pytest.mark.parametrize("content", [b"", b"{", b'{"modelVersion": 7}', b'{"other": "v1"}', b"[]"])
-def test_current_json_corrupt(
-    tmp_path: Path, trained: Any, endpoint: Any, rw: ModuleType, rel: ModuleType, content: bytes
-) -> None:
+def test_current_json_corrupt(tmp_path: Path, trained: Any, endpoint: Any, content: bytes) -> None:
     artifacts = copy_artifacts(trained, tmp_path)
     (artifacts / "current.json").write_bytes(content)
-    assert_unavailable(serve_once(artifacts, endpoint.url, rw, rel, user_path(trained)), "5")
+    assert_unavailable(serve_once(artifacts, endpoint.url, user_path(trained)), "5")
 
 
-def test_current_json_names_an_unpublished_version(
-    tmp_path: Path, trained: Any, endpoint: Any, rw: ModuleType, rel: ModuleType
-) -> None:
+def test_current_json_names_an_unpublished_version(tmp_path: Path, trained: Any, endpoint: Any) -> None:
     artifacts = copy_artifacts(trained, tmp_path)
     (artifacts / "current.json").write_text('{"modelVersion": "v9"}')
-    assert_unavailable(serve_once(artifacts, endpoint.url, rw, rel, user_path(trained)), "30")
+    assert_unavailable(serve_once(artifacts, endpoint.url, user_path(trained)), "30")
 
 
 @pytest.mark.parametrize("how", sorted(CORRUPTIONS))
-def test_fast_path_model_corrupt(
-    tmp_path: Path, trained: Any, rw: ModuleType, rel: ModuleType, how: str
-) -> None:
+def test_fast_path_model_corrupt(tmp_path: Path, trained: Any, how: str) -> None:
     artifacts = copy_artifacts(trained, tmp_path)
-    model = artifacts / rw.VERSION / "model.tar.gz"
+    model = artifacts / VERSION / "model.tar.gz"
     model.write_bytes(CORRUPTIONS[how](model.read_bytes()))
-    answer = serve_once(artifacts, None, rw, rel, user_path(trained))
+    answer = serve_once(artifacts, None, user_path(trained))
     if answer.status == 200:
         assert how == "bitflip", answer.text  # gzip's CRC normally catches it; a lucky flip may not matter
         return
     assert_unavailable(answer, "30", str(tmp_path))
     # Cold-start answers need no model and keep working.
-    cold = serve_once(artifacts, None, rw, rel, "/users/999999/recommendations?k=3")
+    cold = serve_once(artifacts, None, "/users/999999/recommendations?k=3")
     assert cold.status == 200 and cold.json()["servingPath"] == "cold_start"
 
 
@@ -153,29 +144,27 @@ def test_endpoint_twin_refuses_a_corrupt_model(tmp_path: Path, trained: Any, how
 
 @pytest.mark.parametrize("fault", ["missing", "corrupt"])
 def test_cold_start_failure_recovers_once_the_lookup_is_published(
-    tmp_path: Path, trained: Any, endpoint: Any, rw: ModuleType, rel: ModuleType, fault: str
+    tmp_path: Path, trained: Any, endpoint: Any, fault: str
 ) -> None:
     """A broken lookup at the Lambda's first request answers 503 until it is fixed, then serves at once: the
     failed load must not be cached as a successful version check (that gave 500s for 5 minutes)."""
     artifacts = copy_artifacts(trained, tmp_path)
-    lookup_bin = artifacts / rw.VERSION / "lookup" / "lookup.bin"
+    lookup_bin = artifacts / VERSION / "lookup" / "lookup.bin"
     good = lookup_bin.read_bytes()
     if fault == "missing":
         lookup_bin.unlink()
     else:
         lookup_bin.write_bytes(good[:100])
-    with start_in_background(artifacts, endpoint.url, endpoint_name=rw.ENDPOINT) as twin:
+    with start_in_background(artifacts, endpoint.url, endpoint_name=ENDPOINT) as twin:
         for _ in range(3):
-            assert_unavailable(rel.http_get(twin.url + user_path(trained)), "30", str(tmp_path))
+            assert_unavailable(http_get(twin.url + user_path(trained)), "30", str(tmp_path))
         lookup_bin.write_bytes(good)
-        answer = rel.http_get(twin.url + user_path(trained))
+        answer = http_get(twin.url + user_path(trained))
         assert answer.status == 200, answer.text
         assert answer.json()["servingPath"] == "endpoint"
 
 
-def test_model_and_lookup_disagree_on_feature_dim(
-    tmp_path: Path, trained: Any, rw: ModuleType, rel: ModuleType
-) -> None:
+def test_model_and_lookup_disagree_on_feature_dim(tmp_path: Path, trained: Any) -> None:
     """An endpoint serving a model of another feature layout refuses every request (ModelError): 503."""
     import numpy as np
 
@@ -188,8 +177,8 @@ def test_model_and_lookup_disagree_on_feature_dim(
     other = tmp_path / "other.tar.gz"
     hp = {"feature_dim": str(dim), "num_factors": "4", "predictor_type": "binary_classifier"}
     save_model_tar(FMModel(params, "binary_classifier", hp, {}), other)
-    with start_endpoint(other, name=rw.ENDPOINT, variant=rw.VERSION) as endpoint:
-        answer = serve_once(trained.artifacts, endpoint.url, rw, rel, user_path(trained))
+    with start_endpoint(other, name=ENDPOINT, variant=VERSION) as endpoint:
+        answer = serve_once(trained.artifacts, endpoint.url, user_path(trained))
     doc = assert_unavailable(answer, "5")
     assert "ModelError" in doc["message"]
 

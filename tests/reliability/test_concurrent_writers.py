@@ -16,6 +16,8 @@ import pytest
 from fmrec.errors import OutputError
 from fmrec.io_utils import OutputExistsError, atomic_dir
 
+pytestmark = pytest.mark.slow
+
 
 def fmrec(*argv: str) -> subprocess.Popen[str]:
     return subprocess.Popen(

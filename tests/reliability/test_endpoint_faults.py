@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.support.fault_server import Reply
+from tests.support.loopback import closed_port, http_get
+from tests.support.trained_world import ENDPOINT, VERSION
 from twins.api.server import start_in_background
+
+pytestmark = pytest.mark.slow
 
 TIMEOUT_SECONDS = 0.5
 MAX_ATTEMPTS = 3
@@ -24,12 +28,12 @@ def lambda_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def api(trained: Any, rw: ModuleType, lambda_env: None) -> Iterator[Any]:
+def api(trained: Any, lambda_env: None) -> Iterator[Any]:
     """api(endpoint_url) -> a running API twin over the trained world, pointed at that endpoint."""
     started: list[Any] = []
 
     def start(endpoint_url: str) -> Any:
-        started.append(start_in_background(trained.artifacts, endpoint_url, endpoint_name=rw.ENDPOINT))
+        started.append(start_in_background(trained.artifacts, endpoint_url, endpoint_name=ENDPOINT))
         return started[-1]
 
     yield start
@@ -75,33 +79,31 @@ def assert_unavailable(answer: Any, retry_after: str) -> dict[str, Any]:
     return doc
 
 
-def test_endpoint_down(api: Any, trained: Any, rel: ModuleType) -> None:
-    twin = api(f"http://127.0.0.1:{rel.closed_port()}")
-    doc = assert_unavailable(rel.http_get(url_for(twin, trained)), "5")
+def test_endpoint_down(api: Any, trained: Any) -> None:
+    twin = api(f"http://127.0.0.1:{closed_port()}")
+    doc = assert_unavailable(http_get(url_for(twin, trained)), "5")
     assert "unreachable" in doc["message"]
 
 
-def test_endpoint_twin_stopped_mid_run(api: Any, trained: Any, rw: ModuleType, rel: ModuleType) -> None:
+def test_endpoint_twin_stopped_mid_run(api: Any, trained: Any) -> None:
     from twins.endpoint.server import start_in_background as start_endpoint
 
-    endpoint = start_endpoint(trained.model_path, name=rw.ENDPOINT, variant=rw.VERSION)
+    endpoint = start_endpoint(trained.model_path, name=ENDPOINT, variant=VERSION)
     twin = api(endpoint.url)
     try:
-        first = rel.http_get(url_for(twin, trained))
+        first = http_get(url_for(twin, trained))
         assert first.status == 200 and first.json()["servingPath"] == "endpoint"
     finally:
         endpoint.stop()
-    assert_unavailable(rel.http_get(url_for(twin, trained)), "5")
+    assert_unavailable(http_get(url_for(twin, trained)), "5")
 
 
-def test_endpoint_slower_than_the_timeout(
-    api: Any, trained: Any, fault_server: Any, rel: ModuleType, scorer: Any
-) -> None:
+def test_endpoint_slower_than_the_timeout(api: Any, trained: Any, fault_server: Any, scorer: Any) -> None:
     late = 4.0
-    server = fault_server(lambda n, body: rel.Reply(body=predictions(scorer(body)), delay=late))
+    server = fault_server(lambda n, body: Reply(body=predictions(scorer(body)), delay=late))
     twin = api(server.url)
     started = time.monotonic()
-    doc = assert_unavailable(rel.http_get(url_for(twin, trained)), "5")
+    doc = assert_unavailable(http_get(url_for(twin, trained)), "5")
     # The API gave up on its read timeout; the endpoint's (correct) answer would only have come later.
     assert time.monotonic() - started < late
     assert "unreachable" in doc["message"]
@@ -113,31 +115,29 @@ def test_endpoint_slower_than_the_timeout(
     [(429, "ThrottlingException"), (400, "ThrottlingException"), (503, "ServiceUnavailable")],
 )
 def test_endpoint_keeps_throttling(
-    api: Any, trained: Any, fault_server: Any, rel: ModuleType, status: int, error_type: str
+    api: Any, trained: Any, fault_server: Any, status: int, error_type: str
 ) -> None:
     server = fault_server(
-        lambda n, body: rel.Reply(
+        lambda n, body: Reply(
             status, json.dumps({"message": "Rate exceeded"}).encode(), {"x-amzn-ErrorType": error_type}
         )
     )
     twin = api(server.url)
-    doc = assert_unavailable(rel.http_get(url_for(twin, trained)), "1")
+    doc = assert_unavailable(http_get(url_for(twin, trained)), "1")
     assert "throttling" in doc["message"]
     assert server.calls == MAX_ATTEMPTS
 
 
-def test_throttling_then_recovery(
-    api: Any, trained: Any, fault_server: Any, rel: ModuleType, scorer: Any
-) -> None:
+def test_throttling_then_recovery(api: Any, trained: Any, fault_server: Any, scorer: Any) -> None:
     throttled = MAX_ATTEMPTS - 1
 
     def respond(n: int, body: bytes) -> Any:
         if n <= throttled:
-            return rel.Reply(429, b'{"message":"Rate exceeded"}', {"x-amzn-ErrorType": "ThrottlingException"})
-        return rel.Reply(body=predictions(scorer(body)), headers={"x-Amzn-Invoked-Production-Variant": "v1"})
+            return Reply(429, b'{"message":"Rate exceeded"}', {"x-amzn-ErrorType": "ThrottlingException"})
+        return Reply(body=predictions(scorer(body)), headers={"x-Amzn-Invoked-Production-Variant": "v1"})
 
     server = fault_server(respond)
-    answer = rel.http_get(url_for(twin := api(server.url), trained, k=7))
+    answer = http_get(url_for(twin := api(server.url), trained, k=7))
     assert answer.status == 200, answer.text
     doc = answer.json()
     assert doc["servingPath"] == "endpoint" and doc["modelVersion"] == "v1"
@@ -159,51 +159,45 @@ def test_throttling_then_recovery(
         b"",
     ],
 )
-def test_endpoint_returns_malformed_json(
-    api: Any, trained: Any, fault_server: Any, rel: ModuleType, payload: bytes
-) -> None:
-    server = fault_server(lambda n, body: rel.Reply(body=payload))
-    doc = assert_unavailable(rel.http_get(url_for(api(server.url), trained)), "5")
+def test_endpoint_returns_malformed_json(api: Any, trained: Any, fault_server: Any, payload: bytes) -> None:
+    server = fault_server(lambda n, body: Reply(body=payload))
+    doc = assert_unavailable(http_get(url_for(api(server.url), trained)), "5")
     assert "unreadable" in doc["message"]
 
 
 @pytest.mark.parametrize("missing", [1, "all"])
 def test_endpoint_returns_fewer_predictions(
-    api: Any, trained: Any, fault_server: Any, rel: ModuleType, scorer: Any, missing: Any
+    api: Any, trained: Any, fault_server: Any, scorer: Any, missing: Any
 ) -> None:
     def respond(n: int, body: bytes) -> Any:
         scores = scorer(body)
-        return rel.Reply(body=predictions(scores[:-missing] if missing != "all" else []))
+        return Reply(body=predictions(scores[:-missing] if missing != "all" else []))
 
     server = fault_server(respond)
-    doc = assert_unavailable(rel.http_get(url_for(api(server.url), trained)), "5")
+    doc = assert_unavailable(http_get(url_for(api(server.url), trained)), "5")
     assert "scores for" in doc["message"]
 
 
-def test_endpoint_returns_more_predictions(
-    api: Any, trained: Any, fault_server: Any, rel: ModuleType, scorer: Any
-) -> None:
-    server = fault_server(lambda n, body: rel.Reply(body=predictions([*scorer(body), 0.99])))
-    assert_unavailable(rel.http_get(url_for(api(server.url), trained)), "5")
+def test_endpoint_returns_more_predictions(api: Any, trained: Any, fault_server: Any, scorer: Any) -> None:
+    server = fault_server(lambda n, body: Reply(body=predictions([*scorer(body), 0.99])))
+    assert_unavailable(http_get(url_for(api(server.url), trained)), "5")
 
 
 @pytest.mark.parametrize(
     ("status", "error_type"), [(424, "ModelError"), (500, "InternalFailure"), (400, "ValidationError")]
 )
-def test_endpoint_fails(
-    api: Any, trained: Any, fault_server: Any, rel: ModuleType, status: int, error_type: str
-) -> None:
+def test_endpoint_fails(api: Any, trained: Any, fault_server: Any, status: int, error_type: str) -> None:
     server = fault_server(
-        lambda n, body: rel.Reply(status, b'{"message":"boom"}', {"x-amzn-ErrorType": error_type})
+        lambda n, body: Reply(status, b'{"message":"boom"}', {"x-amzn-ErrorType": error_type})
     )
-    doc = assert_unavailable(rel.http_get(url_for(api(server.url), trained)), "5")
+    doc = assert_unavailable(http_get(url_for(api(server.url), trained)), "5")
     assert error_type in doc["message"] and "boom" not in doc["message"]
     assert server.calls == 1  # not a throttle: no retry
 
 
 @pytest.mark.parametrize("bad", ['"0.5"', "null", '"NaN"', '"Infinity"', "true", '{"v": 1}', "1e999"])
 def test_endpoint_returns_a_non_number_score(
-    api: Any, trained: Any, fault_server: Any, rel: ModuleType, scorer: Any, bad: str
+    api: Any, trained: Any, fault_server: Any, scorer: Any, bad: str
 ) -> None:
     """Well-formed JSON, the right count, but one score that is not a finite number: 503, never a 500 or a
     response body with NaN (which is not JSON)."""
@@ -212,8 +206,8 @@ def test_endpoint_returns_a_non_number_score(
         scores = [json.dumps(s) for s in scorer(body)]
         scores[len(scores) // 2] = bad
         items = ",".join(f'{{"score":{s}}}' for s in scores)
-        return rel.Reply(body=f'{{"predictions":[{items}]}}'.encode())
+        return Reply(body=f'{{"predictions":[{items}]}}'.encode())
 
     server = fault_server(respond)
-    doc = assert_unavailable(rel.http_get(url_for(api(server.url), trained, k=100)), "5")
+    doc = assert_unavailable(http_get(url_for(api(server.url), trained, k=100)), "5")
     assert "unreadable" in doc["message"]

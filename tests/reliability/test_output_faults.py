@@ -21,6 +21,8 @@ import pytest
 
 from fmrec_cli.main import main as fmrec_main
 
+pytestmark = pytest.mark.slow
+
 
 def leftovers(folder: Path) -> list[str]:
     """Temporary siblings atomic writes leave behind if they fail to clean up."""

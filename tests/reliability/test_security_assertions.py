@@ -12,6 +12,8 @@ import pytest
 
 from tests.support.cdk import build_stage, cdk_json_context, stage_templates
 
+pytestmark = pytest.mark.slow
+
 SECRETISH = ("SECRET", "PASSWORD", "TOKEN", "ACCESS_KEY", "PRIVATE")
 
 

@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.trained_world import ENDPOINT
 from twins.http_limits import GATEWAY_STYLE, Limits
+
+pytestmark = pytest.mark.slow
 
 SHORT = 1.5  # seconds: the request-read timeout of these tests
 
@@ -45,16 +48,16 @@ def parse(raw: bytes) -> tuple[int, dict[str, str], Any]:
 
 
 @pytest.fixture(scope="module")
-def endpoint(trained: Any, rw: Any) -> Iterator[Any]:
+def endpoint(trained: Any) -> Iterator[Any]:
     from twins.endpoint.server import start_in_background
 
     limits = Limits(max_connections=6, max_head_bytes=4096, request_timeout=SHORT)
-    with start_in_background(trained.model_path, name=rw.ENDPOINT, limits=limits) as server:
+    with start_in_background(trained.model_path, name=ENDPOINT, limits=limits) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def api(trained: Any, rw: Any) -> Iterator[Any]:
+def api(trained: Any) -> Iterator[Any]:
     from twins.api.server import start_in_background
 
     limits = Limits(
@@ -236,12 +239,12 @@ def test_api_body_at_the_limit_reaches_the_handler(api: Any) -> None:
 
 
 @pytest.mark.parametrize("twin", ["endpoint", "api"])
-def test_with_the_default_limits_a_100_kb_url_is_a_json_414(trained: Any, rw: Any, twin: str) -> None:
+def test_with_the_default_limits_a_100_kb_url_is_a_json_414(trained: Any, twin: str) -> None:
     from twins.api.server import start_in_background as start_api
     from twins.endpoint.server import start_in_background as start_endpoint
 
     server = (
-        start_endpoint(trained.model_path, name=rw.ENDPOINT)
+        start_endpoint(trained.model_path, name=ENDPOINT)
         if twin == "endpoint"
         else start_api(trained.artifacts, None, fast_path=True)
     )

@@ -17,6 +17,8 @@ from fmrec.tuning.space import build_space, parse_range, resolve_objective
 from fmrec_cli.main import main as fmrec
 from pipeline.steps import carve_validation
 
+pytestmark = pytest.mark.slow
+
 SMALL = ["--range", "epochs=2:5", "--range", "num_factors=2:8", "--range", "mini_batch_size=100:400"]
 
 

@@ -23,6 +23,8 @@ from fmrec.tuning.space import NDCG_OBJECTIVE, TuningError, resolve_objective
 from fmrec.tuning.split import carve, split_rows
 from fmrec_cli.main import main as fmrec
 
+pytestmark = pytest.mark.slow
+
 TINY_HP = {
     "predictor_type": "binary_classifier",
     "num_factors": "8",

@@ -6,8 +6,12 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from fmrec_cli.main import main as fmrec
 from fmrec_cli.pipeline import run_pipeline
+
+pytestmark = pytest.mark.slow
 
 
 def test_runner_executes_the_tuning_branch_and_registers_the_best_model(tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ def config(**kw: object) -> TuningConfig:
     return TuningConfig(**base)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
     cfg = config()
     results = run_search(cfg, analytic_trial, tmp_path)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from typing import Any
 
 import botocore.session
@@ -15,22 +13,12 @@ from fmrec.tuning.job import config_from_request
 from fmrec.tuning.space import DEFAULT_RANGES, ParamRange, TuningError, build_space
 from pipeline import definition as pdef
 from pipeline.tuning import CARVE_STEP, CHOOSE_STEP, PIPELINE_RANGES, TUNE_STEP, TuningOptions
+from tests.support.pipeline_shapes import typed
 from twins.pipeline.graph import all_steps
 
+pytestmark = pytest.mark.slow
+
 REGISTER_TUNED = "RegisterModelTuned-RegisterModel"
-
-
-def _pipeline_test_helper() -> Any:
-    """The pipeline tests' placeholder substitution (`_typed`), reused so both areas validate alike."""
-    path = Path(__file__).resolve().parents[1] / "pipeline" / "test_definition.py"
-    spec = importlib.util.spec_from_file_location("_pipeline_definition_tests", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module._typed
-
-
-_typed = _pipeline_test_helper()
 
 
 def shape(operation: str) -> Any:
@@ -66,7 +54,7 @@ def test_tuning_step_validates_against_botocore_shape(tuning_definition: dict[st
     tune = step(tuning_definition, TUNE_STEP)
     assert tune["Type"] == "Tuning"
     request_shape = shape("CreateHyperParameterTuningJob")
-    request = {"HyperParameterTuningJobName": "job", **_typed(tune["Arguments"], request_shape)}
+    request = {"HyperParameterTuningJobName": "job", **typed(tune["Arguments"], request_shape)}
     report = ParamValidator().validate(request, request_shape)
     assert not report.has_errors(), report.generate_report()
 
@@ -119,7 +107,7 @@ def test_every_step_of_both_branches_validates(
     assert steps
     for s in steps:
         report = ParamValidator().validate(
-            {**run_time, **_typed(s["Arguments"], request_shape)}, request_shape
+            {**run_time, **typed(s["Arguments"], request_shape)}, request_shape
         )
         assert not report.has_errors(), f"{s['Name']}: {report.generate_report()}"
 
@@ -128,7 +116,7 @@ def test_a_wrong_tuning_request_fails_the_shape_check(tuning_definition: dict[st
     request_shape = shape("CreateHyperParameterTuningJob")
     request = {
         "HyperParameterTuningJobName": "job",
-        **_typed(step(tuning_definition, TUNE_STEP)["Arguments"], request_shape),
+        **typed(step(tuning_definition, TUNE_STEP)["Arguments"], request_shape),
     }
     request["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxParallelTrainingJobs"] = "two"
     assert ParamValidator().validate(request, request_shape).has_errors()
@@ -137,7 +125,7 @@ def test_a_wrong_tuning_request_fails_the_shape_check(tuning_definition: dict[st
 def test_carve_step_reads_train_only_and_validates(tuning_definition: dict[str, Any]) -> None:
     carve = step(tuning_definition, CARVE_STEP)
     request_shape = shape("CreateProcessingJob")
-    request = {"ProcessingJobName": "job", **_typed(carve["Arguments"], request_shape)}
+    request = {"ProcessingJobName": "job", **typed(carve["Arguments"], request_shape)}
     assert not ParamValidator().validate(request, request_shape).has_errors()
     sources = json.dumps([i["S3Input"]["S3Uri"] for i in carve["Arguments"]["ProcessingInputs"]])
     assert "Outputs['train']" in sources and "Outputs['test']" not in sources

@@ -1,0 +1,1 @@
+"""Tests of fmrec.features and the preprocess step."""

@@ -1,0 +1,1 @@
+"""Tests of the pipeline definitions (pipeline/) and the local pipeline runner."""

@@ -1,0 +1,1 @@
+"""Fault-injection, resource-limit and security tests across the serving path."""

@@ -1,0 +1,1 @@
+"""Tests of fmrec.tuning and the pipeline's tuning branch."""

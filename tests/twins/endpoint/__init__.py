@@ -1,0 +1,1 @@
+"""Tests of the SageMaker endpoint twin (twins/endpoint)."""

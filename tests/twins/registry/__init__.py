@@ -1,0 +1,1 @@
+"""Tests of the model registry twin (twins/registry)."""

@@ -1,0 +1,1 @@
+"""Tests of the training-job twin (twins/training)."""
