@@ -1,4 +1,4 @@
-"""Shared test set-up: fake AWS credentials and region (no real account is reachable); tests/cdk is slow."""
+"""Shared test set-up: fake AWS credentials and region (no account is reachable); tests/stacks is slow."""
 
 from __future__ import annotations
 
@@ -50,11 +50,11 @@ def offline_pipeline() -> Callable[..., dict[str, Any]]:
     return build
 
 
-_CDK_TESTS = Path(__file__).parent / "cdk"
+_CDK_TESTS = Path(__file__).parent / "stacks"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every tests/cdk test needs a synthesized app (jsii, node, the npm CLI): the whole folder is slow."""
+    """Every tests/stacks test needs a synthesized app (jsii, node, the npm CLI): the whole folder is slow."""
     for item in items:
         if item.path.is_relative_to(_CDK_TESTS):
             item.add_marker(pytest.mark.slow)

@@ -1,4 +1,4 @@
-"""CDK assertions behind docs/security.md that tests/cdk does not make: auth on every method, who may invoke
+"""CDK assertions behind docs/security.md not made in tests/stacks: auth on every method, who may invoke
 the recommend Lambda, the exact grants of its role, no deletes or data writes by the app's own roles."""
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def test_names_that_are_not_plain_are_refused(name: object) -> None:
 
 
 def test_current_json_round_trip_and_bytes() -> None:
-    # The deployer writes exactly these bytes to S3 (tests/cdk/test_deployer.py pins them too).
+    # The deployer writes exactly these bytes to S3 (tests/stacks/test_deployer.py pins them too).
     assert dump_current("v7") == json.dumps({"modelVersion": "v7"}).encode()
     assert parse_current(dump_current("v7")) == "v7"
     assert parse_current('{"modelVersion": "AllTraffic", "other": 1}\n') == "AllTraffic"

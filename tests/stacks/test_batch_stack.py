@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from tests.cdk.test_iam import render, statements
+from tests.stacks.test_iam import render, statements
 from tests.support.cdk import REPO, Assembly
 
 

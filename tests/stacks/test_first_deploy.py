@@ -16,7 +16,7 @@ from aws_cdk.assertions import Template
 
 from stacks.config import StageConfig
 from stacks.storage import StorageStack
-from tests.cdk.test_iam import render, statements
+from tests.stacks.test_iam import render, statements
 from tests.support.cdk import Assembly, new_app
 from twins.pipeline.graph import all_steps
 

@@ -3,9 +3,9 @@ stacks that renames one would make CloudFormation replace a deployed resource.
 
 When a change is meant to add, remove or rename resources, regenerate the list and review its diff:
 
-    PYTHONPATH=. .venv/bin/python -m tests.cdk.test_logical_ids
+    PYTHONPATH=. .venv/bin/python -m tests.stacks.test_logical_ids
 
-(it synthesizes dev and prod offline, like the session fixture, and rewrites tests/cdk/logical_ids.json).
+(it synthesizes dev and prod offline, like the session fixture, and rewrites tests/stacks/logical_ids.json).
 """
 
 from __future__ import annotations

@@ -189,7 +189,7 @@ def test_serving_deployer_and_triggers(dev: Assembly) -> None:
     t.resource_count_is("Custom::FmrecEndpoint", 1)
     t.resource_count_is(
         "AWS::SQS::Queue", 1
-    )  # the deployer's failure destination (tests/cdk/test_first_deploy.py)
+    )  # the deployer's failure destination (tests/stacks/test_first_deploy.py)
     t.has_resource_properties(
         "AWS::Lambda::Function",
         {
