@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 
 
@@ -22,3 +25,18 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def kill_one_worker_and_wait_for_its_replacement(supervisor: int, timeout: float) -> None:
+    """SIGKILL the lowest-numbered worker of `supervisor` and wait until a new one takes its place."""
+    workers = worker_pids(supervisor)
+    assert len(workers) >= 2, f"expected several workers, found {sorted(workers)}"
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = worker_pids(supervisor)
+        if len(now) == len(workers) and victim not in now:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"worker {victim} was not replaced: {sorted(worker_pids(supervisor))}")

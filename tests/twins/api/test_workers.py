@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from fmrec_cli.main import main
-from tests.support.processes import alive, worker_pids
+from tests.support.processes import alive, kill_one_worker_and_wait_for_its_replacement, worker_pids
 from twins.api.server import ready, start_in_background
 
 pytestmark = pytest.mark.slow
@@ -30,20 +30,11 @@ def test_a_killed_api_worker_is_replaced_and_a_second_twin_cannot_take_the_port(
     server = start_in_background(world.artifacts, None, fast_path=True, process=True, workers=2)
     try:
         assert server.pid is not None
-        workers = worker_pids(server.pid)
-        assert len(workers) == 2
-        victim = min(workers)
-        os.kill(victim, signal.SIGKILL)
+        assert len(worker_pids(server.pid)) == 2
+        kill_one_worker_and_wait_for_its_replacement(server.pid, 30)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            now = worker_pids(server.pid)
-            if len(now) == 2 and victim not in now:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail(f"worker {victim} was not replaced: {worker_pids(server.pid)}")
         # The other worker may be the only listener while the new one loads the Lambda: wait for one.
-        while not ready(server.host, server.port) and time.monotonic() < deadline + 30:
+        while not ready(server.host, server.port) and time.monotonic() < deadline:
             time.sleep(0.2)
         for _ in range(4):  # new connections each time: whichever worker takes them answers
             doc = _recommend(server.url)

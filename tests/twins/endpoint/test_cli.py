@@ -12,7 +12,7 @@ import pytest
 
 from fmrec_cli.main import build_parser, main
 from tests.support.model_files import make_model_tar
-from tests.support.processes import alive, worker_pids
+from tests.support.processes import alive, kill_one_worker_and_wait_for_its_replacement, worker_pids
 from twins.endpoint.server import build_specs, default_workers, ping, start_in_background
 
 pytestmark = pytest.mark.slow
@@ -138,28 +138,17 @@ def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path) -> None:
 def test_a_killed_worker_is_replaced_and_a_second_twin_cannot_take_the_port(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import os
-    import signal
     import time
 
     model = make_model_tar(tmp_path / "model.tar.gz", "binary_classifier", 8, 20)
     with start_in_background(model, process=True, workers=2) as server:
         assert server.pid is not None
-        workers = worker_pids(server.pid)
-        assert len(workers) == 2
-        victim = min(workers)
-        os.kill(victim, signal.SIGKILL)
+        assert len(worker_pids(server.pid)) == 2
+        kill_one_worker_and_wait_for_its_replacement(server.pid, 20)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            now = worker_pids(server.pid)
-            if len(now) == 2 and victim not in now:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail(f"worker {victim} was not replaced: {worker_pids(server.pid)}")
         # The twin answered /ping once one worker listened; on a loaded machine the other may still be loading
         # its model, and the victim may have been the only one listening: wait for a listener.
-        while not ping(server.host, server.port) and time.monotonic() < deadline + 20:
+        while not ping(server.host, server.port) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert ping(server.host, server.port)
 
