@@ -40,15 +40,20 @@ def register(sub: Any) -> None:
     batch.add_argument("--model", metavar="TAR", help="model.tar.gz (with --lookup, instead of --artifacts)")
     batch.add_argument("--lookup", metavar="DIR", help="the lookup folder preprocess wrote for that model")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.add_argument(
-        "--api-url", default="http://127.0.0.1:3000", help="API base URL (default the local twin on :3000)"
-    )
     parser.add_argument("--genre", default=None, help="only movies of this genre")
     parser.add_argument("--min-score", type=float, default=None, help="drop scores below this")
     parser.add_argument("--include-rated", action="store_true", help="keep movies the user already rated")
+    add_client_arguments(parser)
+    parser.set_defaults(func=_run)
+
+
+def add_client_arguments(parser: argparse.ArgumentParser) -> None:
+    """The API client's flags, shared by `fmrec recommend` and `fmrec similar`."""
+    parser.add_argument(
+        "--api-url", default="http://127.0.0.1:3000", help="API base URL (default the local twin on :3000)"
+    )
     parser.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
-    parser.set_defaults(func=_run)
 
 
 def build_url(args: argparse.Namespace) -> str:

@@ -8,7 +8,7 @@ import urllib.parse
 from typing import Any
 
 from fmrec.errors import InputError
-from fmrec_cli.recommend import fetch, items_table
+from fmrec_cli.recommend import add_client_arguments, fetch, items_table
 
 
 def register(sub: Any) -> None:
@@ -23,11 +23,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--movie", type=int, required=True, help="MovieLens movie id")
     parser.add_argument("-k", type=int, default=10, help="how many movies (1..100, default 10)")
     parser.add_argument("--genre", default=None, help="only movies of this genre")
-    parser.add_argument(
-        "--api-url", default="http://127.0.0.1:3000", help="API base URL (default the local twin on :3000)"
-    )
-    parser.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    add_client_arguments(parser)
     parser.set_defaults(func=_run)
 
 
