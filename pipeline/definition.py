@@ -32,9 +32,14 @@ from typing import Any
 
 import boto3
 
+from fmrec.codec.wire import CONTENT_TYPE as RECORDIO
 from fmrec.errors import InputError
 from fmrec.features.history import HistoryConfig
-from fmrec.features.objective import SamplingConfig, check_objective
+from fmrec.features.objective import (
+    OBJECTIVES,  # the Objective parameter's values; the first is the default
+    SamplingConfig,
+    check_objective,
+)
 from fmrec.features.options import DEFAULT_HISTORY
 from fmrec.features.preprocess import OUTPUT_CHANNELS
 from fmrec.model.hyperparameters import PIPELINE_PARAMETERS
@@ -94,7 +99,6 @@ GATE_STEP = "CheckQuality"
 REGISTER_STEP = "RegisterModel"
 FAIL_STEP = "QualityGateFailed"
 
-RECORDIO = "application/x-recordio-protobuf"
 CONTENT_TYPES = ("application/json", RECORDIO)
 RESPONSE_TYPES = ("application/json",)
 INFERENCE_INSTANCES = ("ml.c4.xlarge", "ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge")
@@ -117,9 +121,6 @@ SEED_HYPERPARAMETERS = {
     "FactorsWd": 0.00001,
     "FactorsInitSigma": 0.001,
 }
-
-
-OBJECTIVES = ("ranking", "rating")  # the Objective parameter's values; the first is the default
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fmrec.codec.wire import CONTENT_TYPE as RECORDIO
 from fmrec.tuning.space import (
     DEFAULT_RANGES,
     ParamRange,
@@ -52,7 +53,6 @@ USE_TUNING = "UseTuning"
 MAX_JOBS = "TuningMaxJobs"
 MAX_PARALLEL = "TuningMaxParallelJobs"
 TUNING_MODELS_PREFIX = "models/tuning"
-RECORDIO = "application/x-recordio-protobuf"
 # AWS's FM tuning page lists the hyperparameters a tuning job may search, and num_factors is not one of them
 # (https://docs.aws.amazon.com/sagemaker/latest/dg/fm-tuning.html): it stays static, the NumFactors parameter.
 STATIC_ONLY = ("num_factors",)

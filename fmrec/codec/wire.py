@@ -9,6 +9,9 @@ import numpy as np
 
 from fmrec.errors import InputError
 
+# The channel and request content type of this format (SageMaker FM, "Input/Output Interface"):
+# https://docs.aws.amazon.com/sagemaker/latest/dg/fact-machines.html
+CONTENT_TYPE = "application/x-recordio-protobuf"
 MAGIC = 0xCED7230A
 MAGIC_LE = struct.pack("<I", MAGIC)
 VALUES_KEY = b"\x0a\x06values"  # map entry field 1 (key) = "values"

@@ -19,13 +19,13 @@ from fmrec.evaluation.pointwise import fit_baselines, pointwise, row_positions
 from fmrec.evaluation.ranking import MAX_SCORE_CELLS, K, metric_keys, ranking_metrics_at_k, ranking_task
 from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer, train_matrix
 from fmrec.features.layout import block_range
+from fmrec.features.objective import OBJECTIVES
 from fmrec.model import fm
 from fmrec.model.artifact import load_model_tar
 from fmrec.serving.lookup import Lookup, read_lookup
 
 log = logging.getLogger(__name__)
 
-OBJECTIVES = ("ranking", "rating")
 DEFAULT_THRESHOLD = 4.0
 NDCG_FLOOR = 1e-9
 RANKED = ("model", "popularity")  # the scorers of the ranking block

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from fmrec.codec.wire import CONTENT_TYPE
 from fmrec.data.readers import DUPLICATE_POLICY, Dataset, Ratings, load_dataset, sorted_unique, title_coverage
 from fmrec.evaluation.holdout import HeldOut, write_holdout
 from fmrec.features.channels import labels_for, ranking_channels, write_channel
@@ -189,7 +190,7 @@ def preprocess(
         if sampling is None
         else {"train": sampling["train_balance"], "test": sampling.get("test_balance", {})},
         "files": {"train": train_files, "test": test_files, "holdout": [holdout_file]},
-        "content_type": "application/x-recordio-protobuf",
+        "content_type": CONTENT_TYPE,
         "source": {"data_dir": str(data_dir), "layout": ds.layout, "split": ds.split},
         "config": {**asdict(cfg), "aux": list(cfg.aux)},
     }

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from fmrec.errors import InputError
-from fmrec.evaluation.evaluate import OBJECTIVES, EvaluationError, evaluate, model_metrics, read_inputs
+from fmrec.evaluation.evaluate import EvaluationError, evaluate, model_metrics, read_inputs
 from fmrec.evaluation.report import report_html
+from fmrec.features.objective import OBJECTIVES
 from fmrec.io_utils import atomic_write_text
 
 log = logging.getLogger(__name__)

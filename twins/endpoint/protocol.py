@@ -14,11 +14,11 @@ from scipy.sparse import csr_matrix
 
 from fmrec.codec.predictions import encode_predictions
 from fmrec.codec.reader import decode_request
+from fmrec.codec.wire import CONTENT_TYPE as RECORDIO
 from fmrec.errors import InputError
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
-RECORDIO = "application/x-recordio-protobuf"
 SUPPORTED = (JSON, JSONLINES, RECORDIO)
 
 # The real-time invocation limit, 6 MB, read as MiB (the larger reading): nothing SageMaker takes is refused.

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fmrec.codec.reader import read_spmatrix
+from fmrec.codec.wire import CONTENT_TYPE as RECORDIO
 from fmrec.errors import FmrecError, InputError, OutputError
 from fmrec.io_utils import atomic_write_text
 from fmrec.model.artifact import FMModel, save_model_tar
@@ -22,7 +23,6 @@ from fmrec.model.trainer import train
 log = logging.getLogger("fmrec.training")
 
 CHANNELS = ("train", "test")  # what SageMaker's FM accepts; train is required
-RECORDIO = "application/x-recordio-protobuf"
 MODEL_NAME = "model.tar.gz"
 METRICS_NAME = "metrics.json"
 FAILURE_NAME = "failure"
