@@ -34,6 +34,7 @@ def offline_pipeline() -> Callable[..., dict[str, Any]]:
     """Build get_pipeline(...) with the CDK placeholders, no credentials and every socket connect refused."""
 
     def build(**kwargs: Any) -> dict[str, Any]:
+        # local import: the SageMaker SDK takes ~3 s to import; this conftest loads for every test run
         from pipeline.definition import CDK_ARGUMENTS, get_pipeline
 
         def refuse(*args: Any, **_: Any) -> None:

@@ -1,4 +1,4 @@
-"""The import contract (docs/architecture.md "Import rules"), checked over the source's AST."""
+"""The import contract (docs/architecture.md "Import rules"), checked over the source's and the tests' AST."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 # The source the contract covers: each package folder and the CDK app.
 SOURCES = ("fmrec", "fmrec_cli", "pipeline", "twins", "lambdas", "stacks", "app.py")
+# The tests follow the rule on function-local imports only: they may import anything.
+TESTS = ("tests",)
 LOCAL_REASON = re.compile(r"#\s*local import:\s*\S")
 
 
@@ -198,9 +200,9 @@ def file_imports(path: Path, rel: Path) -> Iterator[Import]:
         yield Import(rel.as_posix(), first, module, local, _reasoned(lines, first, last, import_lines))
 
 
-def collect(root: Path) -> list[Import]:
+def collect(root: Path, folders: tuple[str, ...] = SOURCES) -> list[Import]:
     out: list[Import] = []
-    for source in SOURCES:
+    for source in folders:
         top = root / source
         files = [top] if top.is_file() else sorted(top.rglob("*.py")) if top.is_dir() else []
         for path in files:
@@ -230,14 +232,16 @@ def layering_violations(root: Path) -> list[str]:
 
 
 def unreasoned_local_imports(root: Path) -> list[str]:
-    """Each function-local import with no `# local import: <reason>` comment, as 'file:line: what [rule]'."""
+    """Each function-local import in the source or the tests with no `# local import: <reason>` comment, as
+    'file:line: what [rule]'."""
     rule = (
         "a function-local import needs a one-line `# local import: <reason>` comment above it "
-        "(Lambda cold start, CLI start-up, an optional dependency); otherwise import at module level"
+        "(Lambda cold start, CLI start-up, an optional dependency, a slow import a shared test module "
+        "would make every test file pay for); otherwise import at module level"
     )
     found = {
         f"{i.path}:{i.line}: imports {i.module} [rule: {rule}]"
-        for i in collect(root)
+        for i in collect(root, SOURCES + TESTS)
         if i.local and not i.reasoned
     }
     return sorted(found)
@@ -369,3 +373,30 @@ def test_checker_wants_a_reason_for_each_local_import(tmp_path: Path) -> None:
     found = unreasoned_local_imports(root)
     assert [v.split(": imports")[0] for v in found] == ["fmrec/a.py:10", "fmrec/a.py:7"], found
     assert all("[rule: a function-local import needs" in v for v in found)
+
+
+def test_the_tests_need_a_reason_for_a_local_import_but_may_import_anything(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "tests/conftest.py": (
+                "import sagemaker\n"  # 1: the SDK and any project unit: no layering rule for tests
+                "import twins.api\n"
+                "def f():\n"
+                "    import fmrec_cli.main\n"  # 4: unreasoned
+                "    code = 'import numpy'\n"  # 5: code in a string (a subprocess's) is no import
+            ),
+            "tests/support/a.py": (
+                "def f():\n"
+                "    # local import: the SageMaker SDK is slow to import\n"
+                "    from pipeline.definition import get_pipeline\n"
+            ),
+            "tests/twins/test_a.py": "def test_x():\n    from twins.api.server import serve\n",
+        },
+    )
+    assert layering_violations(root) == []
+    found = unreasoned_local_imports(root)
+    assert [v.split(" [rule:")[0] for v in found] == [
+        "tests/conftest.py:4: imports fmrec_cli.main",
+        "tests/twins/test_a.py:2: imports twins.api.server",
+    ], found

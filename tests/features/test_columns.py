@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import sys
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -117,8 +118,6 @@ def test_every_consumer_agrees_with_the_encoding(tmp_path: Path) -> None:
 
 
 def test_lookup_request_decoder_and_export_share_the_layout() -> None:
-    from array import array
-
     lookup = Lookup(
         feature_dim=2 + 3 + 2 + 3,
         user_ids=[5, 9],

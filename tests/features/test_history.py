@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from fmrec.errors import InputError
+from fmrec.features import history
 from fmrec.features.history import HistoryConfig, serving_value, training_rows
 from fmrec.model import fm
 from fmrec.serving.lookup import Lookup
@@ -127,8 +128,6 @@ def test_request_bodies_score_as_the_fast_path(max_bytes: int) -> None:
 def test_a_channel_too_large_for_its_history_is_refused_naming_what_fits(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from fmrec.features import history
-
     rows = np.array([1, 2, 0, 1])  # rows per user
     lengths = np.array([3, 100, 100, 5])  # each user's history length
     assert history.check_size(rows, lengths, HistoryConfig(cap=64), "train") == 3 + 2 * 64 + 5

@@ -12,6 +12,8 @@ import pytest
 import fmrec.serving.lookup as lookup_module
 from fmrec.data.readers import read_ratings
 from fmrec.errors import InputError
+from fmrec.features.options import PreprocessConfig
+from fmrec.features.preprocess import run
 from fmrec.serving.lookup import LOOKUP_FILES, Lookup, read_lookup, write_lookup
 
 
@@ -93,9 +95,6 @@ def test_damaged_lookup_is_a_clear_error(preprocessed: Path, tmp_path: Path) -> 
 
 
 def test_aux_keys(synth_dir: Path, tmp_path: Path) -> None:
-    from fmrec.features.options import PreprocessConfig
-    from fmrec.features.preprocess import run
-
     aux = ("age", "gender", "occupation", "genres", "year")
     run(synth_dir, tmp_path / "aux", PreprocessConfig(aux=aux, history=0))  # user keys: one-hot only
     lk = read_lookup(tmp_path / "aux" / "lookup")

@@ -12,7 +12,7 @@ import pytest
 from sklearn.preprocessing import OneHotEncoder
 
 from fmrec.codec.reader import read_spmatrix
-from fmrec.data.readers import read_ratings
+from fmrec.data.readers import load_dataset, read_ratings
 from fmrec.errors import InputError, OutputError
 from fmrec.features import layout
 from fmrec.features.options import PreprocessConfig
@@ -118,8 +118,6 @@ def test_aux_features_come_after_the_movie_block(synth_dir: Path, preprocessed: 
 
 
 def test_aux_rows_match_a_row_by_row_reference(synth_dir: Path) -> None:
-    from fmrec.data.readers import load_dataset
-
     ds = load_dataset(synth_dir)
     aux = ("age", "gender", "occupation", "genres", "year")
     enc = layout.build_encoding(ds.train, ds.users, ds.movies, aux)

@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
+from lambdas.recommend import app
 from tests.support.trained_world import ENDPOINT, VERSION, build
+from twins.api.server import start_in_background
+from twins.endpoint.server import start_in_background as start_endpoint
 
 
 @pytest.fixture(scope="session")
@@ -19,10 +22,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(scope="module")
 def api_url(trained: Any) -> Iterator[str]:
     """The API twin (the recommend Lambda's own handler) backed by the endpoint twin serving the model."""
-    from lambdas.recommend import app
-    from twins.api.server import start_in_background
-    from twins.endpoint.server import start_in_background as start_endpoint
-
     with (
         start_endpoint(trained.model_path, name=ENDPOINT, variant=VERSION) as endpoint,
         start_in_background(trained.artifacts, endpoint.url, endpoint_name=ENDPOINT) as api,

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fmrec.codec.writer import encode_request
+from twins.endpoint.app import EndpointSpec, create_app, load_endpoints
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +35,6 @@ PATHS = st.sampled_from(["/invocations", f"/endpoints/{NAME}/invocations"])
 
 @pytest.fixture(scope="module")
 def endpoint_app(trained: Any) -> Iterator[tuple[Any, asyncio.AbstractEventLoop, int]]:
-    from twins.endpoint.app import EndpointSpec, create_app, load_endpoints
-
     app = create_app(load_endpoints([EndpointSpec(NAME, trained.model_path, "v1")]))
     loop = asyncio.new_event_loop()
     yield app, loop, trained.feature_dim

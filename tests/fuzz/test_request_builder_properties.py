@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fmrec.errors import InputError
 from fmrec.serving.lookup import Lookup
 from fmrec.serving.requests import MAX_PAYLOAD_BYTES, RequestBuilder, decode_body, decode_keys
 
@@ -74,8 +75,6 @@ def test_keys_decode_to_the_user_and_movie(req: tuple[Lookup, int, list[int] | N
     try:
         payloads = RequestBuilder(lookup, max_bytes).build(user_pos, positions)
     except Exception as exc:  # only a limit below one instance may refuse, and clearly
-        from fmrec.errors import InputError
-
         assert isinstance(exc, InputError) and "cannot fit" in str(exc), exc
         return
     got_positions = [p for payload in payloads for p in payload.movie_positions]

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import fmrec.model.artifact as artifact
 from fmrec.errors import InputError
 from fmrec.model.artifact import FMModel, ModelArtifactError, build_symbol, load_model_tar, model_tar_bytes
 from fmrec.model.fm import FMParams
@@ -348,8 +349,6 @@ def test_decompressed_size_of_the_tar_stream_is_capped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A huge member that is not model_algo-1 is skipped, but never past the archive cap."""
-    import fmrec.model.artifact as artifact
-
     monkeypatch.setattr(artifact, "MAX_ARCHIVE_BYTES", 4 * MiB)
     path = tmp_path / "model.tar.gz"
     path.write_bytes(_tar_gz([_file("padding", bytes(8 * MiB)), _file("model_algo-1", _zip(_good_parts()))]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from fmrec.errors import InputError
 from fmrec.model.artifact import FMModel, save_model_tar
 from fmrec.model.export import IdLayout, export_embeddings
 from fmrec.model.fm import FMParams, raw_scores
+from fmrec.serving.lookup import Lookup
 from fmrec_cli.main import main as cli_main
 
 
@@ -102,10 +104,6 @@ def test_cli_export_positional(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_export_from_lookup_artifacts_with_aux_blocks(tmp_path: Path) -> None:
-    from array import array
-
-    from fmrec.serving.lookup import Lookup
-
     lookup = Lookup(
         feature_dim=9,
         user_ids=[10, 20, 30],

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import fmrec.model.fm as fm_module
 from fmrec.errors import InputError
 from fmrec.model.fm import FMParams, predict, raw_scores, score_user_candidates, sigmoid
 
@@ -104,8 +108,6 @@ def test_params_shape_mismatch() -> None:
 
 
 def test_blocks_empty_rows_and_duplicate_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    import fmrec.model.fm as fm_module
-
     rng = np.random.default_rng(9)
     params = _params(rng, 10, 3)
     X = sp.random(50, 10, density=0.2, random_state=4, format="csr", dtype=np.float32)
@@ -135,9 +137,6 @@ def test_blocks_empty_rows_and_duplicate_keys(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_scoring_module_needs_numpy_only() -> None:
-    import subprocess
-    import sys
-
     code = "import sys, fmrec.model.fm; print('scipy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

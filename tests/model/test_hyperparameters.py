@@ -6,6 +6,7 @@ import pytest
 
 from fmrec.model.hyperparameters import (
     HYPERPARAMETERS,
+    RECOMMENDED,
     TUNABLE_RANGES,
     HyperparameterError,
     HyperParameters,
@@ -113,7 +114,5 @@ def test_tunable_ranges() -> None:
 
 
 def test_recommended_set_is_valid() -> None:
-    from fmrec.model.hyperparameters import RECOMMENDED
-
     hp = parse_hyperparameters({**RECOMMENDED, "feature_dim": "10", "predictor_type": "binary_classifier"})
     assert hp.factors_lr > HyperParameters(1, 1, "regressor").factors_lr

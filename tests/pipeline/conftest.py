@@ -7,6 +7,10 @@ from typing import Any
 
 import pytest
 
+from fmrec.data.synth import SynthConfig, write_synth
+from fmrec_cli.pipeline import local_definition as build_local_definition
+from twins.registry.registry import Registry
+
 
 @pytest.fixture(scope="session")
 def cdk_definition(offline_pipeline: Callable[..., dict[str, Any]]) -> dict[str, Any]:
@@ -24,15 +28,11 @@ TINY = {
 
 @pytest.fixture(scope="session")
 def local_definition() -> dict[str, Any]:
-    from fmrec_cli.pipeline import local_definition as build
-
-    return build()
+    return build_local_definition()
 
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from fmrec.data.synth import SynthConfig, write_synth
-
     out = tmp_path_factory.mktemp("tiny") / "ml"
     write_synth(out, SynthConfig(**TINY))
     return out
@@ -46,8 +46,8 @@ def tiny_run(
 
     Objective rating: these tests check the pointwise gate and outputs; test_runner.py runs both gates.
     """
+    # local import: the runner pulls in the numba-compiled trainer (~1 s); only pipeline-running tests need it
     from twins.pipeline.runner import run_local
-    from twins.registry.registry import Registry
 
     root = tmp_path_factory.mktemp("runs")
     return run_local(

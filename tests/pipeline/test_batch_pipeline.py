@@ -17,6 +17,8 @@ from fmrec.serving.batch import write_all_users
 from pipeline.batch import BATCH_STEP, get_batch_pipeline
 from pipeline.definition import CDK_ARGUMENTS
 from tests.support.lambda_world import USERS, build_world
+from twins.pipeline.runner import StepFailed, run_local
+from twins.registry.registry import Registry
 
 pytestmark = pytest.mark.slow
 
@@ -62,9 +64,6 @@ def test_one_processing_step_with_the_batch_script_and_parameters(definition: di
 
 
 def test_the_local_runner_writes_every_users_top_k(definition: dict[str, Any], tmp_path: Path) -> None:
-    from twins.pipeline.runner import run_local
-    from twins.registry.registry import Registry
-
     world = build_world(tmp_path / "world")
     model_dir = tmp_path / "approved"
     model_dir.mkdir()
@@ -89,9 +88,6 @@ def test_the_local_runner_writes_every_users_top_k(definition: dict[str, Any], t
 
 
 def test_a_bad_k_fails_the_step_by_name(definition: dict[str, Any], tmp_path: Path) -> None:
-    from twins.pipeline.runner import StepFailed, run_local
-    from twins.registry.registry import Registry
-
     world = build_world(tmp_path / "world")
     with pytest.raises(StepFailed, match=r"--k 0: expected 1\.\.1000"):
         run_local(

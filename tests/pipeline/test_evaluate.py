@@ -13,6 +13,7 @@ import pytest
 import scipy.sparse as sp
 
 from fmrec.codec.reader import read_spmatrix
+from fmrec.codec.writer import write_spmatrix
 from fmrec.evaluation.evaluate import EvaluationError, evaluate, read_curves, read_inputs
 from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.pointwise import fit_baselines
@@ -22,6 +23,8 @@ from fmrec.model.artifact import load_model_tar
 from fmrec.model.metrics import binary_metrics
 from fmrec.serving.lookup import read_lookup
 from pipeline.steps import evaluate as ev
+from pipeline.steps import preprocess
+from twins.training.job import run_training
 
 pytestmark = pytest.mark.slow
 
@@ -67,9 +70,6 @@ def test_main_writes_the_three_files_with_independently_checked_metrics(eval_bas
 
 def test_ranking_figures_match_a_plain_loop_over_users(eval_base: Path) -> None:
     """NDCG@10 and P@10 of the model, recomputed one user at a time with the serving path's scorer."""
-    from fmrec.evaluation.holdout import read_holdout
-    from fmrec.serving.lookup import read_lookup
-
     doc = ev.main(eval_base, ["--objective", "rating", "--threshold", "4"])
     model = load_model_tar(next((eval_base / "input" / "model").rglob("model.tar.gz")))
     lookup = read_lookup(eval_base / "input" / "lookup")
@@ -98,8 +98,6 @@ def test_ranking_figures_match_a_plain_loop_over_users(eval_base: Path) -> None:
 
 def test_unknown_users_and_movies_never_crash_and_are_counted(eval_base: Path) -> None:
     """A held-out user and movie absent from train, and a test row holding only its user's column."""
-    from fmrec.codec.writer import write_spmatrix
-
     holdout = eval_base / "input" / "holdout" / "ratings.tsv"
     holdout.write_text(holdout.read_text() + "99999\t1\t5\n1\t99999\t5\n")
     X, y = read_spmatrix(eval_base / "input" / "test")
@@ -134,8 +132,6 @@ def test_a_missing_holdout_channel_is_a_clear_error(eval_base: Path) -> None:
 
 def test_baselines_fit_what_they_should() -> None:
     # One-hot rows: movie column decides the label; the biases-only fit must separate them.
-    import scipy.sparse as sp
-
     rows = sp.csr_matrix(
         np.array([[1, 0, 1, 0], [1, 0, 0, 1], [0, 1, 1, 0], [0, 1, 0, 1]] * 20, dtype=np.float32)
     )
@@ -169,9 +165,6 @@ def test_curves_are_read_from_the_training_output(eval_base: Path) -> None:
 
 
 def test_a_regressor_is_evaluated_with_rmse_and_mae(tiny_data: Path, tmp_path: Path) -> None:
-    from pipeline.steps import preprocess
-    from twins.training.job import run_training
-
     pre = tmp_path / "pre"
     shutil.copytree(tiny_data, pre / "input" / "data")
     preprocess.main(pre, ["--label", "regression", "--objective", "rating"])

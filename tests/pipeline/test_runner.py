@@ -139,8 +139,6 @@ def test_an_unknown_objective_binds_both_gates(
     local_definition: dict[str, Any], tiny_data: Path, tmp_path: Path
 ) -> None:
     # Neither "Objective is the other one" holds, so every check must pass: a lift of 1000x cannot.
-    from twins.pipeline.graph import all_steps
-
     parameters = parse_parameters(local_definition, {"Objective": "both"})
     run = LocalRun(local_definition, tmp_path, "r", parameters, Registry(tmp_path / "registry"), print)
     gate = next(s for s in all_steps(local_definition) if s["Name"] == "CheckQuality")

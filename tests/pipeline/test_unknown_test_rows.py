@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from fmrec.codec.reader import read_spmatrix
 from fmrec.data.synth import SynthConfig, write_synth
@@ -107,8 +108,6 @@ def test_relevant_unknown_movies_stay_relevant_but_unranked(evaluated: dict[str,
 
 
 def test_popularity_scores_a_movie_absent_from_train_as_never_rated() -> None:
-    import scipy.sparse as sp
-
     rows = sp.csr_matrix(np.array([[1, 0, 1, 0], [1, 0, 0, 1], [0, 1, 1, 0]] * 10, dtype=np.float32))
     y = np.array([1.0, 0.0, 1.0] * 10)
     base = fit_baselines(rows, y, movie_cols=np.array([2, 3]), counts=np.array([20.0, 10.0]), binary=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from lambdas.recommend import app
 from tests.support.fault_server import FaultServer, Reply
 from tests.support.trained_world import build
 
@@ -20,8 +21,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(autouse=True)
 def _reset_handler() -> Iterator[None]:
     yield
-    from lambdas.recommend import app
-
     app.configure(None)
 
 

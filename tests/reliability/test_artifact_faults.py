@@ -9,11 +9,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from fmrec.errors import InputError
+from fmrec.model.artifact import FMModel, ModelArtifactError, load_model_tar, save_model_tar
+from fmrec.model.fm import FMParams
+from pipeline.steps.evaluate import main as evaluate_step
 from tests.support.loopback import http_get
 from tests.support.trained_world import ENDPOINT, VERSION
 from twins.api.server import start_in_background
+from twins.endpoint.server import start_in_background as start_endpoint
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +32,6 @@ def copy_artifacts(trained: Any, dest: Path) -> Path:
 
 @pytest.fixture
 def endpoint(trained: Any) -> Iterator[Any]:
-    from twins.endpoint.server import start_in_background as start_endpoint
-
     with start_endpoint(trained.model_path, name=ENDPOINT, variant=VERSION) as ep:
         yield ep
 
@@ -123,8 +127,6 @@ def test_fast_path_model_corrupt(tmp_path: Path, trained: Any, how: str) -> None
 def test_endpoint_twin_refuses_a_corrupt_model(tmp_path: Path, trained: Any, how: str) -> None:
     model = tmp_path / "model.tar.gz"
     model.write_bytes(CORRUPTIONS[how](trained.model_path.read_bytes()))
-    from fmrec.model.artifact import ModelArtifactError, load_model_tar
-
     try:
         load_model_tar(model)
     except ModelArtifactError as exc:
@@ -166,12 +168,6 @@ def test_cold_start_failure_recovers_once_the_lookup_is_published(
 
 def test_model_and_lookup_disagree_on_feature_dim(tmp_path: Path, trained: Any) -> None:
     """An endpoint serving a model of another feature layout refuses every request (ModelError): 503."""
-    import numpy as np
-
-    from fmrec.model.artifact import FMModel, save_model_tar
-    from fmrec.model.fm import FMParams
-    from twins.endpoint.server import start_in_background as start_endpoint
-
     dim = trained.feature_dim + 7
     params = FMParams(w0=0.0, w=np.zeros(dim, np.float32), V=np.zeros((dim, 4), np.float32))
     other = tmp_path / "other.tar.gz"
@@ -186,9 +182,6 @@ def test_model_and_lookup_disagree_on_feature_dim(tmp_path: Path, trained: Any) 
 @pytest.mark.parametrize("how", ["truncated", "garbage", "empty"])
 def test_evaluate_step_refuses_a_corrupt_model(tmp_path: Path, trained: Any, how: str) -> None:
     """The evaluate step names the corrupt model and writes no evaluation (the gate sees nothing)."""
-    from fmrec.errors import InputError
-    from pipeline.steps.evaluate import main as evaluate_step
-
     base = tmp_path / "processing"
     for channel in ("test", "train", "lookup"):
         shutil.copytree(trained.prep_dir / channel, base / "input" / channel)

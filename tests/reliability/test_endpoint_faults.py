@@ -9,10 +9,14 @@ from typing import Any
 
 import pytest
 
+from fmrec.model.artifact import load_model_tar
+from fmrec.model.fm import predict
 from tests.support.fault_server import Reply
 from tests.support.loopback import closed_port, http_get
 from tests.support.trained_world import ENDPOINT, VERSION
 from twins.api.server import start_in_background
+from twins.endpoint.protocol import parse_json
+from twins.endpoint.server import start_in_background as start_endpoint
 
 pytestmark = pytest.mark.slow
 
@@ -44,10 +48,6 @@ def api(trained: Any, lambda_env: None) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def scorer(trained: Any) -> Any:
     """The real answer to a request body: the endpoint twin's parser and the FM math on the trained model."""
-    from fmrec.model.artifact import load_model_tar
-    from fmrec.model.fm import predict
-    from twins.endpoint.protocol import parse_json
-
     model = load_model_tar(trained.model_path)
 
     def score(body: bytes) -> list[float]:
@@ -86,8 +86,6 @@ def test_endpoint_down(api: Any, trained: Any) -> None:
 
 
 def test_endpoint_twin_stopped_mid_run(api: Any, trained: Any) -> None:
-    from twins.endpoint.server import start_in_background as start_endpoint
-
     endpoint = start_endpoint(trained.model_path, name=ENDPOINT, variant=VERSION)
     twin = api(endpoint.url)
     try:

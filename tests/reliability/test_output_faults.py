@@ -7,6 +7,7 @@ SIGXFSZ), and, where the kernel lets us mount, a tiny tmpfs (ENOSPC).
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -19,7 +20,11 @@ from typing import Any
 
 import pytest
 
+from fmrec.errors import OutputError
+from fmrec.features.preprocess import OUTPUT_CHANNELS
 from fmrec_cli.main import main as fmrec_main
+from pipeline.steps.preprocess import main as preprocess_step
+from twins.training.job import run_training_job
 
 pytestmark = pytest.mark.slow
 
@@ -86,9 +91,6 @@ def test_preprocess_out_under_a_regular_file(trained: Any, regular_file: Path, c
 
 
 def test_preprocess_step_output_is_a_file(trained: Any, tmp_path: Path) -> None:
-    from fmrec.errors import OutputError
-    from pipeline.steps.preprocess import main as preprocess_step
-
     base = tmp_path / "processing"
     shutil.copytree(trained.data_dir, base / "input" / "data")
     (base / "output").write_text("a file where the output folder should be\n")
@@ -114,10 +116,6 @@ def test_preprocess_disk_full_tmpfs(trained: Any, tiny_tmpfs: Path, capsys: Any)
 
 def test_preprocess_step_disk_full_tmpfs(trained: Any, tiny_tmpfs: Path) -> None:
     """The SageMaker entry point with its output on a full disk: the pre-made channels stay empty."""
-    from fmrec.errors import OutputError
-    from fmrec.features.preprocess import OUTPUT_CHANNELS
-    from pipeline.steps.preprocess import main as preprocess_step
-
     base = tiny_tmpfs / "processing"
     (base / "input").mkdir(parents=True)
     os.symlink(trained.data_dir, base / "input" / "data")
@@ -179,10 +177,6 @@ def test_train_disk_full_on_the_metrics(trained: Any, tmp_path: Path) -> None:
 
 def test_training_job_metrics_unwritable(trained: Any, tmp_path: Path) -> None:
     """The SageMaker container layout: the model must not survive a job that failed to write its metrics."""
-    import json
-
-    from twins.training.job import run_training_job
-
     root = tmp_path / "job"
     (root / "input" / "config").mkdir(parents=True)
     hp = {
@@ -203,10 +197,6 @@ def test_training_job_metrics_unwritable(trained: Any, tmp_path: Path) -> None:
 
 
 def test_training_job_output_is_a_file(trained: Any, tmp_path: Path) -> None:
-    import json
-
-    from twins.training.job import run_training_job
-
     root = tmp_path / "job"
     (root / "input" / "config").mkdir(parents=True)
     hp = {

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from tests.support.trained_world import ENDPOINT
+from twins.api.server import start_in_background as start_api
+from twins.endpoint.server import start_in_background as start_endpoint
 from twins.http_limits import GATEWAY_STYLE, Limits
 
 pytestmark = pytest.mark.slow
@@ -49,17 +51,13 @@ def parse(raw: bytes) -> tuple[int, dict[str, str], Any]:
 
 @pytest.fixture(scope="module")
 def endpoint(trained: Any) -> Iterator[Any]:
-    from twins.endpoint.server import start_in_background
-
     limits = Limits(max_connections=6, max_head_bytes=4096, request_timeout=SHORT)
-    with start_in_background(trained.model_path, name=ENDPOINT, limits=limits) as server:
+    with start_endpoint(trained.model_path, name=ENDPOINT, limits=limits) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def api(trained: Any) -> Iterator[Any]:
-    from twins.api.server import start_in_background
-
     limits = Limits(
         max_connections=6,
         max_head_bytes=16384,
@@ -67,7 +65,7 @@ def api(trained: Any) -> Iterator[Any]:
         style=GATEWAY_STYLE,
         max_head_values=10240,
     )
-    with start_in_background(trained.artifacts, None, fast_path=True, limits=limits) as server:
+    with start_api(trained.artifacts, None, fast_path=True, limits=limits) as server:
         yield server
 
 
@@ -240,9 +238,6 @@ def test_api_body_at_the_limit_reaches_the_handler(api: Any) -> None:
 
 @pytest.mark.parametrize("twin", ["endpoint", "api"])
 def test_with_the_default_limits_a_100_kb_url_is_a_json_414(trained: Any, twin: str) -> None:
-    from twins.api.server import start_in_background as start_api
-    from twins.endpoint.server import start_in_background as start_endpoint
-
     server = (
         start_endpoint(trained.model_path, name=ENDPOINT)
         if twin == "endpoint"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from pipeline.batch import get_batch_pipeline
 from tests.stacks.test_iam import render, statements
 from tests.support.cdk import REPO, Assembly
 
@@ -101,8 +102,6 @@ def test_the_batch_role_runs_processing_jobs_only(assembly: Assembly) -> None:
 def test_the_deployed_batch_definition_is_the_factorys_with_the_stage_settings(
     assembly: Assembly, cdk_context: dict[str, Any]
 ) -> None:
-    from pipeline.batch import get_batch_pipeline
-
     stage = _stage(assembly)
     settings = cdk_context["fmrec:stages"][stage]
     _lid, resource = _batch(assembly)

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from pipeline.definition import image_uris
+from stacks.images import ecr_repository_arn
 from tests.support.cdk import Assembly
 
 # Roles that aws-cdk-lib builds for its own custom resources; their grants are CDK's, acknowledged in cdk-nag.
@@ -146,9 +148,6 @@ def test_pass_role_is_scoped_to_sagemaker(assembly: Assembly) -> None:
 
 
 def test_images_are_pulled_only_from_the_fm_and_sklearn_repositories(assembly: Assembly) -> None:
-    from pipeline.definition import image_uris
-    from stacks.images import ecr_repository_arn
-
     images = image_uris("us-east-1")
     allowed = {ecr_repository_arn(images["fm"]), ecr_repository_arn(images["sklearn"])}
     pulls = [s for _st, _lid, s in statements(assembly) if "ecr:BatchGetImage" in _as_list(s["Action"])]

@@ -9,6 +9,10 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from fmrec_cli.pipeline import LOCAL_ARGUMENTS, local_definition
+from stacks.api import OPENAPI_PATH
+from stacks.parts.recommend_function import HANDLER, POWERTOOLS_LAYER_PARAMETER, POWERTOOLS_VERSION
+from stacks.parts.rest_api import openapi_routes
 from tests.support.cdk import REPO, Assembly
 
 
@@ -138,8 +142,6 @@ def _substituted(assembly: Assembly, values: dict[str, str]) -> dict[str, Any]:
 
 def test_deployed_definition_equals_what_the_local_runner_executes(dev: Assembly) -> None:
     """`fmrec pipeline run --local --group fmrec-dev-models` executes exactly the dev stack's definition."""
-    from fmrec_cli.pipeline import LOCAL_ARGUMENTS, local_definition
-
     deployed = _substituted(
         dev,
         {
@@ -259,9 +261,6 @@ def test_prod_serving_scales_and_captures(prod: Assembly) -> None:
 
 # --- api -------------------------------------------------------------------------------------------------
 def test_api_mirrors_the_openapi_document(dev: Assembly) -> None:
-    from stacks.api import OPENAPI_PATH
-    from stacks.parts.rest_api import openapi_routes
-
     document = json.loads(OPENAPI_PATH.read_text())
     routes = openapi_routes(document)
     assert routes, "the OpenAPI document declares no operation"
@@ -310,8 +309,6 @@ def test_api_stage_is_throttled_logged_and_traced(dev: Assembly, cdk_context: di
 
 
 def test_recommend_lambda(dev: Assembly) -> None:
-    from stacks.parts.recommend_function import HANDLER, POWERTOOLS_LAYER_PARAMETER
-
     t = template(dev, "Api")
     t.has_resource_properties(
         "AWS::Lambda::Function",
@@ -339,8 +336,6 @@ def test_recommend_lambda(dev: Assembly) -> None:
 
 
 def test_powertools_layer_matches_the_pinned_version() -> None:
-    from stacks.parts.recommend_function import POWERTOOLS_VERSION
-
     pins = (REPO / "requirements.txt").read_text().splitlines()
     assert f"aws-lambda-powertools=={POWERTOOLS_VERSION}" in pins
 

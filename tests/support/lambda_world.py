@@ -9,7 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import numpy as np
+from botocore.response import StreamingBody
+
+from fmrec.model.artifact import FMModel, save_model_tar
+from fmrec.model.fm import FMParams, predict
+from fmrec.serving.lookup import Lookup, write_lookup
+from lambdas.recommend.app import lambda_handler
+from twins.api.gateway import LambdaContext, build_event
+from twins.api.publish import publish_version
+from twins.endpoint.protocol import parse_json
 
 USERS = (1, 2, 3, 5, 8, 13)
 MOVIES = (
@@ -41,8 +51,6 @@ ENDPOINT = "fmrec-endpoint"
 
 def make_lookup(users: tuple[int, ...] = USERS, ratings: dict[int, dict[int, int]] = RATINGS) -> Any:
     """The lookup preprocess would write for these ratings (user block first, then movies)."""
-    from fmrec.serving.lookup import Lookup
-
     movie_ids = [m for m, _, _ in MOVIES]
     movie_pos = {m: i for i, m in enumerate(movie_ids)}
     counts = [0] * len(movie_ids)
@@ -72,9 +80,6 @@ def make_lookup(users: tuple[int, ...] = USERS, ratings: dict[int, dict[int, int
 
 
 def make_model(feature_dim: int, seed: int = 0, predictor_type: str = "binary_classifier") -> Any:
-    from fmrec.model.artifact import FMModel
-    from fmrec.model.fm import FMParams
-
     rng = np.random.default_rng(seed)
     params = FMParams(
         w0=float(rng.normal(0, 0.3)),
@@ -96,10 +101,6 @@ class World:
 
 
 def build_world(root: Path, version: str = "v1", seed: int = 0, users: tuple[int, ...] = USERS) -> World:
-    from fmrec.model.artifact import save_model_tar
-    from fmrec.serving.lookup import write_lookup
-    from twins.api.publish import publish_version
-
     lookup = make_lookup(users)
     model = make_model(lookup.feature_dim, seed)
     lookup_dir = root / f"lookup-{version}"
@@ -113,24 +114,17 @@ def build_world(root: Path, version: str = "v1", seed: int = 0, users: tuple[int
 
 def endpoint_scores(model: Any, lookup: Any, body: bytes) -> list[float]:
     """What the endpoint answers for a request body: the endpoint twin's own parsing and the FM math."""
-    from fmrec.model.fm import predict
-    from twins.endpoint.protocol import parse_json
-
     X = parse_json(body, lookup.feature_dim)
     return [float(s) for s in predict(model.params, X, model.predictor_type)]
 
 
 def runtime_client() -> Any:
-    import boto3
-
     return boto3.client(
         "sagemaker-runtime", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
     )
 
 
 def invoke_response(scores: list[float], variant: str) -> dict[str, Any]:
-    from botocore.response import StreamingBody
-
     body = json.dumps(
         {"predictions": [{"score": s, "predicted_label": int(s >= 0.5)} for s in scores]}
     ).encode()
@@ -144,21 +138,15 @@ def invoke_response(scores: list[float], variant: str) -> dict[str, Any]:
 def event(
     path: str, query: dict[str, str] | None = None, method: str = "GET", request_id: str = "req-1"
 ) -> dict[str, Any]:
-    from twins.api.gateway import build_event
-
     pairs = list((query or {}).items())
     return build_event(method, path, pairs, [("accept", "application/json")], b"", request_id=request_id)
 
 
 def context(request_id: str = "lambda-req-1") -> Any:
-    from twins.api.gateway import LambdaContext
-
     return LambdaContext(aws_request_id=request_id)
 
 
 def handle(evt: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
-    from lambdas.recommend.app import lambda_handler
-
     result = lambda_handler(evt, context())
     headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
     for k, values in (result.get("multiValueHeaders") or {}).items():

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
+from fmrec.model.artifact import FMModel, save_model_tar
+from fmrec.model.fm import FMParams
+
 NUM_FACTORS = 4
 
 
 def make_model_tar(path: Path, predictor_type: str, seed: int, feature_dim: int) -> Path:
     """Write a random FM model.tar.gz (`feature_dim` features, NUM_FACTORS factors) at `path`."""
-    from fmrec.model.artifact import FMModel, save_model_tar
-    from fmrec.model.fm import FMParams
-
     rng = np.random.default_rng(seed)
     params = FMParams(
         w0=float(rng.normal(0, 0.5)),

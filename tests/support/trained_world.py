@@ -7,6 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fmrec.data.synth import SynthConfig, write_synth
+from fmrec.features.options import PreprocessConfig
+from fmrec.features.preprocess import run as preprocess
+from fmrec.serving.lookup import read_lookup
+from twins.api.publish import publish_version
+
 ENDPOINT = "fmrec-endpoint"
 VERSION = "v1"
 # Small enough to build in a few seconds, large enough for several genres, cold-start users and real training.
@@ -31,17 +37,12 @@ class TrainedWorld:
 
 
 def synth_data(folder: Path) -> Path:
-    from fmrec.data.synth import SynthConfig, write_synth
-
     write_synth(folder, SynthConfig(**SYNTH))  # type: ignore[arg-type]
     return folder
 
 
 def build(root: Path) -> TrainedWorld:
-    from fmrec.features.options import PreprocessConfig
-    from fmrec.features.preprocess import run as preprocess
-    from fmrec.serving.lookup import read_lookup
-    from twins.api.publish import publish_version
+    # local import: the numba-compiled trainer (~1 s); the fuzz and reliability conftests import this module
     from twins.training.job import run_training
 
     data_dir = synth_data(root / "ml-synth")

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from fmrec.codec.writer import write_spmatrix_file
+
 N_USERS, N_ITEMS = 30, 40
 FEATURE_DIM = N_USERS + N_ITEMS
 
@@ -27,8 +29,6 @@ def one_hot(n: int, seed: int) -> tuple[sp.csr_matrix, np.ndarray]:
 
 
 def write_channel(folder: Path, X: sp.csr_matrix, y: np.ndarray | None, shards: int = 1) -> None:
-    from fmrec.codec.writer import write_spmatrix_file
-
     folder.mkdir(parents=True, exist_ok=True)
     bounds = np.linspace(0, X.shape[0], shards + 1).astype(int)
     for s in range(shards):

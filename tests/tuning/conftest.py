@@ -6,12 +6,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
+
+from fmrec.codec.writer import write_spmatrix_file
 
 
 @pytest.fixture(scope="session")
 def tuning_definition(offline_pipeline: Callable[..., dict[str, Any]]) -> dict[str, Any]:
     """get_pipeline with the CDK placeholders and the tuning branch, no credentials, every connect refused."""
+    # local import: the SageMaker SDK takes ~3 s to import; this conftest loads for every tuning test file
     from pipeline.tuning import TuningOptions
 
     return offline_pipeline(tuning=TuningOptions())
@@ -20,11 +25,6 @@ def tuning_definition(offline_pipeline: Callable[..., dict[str, Any]]) -> dict[s
 @pytest.fixture(scope="session")
 def tiny_channels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A planted-factor one-hot data set (60 users, 80 items, 4,000 rows): folder with train/ and test/."""
-    import numpy as np
-    import scipy.sparse as sp
-
-    from fmrec.codec.writer import write_spmatrix_file
-
     root = tmp_path_factory.mktemp("tiny")
     rng = np.random.default_rng(0)
     n_users, n_items = 60, 80

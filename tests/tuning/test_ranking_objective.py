@@ -13,15 +13,18 @@ import scipy.sparse as sp
 
 from fmrec.codec.reader import read_spmatrix
 from fmrec.data.readers import read_ratings
+from fmrec.data.synth import SynthConfig, write_synth
 from fmrec.evaluation.evaluate import evaluate, read_inputs
 from fmrec.evaluation.holdout import read_holdout
 from fmrec.features.options import PreprocessConfig
-from fmrec.features.preprocess import preprocess
+from fmrec.features.preprocess import preprocess, run
 from fmrec.tuning.fm_trial import FMTrial, TrialData
+from fmrec.tuning.job import config_from_request
 from fmrec.tuning.ranking import RankingData, carve_dataset, manifest_config
 from fmrec.tuning.space import NDCG_OBJECTIVE, TuningError, resolve_objective
 from fmrec.tuning.split import carve, split_rows
 from fmrec_cli.main import main as fmrec
+from pipeline.tuning import TuningOptions
 
 pytestmark = pytest.mark.slow
 
@@ -40,9 +43,6 @@ SMALL = ["--range", "epochs=2:3", "--range", "num_factors=4:8", "--range", "mini
 @pytest.fixture(scope="module")
 def synth_processed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(MovieLens-layout folder, its default preprocess output): 150 users, 300 movies, 9,000 ratings."""
-    from fmrec.data.synth import SynthConfig, write_synth
-    from fmrec.features.preprocess import run
-
     root = tmp_path_factory.mktemp("ndcg")
     write_synth(root / "data", SynthConfig(users=150, items=300, ratings=9000))
     run(root / "data", root / "processed", PreprocessConfig())  # the defaults: ranking rows with history
@@ -145,9 +145,6 @@ def test_tune_local_with_the_ndcg_objective_writes_the_best(
 def test_the_ndcg_objective_is_local_only_and_needs_ratings(
     synth_processed: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from fmrec.tuning.job import config_from_request
-    from pipeline.tuning import TuningOptions
-
     assert resolve_objective("binary_classifier", "validation:ndcg_at_10", local=True) is NDCG_OBJECTIVE
     with pytest.raises(TuningError, match="can only read the algorithm's own metrics"):
         TuningOptions(objective="validation:ndcg_at_10")

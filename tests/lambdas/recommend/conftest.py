@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lambdas.recommend import app
 from tests.support.lambda_world import World, build_world
 
 
@@ -17,7 +18,5 @@ def world(tmp_path: Path) -> World:
 
 @pytest.fixture(autouse=True)
 def _reset_handler() -> Iterator[None]:
-    from lambdas.recommend import app
-
     yield
     app.configure(None)

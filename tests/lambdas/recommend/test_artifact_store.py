@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from fmrec.serving.lookup import LOOKUP_FILES
 from lambdas.recommend import app
 from lambdas.recommend.errors import ServiceUnavailable
 from lambdas.recommend.service import Recommender
@@ -40,8 +41,6 @@ def replace_with_folder(path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["current.json", "a-lookup-file", "v1/lookup"])
 def test_a_folder_where_an_artifact_file_belongs_is_503(world: Any, name: str) -> None:
-    from fmrec.serving.lookup import LOOKUP_FILES
-
     target = world.artifacts / name
     if name == "a-lookup-file":
         target = world.artifacts / "v1" / "lookup" / LOOKUP_FILES[0]

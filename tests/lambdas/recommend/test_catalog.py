@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
+from fmrec.errors import InputError
 from fmrec.model.artifact import save_model_tar
 from fmrec.serving.lookup import Lookup, write_lookup
 from fmrec.serving.requests import RequestBuilder
 from lambdas.recommend.errors import ServiceUnavailable
 from lambdas.recommend.queries import Query
-from lambdas.recommend.service import Recommender
+from lambdas.recommend.service import Recommender, recommender_from_env
 from lambdas.recommend.store import DirStore
 from tests.support.lambda_world import MOVIES, USERS, endpoint_scores, make_lookup, make_model
 from twins.api.publish import publish_version
@@ -66,9 +67,6 @@ def test_chunks_answered_by_different_variants_are_retried_then_503(world: Any) 
 
 
 def test_max_request_bytes_is_bounded_by_the_invoke_endpoint_limit(world: Any) -> None:
-    from fmrec.errors import InputError
-    from lambdas.recommend.service import recommender_from_env
-
     with pytest.raises(InputError, match="max_request_bytes"):
         Recommender(DirStore(world.artifacts), None, fast_path=True, max_request_bytes=7 * 1024 * 1024)
     env = {"FMREC_ARTIFACT_DIR": str(world.artifacts), "FMREC_FAST_PATH": "1"}
@@ -125,8 +123,6 @@ def test_weighted_user_keys_reach_the_endpoint_and_match_the_fast_path(
 
 
 def test_non_finite_or_misaligned_user_values_are_an_input_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fmrec.errors import InputError
-
     lookup = make_lookup()
     monkeypatch.setattr(Lookup, "user_values", lambda self, pos: [float("nan")])
     with pytest.raises(InputError, match="finite"):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
 import pytest
 
+from fmrec.errors import InputError
 from lambdas.recommend import app
 from lambdas.recommend.endpoint import EndpointCaller
 from lambdas.recommend.queries import Query
@@ -19,8 +21,6 @@ from twins.endpoint.server import start_in_background
 def test_fast_path_and_endpoint_path_give_the_same_ranking(world: Any) -> None:
     fast = Recommender(DirStore(world.artifacts), None, fast_path=True)
     with start_in_background(world.model_path, name=ENDPOINT, variant="v1") as endpoint:
-        import boto3
-
         client = boto3.client(
             "sagemaker-runtime",
             region_name="us-east-1",
@@ -57,7 +57,5 @@ def test_fast_path_without_a_model_is_503(world: Any) -> None:
 
 
 def test_recommender_needs_an_endpoint_or_the_fast_path(world: Any) -> None:
-    from fmrec.errors import InputError
-
     with pytest.raises(InputError, match="FMREC_ENDPOINT_NAME"):
         Recommender(DirStore(world.artifacts), None)

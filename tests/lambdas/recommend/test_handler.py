@@ -7,7 +7,9 @@ import random
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.stub import ANY, Stubber
 
 from fmrec.serving.requests import RequestBuilder, decode_body
@@ -25,6 +27,7 @@ from tests.support.lambda_world import (
     invoke_response,
     runtime_client,
 )
+from twins.endpoint.server import free_port
 
 
 class Harness:
@@ -227,11 +230,6 @@ def test_endpoint_failures_are_503_without_retry(h: Harness, code: str, status: 
 
 
 def test_unreachable_endpoint_is_503(world: Any) -> None:
-    import boto3
-    from botocore.config import Config
-
-    from twins.endpoint.server import free_port
-
     client = boto3.client(
         "sagemaker-runtime",
         region_name="us-east-1",

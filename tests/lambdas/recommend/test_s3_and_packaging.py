@@ -17,6 +17,7 @@ from botocore.stub import Stubber
 from fmrec.errors import InputError
 from fmrec.serving.lookup import LOOKUP_FILES
 from lambdas.recommend.endpoint import EndpointCaller
+from lambdas.recommend.errors import ServiceUnavailable
 from lambdas.recommend.service import Recommender, recommender_from_env
 from lambdas.recommend.store import DirStore, S3Store
 from tests.support.lambda_world import ENDPOINT, runtime_client
@@ -51,8 +52,6 @@ def test_missing_objects_and_denied_reads() -> None:
     stub.add_client_error("get_object", "NoSuchKey", "The specified key does not exist.", 404)
     stub.add_client_error("get_object", "AccessDenied", "Access Denied", 403)
     store = S3Store("b", "serving/", s3)
-    from lambdas.recommend.errors import ServiceUnavailable
-
     with stub:
         assert store.get("current.json") is None
         with pytest.raises(ServiceUnavailable, match="cannot be read") as info:

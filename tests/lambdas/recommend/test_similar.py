@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import sys
+from array import array
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from botocore.stub import Stubber
 
+from fmrec.model import fm
 from fmrec.model.artifact import FMModel, save_model_tar
 from fmrec.model.fm import FMParams
+from fmrec.serving.similar import SimilarIndex
 from lambdas.recommend import app
 from lambdas.recommend.endpoint import EndpointCaller
 from lambdas.recommend.queries import SimilarQuery
@@ -131,8 +136,6 @@ def test_a_movie_with_a_zero_vector_is_409_and_is_never_a_neighbour(world: Any) 
 
 
 def test_the_endpoint_path_answers_from_the_artifact_without_an_endpoint_call(world: Any) -> None:
-    from botocore.stub import Stubber
-
     client = runtime_client()
     with Stubber(client) as stub:  # no response queued: any InvokeEndpoint call would fail the test
         rec = Recommender(DirStore(world.artifacts), EndpointCaller(client, ENDPOINT))
@@ -160,8 +163,6 @@ def test_the_route_is_in_the_openapi_document_with_the_user_routes_genres() -> N
 
 
 def test_a_lambda_without_numpy_answers_503_not_500(world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-
     app.configure(Recommender(DirStore(world.artifacts), None, fast_path=True))
     monkeypatch.setitem(sys.modules, "fmrec.model.fm", None)  # as in the Lambda package without the layer
     status, headers, doc = handle(event("/movies/50/similar"))
@@ -176,9 +177,6 @@ def test_without_scipy_the_fast_path_and_similar_movies_score_with_numpy_alone(
     world: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The AWS SDK for pandas layer brings numpy but no scipy: both routes must answer as with scipy."""
-    import sys
-
-    from fmrec.model import fm
 
     def answers() -> tuple[Any, Any]:
         app.configure(Recommender(DirStore(world.artifacts), None, fast_path=True))
@@ -200,10 +198,6 @@ def test_without_scipy_the_fast_path_and_similar_movies_score_with_numpy_alone(
 
 
 def test_a_movies_vector_sums_its_auxiliary_columns() -> None:
-    from array import array
-
-    from fmrec.serving.similar import SimilarIndex
-
     lookup = make_lookup()
     nu, nm = len(lookup.user_ids), len(lookup.movie_ids)
     lookup.feature_dim = nu + nm + 3  # three auxiliary movie columns (e.g. genres)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from fmrec_cli.main import main
+from lambdas.recommend.queries import SimilarQuery
+from lambdas.recommend.service import Recommender
+from lambdas.recommend.store import DirStore
 from tests.support.lambda_world import ENDPOINT
 from twins.api.gateway import build_event
 from twins.api.server import start_in_background
@@ -16,10 +23,6 @@ pytestmark = pytest.mark.slow
 
 
 def _get(url: str) -> tuple[int, Any]:
-    import json
-    import urllib.error
-    import urllib.request
-
     try:
         with urllib.request.urlopen(url, timeout=10) as r:
             return r.status, json.loads(r.read())
@@ -45,10 +48,6 @@ def test_the_twin_maps_the_route_to_its_resource_and_path_parameter() -> None:
 
 
 def test_similar_movies_through_the_twin(world: Any, api: Any) -> None:
-    from lambdas.recommend.queries import SimilarQuery
-    from lambdas.recommend.service import Recommender
-    from lambdas.recommend.store import DirStore
-
     status, doc = _get(f"{api.url}/movies/50/similar?k=3&genre=Thriller")
     assert status == 200, doc
     direct = Recommender(DirStore(world.artifacts), None, fast_path=True).similar(
@@ -62,8 +61,6 @@ def test_similar_movies_through_the_twin(world: Any, api: Any) -> None:
 
 
 def test_similar_cli_prints_a_table(api: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from fmrec_cli.main import main
-
     assert main(["similar", "--movie", "50", "-k", "2", "--api-url", api.url]) == 0
     out = capsys.readouterr().out
     assert "Star Wars (1977)" in out.splitlines()[0] and "similarity cosine" in out

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fmrec_cli.main import build_parser, main
+from lambdas.recommend.queries import Query
+from lambdas.recommend.service import Recommender
+from lambdas.recommend.store import DirStore
 from tests.support.lambda_world import ENDPOINT, MOVIES, RATINGS
+from twins.api.environment import ApiTwinConfig, _environment, make_handlers
+from twins.api.gateway import create_app
 from twins.api.server import start_in_background
+from twins.background import start_thread
 from twins.endpoint import server as endpoint_server
 
 pytestmark = pytest.mark.slow
@@ -44,10 +54,6 @@ def test_recommendations_end_to_end(world: Any, twins: tuple[Any, Any]) -> None:
     assert len(doc["items"]) == 4 and headers["x-request-id"]
     assert not {it["movieId"] for it in doc["items"]} & set(RATINGS[13])
     # The scores are the model's: compare with the fast path on the same artifacts.
-    from lambdas.recommend.queries import Query
-    from lambdas.recommend.service import Recommender
-    from lambdas.recommend.store import DirStore
-
     fast = Recommender(DirStore(world.artifacts), None, fast_path=True).recommend(Query(13, k=4))
     assert [it.movie_id for it in fast.items] == [it["movieId"] for it in doc["items"]]
     assert [it.score for it in fast.items] == pytest.approx([it["score"] for it in doc["items"]], abs=1e-6)
@@ -80,8 +86,6 @@ def test_endpoint_down_is_503_with_retry_after(world: Any) -> None:
 
 
 def test_recommend_cli_prints_a_table(twins: tuple[Any, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    from fmrec_cli.main import main
-
     _, api = twins
     assert main(["recommend", "--user", "1", "-k", "3", "--api-url", api.url]) == 0
     out = capsys.readouterr().out
@@ -95,8 +99,6 @@ def test_recommend_cli_prints_a_table(twins: tuple[Any, Any], capsys: pytest.Cap
 
 
 def test_serve_api_cli_is_registered() -> None:
-    from fmrec_cli.main import build_parser
-
     args = build_parser().parse_args(
         ["serve", "api", "--artifacts", "x", "--endpoint-url", "http://127.0.0.1:1", "--port", "3001"]
     )
@@ -109,8 +111,6 @@ def test_concurrent_requests_each_get_their_own_answer(twins: tuple[Any, Any]) -
     Powertools keeps the current event on the module-level resolver, so handlers run concurrently in one
     process would answer one user's request with another user's parameters.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     _, api = twins
     users = sorted(RATINGS)
     asks = [(users[i % len(users)], 1 + i % 7) for i in range(96)]
@@ -124,13 +124,6 @@ def test_concurrent_requests_each_get_their_own_answer(twins: tuple[Any, Any]) -
 
 def test_each_environment_takes_one_event_at_a_time() -> None:
     """Like Lambda execution environments: each handler gets one event at a time; several run side by side."""
-    import threading
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    from twins.api.gateway import create_app
-    from twins.background import start_thread
-
     guard = threading.Lock()
     active = [0, 0, 0]
     peak = [0, 0, 0]
@@ -166,8 +159,6 @@ def test_each_environment_takes_one_event_at_a_time() -> None:
 
 
 def test_environments_are_independent_handler_instances(world: Any) -> None:
-    from twins.api.environment import ApiTwinConfig, _environment, make_handlers
-
     first, second = _environment(), _environment()
     assert first.app is not second.app  # each has its own resolver (and so its own current event)
     handlers = make_handlers(ApiTwinConfig(str(world.artifacts), "http://127.0.0.1:9", "fmrec-endpoint"), 2)

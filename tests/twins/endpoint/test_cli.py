@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import http.client
+import os
+import signal
+import socket
+import threading
+import time
 from pathlib import Path
 
 import boto3
@@ -10,6 +15,7 @@ import numpy as np
 import orjson
 import pytest
 
+from fmrec.errors import InputError
 from fmrec_cli.main import build_parser, main
 from tests.support.model_files import make_model_tar
 from tests.support.processes import alive, kill_one_worker_and_wait_for_its_replacement, worker_pids
@@ -62,8 +68,6 @@ def test_names_models_and_variants_pair_up(tmp_path: Path) -> None:
     specs = build_specs([a, b], ["one", "two"], [])
     assert [(s.model_path, s.variant) for s in specs] == [(a, "AllTraffic"), (b, "AllTraffic")]
     assert build_specs([a], [], [])[0].name == "fmrec-endpoint"
-    from fmrec.errors import InputError
-
     with pytest.raises(InputError, match="--model given 2 times for 3 --name"):
         build_specs([a, b], ["x", "y", "z"], [])
     with pytest.raises(InputError, match="unique"):
@@ -105,10 +109,6 @@ def test_multi_worker_child_process_serves_and_shuts_down_cleanly(tmp_path: Path
 
 
 def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path) -> None:
-    import socket
-    import threading
-    import time
-
     model = make_model_tar(tmp_path / "model.tar.gz", "regressor", 6, 20)
     server = start_in_background(model, process=True, workers=2)
     body = orjson.dumps({"instances": [{"features": [1.0] * 20}]})
@@ -138,8 +138,6 @@ def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path) -> None:
 def test_a_killed_worker_is_replaced_and_a_second_twin_cannot_take_the_port(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import time
-
     model = make_model_tar(tmp_path / "model.tar.gz", "binary_classifier", 8, 20)
     with start_in_background(model, process=True, workers=2) as server:
         assert server.pid is not None
@@ -157,10 +155,6 @@ def test_a_killed_worker_is_replaced_and_a_second_twin_cannot_take_the_port(
 
 
 def test_workers_exit_when_the_supervisor_is_killed(tmp_path: Path) -> None:
-    import os
-    import signal
-    import time
-
     model = make_model_tar(tmp_path / "model.tar.gz", "binary_classifier", 8, 20)
     server = start_in_background(model, process=True, workers=2)
     try:

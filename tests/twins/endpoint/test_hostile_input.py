@@ -16,7 +16,7 @@ from fmrec.codec.reader import decode_request
 from fmrec.codec.wire import MAGIC, RecordIOError, vbytes
 from tests.support.model_files import make_model_tar
 from twins.endpoint import protocol
-from twins.endpoint.app import EndpointSpec, create_app, load_endpoints
+from twins.endpoint.app import FREE_BODY_BYTES, EndpointSpec, create_app, load_endpoints
 from twins.endpoint.protocol import EndpointRequestError
 
 D = 12
@@ -221,8 +221,6 @@ def test_instance_name_skips_blank_lines() -> None:
 def test_large_bodies_share_a_bounded_budget_small_ones_do_not_wait_for_it(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    from twins.endpoint.app import FREE_BODY_BYTES
-
     path = make_model_tar(tmp_path_factory.mktemp("b") / "model.tar.gz", "regressor", 5, D)
     app = create_app(load_endpoints([EndpointSpec("fm", path, "v1")]), body_budget=4 * 1024 * 1024)
     small = orjson.dumps({"instances": [GOOD]})

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pytest
+from scipy.sparse import csr_matrix
 
+from fmrec.codec.predictions import decode_predictions
+from fmrec.codec.writer import encode_request
 from twins.endpoint import protocol
 from twins.endpoint.protocol import EndpointRequestError
 
@@ -169,18 +172,12 @@ def test_jsonlines_response_one_object_per_line() -> None:
 
 
 def test_recordio_request_round_trips_through_the_codec() -> None:
-    from fmrec.codec.writer import encode_request
-
     X = protocol.parse_json(body([sparse([0, 5]), sparse([11, 3], [2.5, 1])]), D)
     got = protocol.parse_request(encode_request(X), protocol.RECORDIO, D)
     np.testing.assert_array_equal(got.toarray(), X.toarray())
 
 
 def test_recordio_key_out_of_range_is_400_naming_the_record() -> None:
-    from scipy.sparse import csr_matrix
-
-    from fmrec.codec.writer import encode_request
-
     # scipy builds this without checking indices and would score it from memory past the weights.
     bad = csr_matrix((np.ones(3, np.float32), np.array([1, 2, D + 3]), np.array([0, 1, 3])), shape=(2, D))
     with pytest.raises(EndpointRequestError, match=r"record 1\b.*key") as info:
@@ -189,10 +186,6 @@ def test_recordio_key_out_of_range_is_400_naming_the_record() -> None:
 
 
 def test_recordio_shape_mismatch_is_400() -> None:
-    from scipy.sparse import csr_matrix
-
-    from fmrec.codec.writer import encode_request
-
     other = csr_matrix((np.ones(1, np.float32), np.array([1]), np.array([0, 1])), shape=(1, D + 1))
     with pytest.raises(EndpointRequestError, match="recordIO-protobuf request") as info:
         protocol.parse_request(encode_request(other), protocol.RECORDIO, D)
@@ -201,8 +194,6 @@ def test_recordio_shape_mismatch_is_400() -> None:
 
 
 def test_recordio_response_carries_score_and_label() -> None:
-    from fmrec.codec.predictions import decode_predictions
-
     scores = np.array([0.25, 0.5], np.float32)
     assert decode_predictions(protocol.encode_response(scores, protocol.BINARY, protocol.RECORDIO)) == [
         {"score": 0.25, "predicted_label": 0.0},

@@ -15,8 +15,13 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from scipy.sparse import csr_matrix
 
+from fmrec.codec.predictions import decode_predictions
+from fmrec.codec.writer import encode_request
+from fmrec.model.artifact import load_model_tar
+from fmrec.model.fm import predict
 from tests.support.model_files import make_model_tar
 from twins.endpoint import protocol
+from twins.endpoint.server import start_in_background
 
 D = 40
 
@@ -33,8 +38,6 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def twin(models: dict[str, Path]) -> Iterator[Any]:
     """One in-process twin: "fm-binary" (variant Blue, also /invocations) and "fm-reg" (variant Green)."""
-    from twins.endpoint.server import start_in_background
-
     server = start_in_background(
         [models["binary"], models["regressor"]], name=["fm-binary", "fm-reg"], variant=["Blue", "Green"]
     )
@@ -81,9 +84,6 @@ def sparse_json(X: csr_matrix) -> bytes:
 
 
 def expected(model_path: Path, X: csr_matrix) -> np.ndarray:
-    from fmrec.model.artifact import load_model_tar
-    from fmrec.model.fm import predict
-
     model = load_model_tar(model_path)
     return np.asarray(predict(model.params, X, model.predictor_type), np.float32)
 
@@ -93,15 +93,11 @@ def request_body(X: csr_matrix, content_type: str) -> bytes:
         return sparse_json(X)
     if content_type == protocol.JSONLINES:
         return b"\n".join(orjson.dumps(inst) for inst in orjson.loads(sparse_json(X))["instances"])
-    from fmrec.codec.writer import encode_request
-
     return encode_request(X)
 
 
 def decode(out: bytes, accept: str) -> tuple[np.ndarray, np.ndarray | None]:
     if accept == protocol.RECORDIO:
-        from fmrec.codec.predictions import decode_predictions
-
         preds = decode_predictions(out)
     elif accept == protocol.JSONLINES:
         preds = [orjson.loads(line) for line in out.splitlines()]
@@ -193,9 +189,6 @@ def test_boto3_finds_the_twin_through_the_environment(
 
 
 def test_boto3_recordio_round_trip(twin: Any, models: dict[str, Path]) -> None:
-    from fmrec.codec.predictions import decode_predictions
-    from fmrec.codec.writer import encode_request
-
     X = rows(seed=13)
     resp = runtime_client(twin).invoke_endpoint(
         EndpointName="fm-binary",

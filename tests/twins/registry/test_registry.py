@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -112,10 +115,6 @@ for i in range(n):
 @pytest.mark.slow
 def test_concurrent_registrations_never_share_a_version(tmp_path: Path) -> None:
     """Two real processes register 25 models each at once: 50 distinct versions, each with its own model."""
-    import subprocess
-    import sys
-    import time
-
     root = tmp_path / "reg"
     start = time.time() + 1.0
     procs = [

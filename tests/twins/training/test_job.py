@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -127,8 +128,6 @@ def test_empty_train_channel(tmp_path: Path) -> None:
 
 def test_missing_train_channel_and_config(tmp_path: Path) -> None:
     root = make_layout(tmp_path / "j")
-    import shutil
-
     shutil.rmtree(root / "input" / "data" / "train")
     _fails(root, "train channel is missing")
     (root / "input" / "config" / "hyperparameters.json").unlink()
