@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fmrec.codec.writer import encode_request
+from tests.support.asgi import asgi_post
 from twins.endpoint.app import EndpointSpec, create_app, load_endpoints
 
 pytestmark = pytest.mark.slow
@@ -45,36 +46,8 @@ def call(
     app: Any, loop: asyncio.AbstractEventLoop, path: str, body: bytes, headers: dict[str, str]
 ) -> tuple[int, bytes]:
     """One HTTP request through the ASGI app in-process (what uvicorn would hand it)."""
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    raw.append((b"content-length", str(len(body)).encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": raw,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8080),
-    }
-    loop.run_until_complete(app(scope, receive, send))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    return int(start["status"]), b"".join(
-        m.get("body", b"") for m in sent if m["type"] == "http.response.body"
-    )
+    status, _, out = asgi_post(app, path, body, headers, loop)
+    return status, out
 
 
 def json_scalars() -> st.SearchStrategy[Any]:

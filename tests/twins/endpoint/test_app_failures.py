@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from types import SimpleNamespace
 from typing import Any
@@ -10,42 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.support.asgi import asgi_post
 from twins.endpoint.app import ServedEndpoint, create_app
-
-
-def asgi_post(app: Any, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
-    """One POST straight through the ASGI interface, without a server."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 8080),
-    }
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
-    return (
-        start["status"],
-        headers,
-        b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"),
-    )
 
 
 @pytest.fixture
@@ -55,12 +20,13 @@ def broken_app() -> Any:
     return create_app([ServedEndpoint("fm", "v1", model, 4, "binary_classifier")])
 
 
+JSON_HEADERS = {"content-type": "application/json"}
 BODY = orjson.dumps({"instances": [{"features": [1, 0, 0, 1]}]})
 
 
 def test_container_path_fault_is_a_json_500(broken_app: Any, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.ERROR, logger="twins.endpoint.app"):
-        status, _, out = asgi_post(broken_app, "/invocations", BODY)
+        status, _, out = asgi_post(broken_app, "/invocations", BODY, JSON_HEADERS)
     assert status == 500
     doc = orjson.loads(out)
     assert doc["type"] == "InternalFailure" and "see the server log" in doc["message"]
@@ -69,7 +35,7 @@ def test_container_path_fault_is_a_json_500(broken_app: Any, caplog: pytest.LogC
 
 
 def test_runtime_path_fault_is_internal_failure(broken_app: Any) -> None:
-    status, headers, out = asgi_post(broken_app, "/endpoints/fm/invocations", BODY)
+    status, headers, out = asgi_post(broken_app, "/endpoints/fm/invocations", BODY, JSON_HEADERS)
     assert status == 500
     assert headers["x-amzn-errortype"] == "InternalFailure"
     assert orjson.loads(out)["message"] == "An internal error occurred while scoring the request."

@@ -14,6 +14,7 @@ import pytest
 
 from fmrec.codec.reader import decode_request
 from fmrec.codec.wire import MAGIC, RecordIOError, vbytes
+from tests.support.asgi import asgi_post
 from tests.support.model_files import make_model_tar
 from twins.endpoint import protocol
 from twins.endpoint.app import FREE_BODY_BYTES, EndpointSpec, create_app, load_endpoints
@@ -30,32 +31,7 @@ def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 def post(app: Any, body: bytes, content_type: str, path: str = "/invocations") -> tuple[int, dict[str, Any]]:
     """One POST through the ASGI app, without a server; (status, JSON body)."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 8080),
-    }
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    status = next(m for m in sent if m["type"] == "http.response.start")["status"]
-    out = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    status, _, out = asgi_post(app, path, body, {"content-type": content_type})
     return status, orjson.loads(out)
 
 
