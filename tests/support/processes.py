@@ -12,7 +12,10 @@ def worker_pids(parent: int) -> set[int]:
     """The multiprocessing workers among `parent`'s children (not its resource tracker)."""
     pids = set()
     for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
-        cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:  # the child exited between the two reads (a killed worker being reaped)
+            continue
         if b"multiprocessing.spawn" in cmdline and b"resource_tracker" not in cmdline:
             pids.add(int(child))
     return pids
