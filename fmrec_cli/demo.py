@@ -11,6 +11,7 @@ from typing import Any
 
 from fmrec.errors import FmrecError, InputError
 from fmrec.serving.artifacts import version_name
+from fmrec_cli.hints import command
 from fmrec_cli.pipeline import quiet_console, run_pipeline
 from fmrec_cli.recommend import fetch, format_table
 
@@ -139,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
         say(f"5/5 done in {time.perf_counter() - t0:.1f} s (pipeline {pipeline_seconds:.1f} s)")
         if args.no_serve:
             return 0
-        say(f"serving until Ctrl-C: try `fmrec recommend --user {users[0]} --api-url {api.url}`")
+        hint = command("recommend", "--user", users[0], "--api-url", api.url)
+        say(f"serving until Ctrl-C: try `{hint}` in another terminal")
         threading.Event().wait()  # until KeyboardInterrupt
     except KeyboardInterrupt:
         say("stopping the twins")
