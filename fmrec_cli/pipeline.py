@@ -29,7 +29,11 @@ def register(sub: Any) -> None:
     run.add_argument(
         "--local", action="store_true", required=True, help="run with the local twins (required)"
     )
-    run.add_argument("--data-dir", type=Path, help="MovieLens-format folder (sets InputDataUrl)")
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        help="MovieLens-format folder to run on (required unless --param InputDataUrl=/absolute/path)",
+    )
     run.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter"
     )
@@ -76,6 +80,12 @@ def run_pipeline(
 
     say = progress or (lambda msg: print(f"[pipeline] {msg}", file=sys.stderr, flush=True))
     overrides = split_assignments(params)
+    if data_dir is None and "InputDataUrl" not in overrides:
+        # The definition's InputDataUrl default is the bucket's s3:// data prefix, which only SageMaker reads.
+        raise InputError(
+            "pass --data-dir DIR, the MovieLens-format folder to run on (`fmrec data synth --out data/synth` "
+            "writes a synthetic one; `fmrec data fetch ml-100k --out data/` downloads the real one)"
+        )
     if data_dir is not None:
         if not data_dir.is_dir():
             raise InputError(f"--data-dir {data_dir}: not a folder")

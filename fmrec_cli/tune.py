@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fmrec.errors import InputError
+from fmrec_cli.hints import command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -139,6 +140,19 @@ def run(args: argparse.Namespace) -> int:
 RANKING_VALIDATION_DIR = "validation"
 
 
+def _data_dir_flag(args: argparse.Namespace) -> list[str]:
+    """`--data-dir DIR` for the printed pipeline command: the folder --train was preprocessed from."""
+    if args.data_dir is not None:
+        return ["--data-dir", str(args.data_dir)]
+    for manifest in (args.train.parent / "manifest" / "manifest.json", args.train / "manifest.json"):
+        try:
+            source = json.loads(manifest.read_text(encoding="utf-8"))["source"]["data_dir"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        return ["--data-dir", str(source)]
+    return ["--data-dir", "DATA_DIR"]  # no manifest: the user must name the MovieLens folder
+
+
 def _carve_ratings(args: argparse.Namespace, folder: Path, seed: int) -> Any:
     """Preprocess train minus the carved validation ratings into `folder`, with --train's settings."""
     # local import: CLI start-up (numpy and scipy load only when this command runs)
@@ -227,8 +241,8 @@ def _report(args: argparse.Namespace, results: Any, record: dict[str, Any], conf
             print(f"\nbest: {best['TrainingJobName']} {metric['MetricName']}={metric['Value']:.6f}")
             print("  " + " ".join(f"{k}={v}" for k, v in best["TunedHyperParameters"].items()))
             saved = json.loads((args.out / BEST_HYPERPARAMETERS_FILE).read_text(encoding="utf-8"))
-            flags = " ".join(f"--param {k}={v}" for k, v in saved["pipeline_parameters"].items())
-            print(f"  pipeline: fmrec pipeline run --local {flags}")
+            flags = [w for k, v in saved["pipeline_parameters"].items() for w in ("--param", f"{k}={v}")]
+            print(f"  pipeline: {command('pipeline', 'run', '--local', *_data_dir_flag(args), *flags)}")
         print(
             f"\nwrote {args.out / TRIALS_CSV}, {args.out / PLOT_FILE}, {args.out / BEST_HYPERPARAMETERS_FILE}"
         )
