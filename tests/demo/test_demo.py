@@ -58,6 +58,22 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     [package] = Registry(runs / "registry").list()
     assert package.status == "Approved"
     assert json.loads((runs / "serving" / "current.json").read_text()) == {"modelVersion": "v1"}
+    assert "demo --reuse" in err  # how to serve it again without retraining
+
+    # --reuse serves the newest approved model again: no data, no pipeline run, no new version.
+    run_folders = sorted((runs / "pipeline").iterdir())
+    assert main(["demo", "--no-serve", "--reuse", "--runs-dir", str(runs), "--users", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert "user 1  model v1  path endpoint" in out and "reusing the newest approved model" in err
+    assert "2/5 pipeline" not in err and sorted((runs / "pipeline").iterdir()) == run_folders
+    assert [p.version for p in Registry(runs / "registry").list()] == [1]
+
+
+def test_demo_reuse_without_an_approved_model_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--no-serve", "--reuse", "--runs-dir", str(tmp_path)]) == 2
+    assert "no approved model" in capsys.readouterr().err
 
 
 def test_demo_stops_with_the_gate_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
