@@ -1,4 +1,4 @@
-"""Item 6 of issue 24: approving a model locally deploys it, as the deployer does on AWS on the approval event."""
+"""Item 6 of issue 24: approving a model locally deploys it, as the deployer does on AWS."""
 
 from __future__ import annotations
 

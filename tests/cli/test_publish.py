@@ -1,4 +1,4 @@
-"""Item 7 of issue 24: a bare lookup folder says what is missing; `fmrec publish` makes a version in one command."""
+"""Item 7 of issue 24: a bare lookup folder says what is missing; `fmrec publish` makes a version."""
 
 from __future__ import annotations
 
