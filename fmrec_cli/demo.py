@@ -11,7 +11,7 @@ from typing import Any
 
 from fmrec.errors import FmrecError, InputError
 from fmrec_cli.hints import command
-from fmrec_cli.pipeline import quiet_console, run_pipeline
+from fmrec_cli.pipeline import failure_text, quiet_console, run_pipeline, write_run_report
 from fmrec_cli.recommend import fetch, format_table
 
 DEFAULT_RUNS = Path("runs")
@@ -175,12 +175,12 @@ def _train_and_approve(args: argparse.Namespace, registry: Any) -> tuple[Any, fl
         lift = ranking["ndcg_at_10_lift"]
         verdict = "beats" if lift > 0 else "does not beat"
         say(f"      the model {verdict} popularity on NDCG@10 ({lift:+.1%}, {ranking['users']} users ranked)")
-    if result.status != "Succeeded" or not result.registered:
-        raise FmrecError(f"the pipeline did not register a model: {result.failure_reason}")
-    package = result.registered[0]
-    report = next(iter(result.folder.glob("s3/*/pipeline/*/evaluate/evaluation/report.html")), None)
+    report = write_run_report(result)
     if report is not None:
         say(f"      report: {report}")
+    if result.status != "Succeeded" or not result.registered:
+        raise FmrecError(f"the pipeline did not register a model: {failure_text(result)}")
+    package = result.registered[0]
     if package.lookup_dir is None:
         raise FmrecError(f"{package.folder}: the registered package has no lookup folder")
     package = registry.set_status(package.group, package.version, "Approved")

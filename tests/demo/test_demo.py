@@ -82,6 +82,13 @@ def test_demo_stops_with_the_gate_reason(tmp_path: Path, capsys: pytest.CaptureF
     args = [*RATING, "--param", "GateMinAuc=0.99"]
     assert main(["demo", "--no-serve", "--runs-dir", str(runs), *args, *TINY]) != 0
     err = capsys.readouterr().err
-    assert "did not register a model: Quality gate failed" in err
+    # once, rounded, and only the rating gate's checks
+    [line] = [x for x in err.splitlines() if "quality gate" in x or "Quality gate" in x]  # said once
+    assert "did not register a model: quality gate (rating) failed: model auc 0." in line
+    assert ">= GateMinAuc 0.9900 (no)" in line and "NDCG" not in line  # rounded; the rating gate's only
+    report = next((runs / "pipeline").glob("*/report.html"))
+    text = report.read_text()
+    assert all(f"<th style='text-align:left'>{k}</th>" in text for k in ("run id", "date", "data", "gate"))
+    assert "max-width:100%" in text and report.stat().st_mode & 0o777 == 0o644
     assert Registry(runs / "registry").list() == []
     assert not (runs / "serving").exists()

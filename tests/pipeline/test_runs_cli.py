@@ -71,3 +71,21 @@ def test_evaluate_any_model_outside_the_pipeline(
     # the same figures as the pipeline's own evaluate step
     [pipeline_doc] = tiny_run.folder.glob("s3/*/pipeline/*/evaluate/evaluation/evaluation.json")
     assert json.loads(pipeline_doc.read_text())["ranking"]["model"] == doc["ranking"]["model"]
+
+
+def test_pipeline_run_prints_its_report_with_the_run_facts(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Item 11 of issue 24: the report's path is printed; it names the run, data, objective and gate."""
+    args = ["pipeline", "run", "--local", "--data-dir", str(tiny_data), "--runs-dir", str(tmp_path)]
+    assert main([*args, "--param", "Objective=rating", "--param", "Epochs=1"]) == 1  # too short: gate fails
+    out, err = capsys.readouterr()
+    [line] = [x for x in out.splitlines() if x.startswith("report: ")]
+    report = Path(line.removeprefix("report: "))
+    text = report.read_text()
+    assert report.parent.parent == tmp_path / "pipeline" and report.stat().st_mode & 0o777 == 0o644
+    assert report.parent.name in text and str(tiny_data.resolve()) in text and "epochs=1" in text
+    assert "quality gate (rating) failed: model auc" in text and "not registered" in text
+    # the reason once, rounded, the rating gate's checks only
+    assert err.count("quality gate") == 1 and "Quality gate failed for" not in err
+    assert "GateMinAuc 0.6000" in err and "NDCG" not in err
