@@ -15,6 +15,7 @@ from fmrec_cli.tune import _data_dir_flag
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # builds the pipeline definition with the SageMaker SDK
 def test_pipeline_run_without_data_dir_names_the_flag_not_an_s3_parameter(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

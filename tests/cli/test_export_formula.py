@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fmrec.model import fm
 from fmrec.model.artifact import load_model_tar
@@ -15,6 +16,8 @@ from fmrec.serving.lookup import read_lookup
 from fmrec.serving.requests import build_requests
 from fmrec_cli.main import main
 from twins.endpoint import protocol
+
+pytestmark = pytest.mark.slow  # trains a model
 
 
 def _rows(path: Path, skip: int) -> dict[int, tuple[float, np.ndarray]]:

@@ -11,6 +11,8 @@ from fmrec.model.artifact import load_model_tar
 from fmrec.model.hyperparameters import RECOMMENDED
 from fmrec_cli.main import main
 
+pytestmark = pytest.mark.slow  # trains a model
+
 
 def test_train_takes_the_predictor_from_the_manifest_and_the_recommended_settings(
     pre: Path, trained: Path
