@@ -7,10 +7,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
+from fmrec.serving.lookup import read_lookup
+from fmrec.serving.requests import build_requests
 from fmrec_cli.main import main
 from twins.api.server import start_in_background as start_api
+from twins.background import free_port, start_process
 from twins.endpoint.follow import start_following
 from twins.registry.registry import Registry
 
@@ -81,3 +85,41 @@ def test_reject_of_the_only_approved_leaves_serving_as_it_was(
     assert _current(tmp_path / "serving") == "v1"  # as on AWS: the endpoint keeps what it serves
     assert "no approved version" in capsys.readouterr().out
     assert main(["models", "approve", "1", *reg, "--no-deploy"]) == 0
+
+
+def test_serve_endpoint_artifacts_follows_each_publication_across_workers(
+    pre: Path, trained: Path, tmp_path: Path
+) -> None:
+    """`fmrec serve endpoint --artifacts DIR` (worker processes): each invocation answers with the version
+    current.json publishes at that moment."""
+    serving = tmp_path / "serving"
+    lookup_dir = str(pre / "lookup")
+    publish = ["publish", "--artifacts", str(serving), "--lookup", lookup_dir, "--model", str(trained)]
+    assert main(publish) == 0
+    port = free_port("127.0.0.1")
+    args = ["serve", "endpoint", "--artifacts", str(serving), "--port", str(port), "--workers", "2"]
+    _, stop = start_process(args, "127.0.0.1", port, probe_path="/ping", label="endpoint", timeout=120)
+    try:
+        lookup = read_lookup(pre / "lookup")
+        [payload] = build_requests(lookup, 0, [0])
+        runtime = boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+        def variants() -> set[str]:
+            return {
+                runtime.invoke_endpoint(
+                    EndpointName="fmrec-endpoint", ContentType="application/json", Body=payload.body
+                )["InvokedProductionVariant"]
+                for _ in range(6)  # enough connections to reach both workers
+            }
+
+        assert variants() == {"v1"}
+        assert main(publish) == 0  # v2
+        assert variants() == {"v2"}
+    finally:
+        assert stop() == 0
