@@ -34,6 +34,8 @@ class PreprocessConfig:
     predictor_type: str = "binary_classifier"
     # History columns per ranking row (fmrec/features/history.py); None: DEFAULT_HISTORY for ranking, 0 else
     history: int | None = None
+    # Implicit feedback (clicks, views): every row is a positive, whatever its rating column holds
+    implicit: bool = False
 
     def history_config(self) -> HistoryConfig | None:
         """The rated-movie history block, or None: the rating objective keeps the seed's columns exactly (so a
@@ -114,6 +116,12 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
         help="the FM predictor_type that will train these rows (ranking needs binary_classifier)",
     )
     p.add_argument(
+        "--implicit",
+        action="store_true",
+        help="implicit feedback (clicks, views): every row is a liked positive and the rating column is "
+        "ignored (ranking objective only)",
+    )
+    p.add_argument(
         "--history",
         type=int,
         default=None,
@@ -149,6 +157,8 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
     if not 0 <= args.max_reject_fraction <= 1:
         raise InputError(f"--max-reject-fraction {args.max_reject_fraction}: expected a fraction in [0, 1]")
     check_objective(args.objective, args.predictor_type, args.label)
+    if args.implicit and args.objective != "ranking":
+        raise InputError("--implicit: implicit feedback has no ratings to predict; use --objective ranking")
     cfg = PreprocessConfig(
         split=args.split,
         holdout_per_user=args.holdout_per_user,
@@ -165,6 +175,7 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         below_threshold_negatives=bool(args.below_threshold_negatives),
         predictor_type=args.predictor_type,
         history=args.history,
+        implicit=bool(args.implicit),
     )
     cfg.sampling()  # validates the ranges (before any output is written)
     cfg.history_config()

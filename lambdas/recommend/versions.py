@@ -148,6 +148,14 @@ class VersionCache:
         key = model_key(version)
         data = self.store.get(key)
         if data is None:
+            if version is None:
+                # A bare lookup folder: waiting cannot help until someone publishes a version with its model.
+                raise ServiceUnavailable(
+                    "no model published: the serving artifacts have no current.json and no model.tar.gz "
+                    "(similar movies and the fast path need a published model version)",
+                    300,
+                    f"no model at {self.store.describe(key)}; publish a version (docs/api.md)",
+                )
             raise ServiceUnavailable(
                 f"fast path: no model for version {version}", 30, f"no model at {self.store.describe(key)}"
             )

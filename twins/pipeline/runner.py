@@ -27,6 +27,7 @@ from fmrec.errors import FmrecError, InputError
 from fmrec.io_utils import atomic_write_text
 from fmrec.model.hyperparameters import HYPERPARAMETERS, parse_hyperparameters
 from twins.pipeline.graph import DefinitionFormatError, all_steps, dependencies, topological_order
+from twins.pipeline.staging import stage
 from twins.registry.registry import Registry
 from twins.training.job import run_training_job
 
@@ -290,10 +291,10 @@ class LocalRun:
     def _copy_in(self, uri: str, dest: Path, what: str) -> None:
         src = self.local_path(uri)
         if src.is_dir():
-            shutil.copytree(src, dest, dirs_exist_ok=True)
+            stage(src, dest, self.folder, dirs_exist_ok=True)
         elif src.is_file():
             dest.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / src.name)
+            stage(src, dest / src.name, self.folder)
         else:
             raise InputError(f"{uri}: {what} has no data (local path {src} does not exist)")
 
@@ -323,7 +324,7 @@ class LocalRun:
             src = base / _relative(out["S3Output"]["LocalPath"])
             dest = self.local_path(out["S3Output"]["S3Uri"])
             if src.is_dir():
-                shutil.copytree(src, dest)
+                stage(src, dest, self.folder)
         self.properties[step["Name"]] = {**args, "ProcessingJobName": f"{self.run_id}-{step['Name']}"}
         self.property_files[step["Name"]] = {}
         outputs = {o["OutputName"]: o for o in args.get("ProcessingOutputConfig", {}).get("Outputs", [])}
