@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 
 from fmrec.errors import InputError
@@ -83,7 +84,8 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
         "--negatives",
         type=int,
         default=4,
-        help="ranking: unrated movies sampled per positive (0..100, default 4)",
+        help="ranking: unrated movies sampled per positive (1..100, default 4; 0 only with "
+        "--below-threshold-negatives)",
     )
     p.add_argument(
         "--negative-exponent",
@@ -146,6 +148,8 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         raise InputError(f"--shards {args.shards}: expected a positive number of files")
     if args.holdout_per_user < 1:
         raise InputError(f"--holdout-per-user {args.holdout_per_user}: expected a positive number")
+    if not math.isfinite(args.threshold):  # nan would make every label 0 and put a bare NaN in the JSON
+        raise InputError(f"--threshold {args.threshold}: expected a finite number (a rating, e.g. 4)")
     if not 0 <= args.max_reject_fraction <= 1:
         raise InputError(f"--max-reject-fraction {args.max_reject_fraction}: expected a fraction in [0, 1]")
     check_objective(args.objective, args.predictor_type, args.label)
@@ -166,6 +170,6 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         predictor_type=args.predictor_type,
         history=args.history,
     )
-    cfg.sampling()  # validates the ranges (before any output is written)
+    cfg.sampling().check_trainable()  # validates the ranges (before any output is written)
     cfg.history_config()
     return cfg
