@@ -12,6 +12,7 @@ from fmrec.model.fm import FMParams, side_terms
 from fmrec.serving.ranking import movie_rows, top_k_indices
 
 SIMILARITY = "cosine"
+_BLOCK_ROWS = 16384  # movies normalised at once (a float64 block of 16384 x 64 factors is 8 MB)
 
 
 class NoFactors(ConflictError):
@@ -38,11 +39,22 @@ class SimilarIndex:
 
     @classmethod
     def from_factors(cls, vectors: np.ndarray) -> SimilarIndex:
-        """From the movies' factor sums (SideTerms.factors of the movie rows)."""
-        norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
-        usable = np.isfinite(norms) & (norms > 0)
+        """From the movies' factor sums (SideTerms.factors of the movie rows).
+
+        Each row is divided by its largest |value| before its norm is taken: squaring a float32 vector of
+        norm 1e20 overflows to inf and one of norm 1e-23 underflows to 0, yet both have a direction.
+        """
         unit = np.zeros(vectors.shape, dtype=np.float32)  # float32: see SideTerms.compact
-        unit[usable] = vectors[usable] / norms[usable, None]
+        usable = np.zeros(vectors.shape[0], dtype=bool)
+        for start in range(0, vectors.shape[0], _BLOCK_ROWS):  # float64 copies of one block at a time
+            block = np.asarray(vectors[start : start + _BLOCK_ROWS], dtype=np.float64)
+            scale = np.max(np.abs(block), axis=1, initial=0.0)  # NaN rows: NaN, not finite
+            ok = np.isfinite(scale) & (scale > 0)
+            scaled = block[ok] / scale[ok, None]  # largest |value| 1: the squares neither overflow nor vanish
+            unit[start : start + block.shape[0]][ok] = (
+                scaled / np.sqrt(np.einsum("ij,ij->i", scaled, scaled))[:, None]
+            )
+            usable[start : start + block.shape[0]] = ok
         return cls(unit, usable)
 
     def similar(
