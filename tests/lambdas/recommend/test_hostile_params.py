@@ -87,3 +87,15 @@ def test_a_plain_min_score_is_still_read(world: Any) -> None:
     status, _, doc = handle(event("/users/1/recommendations", {"min_score": " 1e-3 ", "k": "+3"}))
     assert status == 200, doc
     assert len(doc["items"]) <= 3 and all(item["score"] >= 1e-3 for item in doc["items"])
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/movies/50/similar/", "/users/1/recommendations/", "/movies//similar", "/users//recommendations"],
+)
+def test_a_path_that_is_no_resource_of_the_api_is_404_not_a_missing_parameter(world: Any, path: str) -> None:
+    """Issue 23 item 12: through the catch-all proxy, Powertools' trailing-slash match reached the route."""
+    app.configure(Recommender(DirStore(world.artifacts), None, fast_path=True))
+    status, _, doc = handle(event(path, {"k": "3"}))
+    assert status == 404 and doc["code"] == "NotFound", doc
+    assert doc["message"] == f"no route for GET {path}"
