@@ -296,7 +296,7 @@ def unknown_genre(genre: str, genres: Any, where: str) -> InputError:
     """
     known = sorted({str(g) for g in genres}, key=str.lower)
     shown = ", ".join(known) if known else "none (the movies of this model have no genres)"
-    return InputError(f"genre {genre!r}: no movie of {where} has it; expected one of {shown} (any case)")
+    return InputError(f"genre: no movie of {where} has {genre!r}; expected one of {shown} (any case)")
 
 
 def write_lookup(folder: str | os.PathLike[str], lookup: Lookup) -> None:

@@ -142,7 +142,7 @@ def test_a_genre_no_movie_of_this_model_has_is_a_400_listing_its_genres(h: Harne
         for user in ("1", "777"):  # the endpoint path (not called) and cold start
             status, _, doc = handle(event(f"/users/{user}/recommendations", {"genre": "WESTERN"}))
             assert status == 400 and doc["message"].startswith(
-                "genre 'WESTERN': no movie of model version v1"
+                "genre: no movie of model version v1 has 'WESTERN'"
             )
             assert "Action, Adventure, Animation, Children's, Comedy, Crime, Drama" in doc["message"]
     h.stub.assert_no_pending_responses()
