@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fmrec.data.scale import RATING_MAX, RATING_MIN
 from fmrec.errors import InputError
 from fmrec.numbers import is_ascii_digits, parse_float, parse_int
 
@@ -20,7 +21,6 @@ log = logging.getLogger(__name__)
 
 LAYOUTS = ("ml-100k", "ml-1m", "ml-latest")
 SPLITS_100K = ("ua", "ub", "u1", "u2", "u3", "u4", "u5")
-RATING_MIN, RATING_MAX = 0.5, 5.0
 REASONS = (
     "wrong_field_count",
     "non_numeric_id",

@@ -52,6 +52,8 @@ def _run(definition: dict[str, Any], root: Path, **params: str) -> Any:
     [
         ({"NegativeExponent": "-1e-5"}, r"negative exponent -1e-05: expected a number in \[0, 1\]"),
         ({"NegativeExponent": "-0.5"}, r"negative exponent -0.5: expected a number in \[0, 1\]"),
+        ({"LabelThreshold": "-1e308"}, r"--threshold -1e\+308: expected a rating from 0.5 to 5"),
+        ({"LabelThreshold": "5.5"}, r"--threshold 5.5: expected a rating from 0.5 to 5"),
         (
             {"NegativesPerPositive": "0"},
             "negatives per positive 0: the ranking objective would have no negative",
@@ -67,8 +69,10 @@ def test_values_fail_with_the_range_message_before_any_step(
 
 
 def test_a_negative_option_value_is_a_value_not_an_option() -> None:
-    cfg = check_arguments(["--threshold", "-1e308", "--objective", "rating", "--negatives", "0"])
-    assert cfg.threshold == -1e308
+    cfg = check_arguments(["--threshold", "4.5", "--objective", "rating", "--negatives", "0"])
+    assert cfg.threshold == 4.5
+    with pytest.raises(InputError, match=r"--threshold -1e\+308: expected a rating from 0.5 to 5"):
+        check_arguments(["--threshold", "-1e308"])
     with pytest.raises(InputError, match=r"negative exponent -1e-05: expected a number in \[0, 1\]"):
         check_arguments(["--negative-exponent", "-1e-5"])
     assert evaluate_step.parse_args(["--objective", "rating", "--threshold", "-1e308"]).threshold == -1e308
@@ -79,10 +83,10 @@ def test_zero_negatives_is_accepted_when_below_threshold_ratings_are_the_negativ
     assert cfg.negatives_per_positive == 0
 
 
-@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e999"])
-def test_preprocess_refuses_a_non_finite_threshold(value: str) -> None:
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e999", "0.4", "5.01"])
+def test_preprocess_refuses_a_threshold_off_the_rating_scale(value: str) -> None:
     args = build_arg_parser().parse_args([f"--threshold={value}"])
-    with pytest.raises(InputError, match=r"--threshold .*: expected a finite number"):
+    with pytest.raises(InputError, match=r"--threshold .*: expected a rating from 0.5 to 5"):
         config_from_args(args)
-    with pytest.raises(InputError, match=r"--threshold .*: expected a finite number"):
+    with pytest.raises(InputError, match=r"--threshold .*: expected a rating from 0.5 to 5"):
         check_arguments(["--threshold", value])
