@@ -91,24 +91,29 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 self._head_bytes += len(part)
                 self._tail = (self._tail + part)[-3:]
                 super().data_received(part)
-                if self._in_head and not self._refused and self._head_bytes > self.limits.max_head_bytes:
-                    # no header complete yet: the request line alone is too long
-                    what = "request line" if not self.headers else "request head"
-                    self._refuse(
-                        414 if not self.headers else 431,
-                        f"{what} of more than {self.limits.max_head_bytes} bytes; the limit is "
-                        f"{self.limits.max_head_bytes}",
-                    )
             else:
-                # A body: a Content-Length one exactly; a chunked one whole, its framing unknown here
-                part = data if not self._body_left else data[: self._body_left]
+                # A body: a Content-Length one exactly; a chunked one (its end is the parser's to find) in
+                # pieces of a quarter of the head limit, so what follows its end is counted to within that
+                chunked = self._body_left is None
+                piece = self._body_left or max(1, self.limits.max_head_bytes // 4)
+                part = data[:piece]
                 if self._body_left:
                     self._body_left -= len(part)
                 done, self._body_fed = self._completed, 0
                 super().data_received(part)
-                if self._completed > done and self._in_head and self._body_left is None:
-                    # a chunked body ended inside `part`: what followed it is the next head (an upper bound)
+                if chunked and self._completed > done and self._in_head:
+                    # the body ended inside `part`: what followed it counts toward the next head (at most
+                    # the piece: the requests it may hold whole and the chunk framing are counted too)
                     self._head_bytes = max(0, len(part) - self._body_fed)
+                    self._tail = part[-3:]
+            if self._in_head and not self._refused and self._head_bytes > self.limits.max_head_bytes:
+                # no header complete yet: the request line alone is too long
+                what = "request line" if not self.headers else "request head"
+                self._refuse(
+                    414 if not self.headers else 431,
+                    f"{what} of more than {self.limits.max_head_bytes} bytes; the limit is "
+                    f"{self.limits.max_head_bytes}",
+                )
             data = data[len(part) :]
 
     def _head_part(self, data: bytes) -> bytes:

@@ -97,6 +97,16 @@ def test_heads_behind_a_content_length_body_are_counted_from_their_own_start(end
     assert answers[0][0] != 431
 
 
+def test_heads_behind_a_chunked_body_are_held_to_the_limit(endpoint: Any) -> None:
+    body = b'{"instances": []}' + b" " * 50_000
+    post = b"POST /invocations HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+    post += b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    answers = responses(endpoint.port, post + PING + big_head(b"/ping", 40 * 1024), 3)
+    assert [status for status, _ in answers][1:] == [200, 431], answers
+    answers = responses(endpoint.port, post + PING + big_head(b"/ping", 20 * 1024, close=True), 3)
+    assert [status for status, _ in answers][1:] == [200, 200], answers
+
+
 def test_many_small_pipelined_requests_are_all_answered_in_order(endpoint: Any) -> None:
     answers = responses(endpoint.port, PING * 20 + big_head(b"/ping", 1024, close=True), 21)
     assert [status for status, _ in answers] == [200] * 21
