@@ -72,10 +72,11 @@ def fetch(url: str, timeout: float) -> dict[str, Any]:
     """The API's JSON answer; API errors become FmrecError with the API's own message."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return dict(json.loads(response.read()))
+            return _answer(url, response.status, response.headers.get("Content-Type"), response.read())
     except urllib.error.HTTPError as exc:
         try:
-            message = json.loads(exc.read()).get("message", exc.reason)
+            doc = json.loads(exc.read())
+            message = doc.get("message", exc.reason) if isinstance(doc, dict) else exc.reason
         except ValueError:
             message = exc.reason
         retry = exc.headers.get("Retry-After")
@@ -85,6 +86,48 @@ def fetch(url: str, timeout: float) -> dict[str, Any]:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise FmrecError(f"{url}: cannot reach the API ({reason}); is `fmrec serve api` running?") from exc
+
+
+_ITEM_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "rank": int,
+    "movieId": int,
+    "score": (int, float),
+    "title": str,
+}
+
+
+def _answer(url: str, status: int, content_type: str | None, body: bytes) -> dict[str, Any]:
+    """The body as the API's answer: a JSON object whose items have rank, movieId, score and title.
+
+    Anything else (an HTML page, a JSON list: --api-url names another server) is an FmrecError saying what
+    came back, never a traceback.
+    """
+    where = f"{url}: HTTP {status}"
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise FmrecError(
+            f"{where}: not JSON ({content_type or 'no content type'}, starts {body[:60]!r}); "
+            "does --api-url name the recommend API?"
+        ) from None
+    if not isinstance(doc, dict):
+        raise FmrecError(f"{where}: a JSON {type(doc).__name__}, expected the API's JSON object")
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise FmrecError(f"{where}: the answer has no 'items' list")
+    for n, item in enumerate(items, start=1):
+        bad = [
+            name
+            for name, kind in _ITEM_FIELDS.items()
+            if not isinstance(item, dict)
+            or not isinstance(item.get(name), kind)
+            or isinstance(item[name], bool)
+        ]
+        if bad:
+            raise FmrecError(
+                f"{where}: item {n} has no valid {', '.join(repr(b) for b in bad)}: {item!r:.200}"
+            )
+    return doc
 
 
 def format_table(doc: dict[str, Any]) -> str:

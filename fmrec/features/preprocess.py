@@ -229,8 +229,9 @@ def preprocess(
             f"not in {t['source']}, e.g. movie ids {t['examples'][:5]}" if t["source"] else "no movie file",
         )
     (out / "manifest").mkdir(parents=True, exist_ok=True)
-    (out / "manifest" / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    (out / "manifest" / "data_quality.json").write_text(json.dumps(quality, indent=2) + "\n")
+    # allow_nan=False: a NaN or inf in them is a bug to stop on, never a bare NaN that strict parsers refuse
+    (out / "manifest" / "manifest.json").write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+    (out / "manifest" / "data_quality.json").write_text(json.dumps(quality, indent=2, allow_nan=False) + "\n")
     log.info("preprocess done in %.1f s", time.perf_counter() - t0)
     return manifest
 

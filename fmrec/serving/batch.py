@@ -13,6 +13,7 @@ import numpy as np
 from fmrec.errors import InputError
 from fmrec.io_utils import atomic_open
 from fmrec.model.fm import link, side_terms
+from fmrec.serving.lookup import unknown_genre
 from fmrec.serving.ranking import movie_rows, top_k_indices, user_rows
 
 # Scores held at once (users x movies, float64): 4M cells are 32 MB, a few such arrays per block.
@@ -39,10 +40,7 @@ def genre_mask(lookup: Any, genre: str | None) -> np.ndarray | None:
         (any(g.lower() == wanted for g in gs) for gs in lookup.genres), dtype=bool, count=len(lookup.genres)
     )
     if not mask.any():
-        known = sorted({g for gs in lookup.genres for g in gs})
-        raise InputError(
-            f"genre {genre!r}: no movie of the lookup has it; expected one of {', '.join(known)}"
-        )
+        raise unknown_genre(genre, (g for gs in lookup.genres for g in gs), "the lookup")
     return mask
 
 

@@ -186,7 +186,9 @@ class Lookup:
             parts.append(struct.pack("<16sBQ", name.encode(), ord(code), len(arr)))
             parts.append(raw)
         return {
-            LOOKUP_JSON: json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+            LOOKUP_JSON: json.dumps(
+                header, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode("utf-8"),
             LOOKUP_BIN: b"".join(parts),
         }
 
@@ -284,6 +286,17 @@ def _parse_bin(raw: bytes, source: str) -> dict[str, array]:
         pos += size
         out[name] = arr
     return out
+
+
+def unknown_genre(genre: str, genres: Any, where: str) -> InputError:
+    """The error for a genre no movie of a model has; it lists the genres its movies do have.
+
+    The genres come from the model's own movie file, so each MovieLens layout brings its spelling:
+    ml-100k/ml-1m "Children's", ml-latest/25m/32m "Children" and "IMAX".
+    """
+    known = sorted({str(g) for g in genres}, key=str.lower)
+    shown = ", ".join(known) if known else "none (the movies of this model have no genres)"
+    return InputError(f"genre: no movie of {where} has {genre!r}; expected one of {shown} (any case)")
 
 
 def write_lookup(folder: str | os.PathLike[str], lookup: Lookup) -> None:

@@ -63,6 +63,19 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return _json(status, {"code": code, "message": message, "requestId": _request_id()}, headers)
 
 
+def _route_values(params: list[Any]) -> dict[str, Any]:
+    """The route's parameter values; a request without its path parameters is a 404, as any unknown path.
+
+    Powertools routes "/movies/50/similar/" to "/movies/<movieId>/similar", but an event of the catch-all
+    proxy resource (the API twin's, docs/api.md) carries only {proxy}: such a path is no resource of the API.
+    """
+    event = app.current_event
+    given = event.path_parameters or {}
+    if any(p.location == "path" and p.name not in given for p in params):
+        raise NotFoundError()
+    return parse_parameters(params, given, event.query_string_parameters)
+
+
 def render(rec: Recommendation, k: int) -> dict[str, Any]:
     return {
         "userId": rec.user_id,
@@ -80,8 +93,7 @@ def render(rec: Recommendation, k: int) -> dict[str, Any]:
 @app.get("/users/<userId>/recommendations")
 def recommendations(userId: str) -> Response:
     started = time.perf_counter()
-    event = app.current_event
-    values = parse_parameters(PARAMETERS, event.path_parameters, event.query_string_parameters)
+    values = _route_values(PARAMETERS)
     query = Query(
         user_id=values["userId"],
         k=values["k"],
@@ -123,8 +135,7 @@ def render_similar(result: Similar, k: int) -> dict[str, Any]:
 @app.get("/movies/<movieId>/similar")
 def similar_movies(movieId: str) -> Response:
     started = time.perf_counter()
-    event = app.current_event
-    values = parse_parameters(SIMILAR_PARAMETERS, event.path_parameters, event.query_string_parameters)
+    values = _route_values(SIMILAR_PARAMETERS)
     query = SimilarQuery(movie_id=values["movieId"], k=values["k"], genre=values["genre"])
     result = get_recommender().similar(query)
     logger.info(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from itertools import chain, pairwise
 from typing import Any
 
+from fmrec.serving.lookup import unknown_genre
 from fmrec.serving.requests import RequestBuilder
 
 # Bayesian damping for cold start: a movie's mean is pulled toward the global mean by this many ratings.
@@ -65,12 +66,19 @@ class Bundle:
             fingerprint=(lookup.feature_dim, tuple(lookup.user_ids), tuple(lookup.movie_ids)),
         )
 
+    def check_genre(self, genre: str | None) -> None:
+        """Refuse (400) a genre no movie of this version has, naming the ones it has (docs/api.md)."""
+        if genre is not None and genre.lower() not in self.genre_index:
+            names = (g for value in self.lookup.genres for g in _genre_names(value))
+            raise unknown_genre(genre, names, f"model version {self.version}")
+
     def candidates(self, user_pos: int | None, genre: str | None, exclude_rated: bool) -> list[int]:
         """Movie positions to score, ascending: those of `genre` (all without one), minus the user's rated."""
         n = len(self.lookup.movie_ids)
         allowed: tuple[int, ...] | None = None
         if genre is not None:
-            # A genre no movie of this model has (the API's enum allows it) matches nothing.
+            # A genre no movie of this version has matches nothing (the handler refused it with check_genre
+            # for the current version; a variant's older version may lack it).
             allowed = self.genre_index.get(genre.lower(), ())
         rated: list[int] = []
         if exclude_rated and user_pos is not None:

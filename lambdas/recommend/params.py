@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,14 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from fmrec.errors import InputError
+from fmrec.numbers import parse_float, parse_int
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 ROUTE = "/users/{userId}/recommendations"
-_INT = re.compile(r"[+-]?[0-9]+")
-# Every bound the document declares has fewer digits; a longer integer is out of range without converting it
-# (int() refuses more than 4,300 digits with a ValueError, see
-# https://docs.python.org/3/library/stdtypes.html#int-max-str-digits).
-_MAX_INT_DIGITS = 64
 
 
 class ParameterError(InputError):
@@ -53,21 +48,11 @@ class Parameter:
         s = self.schema
         kind = s.get("type")
         value: Any
-        if kind == "integer":
-            text = raw.strip()
-            if not _INT.fullmatch(text):
-                raise self._bad(raw)
-            digits = text.lstrip("+-").lstrip("0") or "0"  # leading zeros count toward int()'s limit too
-            if len(digits) > _MAX_INT_DIGITS:
-                raise self._bad(raw)
-            value = -int(digits) if text.startswith("-") else int(digits)
-        elif kind == "number":
-            try:
-                value = float(raw)
+        if kind in ("integer", "number"):
+            try:  # strict: no '0_5', no Unicode digits, no nan/inf (fmrec.numbers)
+                value = parse_int(raw) if kind == "integer" else parse_float(raw)
             except ValueError:
                 raise self._bad(raw) from None
-            if not math.isfinite(value):
-                raise self._bad(raw)
         elif kind == "boolean":
             lowered = raw.strip().lower()
             if lowered not in ("true", "false"):

@@ -88,6 +88,7 @@ class Recommender:
 
     def recommend(self, query: Query) -> Recommendation:
         bundle = self.current_bundle()
+        bundle.check_genre(query.genre)
         user_pos = bundle.lookup.user_position(query.user_id)
         try:
             if user_pos is None:
@@ -112,6 +113,7 @@ class Recommender:
         From the model artifact in the Lambda, on either serving path: the endpoint has no such operation.
         """
         bundle = self.current_bundle()
+        bundle.check_genre(query.genre)
         lookup = bundle.lookup
         pos = lookup.movie_position(query.movie_id)
         if pos is None:

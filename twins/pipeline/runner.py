@@ -11,7 +11,6 @@ import importlib
 import inspect
 import json
 import logging
-import math
 import re
 import secrets
 import shutil
@@ -26,6 +25,7 @@ from typing import Any
 from fmrec.errors import FmrecError, InputError
 from fmrec.io_utils import atomic_write_text
 from fmrec.model.hyperparameters import HYPERPARAMETERS, parse_hyperparameters
+from fmrec.numbers import parse_float, parse_int
 from twins.pipeline.graph import DefinitionFormatError, all_steps, dependencies, topological_order
 from twins.pipeline.staging import stage
 from twins.registry.registry import Registry
@@ -78,12 +78,10 @@ def parse_parameters(definition: Mapping[str, Any], overrides: Mapping[str, str]
             continue
         raw = str(overrides[name])
         try:
-            if kind == "Integer":
-                values[name] = int(raw)
+            if kind == "Integer":  # strict: '0_1' is no 1, nan/inf no Float (the API's parser too)
+                values[name] = parse_int(raw)
             elif kind == "Float":
-                values[name] = float(raw)
-                if not math.isfinite(values[name]):
-                    raise ValueError(raw)
+                values[name] = parse_float(raw)
             elif kind == "Boolean":
                 if raw.lower() not in ("true", "false"):
                     raise ValueError(raw)

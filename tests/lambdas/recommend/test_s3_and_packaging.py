@@ -121,6 +121,7 @@ print(json.dumps({{"status": result["statusCode"], "body": json.loads(result["bo
         "fmrec.features.columns",
         "fmrec.features.history",
         "fmrec.io_utils",
+        "fmrec.numbers",
         "fmrec.serving",
         "fmrec.serving.artifacts",
         "fmrec.serving.lookup",

@@ -76,8 +76,10 @@ def test_the_genre_filter_applies(world: Any, fast: Any) -> None:
     status, _, doc = handle(event("/movies/50/similar", {"genre": "crime"}))
     assert status == 200 and doc["candidates"] == len(crime)
     assert [it["movieId"] for it in doc["items"]] == [m for m, _ in _expected(world, 50, crime)]
-    status, _, doc = handle(event("/movies/50/similar", {"genre": "Western"}))
-    assert status == 200 and doc["items"] == [] and doc["candidates"] == 0
+    status, _, doc = handle(event("/movies/50/similar", {"genre": "Western"}))  # no movie of the model has it
+    assert status == 400 and doc["message"].startswith("genre: no movie of model version v1 has 'Western'"), (
+        doc
+    )
 
 
 @pytest.mark.parametrize(
