@@ -59,11 +59,11 @@ def iter_top_k(
 ) -> Iterator[list[UserTopK]]:
     """The top k of every user (or of `user_positions`), one list per block of users, in user order.
 
-    A block's scores are one matrix product (fmrec.serving.retrieval.Retrieval.raw_block). Ranking is on the raw score, then the output link
-    (sigmoid or identity) is applied to the k chosen: the order is the same (the link is increasing) except
-    between raw scores above ~37, which a sigmoid rounds to the same 1.0 in float64. Ties: the smaller movie
-    position first. The same candidates as the API: every movie minus those rated in training
-    (exclude_rated), within `genre`.
+    A block's scores are one matrix product (fmrec.serving.retrieval.Retrieval.raw_block). Ranking is on
+    the raw score, then the output link (sigmoid or identity) is applied to the k chosen: the order is the
+    same (the link is increasing) except between raw scores above ~37, which a sigmoid rounds to the same
+    1.0 in float64. Ties: the smaller movie position first. The same candidates as the API: every movie
+    minus those rated in training (exclude_rated), within `genre`.
     """
     if k < 1:
         raise InputError(f"k {k}: expected 1 or more")

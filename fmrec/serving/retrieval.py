@@ -114,9 +114,9 @@ class Retrieval:
         """The model's scores (after the link) of the user side against the given movie positions."""
         pos = np.asarray(positions, dtype=np.int64)
         const, s_u = user_terms(self.params, side.keys, side.values)
-        factors = self.items.factors[pos]
-        raw = const + self.items.const[pos] + factors @ s_u.astype(factors.dtype, copy=False)
-        return [float(s) for s in link(np.asarray(raw, dtype=np.float64), self.predictor_type)]
+        # the same expression as raw_scores, so a movie scores the same ranked or re-ranked
+        dots = np.einsum("ij,j->i", self.items.factors[pos], s_u.astype(self.items.factors.dtype, copy=False))
+        return [float(s) for s in link(const + self.items.const[pos] + dots, self.predictor_type)]
 
 
 def block_scores(params: FMParams, users: SideTerms, items: SideTerms) -> np.ndarray:
@@ -130,14 +130,3 @@ def block_scores(params: FMParams, users: SideTerms, items: SideTerms) -> np.nda
     raw += items.const[None, :]
     raw += float(params.w0)
     return raw
-
-
-def best_first(
-    positions: Sequence[int], scores: Sequence[float], k: int, min_score: float | None = None
-) -> list[int]:
-    """Indices into `positions` of the k best `scores`, best first (ties: lower movie position first), those
-    under min_score dropped: the one final ordering of every path (fast, endpoint, re-rank)."""
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], positions[i]))[:k]
-    if min_score is not None:
-        order = [i for i in order if scores[i] >= min_score]
-    return order

@@ -6,14 +6,19 @@ from dataclasses import dataclass, field
 from itertools import chain, pairwise
 from typing import Any
 
+from fmrec.serving.lookup import Lookup, UserSide
 from fmrec.serving.requests import RequestBuilder
 
 # Bayesian damping for cold start: a movie's mean is pulled toward the global mean by this many ratings.
 COLD_START_PRIOR = 25
-# Request bodies are split at this size (at most the 6 MB InvokeEndpoint limit) and sent concurrently: a
-# 60,000-movie catalog is several MB of JSON; smaller bodies let the endpoint's workers score them at once.
+# Request bodies are split at this size and sent concurrently. 256 KiB: a SageMaker endpoint container buffers
+# small bodies at no cost (the endpoint twin's FREE_BODY_BYTES), and one user's feature row, its history
+# bounded by fmrec.features.history.SERVED_CAP, is at most ~25 KB, so a body holds 10 or more movies.
 # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html (Body: 6 MB)
-DEFAULT_REQUEST_BYTES = 1024 * 1024
+DEFAULT_REQUEST_BYTES = 256 * 1024
+# Movies the endpoint path retrieves from the model's item terms and asks the endpoint to score (at least k):
+# docs/benchmarks.md "Choosing the shortlist" measured it.
+DEFAULT_SHORTLIST = 50
 
 
 def _genre_names(value: Any) -> list[str]:
@@ -27,20 +32,27 @@ class Bundle:
     """Everything served for one model version: the lookup, its request builder, cold-start ranking, model."""
 
     version: str | None
-    lookup: Any
+    lookup: Lookup
     builder: RequestBuilder
     popular: list[int]  # movie positions, best damped mean rating first
     popular_score: list[float]
     genre_index: dict[str, tuple[int, ...]]  # lower-cased genre -> movie positions, ascending
-    fast_model: Any = None  # fmrec.model.artifact.FMModel, loaded on first fast-path or similar-movies use
-    item_terms: Any = None  # fmrec.model.fm.SideTerms of every movie, for score_user_items
+    # fmrec.serving.retrieval.Retrieval (the model's movie terms), loaded on first use (numpy layer)
+    retrieval: Any = None
     similar_index: Any = None  # fmrec.serving.similar.SimilarIndex
-    genre_masks: dict[str, Any] = field(default_factory=dict)  # lower-cased genre -> numpy bool mask
     fingerprint: tuple[Any, ...] = field(default=())
+
+    def user_side(self, user_id: int) -> UserSide | None:
+        """The user's feature side in this version, None for a user it was not trained on (cold start).
+
+        Fold-in (a user's stored ratings as extra history) builds the side with Lookup.user_side's history.
+        """
+        pos = self.lookup.user_position(user_id)
+        return None if pos is None else self.lookup.user_side(pos)
 
     @classmethod
     def build(
-        cls, version: str | None, lookup: Any, max_request_bytes: int = DEFAULT_REQUEST_BYTES
+        cls, version: str | None, lookup: Lookup, max_request_bytes: int = DEFAULT_REQUEST_BYTES
     ) -> Bundle:
         counts = [float(c) for c in lookup.movie_count]
         means = [float(m) for m in lookup.movie_mean]
@@ -66,7 +78,7 @@ class Bundle:
         )
 
     def candidates(self, user_pos: int | None, genre: str | None, exclude_rated: bool) -> list[int]:
-        """Movie positions to score, ascending: those of `genre` (all without one), minus the user's rated."""
+        """Movie positions of `genre` (all without one), minus the user's rated, ascending (cold start)."""
         n = len(self.lookup.movie_ids)
         allowed: tuple[int, ...] | None = None
         if genre is not None:

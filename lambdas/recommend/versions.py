@@ -141,7 +141,7 @@ class VersionCache:
             return bundle
 
     def load_model(self, version: str | None) -> Any:
-        """The version's model.tar.gz as fmrec.model.artifact.FMModel (the fast path, similar movies)."""
+        """The version's model.tar.gz as fmrec.model.artifact.FMModel (every path's retrieval)."""
         # local import: the model reader needs numpy, which only the fast-path layer has
         from fmrec.model.artifact import load_model_tar
 
@@ -149,7 +149,7 @@ class VersionCache:
         data = self.store.get(key)
         if data is None:
             raise ServiceUnavailable(
-                f"fast path: no model for version {version}", 30, f"no model at {self.store.describe(key)}"
+                f"no model for version {version}", 30, f"no model at {self.store.describe(key)}"
             )
         # load_model_tar reads a path; /tmp is the Lambda's only writable place.
         with tempfile.TemporaryDirectory() as tmp:
@@ -159,6 +159,4 @@ class VersionCache:
                 return load_model_tar(path)
             except InputError as exc:
                 log.error("unreadable model for version %s: %s", version, exc)
-                raise ServiceUnavailable(
-                    f"fast path: the model of version {version} is unreadable", 30
-                ) from exc
+                raise ServiceUnavailable(f"the model of version {version} is unreadable", 30) from exc

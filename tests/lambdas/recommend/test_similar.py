@@ -164,7 +164,8 @@ def test_the_route_is_in_the_openapi_document_with_the_user_routes_genres() -> N
 
 def test_a_lambda_without_numpy_answers_503_not_500(world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     app.configure(Recommender(DirStore(world.artifacts), None, fast_path=True))
-    monkeypatch.setitem(sys.modules, "fmrec.model.fm", None)  # as in the Lambda package without the layer
+    # as in the Lambda package without the layer: the retrieval (numpy) does not import
+    monkeypatch.setitem(sys.modules, "fmrec.serving.retrieval", None)
     status, headers, doc = handle(event("/movies/50/similar"))
     assert status == 503 and headers["retry-after"] == "30" and "numpy" in doc["message"]
     status, _, doc = handle(event("/movies/6/similar"))
