@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -163,7 +164,9 @@ def rankings(userId: str) -> Response:
     started = time.perf_counter()
     event = app.current_event
     values = parse_parameters(RANKINGS_PARAMETERS, event.path_parameters, event.query_string_parameters)
-    body = event.decoded_body if event.is_base64_encoded else event.body
+    body: str | bytes | None = event.body
+    if event.is_base64_encoded and body:
+        body = base64.b64decode(body)  # bytes: text that is not UTF-8 is a 400 from parse_body, not a 500
     movie_ids = parse_body(RANKINGS_BODY, body)["movieIds"]
     rec = get_recommender().rank(RankQuery(user_id=values["userId"], movie_ids=tuple(movie_ids)))
     logger.info(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from array import array
 from pathlib import Path
 from typing import Any
@@ -19,30 +17,9 @@ from lambdas.recommend.errors import Misconfigured, ServiceUnavailable
 from lambdas.recommend.queries import Query
 from lambdas.recommend.service import Recommender, recommender_from_env
 from lambdas.recommend.store import DirStore
-from tests.support.lambda_world import MOVIES, USERS, endpoint_scores, make_lookup, make_model
+from tests.support.lambda_world import MOVIES, USERS, make_lookup, make_model
+from tests.support.scoring_caller import ScoringCaller
 from twins.api.publish import publish_version
-
-
-class ScoringCaller:
-    """An EndpointCaller double that scores bodies with the endpoint twin's math and records concurrency."""
-
-    def __init__(self, model: Any, lookup: Any, variants: list[str] | None = None) -> None:
-        self.model, self.lookup = model, lookup
-        self.variants = variants or ["v1"]
-        self.bodies: list[bytes] = []
-        self.active = self.peak = 0
-        self._lock = threading.Lock()
-
-    def invoke(self, body: bytes) -> tuple[list[float], str | None]:
-        with self._lock:
-            n = len(self.bodies)
-            self.bodies.append(body)
-            self.active += 1
-            self.peak = max(self.peak, self.active)
-        time.sleep(0.02)  # long enough for the other bodies' calls to start meanwhile
-        with self._lock:
-            self.active -= 1
-        return endpoint_scores(self.model, self.lookup, body), self.variants[n % len(self.variants)]
 
 
 def test_bodies_are_split_at_max_request_bytes_and_scored_concurrently(world: Any) -> None:
