@@ -1,4 +1,4 @@
-"""fmrec.serving.retrieval: the exact top N of the whole catalogue from a user side, and the served history."""
+"""fmrec.serving.retrieval: the exact top N of the whole catalogue for a user side; the served history."""
 
 from __future__ import annotations
 

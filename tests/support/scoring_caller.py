@@ -1,4 +1,4 @@
-"""An EndpointCaller double that scores bodies with the endpoint twin's math, recording bodies and concurrency."""
+"""An EndpointCaller double scoring bodies with the endpoint twin's math; it records bodies and concurrency."""
 
 from __future__ import annotations
 
