@@ -1,4 +1,4 @@
-"""An EndpointCaller double scoring bodies with the endpoint twin's math; it records bodies and concurrency."""
+"""An EndpointCaller double scoring bodies with the endpoint twin's math; it records bodies, concurrency."""
 
 from __future__ import annotations
 
