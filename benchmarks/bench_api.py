@@ -64,8 +64,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def prepare(work: Path) -> dict[str, Any]:
-    """Synthetic ml-100k -> preprocess -> lookup; a random model; a published serving-artifacts folder."""
+def prepare(work: Path, **synth: int) -> dict[str, Any]:
+    """Synthetic ml-100k (or `synth`'s shape: items, users) -> preprocess -> lookup; a random model; a
+    published serving-artifacts folder."""
     from fmrec.data.synth import SynthConfig, write_synth
     from fmrec.model.artifact import FMModel, save_model_tar
     from fmrec.model.fm import FMParams
@@ -74,7 +75,7 @@ def prepare(work: Path) -> dict[str, Any]:
     from twins.api.publish import publish_version
 
     data = work / "pre" / "input" / "data"
-    write_synth(data, SynthConfig())
+    write_synth(data, SynthConfig(**synth))
     preprocess.main(work / "pre", [])
     lookup_dir = work / "pre" / "output" / "lookup"
     lookup = read_lookup(lookup_dir)
