@@ -11,6 +11,8 @@ depend on the weights), published as version v1 in a serving-artifacts folder.
    the endpoint twin would; the double's own time is subtracted. Bytes and bodies are per request (all the
    bodies of one request), with the largest body; the most active users are among the requests.
    With --memory: the peak RSS of a fresh process serving 200 requests as the Lambda does, per path.
+   With --shortlists: per shortlist size, every user's served top 10 against the exact full-catalogue top 10,
+   bytes and the endpoint's CPU per request (how FMREC_SHORTLIST's default was chosen).
 3. The seed's request building (its recommend() loop up to json.dumps, reimplemented here only as the
    baseline) against ours (the shortlist's request) on the same users, in this one process run.
 4. End to end: `fmrec serve endpoint` and `fmrec serve api` as child processes, and a load generator in a
@@ -23,6 +25,7 @@ depend on the weights), published as version v1 in a serving-artifacts folder.
 
     .venv/bin/python benchmarks/bench_api.py [--seconds 10] [--clients 1,16] [--requests 3000]
     .venv/bin/python benchmarks/bench_api.py --clients 16 --requests 1000 --seconds 10 --skip-seed
+    .venv/bin/python benchmarks/bench_api.py --shortlists 10,20,50,100 --skip-e2e --skip-seed --requests 300
     .venv/bin/python benchmarks/bench_api.py --shape ml-25m --requests 300 --memory --skip-e2e --work /tmp/w25
 """
 
@@ -615,6 +618,45 @@ def bench_end_to_end(
     return results
 
 
+def bench_shortlist(world: dict[str, Any], sizes: list[int], k: int = 10) -> list[dict[str, Any]]:
+    """For each shortlist size N: how many users' served top k equal the exact full-catalogue top k (every
+    user, float64 scores of every movie), the bytes per request and the endpoint's CPU per request (the
+    runtime double's parse, FM and encode: what the endpoint container spends)."""
+    from fmrec.model.fm import score_matrix
+    from fmrec.serving.ranking import movie_rows, user_rows
+    from lambdas.recommend.endpoint import EndpointCaller
+    from lambdas.recommend.queries import Query
+    from lambdas.recommend.service import Recommender
+    from lambdas.recommend.store import DirStore
+
+    lookup = world["lookup"]
+    exact = score_matrix(world["params"], user_rows(lookup, range(lookup.n_users)), movie_rows(lookup))
+    expected = []
+    for pos in range(lookup.n_users):
+        exact[pos, lookup.rated_positions(pos)] = -np.inf
+        top = np.lexsort((np.arange(lookup.n_movies), -exact[pos]))[:k]
+        expected.append([lookup.movie_ids[p] for p in top])
+    out = []
+    for n in sizes:
+        runtime = InstantRuntime(world["params"], lookup.feature_dim)
+        rec = Recommender(DirStore(world["artifacts"]), EndpointCaller(runtime, ENDPOINT), shortlist=n)
+        same = 0
+        for pos, user in enumerate(lookup.user_ids):
+            got = rec.recommend(Query(user, k=k))
+            same += [it.movie_id for it in got.items] == expected[pos]
+        out.append(
+            {
+                "shortlist": n,
+                "k": k,
+                "users_exact": f"{same}/{lookup.n_users}",
+                "request_bytes_mean": sum(runtime.bodies) / lookup.n_users,
+                "bodies_per_request": len(runtime.bodies) / lookup.n_users,
+                "endpoint_cpu_ms_per_request": runtime.spent_cpu * 1e3 / lookup.n_users,
+            }
+        )
+    return out
+
+
 class ConstantRuntime:
     """A sagemaker-runtime double for the memory probe: 0.5 for every instance, holding no model."""
 
@@ -699,6 +741,9 @@ def main() -> int:
     )
     parser.add_argument("--memory", action="store_true", help="peak memory of a Lambda-like process per path")
     parser.add_argument(
+        "--shortlists", default="", help="comma-separated shortlist sizes to compare (exactness, bytes, CPU)"
+    )
+    parser.add_argument(
         "--handler-users", type=int, default=None, help="users of the endpoint-path handler phase"
     )
     parser.add_argument(
@@ -734,6 +779,9 @@ def main() -> int:
             "endpoint path handler (shortlist; the endpoint's own time subtracted)",
             bench_handler(world, args.requests, n_users=handler_users),
         )
+        if args.shortlists:
+            for row in bench_shortlist(world, [int(n) for n in args.shortlists.split(",")]):
+                _show("shortlist", row)
         if args.memory:
             for path in ("endpoint", "fast"):
                 _show(f"peak memory ({path} path)", bench_memory(world, path))
