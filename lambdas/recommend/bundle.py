@@ -18,7 +18,7 @@ COLD_START_PRIOR = 25
 DEFAULT_REQUEST_BYTES = 256 * 1024
 # Movies the endpoint path retrieves from the model's item terms and asks the endpoint to score (at least k):
 # docs/benchmarks.md "Choosing the shortlist" measured it.
-DEFAULT_SHORTLIST = 50
+DEFAULT_SHORTLIST = 20
 
 
 def _genre_names(value: Any) -> list[str]:
