@@ -670,10 +670,16 @@ class ConstantRuntime:
         }
 
 
+def _vm_hwm_kb() -> int:
+    """This process's peak RSS (VmHWM, Linux); not ru_maxrss, which keeps the forking parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise SystemExit("no VmHWM in /proc/self/status (Linux only)")
+
+
 def memory_probe_main(argv: list[str]) -> int:
     """In a fresh process: the Lambda's recommender over the artifacts, 200 requests; the peak RSS."""
-    import resource
-
     from lambdas.recommend import app
     from lambdas.recommend.endpoint import EndpointCaller
     from lambdas.recommend.service import Recommender
@@ -681,7 +687,7 @@ def memory_probe_main(argv: list[str]) -> int:
     from twins.api.gateway import LambdaContext, build_event
 
     artifacts, path, users = Path(argv[0]), argv[1], [int(u) for u in argv[2].split(",")]
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _vm_hwm_kb()
     caller = None if path == "fast" else EndpointCaller(ConstantRuntime(), ENDPOINT)
     app.configure(Recommender(DirStore(artifacts), caller, fast_path=path == "fast"))  # type: ignore[arg-type]
     _quiet(app)
@@ -690,8 +696,8 @@ def memory_probe_main(argv: list[str]) -> int:
         evt = build_event("GET", f"/users/{users[i % len(users)]}/recommendations", [], [], b"")
         result = app.lambda_handler(evt, context)
         assert result["statusCode"] == 200, result["body"]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"path": path, "peak_rss_mb": peak / 1024, "rss_before_mb": before / 1024}))
+    peak = _vm_hwm_kb()
+    print(json.dumps({"path": path, "peak_rss_mb": peak / 1024, "rss_at_start_mb": before / 1024}))
     return 0
 
 
