@@ -24,7 +24,7 @@ def register(serve_sub: Any) -> None:
         required=True,
         metavar="DIR",
         help=(
-            "serving artifacts: current.json + VERSION/lookup/ + VERSION/model.tar.gz (see docs/api.md), or a "
+            "serving artifacts: current.json + VERSION/lookup/ + VERSION/model.tar.gz (docs/api.md), or a "
             "bare lookup folder with model.tar.gz beside its files"
         ),
     )
