@@ -396,6 +396,7 @@ def bench_seed(world: dict[str, Any], n_users: int) -> dict[str, Any]:
         seed_sizes.append(len(body))
         started = time.perf_counter()
         side = bundle.user_side(user)
+        assert side is not None  # every benchmark user is in the lookup
         shortlist = sorted(retrieval.top(side, rec.shortlist).positions)
         payloads = bundle.builder.build_rows(side.keys, side.values, shortlist)
         ours_times.append((time.perf_counter() - started) * 1e3)
@@ -689,7 +690,7 @@ def memory_probe_main(argv: list[str]) -> int:
     artifacts, path, users = Path(argv[0]), argv[1], [int(u) for u in argv[2].split(",")]
     before = _vm_hwm_kb()
     caller = None if path == "fast" else EndpointCaller(ConstantRuntime(), ENDPOINT)
-    app.configure(Recommender(DirStore(artifacts), caller, fast_path=path == "fast"))  # type: ignore[arg-type]
+    app.configure(Recommender(DirStore(artifacts), caller, fast_path=path == "fast"))
     _quiet(app)
     context = LambdaContext(aws_request_id="probe")
     for i in range(200):
