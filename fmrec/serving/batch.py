@@ -6,13 +6,14 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from fmrec.errors import InputError
 from fmrec.io_utils import atomic_open
+from fmrec.model.artifact import FMModel
 from fmrec.model.fm import link, side_terms
+from fmrec.serving.lookup import Lookup
 from fmrec.serving.ranking import top_k_indices, user_rows
 from fmrec.serving.retrieval import Retrieval, check_compatible
 
@@ -31,7 +32,7 @@ class UserTopK:
         return json.dumps({"userId": self.user_id, "items": items}, separators=(",", ":"))
 
 
-def genre_mask(lookup: Any, genre: str | None) -> np.ndarray | None:
+def genre_mask(lookup: Lookup, genre: str | None) -> np.ndarray | None:
     """Movies of `genre` (any case) as a bool mask (None: no filter); a genre no movie has is an error."""
     if genre is None:
         return None
@@ -48,8 +49,8 @@ def genre_mask(lookup: Any, genre: str | None) -> np.ndarray | None:
 
 
 def iter_top_k(
-    model: Any,
-    lookup: Any,
+    model: FMModel,
+    lookup: Lookup,
     k: int = 10,
     *,
     exclude_rated: bool = True,
@@ -85,14 +86,16 @@ def iter_top_k(
         yield [_row_top(lookup, movie_ids, raw[r], k, predictor, u) for r, u in enumerate(block)]
 
 
-def _rated(lookup: Any, block: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def _rated(lookup: Lookup, block: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     spans = [lookup.rated_positions(u) for u in block]
     rows = np.repeat(np.arange(len(block)), [len(s) for s in spans])
     cols = np.fromiter((p for s in spans for p in s), dtype=np.int64, count=len(rows))
     return rows, cols
 
 
-def _row_top(lookup: Any, movie_ids: np.ndarray, raw: np.ndarray, k: int, predictor: str, u: int) -> UserTopK:
+def _row_top(
+    lookup: Lookup, movie_ids: np.ndarray, raw: np.ndarray, k: int, predictor: str, u: int
+) -> UserTopK:
     top = top_k_indices(raw, k)
     scores = link(raw[top], predictor)
     return UserTopK(int(lookup.user_ids[u]), movie_ids[top].tolist(), [float(s) for s in scores])
@@ -100,8 +103,8 @@ def _row_top(lookup: Any, movie_ids: np.ndarray, raw: np.ndarray, k: int, predic
 
 def write_all_users(
     path: str | os.PathLike[str],
-    model: Any,
-    lookup: Any,
+    model: FMModel,
+    lookup: Lookup,
     k: int = 10,
     *,
     exclude_rated: bool = True,

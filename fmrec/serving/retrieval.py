@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from fmrec.errors import InputError
+from fmrec.model.artifact import FMModel
 from fmrec.model.fm import FMParams, SideTerms, link, side_terms, user_terms
 from fmrec.serving.lookup import Lookup, UserSide
 from fmrec.serving.ranking import movie_rows, top_k_indices
@@ -24,7 +24,7 @@ class Ranked:
     candidates: int
 
 
-def check_compatible(model: Any, lookup: Lookup, source: str = "model") -> None:
+def check_compatible(model: FMModel, lookup: Lookup, source: str = "model") -> None:
     """A model and a lookup from the same pipeline run: the same feature_dim (else every key is misplaced)."""
     if int(model.feature_dim) != int(lookup.feature_dim):
         raise InputError(
@@ -41,7 +41,7 @@ class Retrieval:
     raw score; the output link (increasing) is applied to the chosen ones. Ties: the lower movie position.
     """
 
-    def __init__(self, model: Any, lookup: Lookup, *, compact: bool = False) -> None:
+    def __init__(self, model: FMModel, lookup: Lookup, *, compact: bool = False) -> None:
         check_compatible(model, lookup)
         link(np.zeros(1), model.predictor_type)  # rejects an unknown predictor type before any work
         self.params: FMParams = model.params

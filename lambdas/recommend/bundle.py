@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import chain, pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fmrec.serving.lookup import Lookup, UserSide
 from fmrec.serving.requests import RequestBuilder
+
+if TYPE_CHECKING:  # numpy modules: loaded only when a request scores
+    from fmrec.serving.retrieval import Retrieval
+    from fmrec.serving.similar import SimilarIndex
 
 # Bayesian damping for cold start: a movie's mean is pulled toward the global mean by this many ratings.
 COLD_START_PRIOR = 25
@@ -37,9 +41,9 @@ class Bundle:
     popular: list[int]  # movie positions, best damped mean rating first
     popular_score: list[float]
     genre_index: dict[str, tuple[int, ...]]  # lower-cased genre -> movie positions, ascending
-    # fmrec.serving.retrieval.Retrieval (the model's movie terms), loaded on first use (numpy layer)
-    retrieval: Any = None
-    similar_index: Any = None  # fmrec.serving.similar.SimilarIndex
+    # the model's movie terms, loaded on first use (numpy layer)
+    retrieval: Retrieval | None = None
+    similar_index: SimilarIndex | None = None
     fingerprint: tuple[Any, ...] = field(default=())
 
     def user_side(self, user_id: int) -> UserSide | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fmrec.errors import InputError
 from fmrec.serving.lookup import UserSide
@@ -13,6 +13,10 @@ from lambdas.recommend.bundle import Bundle
 from lambdas.recommend.errors import ServiceUnavailable
 from lambdas.recommend.queries import PATH_FAST, Scored
 from lambdas.recommend.versions import VersionCache
+
+if TYPE_CHECKING:  # numpy modules: the handler imports them only when a request scores
+    from fmrec.serving.retrieval import Retrieval
+    from fmrec.serving.similar import SimilarIndex
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +28,7 @@ class Models:
         self.versions = versions
         self._lock = threading.Lock()  # the twin calls one handler from several threads
 
-    def retrieval(self, bundle: Bundle) -> Any:
+    def retrieval(self, bundle: Bundle) -> Retrieval:
         """The bundle's Retrieval (every path ranks with it); 503 without numpy or with broken artifacts."""
         with self._lock:
             if bundle.retrieval is None:
@@ -46,7 +50,7 @@ class Models:
                     ) from exc
             return bundle.retrieval
 
-    def similar_index(self, bundle: Bundle) -> Any:
+    def similar_index(self, bundle: Bundle) -> SimilarIndex:
         """The bundle's fmrec.serving.similar.SimilarIndex, built once from the movie terms."""
         retrieval = self.retrieval(bundle)  # a 503 when numpy is missing; past it, numpy imports
         # local import: numpy is importable once retrieval has succeeded (the numpy layer)

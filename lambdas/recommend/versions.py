@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fmrec.errors import InputError
 from fmrec.serving.artifacts import (
@@ -26,6 +26,9 @@ from fmrec.serving.lookup import LOOKUP_FILES, Lookup
 from lambdas.recommend.bundle import DEFAULT_REQUEST_BYTES, Bundle
 from lambdas.recommend.errors import ServiceUnavailable
 from lambdas.recommend.store import ArtifactStore
+
+if TYPE_CHECKING:  # numpy: loaded only when a request scores
+    from fmrec.model.artifact import FMModel
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +143,7 @@ class VersionCache:
                     self._current = variant
             return bundle
 
-    def load_model(self, version: str | None) -> Any:
+    def load_model(self, version: str | None) -> FMModel:
         """The version's model.tar.gz as fmrec.model.artifact.FMModel (every path's retrieval)."""
         # local import: the model reader needs numpy, which only the fast-path layer has
         from fmrec.model.artifact import load_model_tar
