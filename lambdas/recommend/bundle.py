@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain, pairwise
 from typing import TYPE_CHECKING, Any
@@ -46,13 +47,18 @@ class Bundle:
     similar_index: SimilarIndex | None = None
     fingerprint: tuple[Any, ...] = field(default=())
 
-    def user_side(self, user_id: int) -> UserSide | None:
-        """The user's feature side in this version, None for a user it was not trained on (cold start).
+    def user_side(self, user_id: int, extra_history: Sequence[int] = ()) -> UserSide | None:
+        """The user's feature side in this version; None for a user it was not trained on and who brings no
+        history (cold start).
 
-        Fold-in (a user's stored ratings as extra history) builds the side with Lookup.user_side's history.
+        Fold-in (a user's stored ratings, issue 21) passes their movie positions as `extra_history`: they join
+        the training history under the same served-history rule, for a known user or an unknown one.
         """
         pos = self.lookup.user_position(user_id)
-        return None if pos is None else self.lookup.user_side(pos)
+        if not extra_history:
+            return None if pos is None else self.lookup.user_side(pos)
+        trained = self.lookup.rated_positions(pos) if pos is not None else []
+        return self.lookup.user_side(pos, history=[*trained, *extra_history])
 
     @classmethod
     def build(

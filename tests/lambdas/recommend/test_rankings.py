@@ -110,3 +110,21 @@ def test_the_titles_come_from_the_lookup(world: Any) -> None:
     titles = {m: t for m, t, _ in MOVIES}
     assert status == 200 and len(doc["items"]) == len(MOVIES)
     assert all(it["title"] == titles[it["movieId"]] for it in doc["items"])
+
+
+def test_fold_in_only_supplies_extra_history_movies(world: Any) -> None:
+    """The seam issue 21's fold-in plugs into: a user side with extra rated movies, known user or not."""
+    rec = Recommender(DirStore(world.artifacts), None, fast_path=True)
+    bundle = rec.current_bundle()
+    lookup = bundle.lookup
+    assert bundle.user_side(4) is None  # unknown and no history: cold start
+    stranger = bundle.user_side(4, extra_history=[lookup.movie_position(50)])
+    assert (
+        stranger is not None and stranger.user_pos is None and stranger.rated == (lookup.movie_position(50),)
+    )
+    known = bundle.user_side(13)
+    more = bundle.user_side(13, extra_history=[lookup.movie_position(1)])
+    assert known is not None and more is not None
+    assert set(more.rated) == {*known.rated, lookup.movie_position(1)} and more.keys[0] == known.keys[0]
+    ranked = rec.models.retrieval(bundle).top(stranger, 3)
+    assert len(ranked.positions) == 3 and lookup.movie_position(50) not in ranked.positions
