@@ -117,14 +117,15 @@ def test_fold_in_only_supplies_extra_history_movies(world: Any) -> None:
     rec = Recommender(DirStore(world.artifacts), None, fast_path=True)
     bundle = rec.current_bundle()
     lookup = bundle.lookup
+    star_wars, toy_story = lookup.movie_ids.index(50), lookup.movie_ids.index(1)
     assert bundle.user_side(4) is None  # unknown and no history: cold start
     stranger = bundle.user_side(4, extra_history=[lookup.movie_position(50)])
     assert (
         stranger is not None and stranger.user_pos is None and stranger.rated == (lookup.movie_position(50),)
     )
     known = bundle.user_side(13)
-    more = bundle.user_side(13, extra_history=[lookup.movie_position(1)])
+    more = bundle.user_side(13, extra_history=[toy_story])
     assert known is not None and more is not None
-    assert set(more.rated) == {*known.rated, lookup.movie_position(1)} and more.keys[0] == known.keys[0]
+    assert set(more.rated) == {*known.rated, toy_story} and more.keys[0] == known.keys[0]
     ranked = rec.models.retrieval(bundle).top(stranger, 3)
-    assert len(ranked.positions) == 3 and lookup.movie_position(50) not in ranked.positions
+    assert len(ranked.positions) == 3 and star_wars not in ranked.positions
