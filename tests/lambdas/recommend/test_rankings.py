@@ -119,10 +119,8 @@ def test_fold_in_only_supplies_extra_history_movies(world: Any) -> None:
     lookup = bundle.lookup
     star_wars, toy_story = lookup.movie_ids.index(50), lookup.movie_ids.index(1)
     assert bundle.user_side(4) is None  # unknown and no history: cold start
-    stranger = bundle.user_side(4, extra_history=[lookup.movie_position(50)])
-    assert (
-        stranger is not None and stranger.user_pos is None and stranger.rated == (lookup.movie_position(50),)
-    )
+    stranger = bundle.user_side(4, extra_history=[star_wars])
+    assert stranger is not None and stranger.user_pos is None and stranger.rated == (star_wars,)
     known = bundle.user_side(13)
     more = bundle.user_side(13, extra_history=[toy_story])
     assert known is not None and more is not None
