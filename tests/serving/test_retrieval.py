@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fmrec.errors import InputError
-from fmrec.features.history import SERVED_CAP, served_history, serving_value
+from fmrec.features.history import SERVED_CAP, HistoryConfig, served_history, serving_value, training_rows
 from fmrec.model.artifact import FMModel
 from fmrec.model.fm import FMParams, predict
 from fmrec.serving.lookup import Lookup
@@ -139,3 +139,17 @@ def test_every_body_of_a_heavy_user_fits_the_default_request_size(n_rated: int) 
     first = json.loads(payloads[0].body)["instances"][0]["data"]["features"]
     assert first["keys"] == [*side.keys, lookup.movie_column(positions[0])]
     assert first["shape"] == [lookup.feature_dim]
+
+
+def test_training_weighs_a_capped_history_as_serving_does() -> None:
+    """training_rows' values (a history of m movies, capped at `cap` draws) are serving_value(m, cap)."""
+    rng = np.random.default_rng(0)
+    lengths = [3, 8, 40]
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    rated = np.concatenate([np.sort(rng.choice(100, n, replace=False)) for n in lengths])
+    users = np.array([0, 1, 2])
+    movies = np.array([99, 99, 99])  # a movie none of them rated: the whole history is the row's
+    cfg = HistoryConfig(cap=8, scale=1.5)
+    rows, _, vals = training_rows(indptr, rated, users, movies, cfg, rng)
+    for r, n in enumerate(lengths):
+        assert vals[rows == r] == pytest.approx(serving_value(n, 1.5, cap=8), rel=1e-6)
