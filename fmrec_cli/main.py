@@ -17,6 +17,7 @@ from fmrec_cli import (
     pipeline,
     preprocess,
     publish,
+    rank,
     recommend,
     registry,
     runs,
@@ -29,7 +30,7 @@ from fmrec_cli import (
 # Each module defines register(subparsers) and sets `func` on its parser; heavy imports stay inside `func`.
 # In the order data flows: data fetch|synth, preprocess, train, tune, model export, evaluate, pipeline
 # run|definition, runs list|compare|clean, models list|approve|reject, publish, serve endpoint|api, recommend,
-# similar, demo.
+# rank, similar, demo.
 COMMAND_MODULES = (
     data,
     preprocess,
@@ -43,6 +44,7 @@ COMMAND_MODULES = (
     publish,
     serve,
     recommend,
+    rank,
     similar,
     demo,
 )

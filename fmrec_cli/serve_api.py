@@ -27,7 +27,10 @@ def register(serve_sub: Any) -> None:
         "--artifacts",
         required=True,
         metavar="DIR",
-        help="serving artifacts: current.json + VERSION/lookup/ (see docs/api.md), or a bare lookup folder",
+        help=(
+            "serving artifacts: current.json + VERSION/lookup/ + VERSION/model.tar.gz (docs/api.md), or a "
+            "bare lookup folder with model.tar.gz beside its files"
+        ),
     )
     parser.add_argument("--endpoint-url", default=None, help="the endpoint twin, e.g. http://127.0.0.1:8080")
     parser.add_argument(

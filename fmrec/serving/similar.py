@@ -9,6 +9,7 @@ import numpy as np
 
 from fmrec.errors import ConflictError
 from fmrec.model.fm import FMParams, side_terms
+from fmrec.serving.lookup import Lookup
 from fmrec.serving.ranking import movie_rows, top_k_indices
 
 SIMILARITY = "cosine"
@@ -36,7 +37,7 @@ class SimilarIndex:
     usable: np.ndarray  # (n_movies,) bool
 
     @classmethod
-    def build(cls, params: FMParams, lookup: Any) -> SimilarIndex:
+    def build(cls, params: FMParams, lookup: Lookup) -> SimilarIndex:
         return cls.from_factors(side_terms(params, movie_rows(lookup)).factors)
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -13,16 +14,20 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
 from fmrec.errors import ConflictError, InputError, NotInModelError
-from lambdas.recommend.errors import ServiceUnavailable
-from lambdas.recommend.params import load_openapi, parse_parameters, route_parameters
-from lambdas.recommend.queries import Query, Recommendation, Similar, SimilarQuery
+from lambdas.recommend.errors import Misconfigured, ServiceUnavailable
+from lambdas.recommend.params import body_schema, load_openapi, parse_body, parse_parameters, route_parameters
+from lambdas.recommend.queries import Query, RankQuery, Recommendation, Similar, SimilarQuery
 from lambdas.recommend.service import Recommender, recommender_from_env
 
 logger = Logger(service="fmrec-recommend")
 app = APIGatewayRestResolver(debug=False)
 SIMILAR_ROUTE = "/movies/{movieId}/similar"
-PARAMETERS = route_parameters(load_openapi())
-SIMILAR_PARAMETERS = route_parameters(load_openapi(), SIMILAR_ROUTE)
+RANKINGS_ROUTE = "/users/{userId}/rankings"
+_OPENAPI = load_openapi()
+PARAMETERS = route_parameters(_OPENAPI)
+SIMILAR_PARAMETERS = route_parameters(_OPENAPI, SIMILAR_ROUTE)
+RANKINGS_PARAMETERS = route_parameters(_OPENAPI, RANKINGS_ROUTE, "post")
+RANKINGS_BODY = body_schema(_OPENAPI, RANKINGS_ROUTE)
 JSON_TYPE = "application/json"
 
 _state_lock = threading.Lock()
@@ -41,7 +46,13 @@ def get_recommender() -> Recommender:
     if _recommender is None:
         with _state_lock:
             if _recommender is None:
-                _recommender = recommender_from_env()
+                try:
+                    _recommender = recommender_from_env()
+                except Misconfigured as exc:
+                    # The environment the stack set is wrong: every request fails the same way until it is
+                    # fixed, so each says why in the log (the caller gets a 500 that does not blame it).
+                    logger.error("configuration error: the function cannot start", extra={"reason": str(exc)})
+                    raise
     return _recommender
 
 
@@ -150,6 +161,43 @@ def similar_movies(movieId: str) -> Response:
         },
     )
     return _json(200, render_similar(result, query.k))
+
+
+def render_rankings(rec: Recommendation) -> dict[str, Any]:
+    body = render(rec, 1)
+    del body["k"]
+    body["unknownMovieIds"] = rec.unknown_movie_ids
+    return body
+
+
+@app.post("/users/<userId>/rankings")
+def rankings(userId: str) -> Response:
+    started = time.perf_counter()
+    event = app.current_event
+    values = parse_parameters(RANKINGS_PARAMETERS, event.path_parameters, event.query_string_parameters)
+    body: str | bytes | None = event.body
+    if event.is_base64_encoded and body:
+        body = base64.b64decode(body)  # bytes: text that is not UTF-8 is a 400 from parse_body, not a 500
+    movie_ids = parse_body(RANKINGS_BODY, body)["movieIds"]
+    rec = get_recommender().rank(RankQuery(user_id=values["userId"], movie_ids=tuple(movie_ids)))
+    logger.info(
+        "rankings served",
+        extra={
+            "user_id": rec.user_id,
+            "serving_path": rec.serving_path,
+            "model_version": rec.model_version,
+            "movies": len(movie_ids),
+            "unknown": len(rec.unknown_movie_ids),
+            "duration_ms": round((time.perf_counter() - started) * 1e3, 3),
+        },
+    )
+    return _json(200, render_rankings(rec))
+
+
+@app.exception_handler(Misconfigured)
+def _misconfigured(exc: Misconfigured) -> Response:
+    logger.error("configuration error", extra={"reason": str(exc)})
+    return _error(500, "InternalError", "the service is misconfigured; quote the requestId when reporting it")
 
 
 @app.exception_handler(NotInModelError)
