@@ -35,19 +35,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import logging
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fmrec.errors import FmrecError, InputError, OutputError
+from fmrec.errors import InputError, OutputError
 from fmrec.features.options import PreprocessConfig, build_arg_parser, config_from_args
 from fmrec.features.preprocess import OUTPUT_CHANNELS, preprocess
 from fmrec.io_utils import atomic_open
+from pipeline.steps.script import run_as_script
 
 
 def _publish(tmp: Path, out: Path) -> None:
@@ -127,11 +126,4 @@ def main(base_dir: str | Path, argv: Sequence[str] | None = None) -> dict[str, A
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        main(Path("/opt/ml/processing"), sys.argv[1:])
-    except (
-        FmrecError
-    ) as exc:  # a clear message and a non-zero exit, as SageMaker shows it in the job's failure
-        print(f"preprocess: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_as_script("preprocess", main)

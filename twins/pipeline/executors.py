@@ -3,31 +3,38 @@ training-job twin), Tuning, Condition and RegisterModel (twins.registry)."""
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import logging
 import shutil
 import tarfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fmrec.errors import FmrecError, InputError
 from fmrec.io_utils import atomic_write_text
-from twins.pipeline.expressions import Expressions
+from pipeline.steps.script import call_main
+from twins.pipeline.entry_points import CODE_DIR, PROCESSING_ROOT, entry_script, step_entry_point
+from twins.pipeline.expressions import Expressions, text
 from twins.pipeline.graph import DefinitionFormatError
 from twins.registry.registry import Registry
 from twins.training.job import run_training_job
 
 log = logging.getLogger("fmrec.pipeline")
 
-PROCESSING_ROOT = "/opt/ml/processing"
-CODE_DIR = f"{PROCESSING_ROOT}/input/code"
-
 
 class StepFailed(FmrecError):
     """A step failed: the run stopped there; the message names the step and its kept log."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a step that ran leaves for the run's bookkeeping."""
+
+    branch: str | None = None  # a Condition step: "IfSteps" | "ElseSteps"
+    package: Any = None  # a RegisterModel step: the registered twins.registry package
+    failure: str | None = None  # a Fail step: its resolved ErrorMessage
 
 
 class StepExecutor(Expressions):
@@ -45,6 +52,27 @@ class StepExecutor(Expressions):
         super().__init__(definition, folder, run_id, parameters)
         self.registry = registry
         self.progress = progress
+
+    def execute(self, step: Mapping[str, Any], step_dir: Path) -> Outcome:
+        """Run one step of any supported type; its properties become readable by later steps."""
+        name, kind = step["Name"], step["Type"]
+        if kind == "Processing":
+            self._processing(step, step_dir)
+        elif kind == "Training":
+            self._training(step, step_dir)
+        elif kind == "Tuning":
+            self._tuning(step, step_dir)
+        elif kind == "Condition":
+            branch = "IfSteps" if self._condition(step) else "ElseSteps"
+            self.properties[name] = {"Outcome": branch == "IfSteps"}
+            return Outcome(branch=branch)
+        elif kind == "RegisterModel":
+            return Outcome(package=self._register(step))
+        elif kind == "Fail":
+            return Outcome(failure=text(self.resolve(step["Arguments"].get("ErrorMessage", ""))))
+        else:
+            raise DefinitionFormatError(f"step {name}: type {kind} is not supported by the local runner")
+        return Outcome()
 
     def _copy_in(self, uri: str, dest: Path, what: str) -> None:
         src = self.local_path(uri)
@@ -65,19 +93,13 @@ class StepExecutor(Expressions):
                 continue  # the code input: this checkout's own pipeline/steps and fmrec package
             self._copy_in(item["S3Input"]["S3Uri"], base / _relative(local), f"input {item['InputName']}")
         entry = args["AppSpecification"]["ContainerEntrypoint"]
-        script = next((e for e in entry if e.startswith(CODE_DIR + "/") and e.endswith(".py")), None)
+        script = entry_script(entry)
         if script is None:
             raise DefinitionFormatError(
                 f"step {step['Name']}: entrypoint {entry} runs no script from {CODE_DIR}"
             )
-        module = importlib.import_module(script[len(CODE_DIR) + 1 : -3].replace("/", "."))
         argv = [str(a) for a in args["AppSpecification"].get("ContainerArguments", [])]
-        if len(inspect.signature(module.main).parameters) >= 2:
-            module.main(base, argv)
-        elif argv:
-            raise DefinitionFormatError(f"step {step['Name']}: {script} takes no arguments, got {argv}")
-        else:
-            module.main(base)
+        call_main(step_entry_point(script, step["Name"]).main, base, argv, f"step {step['Name']}: {script}")
         for out in args.get("ProcessingOutputConfig", {}).get("Outputs", []):
             src = base / _relative(out["S3Output"]["LocalPath"])
             dest = self.local_path(out["S3Output"]["S3Uri"])

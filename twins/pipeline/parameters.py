@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 from fmrec.errors import FmrecError, InputError
 from fmrec.model.hyperparameters import HYPERPARAMETERS, parse_hyperparameters
-from twins.pipeline.executors import CODE_DIR
+from twins.pipeline.entry_points import entry_script, step_entry_point
 from twins.pipeline.expressions import Expressions, text
 from twins.pipeline.graph import DefinitionFormatError, all_steps
 
@@ -141,16 +140,15 @@ def _check_step_arguments(definition: Mapping[str, Any], parameters: Mapping[str
         if step.get("Type") != "Processing":
             continue
         app = step.get("Arguments", {}).get("AppSpecification", {})
-        script = next((e for e in app.get("ContainerEntrypoint", []) if str(e).endswith(".py")), None)
-        if script is None or not str(script).startswith(CODE_DIR + "/"):
+        script = entry_script(app.get("ContainerEntrypoint", []))
+        if script is None:
+            continue
+        check = step_entry_point(script, step["Name"]).check_arguments
+        if check is None:
             continue
         try:
             argv = [text(a) for a in probe.resolve(app.get("ContainerArguments", []))]
         except (DefinitionFormatError, InputError):
-            continue
-        module = importlib.import_module(str(script)[len(CODE_DIR) + 1 : -3].replace("/", "."))
-        check = getattr(module, "check_arguments", None)
-        if check is None:
             continue
         try:
             check(argv)
