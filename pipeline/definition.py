@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fmrec.features.objective import OBJECTIVES  # the Objective parameter's values; the first is the default
-from fmrec.features.options import DEFAULT_HISTORY
+from fmrec.features.settings import DEFAULTS
 from fmrec.model.hyperparameters import PIPELINE_PARAMETERS
 from pipeline.build.context import BuildContext
 from pipeline.build.evaluate import evaluate_step
@@ -96,7 +96,7 @@ def get_pipeline(
     pipeline_name: str = "fmrec-pipeline",
     model_package_group_name: str = "fmrec-models",
     input_data_url: str | None = None,
-    label_threshold: float = 4.0,
+    label_threshold: float = float(DEFAULTS["threshold"]),
     gate_min_auc: float = 0.6,
     gate_ndcg_margin: float = 0.1,
     processing_instance_type: str = "ml.m5.xlarge",
@@ -104,12 +104,13 @@ def get_pipeline(
     training_instance_count: int = 1,
     hyperparameters: Mapping[str, int | float | str] | None = None,
     tuning: TuningOptions | None = None,
-    objective: str = OBJECTIVES[0],
-    negatives_per_positive: int = 4,
-    negative_exponent: float = 0.75,
-    positives: str = "weighted",
-    history: int = DEFAULT_HISTORY,
-    below_threshold_negatives: bool = False,
+    # The objective settings' defaults: the settings table's (fmrec/features/settings.py).
+    objective: str = str(DEFAULTS["objective"]),
+    negatives_per_positive: int = int(DEFAULTS["negatives_per_positive"]),
+    negative_exponent: float = float(DEFAULTS["negative_exponent"]),
+    positives: str = str(DEFAULTS["positives"]),
+    history: int = int(DEFAULTS["history"]),
+    below_threshold_negatives: bool = bool(DEFAULTS["below_threshold_negatives"]),
 ) -> dict[str, Any]:
     """The pipeline definition as a JSON-ready dict; `json.dumps` it for CfnPipeline or the local runner.
 
@@ -123,7 +124,12 @@ def get_pipeline(
     """
     check_arguments(region, artifact_bucket, code_uri, role_arn)
     sampling = objective_defaults(
-        objective, negatives_per_positive, negative_exponent, positives, below_threshold_negatives, history
+        objective=objective,
+        negatives_per_positive=negatives_per_positive,
+        negative_exponent=negative_exponent,
+        positives=positives,
+        below_threshold_negatives=below_threshold_negatives,
+        history=history,
     )
     overrides = dict(hyperparameters or {})
     unknown = sorted(set(overrides) - {h.parameter for h in PIPELINE_PARAMETERS})

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from fmrec.errors import InputError
-from fmrec.features.history import HistoryConfig
-from fmrec.features.objective import OBJECTIVES, SamplingConfig, check_objective
-from fmrec.features.options import DEFAULT_HISTORY
+from fmrec.features.options import PreprocessConfig
+from fmrec.features.settings import BY_FIELD, DEFAULTS, OBJECTIVE_FIELDS
 from fmrec.model.hyperparameters import PIPELINE_PARAMETERS
 from pipeline.sdk import ParameterFloat, ParameterInteger, ParameterString
 from pipeline.session import DefinitionError
 
 PREDICTOR_TYPE = "binary_classifier"  # the gate reads classifier metrics, so the pipeline trains a classifier
+_MAKERS = {"Integer": ParameterInteger, "Float": ParameterFloat, "String": ParameterString}
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,12 @@ class PipelineParameters:
     train_count: Any
     approval: Any
     hp: Mapping[str, Any]  # FM hyperparameters by pipeline name (fmrec.model.hyperparameters)
-    objective: Any
-    negatives: Any
-    exponent: Any
-    positive_rule: Any
-    below: Any
-    history_length: Any
+    # The objective settings' parameters by PreprocessConfig field, in the settings table's order.
+    objective_settings: Mapping[str, Any]
+
+    @property
+    def objective(self) -> Any:
+        return self.objective_settings["objective"]
 
     def ordered(self) -> list[Any]:
         return [
@@ -48,38 +48,34 @@ class PipelineParameters:
             self.train_count,
             self.approval,
             *self.hp.values(),
-            self.objective,
-            self.negatives,
-            self.exponent,
-            self.positive_rule,
-            self.below,
-            self.history_length,
+            *self.objective_settings.values(),
         ]
 
 
-def objective_defaults(
-    objective: str,
-    negatives: int,
-    exponent: float,
-    positives: str,
-    below: bool,
-    history: int = DEFAULT_HISTORY,
-) -> dict[str, Any]:
-    """The objective parameters' defaults, refused here when the preprocess step would refuse them."""
-    try:
-        check_objective(objective, PREDICTOR_TYPE)
-        SamplingConfig(objective, negatives, exponent, positives, below)
-        HistoryConfig(cap=history).validate("HistoryLength")
+def objective_defaults(**values: Any) -> dict[str, Any]:
+    """The objective parameters' defaults by PreprocessConfig field (the table's, with `values` over them),
+    refused here when the preprocess step would refuse them."""
+    unknown = sorted(set(values) - set(OBJECTIVE_FIELDS))
+    if unknown:
+        raise DefinitionError(f"objective settings: unknown {unknown}; expected some of {OBJECTIVE_FIELDS}")
+    chosen = {f: values.get(f, DEFAULTS[f]) for f in OBJECTIVE_FIELDS if BY_FIELD[f].parameter}
+    names = {f: str(BY_FIELD[f].parameter) for f in chosen}
+    try:  # the preprocess step's own checks (PreprocessConfig.validate), naming the parameters
+        PreprocessConfig(**chosen, predictor_type=PREDICTOR_TYPE).validate(names)
     except InputError as exc:
         raise DefinitionError(str(exc)) from None
-    return {
-        "Objective": objective,
-        "NegativesPerPositive": int(negatives),
-        "NegativeExponent": float(exponent),
-        "PositiveRule": positives,
-        "BelowThresholdNegatives": "true" if below else "false",
-        "HistoryLength": int(history),
-    }
+    return chosen
+
+
+def _parameter(field: str, value: Any) -> Any:
+    """The pipeline parameter of one objective setting; a Boolean is a "true"/"false" String so the argument
+    the step receives is plain text."""
+    s = BY_FIELD[field]
+    name = str(s.parameter)
+    if s.kind == "Boolean":
+        return ParameterString(name, default_value="true" if value else "false")
+    cast = {"Integer": int, "Float": float, "String": str}[s.kind]
+    return _MAKERS[s.kind](name, default_value=cast(value))
 
 
 def pipeline_parameters(
@@ -94,10 +90,6 @@ def pipeline_parameters(
     hp_defaults: Mapping[str, int | float | str],
     sampling: Mapping[str, Any] | None = None,
 ) -> PipelineParameters:
-    makers = {"Integer": ParameterInteger, "Float": ParameterFloat, "String": ParameterString}
-    # The training objective (fmrec/features/objective.py); BelowThresholdNegatives is a "true"/"false"
-    # String rather than a Boolean so the argument the step receives is plain text.
-    sampling = dict(sampling or objective_defaults(OBJECTIVES[0], 4, 0.75, "weighted", False))
     return PipelineParameters(
         input_data=ParameterString("InputDataUrl", default_value=input_data_url),
         threshold=ParameterFloat("LabelThreshold", default_value=float(label_threshold)),
@@ -108,13 +100,10 @@ def pipeline_parameters(
         train_count=ParameterInteger("TrainingInstanceCount", default_value=int(training_instance_count)),
         approval=ParameterString("ModelApprovalStatus", default_value="PendingManualApproval"),
         hp={
-            h.parameter: makers[h.kind](h.parameter, default_value=hp_defaults[h.parameter])
+            h.parameter: _MAKERS[h.kind](h.parameter, default_value=hp_defaults[h.parameter])
             for h in PIPELINE_PARAMETERS
         },
-        objective=ParameterString("Objective", default_value=sampling["Objective"]),
-        negatives=ParameterInteger("NegativesPerPositive", default_value=sampling["NegativesPerPositive"]),
-        exponent=ParameterFloat("NegativeExponent", default_value=sampling["NegativeExponent"]),
-        positive_rule=ParameterString("PositiveRule", default_value=sampling["PositiveRule"]),
-        below=ParameterString("BelowThresholdNegatives", default_value=sampling["BelowThresholdNegatives"]),
-        history_length=ParameterInteger("HistoryLength", default_value=int(sampling["HistoryLength"])),
+        objective_settings={
+            field: _parameter(field, value) for field, value in (sampling or objective_defaults()).items()
+        },
     )

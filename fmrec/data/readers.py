@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fmrec.errors import InputError
+from fmrec.features.settings import DEFAULTS
 
 LAYOUTS = ("ml-100k", "ml-1m", "ml-latest")
 SPLITS_100K = ("ua", "ub", "u1", "u2", "u3", "u4", "u5")
@@ -241,7 +242,10 @@ def _careful_parse(raw: bytes, sep: str, header: bool, q: FileQuality) -> tuple[
 
 
 def read_ratings(
-    path: str | Path, sep: str = "\t", header: bool = False, max_reject_fraction: float = 0.05
+    path: str | Path,
+    sep: str = "\t",
+    header: bool = False,
+    max_reject_fraction: float = float(DEFAULTS["max_reject_fraction"]),
 ) -> Ratings:
     """Read a ratings file (user, movie, rating, timestamp per line). Bad rows are rejected and counted;
     a missing, empty or mostly malformed file is an InputError naming the file and its first bad line."""
@@ -493,9 +497,9 @@ def holdout_split(r: Ratings, per_user: int, seed: int) -> tuple[Ratings, Rating
 def load_dataset(
     folder: str | Path,
     split: str = "auto",
-    holdout_per_user: int = 10,
+    holdout_per_user: int = int(DEFAULTS["holdout_per_user"]),
     seed: int = 0,
-    max_reject_fraction: float = 0.05,
+    max_reject_fraction: float = float(DEFAULTS["max_reject_fraction"]),
 ) -> Dataset:
     """Read a MovieLens folder: train/test ratings, movies and (when the layout has them) users.
 

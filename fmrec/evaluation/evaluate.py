@@ -19,7 +19,7 @@ from fmrec.evaluation.pointwise import fit_baselines, pointwise, row_positions
 from fmrec.evaluation.ranking import MAX_SCORE_CELLS, K, metric_keys, ranking_metrics_at_k, ranking_task
 from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer, train_matrix
 from fmrec.features.layout import block_range
-from fmrec.features.objective import OBJECTIVES
+from fmrec.features.settings import DEFAULTS
 from fmrec.model import fm
 from fmrec.model.artifact import load_model_tar
 from fmrec.serving.lookup import Lookup, read_lookup
@@ -114,7 +114,7 @@ def read_inputs(base_dir: Path) -> Inputs:
 
 def evaluate(
     data: Inputs,
-    objective: str = OBJECTIVES[0],
+    objective: str = str(DEFAULTS["objective"]),
     threshold: float | None = None,
     *,
     max_cells: int = MAX_SCORE_CELLS,

@@ -17,6 +17,7 @@ from typing import Any
 from fmrec.errors import InputError
 from fmrec.features.columns import ColumnLayout
 from fmrec.features.history import serving_value
+from fmrec.features.settings import DEFAULTS
 from fmrec.io_utils import atomic_write_bytes
 
 LOOKUP_JSON = "lookup.json"
@@ -61,7 +62,7 @@ class Lookup:
     rated_indptr: array  # CSR over user positions
     rated_pos: array  # movie positions each user rated in train, ascending
     label_mode: str = "binary"  # "binary" | "regression"
-    label_threshold: float | None = 4.0
+    label_threshold: float | None = float(DEFAULTS["threshold"])
     user_aux_indptr: array | None = None
     user_aux_cols: array | None = None
     movie_aux_indptr: array | None = None

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from fmrec.features.preprocess import OUTPUT_CHANNELS
+from fmrec.features.settings import BY_FIELD, OBJECTIVE_FIELDS
 from pipeline.build.context import BuildContext
-from pipeline.parameters import PREDICTOR_TYPE
+from pipeline.parameters import PREDICTOR_TYPE, PipelineParameters
 from pipeline.sdk import Join, ProcessingInput, ProcessingOutput, ProcessingStep, PropertyFile
 from pipeline.session import PROCESSING_ROOT
 
@@ -40,10 +41,7 @@ def preprocess_step(ctx: BuildContext) -> tuple[Any, Any, Callable[[str], Any]]:
             # One train shard per training instance, so ShardedByS3Key hands every host its own file.
             arguments=[
                 *("--threshold", p.threshold.to_string(), "--shards", p.train_count.to_string()),
-                *("--objective", p.objective, "--negatives", p.negatives.to_string()),
-                *("--negative-exponent", p.exponent.to_string(), "--positives", p.positive_rule),
-                *("--below-threshold-negatives", p.below, "--predictor-type", PREDICTOR_TYPE),
-                *("--history", p.history_length.to_string()),
+                *_objective_arguments(p),
             ],
         ),
         property_files=[manifest],
@@ -53,3 +51,18 @@ def preprocess_step(ctx: BuildContext) -> tuple[Any, Any, Callable[[str], Any]]:
         return step.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
 
     return step, manifest, output_uri
+
+
+def _objective_arguments(p: PipelineParameters) -> list[Any]:
+    """The objective settings' flags and values, in the settings table's order; a setting the pipeline has no
+    parameter for (predictor_type) is fixed."""
+    fixed = {"predictor_type": PREDICTOR_TYPE}
+    out: list[Any] = []
+    for field in OBJECTIVE_FIELDS:
+        s = BY_FIELD[field]
+        if s.parameter is None:
+            out += [s.flag, fixed[field]]
+        else:
+            param = p.objective_settings[field]
+            out += [s.flag, param.to_string() if s.kind in ("Integer", "Float") else param]
+    return out

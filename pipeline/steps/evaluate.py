@@ -30,6 +30,7 @@ from typing import Any
 from fmrec.evaluation.evaluate import EvaluationError, evaluate, model_metrics, read_inputs
 from fmrec.evaluation.report import report_html
 from fmrec.features.objective import OBJECTIVES
+from fmrec.features.settings import DEFAULTS
 from fmrec.io_utils import atomic_write_text
 from pipeline.steps.script import run_as_script
 
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="evaluate.py")
-    parser.add_argument("--objective", choices=OBJECTIVES, default=OBJECTIVES[0])
+    parser.add_argument("--objective", choices=OBJECTIVES, default=DEFAULTS["objective"])
     parser.add_argument("--threshold", type=float, default=None, help="relevant: held-out rating >= this")
     try:
         return parser.parse_args(list(argv or []))
