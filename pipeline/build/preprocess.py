@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fmrec.features.preprocess import OUTPUT_CHANNELS
 from fmrec.features.settings import BY_FIELD, OBJECTIVE_FIELDS
+from fmrec.stages.preprocess import OUTPUT_CHANNELS
 from pipeline.build.context import BuildContext
 from pipeline.parameters import PREDICTOR_TYPE, PipelineParameters
 from pipeline.sdk import Join, ProcessingInput, ProcessingOutput, ProcessingStep, PropertyFile

@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fmrec.evaluation.evaluate import EvaluationError, evaluate, model_metrics, read_inputs
 from fmrec.evaluation.report import report_html
 from fmrec.features.objective import OBJECTIVES
 from fmrec.features.settings import DEFAULTS
 from fmrec.io_utils import atomic_write_text
+from fmrec.stages.evaluate import EvaluationError, evaluate, model_metrics, read_inputs
 from pipeline.steps.script import run_as_script
 
 log = logging.getLogger(__name__)

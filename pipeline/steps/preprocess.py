@@ -29,8 +29,8 @@ from typing import Any
 
 from fmrec.errors import InputError, OutputError
 from fmrec.features.options import PreprocessConfig, build_arg_parser, config_from_args
-from fmrec.features.preprocess import OUTPUT_CHANNELS, preprocess
 from fmrec.io_utils import atomic_open
+from fmrec.stages.preprocess import OUTPUT_CHANNELS, preprocess
 from pipeline.steps.script import run_as_script
 
 

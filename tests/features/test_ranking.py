@@ -13,10 +13,10 @@ import pytest
 from fmrec.codec.reader import read_spmatrix
 from fmrec.data.readers import load_dataset, read_ratings
 from fmrec.features.options import PreprocessConfig
-from fmrec.features.preprocess import run
 from fmrec.features.sampling import SamplingError
 from fmrec.model.trainer import train
 from fmrec.serving.lookup import read_lookup
+from fmrec.stages.preprocess import run
 from fmrec_cli.main import main as cli
 from pipeline.steps import preprocess as step
 from tests.support.seed import seed_data

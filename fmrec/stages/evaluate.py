@@ -16,7 +16,13 @@ from fmrec.codec.reader import read_spmatrix
 from fmrec.errors import InputError
 from fmrec.evaluation.holdout import HeldOut, read_holdout
 from fmrec.evaluation.pointwise import fit_baselines, pointwise, row_positions
-from fmrec.evaluation.ranking import MAX_SCORE_CELLS, K, metric_keys, ranking_metrics_at_k, ranking_task
+from fmrec.evaluation.ranking import (
+    MAX_SCORE_CELLS,
+    K,
+    metric_keys,
+    ranking_metrics_at_k,
+    ranking_task,
+)
 from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer, train_matrix
 from fmrec.features.layout import block_range
 from fmrec.features.settings import DEFAULTS
@@ -28,7 +34,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 4.0
 NDCG_FLOOR = 1e-9
-RANKED = ("model", "popularity")  # the scorers of the ranking block
 
 
 class EvaluationError(InputError):
