@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fmrec.errors import FmrecError, InputError, OutputError
+from fmrec.features.manifest import MANIFEST_FILE, read_manifest
 
 
 def _parse_hp(items: list[str]) -> dict[str, str]:
@@ -24,13 +25,12 @@ def _parse_hp(items: list[str]) -> dict[str, str]:
 
 def _manifest_feature_dim(channels: Path) -> str | None:
     """feature_dim from a preprocess output folder's manifest, if there is one beside the channels."""
-    for path in (channels / "manifest" / "manifest.json", channels / "manifest.json"):
+    for path in (channels / MANIFEST_FILE, channels / MANIFEST_FILE.name):
         if path.is_file():
             try:
-                value = json.loads(path.read_text(encoding="utf-8")).get("feature_dim")
-            except (OSError, ValueError, AttributeError):
+                return str(read_manifest(path).feature_dim)
+            except InputError:
                 return None
-            return str(value) if value is not None else None
     return None
 
 
