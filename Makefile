@@ -36,7 +36,7 @@ test: setup
 	  $(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; rc=1; fi; \
 	  wait $$mypy_pid; mypy_rc=$$?; \
-	  if [ $$mypy_rc -ne 0 ]; then cat "$$log"; echo "mypy failed" >&2; rc=1; fi; \
+	  if [ $$mypy_rc -ne 0 ]; then cat "$$log"; echo "mypy failed (exit $$mypy_rc; 137: killed, e.g. out of memory)" >&2; rc=1; fi; \
 	  rm -f "$$log"; exit $$rc
 
 # The quick loop: every test but those marked slow (CDK synth, SageMaker SDK definitions, pipeline and training
