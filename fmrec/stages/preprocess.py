@@ -22,7 +22,7 @@ from fmrec.features.manifest import Manifest, write_manifest
 from fmrec.features.objective import check_objective
 from fmrec.features.options import PreprocessConfig
 from fmrec.io_utils import atomic_dir
-from fmrec.serving.lookup import Lookup, write_lookup
+from fmrec.serving.lookup import Lookup, LookupHistory, write_lookup
 
 log = logging.getLogger("fmrec.preprocess")
 
@@ -96,7 +96,7 @@ def build_lookup(enc: Encoding, ds: Dataset, cfg: PreprocessConfig) -> Lookup:
         meta={"layout": ds.layout, "split": ds.split, "objective": cfg.objective},
         history=None
         if enc.history is None
-        else {"offset": enc.history_offset, "scale": enc.history.scale, "cap": enc.history.cap},
+        else LookupHistory(offset=enc.history_offset, scale=enc.history.scale, cap=enc.history.cap),
     )
 
 
