@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint typecheck bench clean
+.PHONY: setup demo test test-fast lint typecheck hooks bench clean
 
 setup: $(STAMP) node_modules/.installed
 
@@ -25,11 +25,21 @@ demo: setup
 	@echo "[make] fmrec is installed in $(BIN); run 'source $(BIN)/activate' to type the README's fmrec commands as printed"
 	$(BIN)/fmrec demo $(ARGS)
 
+# Lint, format check, then mypy (every source folder, pyproject's [tool.mypy] files) beside pytest: pytest runs
+# on one core and a fresh clone's mypy (no cache) takes minutes of the other, so the two together take pytest's
+# time. mypy's report is printed after pytest's and fails the target; pytest's summary stays its last line when
+# mypy passes.
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	@# pytest exits 5 when it collects no test: report it instead of passing silently.
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
-	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+	@log=$$(mktemp); $(BIN)/mypy >"$$log" 2>&1 & mypy_pid=$$!; \
+	  echo "mypy: running beside pytest"; \
+	  $(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; rc=1; fi; \
+	  wait $$mypy_pid; mypy_rc=$$?; \
+	  if [ $$mypy_rc -ne 0 ]; then cat "$$log"; echo "mypy failed (exit $$mypy_rc; 137: killed, e.g. out of memory)" >&2; rc=1; fi; \
+	  rm -f "$$log"; exit $$rc
 
 # The quick loop: every test but those marked slow (CDK synth, SageMaker SDK definitions, pipeline and training
 # runs, HTTP servers, fuzzing); `make test` and CI run them all.
@@ -39,6 +49,10 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The same checks as git hooks before each commit (.pre-commit-config.yaml: local hooks, no network needed).
+hooks: setup
+	$(BIN)/pre-commit install
 
 typecheck: setup
 	$(BIN)/mypy

@@ -110,7 +110,7 @@ def prepare_large(work: Path, shape: dict[str, int] = ML25M, seed: int = 7) -> d
 
     from fmrec.model.artifact import FMModel, load_model_tar, save_model_tar
     from fmrec.model.fm import FMParams
-    from fmrec.serving.lookup import Lookup, read_lookup, write_lookup
+    from fmrec.serving.lookup import Lookup, LookupHistory, read_lookup, write_lookup
     from twins.api.publish import publish_version
 
     marker = work / "shape.json"
@@ -144,7 +144,7 @@ def prepare_large(work: Path, shape: dict[str, int] = ML25M, seed: int = 7) -> d
     lookup = Lookup(
         # users, movies, then the default objective's history block (one column per movie)
         feature_dim=nu + 2 * nm,
-        history={"offset": nu + nm, "scale": 1.0, "cap": 64},
+        history=LookupHistory(offset=nu + nm, scale=1.0, cap=64),
         user_ids=list(range(1, nu + 1)),
         movie_ids=movie_ids,
         titles=[f"Movie {m} ({1950 + m % 70})" for m in movie_ids],

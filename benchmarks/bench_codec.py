@@ -12,7 +12,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -22,12 +24,15 @@ import scipy.sparse as sp
 from fmrec.codec.reader import iter_spmatrix
 from fmrec.codec.writer import write_spmatrix, write_spmatrix_file
 
-try:  # SDK 2.x, only ever from a throwaway venv
+
+def _sdk_codec() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
+    """SDK 2.x's (write_spmatrix_to_sparse_tensor, read_records), or None when it is not importable."""
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-    from sagemaker.amazon.common import read_records, write_spmatrix_to_sparse_tensor
-except Exception:
-    write_spmatrix_to_sparse_tensor = None
-    read_records = None
+    try:  # local import: the SDK 2.x is optional (a throwaway venv may lack it)
+        from sagemaker.amazon.common import read_records, write_spmatrix_to_sparse_tensor
+    except Exception:
+        return None
+    return write_spmatrix_to_sparse_tensor, read_records
 
 
 def onehot(n_rows: int, n_users: int, n_items: int, seed: int) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -43,7 +48,7 @@ def onehot(n_rows: int, n_users: int, n_items: int, seed: int) -> tuple[sp.csr_m
     return mat, (rng.random(n_rows) < 0.55).astype(np.float32)
 
 
-def best_of(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
+def best_of(fn: Callable[[], object], repeat: int) -> float:
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
@@ -63,9 +68,11 @@ def ua_shaped(repeat: int) -> None:
     print(f"ua.base-shaped: {rows:,} rows x {X.shape[1]:,} columns, {n_bytes:,} bytes")
     print(f"  fmrec write  {t_w * 1000:8.1f} ms  {rows / t_w:12,.0f} rows/s")
     print(f"  fmrec read   {t_r * 1000:8.1f} ms  {rows / t_r:12,.0f} rows/s")
-    if write_spmatrix_to_sparse_tensor is None:
+    sdk_codec = _sdk_codec()
+    if sdk_codec is None:
         print("  SDK 2.x not importable: no side-by-side figures")
         return
+    write_spmatrix_to_sparse_tensor, read_records = sdk_codec
     sdk = io.BytesIO()
     write_spmatrix_to_sparse_tensor(sdk, X, y)
     assert sdk.getvalue() == body, "fmrec and SDK 2.x bytes differ"

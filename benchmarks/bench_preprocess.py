@@ -62,7 +62,7 @@ def main() -> None:
         wall, peak, stdout = child(
             "import json\n"
             "from fmrec.features.options import PreprocessConfig\n"
-            "from fmrec.features.preprocess import run\n"
+            "from fmrec.stages.preprocess import run\n"
             f"cfg = PreprocessConfig(objective={args.objective!r}, negatives_per_positive={args.negatives})\n"
             f"m = run({str(data)!r}, {str(out)!r}, cfg)\n"
             "print(json.dumps(m['counts']))"

@@ -48,7 +48,7 @@ def prepare(work: Path, ratings: int = 100_000) -> Path:
     """Synthetic ml-100k-shaped ratings, preprocessed into recordIO channels; cached under `work`."""
     from fmrec.data.synth import SynthConfig, write_synth
     from fmrec.features.options import PreprocessConfig
-    from fmrec.features.preprocess import run
+    from fmrec.stages.preprocess import run
 
     prep = work / f"prep-{ratings}"
     if not (prep / "manifest" / "manifest.json").is_file():
@@ -298,7 +298,7 @@ def bench_fidelity(ml100k: Path | None, work: Path) -> None:
         )
         return
     from fmrec.features.options import PreprocessConfig
-    from fmrec.features.preprocess import run
+    from fmrec.stages.preprocess import run
 
     prep = work / "prep-ml100k"
     if not prep.is_dir():

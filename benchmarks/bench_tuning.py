@@ -64,6 +64,8 @@ def fit_and_score(processed: Path, hp: dict[str, str]) -> dict[str, Any]:
 
     X, y = read_spmatrix(processed / "train")
     Xt, yt = read_spmatrix(processed / "test")
+    if yt is None:
+        raise SystemExit(f"{processed / 'test'}: the test channel has no labels")
     parsed = parse_hyperparameters(
         {"predictor_type": "binary_classifier", "feature_dim": str(X.shape[1]), **hp}
     )

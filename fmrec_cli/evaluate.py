@@ -43,9 +43,9 @@ def _objective(channels: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     # local import: CLI start-up (numpy and scipy load only when this command runs)
-    from fmrec.evaluation.evaluate import evaluate, model_metrics, read_processed
     from fmrec.evaluation.report import report_html
     from fmrec.io_utils import atomic_write_text
+    from fmrec.stages.evaluate import evaluate, model_metrics, read_processed
 
     if not args.model.is_file():
         raise InputError(f"--model {args.model}: no such file (expected a model.tar.gz)")

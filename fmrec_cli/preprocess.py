@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     # local import: CLI start-up (numpy and scipy load only when this command runs)
-    from fmrec.features.preprocess import run
+    from fmrec.stages.preprocess import run
 
     manifest = run(args.data_dir, args.out, config_from_args(args), overwrite=args.overwrite)
     print(json.dumps({"out": str(args.out), "feature_dim": manifest["feature_dim"], **manifest["counts"]}))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fmrec.errors import FmrecError, InputError, OutputError
+from fmrec.features.manifest import MANIFEST_FILE, read_manifest
 
 # The preprocess label mode -> the FM predictor that trains it (the pipeline trains binary labels with the
 # classifier, docs/training.md).
@@ -26,29 +27,21 @@ def _parse_hp(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _read_manifest(channels: Path) -> dict[str, Any]:
-    """The preprocess manifest beside the channels ({} when there is none or it is unreadable)."""
-    for path in (channels / "manifest" / "manifest.json", channels / "manifest.json"):
+def manifest_defaults(channels: Path) -> dict[str, str]:
+    """feature_dim and predictor_type as the preprocess manifest implies them (as the pipeline sets them);
+    {} when there is no readable manifest beside the channels."""
+    for path in (channels / MANIFEST_FILE, channels / MANIFEST_FILE.name):
         if path.is_file():
             try:
-                doc = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                manifest = read_manifest(path)
+            except InputError:
                 return {}
-            return doc if isinstance(doc, dict) else {}
+            out = {"feature_dim": str(manifest.feature_dim)}
+            mode = manifest.label.get("mode") if isinstance(manifest.label, dict) else None
+            if mode in LABEL_PREDICTORS:
+                out["predictor_type"] = LABEL_PREDICTORS[mode]
+            return out
     return {}
-
-
-def manifest_defaults(channels: Path) -> dict[str, str]:
-    """feature_dim and predictor_type as the preprocess manifest implies them (as the pipeline sets them)."""
-    manifest = _read_manifest(channels)
-    out: dict[str, str] = {}
-    if manifest.get("feature_dim") is not None:
-        out["feature_dim"] = str(manifest["feature_dim"])
-    label = manifest.get("label")
-    mode = label.get("mode") if isinstance(label, dict) else None
-    if mode in LABEL_PREDICTORS:
-        out["predictor_type"] = LABEL_PREDICTORS[mode]
-    return out
 
 
 def default_hyperparameters(channels: Path, sagemaker_defaults: bool) -> dict[str, str]:

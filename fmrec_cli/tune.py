@@ -157,8 +157,8 @@ def _data_dir_flag(args: argparse.Namespace) -> list[str]:
 def _carve_ratings(args: argparse.Namespace, folder: Path, seed: int) -> Any:
     """Preprocess train minus the carved validation ratings into `folder`, with --train's settings."""
     # local import: CLI start-up (numpy and scipy load only when this command runs)
-    from fmrec.features.preprocess import preprocess
     from fmrec.io_utils import atomic_write_text
+    from fmrec.stages.preprocess import preprocess
     from fmrec.tuning.ranking import (
         CARVE_FILE,
         DEFAULT_VALIDATION_PER_USER,

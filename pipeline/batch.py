@@ -24,16 +24,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipeline.definition import (
-    CODE_DIR,
-    MAX_DEFINITION_CHARS,
-    PROCESSING_ROOT,
-    DefinitionError,
-    _check_arguments,
-    _offline_session,
-    _quiet_sdk,
-    image_uris,
-)
 from pipeline.sdk import (
     ExecutionVariables,
     Join,
@@ -45,6 +35,16 @@ from pipeline.sdk import (
     ProcessingOutput,
     ProcessingStep,
     Processor,
+)
+from pipeline.session import (
+    CODE_DIR,
+    MAX_DEFINITION_CHARS,
+    PROCESSING_ROOT,
+    DefinitionError,
+    check_arguments,
+    image_uris,
+    offline_session,
+    quiet_sdk,
 )
 
 BATCH_STEP = "BatchRecommend"
@@ -63,11 +63,11 @@ def get_batch_pipeline(
     processing_instance_type: str = "ml.m5.xlarge",
 ) -> dict[str, Any]:
     """The batch pipeline's definition as a JSON-ready dict (for CfnPipeline or the local runner)."""
-    _check_arguments(region, artifact_bucket, code_uri, role_arn)
+    check_arguments(region, artifact_bucket, code_uri, role_arn)
     if not 1 <= k <= 1000:
         raise DefinitionError(f"k: expected 1..1000, got {k}")
-    with _quiet_sdk():
-        session = _offline_session(region, artifact_bucket)
+    with quiet_sdk():
+        session = offline_session(region, artifact_bucket)
         model_data = ParameterString(
             "ModelDataUrl",
             default_value=model_data_url or f"s3://{artifact_bucket}/models/approved/model.tar.gz",

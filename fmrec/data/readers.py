@@ -15,6 +15,7 @@ import pandas as pd
 
 from fmrec.data.scale import RATING_MAX, RATING_MIN
 from fmrec.errors import InputError
+from fmrec.features.settings import DEFAULTS
 from fmrec.numbers import is_ascii_digits, parse_float, parse_int
 
 log = logging.getLogger(__name__)
@@ -245,7 +246,10 @@ def _careful_parse(raw: bytes, sep: str, header: bool, q: FileQuality) -> tuple[
 
 
 def read_ratings(
-    path: str | Path, sep: str = "\t", header: bool = False, max_reject_fraction: float = 0.05
+    path: str | Path,
+    sep: str = "\t",
+    header: bool = False,
+    max_reject_fraction: float = float(DEFAULTS["max_reject_fraction"]),
 ) -> Ratings:
     """Read a ratings file (user, movie, rating, timestamp per line). Bad rows are rejected and counted;
     a missing, empty or mostly malformed file is an InputError naming the file and its first bad line."""
@@ -526,9 +530,9 @@ def holdout_split(r: Ratings, per_user: int, seed: int) -> tuple[Ratings, Rating
 def load_dataset(
     folder: str | Path,
     split: str = "auto",
-    holdout_per_user: int = 10,
+    holdout_per_user: int = int(DEFAULTS["holdout_per_user"]),
     seed: int = 0,
-    max_reject_fraction: float = 0.05,
+    max_reject_fraction: float = float(DEFAULTS["max_reject_fraction"]),
 ) -> Dataset:
     """Read a MovieLens folder: train/test ratings, movies and (when the layout has them) users.
 

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from fmrec.errors import InputError
 
 K = 10
+RANKED = ("model", "popularity")  # the scorers of the ranking block
 # Above this many (users x catalog) scores a seeded user sample is ranked: ml-100k (1e6) and ml-1m (2.2e7)
 # always rank every user; ml-10m (7e8) and larger rank floor(MAX_SCORE_CELLS / catalog) users.
 MAX_SCORE_CELLS = 200_000_000

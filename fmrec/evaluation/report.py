@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from fmrec.evaluation.evaluate import RANKED
-from fmrec.evaluation.ranking import MAX_SCORE_CELLS, K, metric_keys
+from fmrec.evaluation.ranking import MAX_SCORE_CELLS, RANKED, K, metric_keys
 
 
 def _png(fig: Any) -> str:

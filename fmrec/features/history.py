@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fmrec.errors import InputError
+from fmrec.features.settings import BY_FIELD, DEFAULTS
 
 if TYPE_CHECKING:
     import numpy as np
 
 # Weighting: every history column of a user with n rated movies carries scale / sqrt(n) (SVD++'s |N(u)|^-1/2),
 # so the history's pull on a score neither vanishes nor explodes with the user's activity.
-MAX_CAP = 4096
+MAX_CAP = int(BY_FIELD["history"].bounds()[1])
 # History entries one channel may hold (about 7 bytes each in recordIO: a varint key and a float32 value):
 # past it preprocess refuses, naming the largest --history that fits, rather than fill a disk (ml-25m's 193M
 # ranking rows x 128 would be ~150 GB).
@@ -25,7 +26,7 @@ MAX_ENTRIES = 2_000_000_000
 class HistoryConfig:
     """`cap` history columns per training row (0 = no history block); `scale` multiplies every value."""
 
-    cap: int = 64
+    cap: int = int(DEFAULTS["history"])
     scale: float = 1.0
 
     def validate(self, field: str = "history") -> None:

@@ -6,11 +6,13 @@ import math
 from dataclasses import dataclass
 
 from fmrec.errors import InputError
+from fmrec.features.settings import BY_FIELD, DEFAULTS
 
-OBJECTIVES = ("ranking", "rating")
-POSITIVE_RULES = ("all", "liked", "weighted")
-MAX_NEGATIVES_PER_POSITIVE = 100
-EXPONENT_RANGE = (0.0, 1.0)
+# From the settings table (fmrec/features/settings.py), where each is written once.
+OBJECTIVES = BY_FIELD["objective"].choices
+POSITIVE_RULES = BY_FIELD["positives"].choices
+MAX_NEGATIVES_PER_POSITIVE = int(BY_FIELD["negatives_per_positive"].bounds()[1])
+EXPONENT_RANGE = BY_FIELD["negative_exponent"].bounds()
 # FM predictor types that can train each objective: ranking rows carry 0/1 labels and are scored as a
 # probability, so only the classifier serves them (https://docs.aws.amazon.com/sagemaker/latest/dg/fact-machines-hyperparameters.html).
 PREDICTORS = {"ranking": ("binary_classifier",), "rating": ("binary_classifier", "regressor")}
@@ -31,12 +33,12 @@ class SamplingConfig:
     seed: the sampling and shuffling seed.
     """
 
-    objective: str = "ranking"
-    negatives_per_positive: int = 4
-    popularity_exponent: float = 0.75
-    positives: str = "all"
-    below_threshold_as_negative: bool = False
-    seed: int = 0
+    objective: str = str(DEFAULTS["objective"])
+    negatives_per_positive: int = int(DEFAULTS["negatives_per_positive"])
+    popularity_exponent: float = float(DEFAULTS["negative_exponent"])
+    positives: str = str(DEFAULTS["positives"])
+    below_threshold_as_negative: bool = bool(DEFAULTS["below_threshold_negatives"])
+    seed: int = int(DEFAULTS["seed"])
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:

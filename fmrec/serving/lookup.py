@@ -17,6 +17,7 @@ from typing import Any
 from fmrec.errors import InputError
 from fmrec.features.columns import ColumnLayout
 from fmrec.features.history import served_history
+from fmrec.features.settings import DEFAULTS
 from fmrec.io_utils import atomic_write_bytes
 
 LOOKUP_JSON = "lookup.json"
@@ -39,6 +40,30 @@ _SECTIONS = (
 
 def _arr(code: str, values: Any = ()) -> array:
     return array(code, values)
+
+
+@dataclass(frozen=True)
+class LookupHistory:
+    """The rated-movie history block a model was trained with (fmrec.features.history): where its columns
+    start, the weight scale, the cap of columns per row; in lookup.json as {"offset", "scale", "cap"}."""
+
+    offset: int
+    scale: float
+    cap: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"offset": self.offset, "scale": self.scale, "cap": self.cap}
+
+    @classmethod
+    def from_json(cls, raw: Any) -> LookupHistory | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            raise TypeError(f"history: expected an object, got {type(raw).__name__}")
+        scale = float(raw["scale"])
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"history scale {scale}: expected a positive number")
+        return cls(offset=int(raw["offset"]), scale=scale, cap=int(raw.get("cap", 0)))
 
 
 @dataclass(frozen=True)
@@ -72,15 +97,15 @@ class Lookup:
     rated_indptr: array  # CSR over user positions
     rated_pos: array  # movie positions each user rated in train, ascending
     label_mode: str = "binary"  # "binary" | "regression"
-    label_threshold: float | None = 4.0
+    label_threshold: float | None = float(DEFAULTS["threshold"])
     user_aux_indptr: array | None = None
     user_aux_cols: array | None = None
     movie_aux_indptr: array | None = None
     movie_aux_cols: array | None = None
     aux_blocks: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "offset", "size", "labels"}]
     meta: dict[str, Any] = field(default_factory=dict)
-    # The rated-movie history block (fmrec.features.history): {"offset", "scale", "cap"}, or None without one.
-    history: dict[str, Any] | None = None
+    # The rated-movie history block (fmrec.features.history), or None without one.
+    history: LookupHistory | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
@@ -97,7 +122,7 @@ class Lookup:
                 len(self.movie_ids),
                 self.feature_dim,
                 self.aux_blocks,
-                None if self.history is None else int(self.history["offset"]),
+                None if self.history is None else self.history.offset,
             )
             self.__dict__["_columns"] = cols
         return cols
@@ -161,7 +186,7 @@ class Lookup:
                 raise InputError(f"history: movie positions must be in [0, {self.n_movies}); got {rated}")
         block = self.columns.history
         if block is not None and self.history is not None and rated:
-            served, value = served_history(rated, float(self.history["scale"]))
+            served, value = served_history(rated, self.history.scale)
             keys += [block.offset + p for p in served]
             values += [value] * len(served)
         return UserSide(user_pos, tuple(keys), tuple(values), tuple(rated))
@@ -201,7 +226,7 @@ class Lookup:
             "aux_blocks": self.aux_blocks,
             "has_aux": {"user": self.user_aux_indptr is not None, "movie": self.movie_aux_indptr is not None},
             "meta": self.meta,
-            "history": self.history,
+            "history": None if self.history is None else self.history.as_json(),
             "user_ids": self.user_ids,
             "movie_ids": self.movie_ids,
             "titles": self.titles,
@@ -260,7 +285,7 @@ class Lookup:
                 movie_aux_cols=sections["movie_aux_cols"] if header["has_aux"]["movie"] else None,
                 aux_blocks=list(header["aux_blocks"]),
                 meta=dict(header["meta"]),
-                history=_history_block(header.get("history")),
+                history=LookupHistory.from_json(header.get("history")),
             )
             lookup.check(source)  # inside the try: the column layout reads the aux blocks' offsets and sizes
         except (KeyError, TypeError, ValueError) as exc:
@@ -282,17 +307,6 @@ class Lookup:
         problems += self.columns.problems()
         if problems:
             raise InputError(f"{source}: inconsistent lookup: {'; '.join(problems)}")
-
-
-def _history_block(raw: Any) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        raise TypeError(f"history: expected an object, got {type(raw).__name__}")
-    scale = float(raw["scale"])
-    if not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"history scale {scale}: expected a positive number")
-    return {"offset": int(raw["offset"]), "scale": scale, "cap": int(raw.get("cap", 0))}
 
 
 def _parse_bin(raw: bytes, source: str) -> dict[str, array]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from fmrec.errors import InputError
 from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.ranking import K, RankingTask, ranking_metrics_at_k, ranking_task
 from fmrec.evaluation.scorers import fm_scorer, lookup_rows, train_matrix
+from fmrec.features.manifest import MANIFEST_FILE, read_manifest
 from fmrec.features.options import PreprocessConfig
 from fmrec.model import fm
 from fmrec.serving.lookup import read_lookup
@@ -23,7 +23,6 @@ from fmrec.serving.lookup import read_lookup
 # ua.test holds out 10 ratings per user; the validation carve takes as many from each user's train ratings.
 DEFAULT_VALIDATION_PER_USER = 10
 CARVE_FILE = "validation_carve.json"
-MANIFEST = Path("manifest") / "manifest.json"
 
 
 def carve_ratings(ds: Dataset, per_user: int, seed: int) -> Dataset:
@@ -44,17 +43,16 @@ def carve_ratings(ds: Dataset, per_user: int, seed: int) -> Dataset:
 
 def manifest_config(processed: Path) -> tuple[PreprocessConfig, dict[str, Any]]:
     """The preprocess settings (and the manifest) of a preprocess output folder: the carve reuses them."""
-    path = processed / MANIFEST
+    path = processed / MANIFEST_FILE
     if not path.is_file():
         raise InputError(
             f"{path}: no preprocess manifest; the ranking objective re-preprocesses the train ratings with "
             "the train channel's settings, so --train must be the train/ folder of a preprocess output"
         )
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        raw = dict(manifest["config"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{path}: not a preprocess manifest with a 'config' object ({exc})") from None
+    manifest = read_manifest(path).as_dict()
+    raw = dict(manifest["config"]) if isinstance(manifest["config"], dict) else {}
+    if not raw:
+        raise InputError(f"{path}: not a preprocess manifest with a 'config' object")
     known = {f.name for f in dataclasses.fields(PreprocessConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:

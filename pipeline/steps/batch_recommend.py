@@ -20,6 +20,7 @@ from fmrec.io_utils import atomic_write_text
 from fmrec.model.artifact import load_model_tar
 from fmrec.serving.batch import write_all_users
 from fmrec.serving.lookup import read_lookup
+from pipeline.steps.script import run_as_script
 
 log = logging.getLogger(__name__)
 OUTPUT_NAME = "recommendations.jsonl"
@@ -69,11 +70,4 @@ def main(base_dir: Path, argv: Sequence[str] = ()) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    import sys
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        main(Path("/opt/ml/processing"), sys.argv[1:])
-    except InputError as exc:
-        print(f"batch_recommend: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_as_script("batch_recommend", main)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fmrec.tuning.split import DEFAULT_SPLIT_SEED, DEFAULT_VALIDATION_FRACTION, carve_channels
+from pipeline.steps.script import run_as_script
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -37,4 +38,4 @@ def main(base_dir: Path, argv: Sequence[str] | None = None) -> dict[str, int | f
 
 
 if __name__ == "__main__":
-    main(Path("/opt/ml/processing"))
+    run_as_script("carve_validation", main)

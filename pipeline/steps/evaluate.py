@@ -23,24 +23,24 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fmrec.errors import InputError
-from fmrec.evaluation.evaluate import EvaluationError, evaluate, model_metrics, read_inputs
 from fmrec.evaluation.report import report_html
 from fmrec.features.objective import OBJECTIVES
+from fmrec.features.settings import DEFAULTS
 from fmrec.io_utils import atomic_write_text
 from fmrec.numbers import attach_option_values, parse_float
+from fmrec.stages.evaluate import EvaluationError, evaluate, model_metrics, read_inputs
+from pipeline.steps.script import run_as_script
 
 log = logging.getLogger(__name__)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="evaluate.py")
-    parser.add_argument("--objective", choices=OBJECTIVES, default=OBJECTIVES[0])
+    parser.add_argument("--objective", choices=OBJECTIVES, default=DEFAULTS["objective"])
     parser.add_argument(
         "--threshold", type=parse_float, default=None, help="relevant: held-out rating >= this"
     )
@@ -69,9 +69,4 @@ def main(base_dir: Path, argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        main(Path("/opt/ml/processing"), sys.argv[1:])
-    except InputError as exc:
-        print(f"evaluate: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_as_script("evaluate", main)

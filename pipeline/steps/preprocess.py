@@ -3,23 +3,8 @@
 SageMaker Processing script: `main(base_dir, argv)` reads base_dir/input/data/ and writes base_dir/output/
 {train,test,lookup,manifest}/; `fmrec preprocess --data-dir DIR --out DIR [flags]` runs the same code.
 
-argv flags (all optional):
-  --split S               ml-100k: ua (default), ub, u1..u5, or holdout; other layouts: holdout (default)
-  --holdout-per-user N    ratings per user held out for test when splitting u.data / ratings.* (default 10)
-  --label binary|regression   binary: 1.0 if rating >= --threshold else 0.0 (default); regression: the rating
-  --threshold X           binary label threshold (default 4)
-  --aux LIST              auxiliary features appended after the movie block: comma list of
-                          age,gender,occupation (user side), genres,year (movie side); "all"; "none" (default)
-  --shards N              split train into N files part-00000.pbr.. for ShardedByS3Key training (default 1)
-  --seed N                seed of the holdout split (default 0)
-  --max-reject-fraction F a ratings file with more rejected rows than this fraction is an error (default 0.05)
-  --objective ranking|rating  ranking (default): rated movies as positives plus sampled unrated movies as
-                          negatives (fmrec/features/sampling.py); rating: the seed's rated-pairs-only rows
-  --negatives N           ranking: unrated movies sampled per positive (default 4)
-  --negative-exponent X   ranking: sampling weight train count ** X, X in [0, 1] (default 0.75)
-  --positives all|liked   ranking: every rated movie (default) or only ratings >= --threshold
-  --below-threshold-negatives [true|false]  ranking with --positives liked: low ratings are negatives too
-  --predictor-type T      the FM predictor_type that trains the rows (ranking needs binary_classifier)
+argv flags (all optional): one per row of the settings table, fmrec/features/settings.py, where each default
+and range is written (docs/data.md shows the table; `fmrec preprocess --help` prints it).
 
 Outputs: train/part-NNNNN.pbr, test/part-00000.pbr (float32 one-hot rows, float32 labels, byte-identical to
 SDK 2.x write_spmatrix_to_sparse_tensor for --objective rating), lookup/ (fmrec.serving.lookup.LOOKUP_FILES),
@@ -35,20 +20,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import logging
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fmrec.errors import FmrecError, InputError, OutputError
+from fmrec.errors import InputError, OutputError
 from fmrec.features.options import PreprocessConfig, build_arg_parser, config_from_args
-from fmrec.features.preprocess import OUTPUT_CHANNELS, preprocess
 from fmrec.io_utils import atomic_open
 from fmrec.numbers import attach_option_values
+from fmrec.stages.preprocess import OUTPUT_CHANNELS, preprocess
+from pipeline.steps.script import run_as_script
 
 
 def _publish(tmp: Path, out: Path) -> None:
@@ -129,11 +113,4 @@ def main(base_dir: str | Path, argv: Sequence[str] | None = None) -> dict[str, A
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        main(Path("/opt/ml/processing"), sys.argv[1:])
-    except (
-        FmrecError
-    ) as exc:  # a clear message and a non-zero exit, as SageMaker shows it in the job's failure
-        print(f"preprocess: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_as_script("preprocess", main)

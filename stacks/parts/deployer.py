@@ -23,7 +23,10 @@ LOOKUP_METADATA_KEY = "LookupS3Uri"
 def deployer_code(scope: Construct) -> lambda_.Code:
     """lambdas/deployer plus the stdlib-only fmrec modules it imports (the artifact contract), staged in the
     cloud assembly; also the code of the model package group's custom resource (parts/model_registry)."""
-    return lambda_.Code.from_asset(str(stage_deployer(Path(cdk.Stage.of(scope).outdir))))
+    stage = cdk.Stage.of(scope)
+    if stage is None:  # only a construct outside any App has no stage; ours always sit in one
+        raise ValueError(f"{scope.node.path}: the deployer's code is staged in the cloud assembly of an App")
+    return lambda_.Code.from_asset(str(stage_deployer(Path(stage.outdir))))
 
 
 class EndpointDeployer:

@@ -57,9 +57,9 @@ RULES = (
         ("fmrec", "pipeline", "pipeline.steps"),
     ),
     Rule(
-        "twins import only fmrec, lambdas and twins",
+        "twins import only fmrec, lambdas, twins and pipeline.steps (the Processing twin runs the steps)",
         ("twins",),
-        ("fmrec", "lambdas", "lambdas.recommend", "lambdas.deployer", "twins"),
+        ("fmrec", "lambdas", "lambdas.recommend", "lambdas.deployer", "twins", "pipeline.steps"),
     ),
     Rule(
         "the CDK code (stacks, app.py) imports only fmrec (config), pipeline (definition) and stacks",
@@ -90,6 +90,12 @@ RESTRICTED_EXTERNAL = {
     ),
 }
 PROJECT = ("fmrec", "fmrec_cli", "pipeline", "twins", "lambdas", "stacks", "app")
+# import_module(name) / __import__(name) of a name computed at run time: no rule can check where it points.
+COMPUTED = "<computed name>"
+COMPUTED_RULE = (
+    "a module imported by a computed name escapes the contract: import it literally, e.g. in a named "
+    "registry (twins/pipeline/entry_points.py maps the step scripts a definition may name)"
+)
 
 
 @dataclass(frozen=True)
@@ -131,19 +137,19 @@ def _resolve(node: ast.ImportFrom, rel: Path) -> str:
 
 
 def _literal_import(node: ast.Call) -> str | None:
-    """The module of importlib.import_module("x") / import_module("x") / __import__("x"), else None: a
-    computed name cannot be checked (twins/pipeline/runner.py loads the step scripts by one)."""
+    """The module of importlib.import_module("x") / import_module("x") / __import__("x"), COMPUTED when the
+    name is not a literal, None for any other call."""
     func = node.func
     name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
     if name not in ("import_module", "__import__") or not node.args:
         return None
     arg = node.args[0]
     if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
-        return None
+        return COMPUTED
     if arg.value.startswith("."):  # relative: resolvable only with a literal package=
         package = next((k.value for k in node.keywords if k.arg == "package"), None)
         if not (isinstance(package, ast.Constant) and isinstance(package.value, str)):
-            return None
+            return COMPUTED
         stripped = arg.value.lstrip(".")
         base = package.value.split(".")[
             : len(package.value.split(".")) - (len(arg.value) - len(stripped) - 1)
@@ -218,6 +224,9 @@ def layering_violations(root: Path) -> list[str]:
         importer = module_name(Path(imp.path))
         own = unit(importer)
         where = f"{imp.path}:{imp.line}: imports {imp.module}{' (function-local)' if imp.local else ''}"
+        if imp.module == COMPUTED:
+            out.append(f"{where} [rule: {COMPUTED_RULE}]")
+            continue
         target = unit(imp.module)
         if target is not None:
             rule = next((r for r in RULES if own in r.units), None)
@@ -320,6 +329,14 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
         ),
         ({"stacks/a.py": "import twins.api\n"}, "stacks/a.py:1: imports twins.api [rule: the CDK code"),
         ({"app.py": "import lambdas.recommend\n"}, "app.py:1: imports lambdas.recommend [rule: the CDK code"),
+        (
+            {"twins/a.py": "import importlib\n\ndef f(name):\n    return importlib.import_module(name)\n"},
+            "twins/a.py:4: imports <computed name> (function-local) [rule: a module imported by a computed",
+        ),
+        (
+            {"fmrec_cli/a.py": "def f(n):\n    return __import__(f'pipeline.steps.{n}')\n"},
+            "fmrec_cli/a.py:2: imports <computed name> (function-local) [rule: a module imported by a comp",
+        ),
     ],
 )
 def test_checker_names_file_line_and_rule(tmp_path: Path, files: dict[str, str], expected: str) -> None:
@@ -339,8 +356,8 @@ def test_checker_passes_the_allowed_directions(tmp_path: Path) -> None:
             "twins/a.py": "from lambdas.recommend import app\nfrom twins import background\n",
             "stacks/a.py": "from pipeline.definition import get_pipeline\nfrom fmrec import errors\n",
             "app.py": "import stacks.api\nfrom pipeline.definition import image_uris\n",
-            "fmrec_cli/a.py": "import importlib\ndef f():\n    importlib.import_module(name)\n"
-            "    from twins.api.server import serve  # local import: uvicorn\n",
+            "fmrec_cli/a.py": "def f():\n    from twins.api.server import serve  # local import: uvicorn\n",
+            "twins/b.py": "from pipeline.steps import preprocess\n",
         },
     )
     assert layering_violations(root) == []
@@ -400,3 +417,18 @@ def test_the_tests_need_a_reason_for_a_local_import_but_may_import_anything(tmp_
         "tests/conftest.py:4: imports fmrec_cli.main",
         "tests/twins/test_a.py:2: imports twins.api.server",
     ], found
+
+
+def test_the_runner_runs_only_registered_step_scripts() -> None:
+    """Every pipeline/steps script with a main() is in the registry, by its own path (and nothing else is)."""
+    from twins.pipeline.entry_points import STEP_ENTRY_POINTS  # local import: loads every step script
+
+    steps = REPO / "pipeline" / "steps"
+    scripts = {
+        f"pipeline/steps/{p.name}"
+        for p in steps.glob("*.py")
+        if "\ndef main(" in p.read_text(encoding="utf-8")
+    }
+    assert set(STEP_ENTRY_POINTS) == scripts
+    for path, entry in STEP_ENTRY_POINTS.items():
+        assert entry.main.__module__ == path.removesuffix(".py").replace("/", "."), path

@@ -8,7 +8,7 @@ import pytest
 
 from fmrec.data.synth import SynthConfig, write_synth
 from fmrec.features.options import PreprocessConfig
-from fmrec.features.preprocess import run
+from fmrec.stages.preprocess import run
 
 TINY = SynthConfig(users=50, items=80, ratings=2000, seed=11)
 

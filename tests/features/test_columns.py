@@ -18,7 +18,7 @@ from fmrec.features.columns import ColumnBlock, ColumnLayout
 from fmrec.features.history import HistoryConfig
 from fmrec.features.layout import block_columns, block_range, build_encoding, encode_rows
 from fmrec.model.export import IdLayout
-from fmrec.serving.lookup import Lookup
+from fmrec.serving.lookup import Lookup, LookupHistory
 from fmrec.serving.requests import decode_keys
 
 
@@ -129,7 +129,7 @@ def test_lookup_request_decoder_and_export_share_the_layout() -> None:
         rated_indptr=array("Q", [0, 2, 3]),
         rated_pos=array("I", [0, 2, 1]),
         aux_blocks=[{"name": "genre", "offset": 5, "size": 2, "labels": ["x", "y"]}],
-        history={"offset": 7, "scale": 1.0, "cap": 8},
+        history=LookupHistory(offset=7, scale=1.0, cap=8),
     )
     cols = lookup.columns
     assert cols == ColumnLayout.build(2, 3, [("genre", 2)], history=True)

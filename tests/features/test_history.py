@@ -13,7 +13,7 @@ from fmrec.errors import InputError
 from fmrec.features import history
 from fmrec.features.history import HistoryConfig, serving_value, training_rows
 from fmrec.model import fm
-from fmrec.serving.lookup import Lookup
+from fmrec.serving.lookup import Lookup, LookupHistory
 from fmrec.serving.requests import RequestBuilder
 
 # three users' rated movie positions (ascending), over 6 movies
@@ -74,7 +74,7 @@ def _lookup(history: bool) -> Lookup:
         movie_mean=array("f", [4.0] * n_movies),
         rated_indptr=array("Q", INDPTR.tolist()),
         rated_pos=array("I", FLAT.tolist()),
-        history={"offset": n_users + n_movies, "scale": 1.0, "cap": 64} if history else None,
+        history=LookupHistory(offset=n_users + n_movies, scale=1.0, cap=64) if history else None,
     )
 
 
@@ -87,7 +87,7 @@ def test_lookup_keys_values_and_round_trip() -> None:
     plain = _lookup(history=False)
     assert plain.user_keys(0) == [0] and plain.user_values(0) == [1.0]
     bad = _lookup(history=True)
-    bad.history = {"offset": 5, "scale": 1.0, "cap": 64}  # overlaps the movie block
+    bad.history = LookupHistory(offset=5, scale=1.0, cap=64)  # overlaps the movie block
     with pytest.raises(InputError, match="history block"):
         bad.check()
 

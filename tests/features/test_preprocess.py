@@ -16,7 +16,7 @@ from fmrec.data.readers import load_dataset, read_ratings
 from fmrec.errors import InputError, OutputError
 from fmrec.features import layout
 from fmrec.features.options import PreprocessConfig
-from fmrec.features.preprocess import OUTPUT_CHANNELS, run
+from fmrec.stages.preprocess import OUTPUT_CHANNELS, run
 from fmrec_cli.main import main as cli
 from pipeline.steps import preprocess as step
 from tests.support.seed import SEED, seed_data

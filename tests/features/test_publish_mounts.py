@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fmrec.features.preprocess import OUTPUT_CHANNELS
+from fmrec.stages.preprocess import OUTPUT_CHANNELS
 from tests.support.seed import SEED, seed_data
 
 pytestmark = pytest.mark.slow
@@ -24,7 +24,7 @@ SCRIPT = r"""
 import json, subprocess, sys
 from pathlib import Path
 from fmrec.errors import FmrecError
-from fmrec.features.preprocess import OUTPUT_CHANNELS
+from fmrec.stages.preprocess import OUTPUT_CHANNELS
 from pipeline.steps import preprocess as step
 
 base, mounts, argv = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]

@@ -13,10 +13,10 @@ import pytest
 from fmrec.codec.reader import read_spmatrix
 from fmrec.data.readers import load_dataset, read_ratings
 from fmrec.features.options import PreprocessConfig
-from fmrec.features.preprocess import run
 from fmrec.features.sampling import SamplingError
 from fmrec.model.trainer import train
 from fmrec.serving.lookup import read_lookup
+from fmrec.stages.preprocess import run
 from fmrec_cli.main import main as cli
 from pipeline.steps import preprocess as step
 from tests.support.seed import seed_data
@@ -201,12 +201,12 @@ def test_default_rows_carry_the_users_history_columns(synth_dir: Path, ranked_de
     lk = read_lookup(ranked_default / "lookup")
     manifest = json.loads((ranked_default / "manifest/manifest.json").read_text())
     assert lk.history is not None and manifest["layout"][-1]["name"] == "history"
-    offset, n_users, n_movies = lk.history["offset"], lk.n_users, lk.n_movies
+    offset, n_users, n_movies = lk.history.offset, lk.n_users, lk.n_movies
     assert offset == manifest["layout"][-1]["offset"] and X.shape[1] == offset + n_movies == lk.feature_dim
     rated: dict[int, set[int]] = {}
     for u, m in zip(ds.train.user.tolist(), ds.train.movie.tolist(), strict=True):
         rated.setdefault(lk.user_position(u) or 0, set()).add(lk.movie_position(m) or 0)
-    cap = lk.history["cap"]
+    cap = lk.history.cap
     for r in range(0, X.shape[0], 97):
         cols = X.indices[X.indptr[r] : X.indptr[r + 1]]
         vals = X.data[X.indptr[r] : X.indptr[r + 1]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from scipy.stats import chisquare
@@ -10,6 +12,11 @@ from fmrec.errors import InputError
 from fmrec.features import sampling
 from fmrec.features.objective import SamplingConfig, check_objective
 from fmrec.features.sampling import SamplingError, sample_rows
+
+
+def _config(**kwargs: Any) -> SamplingConfig:
+    """The sampler's defaults with positives "all" (every rated movie once), as these tests expect."""
+    return SamplingConfig(**{"positives": "all", **kwargs})
 
 
 def _ratings(seed: int = 3, users: int = 300, movies: int = 200) -> tuple[np.ndarray, ...]:
@@ -30,7 +37,7 @@ def _rows(s: sampling.SampledRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_negatives_are_unrated_and_counted() -> None:
     user, movie, rating, pop = _ratings()
-    s = sample_rows(user, movie, rating, n_users=300, popularity=pop, threshold=4, config=SamplingConfig())
+    s = sample_rows(user, movie, rating, n_users=300, popularity=pop, threshold=4, config=_config())
     u, m, y = _rows(s)
     rated = set(zip(user.tolist(), movie.tolist(), strict=True))
     neg = list(zip(u[y == 0].tolist(), m[y == 0].tolist(), strict=True))
@@ -59,7 +66,7 @@ def test_heavy_users_keep_the_popularity_weights() -> None:
     pop = np.arange(n_movies, 0, -1).astype(np.int64) * 10  # movie 0 most popular
     user = np.zeros(20, dtype=np.int64)
     movie = np.arange(20, 40)  # rated mid-popularity movies; 80 unrated
-    cfg = SamplingConfig(negatives_per_positive=50, popularity_exponent=1.0)  # 1000 draws over 80 movies
+    cfg = _config(negatives_per_positive=50, popularity_exponent=1.0)  # 1000 draws over 80 movies
     s = sample_rows(user, movie, np.full(20, 5.0), n_users=1, popularity=pop, threshold=4, config=cfg)
     _, m, y = _rows(s)
     counts = np.bincount(m[y == 0], minlength=n_movies)
@@ -70,24 +77,31 @@ def test_heavy_users_keep_the_popularity_weights() -> None:
 def test_seeded_and_deterministic() -> None:
     user, movie, rating, pop = _ratings()
     args = {"n_users": 300, "popularity": pop, "threshold": 4}
-    a = _rows(sample_rows(user, movie, rating, config=SamplingConfig(seed=5), **args))
-    b = _rows(sample_rows(user, movie, rating, config=SamplingConfig(seed=5), **args))
-    c = _rows(sample_rows(user, movie, rating, config=SamplingConfig(seed=6), **args))
+    a = _rows(sample_rows(user, movie, rating, config=_config(seed=5), **args))
+    b = _rows(sample_rows(user, movie, rating, config=_config(seed=5), **args))
+    c = _rows(sample_rows(user, movie, rating, config=_config(seed=6), **args))
     assert all(np.array_equal(x, z) for x, z in zip(a, b, strict=True))
     assert not np.array_equal(a[1], c[1])
-    other = _rows(sample_rows(user, movie, rating, config=SamplingConfig(seed=5), stream=1, **args))
+    other = _rows(sample_rows(user, movie, rating, config=_config(seed=5), stream=1, **args))
     assert not np.array_equal(a[1], other[1])  # the test channel's stream differs from the train one
 
 
 def test_rows_are_shuffled_so_batches_mix_labels() -> None:
     user, movie, rating, pop = _ratings()
-    s = sample_rows(user, movie, rating, n_users=300, popularity=pop, threshold=4, config=SamplingConfig())
+    s = sample_rows(user, movie, rating, n_users=300, popularity=pop, threshold=4, config=_config())
     _, _, y = _rows(s)
     batches = y[: (y.size // 100) * 100].reshape(-1, 100).mean(axis=1)
     share = s.n_positive / len(s)
     assert np.abs(batches - share).max() < 0.2  # every batch of 100 near the overall positive share
     plain = sample_rows(
-        user, movie, rating, n_users=300, popularity=pop, threshold=4, config=SamplingConfig(), shuffle=False
+        user,
+        movie,
+        rating,
+        n_users=300,
+        popularity=pop,
+        threshold=4,
+        config=_config(),
+        shuffle=False,
     )
     assert _rows(plain)[2][: plain.n_positive].all()
 
@@ -98,7 +112,7 @@ def test_exponent_sets_the_negative_distribution(exponent: float) -> None:
     pop = np.arange(1, 21) * 10  # movie j has train count 10 (j + 1)
     n = 20_000
     user, movie = np.arange(n), np.zeros(n, dtype=np.int64)
-    cfg = SamplingConfig(negatives_per_positive=1, popularity_exponent=exponent, seed=1)
+    cfg = _config(negatives_per_positive=1, popularity_exponent=exponent, seed=1)
     s = sample_rows(user, movie, np.full(n, 5.0), n_users=n, popularity=pop, threshold=4, config=cfg)
     _, m, y = _rows(s)
     seen = np.bincount(m[y == 0], minlength=20)[1:]
@@ -128,7 +142,7 @@ def test_rejection_leftovers_draw_from_the_users_own_unrated_weights(monkeypatch
         return real(*args, **kwargs)  # type: ignore[call-overload, no-any-return]
 
     monkeypatch.setattr(np, "cumsum", spy)
-    cfg = SamplingConfig(negatives_per_positive=10, popularity_exponent=1.0)
+    cfg = _config(negatives_per_positive=10, popularity_exponent=1.0)
     s = sample_rows(user, movie, np.full(250, 4.0), n_users=50, popularity=pop, threshold=4, config=cfg)
     u, m, y = _rows(s)
     assert len(calls) > 1  # the per-user fallback ran (one cumsum is the chunking's)
@@ -138,7 +152,7 @@ def test_rejection_leftovers_draw_from_the_users_own_unrated_weights(monkeypatch
 
 def test_zero_popularity_movies_are_never_negatives() -> None:
     pop = np.array([5, 0, 5, 0, 5])
-    cfg = SamplingConfig(negatives_per_positive=2, popularity_exponent=0.0)
+    cfg = _config(negatives_per_positive=2, popularity_exponent=0.0)
     s = sample_rows(
         np.array([0, 1]),
         np.array([0, 2]),
@@ -155,14 +169,14 @@ def test_zero_popularity_movies_are_never_negatives() -> None:
 def test_liked_positives_and_below_threshold_negatives() -> None:
     user, movie, rating, pop = _ratings()
     args = {"n_users": 300, "popularity": pop, "threshold": 4}
-    liked = sample_rows(user, movie, rating, config=SamplingConfig(positives="liked"), **args)
+    liked = sample_rows(user, movie, rating, config=_config(positives="liked"), **args)
     assert liked.counts["positives"] + liked.counts["ratings_not_used"] == user.size - 200
     assert liked.counts["explicit_negatives"] == 0
     both = sample_rows(
         user,
         movie,
         rating,
-        config=SamplingConfig(positives="liked", below_threshold_as_negative=True),
+        config=_config(positives="liked", below_threshold_as_negative=True),
         **args,
     )
     u, m, y = _rows(both)
@@ -176,7 +190,7 @@ def test_liked_positives_and_below_threshold_negatives() -> None:
 def test_weighted_positives_write_a_liked_rating_twice() -> None:
     user, movie, rating, pop = _ratings()
     args = {"n_users": 300, "popularity": pop, "threshold": 4}
-    rows = sample_rows(user, movie, rating, config=SamplingConfig(positives="weighted"), **args)
+    rows = sample_rows(user, movie, rating, config=_config(positives="weighted"), **args)
     u, m, y = _rows(rows)
     kept = user != 0  # user 0 rated the whole catalogue: skipped
     seen: dict[tuple[int, int], int] = {}
@@ -194,7 +208,7 @@ def test_weighted_positives_write_a_liked_rating_twice() -> None:
 
 def test_also_rated_pairs_are_never_negatives() -> None:
     pop = np.full(6, 3)
-    cfg = SamplingConfig(negatives_per_positive=3)
+    cfg = _config(negatives_per_positive=3)
     s = sample_rows(
         np.array([0]),
         np.array([0]),
@@ -213,11 +227,9 @@ def test_nothing_to_train_is_an_error() -> None:
     pop = np.full(3, 2)
     full = (np.repeat([0, 1], 3), np.tile([0, 1, 2], 2), np.full(6, 5.0))
     with pytest.raises(SamplingError, match=r"no positive row.*2 users skipped with no unrated movie"):
-        sample_rows(*full, n_users=2, popularity=pop, threshold=4, config=SamplingConfig())
+        sample_rows(*full, n_users=2, popularity=pop, threshold=4, config=_config())
     with pytest.raises(SamplingError, match="no negative row"):
-        sample_rows(
-            *full, n_users=2, popularity=pop, threshold=4, config=SamplingConfig(negatives_per_positive=0)
-        )
+        sample_rows(*full, n_users=2, popularity=pop, threshold=4, config=_config(negatives_per_positive=0))
     with pytest.raises(SamplingError, match="no positive row"):
         sample_rows(
             np.array([0]),
@@ -226,7 +238,7 @@ def test_nothing_to_train_is_an_error() -> None:
             n_users=1,
             popularity=pop,
             threshold=4,
-            config=SamplingConfig(positives="liked"),
+            config=_config(positives="liked"),
         )
     with pytest.raises(InputError, match="user positions"):
         sample_rows(
@@ -236,7 +248,7 @@ def test_nothing_to_train_is_an_error() -> None:
             n_users=1,
             popularity=pop,
             threshold=4,
-            config=SamplingConfig(),
+            config=_config(),
         )
 
 
@@ -257,7 +269,7 @@ def test_nothing_to_train_is_an_error() -> None:
 )
 def test_config_out_of_range(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(InputError, match=message):
-        SamplingConfig(**kwargs)  # type: ignore[arg-type]
+        _config(**kwargs)  # type: ignore[arg-type]
 
 
 def test_objective_and_predictor_type() -> None:
@@ -284,7 +296,7 @@ def test_alias_draws_follow_the_weights_and_skip_zero_weights() -> None:
 @pytest.mark.parametrize("positives", ["all", "liked", "weighted"])
 def test_rows_per_user_predicts_the_sample_without_drawing(positives: str) -> None:
     user, movie, rating, pop = _ratings()
-    cfg = SamplingConfig(positives=positives, below_threshold_as_negative=positives == "liked")
+    cfg = _config(positives=positives, below_threshold_as_negative=positives == "liked")
     s = sample_rows(user, movie, rating, n_users=300, popularity=pop, threshold=4, config=cfg)
     predicted = sampling.rows_per_user(user, rating, 300, 4, cfg)
     got = np.bincount(s.user, minlength=300)

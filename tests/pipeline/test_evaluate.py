@@ -14,7 +14,6 @@ import scipy.sparse as sp
 
 from fmrec.codec.reader import read_spmatrix
 from fmrec.codec.writer import write_spmatrix
-from fmrec.evaluation.evaluate import EvaluationError, evaluate, read_curves, read_inputs
 from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.pointwise import fit_baselines
 from fmrec.evaluation.report import report_html
@@ -22,6 +21,7 @@ from fmrec.model import fm
 from fmrec.model.artifact import load_model_tar
 from fmrec.model.metrics import binary_metrics
 from fmrec.serving.lookup import read_lookup
+from fmrec.stages.evaluate import EvaluationError, evaluate, read_curves, read_inputs
 from pipeline.steps import evaluate as ev
 from pipeline.steps import preprocess
 from twins.training.job import run_training

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from twins.pipeline.expressions import walk
 from twins.pipeline.graph import all_steps
 from twins.pipeline.runner import (
     LocalRun,
     ParameterError,
     StepFailed,
-    _walk,
     parse_parameters,
     run_local,
     split_assignments,
@@ -250,7 +250,7 @@ def test_expressions_resolve_like_sagemaker(tmp_path: Path) -> None:
         "Std:JsonGet": {"PropertyFile": {"Get": "Steps.Eval.PropertyFiles.Report"}, "Path": "model.auc"}
     }
     assert run.resolve(json_get) == 0.75
-    assert _walk({"xs": [1, 2]}, "xs[1]", "doc") == 2
+    assert walk({"xs": [1, 2]}, "xs[1]", "doc") == 2
     assert run.local_path("s3://b/t/x") == tmp_path / "s3" / "b" / "t" / "x"
     assert run._check({"Type": "GreaterThanOrEqualTo", "LeftValue": json_get, "RightValue": 0.75})
     at_least_t = {"Type": "GreaterThan", "LeftValue": json_get, "RightValue": {"Get": "Parameters.T"}}

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from fmrec.errors import OutputError
-from fmrec.features.preprocess import OUTPUT_CHANNELS
+from fmrec.stages.preprocess import OUTPUT_CHANNELS
 from fmrec_cli.main import main as fmrec_main
 from pipeline.steps.preprocess import main as preprocess_step
 from twins.training.job import run_training_job

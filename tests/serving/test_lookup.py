@@ -13,8 +13,8 @@ import fmrec.serving.lookup as lookup_module
 from fmrec.data.readers import read_ratings
 from fmrec.errors import InputError
 from fmrec.features.options import PreprocessConfig
-from fmrec.features.preprocess import run
 from fmrec.serving.lookup import LOOKUP_FILES, Lookup, read_lookup, write_lookup
+from fmrec.stages.preprocess import run
 
 
 def test_lookup_module_imports_only_the_standard_library() -> None:

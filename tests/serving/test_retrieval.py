@@ -13,7 +13,7 @@ from fmrec.errors import InputError
 from fmrec.features.history import SERVED_CAP, HistoryConfig, served_history, serving_value, training_rows
 from fmrec.model.artifact import FMModel
 from fmrec.model.fm import FMParams, predict
-from fmrec.serving.lookup import Lookup
+from fmrec.serving.lookup import Lookup, LookupHistory
 from fmrec.serving.ranking import feature_rows
 from fmrec.serving.requests import RequestBuilder
 from fmrec.serving.retrieval import Retrieval
@@ -36,7 +36,7 @@ def history_lookup(ratings_per_user: list[int], n_movies: int = 3000, seed: int 
         movie_mean=array("f", [3.0] * n_movies),
         rated_indptr=array("Q", indptr),
         rated_pos=array("I", [p for r in rated for p in r]),
-        history={"offset": nu + n_movies, "scale": 1.0, "cap": 64},
+        history=LookupHistory(offset=nu + n_movies, scale=1.0, cap=64),
     )
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from fmrec.data.synth import SynthConfig, write_synth
 from fmrec.features.options import PreprocessConfig
-from fmrec.features.preprocess import run
+from fmrec.stages.preprocess import run
 from fmrec_cli.main import main
 
 TINY = SynthConfig(users=60, items=90, ratings=2500, seed=5)

@@ -9,8 +9,8 @@ from typing import Any
 
 from fmrec.data.synth import SynthConfig, write_synth
 from fmrec.features.options import PreprocessConfig
-from fmrec.features.preprocess import run as preprocess
 from fmrec.serving.lookup import read_lookup
+from fmrec.stages.preprocess import run as preprocess
 from twins.api.publish import publish_version
 
 ENDPOINT = "fmrec-endpoint"

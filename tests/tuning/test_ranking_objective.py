@@ -14,10 +14,10 @@ import scipy.sparse as sp
 from fmrec.codec.reader import read_spmatrix
 from fmrec.data.readers import read_ratings
 from fmrec.data.synth import SynthConfig, write_synth
-from fmrec.evaluation.evaluate import evaluate, read_inputs
 from fmrec.evaluation.holdout import read_holdout
 from fmrec.features.options import PreprocessConfig
-from fmrec.features.preprocess import preprocess, run
+from fmrec.stages.evaluate import evaluate, read_inputs
+from fmrec.stages.preprocess import preprocess, run
 from fmrec.tuning.fm_trial import FMTrial, TrialData
 from fmrec.tuning.job import config_from_request
 from fmrec.tuning.ranking import RankingData, carve_dataset, manifest_config

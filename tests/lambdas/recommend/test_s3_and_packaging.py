@@ -119,6 +119,7 @@ print(json.dumps({{"status": result["statusCode"], "body": json.loads(result["bo
         "fmrec.features",
         "fmrec.features.columns",
         "fmrec.features.history",
+        "fmrec.features.settings",  # stdlib only: the lookup's and the history block's defaults
         "fmrec.io_utils",
         "fmrec.numbers",
         "fmrec.serving",

@@ -10,11 +10,11 @@ import pytest
 
 from fmrec.data.synth import SynthConfig, write_synth
 from fmrec.features.options import PreprocessConfig
-from fmrec.features.preprocess import run as preprocess
 from fmrec.model.artifact import FMModel, save_model_tar
 from fmrec.model.fm import FMParams, score_matrix
 from fmrec.serving.lookup import read_lookup
 from fmrec.serving.ranking import movie_rows, user_rows
+from fmrec.stages.preprocess import run as preprocess
 from lambdas.recommend.bundle import DEFAULT_REQUEST_BYTES, DEFAULT_SHORTLIST
 from lambdas.recommend.queries import Query
 from lambdas.recommend.service import Recommender

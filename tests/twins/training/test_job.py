@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from fmrec.features.manifest import Manifest, write_manifest
 from fmrec.model.artifact import load_model_tar
 from fmrec.model.fm import predict
 from fmrec.model.metrics import binary_metrics
@@ -186,8 +187,9 @@ def test_cli_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_reads_feature_dim_from_the_preprocess_manifest(tmp_path: Path) -> None:
     root = make_layout(tmp_path / "j", test=False)
     channels = root / "input" / "data"
-    (channels / "manifest").mkdir()
-    (channels / "manifest" / "manifest.json").write_text(json.dumps({"feature_dim": FEATURE_DIM}))
+    recordio = "application/x-recordio-protobuf"
+    manifest = Manifest(FEATURE_DIM, [], {}, "rating", None, {}, {}, {}, recordio, {}, {})
+    write_manifest(channels, manifest)
     hp = {k: v for k, v in default_hp().items() if k != "feature_dim"}
     argv = ["train", "--channels", str(channels), "--model-dir", str(tmp_path / "m"), "--no-progress"]
     assert cli_main([*argv, *(f"--hp={k}={v}" for k, v in hp.items())]) == 0

@@ -16,10 +16,16 @@ from fmrec.codec.reader import read_spmatrix
 from fmrec.errors import InputError
 from fmrec.evaluation.holdout import HeldOut, read_holdout
 from fmrec.evaluation.pointwise import fit_baselines, pointwise, row_positions
-from fmrec.evaluation.ranking import MAX_SCORE_CELLS, K, metric_keys, ranking_metrics_at_k, ranking_task
+from fmrec.evaluation.ranking import (
+    MAX_SCORE_CELLS,
+    K,
+    metric_keys,
+    ranking_metrics_at_k,
+    ranking_task,
+)
 from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer, train_matrix
 from fmrec.features.layout import block_range
-from fmrec.features.objective import OBJECTIVES
+from fmrec.features.settings import DEFAULTS
 from fmrec.model import fm
 from fmrec.model.artifact import load_model_tar
 from fmrec.serving.lookup import Lookup, read_lookup
@@ -28,7 +34,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 4.0
 NDCG_FLOOR = 1e-9
-RANKED = ("model", "popularity")  # the scorers of the ranking block
 
 
 class EvaluationError(InputError):
@@ -122,7 +127,7 @@ def read_processed(model_tar: Path, processed: Path, curves: list[dict[str, Any]
 
 def evaluate(
     data: Inputs,
-    objective: str = OBJECTIVES[0],
+    objective: str = str(DEFAULTS["objective"]),
     threshold: float | None = None,
     *,
     max_cells: int = MAX_SCORE_CELLS,

@@ -20,10 +20,11 @@ from fmrec.errors import InputError
 from fmrec.evaluation.holdout import HeldOut, write_holdout
 from fmrec.features.channels import labels_for, ranking_channels, write_channel
 from fmrec.features.layout import Encoding, build_encoding, positions
+from fmrec.features.manifest import Manifest, write_manifest
 from fmrec.features.objective import check_objective
 from fmrec.features.options import PreprocessConfig
 from fmrec.io_utils import atomic_dir
-from fmrec.serving.lookup import Lookup, write_lookup
+from fmrec.serving.lookup import Lookup, LookupHistory, write_lookup
 
 log = logging.getLogger("fmrec.preprocess")
 
@@ -97,7 +98,7 @@ def build_lookup(enc: Encoding, ds: Dataset, cfg: PreprocessConfig) -> Lookup:
         meta={"layout": ds.layout, "split": ds.split, "objective": cfg.objective},
         history=None
         if enc.history is None
-        else {"offset": enc.history_offset, "scale": enc.history.scale, "cap": enc.history.cap},
+        else LookupHistory(offset=enc.history_offset, scale=enc.history.scale, cap=enc.history.cap),
     )
 
 
@@ -176,18 +177,17 @@ def preprocess(
         pairs_test = test.user * (1 << 32) + test.movie
         unknown["test_pairs_also_in_train"] = int((positions(pairs_train, pairs_test) >= 0).sum())
     counts.update(unknown)
-    manifest = {
-        "format_version": 1,
-        "feature_dim": enc.feature_dim,
-        "layout": [{"name": b.name, "offset": b.offset, "size": b.size} for b in enc.blocks]
+    manifest = Manifest(
+        feature_dim=enc.feature_dim,
+        layout=[{"name": b.name, "offset": b.offset, "size": b.size} for b in enc.blocks]
         + (
             []
             if enc.history is None
             else [{"name": "history", "offset": enc.history_offset, "size": int(enc.movie_ids.size)}]
         ),
-        "label": {"mode": cfg.label, "threshold": cfg.threshold if cfg.label == "binary" else None},
-        "objective": cfg.objective,
-        "sampling": None
+        label={"mode": cfg.label, "threshold": cfg.threshold if cfg.label == "binary" else None},
+        objective=cfg.objective,
+        sampling=None
         if sampling is None
         else {
             "negatives_per_positive": cfg.negatives_per_positive,
@@ -198,18 +198,18 @@ def preprocess(
             "train": sampling["train"],
             "test": sampling["test"],
         },
-        "counts": counts,
-        "label_balance": {
+        counts=counts,
+        label_balance={
             "train": _balance(labels_for(ds.train.rating, cfg), cfg.label),
             "test": _balance(labels_for(test.rating, cfg), cfg.label) if test is not None else {},
         }
         if sampling is None
         else {"train": sampling["train_balance"], "test": sampling.get("test_balance", {})},
-        "files": {"train": train_files, "test": test_files, "holdout": [holdout_file]},
-        "content_type": CONTENT_TYPE,
-        "source": {"data_dir": str(data_dir), "layout": ds.layout, "split": ds.split},
-        "config": {**asdict(cfg), "aux": list(cfg.aux)},
-    }
+        files={"train": train_files, "test": test_files, "holdout": [holdout_file]},
+        content_type=CONTENT_TYPE,
+        source={"data_dir": str(data_dir), "layout": ds.layout, "split": ds.split},
+        config={**asdict(cfg), "aux": list(cfg.aux)},
+    )
     files = [ds.train.quality] + (
         [test.quality] if test is not None and test.quality is not ds.train.quality else []
     )
@@ -228,12 +228,11 @@ def preprocess(
             t["movies"],
             f"not in {t['source']}, e.g. movie ids {t['examples'][:5]}" if t["source"] else "no movie file",
         )
-    (out / "manifest").mkdir(parents=True, exist_ok=True)
+    write_manifest(out, manifest)
     # allow_nan=False: a NaN or inf in them is a bug to stop on, never a bare NaN that strict parsers refuse
-    (out / "manifest" / "manifest.json").write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
     (out / "manifest" / "data_quality.json").write_text(json.dumps(quality, indent=2, allow_nan=False) + "\n")
     log.info("preprocess done in %.1f s", time.perf_counter() - t0)
-    return manifest
+    return manifest.as_dict()
 
 
 def run(

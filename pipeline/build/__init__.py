@@ -1,0 +1,1 @@
+"""One small builder per step of the training pipeline; pipeline/definition.py puts them together."""

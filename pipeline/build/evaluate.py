@@ -1,0 +1,52 @@
+"""The EvaluateModel step: metrics of one model against both baselines, the gate's evaluation.json."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pipeline.build.context import BuildContext
+from pipeline.sdk import Join, JsonGet, ProcessingInput, ProcessingOutput, ProcessingStep, PropertyFile
+from pipeline.session import PROCESSING_ROOT
+
+EVALUATE_STEP = "EvaluateModel"
+
+
+def evaluate_step(
+    ctx: BuildContext, model_output_uri: Any, pre_uri: Callable[[str], Any], suffix: str = ""
+) -> tuple[Any, Callable[[str], Any], list[Any]]:
+    """(the step, metric(json path) -> its JsonGet on evaluation.json, the S3 parts of its output folder)."""
+    name = EVALUATE_STEP + suffix
+    report = PropertyFile(name="Evaluation", output_name="evaluation", path="evaluation.json")
+    eval_parts = ctx.s3_out(f"evaluate{suffix.lower()}", "evaluation")
+    inputs = [
+        ProcessingInput(
+            source=model_output_uri, destination=f"{PROCESSING_ROOT}/input/model", input_name="model"
+        ),
+        *(
+            ProcessingInput(source=pre_uri(c), destination=f"{PROCESSING_ROOT}/input/{c}", input_name=c)
+            for c in ("test", "train", "lookup", "holdout")
+        ),
+        ctx.code_input,
+    ]
+    step = ProcessingStep(
+        name=name,
+        step_args=ctx.processor("evaluate.py").run(
+            inputs=inputs,
+            outputs=[
+                ProcessingOutput(
+                    output_name="evaluation",
+                    source=f"{PROCESSING_ROOT}/output/evaluation",
+                    destination=Join(on="/", values=eval_parts),
+                )
+            ],
+            # relevance: held-out rating >= LabelThreshold, the same cut the binary labels use
+            arguments=["--objective", ctx.params.objective, "--threshold", ctx.params.threshold.to_string()],
+        ),
+        property_files=[report],
+    )
+
+    def metric(path: str) -> Any:
+        return JsonGet(step_name=name, property_file=report, json_path=path)
+
+    return step, metric, eval_parts
