@@ -129,9 +129,15 @@ def _already_exists(exc: Exception) -> bool:
 # update then, and sends another "SageMaker Endpoint State Change" event when it is done
 # (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeEndpoint.html).
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed")
-# Approvals, console edits and the stack itself ask for the newest approved package explicitly; endpoint
-# state changes only carry on a deployment and never retry one that already failed.
-EXPLICIT, ENDPOINT_CHANGE = "explicit", "endpoint change"
+# The stack (its custom resource) asks for the newest approved package explicitly and retries a failed one;
+# endpoint state changes and package events carry a deployment on but never retry one that failed, except an
+# approval of that very package. SageMaker sends these events to EventBridge, possibly several for one state
+# change (https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html).
+EXPLICIT, ENDPOINT_CHANGE, PACKAGE_CHANGE = "explicit", "endpoint change", "package change"
+FAILED_SUFFIX = ".failed"  # serving/attempts/<config>.failed.json: that config failed after it was sent
+RETRY_HINT = (
+    "Approve a new version, or approve this one again (set it Rejected, then Approved), to deploy it again"
+)
 
 
 class Deployer:
@@ -190,12 +196,14 @@ class Deployer:
         )
 
     # --- reconciliation --------------------------------------------------------------------------------
-    def reconcile(self, trigger: str = EXPLICIT) -> dict[str, Any]:
+    def reconcile(self, trigger: str = EXPLICIT, approved: str | None = None) -> dict[str, Any]:
         """Deploy the newest approved package unless it is the one serving.
 
         Only the newest approved version is ever deployed, whatever the event was about: SageMaker sends a
         package state change for any edit of an approved package (UpdatedModelPackageFields), so deploying
         the event's own package would roll the endpoint back to an old version whose description changed.
+        `approved` is the package an approval event approved: approving the newest package (again) retries
+        its deployment; any other package event (a new registration pending approval, an edit) does not.
         """
         endpoint = self.describe_endpoint()
         status = endpoint["EndpointStatus"] if endpoint else None
@@ -208,39 +216,52 @@ class Deployer:
         variant = variant_name(target)
         config = self.config_name(variant)
         base.update(package=target, variant=variant, config=config)
+        # Events carry a deployment on but never retry one that failed; an explicit request (the stack, an
+        # approval of this very package) does.
+        guarded = trigger == ENDPOINT_CHANGE or (trigger == PACKAGE_CHANGE and approved != target)
+        if trigger == ENDPOINT_CHANGE and status in (None, "Deleting"):
+            return self._gone(base, config)
         if endpoint is not None and status in BUSY:
             # Not an error: the state change that ends this status invokes the deployer again.
             return {**base, "action": "deferred", "status": status}
         if endpoint is not None and endpoint["EndpointConfigName"] == config and status == "InService":
             return {**base, "action": "unchanged"}
-        if status == "Failed":
+        if endpoint is not None and status == "Failed":
             # "DeleteEndpoint is the only operation that can be performed on a failed endpoint"
             # (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeEndpoint.html).
-            failed_config = endpoint["EndpointConfigName"] if endpoint else ""
-            self.deregister_scaling(endpoint or {})
+            failed_config = endpoint["EndpointConfigName"]
+            if guarded and failed_config == config:
+                # The newest package itself failed: recreating it would fail again, in a loop. The failure is
+                # recorded first, so that Lambda's retries of this event fail too (and reach the alarm).
+                self._mark_failed(config, str(endpoint.get("FailureReason", "")))
+            self.deregister_scaling(endpoint)
             self.sm.delete_endpoint(EndpointName=self.s.endpoint_name)
-            if trigger == ENDPOINT_CHANGE and failed_config == config:
-                # The newest package itself failed: recreating it would fail again, in a loop.
+            if guarded and failed_config == config:
                 raise DeployError(
                     f"endpoint {self.s.endpoint_name} failed with {config} "
-                    f"({endpoint.get('FailureReason') if endpoint else ''}); deleted it. Approve a new "
-                    "version, or redeploy the serving stack, to create it again"
+                    f"({endpoint.get('FailureReason')}); deleted it. {RETRY_HINT}"
                 )
             self.wait_deleted(self.s.endpoint_name)
             endpoint = None
-        elif (
-            trigger == ENDPOINT_CHANGE
-            and endpoint is not None
-            and endpoint.get("FailureReason")
-            and self._attempted(config)
-        ):
-            # An update that failed rolls back to the old config and ends InService with a FailureReason:
-            # retrying it on its own state change would loop. An approval or a stack update retries it; a
-            # deferred deployment of a version never tried yet goes ahead whatever an old FailureReason says.
-            raise DeployError(
-                f"endpoint {self.s.endpoint_name} serves {endpoint['EndpointConfigName']}, not {config}: "
-                f"{endpoint['FailureReason']}"
-            )
+        elif guarded and endpoint is not None and endpoint.get("FailureReason"):
+            attempted, _ = self._attempt_state(config)
+            if attempted:
+                # An update that failed rolls back to the old config and ends InService with a FailureReason:
+                # retrying it on every event would loop. A deferred deployment of a version never tried yet
+                # goes ahead whatever an old FailureReason says.
+                message = (
+                    f"endpoint {self.s.endpoint_name} serves {endpoint['EndpointConfigName']}, not {config}: "
+                    f"{endpoint['FailureReason']}"
+                )
+                if trigger == ENDPOINT_CHANGE:
+                    raise DeployError(message)
+                log.warning("not retried on a package event: %s. %s", message, RETRY_HINT)
+                return {**base, "action": "not retried", "reason": message}
+        elif guarded and endpoint is None and self._attempt_state(config)[1]:
+            # The endpoint was deleted after the newest package failed (above): a package event does not
+            # recreate it; approving that package again, or a new one, does.
+            log.warning("not retried on a package event: %s failed before. %s", config, RETRY_HINT)
+            return {**base, "action": "not retried", "reason": f"{config} failed before"}
         self.prepare(target, variant)
         self._mark_attempt(config)
         if endpoint is None:
@@ -259,19 +280,49 @@ class Deployer:
         log.info("endpoint %s %s with %s (%s)", self.s.endpoint_name, action, config, target)
         return {**base, "action": action}
 
-    def _attempt_key(self, config: str) -> str:
-        return f"{self.s.serving_prefix}{ATTEMPTS_PREFIX}{config}.json"
+    def _gone(self, base: dict[str, Any], config: str) -> dict[str, Any]:
+        """An endpoint-change event for an endpoint that is gone or going creates nothing: such an event is a
+        retry of the one that deleted a Failed endpoint, or the deletion's own state change. It fails while
+        that failure stands, so every retry fails and the event reaches the failure queue and its alarm.
 
-    def _attempted(self, config: str) -> bool:
-        key = self._attempt_key(config)
-        listed = self.s3.list_objects_v2(Bucket=self.s.artifact_bucket, Prefix=key, MaxKeys=1)
-        return any(item["Key"] == key for item in listed.get("Contents", []))
+        Lambda retries a failed asynchronous invocation twice, a minute and two minutes later:
+        https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html
+        """
+        if self._attempt_state(config)[1]:
+            raise DeployError(
+                f"endpoint {self.s.endpoint_name} was deleted after failing with {config}. {RETRY_HINT}"
+            )
+        return {**base, "action": "no endpoint"}
+
+    def _attempt_key(self, config: str, suffix: str = "") -> str:
+        return f"{self.s.serving_prefix}{ATTEMPTS_PREFIX}{config}{suffix}.json"
+
+    def _attempt_state(self, config: str) -> tuple[bool, bool]:
+        """(sent, failed): the deployer sent this config; it failed since it was last sent. One listing
+        of both markers (the function may list serving/ but not read every key of it)."""
+        sent, failed = self._attempt_key(config), self._attempt_key(config, FAILED_SUFFIX)
+        listed = self.s3.list_objects_v2(
+            Bucket=self.s.artifact_bucket, Prefix=self._attempt_key(config)[: -len(".json")], MaxKeys=10
+        )
+        times = {item["Key"]: item.get("LastModified") for item in listed.get("Contents", [])}
+        if sent not in times:
+            return False, False
+        if failed not in times:
+            return True, False
+        sent_at, failed_at = times[sent], times[failed]
+        return True, sent_at is None or failed_at is None or failed_at >= sent_at
 
     def _mark_attempt(self, config: str) -> None:
+        self._put_marker(self._attempt_key(config), {"config": config})
+
+    def _mark_failed(self, config: str, reason: str) -> None:
+        self._put_marker(self._attempt_key(config, FAILED_SUFFIX), {"config": config, "failure": reason})
+
+    def _put_marker(self, key: str, body: Mapping[str, str]) -> None:
         self.s3.put_object(
             Bucket=self.s.artifact_bucket,
-            Key=self._attempt_key(config),
-            Body=json.dumps({"config": config}).encode(),
+            Key=key,
+            Body=json.dumps(dict(body)).encode(),
             ContentType="application/json",
         )
 
@@ -463,7 +514,7 @@ def dispatch(event: Mapping[str, Any], deployer: Deployer) -> dict[str, Any]:
                 f"event for group {detail.get('ModelPackageGroupName')!r}, "
                 f"not {deployer.s.model_package_group!r}"
             )
-        return deployer.reconcile(EXPLICIT)
+        return deployer.reconcile(PACKAGE_CHANGE, approved_by(detail))
     if detail_type == ENDPOINT_EVENT:
         if detail.get("EndpointName") != deployer.s.endpoint_name:
             raise DeployError(
@@ -471,6 +522,18 @@ def dispatch(event: Mapping[str, Any], deployer: Deployer) -> dict[str, Any]:
             )
         return deployer.reconcile(ENDPOINT_CHANGE)
     raise DeployError(f"unexpected event: detail-type {detail_type!r}")
+
+
+def approved_by(detail: Mapping[str, Any]) -> str | None:
+    """The package a package event approved, None for any other change: a new registration, a rejection, an
+    edit of an approved package (its UpdatedModelPackageFields names what changed, not the status)."""
+    if detail.get("ModelApprovalStatus") != "Approved":
+        return None
+    fields = detail.get("UpdatedModelPackageFields")
+    if fields is not None and "ModelApprovalStatus" not in fields:
+        return None
+    arn = detail.get("ModelPackageArn")
+    return str(arn) if arn else None
 
 
 def custom_resource(event: Mapping[str, Any], deployer: Deployer) -> dict[str, Any]:
