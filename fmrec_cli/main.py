@@ -12,6 +12,7 @@ from fmrec.errors import FmrecError
 from fmrec_cli import (
     data,
     demo,
+    deploy,
     export,
     pipeline,
     preprocess,
@@ -25,8 +26,21 @@ from fmrec_cli import (
 
 # Each module defines register(subparsers) and sets `func` on its parser; heavy imports stay inside `func`.
 # In the order data flows: data fetch|synth, preprocess, train, tune, model export, pipeline run|definition,
-# models list|approve|reject, serve endpoint|api, recommend, similar, demo.
-COMMAND_MODULES = (data, preprocess, train, tune, export, pipeline, registry, serve, recommend, similar, demo)
+# models list|approve|reject, serve endpoint|api, recommend, similar, demo, deploy preflight.
+COMMAND_MODULES = (
+    data,
+    preprocess,
+    train,
+    tune,
+    export,
+    pipeline,
+    registry,
+    serve,
+    recommend,
+    similar,
+    demo,
+    deploy,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
