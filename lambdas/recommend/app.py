@@ -14,7 +14,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from fmrec.errors import ConflictError, InputError, NotInModelError
 from lambdas.recommend.errors import ServiceUnavailable
-from lambdas.recommend.params import load_openapi, parse_parameters, route_parameters
+from lambdas.recommend.params import OPENAPI_PATH, load_openapi, parse_parameters, route_parameters
 from lambdas.recommend.queries import Query, Recommendation, Similar, SimilarQuery
 from lambdas.recommend.service import Recommender, recommender_from_env
 
@@ -139,6 +139,12 @@ def similar_movies(movieId: str) -> Response:
         },
     )
     return _json(200, render_similar(result, query.k))
+
+
+@app.get("/openapi.json")
+def openapi_document() -> Response:
+    """The API's own contract, as the twin serves it: the deployed REST API routes GET /openapi.json here."""
+    return Response(200, JSON_TYPE, OPENAPI_PATH.read_text(encoding="utf-8"))
 
 
 @app.exception_handler(NotInModelError)

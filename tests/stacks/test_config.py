@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.definition import GATE_CHECKS
 from stacks.config import ConfigError, StageConfig, load_stage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,3 +71,12 @@ def test_unknown_and_missing_fields() -> None:
         load_stage(_context(), "qa")
     with pytest.raises(ConfigError, match="expected a non-empty object 'fmrec:stages'"):
         load_stage({})
+
+
+def test_the_stage_table_says_which_objective_each_gate_parameter_gates() -> None:
+    """docs/deploy.md once implied that gate_threshold (GateMinAuc) gates the default ranking objective."""
+    doc = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    row = next(line for line in doc.splitlines() if line.startswith("| `gate_threshold`"))
+    for check in GATE_CHECKS:
+        if check.right_is_parameter:
+            assert f"`{check.right}`" in row and f"`{check.objective}`" in row, (check, row)
