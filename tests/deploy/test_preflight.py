@@ -38,8 +38,7 @@ class Clients:
     def __init__(self) -> None:
         kwargs = {"region_name": REGION, "aws_access_key_id": "x", "aws_secret_access_key": "x"}
         self.clients = {
-            name: boto3.client(name, **kwargs)
-            for name in ("ssm", "lambda", "apigateway", "service-quotas")
+            name: boto3.client(name, **kwargs) for name in ("ssm", "lambda", "apigateway", "service-quotas")
         }
         self.stubs = {name: Stubber(client) for name, client in self.clients.items()}
         self.asked: list[str] = []
