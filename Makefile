@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Node.js 24 LTS from the npm registry (package.json's `node`), first on PATH for every target, as npx puts it
+# for `npx cdk`: the CDK app's jsii runtime then runs on a supported Node, whatever the machine's node is.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: setup demo test test-fast lint typecheck hooks bench clean
 
@@ -15,7 +18,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# The aws-cdk CLI (pinned in package-lock.json) is only needed for `cdk synth`.
+# The aws-cdk CLI and Node.js (pinned in package-lock.json) are only needed for `cdk synth`.
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch node_modules/.installed

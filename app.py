@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ import aws_cdk as cdk
 from aws_cdk import Validations
 from cdk_nag import AwsSolutionsChecks
 
+from fmrec.deploy.stage import read_cdk_context
 from pipeline.definition import image_uris
 from stacks.api import ApiStack, stage_recommend_asset
 from stacks.config import StageConfig, load_stage
@@ -43,7 +43,7 @@ CDK_JSON = Path(__file__).resolve().parent / "cdk.json"
 
 def cdk_json_context() -> dict[str, Any]:
     """cdk.json's context: `python app.py` gets none from the CLI, so the app reads it itself."""
-    return dict(json.loads(CDK_JSON.read_text(encoding="utf-8")).get("context", {}))
+    return read_cdk_context(CDK_JSON)
 
 
 def build_app(

@@ -12,6 +12,7 @@ from fmrec.errors import FmrecError
 from fmrec_cli import (
     data,
     demo,
+    deploy,
     evaluate,
     export,
     pipeline,
@@ -30,7 +31,7 @@ from fmrec_cli import (
 # Each module defines register(subparsers) and sets `func` on its parser; heavy imports stay inside `func`.
 # In the order data flows: data fetch|synth, preprocess, train, tune, model export, evaluate, pipeline
 # run|definition, runs list|compare|clean, models list|approve|reject, publish, serve endpoint|api, recommend,
-# rank, similar, demo.
+# rank, similar, demo, deploy preflight.
 COMMAND_MODULES = (
     data,
     preprocess,
@@ -47,6 +48,7 @@ COMMAND_MODULES = (
     rank,
     similar,
     demo,
+    deploy,
 )
 
 

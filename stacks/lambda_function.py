@@ -10,13 +10,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from fmrec.deploy.layers import RUNTIME_LAYER_TAG
 from stacks.config import ConfigError, StageConfig
 from stacks.nag import acknowledge
 
 # Both public layers we rely on (Powertools, AWS SDK for pandas) are published per Python minor version; this
-# is the newest runtime both publish for, so the runtime and the layer names move together.
+# is the newest runtime both publish for, so the runtime and the layers' RUNTIME_LAYER_TAG move together.
 RUNTIME = lambda_.Runtime.PYTHON_3_13
-RUNTIME_LAYER_TAG = "python3.13"
 
 
 class PythonLambda(Construct):

@@ -7,25 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
-from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from pipeline.batch import get_batch_pipeline
 from pipeline.definition import CDK_ARGUMENTS, get_pipeline
 from pipeline.tuning import TuningOptions
-from stacks import nag, staging
-from stacks.config import (
-    BATCH_PREFIX,
-    CODE_PREFIX,
-    DATA_PREFIX,
-    MODELS_PREFIX,
-    PIPELINE_PREFIX,
-    StageConfig,
-)
+from stacks import staging
+from stacks.config import CODE_PREFIX, MODELS_PREFIX, StageConfig
 from stacks.images import ecr_repository_arn
-from stacks.nag import acknowledge
-from stacks.parts.execution_role import PROCESSING_JOBS, TRAINING_JOBS, PipelineExecutionRole
 from stacks.parts.model_registry import ModelPackageGroup
+from stacks.parts.pipeline_roles import batch_execution_role, training_execution_role
 from stacks.parts.processing_code import ProcessingCode
 from stacks.parts.sagemaker_pipeline import PipelineSchedule, SageMakerPipeline
 from stacks.storage import artifact_bucket
@@ -123,7 +114,6 @@ class PipelineStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         bucket = artifact_bucket(self, config)
-        sm = f"arn:{cdk.Aws.PARTITION}:sagemaker:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}"
         group = config.model_package_group_name
         # Both pipelines read the one staged code folder (code/<version>/), each checked below.
         self.code_version = code_version(code_dir)
@@ -139,93 +129,16 @@ class PipelineStack(cdk.Stack):
                     f"{code_uri(self.code_version)}"
                 )
 
-        # --- the execution role of the pipeline and of every job it starts -------------------------------
-        self.execution = PipelineExecutionRole(
-            self,
-            "Pipeline",
-            config=config,
-            bucket=bucket,
-            description=f"runs {config.pipeline_name}: processing and training jobs, model registration",
-            read=(DATA_PREFIX, CODE_PREFIX, PIPELINE_PREFIX, MODELS_PREFIX),
-            write=(PIPELINE_PREFIX, MODELS_PREFIX),
-            prefix_reasons={
-                DATA_PREFIX: "Input data sets are folders under data/ chosen per execution (InputDataUrl).",
-                CODE_PREFIX: "The processing jobs mount the whole code tree under code/.",
-                PIPELINE_PREFIX: "Each execution writes its step outputs under pipeline/<execution id>/.",
-                MODELS_PREFIX: "Each training job writes models/<job name>/output/model.tar.gz.",
-            },
-            image_repository_arns=image_repository_arns,
-            job_kinds=(PROCESSING_JOBS, TRAINING_JOBS),
-            job_actions=[
-                "sagemaker:CreateProcessingJob",
-                "sagemaker:DescribeProcessingJob",
-                "sagemaker:StopProcessingJob",
-                "sagemaker:CreateTrainingJob",
-                "sagemaker:DescribeTrainingJob",
-                "sagemaker:StopTrainingJob",
-                "sagemaker:AddTags",
-            ],
-            extra=[
-                iam.PolicyStatement(
-                    sid="RunTuningJobs",
-                    actions=[
-                        "sagemaker:CreateHyperParameterTuningJob",
-                        "sagemaker:DescribeHyperParameterTuningJob",
-                        "sagemaker:StopHyperParameterTuningJob",
-                        "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
-                        "sagemaker:AddTags",
-                    ],
-                    resources=[f"{sm}:hyper-parameter-tuning-job/*"],
-                ),
-                iam.PolicyStatement(
-                    sid="RegisterModels",
-                    actions=[
-                        "sagemaker:CreateModelPackage",
-                        "sagemaker:DescribeModelPackage",
-                        "sagemaker:AddTags",
-                    ],
-                    resources=[f"{sm}:model-package/{group}/*", f"{sm}:model-package-group/{group}"],
-                ),
-            ],
+        # --- the execution roles of the training and the batch pipeline (stacks/parts/pipeline_roles.py) ---
+        self.execution = training_execution_role(
+            self, config=config, bucket=bucket, image_repository_arns=image_repository_arns
         )
         self.role = self.execution.role
-        acknowledge(
-            self.execution.policy,
-            (
-                nag.wildcard_resource(nag.service_arn("sagemaker", "hyper-parameter-tuning-job/*")),
-                "The optional tuning branch (UseTuning): SageMaker names the tuning job per execution; the "
-                "training jobs it starts are its own.",
-            ),
-            (
-                nag.wildcard_resource(nag.service_arn("sagemaker", f"model-package/{group}/*")),
-                "Registration creates the next version of this stack's own model package group.",
-            ),
-        )
-
-        # --- the batch pipeline's role: one processing job reads a registered model, writes batch/ ------
-        # A registered package's ModelDataUrl (models/<training job>/output/model.tar.gz) and LookupS3Uri
-        # (models/<execution id>/preprocess/lookup/) are both under models/; it writes batch/<execution id>/.
-        self.batch_execution = PipelineExecutionRole(
+        self.batch_execution = batch_execution_role(
             self,
-            "BatchPipeline",
             config=config,
             bucket=bucket,
-            description=f"runs {config.batch_pipeline_name}: reads a registered model, writes batch/",
-            read=(CODE_PREFIX, MODELS_PREFIX),
-            write=(BATCH_PREFIX,),
-            prefix_reasons={
-                CODE_PREFIX: "The batch processing job mounts the whole code tree under code/.",
-                MODELS_PREFIX: "An execution reads the approved package's model and lookup, under models/.",
-                BATCH_PREFIX: "Each execution writes its recommendations under batch/<execution id>/.",
-            },
             image_repository_arns=[ecr_repository_arn(uri) for uri in definition_images(batch_definition)],
-            job_kinds=(PROCESSING_JOBS,),
-            job_actions=[
-                "sagemaker:CreateProcessingJob",
-                "sagemaker:DescribeProcessingJob",
-                "sagemaker:StopProcessingJob",
-                "sagemaker:AddTags",
-            ],
         )
         self.batch_role = self.batch_execution.role
 

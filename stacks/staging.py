@@ -131,6 +131,7 @@ def folder_digest(folder: Path) -> str:
 
 
 def stage_deployer(outdir: Path) -> Path:
-    """lambdas/deployer at the asset's top (handler.lambda_handler) and the fmrec modules it imports."""
-    entry = {p.name: p for p in sorted(DEPLOYER_DIR.iterdir()) if p.is_file() and p.suffix == ".py"}
-    return stage_python(outdir / "staging" / "deployer", entry)
+    """lambdas/deployer/handler.py at the asset's top (handler.lambda_handler), and the modules of its jobs
+    (lambdas/deployer/*) and of fmrec that it imports, at their package paths."""
+    entry = {"handler.py": DEPLOYER_DIR / "handler.py"}
+    return stage_python(outdir / "staging" / "deployer", entry, packages=(*LOCAL_PACKAGES, "lambdas"))

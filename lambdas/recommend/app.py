@@ -15,7 +15,14 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from fmrec.errors import ConflictError, InputError, NotInModelError
 from lambdas.recommend.errors import Misconfigured, ServiceUnavailable
-from lambdas.recommend.params import body_schema, load_openapi, parse_body, parse_parameters, route_parameters
+from lambdas.recommend.params import (
+    OPENAPI_PATH,
+    body_schema,
+    load_openapi,
+    parse_body,
+    parse_parameters,
+    route_parameters,
+)
 from lambdas.recommend.queries import Query, RankQuery, Recommendation, Similar, SimilarQuery
 from lambdas.recommend.service import Recommender, recommender_from_env
 
@@ -198,6 +205,12 @@ def rankings(userId: str) -> Response:
 def _misconfigured(exc: Misconfigured) -> Response:
     logger.error("configuration error", extra={"reason": str(exc)})
     return _error(500, "InternalError", "the service is misconfigured; quote the requestId when reporting it")
+
+
+@app.get("/openapi.json")
+def openapi_document() -> Response:
+    """The API's own contract, as the twin serves it: the deployed REST API routes GET /openapi.json here."""
+    return Response(200, JSON_TYPE, OPENAPI_PATH.read_text(encoding="utf-8"))
 
 
 @app.exception_handler(NotInModelError)

@@ -11,25 +11,23 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from fmrec.deploy.layers import (
+    NUMPY_LAYER_KEY,
+    PANDAS_LAYER_PARAMETER,
+    POWERTOOLS_LAYER_PARAMETER,
+    POWERTOOLS_VERSION,
+    numpy_layer_override,
+)
 from stacks import nag
-from stacks.config import NUMPY_LAYER_KEY, SERVING_PREFIX, ConfigError, StageConfig, resolve_numpy_layer
-from stacks.lambda_function import RUNTIME_LAYER_TAG, PythonLambda
+from stacks.config import SERVING_PREFIX, StageConfig
+from stacks.lambda_function import PythonLambda
 from stacks.nag import acknowledge
 
+__all__ = ["HANDLER", "POWERTOOLS_LAYER_PARAMETER", "POWERTOOLS_VERSION", "RecommendFunction"]
+
 HANDLER = "lambdas.recommend.app.lambda_handler"
-# Powertools is not bundled: its public layer is resolved at deploy time from the SSM parameter AWS publishes
-# per exact version, so the deployed Powertools equals the version pinned in requirements.txt.
-POWERTOOLS_VERSION = "3.37.0"
-POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/x86_64/{RUNTIME_LAYER_TAG}/{POWERTOOLS_VERSION}"
+# 1024 MB: both paths peak at 479 MB at a 59,047-movie catalogue (docs/benchmarks.md, bench_api.py --memory)
 RECOMMEND_MEMORY_MB = 1024
-# numpy (every path's retrieval, and GET /movies/{movieId}/similar) comes from AWS's managed "AWS SDK for
-# pandas" layer, whose ARNs are published per region, Python version and architecture
-# (https://aws-sdk-pandas.readthedocs.io/en/stable/layers.html): arn:aws:lambda:<region>:336392948345:layer:
-# AWSSDKPandas-Python<3XY>[-Arm64]:<version>. The ARN is a literal of cdk.json (numpy_layer_arns per stage and
-# region) because the public SSM parameters that once named it were removed from its docs (aws-sdk-pandas PR
-# 2489). Such a layer must be the one of the function's runtime and x86_64 architecture.
-PANDAS_LAYER_PREFIX = "AWSSDKPandas-"
-PANDAS_LAYER_NAME = PANDAS_LAYER_PREFIX + "Python" + RUNTIME_LAYER_TAG.removeprefix("python").replace(".", "")
 
 
 class RecommendFunction:
@@ -51,14 +49,11 @@ class RecommendFunction:
             "Powertools",
             ssm.StringParameter.value_for_string_parameter(scope, POWERTOOLS_LAYER_PARAMETER),
         )
-        self.numpy_layer_arn = resolve_numpy_layer(config, scope.node.try_get_context(NUMPY_LAYER_KEY))
-        layer_name = self.numpy_layer_arn.split(":")[6]
-        if layer_name.startswith(PANDAS_LAYER_PREFIX) and layer_name != PANDAS_LAYER_NAME:
-            raise ConfigError(
-                f"numpy layer {self.numpy_layer_arn} of stage {config.stage}: expected the AWS SDK for "
-                f"pandas layer of the recommend Lambda's runtime {RUNTIME_LAYER_TAG} on x86_64 "
-                f"({PANDAS_LAYER_NAME}), got {layer_name}"
-            )
+        # Both layers are resolved at deploy time from AWS's public SSM parameters of the target region
+        # (fmrec.deploy.layers), unless -c fmrec:numpy_layer_arn names the numpy layer.
+        self.numpy_layer_arn = numpy_layer_override(
+            config, scope.node.try_get_context(NUMPY_LAYER_KEY)
+        ) or ssm.StringParameter.value_for_string_parameter(scope, PANDAS_LAYER_PARAMETER)
         numpy_layer = lambda_.LayerVersion.from_layer_version_arn(scope, "NumpyLayer", self.numpy_layer_arn)
         self.function = PythonLambda(
             scope,

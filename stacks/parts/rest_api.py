@@ -106,6 +106,7 @@ class RecommendApi:
                 authorization_type=apigw.AuthorizationType.IAM if iam_auth else apigw.AuthorizationType.NONE,
                 api_key_required=not iam_auth,
             )
+        self._add_catch_all(function, iam_auth)
         if iam_auth:
             acknowledge(
                 self.api,
@@ -123,6 +124,34 @@ class RecommendApi:
                 "A read-only API behind SigV4 (or API keys) with stage and usage-plan throttling; a WAF "
                 "web ACL adds cost and can be attached per account policy.",
             ),
+        )
+
+    def _add_catch_all(self, function: lambda_.IFunction, iam_auth: bool) -> None:
+        """GET /openapi.json, and ANY on the root, on every resource of the document and on /{proxy+}: the
+        Lambda answers them (the document, or a JSON 404 naming the method and path) under the same auth.
+
+        Without them API Gateway itself answers a path or method with no method behind it, with 403
+        "Missing Authentication Token" (https://repost.aws/knowledge-center/api-gateway-authentication-token-errors);
+        a greedy {proxy+} resource catches every other path, the more specific resources match first
+        (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-set-up-simple-proxy.html).
+        """
+        # One permission for the whole API instead of one per method (and per test-invoke): the Lambda
+        # answers any of its paths (https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-lambda-proxy-integrations.html).
+        integration = apigw.LambdaIntegration(function, proxy=True, scope_permission_to_method=False)
+        auth = apigw.AuthorizationType.IAM if iam_auth else apigw.AuthorizationType.NONE
+        options = {"authorization_type": auth, "api_key_required": not iam_auth}
+        self.api.root.resource_for_path("/openapi.json").add_method("GET", integration, **options)
+        declared = {path for path, _, _ in self.routes}
+        prefixes = {
+            "/".join(path.split("/")[: i + 1]) for path in declared for i in range(1, path.count("/") + 1)
+        }
+        for path in sorted(prefixes):
+            self.api.root.resource_for_path(path).add_method("ANY", integration, **options)
+        self.api.root.add_method("ANY", integration, **options)
+        self.api.root.add_proxy(
+            default_integration=integration,
+            any_method=True,
+            default_method_options=apigw.MethodOptions(**options),
         )
 
     def _add_usage_plan(self, config: StageConfig) -> None:

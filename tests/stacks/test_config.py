@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.definition import GATE_CHECKS
 from stacks.config import ConfigError, StageConfig, load_stage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,9 +29,6 @@ def test_cdk_json_stages_load() -> None:
     assert dev.endpoint_name == "fmrec-dev-endpoint"
     assert dev.bucket_name("123456789012") == "fmrec-dev-artifacts-123456789012-us-east-1"
     assert len(prod.bucket_name("123456789012")) <= 63
-    for stage in (dev, prod):
-        assert stage.numpy_layer_arn is not None
-        assert stage.numpy_layer_arn.startswith(f"arn:aws:lambda:{stage.region}:")
 
 
 @pytest.mark.parametrize(
@@ -53,17 +51,6 @@ def test_cdk_json_stages_load() -> None:
         ("log_retention_days", 0, "log_retention_days: expected a positive integer"),
         ("account", "12345", "account: expected 12 digits"),
         ("fast_path", "yes", "fast_path: expected true or false"),
-        ("numpy_layer_arns", ["arn"], "numpy_layer_arns: expected an object region -> ARN"),
-        (
-            "numpy_layer_arns",
-            {"us-east-1": "arn:aws:lambda:us-east-1:336392948345:layer:AWSSDKPandas-Python313"},
-            "numpy_layer_arns.us-east-1: expected 'arn:aws:lambda:us-east-1:<account>:layer:<name>:<version>",
-        ),
-        (
-            "numpy_layer_arns",
-            {"us-east-1": "arn:aws:lambda:eu-west-1:336392948345:layer:AWSSDKPandas-Python313:5"},
-            "numpy_layer_arns.us-east-1: the layer is in eu-west-1, the function in us-east-1",
-        ),
     ],
 )
 def test_bad_values_name_the_field(field: str, value: Any, message: str) -> None:
@@ -84,3 +71,12 @@ def test_unknown_and_missing_fields() -> None:
         load_stage(_context(), "qa")
     with pytest.raises(ConfigError, match="expected a non-empty object 'fmrec:stages'"):
         load_stage({})
+
+
+def test_the_stage_table_says_which_objective_each_gate_parameter_gates() -> None:
+    """docs/deploy.md once implied that gate_threshold (GateMinAuc) gates the default ranking objective."""
+    doc = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    row = next(line for line in doc.splitlines() if line.startswith("| `gate_threshold`"))
+    for check in GATE_CHECKS:
+        if check.right_is_parameter:
+            assert f"`{check.right}`" in row and f"`{check.objective}`" in row, (check, row)

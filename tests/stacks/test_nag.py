@@ -14,7 +14,7 @@ from cdk_nag import AwsSolutionsChecks
 
 import stacks.lambda_function
 from stacks.config import StageConfig
-from tests.support.cdk import Assembly, api_stack, cdk_json_context, new_app
+from tests.support.cdk import Assembly, api_stack, new_app
 
 ACK_KEY = "aws:cdk:acknowledged-rules"
 
@@ -59,7 +59,6 @@ def test_api_key_mode_adds_only_its_own_acknowledgement(tmp_path: Path) -> None:
         region="us-east-1",
         name_prefix="fmrec-key",
         api_auth="api_key",
-        numpy_layer_arns=cdk_json_context()["fmrec:stages"]["dev"]["numpy_layer_arns"],
     )
     app = new_app(tmp_path / "out")
     stack = api_stack(app, "KeyApi", config, tmp_path)

@@ -114,14 +114,17 @@ def test_the_processing_code_tree_is_self_contained(dev: Assembly) -> None:
 def test_the_deployer_asset_is_its_folder_and_the_artifact_contract(dev: Assembly) -> None:
     asset = _asset_dir(dev, "FmrecDevServing", "handler.py")
     files = {p.relative_to(asset).as_posix() for p in asset.rglob("*") if p.is_file()}
+    jobs = ("endpoint", "publish", "registry_group", "settings")  # the deployer's jobs (issue 25 item 3)
     assert files == {
-        "__init__.py",
         "handler.py",
+        "lambdas/__init__.py",
+        "lambdas/deployer/__init__.py",
+        *(f"lambdas/deployer/{job}.py" for job in jobs),
         "fmrec/__init__.py",
         "fmrec/errors.py",
         "fmrec/serving/__init__.py",
         "fmrec/serving/artifacts.py",
     }
     assert (asset / "handler.py").read_bytes() == (REPO / "lambdas" / "deployer" / "handler.py").read_bytes()
-    loaded = _import_from(asset, ["handler", "fmrec.serving.artifacts"])
+    loaded = _import_from(asset, ["handler", *(f"lambdas.deployer.{job}" for job in jobs)])
     assert all(path.startswith(str(asset)) for path in loaded), loaded

@@ -22,6 +22,7 @@ from stacks.config import NUMPY_LAYER_KEY, StageConfig
 
 REPO = Path(__file__).resolve().parents[2]
 CDK_CLI = REPO / "node_modules" / ".bin" / "cdk"
+NODE = REPO / "node_modules" / ".bin" / "node"  # Node.js LTS from the npm registry (package.json)
 SYNTH_TIMEOUT = 420  # seconds; a synth takes 20-60 s on the shared 2 cores
 # A numpy layer version other than cdk.json's, given on the command line by the "numpy-override" synth.
 OTHER_NUMPY_LAYER = "arn:aws:lambda:us-east-1:336392948345:layer:AWSSDKPandas-Python313:4"
@@ -95,7 +96,8 @@ def offline_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("CDK_")}
     env.update(
         HOME=str(home),  # an empty home: no ~/.aws either
-        JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION="1",
+        # The project's Node.js (package.json) first, as npx and make put it: no end-of-life banner.
+        PATH=os.pathsep.join([str(NODE.parent), env.get("PATH", "")]),
         SAGEMAKER_SUPPRESS_V2_WARNING="1",
         CDK_DISABLE_CLI_TELEMETRY="1",
     )

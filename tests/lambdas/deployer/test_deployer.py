@@ -375,10 +375,128 @@ def test_a_failed_newest_package_is_deleted_but_not_recreated_in_a_loop(clients:
     config = c.deployer.config_name("v7")
     c.expect("sm", "describe_endpoint", _endpoint(config, "Failed", "v7", failure="model failed to load"))
     _expect_latest(c)
+    c.expect(
+        "s3",
+        "put_object",
+        {},
+        {
+            "Bucket": "bucket",
+            "Key": f"serving/attempts/{config}.failed.json",
+            "Body": json.dumps({"config": config, "failure": "model failed to load"}).encode(),
+            "ContentType": "application/json",
+        },
+    )
     c.expect("aas", "deregister_scalable_target", {})
     c.expect("sm", "delete_endpoint", {}, {"EndpointName": ENDPOINT})
     with pytest.raises(handler.DeployError, match=r"failed with .*model failed to load.*deleted it"):
         handler.dispatch(_endpoint_event("FAILED"), c.deployer)
+
+
+def _expect_attempts(c: Clients, config: str, sent: int | None, failed: int | None) -> None:
+    """The listing of serving/attempts/<config>*: the times (minutes) each marker was last written."""
+    at = {f"serving/attempts/{config}.json": sent, f"serving/attempts/{config}.failed.json": failed}
+    contents = [
+        {"Key": key, "LastModified": f"2026-11-24T10:{minute:02d}:00Z"}
+        for key, minute in sorted(at.items())
+        if minute is not None
+    ]
+    c.expect(
+        "s3",
+        "list_objects_v2",
+        {"Contents": contents, "KeyCount": len(contents)},
+        {"Bucket": "bucket", "Prefix": f"serving/attempts/{config}", "MaxKeys": 10},
+    )
+
+
+@pytest.mark.parametrize("gone", [True, False])
+def test_the_retries_of_a_failed_event_fail_and_create_nothing(clients: Clients, gone: bool) -> None:
+    """Issue 23 item 1: Lambda retries the failed event a minute later; the endpoint is then being deleted
+    or gone. The old deployer created the same failing config again (a loop) and the retry succeeded, so the
+    alarm never fired; now each retry fails too, and the event reaches the failure queue."""
+    c = clients
+    config = c.deployer.config_name("v7")
+    if gone:
+        c.expect_error("sm", "describe_endpoint", _not_found("endpoint"))
+    else:
+        c.expect("sm", "describe_endpoint", _endpoint(config, "Deleting", "v7"))
+    _expect_latest(c)
+    _expect_attempts(c, config, sent=1, failed=5)
+    with pytest.raises(handler.DeployError, match=r"was deleted after failing with .*-v7-"):
+        handler.dispatch(_endpoint_event("FAILED"), c.deployer)
+
+
+def test_an_endpoint_event_with_no_endpoint_does_nothing(clients: Clients) -> None:
+    """The state change of a deletion (the endpoint is gone) creates nothing."""
+    c = clients
+    config = c.deployer.config_name("v7")
+    c.expect_error("sm", "describe_endpoint", _not_found("endpoint"))
+    _expect_latest(c)
+    _expect_attempts(c, config, sent=1, failed=None)
+    assert handler.dispatch(_endpoint_event("DELETING"), c.deployer)["action"] == "no endpoint"
+
+
+def _registration_event(version: int = 8, status: str = "PendingManualApproval") -> dict[str, Any]:
+    event = _approval_event(f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{GROUP}/{version}")
+    event["detail"]["ModelApprovalStatus"] = status
+    return event
+
+
+def test_a_new_registration_does_not_retry_a_failed_update(clients: Clients) -> None:
+    """Issue 23 item 2: every PendingManualApproval registration re-attempted the failed blue/green update."""
+    c = clients
+    config = c.deployer.config_name("v7")
+    c.expect("sm", "describe_endpoint", _endpoint(f"{ENDPOINT}-v6-abc", "InService", failure="update failed"))
+    _expect_housekeeping(c, "v6", [f"{ENDPOINT}-v6-abc"], [f"{ENDPOINT}-v6"])
+    _expect_latest(c)
+    _expect_attempts(c, config, sent=1, failed=None)
+    result = handler.dispatch(_registration_event(), c.deployer)
+    assert (result["action"], result["config"]) == ("not retried", config)
+    assert "update failed" in result["reason"]
+
+
+def test_a_new_registration_does_not_recreate_a_failed_endpoint(clients: Clients) -> None:
+    c = clients
+    config = c.deployer.config_name("v7")
+    c.expect_error("sm", "describe_endpoint", _not_found("endpoint"))
+    _expect_latest(c)
+    _expect_attempts(c, config, sent=1, failed=5)
+    assert handler.dispatch(_registration_event(), c.deployer)["action"] == "not retried"
+
+
+def test_approving_the_failed_package_again_retries_it(clients: Clients) -> None:
+    """Rejected, then Approved again: the approval of the newest package itself is an explicit retry."""
+    c = clients
+    config = c.deployer.config_name("v7")
+    c.expect("sm", "describe_endpoint", _endpoint(f"{ENDPOINT}-v6-abc", "InService", failure="update failed"))
+    _expect_housekeeping(c, "v6", [f"{ENDPOINT}-v6-abc"], [f"{ENDPOINT}-v6"])
+    _expect_latest(c)
+    _expect_prepare(c)
+    _expect_attempt(c, config)
+    c.expect("aas", "deregister_scalable_target", {})
+    c.expect("sm", "update_endpoint", {"EndpointArn": SOME_ARN})
+    event = _approval_event()
+    event["detail"]["UpdatedModelPackageFields"] = ["ModelApprovalStatus"]
+    assert handler.dispatch(event, c.deployer)["action"] == "updated"
+
+
+@pytest.mark.parametrize(
+    ("detail", "approved"),
+    [
+        ({"ModelApprovalStatus": "Approved", "ModelPackageArn": ARN}, ARN),
+        ({"ModelApprovalStatus": "Approved", "ModelPackageArn": ARN, "UpdatedModelPackageFields": []}, None),
+        ({"ModelApprovalStatus": "PendingManualApproval", "ModelPackageArn": ARN}, None),
+        ({"ModelApprovalStatus": "Rejected", "ModelPackageArn": ARN}, None),
+    ],
+)
+def test_which_package_events_are_approvals(detail: dict[str, Any], approved: str | None) -> None:
+    assert handler.approved_by(detail) == approved
+
+
+def test_a_retry_sent_after_the_failure_clears_it(clients: Clients) -> None:
+    c = clients
+    config = c.deployer.config_name("v7")
+    _expect_attempts(c, config, sent=9, failed=5)
+    assert c.deployer._attempt_state(config) == (True, False)
 
 
 def test_a_rolled_back_update_is_not_retried_on_its_own_state_change(clients: Clients) -> None:
@@ -387,13 +505,7 @@ def test_a_rolled_back_update_is_not_retried_on_its_own_state_change(clients: Cl
     c.expect("sm", "describe_endpoint", _endpoint(f"{ENDPOINT}-v6-abc", "InService", failure="update failed"))
     _expect_housekeeping(c, "v6", [f"{ENDPOINT}-v6-abc"], [f"{ENDPOINT}-v6"])
     _expect_latest(c)
-    key = f"serving/attempts/{config}.json"
-    c.expect(
-        "s3",
-        "list_objects_v2",
-        {"Contents": [{"Key": key}], "KeyCount": 1},
-        {"Bucket": "bucket", "Prefix": key, "MaxKeys": 1},
-    )
+    _expect_attempts(c, config, sent=1, failed=None)
     with pytest.raises(handler.DeployError, match=r"serves .*-v6-abc, not .*update failed"):
         handler.dispatch(_endpoint_event("IN_SERVICE"), c.deployer)
 
