@@ -62,10 +62,11 @@ class SynthConfig:
     franchise_items: float = 0.6  # share of the movies that belong to a franchise of 2 or more
     franchise_size: float = 3.0  # mean franchise size (1 + Poisson(size - 1), at least 2)
     follow_share: float = 0.35  # share of a user's picks that follow a franchise sibling of another pick
-    fan_effect: float = 0.8  # rating-score shift per unit of a user's affinity to a franchise
-    popularity_sigma: float = 1.9  # log-normal spread of movie popularity (in rank)
-    popularity_head: float = 2.3  # z above which the head is flat (larger: a few blockbusters stand out)
+    fan_effect: float = 0.6  # rating-score shift per unit of a user's affinity to a franchise
+    popularity_sigma: float = 2.0  # log-normal spread of movie popularity (in rank)
+    popularity_head: float = 2.45  # z above which the head is flat (larger: a few blockbusters stand out)
     popularity_tail: float = 1.7  # extra log-normal spread below the median (larger: more movies rated once)
+    activity_sigma: float = 1.0  # log-normal spread of user activity
     activity_head: float = 2.6  # z above which user activity is flat (larger: a few users rate thousands)
     layout: str = "ml-100k"  # or "ml-latest": ratings.csv in half stars, movies.csv, sparse movie ids
     unrated_items: int = 0  # ml-latest: movies listed in movies.csv that nobody rated
@@ -226,7 +227,7 @@ def _user_counts(cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
     # log-normal activity, capped at the head; the least active users keep exactly the minimum
     # (ml-100k: median 65, max 737)
     z = ndtri(1.0 - (rng.permutation(cfg.users) + 0.5) / cfg.users)
-    activity = np.maximum(np.exp(np.minimum(z, cfg.activity_head)) - 0.2, 0.0)
+    activity = np.maximum(np.exp(cfg.activity_sigma * np.minimum(z, cfg.activity_head)) - 0.2, 0.0)
     counts = np.full(cfg.users, cfg.min_per_user, dtype=np.int64)
     left = cfg.ratings - counts.sum()
     while left > 0:

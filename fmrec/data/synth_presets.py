@@ -34,6 +34,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "popularity_head": (0.0, 6.0),
     "popularity_tail": (0.0, 5.0),
     "activity_head": (0.0, 6.0),
+    "activity_sigma": (0.1, 5.0),
 }
 
 
@@ -49,6 +50,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "unrated_items": 59,
         "ratings": 100_004,
         "layout": "ml-latest",
+        # a steeper head and tail (max 341 ratings for a movie, median 3, a third rated once) and heavier users
+        # (median 71, max 2,391) than ml-100k
+        "popularity_sigma": 2.1,
+        "popularity_head": 3.5,
+        "popularity_tail": 2.5,
+        "activity_sigma": 1.4,
+        "activity_head": 2.7,
     },
 }
 
