@@ -21,8 +21,9 @@ from fmrec.io_utils import atomic_dir
 GENRES = ML100K_GENRES
 # Calibrated on the default shape so the histogram matches ml-100k's (1: 6.1%, 2: 11.4%, 3: 27.1%,
 # 4: 34.2%, 5: 21.2%): cut points on the planted score rather than rounding, since real ratings are skewed
-# (4 is the mode, with a long tail of 1s and 2s).
-_RATING_CUTS = np.array([1.88, 2.7, 3.76, 5.01])
+# (4 is the mode, with a long tail of 1s and 2s). The 3/4 cut decides relevance (rating >= 4): changing it
+# changes every ranking figure in docs/data.md and docs/benchmarks.md.
+_RATING_CUTS = np.array([2.0, 2.72, 3.76, 4.95])
 OCCUPATIONS = (
     "administrator", "artist", "doctor", "educator", "engineer", "entertainment", "executive", "healthcare",
     "homemaker", "lawyer", "librarian", "marketing", "none", "other", "programmer", "retired", "salesman",
