@@ -57,6 +57,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "popularity_tail": 2.5,
         "activity_sigma": 1.4,
         "activity_head": 2.7,
+        # more picks by taste than ml-100k's 75%: "most popular" is weaker on the real 9k catalogue (0.088 vs
+        # EASE 0.206-0.213) than on ml-100k (0.133 vs 0.309)
+        "taste_share": 0.85,
     },
 }
 
