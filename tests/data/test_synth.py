@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -170,7 +171,7 @@ def test_format_int_rows_matches_python_formatting() -> None:
         ({"unrated_items": 5}, "unrated_items needs the ml-latest layout"),
     ],
 )
-def test_impossible_shapes_are_clear_errors(kwargs: dict[str, int], message: str, tmp_path: Path) -> None:
+def test_impossible_shapes_are_clear_errors(kwargs: dict[str, Any], message: str, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=message):
         write_synth(tmp_path / "x", SynthConfig(**kwargs))
     assert not (tmp_path / "x").exists()
@@ -265,7 +266,7 @@ def test_ml_latest_small_preset_writes_the_ml_latest_layout(tmp_path: Path) -> N
     assert set(np.unique(rows[:, 2])) <= {x / 2 for x in range(1, 11)} and (rows[:, 2] % 1 == 0.5).any()
     assert all(line.split(",")[2] in {f"{x / 2:.1f}" for x in range(1, 11)} for line in lines[1:])
     ds = load_dataset(out)  # the readers take it as ml-latest and hold out 10 per user
-    assert ds.layout == "ml-latest" and ds.split == "holdout"
+    assert ds.layout == "ml-latest" and ds.split == "holdout" and ds.test is not None
     assert len(ds.test) == 600 == summary["test"] and len(ds.train) == 3400 == summary["train"]
     assert ds.movies is not None and len(ds.movies.ids) == 407
     rated = np.unique(ds.train.movie.tolist() + ds.test.movie.tolist())
