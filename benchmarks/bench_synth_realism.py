@@ -1,15 +1,16 @@
-"""Is the synthetic ml-100k as awkward as the real one? Its statistics; popularity / EASE / iALS NDCG@10."""
+"""Are the synthetic presets as awkward as the real releases? Statistics; popularity / EASE / iALS NDCG@10."""
 
 # Usage:
-#   python benchmarks/bench_synth_realism.py                     # synth seeds 0 1 2 at ml-100k's shape
-#   python benchmarks/bench_synth_realism.py --seeds 0 --als     # plus a small implicit ALS
-#   python benchmarks/bench_synth_realism.py --data-dir ml-100k  # any ml-100k-format folder too
+#   python benchmarks/bench_synth_realism.py                          # both presets, seeds 0 1 2
+#   python benchmarks/bench_synth_realism.py --presets ml-100k --als  # one preset, plus a small implicit ALS
+#   python benchmarks/bench_synth_realism.py --presets ml-latest-small --seeds 0  # EASE on 9k: minutes
+#   python benchmarks/bench_synth_realism.py --presets --data-dir ml-100k        # any MovieLens folder
 #
-# Protocol (issue 12): train = ua.base, relevant = ua.test rows rated >= 4, candidates = every train movie the
-# user has not rated in ua.base, top 10; NDCG@10 and P@10 averaged over users with >= 1 relevant movie. A
-# relevant movie absent from ua.base stays in the relevant set but cannot be ranked.
-# Self-contained (numpy/scipy): popularity = train rating count; EASE = closed form on the binary ua.base
-# matrix (Steck 2019), lambda 500.
+# Protocol (issue 12): the pipeline's split (fmrec.data.readers.load_dataset: ml-100k ua, other layouts 10 per
+# user, seed 0); relevant = test ratings >= 4, candidates = every train movie the user has not rated, top 10;
+# NDCG@10 and P@10 averaged over users with >= 1 relevant movie. A relevant movie absent from train stays in
+# the relevant set but cannot be ranked. Self-contained (numpy/scipy): popularity = train rating count; EASE =
+# closed form on the binary train matrix (Steck 2019), lambda 500.
 
 from __future__ import annotations
 
