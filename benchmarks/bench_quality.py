@@ -12,6 +12,7 @@ TrainModel step's wall time (the training twin); the peers' are their fit, one t
     .venv/bin/python benchmarks/bench_quality.py --param Objective=rating   # any pipeline parameter
     .venv/bin/python benchmarks/bench_quality.py --through-api   # fmrec also ranked through the Lambda
     .venv/bin/python benchmarks/bench_quality.py --synth 6040,3706,1000000   # synthetic, ml-1m's shape
+    .venv/bin/python benchmarks/bench_quality.py --preset ml-latest-small    # synthetic, a 9k catalogue
 
 The peers need `pip install -r requirements-bench.txt` (LightFM separately, see there); a peer whose
 package is missing is listed as skipped. Targets (issue 12): the default model's NDCG@10 >= EASE's and
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from fmrec.data.synth import SynthConfig, write_synth
+from fmrec.data.synth import PRESETS, preset, write_synth
 from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.peers import PEERS, available
 from fmrec.evaluation.ranking import K, RankingTask, Scorer, ranking_metrics_at_k, ranking_task
@@ -117,6 +118,7 @@ def main() -> int:
         help="also rank fmrec's model through the recommend Lambda fast path",
     )
     parser.add_argument("--synth", default="", metavar="USERS,ITEMS,RATINGS", help="synthetic size (ml-100k)")
+    parser.add_argument("--preset", default="ml-100k", choices=list(PRESETS), help="synthetic data's preset")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("fmrec").setLevel(logging.WARNING)
@@ -127,13 +129,12 @@ def main() -> int:
         if data is None:
             data = root / "synth"
             shape = [int(v) for v in args.synth.split(",")] if args.synth else []
-            write_synth(
-                data,
-                SynthConfig(seed=args.seed, **dict(zip(("users", "items", "ratings"), shape, strict=False))),
-            )
+            sizes = dict(zip(("users", "items", "ratings"), shape, strict=False))
+            write_synth(data, preset(args.preset, seed=args.seed, **sizes))
         t0 = time.perf_counter()
         params, result, inputs = _pipeline(data, root, args.param)
-        print(f"data: {data if args.data_dir else f'synthetic (fmrec.data.synth, seed {args.seed})'}")
+        synthetic = f"synthetic (fmrec.data.synth, preset {args.preset}, seed {args.seed})"
+        print(f"data: {data if args.data_dir else synthetic}")
         print(
             f"pipeline: {result.status} in {time.perf_counter() - t0:.1f} s "
             f"(Objective {params.get('Objective', 'rating')}; gate: {result.failure_reason or 'passed'})"

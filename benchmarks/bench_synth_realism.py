@@ -1,15 +1,16 @@
-"""Is the synthetic ml-100k as awkward as the real one? Its statistics; popularity / EASE / iALS NDCG@10."""
+"""Are the synthetic presets as awkward as the real releases? Statistics; popularity / EASE / iALS NDCG@10."""
 
 # Usage:
-#   python benchmarks/bench_synth_realism.py                     # synth seeds 0 1 2 at ml-100k's shape
-#   python benchmarks/bench_synth_realism.py --seeds 0 --als     # plus a small implicit ALS
-#   python benchmarks/bench_synth_realism.py --data-dir ml-100k  # any ml-100k-format folder too
+#   python benchmarks/bench_synth_realism.py                          # both presets, seeds 0 1 2
+#   python benchmarks/bench_synth_realism.py --presets ml-100k --als  # one preset, plus a small implicit ALS
+#   python benchmarks/bench_synth_realism.py --presets ml-latest-small --seeds 0  # EASE on 9k: minutes
+#   python benchmarks/bench_synth_realism.py --presets --data-dir ml-100k        # any MovieLens folder
 #
-# Protocol (issue 12): train = ua.base, relevant = ua.test rows rated >= 4, candidates = every train movie the
-# user has not rated in ua.base, top 10; NDCG@10 and P@10 averaged over users with >= 1 relevant movie. A
-# relevant movie absent from ua.base stays in the relevant set but cannot be ranked.
-# Self-contained (numpy/scipy): popularity = train rating count; EASE = closed form on the binary ua.base
-# matrix (Steck 2019), lambda 500.
+# Protocol (issue 12): the pipeline's split (fmrec.data.readers.load_dataset: ml-100k ua, other layouts 10 per
+# user, seed 0); relevant = test ratings >= 4, candidates = every train movie the user has not rated, top 10;
+# NDCG@10 and P@10 averaged over users with >= 1 relevant movie. A relevant movie absent from train stays in
+# the relevant set but cannot be ranked. Self-contained (numpy/scipy): popularity = train rating count; EASE =
+# closed form on the binary train matrix (Steck 2019), lambda 500.
 
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fmrec.data.synth import SynthConfig, write_synth
+from fmrec.data.readers import load_dataset
+from fmrec.data.synth import PRESETS, preset, write_synth
 
 K = 10
 REAL_ML100K = {  # published figures of ml-100k (u.data, u.item) and its ua split
@@ -43,23 +46,51 @@ REAL_ML100K = {  # published figures of ml-100k (u.data, u.item) and its ua spli
 }
 
 
-def load(path: Path) -> np.ndarray:
-    return np.loadtxt(path, dtype=np.int64, delimiter="\t", usecols=(0, 1, 2)).reshape(-1, 3)
+# ml-latest-small (2016, 100,004 ratings): users, movies, ratings from its README; the rest from the file
+REAL_LATEST_SMALL = {
+    "users": 671,
+    "movies": "9125 (9066 rated)",
+    "ratings": 100_004,
+    "min / median / max ratings per user": "20 / 71 / 2391",
+    "max / median ratings per movie": "341 / 3",
+    "movies with exactly 1 rating": 3063,
+    "rating 1 / 2 / 3 / 4 / 5 (%)": "4.4 / 9.0 / 24.5 / 39.3 / 22.8",
+    "mean rating / share >= 4": "3.54 / 0.52",
+    "ua.test ratings per user": "10 (holdout)",
+    "ua.test rows whose movie is not in ua.base": "",
+    "titles listed twice": "",
+    "titles with non-ASCII (latin-1) bytes": "yes (UTF-8)",
+}
+REAL_RANKS = {  # issue 22: the same protocol on the real files (kept off this repository)
+    "ml-100k": {"popularity": 0.133, "EASE": 0.309, "fmrec default": 0.297},
+    "ml-latest-small": {"popularity": 0.088, "EASE": 0.213, "fmrec default": 0.180},
+}
+
+
+def split(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(user, movie, rating) of train and test as the pipeline's preprocess splits them (ml-100k: ua; other
+    layouts: 10 per user, seed 0), and the listed titles. Ratings are x2 (half stars as whole numbers)."""
+    ds = load_dataset(folder)
+
+    def rows(r: Any) -> np.ndarray:
+        return np.column_stack([r.user, r.movie, np.round(2 * r.rating)]).astype(np.int64)
+
+    titles = list(ds.movies.titles) if ds.movies is not None else []
+    return rows(ds.train), rows(ds.test), titles
 
 
 def statistics(folder: Path) -> dict[str, object]:
-    data, base, test = load(folder / "u.data"), load(folder / "ua.base"), load(folder / "ua.test")
-    per_user = np.bincount(data[:, 0])[1:]
-    per_user = per_user[per_user > 0]
-    per_movie = np.bincount(data[:, 1])[1:]
-    per_movie = per_movie[per_movie > 0]
-    hist = np.bincount(data[:, 2], minlength=6)[1:]
-    test_per_user = np.unique(np.bincount(test[:, 0])[np.unique(test[:, 0])])
-    raw_titles = [line.split(b"|")[1] for line in (folder / "u.item").read_bytes().splitlines() if line]
-    title_counts = np.unique([t.decode("latin-1") for t in raw_titles], return_counts=True)[1]
+    base, test, titles = split(folder)
+    data = np.vstack([base, test])
+    per_user = np.unique(data[:, 0], return_counts=True)[1]
+    per_movie = np.unique(data[:, 1], return_counts=True)[1]
+    stars = np.ceil(data[:, 2] / 2).astype(np.int64)  # half stars round up: 3.5 counts as 4
+    hist = np.bincount(stars, minlength=6)[1:]
+    test_per_user = np.unique(np.unique(test[:, 0], return_counts=True)[1])
+    title_counts = np.unique(titles, return_counts=True)[1]
     return {
         "users": int(per_user.size),
-        "movies": len(raw_titles),
+        "movies": len(titles) if len(titles) == per_movie.size else f"{len(titles)} ({per_movie.size} rated)",
         "ratings": int(data.shape[0]),
         "min / median / max ratings per user": (
             f"{per_user.min()} / {np.median(per_user):.0f} / {per_user.max()}"
@@ -67,25 +98,25 @@ def statistics(folder: Path) -> dict[str, object]:
         "max / median ratings per movie": f"{per_movie.max()} / {np.median(per_movie):.0f}",
         "movies with exactly 1 rating": int((per_movie == 1).sum()),
         "rating 1 / 2 / 3 / 4 / 5 (%)": " / ".join(f"{100 * h / hist.sum():.1f}" for h in hist),
-        "mean rating / share >= 4": f"{data[:, 2].mean():.2f} / {(data[:, 2] >= 4).mean():.2f}",
+        "mean rating / share >= 4": f"{data[:, 2].mean() / 2:.2f} / {(data[:, 2] >= 8).mean():.2f}",
         "ua.test ratings per user": " / ".join(map(str, test_per_user)),
         "ua.test rows whose movie is not in ua.base": int((~np.isin(test[:, 1], base[:, 1])).sum()),
         "titles listed twice": int((title_counts > 1).sum()),
-        "titles with non-ASCII (latin-1) bytes": "yes" if any(max(t) > 127 for t in raw_titles) else "no",
+        "titles with non-ASCII (latin-1) bytes": "yes" if any(max(t) > "\x7f" for t in titles if t) else "no",
     }
 
 
 def ranking_inputs(folder: Path) -> tuple[sp.csr_matrix, dict[int, np.ndarray], np.ndarray]:
     """Binary train matrix (users x train movies), each user's relevant test movies (column index, -1 when the
     movie is not in train), and the users' train row index."""
-    base, test = load(folder / "ua.base"), load(folder / "ua.test")
+    base, test, _ = split(folder)
     users = np.unique(base[:, 0])
     movies = np.unique(base[:, 1])
     rows = np.searchsorted(users, base[:, 0])
     cols = np.searchsorted(movies, base[:, 1])
     X = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(users.size, movies.size))
     X.data[:] = 1.0
-    liked = test[test[:, 2] >= 4]
+    liked = test[test[:, 2] >= 8]
     relevant: dict[int, np.ndarray] = {}
     for u in np.unique(liked[:, 0]):
         m = liked[liked[:, 0] == u, 1]
@@ -166,23 +197,31 @@ def calibration(folder: Path, als: bool) -> dict[str, tuple[float, ...]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
-    parser.add_argument(
-        "--data-dir", action="append", default=[], help="an ml-100k-format folder (repeatable)"
-    )
+    parser.add_argument("--presets", nargs="*", default=list(PRESETS), choices=list(PRESETS))
+    parser.add_argument("--data-dir", action="append", default=[], help="a MovieLens folder (repeatable)")
     parser.add_argument("--als", action="store_true", help="also a 64-factor implicit ALS (slower)")
     args = parser.parse_args(argv)
-    columns: dict[str, dict[str, object]] = {"ml-100k (published)": REAL_ML100K}
-    ranks: dict[str, dict[str, tuple[float, ...]]] = {}
+    real = {"ml-100k": REAL_ML100K, "ml-latest-small": REAL_LATEST_SMALL}
     with tempfile.TemporaryDirectory() as tmp:
-        folders = [(f"synth seed {s}", Path(tmp) / f"s{s}", s) for s in args.seeds]
-        folders += [(Path(d).name, Path(d), None) for d in args.data_dir]
-        for name, folder, seed in folders:
-            if seed is not None:
+        for name in args.presets:
+            columns: dict[str, dict[str, object]] = {f"{name} (real)": real[name]}
+            ranks: dict[str, dict[str, tuple[float, ...]]] = {}
+            folders = [(f"synth {name} seed {s}", Path(tmp) / f"{name}-{s}", s) for s in args.seeds]
+            for label, folder, seed in folders:
                 t0 = time.perf_counter()
-                write_synth(folder, SynthConfig(seed=seed))
-                print(f"{name}: generated in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
-            columns[name] = statistics(folder)
-            ranks[name] = calibration(folder, args.als)
+                write_synth(folder, preset(name, seed=seed))
+                print(f"{label}: generated in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
+                columns[label] = statistics(folder)
+                ranks[label] = calibration(folder, args.als)
+            _print(columns, ranks, name)
+        for d in args.data_dir:
+            _print({Path(d).name: statistics(Path(d))}, {Path(d).name: calibration(Path(d), args.als)}, None)
+    return 0
+
+
+def _print(
+    columns: dict[str, dict[str, object]], ranks: dict[str, dict[str, tuple[float, ...]]], real: str | None
+) -> None:
     names = list(columns)
     print("| statistic | " + " | ".join(names) + " |")
     print("|---" * (len(names) + 1) + "|")
@@ -191,10 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("| data | recommender | NDCG@10 | P@10 | coverage |")
     print("|---|---|---|---|---|")
+    for model, ndcg in REAL_RANKS.get(real or "", {}).items():
+        print(f"| {real} (real, issue 22) | {model} | {ndcg:.3f} | | |")
     for name, by_model in ranks.items():
         for model, (ndcg, prec, cov) in by_model.items():
             print(f"| {name} | {model} | {ndcg:.3f} | {prec:.3f} | {cov:.2f} |")
-    return 0
+    print()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from fmrec.data.synth_presets import LIMITS, PRESETS
 from fmrec.errors import InputError
 
 MAX_SEED = 2**64 - 1  # the synthetic generator's seeds: whole numbers 0..2^64-1 (numpy's SeedSequence)
@@ -17,20 +18,29 @@ def register(sub: Any) -> None:
 
     synth = data_sub.add_parser(
         "synth",
-        help="write a synthetic dataset in the ml-100k format",
+        help="write a synthetic dataset shaped like a MovieLens release",
         description=(
-            "Write u.data, ua.base/ua.test (10 test ratings per user), u.item, u.user, u.genre, "
-            "u.occupation and u.info: users pick movies by taste clusters and long-tailed popularity, and "
-            "rate them from a planted latent-factor model, calibrated against ml-100k. "
-            "Defaults match ml-100k's shape; the output is a function of the arguments alone."
+            "Users pick movies by taste clusters, franchises and long-tailed popularity, and rate them "
+            "from a planted model, calibrated against the real dataset the preset is named after "
+            "(docs/data.md). "
+            "ml-100k (default): u.data, ua.base/ua.test (10 test ratings per user), u.item, u.user, u.genre, "
+            "u.occupation, u.info. ml-latest-small: ratings.csv (half stars) and movies.csv, split 10 per "
+            "user by the readers. The output is a function of the arguments alone."
         ),
     )
     synth.add_argument("--out", required=True, help="output folder (must not exist)")
-    synth.add_argument("--users", type=int, default=943)
-    synth.add_argument("--items", type=int, default=1682)
-    synth.add_argument("--ratings", type=int, default=100_000)
+    synth.add_argument(
+        "--preset", default="ml-100k", choices=PRESETS, help="the shape and layout (default ml-100k)"
+    )
+    for flag, what in (("users", "users"), ("items", "rated movies"), ("ratings", "ratings")):
+        lo, hi = LIMITS[flag]
+        synth.add_argument(
+            f"--{flag}", type=int, default=None, help=f"{what}, {lo:,}..{hi:,} (default: the preset's)"
+        )
     synth.add_argument("--seed", type=int, default=0, help=f"0..{MAX_SEED} (default 0)")
-    synth.add_argument("--factors", type=int, default=8, help="rank of the planted model (default 8)")
+    synth.add_argument(
+        "--factors", type=int, default=None, help="rank of the planted rating model, 1..256 (default 8)"
+    )
     synth.set_defaults(func=_run_synth)
 
     fetch = data_sub.add_parser(
@@ -55,12 +65,17 @@ def register(sub: Any) -> None:
 
 def _run_synth(args: argparse.Namespace) -> int:
     # local import: CLI start-up (numpy loads only when this command runs)
-    from fmrec.data.synth import SynthConfig, write_synth
+    from fmrec.data.synth import preset, write_synth
 
     if not 0 <= args.seed <= MAX_SEED:  # numpy's SeedSequence takes no negative seed
         raise InputError(f"--seed {args.seed}: expected a whole number from 0 to {MAX_SEED}")
-    cfg = SynthConfig(
-        users=args.users, items=args.items, ratings=args.ratings, seed=args.seed, factors=args.factors
+    cfg = preset(
+        args.preset,
+        users=args.users,
+        items=args.items,
+        ratings=args.ratings,
+        seed=args.seed,
+        factors=args.factors,
     )
     summary = write_synth(args.out, cfg)
     print(json.dumps({"out": str(args.out), **{k: summary[k] for k in ("ratings", "train", "test")}}))

@@ -1,4 +1,4 @@
-"""Synthetic ml-100k-format data: movies chosen by taste, a long popularity tail, planted ratings."""
+"""Synthetic MovieLens-like data: movies picked by taste and franchise, long tails, planted ratings."""
 
 from __future__ import annotations
 
@@ -12,15 +12,18 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtri
 
+from fmrec.data import synth_latest
 from fmrec.data.readers import ML100K_GENRES, sorted_unique
+from fmrec.data.synth_presets import LAYOUTS, LIMITS, PRESETS, check_memory, n_clusters
 from fmrec.errors import InputError
 from fmrec.io_utils import atomic_dir
 
 GENRES = ML100K_GENRES
 # Calibrated on the default shape so the histogram matches ml-100k's (1: 6.1%, 2: 11.4%, 3: 27.1%,
 # 4: 34.2%, 5: 21.2%): cut points on the planted score rather than rounding, since real ratings are skewed
-# (4 is the mode, with a long tail of 1s and 2s).
-_RATING_CUTS = np.array([2.1, 2.82, 3.78, 4.9])
+# (4 is the mode, with a long tail of 1s and 2s). The 3/4 cut decides relevance (rating >= 4): changing it
+# changes every ranking figure in docs/data.md and docs/benchmarks.md.
+_RATING_CUTS = np.array([2.0, 2.72, 3.76, 4.95])
 OCCUPATIONS = (
     "administrator", "artist", "doctor", "educator", "engineer", "entertainment", "executive", "healthcare",
     "homemaker", "lawyer", "librarian", "marketing", "none", "other", "programmer", "retired", "salesman",
@@ -54,14 +57,36 @@ class SynthConfig:
     taste_alpha: float = (
         0.03  # Dirichlet concentration of a user's mixture over clusters (small: few clusters)
     )
+    # Item-item structure a low-rank model misses (sequels, franchises, "people who saw X saw Y"): items
+    # in small franchises inside a cluster; a share of a user's picks are replaced by a sibling of another
+    # of their picks, and a fan of a franchise (a per-user, per-franchise draw) rates its movies higher.
+    franchise_items: float = 0.6  # share of the movies that belong to a franchise of 2 or more
+    franchise_size: float = 3.0  # mean franchise size (1 + Poisson(size - 1), at least 2)
+    follow_share: float = 0.35  # share of a user's picks that follow a franchise sibling of another pick
+    fan_effect: float = 0.6  # rating-score shift per unit of a user's affinity to a franchise
+    popularity_sigma: float = 2.0  # log-normal spread of movie popularity (in rank)
+    popularity_head: float = 2.45  # z above which the head is flat (larger: a few blockbusters stand out)
+    popularity_tail: float = 1.7  # extra log-normal spread below the median (larger: more movies rated once)
+    activity_sigma: float = 1.0  # log-normal spread of user activity
+    activity_head: float = 2.6  # z above which user activity is flat (larger: a few users rate thousands)
+    layout: str = "ml-100k"  # or "ml-latest": ratings.csv in half stars, movies.csv, sparse movie ids
+    unrated_items: int = 0  # ml-latest: movies listed in movies.csv that nobody rated
 
     def n_clusters(self) -> int:
-        auto = int(np.clip(round(0.6 * np.sqrt(self.items)), 2, 128))
-        return min(self.items, self.clusters or auto)
+        return n_clusters(self.items, self.clusters)
 
     def validate(self) -> None:
-        if self.users < 1 or self.items < 1 or self.ratings < 1:
-            raise InputError(f"synth: users, items and ratings must be positive, got {self}")
+        """Refuse a shape or setting out of range, naming the allowed range (before anything is allocated)."""
+        for name, (lo, hi) in LIMITS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not lo <= value <= hi:
+                raise InputError(f"synth: {name} {value!r}: expected a number in [{_num(lo)}, {_num(hi)}]")
+        if self.layout not in LAYOUTS:
+            raise InputError(f"synth: layout {self.layout!r}: expected one of {', '.join(LAYOUTS)}")
+        if self.unrated_items and self.layout != "ml-latest":
+            raise InputError(
+                "synth: unrated_items needs the ml-latest layout (u.item lists rated movies only)"
+            )
         if self.ratings < self.users * self.min_per_user:
             raise InputError(
                 f"synth: {self.ratings} ratings cannot give each of {self.users} users at least "
@@ -75,10 +100,17 @@ class SynthConfig:
             )
         if self.test_per_user >= self.min_per_user:
             raise InputError("synth: test_per_user must be below min_per_user")
-        if self.clusters < 0 or not 0.0 <= self.taste_share <= 1.0 or self.taste_alpha <= 0:
-            raise InputError(
-                f"synth: clusters must be >= 0, taste_share within 0-1 and taste_alpha > 0, got {self}"
-            )
+
+
+def preset(name: str, **overrides: Any) -> SynthConfig:
+    """The config of a named preset, with `overrides` (None values ignored); an unknown name is refused."""
+    if name not in PRESETS:
+        raise InputError(f"synth: preset {name!r}: expected one of {', '.join(PRESETS)}")
+    return SynthConfig(**{**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def _num(v: float) -> str:
+    return f"{int(v):,}" if float(v).is_integer() else f"{v:g}"
 
 
 @dataclass
@@ -93,20 +125,23 @@ class Planted:
     item_weight: np.ndarray  # global popularity: the probability a popularity pick lands on an item
     item_cluster: np.ndarray  # the taste cluster of each item
     user_taste: np.ndarray  # float32 (users, clusters): each user's mixture over clusters (rows sum to 1)
+    item_franchise: np.ndarray  # each item's franchise, -1 for a stand-alone movie
+    franchise_salt: int = 0  # seeds the per-(user, franchise) affinity hash
 
 
-def _popularity(n: int, rng: np.random.Generator) -> np.ndarray:
+def _popularity(n: int, rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
     """Long-tailed item weights: log-normal in rank, flattened at the head, with a steeper obscure tail
     (ml-100k: max 583 ratings for one movie, median 27, 141 movies rated once)."""
     z = ndtri(1.0 - (rng.permutation(n) + 0.5) / n)
-    log_w = 1.9 * np.minimum(z, 2.3) + 1.7 * np.minimum(z + 0.5, 0.0)
+    log_w = cfg.popularity_sigma * np.minimum(z, cfg.popularity_head)
+    log_w += cfg.popularity_tail * np.minimum(z + 0.5, 0.0)
     w = np.exp(log_w - log_w.max())
     return w / w.sum()
 
 
 def _planted(cfg: SynthConfig, rng: np.random.Generator) -> Planted:
     n_clusters = cfg.n_clusters()
-    weight = _popularity(cfg.items, rng)
+    weight = _popularity(cfg.items, rng, cfg)
     # item clusters of uneven size, none empty
     sizes = rng.dirichlet(np.full(n_clusters, 2.0))
     cluster = rng.choice(n_clusters, size=cfg.items, p=sizes)
@@ -128,6 +163,7 @@ def _planted(cfg: SynthConfig, rng: np.random.Generator) -> Planted:
     # popular movies rate higher, so "most popular" is a fair baseline, as on real data
     item_bias = 0.45 * rng.standard_normal(cfg.items) + 0.3 * (popularity - popularity.mean())
     user_bias = 0.5 * rng.standard_normal(cfg.users)
+    franchise = _franchises(cfg, cluster, rng)
     return Planted(
         mu=3.0,
         user_bias=user_bias,
@@ -137,7 +173,51 @@ def _planted(cfg: SynthConfig, rng: np.random.Generator) -> Planted:
         item_weight=weight,
         item_cluster=cluster,
         user_taste=taste.astype(np.float32),
+        item_franchise=franchise,
+        franchise_salt=int(rng.integers(1, 2**62)),
     )
+
+
+def _franchises(cfg: SynthConfig, cluster: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each item's franchise (-1: none): runs of 2+ items of one taste cluster, in random order, so a
+    franchise's movies share a genre profile but have unrelated popularity."""
+    n = cluster.size
+    member = rng.random(n) < cfg.franchise_items
+    if cfg.franchise_items <= 0 or member.sum() < 2:
+        return np.full(n, -1, dtype=np.int64)
+    order = np.flatnonzero(member)
+    order = order[np.lexsort((rng.random(order.size), cluster[order]))]
+    sizes = 2 + rng.poisson(max(cfg.franchise_size - 2.0, 0.0), order.size // 2 + 1)
+    ends = np.cumsum(sizes)
+    group = np.searchsorted(ends, np.arange(order.size), side="right")
+    # a franchise never spans two clusters: a cluster change starts a new one
+    new = np.r_[True, (np.diff(group) != 0) | (np.diff(cluster[order]) != 0)]
+    group = np.cumsum(new) - 1
+    size = np.bincount(group)
+    out = np.full(n, -1, dtype=np.int64)
+    keep = size[group] >= 2
+    out[order[keep]] = np.unique(group[keep], return_inverse=True)[1]
+    return out
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a uint64 hash, so a per-(user, franchise) draw needs no table."""
+    x = x.astype(np.uint64)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def franchise_affinity(planted: Planted, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """A standard normal draw per (user, franchise of the item), 0 for stand-alone movies: the same for every
+    movie of a franchise, independent across users and franchises (a rank the planted factors do not have)."""
+    f = planted.item_franchise[item]
+    key = (user.astype(np.uint64) << np.uint64(32)) ^ f.astype(np.uint64) ^ np.uint64(planted.franchise_salt)
+    u = (_mix64(key) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return np.where(f >= 0, ndtri(np.clip(u, 1e-12, 1 - 1e-12)), 0.0)
 
 
 def _user_counts(cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
@@ -148,7 +228,7 @@ def _user_counts(cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
     # log-normal activity, capped at the head; the least active users keep exactly the minimum
     # (ml-100k: median 65, max 737)
     z = ndtri(1.0 - (rng.permutation(cfg.users) + 0.5) / cfg.users)
-    activity = np.maximum(np.exp(np.minimum(z, 2.6)) - 0.2, 0.0)
+    activity = np.maximum(np.exp(cfg.activity_sigma * np.minimum(z, cfg.activity_head)) - 0.2, 0.0)
     counts = np.full(cfg.users, cfg.min_per_user, dtype=np.int64)
     left = cfg.ratings - counts.sum()
     while left > 0:
@@ -206,6 +286,7 @@ def _pick_items(
     planted: Planted,
     cfg: SynthConfig,
     rng: np.random.Generator,
+    user_offset: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each user of a chunk, `counts[u]` distinct items (user index local to the chunk): `forced` keys
     (local user * items + item) first, the rest from the user's mix of taste-cluster and popularity picks."""
@@ -283,7 +364,53 @@ def _pick_items(
             lo, hi = np.searchsorted(keys, [u * n_items, (u + 1) * n_items])
             gumbel_top(int(u), int(want[u] - have[u]), keys[lo:hi] % n_items)
     keys = np.sort(np.concatenate([keys, *exact]), kind="stable")
+    keys = _follow_ups(keys, np.sort(forced), planted, cfg, rng, user_offset)
     return keys // n_items, keys % n_items
+
+
+def _follow_ups(
+    keys: np.ndarray,
+    forced: np.ndarray,
+    planted: Planted,
+    cfg: SynthConfig,
+    rng: np.random.Generator,
+    user_offset: int,
+) -> np.ndarray:
+    """Replace a `follow_share` of the picks (never a forced one) by a movie of the franchise of another of
+    the user's picks, when the user is a fan of it: co-watching that item-item models see. Counts stay exact
+    (a replacement that is already picked keeps the original)."""
+    franchise, n_items = planted.item_franchise, planted.item_weight.size
+    n_franchises = int(franchise.max(initial=-1)) + 1
+    if cfg.follow_share <= 0 or n_franchises == 0 or keys.size == 0:
+        return keys
+    users = keys // n_items
+    first = np.searchsorted(users, users, side="left")
+    count = np.searchsorted(users, users, side="right") - first
+    slot = np.flatnonzero(rng.random(keys.size) < cfg.follow_share)
+    if forced.size:
+        pos = np.minimum(np.searchsorted(forced, keys[slot]), forced.size - 1)
+        slot = slot[forced[pos] != keys[slot]]
+    src_item = keys[first[slot] + (rng.random(slot.size) * count[slot]).astype(np.int64)] % n_items
+    f = franchise[src_item]
+    fan = franchise_affinity(planted, users[slot] + user_offset, src_item) > -0.5
+    slot, f = slot[(f >= 0) & fan], f[(f >= 0) & fan]
+    members = np.flatnonzero(franchise >= 0)
+    members = members[np.argsort(franchise[members], kind="stable")]
+    # a sibling by popularity (the franchise's hit is the one most people follow up with); each franchise's
+    # CDF lies in (f, f + 1]
+    fm = franchise[members]
+    w = planted.item_weight[members]
+    cdf = np.cumsum(w)
+    start = np.searchsorted(fm, np.arange(n_franchises))
+    cdf = (cdf - np.r_[0.0, cdf][start][fm]) / np.bincount(fm, w, n_franchises)[fm] + fm
+    pick = np.minimum(np.searchsorted(cdf, f + rng.random(f.size), side="left"), members.size - 1)
+    new_key = users[slot] * n_items + members[pick]
+    pos = np.minimum(np.searchsorted(keys, new_key), keys.size - 1)
+    fresh = keys[pos] != new_key
+    new_key, once = np.unique(new_key[fresh], return_index=True)
+    out = keys.copy()
+    out[slot[fresh][once]] = new_key
+    return np.sort(out)
 
 
 def _model(cfg: SynthConfig) -> tuple[Planted, np.ndarray, np.ndarray, np.random.SeedSequence]:
@@ -308,28 +435,31 @@ def _chunks(
         u0, u1 = c * _USERS_PER_CHUNK, min(cfg.users, (c + 1) * _USERS_PER_CHUNK)
         mine = (forced_users >= u0) & (forced_users < u1)
         forced = (forced_users[mine] - u0) * cfg.items + forced_items[mine]
-        local, item = _pick_items(counts[u0:u1], planted.user_taste[u0:u1], forced, planted, cfg, rng)
+        local, item = _pick_items(counts[u0:u1], planted.user_taste[u0:u1], forced, planted, cfg, rng, u0)
         user = local + u0
         score = (
             planted.mu
             + planted.user_bias[user]
             + planted.item_bias[item]
             + np.einsum("ij,ij->i", planted.user_factors[user], planted.item_factors[item])
+            + cfg.fan_effect * franchise_affinity(planted, user, item)
             + 0.7 * rng.standard_normal(user.size)
         )
-        rating = (1 + np.searchsorted(_RATING_CUTS, score)).astype(np.int8)
-        start = rng.integers(_T0, _T1 - 86400, u1 - u0)
-        span = np.minimum(_T1 - start, (rng.exponential(0.15, u1 - u0) * (_T1 - _T0)).astype(np.int64) + 3600)
+        t0, t1 = _T0, _T1
+        if cfg.layout == "ml-latest":
+            t0, t1 = synth_latest.TIME_SPAN
+        start = rng.integers(t0, t1 - 86400, u1 - u0)
+        span = np.minimum(t1 - start, (rng.exponential(0.15, u1 - u0) * (t1 - t0)).astype(np.int64) + 3600)
         ts = start[local] + (rng.random(user.size) * span[local]).astype(np.int64)
         # ua split: `test_per_user` random ratings of every user go to the test set
         within = np.argsort(local + rng.random(user.size))  # users stay grouped, random order inside
         first = np.searchsorted(local[within], np.arange(u1 - u0))
         rank = np.empty(user.size, dtype=np.int64)
         rank[within] = np.arange(user.size) - first[local[within]]
-        yield {
+        yield {  # the rating is the layout's cut of the score (the writers)
             "user": user + 1,
             "item": item + 1,
-            "rating": rating,
+            "score": score,
             "timestamp": ts,
             "test": rank < cfg.test_per_user,
         }
@@ -342,8 +472,10 @@ def planted_model(cfg: SynthConfig) -> Planted:
 
 def int_rows_matrix(cols: list[np.ndarray], sep: str = "\t") -> np.ndarray:
     """Non-negative integer columns as a byte matrix, one text line per row ("1\t2\t5\t881250949\n") with
-    zero bytes as left padding of each number; `squeeze` turns selected rows into the file's bytes."""
+    zero bytes as left padding of each number; `squeeze` turns selected rows into the file's bytes. `sep` is
+    one separator, or one per gap between columns (",,.," writes "1,2,3.5,881250949")."""
     n = cols[0].size
+    seps = sep if len(sep) == len(cols) - 1 else sep * (len(cols) - 1)
     widths = [max(1, len(str(int(np.max(c))))) if n else 1 for c in cols]
     mat = np.zeros((n, sum(widths) + len(cols)), dtype=np.uint8)
     pos = 0
@@ -356,7 +488,7 @@ def int_rows_matrix(cols: list[np.ndarray], sep: str = "\t") -> np.ndarray:
             mat[:, pos + k] = digit
             rest //= np.uint64(10)
         pos += width
-        mat[:, pos] = ord(sep) if j < len(cols) - 1 else 10
+        mat[:, pos] = ord(seps[j]) if j < len(cols) - 1 else 10
         pos += 1
     return mat
 
@@ -410,34 +542,74 @@ def _users_text(cfg: SynthConfig, rng: np.random.Generator) -> str:
 
 
 def write_synth(out: str | Path, cfg: SynthConfig | None = None, *, replace: bool = False) -> dict[str, Any]:
-    """Write u.data, ua.base, ua.test, u.item, u.user, u.genre, u.occupation and u.info (ml-100k format) into
-    `out` atomically, streaming user chunks so memory stays bounded; returns a summary."""
+    """Write a synthetic dataset into `out` atomically, streaming user chunks so memory stays bounded;
+    returns a summary. Layout ml-100k: u.data, ua.base, ua.test, u.item, u.user, u.genre, u.occupation,
+    u.info; layout ml-latest: ratings.csv (half stars) and movies.csv (fmrec.data.synth_latest)."""
     cfg = cfg or SynthConfig()
     cfg.validate()
+    check_memory(cfg)
     counts = {"ratings": 0, "train": 0, "test": 0, "positive": 0}
     with atomic_dir(out, replace=replace) as tmp:
-        with (
-            open(tmp / "u.data", "wb") as f_all,
-            open(tmp / "ua.base", "wb") as f_base,
-            open(tmp / "ua.test", "wb") as f_test,
-        ):
-            model = _model(cfg)
-            for chunk in _chunks(cfg, model):
-                lines = int_rows_matrix([chunk["user"], chunk["item"], chunk["rating"], chunk["timestamp"]])
-                f_all.write(squeeze(lines))
-                f_base.write(squeeze(lines[~chunk["test"]]))
-                f_test.write(squeeze(lines[chunk["test"]]))
-                counts["ratings"] += int(chunk["user"].size)
-                counts["test"] += int(chunk["test"].sum())
-                counts["positive"] += int((chunk["rating"] >= 4).sum())
+        model = _model(cfg)
+        if cfg.layout == "ml-latest":
+            _write_latest(tmp, cfg, model, counts)
+        else:
+            _write_100k(tmp, cfg, model, counts)
         counts["train"] = counts["ratings"] - counts["test"]
-        meta_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(4)[3])
-        planted = model[0]
-        (tmp / "u.item").write_text(_items_text(cfg, planted, meta_rng), encoding="latin-1")
-        (tmp / "u.user").write_text(_users_text(cfg, meta_rng), encoding="latin-1")
-        (tmp / "u.genre").write_text("".join(f"{g}|{i}\n" for i, g in enumerate(GENRES)), encoding="latin-1")
-        (tmp / "u.occupation").write_text("".join(f"{o}\n" for o in OCCUPATIONS), encoding="latin-1")
-        (tmp / "u.info").write_text(f"{cfg.users} users\n{cfg.items} items\n{counts['ratings']} ratings\n")
         summary = {"config": dataclasses.asdict(cfg), **counts, "synthetic": True}
         (tmp / "SYNTHETIC.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _write_100k(
+    tmp: Path,
+    cfg: SynthConfig,
+    model: tuple[Planted, np.ndarray, np.ndarray, np.random.SeedSequence],
+    counts: dict[str, int],
+) -> None:
+    with (
+        open(tmp / "u.data", "wb") as f_all,
+        open(tmp / "ua.base", "wb") as f_base,
+        open(tmp / "ua.test", "wb") as f_test,
+    ):
+        for chunk in _chunks(cfg, model):
+            rating = (1 + np.searchsorted(_RATING_CUTS, chunk["score"])).astype(np.int8)
+            lines = int_rows_matrix([chunk["user"], chunk["item"], rating, chunk["timestamp"]])
+            f_all.write(squeeze(lines))
+            f_base.write(squeeze(lines[~chunk["test"]]))
+            f_test.write(squeeze(lines[chunk["test"]]))
+            counts["ratings"] += int(chunk["user"].size)
+            counts["test"] += int(chunk["test"].sum())
+            counts["positive"] += int((rating >= 4).sum())
+    meta_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(4)[3])
+    planted = model[0]
+    (tmp / "u.item").write_text(_items_text(cfg, planted, meta_rng), encoding="latin-1")
+    (tmp / "u.user").write_text(_users_text(cfg, meta_rng), encoding="latin-1")
+    (tmp / "u.genre").write_text("".join(f"{g}|{i}\n" for i, g in enumerate(GENRES)), encoding="latin-1")
+    (tmp / "u.occupation").write_text("".join(f"{o}\n" for o in OCCUPATIONS), encoding="latin-1")
+    (tmp / "u.info").write_text(f"{cfg.users} users\n{cfg.items} items\n{counts['ratings']} ratings\n")
+
+
+def _write_latest(
+    tmp: Path,
+    cfg: SynthConfig,
+    model: tuple[Planted, np.ndarray, np.ndarray, np.random.SeedSequence],
+    counts: dict[str, int],
+) -> None:
+    """ratings.csv (userId,movieId,rating,timestamp; half stars) and movies.csv, as ml-latest-small writes
+    them; the holdout split is the reader's (fmrec.data.readers.holdout_split), so none is written."""
+    meta_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(4)[3])
+    ids = synth_latest.movie_ids(cfg.items + cfg.unrated_items, meta_rng)
+    rated = np.sort(meta_rng.permutation(ids.size)[: cfg.items])  # the listed movies that get ratings
+    with open(tmp / "ratings.csv", "wb") as fh:
+        fh.write(b"userId,movieId,rating,timestamp\n")
+        for chunk in _chunks(cfg, model):
+            halves = synth_latest.half_stars(chunk["score"])  # 1..10: 0.5..5 stars
+            cols = [chunk["user"], ids[rated[chunk["item"] - 1]], halves // 2, 5 * (halves % 2)]
+            fh.write(squeeze(int_rows_matrix([*cols, chunk["timestamp"]], sep=",,.,")))
+            counts["ratings"] += int(chunk["user"].size)
+            per_user = np.bincount(chunk["user"] - chunk["user"][0])
+            counts["test"] += int(np.minimum(per_user[per_user > cfg.test_per_user], cfg.test_per_user).sum())
+            counts["positive"] += int((halves >= 8).sum())
+    text = synth_latest.movies_csv(ids, rated, model[0].item_factors, meta_rng)
+    (tmp / "movies.csv").write_text(text, encoding="utf-8", newline="")

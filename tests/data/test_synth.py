@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from fmrec.data.synth import GENRES, SynthConfig, format_int_rows, write_synth
+from fmrec.data import synth_presets
+from fmrec.data.readers import load_dataset
+from fmrec.data.synth import GENRES, SynthConfig, format_int_rows, planted_model, preset, write_synth
+from fmrec.data.synth_presets import check_memory, memory_estimate
 from fmrec.errors import InputError
 from fmrec_cli.main import main
 
@@ -142,7 +146,9 @@ def test_factorization_beats_biases_only(tmp_path: Path) -> None:
         Q = np.linalg.solve(np.einsum("ui,uk,ul->ikl", mask, P, P) + eye, (resid.T @ P)[..., None])[..., 0]
     pred = mu + bu[tu] + bi[ti] + np.einsum("ij,ij->i", P[tu], Q[ti])
     rmse_mf = np.sqrt(np.mean((pred - tr) ** 2))
-    assert rmse_mf < rmse_bias - 0.05, (rmse_mf, rmse_bias)
+    # the franchise fan effect is rating variance no low-rank model explains, so the margin is modest, as on
+    # real ml-100k (biases ~0.94, factorization ~0.91)
+    assert rmse_mf < rmse_bias - 0.02, (rmse_mf, rmse_bias)
 
 
 def test_format_int_rows_matches_python_formatting() -> None:
@@ -156,12 +162,16 @@ def test_format_int_rows_matches_python_formatting() -> None:
     [
         ({"users": 100, "ratings": 1000}, "at least 20"),
         ({"users": 10, "items": 25, "ratings": 240}, "too dense"),
-        ({"users": 0}, "must be positive"),
-        ({"taste_share": 1.5}, "taste_share within 0-1"),
-        ({"taste_alpha": 0.0}, "taste_alpha > 0"),
+        ({"users": 0}, r"users 0: expected a number in \[1, 10,000,000\]"),
+        ({"items": 100_000_000}, r"items 100000000: expected a number in \[1, 10,000,000\]"),
+        ({"taste_share": 1.5}, r"taste_share 1.5: expected a number in \[0, 1\]"),
+        ({"taste_alpha": 0.0}, r"taste_alpha 0.0: expected a number in \[1e-06, 1,000\]"),
+        ({"follow_share": 0.95}, r"follow_share 0.95: expected a number in \[0, 0.9\]"),
+        ({"layout": "ml-1m"}, "layout 'ml-1m': expected one of ml-100k, ml-latest"),
+        ({"unrated_items": 5}, "unrated_items needs the ml-latest layout"),
     ],
 )
-def test_impossible_shapes_are_clear_errors(kwargs: dict[str, int], message: str, tmp_path: Path) -> None:
+def test_impossible_shapes_are_clear_errors(kwargs: dict[str, Any], message: str, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=message):
         write_synth(tmp_path / "x", SynthConfig(**kwargs))
     assert not (tmp_path / "x").exists()
@@ -212,3 +222,85 @@ def test_extreme_shapes_keep_the_invariants(cfg: SynthConfig, tmp_path: Path) ->
     assert data[:, 1].max() <= cfg.items
     if cfg.ratings >= 2 * cfg.items:
         assert np.unique(data[:, 1]).size == cfg.items  # every movie has its one forced rater
+
+
+def test_memory_check_refuses_before_allocating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    big = SynthConfig(users=200_000, items=9_000_000, ratings=30_000_000)
+    assert memory_estimate(big) > 2 * 2**30  # per-movie arrays alone are gigabytes
+    with pytest.raises(
+        InputError, match=r"needs about \d+\.\d GiB of memory, more than the 1\.0 GiB available"
+    ):
+        check_memory(big, available=2**30)
+    check_memory(TINY, available=2**30)  # small shapes pass
+    monkeypatch.setattr(synth_presets, "available_memory", lambda: 2**30)
+    with pytest.raises(InputError, match="GiB available"):
+        write_synth(tmp_path / "x", big)
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_refuses_out_of_range_flags_and_presets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(tmp_path / "x")
+    assert main(["data", "synth", "--out", out, "--items", "100000000"]) == 2
+    assert "items 100000000: expected a number in [1, 10,000,000]" in capsys.readouterr().err
+    assert main(["data", "synth", "--out", out, "--factors", "0"]) == 2
+    assert "factors 0: expected a number in [1, 256]" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "synth", "--out", out, "--preset", "ml-1m"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'ml-1m' (choose from 'ml-100k', 'ml-latest-small')" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(InputError, match="preset 'nope': expected one of ml-100k, ml-latest-small"):
+        preset("nope")
+
+
+def test_ml_latest_small_preset_writes_the_ml_latest_layout(tmp_path: Path) -> None:
+    cfg = preset("ml-latest-small", users=60, items=400, unrated_items=7, ratings=4000, seed=2)
+    summary = write_synth(tmp_path / "l", cfg)
+    out = tmp_path / "l"
+    assert {p.name for p in out.iterdir()} == {"ratings.csv", "movies.csv", "SYNTHETIC.json"}
+    lines = (out / "ratings.csv").read_text().splitlines()
+    assert lines[0] == "userId,movieId,rating,timestamp" and len(lines) == 4001
+    rows = np.array([line.split(",") for line in lines[1:]], dtype=float)
+    assert set(np.unique(rows[:, 2])) <= {x / 2 for x in range(1, 11)} and (rows[:, 2] % 1 == 0.5).any()
+    assert all(line.split(",")[2] in {f"{x / 2:.1f}" for x in range(1, 11)} for line in lines[1:])
+    ds = load_dataset(out)  # the readers take it as ml-latest and hold out 10 per user
+    assert ds.layout == "ml-latest" and ds.split == "holdout" and ds.test is not None
+    assert len(ds.test) == 600 == summary["test"] and len(ds.train) == 3400 == summary["train"]
+    assert ds.movies is not None and len(ds.movies.ids) == 407
+    rated = np.unique(ds.train.movie.tolist() + ds.test.movie.tolist())
+    assert rated.size == 400 and np.isin(rated, ds.movies.ids).all()
+    assert ds.movies.ids.max() > 2 * 407  # sparse ids, as in ml-latest
+    text = (out / "movies.csv").read_text(encoding="utf-8")
+    assert any(ord(c) > 127 for c in text) and '"' in text  # UTF-8 titles, some quoted (", The")
+    assert ds.movies.year.min() >= 1902 and any(ds.movies.genres)
+
+
+def _franchise_lift(cfg: SynthConfig, folder: Path) -> float:
+    """Mean rater cosine of two movies of one franchise over that of two movies of one taste cluster but
+    different franchises (the same 200,000 random pairs every time)."""
+    planted = planted_model(cfg)
+    data = load(folder / "u.data")
+    X = np.zeros((cfg.users, cfg.items))
+    X[data[:, 0] - 1, data[:, 1] - 1] = 1.0
+    fr, cl = planted.item_franchise, planted.item_cluster
+    a, b = np.random.default_rng(0).integers(0, cfg.items, (2, 200_000))
+    same_f = (fr[a] == fr[b]) & (fr[a] >= 0) & (a != b)
+    same_c = (cl[a] == cl[b]) & (fr[a] != fr[b]) & (a != b)
+    co = (X[:, a] * X[:, b]).sum(axis=0) / np.sqrt(X[:, a].sum(axis=0) * X[:, b].sum(axis=0))
+    assert same_f.sum() > 50
+    return float(co[same_f].mean() / co[same_c].mean())
+
+
+@pytest.mark.slow
+def test_franchise_siblings_are_watched_together(
+    default_set: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
+    """Follow-ups: two movies of one franchise share raters more often than two of one taste cluster (the
+    item-item structure EASE sees and a low-rank model blurs), and more so than without follow-ups."""
+    out, _ = default_set
+    alone = SynthConfig(follow_share=0.0)
+    write_synth(tmp_path / "alone", alone)
+    with_follow_ups, without = _franchise_lift(SynthConfig(), out), _franchise_lift(alone, tmp_path / "alone")
+    assert with_follow_ups > 1.2 and with_follow_ups > without + 0.1, (with_follow_ups, without)
