@@ -145,6 +145,7 @@ def train(
     progress: bool = False,
     log_metrics: bool = False,
     threads: int | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[fm.FMParams, list[dict[str, Any]]]:
     """Train an FM on CSR features X and labels y; returns (params, per-epoch history).
 
@@ -152,8 +153,9 @@ def train(
     and SageMaker names such as "test:binary_classification_accuracy") when `test` is given, otherwise the
     training metrics under "train:..." names; an exception it raises stops training and propagates.
     `params_metrics(params)`, when given, is called after every epoch too: its metrics join the callback's
-    and the epoch's history record (under "params_metrics"). `threads`: see training_threads (the result
-    does not depend on it).
+    and the epoch's history record (under "params_metrics"). `on_record(record)` gets each epoch's history
+    record as it is made (progress lines). `threads`: see training_threads (the result does not depend on
+    it).
     """
     if not isinstance(hp, HyperParameters):
         hp = parse_hyperparameters(hp)
@@ -188,6 +190,7 @@ def train(
     if progress:
         epochs = tqdm(epochs, desc="training", unit="epoch", leave=False)
     n = Xtr.shape[0]
+    log.info("training %d rows x %d epochs on %d thread(s)", n, hp.epochs, parts)
     threads_before = numba.get_num_threads()
     numba.set_num_threads(parts)
     try:
@@ -211,6 +214,8 @@ def train(
             }
             callback_metrics = _evaluate(record, hp, wt, test_set, params_metrics, log_metrics)
             history.append(record)
+            if on_record is not None:
+                on_record(record)
             if progress and hasattr(epochs, "set_postfix"):
                 shown = record.get("test", record["train"])
                 epochs.set_postfix({name: f"{v:.4f}" for name, v in shown.items()})

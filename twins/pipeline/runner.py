@@ -220,7 +220,7 @@ class LocalRun:
                 continue
             step_dir = self.folder / "steps" / name
             step_dir.mkdir(parents=True)
-            self.progress(f"step {name} ({step['Type']}) ...")
+            self.progress(f"step {name} ({step['Type']}) ... log: {step_dir / 'step.log'}")
             t0 = time.perf_counter()
             handler = logging.FileHandler(step_dir / "step.log", encoding="utf-8")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -362,7 +362,7 @@ class LocalRun:
                 "InstanceCount %d: the local twin trains one process on all shards of the train channel",
                 count,
             )
-        code = run_training_job(root)
+        code = run_training_job(root, report=lambda line: self.progress(f"step {step['Name']}: {line}"))
         if code != 0:
             failure = root / "output" / "failure"
             reason = failure.read_text(encoding="utf-8").strip() if failure.is_file() else f"exit code {code}"
