@@ -173,7 +173,10 @@ def train(
         scalars=np.array([init.w0, 0.0, 0.0, 0.0], dtype=np.float64),
     )
     parts = training_threads(threads)
-    sc = kernels.new_scratch(D, k, min(hp.mini_batch_size, Xtr.shape[0]), parts)
+    batch = min(hp.mini_batch_size, Xtr.shape[0])
+    # a batch holds at most `batch` of the widest rows, and never more than the channel's entries
+    occurrences = min(batch * int(np.diff(Xtr.indptr).max()), Xtr.nnz)
+    sc = kernels.new_scratch(D, k, batch, occurrences, parts)
     opt = kernels.Optim(
         lr=np.array([hp.bias_lr, hp.linear_lr, hp.factors_lr], np.float32),
         wd=np.array([hp.bias_wd, hp.linear_wd, hp.factors_wd], np.float32),

@@ -43,20 +43,7 @@ def test_gradient_matches_finite_differences(binary: bool) -> None:
     w0 = 0.3
     w = rng.normal(0, 0.5, d).astype(np.float32)
     V = rng.normal(0, 0.5, (d, k)).astype(np.float32)
-    sc = kernels.new_scratch(d, k, n, parts=2)
-    order = np.arange(n, dtype=np.int32)
-    indptr = X.indptr.astype(np.int64)
-    kernels.forward(
-        indptr, X.indices, X.data, y, order, 0, n, binary, w0, w, V, sc.xv, sc.g, sc.loss, sc.correct
-    )
-    g0 = float(sc.g.astype(np.float64).sum())
-    touched = []
-    for t in range(2):  # each part accumulates only the feature rows it owns
-        n_touched = kernels.accumulate_part(t, indptr, X.indices, X.data, order, 0, n, V, sc)
-        assert all(sc.owner[j] == t for j in sc.touched[t, :n_touched])
-        touched += sc.touched[t, :n_touched].tolist()
-    assert sorted(touched) == sorted(set(X.indices.tolist()))
-    grad_w, grad_V = sc.grad_w, sc.grad_V
+    grad_w, grad_V, g0 = _batch_gradient(X, y, binary, w0, w, V)
     base = fm.FMParams(w0, w.astype(np.float64), V.astype(np.float64))
     h = 1e-5
 
@@ -76,28 +63,58 @@ def test_gradient_matches_finite_differences(binary: bool) -> None:
             assert math.isclose(grad_V[j, f], expected, abs_tol=2e-4), (j, f)
 
 
+def _index(X: sp.csr_matrix, k: int, threads: int = 1) -> tuple[kernels.Scratch, int, np.ndarray]:
+    """The whole of X as one indexed batch: (scratch, touched features, order)."""
+    n = X.shape[0]
+    sc = kernels.new_scratch(X.shape[1], k, n, X.nnz, threads)
+    order = np.arange(n, dtype=np.int32)
+    nt = kernels.index_batch(
+        X.indptr.astype(np.int64), X.indices, X.data, order, 0, n,
+        sc.seen, sc.touched, sc.qstart, sc.occ_row, sc.occ_x,
+    )  # fmt: skip
+    return sc, nt, order
+
+
+def _batch_gradient(
+    X: sp.csr_matrix, y: np.ndarray, binary: bool, w0: float, w: np.ndarray, V: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The kernels' summed loss gradient of one batch (all of X): (d/dw, d/dV, d/dw0)."""
+    d, k = V.shape
+    sc, nt, order = _index(X, k)
+    assert sorted(sc.touched[:nt].tolist()) == sorted(set(X.indices.tolist()))
+    assert not sc.seen.any()  # left clean for the next batch
+    kernels.forward(
+        y, order, 0, X.shape[0], binary, w0, w, V, nt, sc.touched, sc.qstart, sc.occ_row, sc.occ_x, sc
+    )
+    grad_w, grad_V = np.zeros(d), np.zeros((d, k))
+    A = np.zeros(k, np.float32)
+    for q in range(nt):
+        j = sc.touched[q]
+        gw, c = kernels.feature_gradient(q, sc.qstart, sc.occ_row, sc.occ_x, sc.g, sc.xv, A)
+        grad_w[j], grad_V[j] = gw, A - c * V[j]
+    return grad_w, grad_V, float(sc.g.astype(np.float64).sum())
+
+
 def test_adam_step_is_mxnet_lazy_adam() -> None:
     d, k = 5, 2
     rng = np.random.default_rng(1)
     w = rng.normal(size=d).astype(np.float32)
     V = rng.normal(size=(d, k)).astype(np.float32)
-    grad_w = rng.normal(size=d).astype(np.float32)
-    grad_V = rng.normal(size=(d, k)).astype(np.float32)
-    sc = kernels.new_scratch(d, k, 1, parts=1)
-    sc.touched[0, :2] = [1, 3]
-    sc.mark[[1, 3]] = 1
-    sc.grad_w[:], sc.grad_V[:] = grad_w, grad_V
-    lr = (0.01, 0.001)
-    wd = (0.02, 0.03)
+    X = sp.csr_matrix(np.array([[0, 1.5, 0, -0.5, 0], [0, 0, 0, 2.0, 0]], np.float32))  # touches 1 and 3
+    y = np.array([1.0, 0.0], np.float32)
+    grad_w, grad_V, _ = _batch_gradient(X, y, True, 0.1, w, V)
+    lr, wd = (0.01, 0.001), (0.02, 0.03)
     rescale, clip, eps = 0.5, 0.3, 1e-8
-    w_before, V_before, gw, gV = w.copy(), V.copy(), grad_w.copy(), grad_V.copy()
+    w_before, V_before = w.copy(), V.copy()
     zeros_w, zeros_V = np.zeros(d, np.float32), np.zeros((d, k), np.float32)
-    wt = kernels.Weights(w, V, zeros_w.copy(), zeros_w.copy(), zeros_V.copy(), zeros_V.copy(), np.zeros(4))
+    m_w, v_w, m_V, v_V = zeros_w.copy(), zeros_w.copy(), zeros_V.copy(), zeros_V.copy()
+    sc, nt, order = _index(X, k, threads=2)
+    kernels.forward(y, order, 0, 2, True, 0.1, w, V, nt, sc.touched, sc.qstart, sc.occ_row, sc.occ_x, sc)
     corr = math.sqrt(1 - BETA2) / (1 - BETA1)  # the first step's bias correction, folded into lr
     f32 = np.float32
-    kernels.adam_part(
-        0, 2, wt, sc, f32(lr[0] * corr), f32(lr[1] * corr), f32(wd[0]), f32(wd[1]), f32(clip), f32(eps),
-        f32(rescale),
+    kernels.step_features(
+        nt, sc.touched, sc.qstart, sc.occ_row, sc.occ_x, sc.g, sc.xv, sc.acc, w, V, m_w, v_w, m_V, v_V,
+        f32(lr[0] * corr), f32(lr[1] * corr), f32(wd[0]), f32(wd[1]), f32(clip), f32(eps), f32(rescale),
     )  # fmt: skip
 
     def ref(weight: np.ndarray, grad: np.ndarray, lr_: float, wd_: float) -> np.ndarray:
@@ -106,12 +123,15 @@ def test_adam_step_is_mxnet_lazy_adam() -> None:
         lr_t = lr_ * math.sqrt(1 - BETA2) / (1 - BETA1)
         return weight - lr_t * m / (np.sqrt(v) + eps)
 
-    np.testing.assert_allclose(w[[1, 3]], ref(w_before[[1, 3]], gw[[1, 3]], 0.01, 0.02), rtol=1e-5)
-    np.testing.assert_allclose(V[[1, 3]], ref(V_before[[1, 3]], gV[[1, 3]], 0.001, 0.03), rtol=1e-5)
-    # lazy: rows not in the batch keep their weights, even under weight decay
+    np.testing.assert_allclose(w[[1, 3]], ref(w_before[[1, 3]], grad_w[[1, 3]], 0.01, 0.02), rtol=1e-5)
+    np.testing.assert_allclose(V[[1, 3]], ref(V_before[[1, 3]], grad_V[[1, 3]], 0.001, 0.03), rtol=1e-5)
+    assert np.allclose(
+        m_V[[1, 3]], (1 - BETA1) * np.clip(rescale * grad_V[[1, 3]] + 0.03 * V_before[[1, 3]], -clip, clip)
+    )
+    # lazy: rows not in the batch keep their weights and moments, even under weight decay
     np.testing.assert_array_equal(w[[0, 2, 4]], w_before[[0, 2, 4]])
     np.testing.assert_array_equal(V[[0, 2, 4]], V_before[[0, 2, 4]])
-    assert not sc.grad_w[[1, 3]].any() and not sc.grad_V[[1, 3]].any() and not sc.mark.any()
+    assert not m_V[[0, 2, 4]].any() and not v_w[[0, 2, 4]].any()
 
 
 def test_learns_the_planted_structure_and_beats_biases() -> None:
