@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,13 @@ import scipy.sparse as sp
 
 from fmrec.codec.writer import write_spmatrix
 from fmrec.data.readers import Dataset, Ratings, sorted_unique
-from fmrec.features.history import check_size, training_rows
+from fmrec.features.history import MAX_ENTRIES, bounded_cap, training_rows
 from fmrec.features.layout import Encoding, encode_rows, positions
 from fmrec.features.options import PreprocessConfig
 from fmrec.features.sampling import SampledRows, rows_per_user, sample_rows
 
 WRITE_ROWS = 1 << 20
+log = logging.getLogger("fmrec.preprocess")
 
 
 def labels_for(rating: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -116,10 +118,21 @@ def ranking_channels(
     train_m = positions(enc.movie_ids, train.movie).astype(np.int32)
     popularity = np.bincount(train_m, minlength=nm)
     train_u = positions(enc.user_ids, train.user)
+    bound: dict[str, int] = {}
     if enc.history is not None:  # before sampling and before any file is written
         n_users = enc.user_ids.size
         per_user = rows_per_user(train_u, train.rating, n_users, cfg.threshold, sampling)
-        check_size(per_user, np.bincount(train_u, minlength=n_users), enc.history, "train")
+        cap, entries = bounded_cap(per_user, np.bincount(train_u, minlength=n_users), enc.history)
+        bound = {"requested": enc.history.cap, "cap": cap, "train_entries": entries}
+        if cap < enc.history.cap:
+            log.warning(
+                "history: %d columns per row would pass the %s-entry channel limit; sampling %d per row "
+                "(each an unbiased share of the user's whole history)",
+                enc.history.cap,
+                f"{MAX_ENTRIES:,}",
+                cap,
+            )
+            enc.history = replace(enc.history, cap=cap)
     rows = sample_rows(
         train_u.astype(np.int32),
         train_m,
@@ -135,7 +148,7 @@ def ranking_channels(
     train_files = write_sampled(
         out / "train", enc, enc.user_ids, enc.movie_ids, rows, cfg.shards, history, rng
     )
-    record: dict[str, Any] = {"train": rows.counts, "test": {}}
+    record: dict[str, Any] = {"train": rows.counts, "test": {}, "history": bound}
     train_positive, train_rows = rows.n_positive, len(rows)
     del rows
     test_files: list[dict[str, Any]] = []

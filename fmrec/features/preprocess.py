@@ -181,6 +181,7 @@ def preprocess(
             "seed": cfg.seed,
             "train": sampling["train"],
             "test": sampling["test"],
+            "history": sampling["history"],
         },
         "counts": counts,
         "label_balance": {

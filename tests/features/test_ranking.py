@@ -12,6 +12,7 @@ import pytest
 
 from fmrec.codec.reader import read_spmatrix
 from fmrec.data.readers import load_dataset, read_ratings
+from fmrec.features import history
 from fmrec.features.options import PreprocessConfig
 from fmrec.features.preprocess import run
 from fmrec.features.sampling import SamplingError
@@ -221,6 +222,7 @@ def test_default_rows_carry_the_users_history_columns(synth_dir: Path, ranked_de
             assert len(hist) <= cap
     # weighted positives: the liked train ratings appear twice among the positive rows
     liked = int((ds.train.rating >= 4).sum())
+    assert y is not None
     assert manifest["sampling"]["train"]["positives"] == len(ds.train) + liked == int(y.sum())
 
 
@@ -232,3 +234,29 @@ def test_history_zero_and_a_bad_length(
     assert cli(["preprocess", "--data-dir", str(synth_dir), "--out", str(out), "--history", "-1"]) == 2
     assert "--history length -1: expected an integer in [0, 4096]" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_history_block_over_the_channel_limit_is_sampled_not_refused(
+    synth_dir: Path, ranked_default: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = json.loads((ranked_default / "manifest/manifest.json").read_text())["sampling"]["history"]
+    assert default["cap"] == default["requested"] and default["train_entries"] > 0
+    # the same data under a limit of 60% of its entries: fewer sampled columns per row, every row still there
+    monkeypatch.setattr(history, "MAX_ENTRIES", int(default["train_entries"] * 0.6))
+    out = tmp_path / "bounded"
+    run(synth_dir, out, PreprocessConfig(objective="ranking"))
+    manifest = json.loads((out / "manifest/manifest.json").read_text())
+    bound = manifest["sampling"]["history"]
+    assert bound["requested"] == default["requested"] and 0 < bound["cap"] < default["cap"]
+    assert bound["train_entries"] <= history.MAX_ENTRIES
+    served = read_lookup(out / "lookup").history
+    assert served is not None and served["cap"] == bound["cap"]
+    X, _ = read_spmatrix(out / "train")
+    offset = manifest["layout"][-1]["offset"]
+    per_row = np.diff(np.concatenate(([0], np.cumsum(X.indices >= offset)))[X.indptr])
+    assert per_row.max() <= bound["cap"] and int(per_row.sum()) <= bound["train_entries"]
+    assert (
+        manifest["counts"]["train_rows"]
+        == X.shape[0]
+        == json.loads((ranked_default / "manifest/manifest.json").read_text())["counts"]["train_rows"]
+    )
