@@ -38,7 +38,7 @@ def write_channel(
     bounds = np.linspace(0, n, shards + 1).round().astype(np.int64)
     files = []
     for s in range(shards):
-        path = folder / f"part-{s:05d}.pbr"
+        path = folder / cfg.part_name(s)
         written = 0
         with open(path, "wb") as fh:
             for a in range(int(bounds[s]), int(bounds[s + 1]), WRITE_ROWS):
@@ -73,6 +73,7 @@ def write_sampled(
     shards: int,
     history: RatedHistory | None = None,
     rng: np.random.Generator | None = None,
+    name: Any = "part-{:05d}.pbr".format,
 ) -> list[dict[str, Any]]:
     """Ranking rows (positions into user_ids / movie_ids, in rows' order) as recordIO files: one-hot columns,
     plus the user's rated-movie history columns when the encoding has that block.
@@ -88,7 +89,7 @@ def write_sampled(
     step = WRITE_ROWS if cfg is None else max(1024, WRITE_ROWS // (cfg.cap + 2) * 4)
     files = []
     for s in range(shards):
-        path = folder / f"part-{s:05d}.pbr"
+        path = folder / name(s)
         written = 0
         with open(path, "wb") as fh:
             for a in range(int(bounds[s]), int(bounds[s + 1]), step):
@@ -108,15 +109,19 @@ def write_sampled(
 
 
 def ranking_channels(
-    out: Path, enc: Encoding, ds: Dataset, cfg: PreprocessConfig
+    out: Path, enc: Encoding, ds: Dataset, cfg: PreprocessConfig, popularity: np.ndarray | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    """Train and test channels of the ranking objective; returns their files and the sampling record."""
+    """Train and test channels of the ranking objective; returns their files and the sampling record.
+
+    `popularity`: train counts per movie position when `ds` is one user shard of the data (the negatives
+    follow the whole data's popularity on every instance); by default counted from ds.train."""
     sampling = cfg.sampling()
     train, test = ds.train, ds.test
     nm = enc.movie_ids.size
     # int32 positions: at 25M ratings every int64 copy costs 190 MB of the 4 GiB budget
     train_m = positions(enc.movie_ids, train.movie).astype(np.int32)
-    popularity = np.bincount(train_m, minlength=nm)
+    if popularity is None:
+        popularity = np.bincount(train_m, minlength=nm)
     train_u = positions(enc.user_ids, train.user)
     bound: dict[str, int] = {}
     if enc.history is not None:  # before sampling and before any file is written
@@ -146,7 +151,7 @@ def ranking_channels(
     history = RatedHistory.of(enc.user_ids.size, train_u, train_m, nm) if enc.history is not None else None
     rng = np.random.default_rng([cfg.seed, 7])  # the history draws' own stream
     train_files = write_sampled(
-        out / "train", enc, enc.user_ids, enc.movie_ids, rows, cfg.shards, history, rng
+        out / "train", enc, enc.user_ids, enc.movie_ids, rows, cfg.shards, history, rng, cfg.part_name
     )
     record: dict[str, Any] = {"train": rows.counts, "test": {}, "history": bound}
     train_positive, train_rows = rows.n_positive, len(rows)
@@ -177,7 +182,9 @@ def ranking_channels(
             if enc.history is not None
             else None
         )
-        test_files = write_sampled(out / "test", enc, users, movie_ids, rows, 1, test_history, rng)
+        test_files = write_sampled(
+            out / "test", enc, users, movie_ids, rows, 1, test_history, rng, cfg.part_name
+        )
         record["test"] = rows.counts
         record["test_balance"] = _ranking_balance(rows.n_positive, len(rows))
     record["train_balance"] = _ranking_balance(train_positive, train_rows)

@@ -48,8 +48,8 @@ def bounded_cap(
     history length) holds at most `budget` entries. Per-user counts, so it costs no memory per row.
 
     A history longer than the cap is sampled (training_rows), so a lower cap keeps every row an unbiased
-    estimate of its whole history and only adds variance. `budget` defaults to MAX_ENTRIES. Raises InputError when even one column per row is
-    over the budget (over 2 billion rows)."""
+    estimate of its whole history and only adds variance. `budget` defaults to MAX_ENTRIES. Raises
+    InputError when even one column per row is over the budget (over 2 billion rows)."""
     # local import: Lambda cold start (its endpoint path reads serving_value through the stdlib-only lookup)
     import numpy as np
 

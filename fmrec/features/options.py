@@ -13,6 +13,7 @@ AUX_USER = ("age", "gender", "occupation")
 AUX_MOVIE = ("genres", "year")
 # History columns per ranking row by default: chosen by the search in docs/tuning.md ("The ranking defaults")
 DEFAULT_HISTORY = 128
+MAX_USER_SHARDS = 1000
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class PreprocessConfig:
     predictor_type: str = "binary_classifier"
     # History columns per ranking row (fmrec/features/history.py); None: DEFAULT_HISTORY for ranking, 0 else
     history: int | None = None
+    # This Processing instance's share of the users (user id % user_shards == user_shard): the channels'
+    # rows of those users only; the encoding, lookup and negatives' popularity stay the whole data's.
+    user_shard: int = 0
+    user_shards: int = 1
 
     def history_config(self) -> HistoryConfig | None:
         """The rated-movie history block, or None: the rating objective keeps the seed's columns exactly (so a
@@ -41,6 +46,10 @@ class PreprocessConfig:
         cfg = HistoryConfig(cap=DEFAULT_HISTORY if self.history is None else self.history)
         cfg.validate("--history")
         return cfg if cfg.enabled and self.objective == "ranking" else None
+
+    def part_name(self, s: int) -> str:
+        """Channel file s of this instance: names unique across the user shards, which share one S3 prefix."""
+        return f"part-{self.user_shard:03d}-{s:05d}.pbr" if self.user_shards > 1 else f"part-{s:05d}.pbr"
 
     def sampling(self) -> SamplingConfig:
         """The sampler's config (validated: an out-of-range value raises InputError)."""
@@ -120,6 +129,14 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
         help=f"ranking: the user's rated movies as weighted columns, at most N per row (0 = none; default "
         f"{DEFAULT_HISTORY}; the rating objective has none and ignores it)",
     )
+    p.add_argument(
+        "--user-shards",
+        type=int,
+        default=1,
+        help=f"split the channels' rows by user across this many Processing instances (1..{MAX_USER_SHARDS}; "
+        "default 1; on SageMaker the step reads the instance's place from resourceconfig.json)",
+    )
+    p.add_argument("--user-shard", type=int, default=0, help="this instance's share, 0..user-shards - 1")
     return p
 
 
@@ -148,6 +165,11 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         raise InputError(f"--holdout-per-user {args.holdout_per_user}: expected a positive number")
     if not 0 <= args.max_reject_fraction <= 1:
         raise InputError(f"--max-reject-fraction {args.max_reject_fraction}: expected a fraction in [0, 1]")
+    if not 1 <= args.user_shards <= MAX_USER_SHARDS:
+        raise InputError(f"--user-shards {args.user_shards}: expected an integer in [1, {MAX_USER_SHARDS}]")
+    if not 0 <= args.user_shard < args.user_shards:
+        last = args.user_shards - 1
+        raise InputError(f"--user-shard {args.user_shard}: expected an integer in [0, {last}]")
     check_objective(args.objective, args.predictor_type, args.label)
     cfg = PreprocessConfig(
         split=args.split,
@@ -165,6 +187,8 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         below_threshold_negatives=bool(args.below_threshold_negatives),
         predictor_type=args.predictor_type,
         history=args.history,
+        user_shard=args.user_shard,
+        user_shards=args.user_shards,
     )
     cfg.sampling()  # validates the ranges (before any output is written)
     cfg.history_config()

@@ -20,6 +20,8 @@ argv flags (all optional):
   --positives all|liked   ranking: every rated movie (default) or only ratings >= --threshold
   --below-threshold-negatives [true|false]  ranking with --positives liked: low ratings are negatives too
   --predictor-type T      the FM predictor_type that trains the rows (ranking needs binary_classifier)
+  --user-shards N --user-shard I  this instance writes the rows of users with id % N == I (files
+                          part-III-NNNNN.pbr); on SageMaker, set from resourceconfig.json when InstanceCount > 1
 
 Outputs: train/part-NNNNN.pbr, test/part-00000.pbr (float32 one-hot rows, float32 labels, byte-identical to
 SDK 2.x write_spmatrix_to_sparse_tensor for --objective rating), lookup/ (fmrec.serving.lookup.LOOKUP_FILES),
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import json
 import logging
 import os
 import shutil
@@ -126,10 +129,33 @@ def main(base_dir: str | Path, argv: Sequence[str] | None = None) -> dict[str, A
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def host_shard_args(resource_config: Path, argv: Sequence[str]) -> list[str]:
+    """argv plus --user-shards/--user-shard from a Processing job's resourceconfig.json when it runs on more
+    than one instance (and argv does not set them): {"current_host": "algo-2", "hosts": ["algo-1", ...]}
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/build-your-own-processing-container.html). Every
+    instance reads the whole input (FullyReplicated) and writes the rows of its users."""
+    if "--user-shards" in argv or not resource_config.is_file():
+        return list(argv)
+    try:
+        doc = json.loads(resource_config.read_text(encoding="utf-8"))
+        hosts = sorted(str(h) for h in doc["hosts"])
+        index = hosts.index(str(doc["current_host"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{resource_config}: expected current_host and hosts ({exc})") from exc
+    return (
+        [*argv, "--user-shards", str(len(hosts)), "--user-shard", str(index)]
+        if len(hosts) > 1
+        else list(argv)
+    )
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        main(Path("/opt/ml/processing"), sys.argv[1:])
+        main(
+            Path("/opt/ml/processing"),
+            host_shard_args(Path("/opt/ml/config/resourceconfig.json"), sys.argv[1:]),
+        )
     except (
         FmrecError
     ) as exc:  # a clear message and a non-zero exit, as SageMaker shows it in the job's failure

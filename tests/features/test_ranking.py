@@ -12,6 +12,7 @@ import pytest
 
 from fmrec.codec.reader import read_spmatrix
 from fmrec.data.readers import load_dataset, read_ratings
+from fmrec.errors import InputError
 from fmrec.features import history
 from fmrec.features.options import PreprocessConfig
 from fmrec.features.preprocess import run
@@ -260,3 +261,50 @@ def test_a_history_block_over_the_channel_limit_is_sampled_not_refused(
         == X.shape[0]
         == json.loads((ranked_default / "manifest/manifest.json").read_text())["counts"]["train_rows"]
     )
+
+
+def test_user_shards_split_the_rows_by_user_and_share_one_encoding(synth_dir: Path, tmp_path: Path) -> None:
+    whole = tmp_path / "whole"
+    run(synth_dir, whole, PreprocessConfig(objective="ranking"))
+    lk = read_lookup(whole / "lookup")
+    seen: set[int] = set()
+    rows = 0
+    for shard in range(2):
+        out = tmp_path / f"shard{shard}"
+        run(synth_dir, out, PreprocessConfig(objective="ranking", user_shards=2, user_shard=shard))
+        assert [p.name for p in (out / "train").iterdir()] == [f"part-{shard:03d}-00000.pbr"]
+        assert (out / "lookup").is_dir() and read_lookup(out / "lookup").user_ids == lk.user_ids
+        manifest = sorted(p.name for p in (out / "manifest").iterdir())
+        assert ("manifest.json" in manifest) == (shard == 0) and ("shard-001.json" in manifest) == (
+            shard == 1
+        )
+        X, _ = read_spmatrix(out / "train")
+        users = {lk.user_ids[c] for c in X.indices[X.indptr[:-1]].tolist()}  # each row's first key: its user
+        assert users and all(u % 2 == shard for u in users)
+        seen |= users
+        rows += X.shape[0]
+    assert seen == set(lk.user_ids)
+    whole_rows = json.loads((whole / "manifest/manifest.json").read_text())["counts"]["train_rows"]
+    assert rows == whole_rows  # every user's rows, on exactly one shard
+
+
+def test_user_shard_flags_out_of_range_are_refused(synth_dir: Path, tmp_path: Path) -> None:
+    for flags, message in (
+        (["--user-shards", "0"], r"--user-shards 0: expected an integer in \[1, 1000\]"),
+        (["--user-shards", "4", "--user-shard", "4"], r"--user-shard 4: expected an integer in \[0, 3\]"),
+    ):
+        with pytest.raises(InputError, match=message):
+            step.check_arguments(flags)
+
+
+def test_processing_instances_become_user_shards(tmp_path: Path) -> None:
+    config = tmp_path / "resourceconfig.json"
+    assert step.host_shard_args(config, ["--seed", "1"]) == ["--seed", "1"]  # no file: one instance
+    config.write_text(json.dumps({"current_host": "algo-3", "hosts": ["algo-2", "algo-1", "algo-3"]}))
+    assert step.host_shard_args(config, []) == ["--user-shards", "3", "--user-shard", "2"]
+    assert step.host_shard_args(config, ["--user-shards", "1"]) == ["--user-shards", "1"]  # argv wins
+    config.write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+    assert step.host_shard_args(config, []) == []
+    config.write_text("{}")
+    with pytest.raises(InputError, match="expected current_host and hosts"):
+        step.host_shard_args(config, [])
