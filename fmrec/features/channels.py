@@ -12,7 +12,8 @@ import scipy.sparse as sp
 
 from fmrec.codec.writer import write_spmatrix
 from fmrec.data.readers import Dataset, Ratings, sorted_unique
-from fmrec.features.history import MAX_ENTRIES, bounded_cap, training_rows
+from fmrec.features import history as history_rules
+from fmrec.features.history import bounded_cap, training_rows
 from fmrec.features.layout import Encoding, encode_rows, positions
 from fmrec.features.options import PreprocessConfig
 from fmrec.features.sampling import SampledRows, rows_per_user, sample_rows
@@ -127,14 +128,17 @@ def ranking_channels(
     if enc.history is not None:  # before sampling and before any file is written
         n_users = enc.user_ids.size
         per_user = rows_per_user(train_u, train.rating, n_users, cfg.threshold, sampling)
-        cap, entries = bounded_cap(per_user, np.bincount(train_u, minlength=n_users), enc.history)
-        bound = {"requested": enc.history.cap, "cap": cap, "train_entries": entries}
+        # the run's channel is bounded, not each shard's: a shard (of ~equal users) gets its share of it
+        budget = history_rules.MAX_ENTRIES // cfg.user_shards
+        lengths = np.bincount(train_u, minlength=n_users)
+        cap, entries = bounded_cap(per_user, lengths, enc.history, budget)
+        bound = {"requested": enc.history.cap, "cap": cap, "train_entries": entries, "budget": budget}
         if cap < enc.history.cap:
             log.warning(
-                "history: %d columns per row would pass the %s-entry channel limit; sampling %d per row "
-                "(each an unbiased share of the user's whole history)",
+                "history: %d columns per row would pass this shard's %s-entry share of the channel limit; "
+                "sampling %d per row (each an unbiased share of the user's whole history)",
                 enc.history.cap,
-                f"{MAX_ENTRIES:,}",
+                f"{budget:,}",
                 cap,
             )
             enc.history = replace(enc.history, cap=cap)

@@ -278,6 +278,9 @@ def test_user_shards_split_the_rows_by_user_and_share_one_encoding(synth_dir: Pa
         assert ("manifest.json" in manifest) == (shard == 0) and ("shard-001.json" in manifest) == (
             shard == 1
         )
+        own = out / "manifest" / ("shard-001.json" if shard else "manifest.json")
+        bound = json.loads(own.read_text())["sampling"]["history"]
+        assert bound["budget"] == history.MAX_ENTRIES // 2  # each shard gets its share of the run's limit
         X, _ = read_spmatrix(out / "train")
         users = {lk.user_ids[c] for c in X.indices[X.indptr[:-1]].tolist()}  # each row's first key: its user
         assert users and all(u % 2 == shard for u in users)
