@@ -5,7 +5,8 @@ row order). Both passes then walk features, not rows, so each factor row V_j is 
 in registers while its occurrences are visited; the batch's per-row sums (xv, 128 KB at batch 500, k 64)
 stay in cache. Row-wise, V_j would be fetched once per occurrence, and V (4.7 MB for a 9k-movie catalogue
 with history columns) does not fit a core's cache: that fetch was most of an epoch.
-- forward: per row, w.x, sum_j V_j x_j and sum_j |V_j|^2 x_j^2; then score, loss gradient g, loss;
+- forward, rows in blocks per thread: per row, w.x, sum_j V_j x_j and sum_j |V_j|^2 x_j^2; then score, loss
+  gradient g, loss;
 - backward + Adam, features in parallel: feature j's gradient is sum_i g_i x_ij (xv_i - V_j x_ij), summed
   in row order whatever the thread count; then MXNet's adam_update on w_j and V_j (lazy: only touched rows).
 Every weight is written by one thread, so a run gives the same bits on 1 or 8 threads. Arithmetic is float32
@@ -58,6 +59,7 @@ class Scratch(NamedTuple):
     loss: np.ndarray  # (batch,) float64
     correct: np.ndarray  # (batch,) uint8
     acc: np.ndarray  # (threads, k) float32: a thread's gradient accumulator
+    parts: int  # row blocks of the forward pass (the thread count; the result does not depend on it)
 
 
 class Optim(NamedTuple):
@@ -85,9 +87,9 @@ def new_scratch(D: int, k: int, batch: int, occurrences: int, threads: int) -> S
         g=np.zeros(batch, F32),
         loss=np.zeros(batch, np.float64),
         correct=np.zeros(batch, np.uint8),
-        acc=np.zeros(
-            (max(threads, int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))), k), F32
-        ),  # by thread id
+        # indexed by numba's thread id, which can reach the pool's size
+        acc=np.zeros((max(threads, int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))), k), F32),
+        parts=max(threads, 1),
     )
 
 
@@ -121,25 +123,46 @@ def index_batch(indptr, indices, data, order, start, stop, count, touched, qstar
     return nt
 
 
-@numba.njit(cache=True, nogil=True, fastmath=FAST)
+@numba.njit(cache=True, nogil=True, fastmath=FAST, parallel=True)
 def forward(y, order, start, stop, binary, w0, w, V, nt, touched, qstart, occ_row, occ_x, sc):
-    """Scores of the indexed batch under the current weights: each row's xv, g, loss and correctness."""
-    k = V.shape[1]
+    """Scores of the indexed batch under the current weights: each row's xv, g, loss and correctness. The
+    rows split into one block per thread; a row's sums run over the features in the same order either way."""
     nb = stop - start
-    xv, lin, sq = sc.xv, sc.lin, sc.sq
-    for i in range(nb):
+    parts = min(sc.parts, nb)
+    xv, lin, sq, g, loss, correct = sc.xv, sc.lin, sc.sq, sc.g, sc.loss, sc.correct
+    for t in numba.prange(parts):
+        forward_rows(
+            t * nb // parts, (t + 1) * nb // parts, y, order, start, binary, w0, w, V, nt, touched, qstart,
+            occ_row, occ_x, xv, lin, sq, g, loss, correct,
+        )  # fmt: skip
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST)
+def forward_rows(
+    r0, r1, y, order, start, binary, w0, w, V, nt, touched, qstart, occ_row, occ_x, xv, lin, sq, gb, lossb,
+    correctb,
+):  # fmt: skip
+    """forward for the batch rows r0..r1 (a feature's occurrences are in row order: two binary searches)."""
+    k = V.shape[1]
+    for i in range(r0, r1):
         for f in range(k):
             xv[i, f] = F32(0.0)
         lin[i] = F32(0.0)
         sq[i] = F32(0.0)
     for q in range(nt):
+        a, b = qstart[q], qstart[q + 1]
+        rows = occ_row[a:b]
+        lo = a + np.searchsorted(rows, r0)
+        hi = a + np.searchsorted(rows, r1)
+        if lo == hi:
+            continue
         j = touched[q]
         Vj = V[j]
         wj = w[j]
         vv = F32(0.0)
         for f in range(k):
             vv += Vj[f] * Vj[f]
-        for p in range(qstart[q], qstart[q + 1]):
+        for p in range(lo, hi):
             i = occ_row[p]
             x = occ_x[p]
             lin[i] += wj * x
@@ -147,7 +170,7 @@ def forward(y, order, start, stop, binary, w0, w, V, nt, touched, qstart, occ_ro
             xi = xv[i]
             for f in range(k):
                 xi[f] += Vj[f] * x
-    for i in range(nb):
+    for i in range(r0, r1):
         xi = xv[i]
         pair = F32(0.0)
         for f in range(k):
@@ -162,13 +185,13 @@ def forward(y, order, start, stop, binary, w0, w, V, nt, touched, qstart, occ_ro
                 prob = e / (1.0 + e)
             g = prob - label
             pc = min(max(prob, PROB_EPS), 1.0 - PROB_EPS)
-            sc.loss[i] = -(label * math.log(pc) + (1.0 - label) * math.log(1.0 - pc))
-            sc.correct[i] = 1 if (prob >= 0.5) == (label >= 0.5) else 0
+            lossb[i] = -(label * math.log(pc) + (1.0 - label) * math.log(1.0 - pc))
+            correctb[i] = 1 if (prob >= 0.5) == (label >= 0.5) else 0
         else:
             g = score - label
-            sc.loss[i] = g * g
-            sc.correct[i] = 0
-        sc.g[i] = F32(g)
+            lossb[i] = g * g
+            correctb[i] = 0
+        gb[i] = F32(g)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST)
