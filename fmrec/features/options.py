@@ -159,8 +159,8 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
                 f"--aux: unknown feature(s) {', '.join(unknown)}; expected {', '.join(AUX_USER + AUX_MOVIE)}"
             )
         aux = tuple(a for a in AUX_USER + AUX_MOVIE if a in raw)
-    if args.shards < 1:
-        raise InputError(f"--shards {args.shards}: expected a positive number of files")
+    if not 1 <= args.shards <= MAX_USER_SHARDS:
+        raise InputError(f"--shards {args.shards}: expected an integer in [1, {MAX_USER_SHARDS}] (files)")
     if args.holdout_per_user < 1:
         raise InputError(f"--holdout-per-user {args.holdout_per_user}: expected a positive number")
     if not 0 <= args.max_reject_fraction <= 1:

@@ -295,6 +295,7 @@ def test_user_shard_flags_out_of_range_are_refused(synth_dir: Path, tmp_path: Pa
     for flags, message in (
         (["--user-shards", "0"], r"--user-shards 0: expected an integer in \[1, 1000\]"),
         (["--user-shards", "4", "--user-shard", "4"], r"--user-shard 4: expected an integer in \[0, 3\]"),
+        (["--shards", "0"], r"--shards 0: expected an integer in \[1, 1000\]"),
     ):
         with pytest.raises(InputError, match=message):
             step.check_arguments(flags)
