@@ -21,7 +21,7 @@ argv flags (all optional):
   --below-threshold-negatives [true|false]  ranking with --positives liked: low ratings are negatives too
   --predictor-type T      the FM predictor_type that trains the rows (ranking needs binary_classifier)
   --user-shards N --user-shard I  this instance writes the rows of users with id % N == I (files
-                          part-III-NNNNN.pbr); on SageMaker, set from resourceconfig.json when InstanceCount > 1
+                          part-III-NNNNN.pbr); on SageMaker, set from resourceconfig.json (InstanceCount > 1)
 
 Outputs: train/part-NNNNN.pbr, test/part-00000.pbr (float32 one-hot rows, float32 labels, byte-identical to
 SDK 2.x write_spmatrix_to_sparse_tensor for --objective rating), lookup/ (fmrec.serving.lookup.LOOKUP_FILES),
