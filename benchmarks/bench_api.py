@@ -78,7 +78,7 @@ def prepare(work: Path, **synth: int) -> dict[str, Any]:
     from twins.api.publish import publish_version
 
     data = work / "pre" / "input" / "data"
-    write_synth(data, SynthConfig(**synth))
+    write_synth(data, SynthConfig(**synth))  # type: ignore[arg-type]  # the int fields: users, items
     preprocess.main(work / "pre", [])
     lookup_dir = work / "pre" / "output" / "lookup"
     lookup = read_lookup(lookup_dir)

@@ -7,6 +7,7 @@ Data: `fmrec.data.synth` (ml-100k's shape, planted rank-8 model) through the rea
     .venv/bin/python benchmarks/bench_train.py                      # throughput, seed, accuracy, peer
     .venv/bin/python benchmarks/bench_train.py --section memory     # 25M ratings through the twin (~2 min)
     .venv/bin/python benchmarks/bench_train.py --section fidelity --ml100k DIR   # real ua.base/ua.test
+    nice .venv/bin/python benchmarks/bench_train.py --section default   # default objective, 2 shapes, profile
 
 The PyTorch peer needs `pip install -r requirements-bench.txt`; without torch it is skipped with a notice.
 """
@@ -284,6 +285,107 @@ def bench_memory(work: Path, ratings: int = 25_000_000) -> None:
     print(f"memory      {seconds:.0f} s wall: read {read_s:.0f} s, train {train_s:.0f} s")
 
 
+SHAPES = {"ml-100k": (943, 1682, 100_000), "9k": (671, 9000, 100_004)}  # users, movies, ratings
+
+
+def prepare_default(work: Path, shape: str) -> Path:
+    """Synthetic data of a shape through preprocess with the default objective (today's defaults, whatever
+    they are: ranking rows with history columns); cached under `work`."""
+    from fmrec.data.synth import SynthConfig, write_synth
+    from fmrec.features.options import PreprocessConfig
+    from fmrec.stages.preprocess import run
+
+    users, items, ratings = SHAPES[shape]
+    prep = work / f"default-{shape}"
+    if not (prep / "manifest" / "manifest.json").is_file():
+        raw = work / f"synth-{shape}"
+        if not raw.is_dir():
+            write_synth(raw, SynthConfig(users=users, items=items, ratings=ratings))
+        run(raw, prep, PreprocessConfig())
+    return prep
+
+
+def profile_epoch(X: Any, y: Any, hp: dict[str, str]) -> dict[str, float]:
+    """CPU seconds of one epoch's three kernel passes (index the batch by feature, forward, backward + Adam),
+    called one batch at a time on one thread."""
+    import numba
+
+    from fmrec.model import kernels
+    from fmrec.model.hyperparameters import parse_hyperparameters
+    from fmrec.model.trainer import init_params
+
+    parsed = parse_hyperparameters(hp)
+    p = init_params(parsed)
+    D, k, bs = parsed.feature_dim, parsed.num_factors, parsed.mini_batch_size
+    z = np.zeros
+    w, V = p.w.copy(), p.V.copy()
+    m_w, v_w, m_V, v_V = z(D, np.float32), z(D, np.float32), z((D, k), np.float32), z((D, k), np.float32)
+    sc = kernels.new_scratch(D, k, bs, bs * int(np.diff(X.indptr).max()), 1)
+    indptr = X.indptr.astype(np.int64)
+    order = np.random.default_rng(0).permutation(X.shape[0]).astype(np.int32)
+    f32 = np.float32
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    out = {"index": 0.0, "forward": 0.0, "backward + Adam": 0.0, "touched per batch": 0.0}
+    args = (indptr, X.indices, X.data, order)
+    for rep in range(2):  # the first compiles (or loads the cache)
+        out = dict.fromkeys(out, 0.0)
+        for start in range(0, X.shape[0], bs):
+            stop = min(start + bs, X.shape[0])
+            c0 = time.process_time()
+            nt = kernels.index_batch(*args, start, stop, sc.seen, sc.touched, sc.qstart, sc.occ_row, sc.occ_x)
+            c1 = time.process_time()
+            kernels.forward(y, order, start, stop, True, p.w0, w, V, nt, sc.touched, sc.qstart, sc.occ_row,
+                            sc.occ_x, sc)  # fmt: skip
+            c2 = time.process_time()
+            kernels.step_features(nt, sc.touched, sc.qstart, sc.occ_row, sc.occ_x, sc.g, sc.xv, sc.acc, w, V,
+                                  m_w, v_w, m_V, v_V, f32(1e-3), f32(1e-3), f32(1e-4), f32(1e-4), f32(-1),
+                                  f32(1e-8), f32(1 / bs))  # fmt: skip
+            c3 = time.process_time()
+            out["index"] += c1 - c0
+            out["forward"] += c2 - c1
+            out["backward + Adam"] += c3 - c2
+            out["touched per batch"] += nt / -(-X.shape[0] // bs)
+        if rep == 0:
+            w, V = p.w.copy(), p.V.copy()
+    numba.set_num_threads(before)
+    return out
+
+
+def bench_default(work: Path) -> None:
+    """TrainModel on the default objective through the training-job twin: read + train + artifact, both
+    shapes; then one epoch split into its kernel passes."""
+    from fmrec.codec.reader import read_spmatrix
+    from fmrec.model.trainer import training_threads
+    from twins.training.job import run_training
+
+    for shape in SHAPES:
+        prep = prepare_default(work, shape)
+        dim = json.loads((prep / "manifest" / "manifest.json").read_text())["feature_dim"]
+        hp = {"feature_dim": str(dim), **RECOMMENDED_HP}
+        threads = training_threads()
+        with tempfile.TemporaryDirectory() as tmp:
+            channels = {"train": prep / "train", "test": prep / "test"}
+            doc, wall, cpu = _timed(lambda: run_training(hp, channels, Path(tmp), Path(tmp)))  # noqa: B023
+        X, y = read_spmatrix(prep / "train")
+        test = doc["history"][-1]["test"]
+        width = X.nnz / X.shape[0]
+        print(f"default     {shape}: {X.shape[0]:,} rows x {width:.0f} columns, feature_dim {dim:,}, "
+              f"{hp['epochs']} epochs, batch {hp['mini_batch_size']}, k {hp['num_factors']}, "
+              f"{threads} thread(s)")  # fmt: skip
+        print(f"default     {shape}: TrainModel twin {wall:.1f} s wall, {cpu:.1f} CPU-s (read "
+              f"{doc['read_seconds']:.1f} s, train {doc['train_seconds']:.1f} s); test "
+              f"AUC {test['auc']:.4f}, log loss {test['cross_entropy']:.4f}; "
+              f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        prof = profile_epoch(X, y, hp)
+        total = sum(v for name, v in prof.items() if name != "touched per batch")
+        parts = ", ".join(
+            f"{n} {v:.2f} s ({v / total:.0%})" for n, v in prof.items() if n != "touched per batch"
+        )
+        print(f"default     {shape}: one epoch, 1 thread, {total:.2f} CPU-s: {parts}; "
+              f"{prof['touched per batch']:,.0f} feature rows touched per batch")  # fmt: skip
+
+
 def bench_fidelity(ml100k: Path | None, work: Path) -> None:
     cmd = (
         "fmrec preprocess --data-dir ml-100k --out prep --split ua && "
@@ -317,7 +419,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    sections = ["all", "throughput", "seed", "accuracy", "peer", "memory", "fidelity"]
+    sections = ["all", "throughput", "seed", "accuracy", "peer", "memory", "fidelity", "default"]
     parser.add_argument("--section", choices=sections, default="all")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "fmrec-bench-train")
     parser.add_argument(
@@ -337,6 +439,9 @@ def main() -> None:
         return
     if args.section == "fidelity":
         bench_fidelity(args.ml100k, args.work)
+        return
+    if args.section == "default":
+        bench_default(args.work)
         return
     prep = prepare(args.work)
     X, y, Xt, yt, dim = load(prep)

@@ -15,8 +15,24 @@ def _gather(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray
     total = int(lens.sum())
     if total == 0:
         return np.empty(0, dtype=np.uint8)
+    if total >= 1 << 16:
+        # local import: numba stays off the endpoint's and CLI's start-up (only channel-sized blocks get here)
+        from fmrec.codec import fast_kernels
+
+        return fast_kernels.gather(buf, starts.astype(np.int64), lens.astype(np.int64), total)
     offs = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens)
     return buf[offs + np.arange(total)]
+
+
+def _varints_per_range(raw: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """How many varints end in each of the consecutive byte ranges of `raw` with these lengths."""
+    if raw.size >= 1 << 16:
+        # local import: numba stays off the endpoint's and CLI's start-up (only channel-sized blocks get here)
+        from fmrec.codec import fast_kernels
+
+        return fast_kernels.terminators_per_range(raw, lens.astype(np.int64))
+    term = np.concatenate(([0], np.cumsum(raw < 0x80)))
+    return np.diff(np.concatenate(([0], term[np.cumsum(lens)])))
 
 
 def _varints_at(buf: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,9 +111,7 @@ def fast_parse(
     keys = decode_varints(kraw.tobytes()) if kraw.size else np.empty(0, dtype=np.uint64)
     counts = vbytes[idx] // 4
     # every key region must hold exactly as many varints as there are values
-    term = np.concatenate(([0], np.cumsum(kraw < 0x80)))
-    kend = np.cumsum(kbytes[idx])
-    nkeys = np.diff(np.concatenate(([0], term[kend])))
+    nkeys = _varints_per_range(kraw, kbytes[idx])
     bad = nkeys != counts
     if kraw.size and kraw[-1] >= 0x80:
         bad[:] = True

@@ -102,6 +102,14 @@ def decode_varints(data: bytes) -> np.ndarray:
     arr = np.frombuffer(data, dtype=np.uint8)
     if arr.size == 0:
         return np.empty(0, dtype=np.uint64)
+    if arr.size >= 1 << 16:
+        # local import: numba stays off the endpoint's and CLI's start-up (only channel-sized blocks get here)
+        from fmrec.codec import fast_kernels
+
+        out, n = fast_kernels.varints(arr)
+        if n < 0:
+            raise ValueError("truncated packed varints" if n == -1 else "overlong varint")
+        return out[:n]
     term = arr < 0x80
     if not term[-1]:
         raise ValueError("truncated packed varints")

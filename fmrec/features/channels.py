@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,14 @@ import scipy.sparse as sp
 
 from fmrec.codec.writer import write_spmatrix
 from fmrec.data.readers import Dataset, Ratings, sorted_unique
-from fmrec.features.history import check_size, training_rows
+from fmrec.features import history as history_rules
+from fmrec.features.history import bounded_cap, training_rows
 from fmrec.features.layout import Encoding, encode_rows, positions
 from fmrec.features.options import PreprocessConfig
 from fmrec.features.sampling import SampledRows, rows_per_user, sample_rows
 
 WRITE_ROWS = 1 << 20
+log = logging.getLogger("fmrec.preprocess")
 
 
 def labels_for(rating: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -36,7 +39,7 @@ def write_channel(
     bounds = np.linspace(0, n, shards + 1).round().astype(np.int64)
     files = []
     for s in range(shards):
-        path = folder / f"part-{s:05d}.pbr"
+        path = folder / cfg.part_name(s)
         written = 0
         with open(path, "wb") as fh:
             for a in range(int(bounds[s]), int(bounds[s + 1]), WRITE_ROWS):
@@ -71,6 +74,7 @@ def write_sampled(
     shards: int,
     history: RatedHistory | None = None,
     rng: np.random.Generator | None = None,
+    name: Any = "part-{:05d}.pbr".format,
 ) -> list[dict[str, Any]]:
     """Ranking rows (positions into user_ids / movie_ids, in rows' order) as recordIO files: one-hot columns,
     plus the user's rated-movie history columns when the encoding has that block.
@@ -86,7 +90,7 @@ def write_sampled(
     step = WRITE_ROWS if cfg is None else max(1024, WRITE_ROWS // (cfg.cap + 2) * 4)
     files = []
     for s in range(shards):
-        path = folder / f"part-{s:05d}.pbr"
+        path = folder / name(s)
         written = 0
         with open(path, "wb") as fh:
             for a in range(int(bounds[s]), int(bounds[s + 1]), step):
@@ -106,20 +110,38 @@ def write_sampled(
 
 
 def ranking_channels(
-    out: Path, enc: Encoding, ds: Dataset, cfg: PreprocessConfig
+    out: Path, enc: Encoding, ds: Dataset, cfg: PreprocessConfig, popularity: np.ndarray | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    """Train and test channels of the ranking objective; returns their files and the sampling record."""
+    """Train and test channels of the ranking objective; returns their files and the sampling record.
+
+    `popularity`: train counts per movie position when `ds` is one user shard of the data (the negatives
+    follow the whole data's popularity on every instance); by default counted from ds.train."""
     sampling = cfg.sampling()
     train, test = ds.train, ds.test
     nm = enc.movie_ids.size
     # int32 positions: at 25M ratings every int64 copy costs 190 MB of the 4 GiB budget
     train_m = positions(enc.movie_ids, train.movie).astype(np.int32)
-    popularity = np.bincount(train_m, minlength=nm)
+    if popularity is None:
+        popularity = np.bincount(train_m, minlength=nm)
     train_u = positions(enc.user_ids, train.user)
+    bound: dict[str, int] = {}
     if enc.history is not None:  # before sampling and before any file is written
         n_users = enc.user_ids.size
         per_user = rows_per_user(train_u, train.rating, n_users, cfg.threshold, sampling)
-        check_size(per_user, np.bincount(train_u, minlength=n_users), enc.history, "train")
+        # the run's channel is bounded, not each shard's: a shard (of ~equal users) gets its share of it
+        budget = history_rules.MAX_ENTRIES // cfg.user_shards
+        lengths = np.bincount(train_u, minlength=n_users)
+        cap, entries = bounded_cap(per_user, lengths, enc.history, budget)
+        bound = {"requested": enc.history.cap, "cap": cap, "train_entries": entries, "budget": budget}
+        if cap < enc.history.cap:
+            log.warning(
+                "history: %d columns per row would pass this shard's %s-entry share of the channel limit; "
+                "sampling %d per row (each an unbiased share of the user's whole history)",
+                enc.history.cap,
+                f"{budget:,}",
+                cap,
+            )
+            enc.history = replace(enc.history, cap=cap)
     rows = sample_rows(
         train_u.astype(np.int32),
         train_m,
@@ -133,9 +155,9 @@ def ranking_channels(
     history = RatedHistory.of(enc.user_ids.size, train_u, train_m, nm) if enc.history is not None else None
     rng = np.random.default_rng([cfg.seed, 7])  # the history draws' own stream
     train_files = write_sampled(
-        out / "train", enc, enc.user_ids, enc.movie_ids, rows, cfg.shards, history, rng
+        out / "train", enc, enc.user_ids, enc.movie_ids, rows, cfg.shards, history, rng, cfg.part_name
     )
-    record: dict[str, Any] = {"train": rows.counts, "test": {}}
+    record: dict[str, Any] = {"train": rows.counts, "test": {}, "history": bound}
     train_positive, train_rows = rows.n_positive, len(rows)
     del rows
     test_files: list[dict[str, Any]] = []
@@ -164,7 +186,9 @@ def ranking_channels(
             if enc.history is not None
             else None
         )
-        test_files = write_sampled(out / "test", enc, users, movie_ids, rows, 1, test_history, rng)
+        test_files = write_sampled(
+            out / "test", enc, users, movie_ids, rows, 1, test_history, rng, cfg.part_name
+        )
         record["test"] = rows.counts
         record["test_balance"] = _ranking_balance(rows.n_positive, len(rows))
     record["train_balance"] = _ranking_balance(train_positive, train_rows)

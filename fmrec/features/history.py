@@ -16,9 +16,9 @@ if TYPE_CHECKING:
 # Weighting: every history column of a user with n rated movies carries scale / sqrt(n) (SVD++'s |N(u)|^-1/2),
 # so the history's pull on a score neither vanishes nor explodes with the user's activity.
 MAX_CAP = int(BY_FIELD["history"].bounds()[1])
-# History entries one channel may hold (about 7 bytes each in recordIO: a varint key and a float32 value):
-# past it preprocess refuses, naming the largest --history that fits, rather than fill a disk (ml-25m's 193M
-# ranking rows x 128 would be ~150 GB).
+# History entries one channel may hold (about 7 bytes each in recordIO: a varint key and a float32 value,
+# so ~14 GB): past it preprocess samples fewer history columns per row (bounded_cap), each still an unbiased
+# share of the whole history, instead of filling a disk (ml-25m's 193M ranking rows x 128 would be ~150 GB).
 MAX_ENTRIES = 2_000_000_000
 
 
@@ -40,25 +40,37 @@ class HistoryConfig:
         return self.cap > 0
 
 
-def check_size(
-    rows_per_user: np.ndarray, history_lengths: np.ndarray, cfg: HistoryConfig, channel: str
-) -> int:
-    """The history entries a channel will hold (each user's rows x their capped history length): at most
-    MAX_ENTRIES. Per-user counts, so the check costs no memory per row."""
+def bounded_cap(
+    rows_per_user: np.ndarray, history_lengths: np.ndarray, cfg: HistoryConfig, budget: int | None = None
+) -> tuple[int, int]:
+    """(columns per row, entries): the largest cap <= cfg.cap whose channel (each user's rows x their capped
+    history length) holds at most `budget` entries. Per-user counts, so it costs no memory per row.
+
+    A history longer than the cap is sampled (training_rows), so a lower cap keeps every row an unbiased
+    estimate of its whole history and only adds variance. `budget` defaults to MAX_ENTRIES. Raises
+    InputError when even one column per row is over the budget (over 2 billion rows)."""
     # local import: Lambda cold start (its endpoint path reads serving_value through the stdlib-only lookup)
     import numpy as np
 
+    budget = MAX_ENTRIES if budget is None else budget
     rows = np.asarray(rows_per_user, dtype=np.int64)
-    entries = int(rows @ np.minimum(np.asarray(history_lengths, dtype=np.int64), cfg.cap))
-    if entries > MAX_ENTRIES:
-        n_rows = int(rows.sum())
-        fits = max(MAX_ENTRIES // max(n_rows, 1), 0)
+    lengths = np.asarray(history_lengths, dtype=np.int64)
+
+    def entries(cap: int) -> int:
+        return int(rows @ np.minimum(lengths, cap))
+
+    if entries(cfg.cap) <= budget:
+        return cfg.cap, entries(cfg.cap)
+    lo, hi = 0, cfg.cap  # entries(lo) <= budget < entries(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if entries(mid) <= budget else (lo, mid)
+    if lo == 0:
         raise InputError(
-            f"{channel}: {n_rows:,} rows with up to {cfg.cap} history columns each make {entries:,} history "
-            f"entries (about {entries * 7 / 1e9:.0f} GB of recordIO), over the {MAX_ENTRIES:,} limit; pass "
-            f"--history {fits} or less (HistoryLength), or 0 for none"
+            f"train: {int(rows.sum()):,} ranking rows; even one history column each is over the "
+            f"{budget:,}-entry channel limit: pass --history 0, or fewer --negatives"
         )
-    return entries
+    return lo, entries(lo)
 
 
 # History columns one user's feature row carries at serving and in evaluation (served_history): bounds a
@@ -72,7 +84,7 @@ def serving_value(n_rated: int, scale: float, cap: int = SERVED_CAP) -> float:
     and past `cap` columns scale*sqrt(n)/cap each, training_rows' unbiased estimate of the whole sum."""
     if n_rated <= 0:
         return 0.0
-    return scale / math.sqrt(n_rated) if n_rated <= cap else scale * math.sqrt(n_rated) / cap
+    return scale / math.sqrt(n_rated) if n_rated <= cap else sampled_value(n_rated, cap, scale)
 
 
 def served_history(rated: Sequence[int], scale: float, cap: int = SERVED_CAP) -> tuple[list[int], float]:
@@ -86,6 +98,13 @@ def served_history(rated: Sequence[int], scale: float, cap: int = SERVED_CAP) ->
     if n <= cap:
         return list(rated), serving_value(n, scale, cap)
     return [rated[(i * n) // cap] for i in range(cap)], serving_value(n, scale, cap)
+
+
+def sampled_value(n_rated: int, n_columns: int, scale: float) -> float:
+    """The value of each of `n_columns` history columns drawn uniformly from a user's `n_rated` movies:
+    scale * sqrt(n) / m, so that their sum is an unbiased estimate of the whole history's (n columns worth
+    scale / sqrt(n) each). Training (training_rows) and serving (serving_value past its cap) both use it."""
+    return scale * math.sqrt(n_rated) / n_columns if n_columns > 0 else 0.0
 
 
 def training_rows(
@@ -136,5 +155,6 @@ def training_rows(
     idx += (own[rows] >= 0) & (idx >= own[rows])  # skip over the row's own movie
     cols = rated[start[rows] + idx]
     mr = m[rows].astype(np.float64)
+    # sampled_value and serving_value, per row
     vals = np.where(whole, cfg.scale / np.sqrt(np.maximum(mr, 1)), cfg.scale * np.sqrt(mr) / cfg.cap)
     return rows, cols, vals.astype(np.float32)

@@ -37,9 +37,10 @@ class Manifest:
         return doc
 
 
-def write_manifest(out: Path, manifest: Manifest) -> Path:
-    """out/manifest/manifest.json (the caller's output folder is published atomically as a whole)."""
-    path = out / MANIFEST_FILE
+def write_manifest(out: Path, manifest: Manifest, name: str = MANIFEST_FILE.name) -> Path:
+    """out/manifest/manifest.json, or another name in that folder (a user shard's); the caller's output folder
+    is published atomically as a whole."""
+    path = out / MANIFEST_FILE.parent / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(manifest.as_dict(), indent=2, allow_nan=False) + "\n")  # strict JSON
     return path

@@ -41,6 +41,10 @@ class PreprocessConfig:
     history: int | None = int(D["history"])
     # Implicit feedback (clicks, views): every row is a positive, whatever its rating column holds
     implicit: bool = False
+    # This Processing instance's share of the users (user id % user_shards == user_shard): the channels'
+    # rows of those users only; the encoding, lookup and negatives' popularity stay the whole data's.
+    user_shards: int = int(D["user_shards"])
+    user_shard: int = int(D["user_shard"])
 
     def validate(self, names: Mapping[str, str] | None = None) -> PreprocessConfig:
         """Every check of the settings, in one place: the table's ranges, the objective against the predictor
@@ -62,6 +66,9 @@ class PreprocessConfig:
             if not (isinstance(value, int | float) and low <= value <= high):
                 name = (names or {}).get(s.field, s.flag)
                 raise InputError(f"{name} {value!r}: expected a number, {s.range_text()}")
+        if not self.user_shard < self.user_shards:
+            name = (names or {}).get("user_shard", "--user-shard")
+            raise InputError(f"{name} {self.user_shard}: expected an integer in [0, {self.user_shards - 1}]")
         check_objective(self.objective, self.predictor_type, self.label)
         if self.implicit and self.objective != "ranking":
             raise InputError(
@@ -78,6 +85,10 @@ class PreprocessConfig:
         cfg = HistoryConfig() if self.history is None else HistoryConfig(cap=self.history)
         cfg.validate("--history")
         return cfg if cfg.enabled and self.objective == "ranking" else None
+
+    def part_name(self, s: int) -> str:
+        """Channel file s of this instance: names unique across the user shards, which share one S3 prefix."""
+        return f"part-{self.user_shard:03d}-{s:05d}.pbr" if self.user_shards > 1 else f"part-{s:05d}.pbr"
 
     def sampling(self) -> SamplingConfig:
         """The sampler's config (validated: an out-of-range value raises InputError)."""
@@ -164,5 +175,7 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         predictor_type=args.predictor_type,
         history=args.history,
         implicit=bool(args.implicit),
+        user_shard=args.user_shard,
+        user_shards=args.user_shards,
     )
     return cfg.validate()  # before any output is written

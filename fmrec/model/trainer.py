@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numba
@@ -28,225 +28,40 @@ import scipy.sparse as sp
 from tqdm import tqdm
 
 from fmrec.errors import InputError
-from fmrec.model import fm
+from fmrec.model import fm, kernels
 from fmrec.model.hyperparameters import HyperParameters, parse_hyperparameters
 from fmrec.model.metrics import metrics_for, quality_metric_lines, sagemaker_metrics
 
 log = logging.getLogger(__name__)
 
-BETA1 = 0.9
-BETA2 = 0.999
 DEFAULT_EPS = 1e-8
-PROB_EPS = 1e-12
-
-# Reassociation lets LLVM vectorize the k-loops' reductions; inf/nan semantics stay (no nnan/ninf), so a
-# diverging run is still detected. Results stay bit-identical run to run.
-_FAST = {"reassoc", "contract", "nsz", "arcp"}
+# Worker threads never exceed this: a batch's two parallel passes sync twice per mini-batch, and past two
+# threads the sync costs more than the rows it splits at FM's batch sizes.
+MAX_THREADS = 2
+THREADS_ENV = "FMREC_TRAIN_THREADS"
 
 EpochCallback = Callable[[int, Mapping[str, Any]], None]
 # Metrics of the current parameters that are not a function of the test rows (the local tuner's NDCG@10).
 ParamsMetrics = Callable[[fm.FMParams], Mapping[str, float]]
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FAST)
-def _adam(weight: float, grad: float, m: float, v: float, lr_t: float, wd: float, clip: float, eps: float):
-    g = grad + wd * weight
-    if clip >= 0.0:
-        g = min(max(g, -clip), clip)
-    m = BETA1 * m + (1.0 - BETA1) * g
-    v = BETA2 * v + (1.0 - BETA2) * g * g
-    return weight - lr_t * m / (math.sqrt(v) + eps), m, v
-
-
-@numba.njit(cache=True, nogil=True, fastmath=_FAST)
-def _accumulate_batch(
-    indptr, indices, data, y, order, start, stop, binary, w0, w, V, grad_w, grad_V, mark, touched, xv
-):
-    """Sum the loss gradient of rows order[start:stop] into grad_w / grad_V and list the rows they touch.
-
-    Returns (gradient of w0, number of touched rows, sum of loss, number correct), the loss and accuracy
-    being those of the parameters before this batch's update.
-    """
-    k = V.shape[1]
-    loss = 0.0
-    correct = 0
-    n_touched = 0
-    grad_w0 = 0.0
-    for pos in range(start, stop):
-        r = order[pos]
-        lo = indptr[r]
-        hi = indptr[r + 1]
-        for f in range(k):
-            xv[f] = 0.0
-        lin = 0.0
-        sq = 0.0
-        for p in range(lo, hi):
-            j = indices[p]
-            x = data[p]
-            lin += w[j] * x
-            for f in range(k):
-                vx = V[j, f] * x
-                xv[f] += vx
-                sq += vx * vx
-        pair = 0.0
-        for f in range(k):
-            pair += xv[f] * xv[f]
-        score = w0 + lin + 0.5 * (pair - sq)
-        label = y[r]
-        if binary:
-            if score >= 0:
-                prob = 1.0 / (1.0 + math.exp(-score))
-            else:
-                e = math.exp(score)
-                prob = e / (1.0 + e)
-            g = prob - label
-            pc = min(max(prob, PROB_EPS), 1.0 - PROB_EPS)
-            loss -= label * math.log(pc) + (1.0 - label) * math.log(1.0 - pc)
-            if (prob >= 0.5) == (label >= 0.5):
-                correct += 1
-        else:
-            g = score - label
-            loss += g * g
-        grad_w0 += g
-        for p in range(lo, hi):
-            j = indices[p]
-            x = data[p]
-            if mark[j] == 0:
-                mark[j] = 1
-                touched[n_touched] = j
-                n_touched += 1
-            gx = g * x
-            grad_w[j] += gx
-            for f in range(k):
-                grad_V[j, f] += gx * (xv[f] - V[j, f] * x)
-    return grad_w0, n_touched, loss, correct
-
-
-@numba.njit(cache=True, nogil=True, fastmath=_FAST)
-def _apply_adam(
-    state,
-    grad_w0,
-    w,
-    V,
-    m_w,
-    v_w,
-    m_V,
-    v_V,
-    grad_w,
-    grad_V,
-    mark,
-    touched,
-    n_touched,
-    lr,
-    wd,
-    clip,
-    eps,
-    rescale,
-):
-    """One Adam step: w0 always, w and V only on the touched rows (lazy); clears their gradients and marks."""
-    t = state[3] + 1.0
-    state[3] = t
-    # MXNet folds Adam's bias correction into the step size.
-    corr = math.sqrt(1.0 - BETA2**t) / (1.0 - BETA1**t)
-    lr_l = lr[1] * corr
-    lr_f = lr[2] * corr
-    state[0], state[1], state[2] = _adam(
-        state[0], grad_w0 * rescale, state[1], state[2], lr[0] * corr, wd[0], clip, eps
-    )
-    k = V.shape[1]
-    for q in range(n_touched):
-        j = touched[q]
-        mark[j] = 0
-        nw, nm, nv = _adam(w[j], grad_w[j] * rescale, m_w[j], v_w[j], lr_l, wd[1], clip, eps)
-        w[j] = nw
-        m_w[j] = nm
-        v_w[j] = nv
-        grad_w[j] = 0.0
-        for f in range(k):
-            nw, nm, nv = _adam(V[j, f], grad_V[j, f] * rescale, m_V[j, f], v_V[j, f], lr_f, wd[2], clip, eps)
-            V[j, f] = nw
-            m_V[j, f] = nm
-            v_V[j, f] = nv
-            grad_V[j, f] = 0.0
-
-
-@numba.njit(cache=True, nogil=True, fastmath=_FAST)
-def _run_epoch(
-    indptr,
-    indices,
-    data,
-    y,
-    order,
-    batch_size,
-    binary,
-    state,
-    w,
-    V,
-    m_w,
-    v_w,
-    m_V,
-    v_V,
-    lr,
-    wd,
-    clip,
-    eps,
-    rescale,
-    grad_w,
-    grad_V,
-    mark,
-    touched,
-    xv,
-):
-    """One epoch in place. state = [w0, m_w0, v_w0, t]; lr/wd = (bias, linear, factors).
-
-    Returns (sum of loss, number correct) over the rows as predicted before each update.
-    """
-    n = order.shape[0]
-    loss = 0.0
-    correct = 0
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        grad_w0, n_touched, b_loss, b_correct = _accumulate_batch(
-            indptr,
-            indices,
-            data,
-            y,
-            order,
-            start,
-            stop,
-            binary,
-            state[0],
-            w,
-            V,
-            grad_w,
-            grad_V,
-            mark,
-            touched,
-            xv,
-        )
-        loss += b_loss
-        correct += b_correct
-        _apply_adam(
-            state,
-            grad_w0,
-            w,
-            V,
-            m_w,
-            v_w,
-            m_V,
-            v_V,
-            grad_w,
-            grad_V,
-            mark,
-            touched,
-            n_touched,
-            lr,
-            wd,
-            clip,
-            eps,
-            rescale,
-        )
-    return loss, correct
+def training_threads(requested: int | None = None) -> int:
+    """Threads for the kernels: `requested`, else $FMREC_TRAIN_THREADS, else the free cores (up to
+    MAX_THREADS). The result is the same for any count (kernels.py), so this only decides speed: on a machine
+    whose load already fills its cores, a second thread waits for a core at every mini-batch's sync and the
+    run gets slower, so a busy machine gets one thread."""
+    if requested is None:
+        raw = os.environ.get(THREADS_ENV, "").strip()
+        if raw:
+            if not raw.isdigit() or int(raw) < 1:
+                raise InputError(f"{THREADS_ENV}={raw!r}: expected a positive whole number of threads")
+            requested = int(raw)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limit = min(cores, int(getattr(numba.config, "NUMBA_NUM_THREADS", cores)))  # the pool numba started
+    if requested is not None:
+        return max(1, min(requested, limit))
+    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= cores
+    return 1 if busy else max(1, min(MAX_THREADS, limit))
 
 
 def _init(rng: np.random.Generator, hp: HyperParameters, group: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -308,18 +123,8 @@ def check_channel(X: Any, y: Any, hp: HyperParameters, channel: str) -> tuple[sp
     return X, labels
 
 
-@dataclass
-class _State:
-    w: np.ndarray
-    V: np.ndarray
-    scalars: np.ndarray  # [w0, m_w0, v_w0, t]
-    m_w: np.ndarray
-    v_w: np.ndarray
-    m_V: np.ndarray
-    v_V: np.ndarray
-
-    def params(self) -> fm.FMParams:
-        return fm.FMParams(float(self.scalars[0]), self.w.copy(), self.V.copy())
+def _params(wt: kernels.Weights) -> fm.FMParams:
+    return fm.FMParams(float(wt.scalars[0]), wt.w.copy(), wt.V.copy())
 
 
 def _epoch_metrics(hp: HyperParameters, loss: float, correct: int, n: int) -> dict[str, float]:
@@ -339,6 +144,8 @@ def train(
     seed: int = 0,
     progress: bool = False,
     log_metrics: bool = False,
+    threads: int | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[fm.FMParams, list[dict[str, Any]]]:
     """Train an FM on CSR features X and labels y; returns (params, per-epoch history).
 
@@ -346,36 +153,37 @@ def train(
     and SageMaker names such as "test:binary_classification_accuracy") when `test` is given, otherwise the
     training metrics under "train:..." names; an exception it raises stops training and propagates.
     `params_metrics(params)`, when given, is called after every epoch too: its metrics join the callback's
-    and the epoch's history record (under "params_metrics").
+    and the epoch's history record (under "params_metrics"). `on_record(record)` gets each epoch's history
+    record as it is made (progress lines). `threads`: see training_threads (the result does not depend on
+    it).
     """
     if not isinstance(hp, HyperParameters):
         hp = parse_hyperparameters(hp)
     Xtr, ytr = check_channel(X, y, hp, "train")
-    Xte: sp.csr_matrix | None = None
-    yte: np.ndarray | None = None
-    if test is not None:
-        Xte, yte = check_channel(test[0], test[1], hp, "test")
+    test_set = None if test is None else check_channel(test[0], test[1], hp, "test")
     init = init_params(hp, seed)
     D, k = hp.feature_dim, hp.num_factors
-    st = _State(
+    wt = kernels.Weights(
         w=init.w.copy(),
         V=np.ascontiguousarray(init.V.copy()),
-        scalars=np.array([init.w0, 0.0, 0.0, 0.0], dtype=np.float64),
         m_w=np.zeros(D, np.float32),
         v_w=np.zeros(D, np.float32),
         m_V=np.zeros((D, k), np.float32),
         v_V=np.zeros((D, k), np.float32),
+        scalars=np.array([init.w0, 0.0, 0.0, 0.0], dtype=np.float64),
     )
-    grad_w = np.zeros(D, np.float32)
-    grad_V = np.zeros((D, k), np.float32)
-    mark = np.zeros(D, np.uint8)
-    touched = np.zeros(D, np.int32)
-    xv = np.zeros(k, np.float32)
-    lr = np.array([hp.bias_lr, hp.linear_lr, hp.factors_lr], np.float32)
-    wd = np.array([hp.bias_wd, hp.linear_wd, hp.factors_wd], np.float32)
-    clip = -1.0 if hp.clip_gradient is None else float(hp.clip_gradient)
-    eps = DEFAULT_EPS if hp.eps is None else float(hp.eps)
-    rescale = 1.0 / hp.mini_batch_size if hp.rescale_grad is None else float(hp.rescale_grad)
+    parts = training_threads(threads)
+    batch = min(hp.mini_batch_size, Xtr.shape[0])
+    # a batch holds at most `batch` of the widest rows, and never more than the channel's entries
+    occurrences = min(batch * int(np.diff(Xtr.indptr).max()), Xtr.nnz)
+    sc = kernels.new_scratch(D, k, batch, occurrences, parts)
+    opt = kernels.Optim(
+        lr=np.array([hp.bias_lr, hp.linear_lr, hp.factors_lr], np.float32),
+        wd=np.array([hp.bias_wd, hp.linear_wd, hp.factors_wd], np.float32),
+        clip=-1.0 if hp.clip_gradient is None else float(hp.clip_gradient),
+        eps=DEFAULT_EPS if hp.eps is None else float(hp.eps),
+        rescale=1.0 / hp.mini_batch_size if hp.rescale_grad is None else float(hp.rescale_grad),
+    )
     binary = hp.predictor_type == fm.BINARY_CLASSIFIER
     indptr = Xtr.indptr.astype(np.int64, copy=False)
     rng = np.random.default_rng([seed, 1])  # a stream apart from the initialisation's
@@ -385,68 +193,68 @@ def train(
     if progress:
         epochs = tqdm(epochs, desc="training", unit="epoch", leave=False)
     n = Xtr.shape[0]
-    for epoch in epochs:
-        t0 = time.perf_counter()
-        rng.shuffle(order)
-        loss, correct = _run_epoch(
-            indptr,
-            Xtr.indices,
-            Xtr.data,
-            ytr,
-            order,
-            hp.mini_batch_size,
-            binary,
-            st.scalars,
-            st.w,
-            st.V,
-            st.m_w,
-            st.v_w,
-            st.m_V,
-            st.v_V,
-            lr,
-            wd,
-            clip,
-            eps,
-            rescale,
-            grad_w,
-            grad_V,
-            mark,
-            touched,
-            xv,
-        )
-        seconds = time.perf_counter() - t0
-        if not (math.isfinite(loss) and math.isfinite(float(st.scalars[0]))):
-            raise InputError(
-                f"training diverged in epoch {epoch} (loss {loss}); "
-                "lower the learning rates or set clip_gradient"
+    log.info("training %d rows x %d epochs on %d thread(s)", n, hp.epochs, parts)
+    threads_before = numba.get_num_threads()
+    numba.set_num_threads(parts)
+    try:
+        for epoch in epochs:
+            t0 = time.perf_counter()
+            rng.shuffle(order)
+            loss, correct = kernels.run_epoch(
+                indptr, Xtr.indices, Xtr.data, ytr, order, hp.mini_batch_size, binary, wt, sc, opt
             )
-        record: dict[str, Any] = {
-            "epoch": epoch,
-            "seconds": seconds,
-            "samples_per_second": n / seconds if seconds > 0 else None,
-            "train": _epoch_metrics(hp, float(loss), int(correct), n),
-        }
+            seconds = time.perf_counter() - t0
+            if not (math.isfinite(loss) and math.isfinite(float(wt.scalars[0]))):
+                raise InputError(
+                    f"training diverged in epoch {epoch} (loss {loss}); "
+                    "lower the learning rates or set clip_gradient"
+                )
+            record: dict[str, Any] = {
+                "epoch": epoch,
+                "seconds": seconds,
+                "samples_per_second": n / seconds if seconds > 0 else None,
+                "train": _epoch_metrics(hp, float(loss), int(correct), n),
+            }
+            callback_metrics = _evaluate(record, hp, wt, test_set, params_metrics, log_metrics)
+            history.append(record)
+            if on_record is not None:
+                on_record(record)
+            if progress and hasattr(epochs, "set_postfix"):
+                shown = record.get("test", record["train"])
+                epochs.set_postfix({name: f"{v:.4f}" for name, v in shown.items()})
+            if on_epoch is not None:
+                on_epoch(epoch, callback_metrics)
+    finally:
+        numba.set_num_threads(threads_before)
+    return _params(wt), history
+
+
+def _evaluate(
+    record: dict[str, Any],
+    hp: HyperParameters,
+    wt: kernels.Weights,
+    test: tuple[sp.csr_matrix, np.ndarray] | None,
+    params_metrics: ParamsMetrics | None,
+    log_metrics: bool,
+) -> dict[str, Any]:
+    """After an epoch: log its train metrics, add the test (and params) metrics to its record; returns the
+    epoch callback's metrics."""
+    epoch = record["epoch"]
+    if log_metrics:
+        for line in quality_metric_lines(record["train"], "train", epoch=epoch):
+            log.info(line)
+    callback_metrics: dict[str, Any]
+    if test is not None:
+        scores = fm.predict(_params(wt), test[0], hp.predictor_type)
+        record["test"] = metrics_for(hp.predictor_type, test[1], scores)
+        callback_metrics = {**record["test"], **sagemaker_metrics(record["test"])}
         if log_metrics:
-            for line in quality_metric_lines(record["train"], "train", epoch=epoch):
+            for line in quality_metric_lines(record["test"], "test"):
                 log.info(line)
-        callback_metrics: dict[str, Any]
-        if Xte is not None and yte is not None:
-            scores = fm.predict(st.params(), Xte, hp.predictor_type)
-            record["test"] = metrics_for(hp.predictor_type, yte, scores)
-            callback_metrics = {**record["test"], **sagemaker_metrics(record["test"])}
-            if log_metrics:
-                for line in quality_metric_lines(record["test"], "test"):
-                    log.info(line)
-        else:
-            callback_metrics = {f"train:{name}": v for name, v in record["train"].items()}
-        if params_metrics is not None:
-            extra = {name: float(v) for name, v in params_metrics(st.params()).items()}
-            record["params_metrics"] = extra
-            callback_metrics = {**callback_metrics, **extra}
-        history.append(record)
-        if progress and hasattr(epochs, "set_postfix"):
-            shown = record.get("test", record["train"])
-            epochs.set_postfix({name: f"{v:.4f}" for name, v in shown.items()})
-        if on_epoch is not None:
-            on_epoch(epoch, callback_metrics)
-    return st.params(), history
+    else:
+        callback_metrics = {f"train:{name}": v for name, v in record["train"].items()}
+    if params_metrics is not None:
+        extra = {name: float(v) for name, v in params_metrics(_params(wt)).items()}
+        record["params_metrics"] = extra
+        callback_metrics = {**callback_metrics, **extra}
+    return callback_metrics

@@ -122,6 +122,18 @@ def as_implicit(ds: Dataset, cfg: PreprocessConfig) -> Dataset:
     return dataclasses.replace(ds, train=liked(ds.train), test=None if ds.test is None else liked(ds.test))
 
 
+def user_share(ds: Dataset, cfg: PreprocessConfig) -> Dataset:
+    """The ratings of this instance's users (user id % user_shards == user_shard); `ds` itself for one."""
+    if cfg.user_shards == 1:
+        return ds
+
+    def share(r: Ratings) -> Ratings:
+        keep = r.user % cfg.user_shards == cfg.user_shard
+        return Ratings(r.user[keep], r.movie[keep], r.rating[keep], r.timestamp[keep], r.quality)
+
+    return dataclasses.replace(ds, train=share(ds.train), test=None if ds.test is None else share(ds.test))
+
+
 def preprocess(
     data_dir: str | Path, out: Path, cfg: PreprocessConfig, dataset: Dataset | None = None
 ) -> dict[str, Any]:
@@ -148,12 +160,20 @@ def preprocess(
         enc.feature_dim,
     )
     test = ds.test
+    share = user_share(ds, cfg)
     sampling: dict[str, Any] | None = None
     if cfg.objective == "ranking":
-        train_files, test_files, sampling = ranking_channels(out, enc, ds, cfg)
+        popularity = None
+        if share is not ds:
+            popularity = np.bincount(positions(enc.movie_ids, ds.train.movie), minlength=enc.movie_ids.size)
+        train_files, test_files, sampling = ranking_channels(out, enc, share, cfg, popularity)
     else:
-        train_files = write_channel(out / "train", enc, ds.train, cfg, cfg.shards)
-        test_files = write_channel(out / "test", enc, test, cfg, 1) if test is not None and len(test) else []
+        train_files = write_channel(out / "train", enc, share.train, cfg, cfg.shards)
+        test_files = (
+            write_channel(out / "test", enc, share.test, cfg, 1)
+            if share.test is not None and len(share.test)
+            else []
+        )
     holdout_file = _write_holdout(out / "holdout", test)
     write_lookup(out / "lookup", build_lookup(enc, ds, cfg))
     counts: dict[str, int] = {
@@ -197,6 +217,7 @@ def preprocess(
             "seed": cfg.seed,
             "train": sampling["train"],
             "test": sampling["test"],
+            "history": sampling["history"],
         },
         counts=counts,
         label_balance={
@@ -228,7 +249,11 @@ def preprocess(
             t["movies"],
             f"not in {t['source']}, e.g. movie ids {t['examples'][:5]}" if t["source"] else "no movie file",
         )
-    write_manifest(out, manifest)
+    # user shards share one S3 prefix: shard 0 writes manifest.json (the layout is the same on every shard),
+    # every other shard its own counts beside it
+    write_manifest(
+        out, manifest, "manifest.json" if cfg.user_shard == 0 else f"shard-{cfg.user_shard:03d}.json"
+    )
     # allow_nan=False: a NaN or inf in them is a bug to stop on, never a bare NaN that strict parsers refuse
     (out / "manifest" / "data_quality.json").write_text(json.dumps(quality, indent=2, allow_nan=False) + "\n")
     log.info("preprocess done in %.1f s", time.perf_counter() - t0)

@@ -5,6 +5,8 @@ SageMaker Processing script: `main(base_dir, argv)` reads base_dir/input/data/ a
 
 argv flags (all optional): one per row of the settings table, fmrec/features/settings.py, where each default
 and range is written (docs/data.md shows the table; `fmrec preprocess --help` prints it).
+`--user-shards N --user-shard I`: this instance writes the rows of users with id % N == I (files
+part-III-NNNNN.pbr); on SageMaker `host_shard_args` sets them from resourceconfig.json (InstanceCount > 1).
 
 Outputs: train/part-NNNNN.pbr, test/part-00000.pbr (float32 one-hot rows, float32 labels, byte-identical to
 SDK 2.x write_spmatrix_to_sparse_tensor for --objective rating), lookup/ (fmrec.serving.lookup.LOOKUP_FILES),
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import json
 import os
 import shutil
 import tempfile
@@ -112,5 +115,27 @@ def main(base_dir: str | Path, argv: Sequence[str] | None = None) -> dict[str, A
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def host_shard_args(resource_config: Path, argv: Sequence[str]) -> list[str]:
+    """argv plus --user-shards/--user-shard from a Processing job's resourceconfig.json when it runs on more
+    than one instance (and argv does not set them): {"current_host": "algo-2", "hosts": ["algo-1", ...]}
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/build-your-own-processing-container.html). Every
+    instance reads the whole input (FullyReplicated) and writes the rows of its users."""
+    if "--user-shards" in argv or not resource_config.is_file():
+        return list(argv)
+    try:
+        doc = json.loads(resource_config.read_text(encoding="utf-8"))
+        hosts = sorted(str(h) for h in doc["hosts"])
+        index = hosts.index(str(doc["current_host"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{resource_config}: expected current_host and hosts ({exc})") from exc
+    return (
+        [*argv, "--user-shards", str(len(hosts)), "--user-shard", str(index)]
+        if len(hosts) > 1
+        else list(argv)
+    )
+
+
 if __name__ == "__main__":
-    run_as_script("preprocess", main)
+    run_as_script(
+        "preprocess", main, lambda argv: host_shard_args(Path("/opt/ml/config/resourceconfig.json"), argv)
+    )

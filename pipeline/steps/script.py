@@ -25,13 +25,17 @@ def call_main(main: StepMain, base_dir: Path, argv: Sequence[str], script: str) 
     return main(base_dir)
 
 
-def run_as_script(script: str, main: StepMain) -> NoReturn:
+def run_as_script(
+    script: str, main: StepMain, prepare: Callable[[list[str]], list[str]] | None = None
+) -> NoReturn:
     """The `__main__` of every step script: INFO logging to the job's log, main on /opt/ml/processing with the
     container's arguments, and a failure as one `<script>: error: <message>` line with exit code 2, which
-    SageMaker shows as the job's failure."""
+    SageMaker shows as the job's failure. `prepare` completes the arguments in the container (preprocess
+    adds its instance's user shard from resourceconfig.json)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        call_main(main, PROCESSING_ROOT, sys.argv[1:], script)
+        argv = sys.argv[1:] if prepare is None else prepare(sys.argv[1:])
+        call_main(main, PROCESSING_ROOT, argv, script)
     except FmrecError as exc:
         print(f"{script}: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -139,7 +139,7 @@ class RecommendApi:
         # answers any of its paths (https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-lambda-proxy-integrations.html).
         integration = apigw.LambdaIntegration(function, proxy=True, scope_permission_to_method=False)
         auth = apigw.AuthorizationType.IAM if iam_auth else apigw.AuthorizationType.NONE
-        options = {"authorization_type": auth, "api_key_required": not iam_auth}
+        options: dict[str, Any] = {"authorization_type": auth, "api_key_required": not iam_auth}
         self.api.root.resource_for_path("/openapi.json").add_method("GET", integration, **options)
         declared = {path for path, _, _ in self.routes}
         prefixes = {

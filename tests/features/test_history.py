@@ -125,12 +125,41 @@ def test_request_bodies_score_as_the_fast_path(max_bytes: int) -> None:
         np.testing.assert_allclose(got, fast, rtol=1e-6)
 
 
-def test_a_channel_too_large_for_its_history_is_refused_naming_what_fits(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_channel_over_the_entry_limit_samples_fewer_columns_per_row() -> None:
     rows = np.array([1, 2, 0, 1])  # rows per user
     lengths = np.array([3, 100, 100, 5])  # each user's history length
-    assert history.check_size(rows, lengths, HistoryConfig(cap=64), "train") == 3 + 2 * 64 + 5
-    monkeypatch.setattr(history, "MAX_ENTRIES", 100)
-    with pytest.raises(InputError, match=r"train: 4 rows .* pass --history 25 or less"):
-        history.check_size(rows, lengths, HistoryConfig(cap=64), "train")
+    assert history.bounded_cap(rows, lengths, HistoryConfig(cap=64)) == (64, 3 + 2 * 64 + 5)
+    # the largest cap that fits: 3 + 2*cap + 5 <= 100 -> cap 46 (47 would make 102)
+    assert history.bounded_cap(rows, lengths, HistoryConfig(cap=64), budget=100) == (46, 100)
+    assert history.bounded_cap(rows, lengths, HistoryConfig(cap=64), budget=101) == (46, 100)
+    assert history.bounded_cap(rows, lengths, HistoryConfig(cap=4), budget=100) == (4, 3 + 8 + 4)
+    with pytest.raises(InputError, match=r"train: 4 ranking rows; even one history column each is over"):
+        history.bounded_cap(rows, lengths, HistoryConfig(cap=64), budget=3)
+
+
+def test_sampled_columns_estimate_the_whole_history_without_bias() -> None:
+    n, scale = 40, 2.0
+    whole = n * history.serving_value(n, scale)
+    assert history.sampled_value(n, n, scale) == pytest.approx(history.serving_value(n, scale))
+    # a row of `cap` draws with replacement: its expected sum over the draws is the whole history's sum
+    indptr, rated = np.array([0, n]), np.arange(n)
+    cfg = HistoryConfig(cap=8, scale=scale)
+    rng = np.random.default_rng(0)
+    sums = []
+    for _ in range(400):
+        _, _, v = history.training_rows(indptr, rated, np.array([0]), np.array([n + 5]), cfg, rng)
+        assert v.size == 8 and np.allclose(v, history.sampled_value(n, 8, scale))
+        sums.append(v.sum())
+    assert np.mean(sums) == pytest.approx(whole, rel=1e-6)  # every draw is worth the same: the sum is exact
+
+
+def test_served_history_is_bounded_deterministic_and_unbiased() -> None:
+    short = list(range(0, 30, 3))
+    assert history.served_history(short, 1.0, cap=16) == (short, history.serving_value(10, 1.0))
+    long = list(range(1000))
+    keys, value = history.served_history(long, 1.0, cap=16)
+    assert len(keys) == len(set(keys)) == 16 and keys == sorted(keys) and keys[0] == 0
+    assert history.served_history(long, 1.0, cap=16) == (keys, value)  # the same request every time
+    assert value == history.sampled_value(1000, 16, 1.0)  # training's weight of 16 draws from 1,000
+    assert 16 * value == pytest.approx(1000 * history.serving_value(1000, 1.0, cap=1000))
+    assert history.SERVED_CAP >= 128

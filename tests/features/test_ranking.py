@@ -12,6 +12,8 @@ import pytest
 
 from fmrec.codec.reader import read_spmatrix
 from fmrec.data.readers import load_dataset, read_ratings
+from fmrec.errors import InputError
+from fmrec.features import history
 from fmrec.features.options import PreprocessConfig
 from fmrec.features.sampling import SamplingError
 from fmrec.model.trainer import train
@@ -221,6 +223,7 @@ def test_default_rows_carry_the_users_history_columns(synth_dir: Path, ranked_de
             assert len(hist) <= cap
     # weighted positives: the liked train ratings appear twice among the positive rows
     liked = int((ds.train.rating >= 4).sum())
+    assert y is not None
     assert manifest["sampling"]["train"]["positives"] == len(ds.train) + liked == int(y.sum())
 
 
@@ -232,3 +235,80 @@ def test_history_zero_and_a_bad_length(
     assert cli(["preprocess", "--data-dir", str(synth_dir), "--out", str(out), "--history", "-1"]) == 2
     assert "--history length -1: expected an integer in [0, 4096]" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_history_block_over_the_channel_limit_is_sampled_not_refused(
+    synth_dir: Path, ranked_default: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = json.loads((ranked_default / "manifest/manifest.json").read_text())["sampling"]["history"]
+    assert default["cap"] == default["requested"] and default["train_entries"] > 0
+    # the same data under a limit of 60% of its entries: fewer sampled columns per row, every row still there
+    monkeypatch.setattr(history, "MAX_ENTRIES", int(default["train_entries"] * 0.6))
+    out = tmp_path / "bounded"
+    run(synth_dir, out, PreprocessConfig(objective="ranking"))
+    manifest = json.loads((out / "manifest/manifest.json").read_text())
+    bound = manifest["sampling"]["history"]
+    assert bound["requested"] == default["requested"] and 0 < bound["cap"] < default["cap"]
+    assert bound["train_entries"] <= history.MAX_ENTRIES
+    served = read_lookup(out / "lookup").history
+    assert served is not None and served.cap == bound["cap"]
+    X, _ = read_spmatrix(out / "train")
+    offset = manifest["layout"][-1]["offset"]
+    per_row = np.diff(np.concatenate(([0], np.cumsum(X.indices >= offset)))[X.indptr])
+    assert per_row.max() <= bound["cap"] and int(per_row.sum()) <= bound["train_entries"]
+    assert (
+        manifest["counts"]["train_rows"]
+        == X.shape[0]
+        == json.loads((ranked_default / "manifest/manifest.json").read_text())["counts"]["train_rows"]
+    )
+
+
+def test_user_shards_split_the_rows_by_user_and_share_one_encoding(synth_dir: Path, tmp_path: Path) -> None:
+    whole = tmp_path / "whole"
+    run(synth_dir, whole, PreprocessConfig(objective="ranking"))
+    lk = read_lookup(whole / "lookup")
+    seen: set[int] = set()
+    rows = 0
+    for shard in range(2):
+        out = tmp_path / f"shard{shard}"
+        run(synth_dir, out, PreprocessConfig(objective="ranking", user_shards=2, user_shard=shard))
+        assert [p.name for p in (out / "train").iterdir()] == [f"part-{shard:03d}-00000.pbr"]
+        assert (out / "lookup").is_dir() and read_lookup(out / "lookup").user_ids == lk.user_ids
+        manifest = sorted(p.name for p in (out / "manifest").iterdir())
+        assert ("manifest.json" in manifest) == (shard == 0) and ("shard-001.json" in manifest) == (
+            shard == 1
+        )
+        own = out / "manifest" / ("shard-001.json" if shard else "manifest.json")
+        bound = json.loads(own.read_text())["sampling"]["history"]
+        assert bound["budget"] == history.MAX_ENTRIES // 2  # each shard gets its share of the run's limit
+        X, _ = read_spmatrix(out / "train")
+        users = {lk.user_ids[c] for c in X.indices[X.indptr[:-1]].tolist()}  # each row's first key: its user
+        assert users and all(u % 2 == shard for u in users)
+        seen |= users
+        rows += X.shape[0]
+    assert seen == set(lk.user_ids)
+    whole_rows = json.loads((whole / "manifest/manifest.json").read_text())["counts"]["train_rows"]
+    assert rows == whole_rows  # every user's rows, on exactly one shard
+
+
+def test_user_shard_flags_out_of_range_are_refused(synth_dir: Path, tmp_path: Path) -> None:
+    for flags, message in (
+        (["--user-shards", "0"], r"--user-shards 0: expected a number, 1\.\.1000"),
+        (["--user-shards", "4", "--user-shard", "4"], r"--user-shard 4: expected an integer in \[0, 3\]"),
+        (["--shards", "0"], r"--shards 0: expected a number, 1\.\.1000"),
+    ):
+        with pytest.raises(InputError, match=message):
+            step.check_arguments(flags)
+
+
+def test_processing_instances_become_user_shards(tmp_path: Path) -> None:
+    config = tmp_path / "resourceconfig.json"
+    assert step.host_shard_args(config, ["--seed", "1"]) == ["--seed", "1"]  # no file: one instance
+    config.write_text(json.dumps({"current_host": "algo-3", "hosts": ["algo-2", "algo-1", "algo-3"]}))
+    assert step.host_shard_args(config, []) == ["--user-shards", "3", "--user-shard", "2"]
+    assert step.host_shard_args(config, ["--user-shards", "1"]) == ["--user-shards", "1"]  # argv wins
+    config.write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+    assert step.host_shard_args(config, []) == []
+    config.write_text("{}")
+    with pytest.raises(InputError, match="expected current_host and hosts"):
+        step.host_shard_args(config, [])

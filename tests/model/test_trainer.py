@@ -11,10 +11,11 @@ import pytest
 import scipy.sparse as sp
 
 from fmrec.errors import InputError
-from fmrec.model import fm
+from fmrec.model import fm, kernels
 from fmrec.model.hyperparameters import parse_hyperparameters
+from fmrec.model.kernels import BETA1, BETA2
 from fmrec.model.metrics import binary_metrics
-from fmrec.model.trainer import BETA1, BETA2, _accumulate_batch, _apply_adam, init_params, train
+from fmrec.model.trainer import init_params, train, training_threads
 from tests.support.planted import planted
 
 D = 100
@@ -42,16 +43,7 @@ def test_gradient_matches_finite_differences(binary: bool) -> None:
     w0 = 0.3
     w = rng.normal(0, 0.5, d).astype(np.float32)
     V = rng.normal(0, 0.5, (d, k)).astype(np.float32)
-    grad_w = np.zeros(d, np.float32)
-    grad_V = np.zeros((d, k), np.float32)
-    mark = np.zeros(d, np.uint8)
-    touched = np.zeros(d, np.int32)
-    order = np.arange(n, dtype=np.int32)
-    g0, n_touched, _, _ = _accumulate_batch(
-        X.indptr.astype(np.int64), X.indices, X.data, y, order, 0, n, binary, w0, w, V, grad_w, grad_V, mark,
-        touched, np.zeros(k, np.float32),
-    )  # fmt: skip
-    assert sorted(touched[:n_touched]) == sorted(set(X.indices.tolist()))
+    grad_w, grad_V, g0 = _batch_gradient(X, y, binary, w0, w, V)
     base = fm.FMParams(w0, w.astype(np.float64), V.astype(np.float64))
     h = 1e-5
 
@@ -71,25 +63,58 @@ def test_gradient_matches_finite_differences(binary: bool) -> None:
             assert math.isclose(grad_V[j, f], expected, abs_tol=2e-4), (j, f)
 
 
+def _index(X: sp.csr_matrix, k: int, threads: int = 1) -> tuple[kernels.Scratch, int, np.ndarray]:
+    """The whole of X as one indexed batch: (scratch, touched features, order)."""
+    n = X.shape[0]
+    sc = kernels.new_scratch(X.shape[1], k, n, X.nnz, threads)
+    order = np.arange(n, dtype=np.int32)
+    nt = kernels.index_batch(
+        X.indptr.astype(np.int64), X.indices, X.data, order, 0, n,
+        sc.seen, sc.touched, sc.qstart, sc.occ_row, sc.occ_x,
+    )  # fmt: skip
+    return sc, nt, order
+
+
+def _batch_gradient(
+    X: sp.csr_matrix, y: np.ndarray, binary: bool, w0: float, w: np.ndarray, V: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The kernels' summed loss gradient of one batch (all of X): (d/dw, d/dV, d/dw0)."""
+    d, k = V.shape
+    sc, nt, order = _index(X, k)
+    assert sorted(sc.touched[:nt].tolist()) == sorted(set(X.indices.tolist()))
+    assert not sc.seen.any()  # left clean for the next batch
+    kernels.forward(
+        y, order, 0, X.shape[0], binary, w0, w, V, nt, sc.touched, sc.qstart, sc.occ_row, sc.occ_x, sc
+    )
+    grad_w, grad_V = np.zeros(d), np.zeros((d, k))
+    A = np.zeros(k, np.float32)
+    for q in range(nt):
+        j = sc.touched[q]
+        gw, c = kernels.feature_gradient(q, sc.qstart, sc.occ_row, sc.occ_x, sc.g, sc.xv, A)
+        grad_w[j], grad_V[j] = gw, A - c * V[j]
+    return grad_w, grad_V, float(sc.g.astype(np.float64).sum())
+
+
 def test_adam_step_is_mxnet_lazy_adam() -> None:
     d, k = 5, 2
     rng = np.random.default_rng(1)
     w = rng.normal(size=d).astype(np.float32)
     V = rng.normal(size=(d, k)).astype(np.float32)
-    grad_w = rng.normal(size=d).astype(np.float32)
-    grad_V = rng.normal(size=(d, k)).astype(np.float32)
-    touched = np.array([1, 3, 0, 0, 0], np.int32)
-    mark = np.zeros(d, np.uint8)
-    mark[[1, 3]] = 1
-    state = np.array([0.5, 0.0, 0.0, 0.0])
-    lr = np.array([0.1, 0.01, 0.001], np.float32)
-    wd = np.array([0.01, 0.02, 0.03], np.float32)
+    X = sp.csr_matrix(np.array([[0, 1.5, 0, -0.5, 0], [0, 0, 0, 2.0, 0]], np.float32))  # touches 1 and 3
+    y = np.array([1.0, 0.0], np.float32)
+    grad_w, grad_V, _ = _batch_gradient(X, y, True, 0.1, w, V)
+    lr, wd = (0.01, 0.001), (0.02, 0.03)
     rescale, clip, eps = 0.5, 0.3, 1e-8
-    w_before, V_before, gw, gV = w.copy(), V.copy(), grad_w.copy(), grad_V.copy()
+    w_before, V_before = w.copy(), V.copy()
     zeros_w, zeros_V = np.zeros(d, np.float32), np.zeros((d, k), np.float32)
-    _apply_adam(
-        state, 2.0, w, V, zeros_w.copy(), zeros_w.copy(), zeros_V.copy(), zeros_V.copy(), grad_w, grad_V,
-        mark, touched, 2, lr, wd, clip, eps, rescale,
+    m_w, v_w, m_V, v_V = zeros_w.copy(), zeros_w.copy(), zeros_V.copy(), zeros_V.copy()
+    sc, nt, order = _index(X, k, threads=2)
+    kernels.forward(y, order, 0, 2, True, 0.1, w, V, nt, sc.touched, sc.qstart, sc.occ_row, sc.occ_x, sc)
+    corr = math.sqrt(1 - BETA2) / (1 - BETA1)  # the first step's bias correction, folded into lr
+    f32 = np.float32
+    kernels.step_features(
+        nt, sc.touched, sc.qstart, sc.occ_row, sc.occ_x, sc.g, sc.xv, sc.acc, w, V, m_w, v_w, m_V, v_V,
+        f32(lr[0] * corr), f32(lr[1] * corr), f32(wd[0]), f32(wd[1]), f32(clip), f32(eps), f32(rescale),
     )  # fmt: skip
 
     def ref(weight: np.ndarray, grad: np.ndarray, lr_: float, wd_: float) -> np.ndarray:
@@ -98,13 +123,15 @@ def test_adam_step_is_mxnet_lazy_adam() -> None:
         lr_t = lr_ * math.sqrt(1 - BETA2) / (1 - BETA1)
         return weight - lr_t * m / (np.sqrt(v) + eps)
 
-    assert state[0] == pytest.approx(ref(np.array(0.5), np.array(2.0), 0.1, 0.01))
-    np.testing.assert_allclose(w[[1, 3]], ref(w_before[[1, 3]], gw[[1, 3]], 0.01, 0.02), rtol=1e-5)
-    np.testing.assert_allclose(V[[1, 3]], ref(V_before[[1, 3]], gV[[1, 3]], 0.001, 0.03), rtol=1e-5)
-    # lazy: rows not in the batch keep their weights, even under weight decay
+    np.testing.assert_allclose(w[[1, 3]], ref(w_before[[1, 3]], grad_w[[1, 3]], 0.01, 0.02), rtol=1e-5)
+    np.testing.assert_allclose(V[[1, 3]], ref(V_before[[1, 3]], grad_V[[1, 3]], 0.001, 0.03), rtol=1e-5)
+    assert np.allclose(
+        m_V[[1, 3]], (1 - BETA1) * np.clip(rescale * grad_V[[1, 3]] + 0.03 * V_before[[1, 3]], -clip, clip)
+    )
+    # lazy: rows not in the batch keep their weights and moments, even under weight decay
     np.testing.assert_array_equal(w[[0, 2, 4]], w_before[[0, 2, 4]])
     np.testing.assert_array_equal(V[[0, 2, 4]], V_before[[0, 2, 4]])
-    assert not grad_w[[1, 3]].any() and not mark.any() and state[3] == 1
+    assert not m_V[[0, 2, 4]].any() and not v_w[[0, 2, 4]].any()
 
 
 def test_learns_the_planted_structure_and_beats_biases() -> None:
@@ -209,3 +236,37 @@ def test_regressor_accepts_any_finite_label_but_not_nan() -> None:
     y[3] = np.nan
     with pytest.raises(InputError, match="record 3 has label nan; expected a finite number"):
         train(X, y, _hp(predictor_type="regressor"))
+
+
+def test_bias_follows_mxnet_adam_in_an_epoch() -> None:
+    # one batch, factors and linear weights frozen (lr 0): w0's step is Adam's on the mean of the batch's g
+    X, y = planted(64)
+    hp = _hp(epochs="1", mini_batch_size="64", bias_lr="0.1", linear_lr="0", factors_lr="0", bias_wd="0.01",
+             bias_init_method="constant", bias_init_value="0.5", clip_gradient="0.3")  # fmt: skip
+    init = init_params(parse_hyperparameters(hp))
+    p0 = fm.predict(init, X, "binary_classifier")
+    params, _ = train(X, y, hp, threads=1)
+    g = np.clip(float(np.mean(p0 - y)) + 0.01 * 0.5, -0.3, 0.3)
+    lr_t = 0.1 * math.sqrt(1 - BETA2) / (1 - BETA1)
+    expected = 0.5 - lr_t * ((1 - BETA1) * g) / (math.sqrt((1 - BETA2) * g * g) + 1e-8)
+    assert params.w0 == pytest.approx(expected, rel=1e-5)
+
+
+def test_same_result_on_one_or_two_threads() -> None:
+    # the parallel passes never change the order a weight's gradient is summed in: bit-identical results
+    X, y = planted(3000)
+    hp = _hp(epochs="3", mini_batch_size="50", factors_lr="0.01", linear_lr="0.01")
+    a, ha = train(X, y, hp, threads=1)
+    b, hb = train(X, y, hp, threads=2)
+    np.testing.assert_array_equal(a.V, b.V)
+    np.testing.assert_array_equal(a.w, b.w)
+    assert a.w0 == b.w0 and [h["train"] for h in ha] == [h["train"] for h in hb]
+
+
+def test_thread_count_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FMREC_TRAIN_THREADS", "1")
+    assert training_threads() == 1
+    assert 1 <= training_threads(64) <= 64
+    monkeypatch.setenv("FMREC_TRAIN_THREADS", "two")
+    with pytest.raises(InputError, match=r"FMREC_TRAIN_THREADS='two': expected a positive whole number"):
+        training_threads()

@@ -262,8 +262,26 @@ def test_ranking_objective_runs_preprocess_and_training_on_sampled_rows(
 ) -> None:
     """The default objective: preprocess samples negatives, the FM twin trains on them, holdout/ appears."""
     params = {"InputDataUrl": str(tiny_data), "NegativesPerPositive": "2", "NegativeExponent": "0.5"}
-    result = _run(local_definition, tmp_path, **params)  # the gate's outcome is the evaluation's business
+    shown: list[str] = []
+    result = run_local(  # the gate's outcome is the evaluation's business
+        local_definition,
+        runs_root=tmp_path / "pipeline",
+        registry=Registry(tmp_path / "registry"),
+        overrides=params,
+        progress=shown.append,
+    )
     assert result.steps["Preprocess"] == result.steps["TrainModel"] == "Succeeded"
+    # progress: where each step's log is, and a line per training epoch with its metrics
+    log_path = result.folder / "steps" / "TrainModel" / "step.log"
+    assert f"step TrainModel (Training) ... log: {log_path}" in shown
+    epochs = int(
+        json.loads((log_path.parent / "job/input/config/hyperparameters.json").read_text())["epochs"]
+    )
+    lines = [m for m in shown if m.startswith("step TrainModel: epoch ")]
+    assert [m.split(" (")[0] for m in lines] == [
+        f"step TrainModel: epoch {e}/{epochs}" for e in range(1, epochs + 1)
+    ]
+    assert all("train cross_entropy " in m and "; test cross_entropy " in m for m in lines)
     [manifest_path] = result.folder.glob("s3/*/pipeline/*/preprocess/manifest/manifest.json")
     manifest = json.loads(manifest_path.read_text())
     assert manifest["objective"] == "ranking" and manifest["sampling"]["negatives_per_positive"] == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 def test_each_script_main_block_is_the_shared_helper(script: str) -> None:
     text = (REPO / script).read_text(encoding="utf-8")
     name = Path(script).stem
-    assert text.rstrip().endswith(f'if __name__ == "__main__":\n    run_as_script("{name}", main)'), script
+    main_block = text.split('if __name__ == "__main__":')[-1]
+    # the shared helper, given at most a `prepare` of the container's arguments (preprocess: its user shard)
+    assert re.fullmatch(rf'\s*run_as_script\(\s*"{name}", main(, [^\n]+)?\s*\)\s*', main_block), script
     assert "/opt/ml" not in text.split('if __name__ == "__main__":')[0], f"{script}: /opt/ml outside __main__"
 
 

@@ -144,7 +144,7 @@ class StepExecutor(Expressions):
                 "InstanceCount %d: the local twin trains one process on all shards of the train channel",
                 count,
             )
-        code = run_training_job(root)
+        code = run_training_job(root, report=lambda line: self.progress(f"step {step['Name']}: {line}"))
         if code != 0:
             failure = root / "output" / "failure"
             reason = failure.read_text(encoding="utf-8").strip() if failure.is_file() else f"exit code {code}"

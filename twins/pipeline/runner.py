@@ -85,7 +85,7 @@ class LocalRun(StepExecutor):
         name = step["Name"]
         step_dir = self.folder / "steps" / name
         step_dir.mkdir(parents=True)
-        self.progress(f"step {name} ({step['Type']}) ...")
+        self.progress(f"step {name} ({step['Type']}) ... log: {step_dir / 'step.log'}")
         t0 = time.perf_counter()
         with step_log(step_dir / "step.log") as step_log_file:
             try:

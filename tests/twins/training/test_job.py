@@ -55,6 +55,20 @@ def test_trains_from_shards_and_writes_model_and_metrics(
     )
 
 
+def test_reports_reading_and_every_epoch_with_its_metrics(layout: Callable[..., Path]) -> None:
+    lines: list[str] = []
+    root = layout()
+    assert run_training_job(root, report=lines.append) == 0
+    assert lines[0].startswith("read 800 train rows (") and lines[0].endswith(" s")
+    assert [line.split(" (")[0] for line in lines[1:]] == [f"epoch {e}/4" for e in range(1, 5)]
+    doc = json.loads((root / "output" / "data" / "metrics.json").read_text())
+    last = doc["history"][-1]
+    assert f"train cross_entropy {last['train']['cross_entropy']:.4f}" in lines[-1]
+    assert (
+        f"test cross_entropy {last['test']['cross_entropy']:.4f}, auc {last['test']['auc']:.4f}" in lines[-1]
+    )
+
+
 def test_same_result_from_one_shard_or_several(tmp_path: Path) -> None:
     a = make_layout(tmp_path / "a", shards=1)
     b = make_layout(tmp_path / "b", shards=3)
