@@ -64,6 +64,15 @@ def serving_value(n_rated: int, scale: float) -> float:
     return scale / math.sqrt(n_rated) if n_rated > 0 else 0.0
 
 
+def bounded_value(n_rated: int, cap: int, scale: float) -> float:
+    """The value of each of the min(n, cap) columns sent for a history of n movies, bounded as `training_rows`
+    bounds it: up to `cap` movies whole (serving_value), longer ones by `cap` columns worth scale*sqrt(n)/cap,
+    which keep the history's sum. cap 0 means unbounded (a lookup written before the cap was recorded)."""
+    if cap <= 0 or n_rated <= cap:
+        return serving_value(n_rated, scale)
+    return scale * math.sqrt(n_rated) / cap
+
+
 def training_rows(
     indptr: np.ndarray,
     rated: np.ndarray,
