@@ -116,8 +116,13 @@ class RequestBuilder:
 
     def build(self, user_pos: int, movie_positions: Sequence[int] | None = None) -> list[Payload]:
         """Bodies scoring user `user_pos` against `movie_positions` (default: all), each <= max_bytes."""
-        user_keys = self.lookup.user_keys(user_pos)
-        values = self.lookup.user_values(user_pos)
+        lookup = self.lookup
+        return self.build_for(lookup.user_keys(user_pos), lookup.user_values(user_pos), movie_positions)
+
+    def build_for(
+        self, user_keys: list[int], values: list[float], movie_positions: Sequence[int] | None = None
+    ) -> list[Payload]:
+        """`build` for a user side given as keys and values (a user's stored ratings folded in)."""
         if len(values) != len(user_keys):
             raise InputError(f"user values: {len(values)} for {len(user_keys)} user keys")
         if not all(math.isfinite(v) for v in values):

@@ -13,6 +13,8 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
 from fmrec.errors import ConflictError, InputError, NotInModelError
+from fmrec.ratings.body import parse_body, parse_user
+from fmrec.ratings.store import StoreUnavailable
 from lambdas.recommend.errors import ServiceUnavailable
 from lambdas.recommend.params import load_openapi, parse_parameters, route_parameters
 from lambdas.recommend.queries import Query, Recommendation, Similar, SimilarQuery
@@ -70,11 +72,33 @@ def render(rec: Recommendation, k: int) -> dict[str, Any]:
         "servingPath": rec.serving_path,
         "k": k,
         "candidates": rec.candidates,
+        "storedRatings": rec.stored_ratings,
         "items": [
             {"movieId": it.movie_id, "title": it.title, "score": it.score, "rank": it.rank}
             for it in rec.items
         ],
     }
+
+
+@app.post("/users/<userId>/ratings")
+def post_ratings(userId: str) -> Response:
+    """Validation and storage live in the library (fmrec.ratings): 400 naming the field, nothing stored."""
+    user_id = parse_user(userId)
+    ratings = parse_body(user_id, app.current_event.decoded_body, int(time.time()))
+    posted = get_recommender().rate(user_id, ratings)
+    logger.info(
+        "ratings stored",
+        extra={"user_id": user_id, "stored": posted.stored, "ignored": posted.ignored, "items": len(ratings)},
+    )
+    return _json(
+        200,
+        {
+            "userId": user_id,
+            "stored": posted.stored,
+            "ignored": posted.ignored,
+            "unknownMovies": posted.unknown_movies,
+        },
+    )
 
 
 @app.get("/users/<userId>/recommendations")
@@ -162,6 +186,12 @@ def _bad_request(exc: InputError) -> Response:
 def _unavailable(exc: ServiceUnavailable) -> Response:
     reason = f"{exc}: {exc.detail}" if exc.detail else str(exc)
     logger.warning("service unavailable", extra={"reason": reason, "retry_after": exc.retry_after})
+    return _error(503, "ServiceUnavailable", str(exc), {"Retry-After": str(exc.retry_after)})
+
+
+@app.exception_handler(StoreUnavailable)
+def _store_unavailable(exc: StoreUnavailable) -> Response:
+    logger.warning("ratings store unavailable", extra={"reason": f"{exc}: {exc.detail}"})
     return _error(503, "ServiceUnavailable", str(exc), {"Retry-After": str(exc.retry_after)})
 
 

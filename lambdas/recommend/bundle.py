@@ -65,15 +65,24 @@ class Bundle:
             fingerprint=(lookup.feature_dim, tuple(lookup.user_ids), tuple(lookup.movie_ids)),
         )
 
-    def candidates(self, user_pos: int | None, genre: str | None, exclude_rated: bool) -> list[int]:
-        """Movie positions to score, ascending: those of `genre` (all without one), minus the user's rated."""
+    def candidates(
+        self,
+        user_pos: int | None,
+        genre: str | None,
+        exclude_rated: bool,
+        rated_side: list[int] | None = None,
+    ) -> list[int]:
+        """Movie positions to score, ascending: those of `genre` (all without one), minus the user's rated
+        (`rated_side`, ascending, when given: the training history and the stored ratings)."""
         n = len(self.lookup.movie_ids)
         allowed: tuple[int, ...] | None = None
         if genre is not None:
             # A genre no movie of this model has (the API's enum allows it) matches nothing.
             allowed = self.genre_index.get(genre.lower(), ())
         rated: list[int] = []
-        if exclude_rated and user_pos is not None:
+        if exclude_rated and rated_side is not None:
+            rated = rated_side
+        elif exclude_rated and user_pos is not None:
             rated = self.lookup.rated_positions(user_pos)
         if allowed is None:
             # rated is ascending: the candidates are the gaps between rated positions, as C-level ranges.

@@ -8,10 +8,12 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from fmrec.ratings.fold_in import UserSide, fold_in
+from fmrec.ratings.store import Rating
 from fmrec.serving.requests import CONTENT_TYPE
 from lambdas.recommend.bundle import Bundle
 from lambdas.recommend.errors import ServiceUnavailable
@@ -140,12 +142,15 @@ class EndpointScorer:
         self._lock = threading.Lock()
 
     def scores(
-        self, bundle: Bundle, user_pos: int, query: Query
+        self, bundle: Bundle, side: UserSide, query: Query, stored: Sequence[Rating] = ()
     ) -> tuple[Bundle, list[int], list[float], str | None]:
-        """(the bundle the scores belong to, candidate positions, their scores, the answering variant)."""
+        """(the bundle the scores belong to, candidate positions, their scores, the answering variant).
+
+        `side`: the user's side in `bundle` (fmrec.ratings.fold_in), rebuilt from `stored` when another
+        version answers."""
         for attempt in (1, 2):
-            positions = bundle.candidates(user_pos, query.genre, query.exclude_rated)
-            payloads = bundle.builder.build(user_pos, positions)  # user values: from the lookup, if any
+            positions = bundle.candidates(None, query.genre, query.exclude_rated, side.rated)
+            payloads = bundle.builder.build_for(side.keys, side.values, positions)
             answers = self.invoke_all([p.body for p in payloads])
             scores: list[float] = []
             for payload, (part, _) in zip(payloads, answers, strict=True):
@@ -173,10 +178,10 @@ class EndpointScorer:
                 break
             log.info("endpoint serves %s, request was built for %s; rebuilding", variant, bundle.version)
             bundle = answering
-            new_pos = bundle.lookup.user_position(query.user_id)
-            if new_pos is None:
+            new_side = fold_in(bundle.lookup, bundle.lookup.user_position(query.user_id), stored)
+            if new_side is None:
                 raise ColdStart(bundle)
-            user_pos = new_pos
+            side = new_side
         raise ServiceUnavailable("the model is being updated; try again shortly", 1)
 
     def invoke_all(self, bodies: list[bytes]) -> list[tuple[list[float], str | None]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from fmrec.ratings.fold_in import UserSide
 from lambdas.recommend.bundle import Bundle
 from lambdas.recommend.errors import ServiceUnavailable
 from lambdas.recommend.queries import Item, Query
@@ -47,8 +48,10 @@ class FastPath:
             bundle.genre_masks[key] = mask  # a benign race: two threads build the same array
         return mask
 
-    def rank(self, bundle: Bundle, user_pos: int, query: Query) -> tuple[list[Item], int]:
-        """Every movie scored by one matrix-vector product, the excluded ones masked, then a partial sort."""
+    def rank(self, bundle: Bundle, side: UserSide, query: Query) -> tuple[list[Item], int]:
+        """Every movie scored by one matrix-vector product, the excluded ones masked, then a partial sort.
+
+        `side`: the user's keys, values and rated movies (fmrec.ratings.fold_in: stored ratings folded in)."""
         model, terms = self.model_terms(bundle)  # a 503 when numpy is missing; past it, numpy imports
         # local import: numpy is importable once model_terms has succeeded (the fast-path layer)
         import numpy as np
@@ -58,19 +61,13 @@ class FastPath:
         from fmrec.serving.ranking import top_k_indices
 
         lookup = bundle.lookup
-        scores = score_user_items(
-            model.params,
-            terms,
-            lookup.user_keys(user_pos),
-            model.predictor_type,
-            lookup.user_values(user_pos),
-        )
+        scores = score_user_items(model.params, terms, side.keys, model.predictor_type, side.values)
         if query.genre is not None:
             mask = self.genre_mask(bundle, query.genre).copy()
         else:
             mask = np.ones(scores.shape[0], dtype=bool)
         if query.exclude_rated:
-            mask[np.asarray(lookup.rated_positions(user_pos), dtype=np.int64)] = False
+            mask[np.asarray(side.rated, dtype=np.int64)] = False
         scores[~mask] = -np.inf
         top = top_k_indices(scores, query.k, query.min_score)
         items = [

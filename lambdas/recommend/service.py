@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from fmrec.errors import InputError, NotInModelError
+from fmrec.ratings.fold_in import fold_in
+from fmrec.ratings.store import Rating, RatingsStore, StoreUnavailable
 from fmrec.serving.requests import MAX_PAYLOAD_BYTES
 from lambdas.recommend.bundle import DEFAULT_REQUEST_BYTES, Bundle
 from lambdas.recommend.endpoint import DEFAULT_ENDPOINT_CONCURRENCY, ColdStart, EndpointCaller, EndpointScorer
@@ -19,14 +22,18 @@ from lambdas.recommend.queries import (
     PATH_COLD,
     PATH_ENDPOINT,
     PATH_FAST,
+    PATH_FOLD_IN,
     Item,
     Query,
+    RatingsPosted,
     Recommendation,
     Similar,
     SimilarQuery,
 )
 from lambdas.recommend.store import ArtifactStore, DirStore, S3Store
 from lambdas.recommend.versions import VersionCache
+
+log = logging.getLogger(__name__)
 
 
 def top_k(scores: Sequence[float], k: int, min_score: float | None) -> list[int]:
@@ -58,12 +65,14 @@ class Recommender:
         clock: Callable[[], float] = time.monotonic,
         max_request_bytes: int = DEFAULT_REQUEST_BYTES,
         endpoint_concurrency: int = DEFAULT_ENDPOINT_CONCURRENCY,
+        ratings: RatingsStore | None = None,
     ) -> None:
         if caller is None and not fast_path:
             raise InputError("the recommender needs an endpoint (FMREC_ENDPOINT_NAME) or the fast path")
         if not 1 <= max_request_bytes <= MAX_PAYLOAD_BYTES:
             raise InputError(f"max_request_bytes {max_request_bytes}: expected 1..{MAX_PAYLOAD_BYTES}")
         self.store = store
+        self.ratings = ratings  # stored ratings (POST /users/{userId}/ratings); None: the route answers 503
         self.caller = caller
         self.fast_path = fast_path
         self.max_request_bytes = max_request_bytes
@@ -89,22 +98,49 @@ class Recommender:
     def recommend(self, query: Query) -> Recommendation:
         bundle = self.current_bundle()
         user_pos = bundle.lookup.user_position(query.user_id)
+        stored = self.stored_ratings(query.user_id)
+        # The fold-in seam: the user's side (keys, values, rated movies) from the lookup and stored ratings.
+        side = fold_in(bundle.lookup, user_pos, stored)
         try:
-            if user_pos is None:
+            if side is None:
                 raise ColdStart(bundle)
             if self.fast_path:
-                items, count = self.fast.rank(bundle, user_pos, query)
-                return Recommendation(query.user_id, bundle.version, PATH_FAST, items, count)
+                items, count = self.fast.rank(bundle, side, query)
+                path = PATH_FAST if user_pos is not None else PATH_FOLD_IN
+                return Recommendation(query.user_id, bundle.version, path, items, count, side.folded)
             assert self.endpoint is not None
-            bundle, positions, scores, variant = self.endpoint.scores(bundle, user_pos, query)
+            bundle, positions, scores, variant = self.endpoint.scores(bundle, side, query, stored)
         except ColdStart as cold:
-            return self._cold_start(cold.bundle, query)
+            return self._cold_start(cold.bundle, query, stored)
         lookup = bundle.lookup
         items = []
         for rank, i in enumerate(top_k(scores, query.k, query.min_score), start=1):
             pos = positions[i]
             items.append(Item(lookup.movie_ids[pos], lookup.titles[pos], scores[i], rank))
-        return Recommendation(query.user_id, variant or bundle.version, PATH_ENDPOINT, items, len(positions))
+        path = PATH_ENDPOINT if lookup.user_position(query.user_id) is not None else PATH_FOLD_IN
+        return Recommendation(
+            query.user_id, variant or bundle.version, path, items, len(positions), side.folded
+        )
+
+    def stored_ratings(self, user_id: int) -> list[Rating]:
+        """The user's stored ratings; none when there is no store, or it cannot be read (logged): the
+        recommendations are still served, from the model alone."""
+        if self.ratings is None:
+            return []
+        try:
+            return self.ratings.get(user_id)
+        except StoreUnavailable as exc:
+            log.warning("stored ratings of user %d not read (%s: %s)", user_id, exc, exc.detail)
+            return []
+
+    def rate(self, user_id: int, ratings: list[Rating]) -> RatingsPosted:
+        """Store a user's batch (whole or not at all); movies the served model lacks are stored and named."""
+        if self.ratings is None:
+            raise StoreUnavailable("ratings are not enabled in this deployment (no ratings store)", 300)
+        lookup = self.current_bundle().lookup
+        result = self.ratings.put(user_id, ratings)
+        unknown = sorted({r.movie_id for r in ratings if lookup.movie_position(r.movie_id) is None})
+        return RatingsPosted(user_id, result.stored, result.ignored, unknown)
 
     def similar(self, query: SimilarQuery) -> Similar:
         """The k movies whose factor vectors are closest (cosine) to the movie's, in the published model.
@@ -125,10 +161,11 @@ class Recommender:
         ]
         return Similar(query.movie_id, lookup.titles[pos], bundle.version, items, count)
 
-    def _cold_start(self, bundle: Bundle, query: Query) -> Recommendation:
+    def _cold_start(self, bundle: Bundle, query: Query, stored: list[Rating]) -> Recommendation:
         ranked = bundle.popular
-        if query.genre is not None:
-            allowed = set(bundle.candidates(None, query.genre, query.exclude_rated))
+        rated = [bundle.lookup.movie_position(r.movie_id) for r in stored] if query.exclude_rated else []
+        if query.genre is not None or any(p is not None for p in rated):
+            allowed = set(bundle.candidates(None, query.genre, False)).difference(rated)
             ranked = [p for p in ranked if p in allowed]
         lookup, score = bundle.lookup, bundle.popular_score
         items = [
@@ -189,8 +226,38 @@ def recommender_from_env(
     return Recommender(
         store,
         caller,
+        ratings=ratings_from_env(env, extra),
         fast_path=fast_path,
         version_check_seconds=float(env.get("FMREC_VERSION_CHECK_SECONDS", "300")),
         max_request_bytes=int(env.get("FMREC_REQUEST_MAX_BYTES", str(DEFAULT_REQUEST_BYTES))),
         endpoint_concurrency=int(env.get("FMREC_ENDPOINT_CONCURRENCY", str(DEFAULT_ENDPOINT_CONCURRENCY))),
     )
+
+
+def ratings_from_env(env: Mapping[str, str], client_kwargs: Mapping[str, Any]) -> RatingsStore | None:
+    """The ratings store: the DynamoDB table FMREC_RATINGS_TABLE (AWS), the SQLite file FMREC_RATINGS_DB (the
+    twin), or none (POST /users/{userId}/ratings answers 503, recommendations come from the model alone)."""
+    table = env.get("FMREC_RATINGS_TABLE", "")
+    if table:
+        # local import: boto3 and botocore cost cold start; only a deployment with a ratings table loads them
+        import boto3
+        from botocore.config import Config
+
+        from fmrec.ratings.dynamodb import DynamoRatings
+
+        kwargs = {k: v for k, v in client_kwargs.items() if k != "endpoint_url"}
+        client = boto3.client(
+            "dynamodb",
+            config=Config(
+                connect_timeout=1, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 2}
+            ),
+            **kwargs,
+        )
+        return DynamoRatings(client, table)
+    path = env.get("FMREC_RATINGS_DB", "")
+    if path:
+        # local import: sqlite3 is only the twin's store; the Lambda never opens one
+        from fmrec.ratings.sqlite import SqliteRatings
+
+        return SqliteRatings(path)
+    return None

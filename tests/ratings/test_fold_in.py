@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pytest
 
@@ -11,16 +10,7 @@ from fmrec.features.history import bounded_value, serving_value
 from fmrec.ratings.fold_in import fold_in
 from fmrec.ratings.store import Rating
 from tests.support.lambda_world import make_lookup
-
-
-def history_lookup(cap: int = 64, scale: float = 1.0) -> Any:
-    """The tiny world's lookup with a history block after the movie block (as preprocess lays it out)."""
-    lookup = make_lookup()
-    offset = lookup.feature_dim
-    lookup.feature_dim = offset + lookup.n_movies
-    lookup.history = {"offset": offset, "scale": scale, "cap": cap}
-    lookup.check()
-    return lookup
+from tests.support.ratings_world import history_lookup
 
 
 def rating(movie: int, ts: int = 1, user: int = 1) -> Rating:

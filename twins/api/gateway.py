@@ -31,6 +31,7 @@ FUNCTION_NAME = "fmrec-recommend"
 RESOURCES = (
     ("/users/{userId}/recommendations", re.compile(r"^/users/(?P<userId>[^/]+)/recommendations$")),
     ("/movies/{movieId}/similar", re.compile(r"^/movies/(?P<movieId>[^/]+)/similar$")),
+    ("/users/{userId}/ratings", re.compile(r"^/users/(?P<userId>[^/]+)/ratings$")),
 )
 PROXY_RESOURCE = "/{proxy+}"
 _BAD_GATEWAY = {"message": "Internal server error"}
