@@ -12,11 +12,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from fmrec.ratings.export import PARTITION_KEY, SORT_KEY, from_item
 from fmrec.ratings.store import MAX_BATCH, PutResult, Rating, StoreUnavailable, newest_per_movie
 
 log = logging.getLogger(__name__)
 
-PARTITION_KEY, SORT_KEY = "userId", "movieId"
 # TransactWriteItems "groups up to 100 action requests ... The actions are completed atomically so that either
 # all of them succeed, or all of them fail" (aggregate item size at most 4 MB; ours are ~50 bytes each):
 # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html
@@ -160,16 +160,6 @@ class DynamoRatings:
 
     def close(self) -> None:
         pass
-
-
-def from_item(item: dict[str, Any]) -> Rating:
-    """A table item (or an item of a DynamoDB JSON export) as a Rating."""
-    return Rating(
-        int(item[PARTITION_KEY]["N"]),
-        int(item[SORT_KEY]["N"]),
-        float(item["rating"]["N"]),
-        int(item["ts"]["N"]),
-    )
 
 
 def _reasons(exc: ClientError, n: int) -> list[str]:
