@@ -15,6 +15,7 @@ from fmrec_cli import (
     export,
     pipeline,
     preprocess,
+    ratings,
     recommend,
     registry,
     serve,
@@ -25,8 +26,21 @@ from fmrec_cli import (
 
 # Each module defines register(subparsers) and sets `func` on its parser; heavy imports stay inside `func`.
 # In the order data flows: data fetch|synth, preprocess, train, tune, model export, pipeline run|definition,
-# models list|approve|reject, serve endpoint|api, recommend, similar, demo.
-COMMAND_MODULES = (data, preprocess, train, tune, export, pipeline, registry, serve, recommend, similar, demo)
+# models list|approve|reject, serve endpoint|api, recommend, similar, rate and ratings export, demo.
+COMMAND_MODULES = (
+    data,
+    preprocess,
+    train,
+    tune,
+    export,
+    pipeline,
+    registry,
+    serve,
+    recommend,
+    similar,
+    ratings,
+    demo,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

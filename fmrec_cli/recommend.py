@@ -68,10 +68,16 @@ def build_url(args: argparse.Namespace) -> str:
     return f"{base}/users/{args.user}/recommendations?{urllib.parse.urlencode(query)}"
 
 
-def fetch(url: str, timeout: float) -> dict[str, Any]:
-    """The API's JSON answer; API errors become FmrecError with the API's own message."""
+def fetch(url: str, timeout: float, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The API's JSON answer (to a POST of `body` as JSON when given); API errors become FmrecError with the
+    API's own message."""
+    request = urllib.request.Request(url)
+    if body is not None:
+        request = urllib.request.Request(
+            url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
+        )
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return dict(json.loads(response.read()))
     except urllib.error.HTTPError as exc:
         try:
