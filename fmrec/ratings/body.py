@@ -85,6 +85,7 @@ def _item(user_id: int, item: Any, field: str, now: int) -> Rating:
             raise InputError(f"{field}.{name}: required")
     movie = _integer(item["movieId"], f"{field}.movieId", 1, MAX_ID)
     rating = _rating(item["rating"], f"{field}.rating")
-    stamp = item.get("timestamp")
-    timestamp = now if stamp is None else _integer(stamp, f"{field}.timestamp", 0, MAX_TIMESTAMP)
+    timestamp = now
+    if "timestamp" in item:  # an explicit null is an error, not "now": the document says integer
+        timestamp = _integer(item["timestamp"], f"{field}.timestamp", 0, MAX_TIMESTAMP)
     return Rating(user_id, movie, rating, timestamp)

@@ -15,6 +15,7 @@ from stacks import nag
 from stacks.config import NUMPY_LAYER_KEY, SERVING_PREFIX, ConfigError, StageConfig, resolve_numpy_layer
 from stacks.lambda_function import RUNTIME_LAYER_TAG, PythonLambda
 from stacks.nag import acknowledge
+from stacks.parts.ratings_table import ratings_table_name, recommend_statement
 
 HANDLER = "lambdas.recommend.app.lambda_handler"
 # Powertools is not bundled: its public layer is resolved at deploy time from the SSM parameter AWS publishes
@@ -73,6 +74,7 @@ class RecommendFunction:
                 "FMREC_ENDPOINT_NAME": endpoint_name,
                 # The numpy layer makes the fast path possible; whether it replaces the endpoint is per stage.
                 "FMREC_FAST_PATH": "1" if config.fast_path else "0",
+                "FMREC_RATINGS_TABLE": ratings_table_name(config),
                 "POWERTOOLS_SERVICE_NAME": "fmrec-recommend",
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
@@ -99,6 +101,7 @@ class RecommendFunction:
                 # The grant has no s3:prefix condition: a GetObject carries no s3:prefix, and a condition on a
                 # key absent from the request does not match, so a prefix-conditioned grant still answered 403
                 # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html).
+                recommend_statement(config),  # only the ratings table, only Query and PutItem
                 iam.PolicyStatement(
                     sid="MissingKeysAre404",
                     actions=["s3:ListBucket"],

@@ -124,6 +124,7 @@ BAD = [
     ("2000", b'{"ratings": [{"movieId": 2147483648, "rating": 5}]}', "ratings[0].movieId"),
     ("2000", b'{"ratings": [{"movieId": 50.0, "rating": 5}]}', "ratings[0].movieId"),
     ("2000", b'{"ratings": [{"movieId": 50, "rating": 5, "timestamp": -1}]}', "ratings[0].timestamp"),
+    ("2000", b'{"ratings": [{"movieId": 50, "rating": 5, "timestamp": null}]}', "ratings[0].timestamp"),
     ("0", b'{"ratings": [{"movieId": 50, "rating": 5}]}', "userId"),
     ("2147483648", b'{"ratings": [{"movieId": 50, "rating": 5}]}', "userId"),
     ("abc", b'{"ratings": [{"movieId": 50, "rating": 5}]}', "userId"),
