@@ -74,6 +74,7 @@ def open_store(ratings_db: str | None, table: str | None, region: str | None = N
     # local import: CLI start-up (boto3 loads only when --table is used)
     import boto3
 
+    # local import: CLI start-up (botocore loads only when --table is used)
     from fmrec.ratings.dynamodb import DynamoRatings
 
     return DynamoRatings(boto3.client("dynamodb", region_name=region), str(table))

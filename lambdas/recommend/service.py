@@ -243,6 +243,7 @@ def ratings_from_env(env: Mapping[str, str], client_kwargs: Mapping[str, Any]) -
         import boto3
         from botocore.config import Config
 
+        # local import: Lambda cold start (botocore), as above
         from fmrec.ratings.dynamodb import DynamoRatings
 
         kwargs = {k: v for k, v in client_kwargs.items() if k != "endpoint_url"}

@@ -48,7 +48,8 @@ def test_only_the_recommend_function_touches_the_table_and_only_query_and_put(de
     logical_id, actions, resources = grants[0]
     assert logical_id.startswith("RecommendPolicy")
     assert actions == ["dynamodb:PutItem", "dynamodb:Query"]
-    assert resources == ["arn:<AWS::Partition>:dynamodb:<AWS::Region>:<AWS::AccountId>:table/fmrec-dev-ratings"]
+    table = "arn:<AWS::Partition>:dynamodb:<AWS::Region>:<AWS::AccountId>:table/fmrec-dev-ratings"
+    assert resources == [table]
     (function,) = dev.resources("Api", "AWS::Lambda::Function").values()
     assert function["Properties"]["Environment"]["Variables"]["FMREC_RATINGS_TABLE"] == "fmrec-dev-ratings"
 
