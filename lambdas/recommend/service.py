@@ -17,6 +17,7 @@ from fmrec.ratings.store import Rating, RatingsStore, StoreUnavailable
 from fmrec.serving.requests import MAX_PAYLOAD_BYTES
 from lambdas.recommend.bundle import DEFAULT_REQUEST_BYTES, Bundle
 from lambdas.recommend.endpoint import DEFAULT_ENDPOINT_CONCURRENCY, ColdStart, EndpointCaller, EndpointScorer
+from lambdas.recommend.errors import ServiceUnavailable
 from lambdas.recommend.fast_path import FastPath
 from lambdas.recommend.queries import (
     PATH_COLD,
@@ -137,9 +138,15 @@ class Recommender:
         """Store a user's batch (whole or not at all); movies the served model lacks are stored and named."""
         if self.ratings is None:
             raise StoreUnavailable("ratings are not enabled in this deployment (no ratings store)", 300)
-        lookup = self.current_bundle().lookup
+        try:
+            lookup = self.current_bundle().lookup
+        except ServiceUnavailable as exc:  # no model published yet: the ratings are kept for the first one
+            log.warning("ratings stored without a served model (%s)", exc)
+            lookup = None
         result = self.ratings.put(user_id, ratings)
-        unknown = sorted({r.movie_id for r in ratings if lookup.movie_position(r.movie_id) is None})
+        unknown = sorted(
+            {r.movie_id for r in ratings if lookup is None or lookup.movie_position(r.movie_id) is None}
+        )
         return RatingsPosted(user_id, result.stored, result.ignored, unknown)
 
     def similar(self, query: SimilarQuery) -> Similar:

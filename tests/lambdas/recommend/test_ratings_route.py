@@ -172,3 +172,12 @@ def test_the_environment_picks_the_store(tmp_path: Path) -> None:
     assert isinstance(sqlite, SqliteRatings)
     dynamo = ratings_from_env({"FMREC_RATINGS_TABLE": "t"}, {"region_name": "us-east-1"})
     assert type(dynamo).__name__ == "DynamoRatings" and dynamo.table == "t"  # type: ignore[union-attr]
+
+
+def test_ratings_are_stored_before_any_model_is_published(tmp_path: Path, store: Any) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    app.configure(Recommender(DirStore(empty), None, fast_path=True, ratings=store))
+    status, _, body = post(4, {"ratings": [{"movieId": 50, "rating": 5}, {"movieId": 1, "rating": 3}]})
+    assert status == 200 and body["stored"] == 2 and body["unknownMovies"] == [1, 50]
+    assert len(store.get(4)) == 2
