@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from fmrec.features.history import MAX_CAP, bounded_value
+from fmrec.features.history import MAX_CAP, bounded_value, serving_value
 from fmrec.ratings.store import Rating
 from fmrec.serving.lookup import Lookup
 
@@ -15,12 +15,16 @@ class UserSide:
     """A user's side of every request: FM keys and values, and the movie positions they rated (ascending).
 
     `folded`: stored ratings of movies in the model that are in the history; 0 means the lookup's own side.
+    `history` / `history_value`: the movie positions of the history columns in `keys` and their one value,
+    for a scorer that takes (user position or None, history movies with values, aux) rather than keys.
     """
 
     keys: list[int]
     values: list[float]
     rated: list[int]
     folded: int = 0
+    history: list[int] = field(default_factory=list)
+    history_value: float = 0.0
 
 
 def fold_in(lookup: Lookup, user_pos: int | None, stored: Sequence[Rating]) -> UserSide | None:
@@ -46,7 +50,9 @@ def fold_in(lookup: Lookup, user_pos: int | None, stored: Sequence[Rating]) -> U
     if not added or lookup.history is None:
         if user_pos is None:
             return None
-        return UserSide(lookup.user_keys(user_pos), lookup.user_values(user_pos), rated)
+        own = lookup.rated_positions(user_pos) if lookup.history is not None else []
+        value = serving_value(len(own), float(lookup.history["scale"])) if lookup.history is not None else 0.0
+        return UserSide(lookup.user_keys(user_pos), lookup.user_values(user_pos), rated, 0, own, value)
     base_keys: list[int] = []
     if user_pos is not None:
         keys = lookup.user_keys(user_pos)  # the user column, its auxiliary columns, then its history
@@ -61,6 +67,8 @@ def fold_in(lookup: Lookup, user_pos: int | None, stored: Sequence[Rating]) -> U
         [1.0] * len(base_keys) + [value] * len(chosen),
         rated,
         folded=len(new.intersection(chosen)),
+        history=chosen,
+        history_value=value,
     )
 
 

@@ -23,6 +23,7 @@ def test_no_stored_ratings_keeps_the_lookups_side() -> None:
     assert side is not None
     assert side.keys == lookup.user_keys(0) and side.values == lookup.user_values(0)
     assert side.rated == lookup.rated_positions(0) and side.folded == 0
+    assert side.history == lookup.rated_positions(0)
     assert fold_in(lookup, None, []) is None  # unknown and nothing stored: cold start
 
 
@@ -37,6 +38,7 @@ def test_known_user_history_grows_by_the_stored_movies() -> None:
     assert side.keys == [lookup.user_column(0)] + [offset + p for p in side.rated]
     n = len(side.rated)
     assert side.values == [1.0] + [pytest.approx(serving_value(n, 1.0))] * n
+    assert side.history == side.rated and side.history_value == pytest.approx(serving_value(n, 1.0))
 
 
 def test_unknown_user_gets_a_history_only_side() -> None:
@@ -58,6 +60,7 @@ def test_long_histories_are_bounded_like_training_rows_newest_first() -> None:
     newest = sorted(lookup.movie_position(m) for m in (8, 7, 5))
     assert side.keys == [offset + p for p in newest]
     assert side.values == [pytest.approx(math.sqrt(7) / 3)] * 3  # scale*sqrt(n)/cap: the sum of the whole
+    assert side.history == newest and side.history_value == pytest.approx(math.sqrt(7) / 3)
     assert len(side.rated) == 7  # every stored movie is still excluded
     assert bounded_value(7, 3, 1.0) * 3 == pytest.approx(serving_value(7, 1.0) * 7)
 
