@@ -20,7 +20,9 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch node_modules/.installed
 
+# The venv is not activated for the caller: say how to type the README's `fmrec ...` commands as printed.
 demo: setup
+	@echo "[make] fmrec is installed in $(BIN); run 'source $(BIN)/activate' to type the README's fmrec commands as printed"
 	$(BIN)/fmrec demo $(ARGS)
 
 test: setup

@@ -1,28 +1,32 @@
-"""Recommend API benchmark: handler time without the endpoint call, the seed's request building, end to end.
+"""Recommend API benchmark: handler time on both paths, bytes per request, peak memory, end to end.
 
 Data: synthetic MovieLens 100k (943 users, 1,682 movies; fmrec.data.synth) run through preprocess, so
 the lookup is the real one; a num_factors=64 binary_classifier model with random weights (speed does not
 depend on the weights), published as version v1 in a serving-artifacts folder.
 
-1. Handler time: `lambda_handler` on API Gateway events for `GET /users/{id}/recommendations?k=10`, in
-   process, with a sagemaker-runtime client double whose answer (the endpoint's real JSON for that user,
-   precomputed with the endpoint twin's encoder) is handed back at once; the double's own time is subtracted,
-   so the figure is everything the Lambda does except the endpoint call: routing, validation, candidates,
-   request building, parsing the answer, top k, the JSON response and the INFO log line. Goal p50 <= 1 ms.
-2. The seed's request building (its recommend() loop up to json.dumps, reimplemented here only as the
-   baseline) against fmrec.serving.requests on the same users, in this one process run, with the ratio.
-3. End to end: `fmrec serve endpoint` and `fmrec serve api` as child processes, and a load generator in a
-   third process: 16 keep-alive HTTP/1.1 clients on loopback for --seconds. Goal p50 <= 15 ms, p99 <= 60 ms,
-   0 errors. With --fast-path the API twin scores in process (`--fast-path`, no endpoint twin).
-4. With --shape ml-25m: a synthetic lookup of MovieLens 25M's shape (162,541 users, 59,047 movies, about 25M
-   training ratings with a popularity tail; built directly, no preprocess) and a random 64-factor model. The
-   handler is timed on the fast path (one matrix-vector product over the 59,047 movies plus a partial sort;
-   goal p50 <= 20 ms for a top 10) and on the endpoint path (bodies split at FMREC_REQUEST_MAX_BYTES and sent
-   concurrently; the runtime double answers at once), and the end-to-end phases run at that shape too.
+1. Handler time, fast path: `lambda_handler` on API Gateway events for `GET /users/{id}/recommendations?k=10`
+   in process, scoring from the model artifact (one matrix-vector product over the catalogue, a partial sort).
+2. Handler time, endpoint path: the same events, the shortlist (FMREC_SHORTLIST movies retrieved from the
+   model's item terms) sent as the seed's sparse rows to a sagemaker-runtime double that scores each body as
+   the endpoint twin would; the double's own time is subtracted. Bytes and bodies are per request (all the
+   bodies of one request), with the largest body; the most active users are among the requests.
+   With --memory: the peak RSS of a fresh process serving 200 requests as the Lambda does, per path.
+   With --shortlists: per shortlist size, every user's served top 10 against the exact full-catalogue top 10,
+   bytes and the endpoint's CPU per request (how FMREC_SHORTLIST's default was chosen).
+3. The seed's request building (its recommend() loop up to json.dumps, reimplemented here only as the
+   baseline) against ours (the shortlist's request) on the same users, in this one process run.
+4. End to end: `fmrec serve endpoint` and `fmrec serve api` as child processes, and a load generator in a
+   third process: --clients keep-alive HTTP/1.1 clients on loopback for --seconds, for each of --paths
+   (endpoint, then fast) in one run. CPU time per request of each process is reported beside the latency.
+5. With --shape ml-25m: a synthetic lookup of MovieLens 25M's shape (162,541 users, 59,047 movies, about 25M
+   training ratings with a popularity tail, users of 1,000+ ratings among them; built directly, no
+   preprocess) with the default objective's history block, and a random 64-factor model: what the pipeline
+   would serve.
 
     .venv/bin/python benchmarks/bench_api.py [--seconds 10] [--clients 1,16] [--requests 3000]
-    .venv/bin/python benchmarks/bench_api.py --fast-path --api-workers 2 --clients 16 --skip-seed
-    .venv/bin/python benchmarks/bench_api.py --shape ml-25m --requests 200 --clients 1 --seconds 5
+    .venv/bin/python benchmarks/bench_api.py --clients 16 --requests 1000 --seconds 10 --skip-seed
+    .venv/bin/python benchmarks/bench_api.py --shortlists 10,20,50,100 --skip-e2e --skip-seed --requests 300
+    .venv/bin/python benchmarks/bench_api.py --shape ml-25m --requests 300 --memory --skip-e2e --work /tmp/w25
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -62,8 +67,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def prepare(work: Path) -> dict[str, Any]:
-    """Synthetic ml-100k -> preprocess -> lookup; a random model; a published serving-artifacts folder."""
+def prepare(work: Path, **synth: int) -> dict[str, Any]:
+    """Synthetic ml-100k (or `synth`'s shape: items, users) -> preprocess -> lookup; a random model; a
+    published serving-artifacts folder."""
     from fmrec.data.synth import SynthConfig, write_synth
     from fmrec.model.artifact import FMModel, save_model_tar
     from fmrec.model.fm import FMParams
@@ -72,7 +78,7 @@ def prepare(work: Path) -> dict[str, Any]:
     from twins.api.publish import publish_version
 
     data = work / "pre" / "input" / "data"
-    write_synth(data, SynthConfig())
+    write_synth(data, SynthConfig(**synth))
     preprocess.main(work / "pre", [])
     lookup_dir = work / "pre" / "output" / "lookup"
     lookup = read_lookup(lookup_dir)
@@ -98,7 +104,8 @@ def prepare(work: Path) -> dict[str, Any]:
 
 
 def prepare_large(work: Path, shape: dict[str, int] = ML25M, seed: int = 7) -> dict[str, Any]:
-    """A lookup and a random model at ml-25m's shape, built directly (preprocessing 25M ratings is slow)."""
+    """A lookup and a random model at ml-25m's shape with the default objective's history block (what the
+    pipeline would serve), built directly (preprocessing 25M ratings is slow)."""
     from array import array
 
     from fmrec.model.artifact import FMModel, load_model_tar, save_model_tar
@@ -107,7 +114,8 @@ def prepare_large(work: Path, shape: dict[str, int] = ML25M, seed: int = 7) -> d
     from twins.api.publish import publish_version
 
     marker = work / "shape.json"
-    if marker.is_file() and json.loads(marker.read_text()) == {**shape, "seed": seed}:
+    tag = {**shape, "seed": seed, "history": True}
+    if marker.is_file() and json.loads(marker.read_text()) == tag:
         # --work DIR: a world prepared by an earlier run of this benchmark is reused as it is.
         model_path, artifacts = work / "model.tar.gz", work / "serving"
         return {
@@ -134,7 +142,9 @@ def prepare_large(work: Path, shape: dict[str, int] = ML25M, seed: int = 7) -> d
     movie_count = np.bincount(movies, minlength=nm).astype(np.uint32)
     movie_ids = np.sort(rng.choice(np.arange(1, 210_000), nm, replace=False)).tolist()
     lookup = Lookup(
-        feature_dim=nu + nm,
+        # users, movies, then the default objective's history block (one column per movie)
+        feature_dim=nu + 2 * nm,
+        history={"offset": nu + nm, "scale": 1.0, "cap": 64},
         user_ids=list(range(1, nu + 1)),
         movie_ids=movie_ids,
         titles=[f"Movie {m} ({1950 + m % 70})" for m in movie_ids],
@@ -158,108 +168,112 @@ def prepare_large(work: Path, shape: dict[str, int] = ML25M, seed: int = 7) -> d
     save_model_tar(FMModel(params, "binary_classifier", hp, {}), model_path)
     artifacts = work / "serving"
     publish_version(artifacts, VERSION, lookup_dir, model_path)
-    marker.write_text(json.dumps({**shape, "seed": seed}))
+    marker.write_text(json.dumps(tag))
     return {"lookup": lookup, "params": params, "model_path": model_path, "artifacts": artifacts}
 
 
 class InstantRuntime:
-    """A sagemaker-runtime double: returns the precomputed endpoint answer and keeps count of its own time."""
+    """A sagemaker-runtime double: scores each body as the endpoint twin would (parse, FM, encode), keeping
+    count of its own wall and CPU time (subtracted from the handler's), of the bodies and their bytes."""
 
-    def __init__(self, answers: dict[bytes, bytes]) -> None:
-        self.answers = answers
-        self.spent = 0.0
+    def __init__(self, params: Any, feature_dim: int) -> None:
+        self.params, self.feature_dim = params, feature_dim
+        self.spent = self.spent_cpu = 0.0
+        self.bodies: list[int] = []
+        self._lock = threading.Lock()
 
     def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
-        started = time.perf_counter()
-        body = self.answers[kwargs["Body"]]
+        from fmrec.model.fm import predict
+        from twins.endpoint.protocol import encode_response, parse_json
+
+        started, cpu = time.perf_counter(), time.thread_time()
+        X = parse_json(kwargs["Body"], self.feature_dim)
+        scores = np.asarray(predict(self.params, X, "binary_classifier"), dtype=np.float32)
+        body = encode_response(scores, "binary_classifier", "application/json")
         out = {
             "Body": io.BytesIO(body),
             "ContentType": "application/json",
             "InvokedProductionVariant": VERSION,
         }
-        self.spent += time.perf_counter() - started
+        with self._lock:
+            self.bodies.append(len(kwargs["Body"]))
+            self.spent += time.perf_counter() - started
+            self.spent_cpu += time.thread_time() - cpu
         return out
 
 
-def bench_handler(world: dict[str, Any], n_requests: int, n_users: int) -> dict[str, Any]:
-    from fmrec.model.fm import predict
-    from lambdas.recommend import app
-    from lambdas.recommend.bundle import DEFAULT_REQUEST_BYTES
-    from lambdas.recommend.endpoint import EndpointCaller
-    from lambdas.recommend.service import Recommender
-    from lambdas.recommend.store import DirStore
-    from twins.api.gateway import LambdaContext, build_event
-    from twins.endpoint.protocol import encode_response, parse_json
-
-    lookup = world["lookup"]
-    users = list(lookup.user_ids[:n_users])
-    max_bytes = int(os.environ.get("FMREC_REQUEST_MAX_BYTES", DEFAULT_REQUEST_BYTES))
-    probe = Recommender(DirStore(world["artifacts"]), None, fast_path=True, max_request_bytes=max_bytes)
-    bundle = probe.current_bundle()
-    answers: dict[bytes, bytes] = {}
-    sizes: list[int] = []
-    candidates: list[int] = []
-    bodies_per_request: list[int] = []
-    for user in users:
-        pos = lookup.user_position(user)
-        rated = set(lookup.rated_positions(pos))
-        positions = [p for p in range(len(lookup.movie_ids)) if p not in rated]
-        payloads = bundle.builder.build(pos, positions)
-        bodies_per_request.append(len(payloads))
-        for payload in payloads:
-            X = parse_json(payload.body, lookup.feature_dim)
-            scores = np.asarray(predict(world["params"], X, "binary_classifier"), dtype=np.float32)
-            answers[payload.body] = encode_response(scores, "binary_classifier", "application/json")
-            sizes.append(len(payload.body))
-        candidates.append(len(positions))
-    runtime = InstantRuntime(answers)
-    caller = EndpointCaller(runtime, ENDPOINT)
-    app.configure(Recommender(DirStore(world["artifacts"]), caller, max_request_bytes=max_bytes))
-    # The INFO line per request is part of the handler's work; write it where the Lambda would (a stream).
+def _quiet(app: Any) -> None:
+    """The INFO line per request is part of the handler's work; write it where the Lambda would (a stream)."""
     devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the benchmark
     for handler in app.logger.handlers:
         if hasattr(handler, "setStream"):
             handler.setStream(devnull)
     app.logger.setLevel("INFO")
+
+
+def bench_handler(world: dict[str, Any], n_requests: int, n_users: int, k: int = 10) -> dict[str, Any]:
+    """lambda_handler on the endpoint path: the shortlist retrieved, its bodies built and sent to a runtime
+    double that scores them (its time subtracted), the answer ranked. Bytes are per request."""
+    from lambdas.recommend import app
+    from lambdas.recommend.endpoint import EndpointCaller
+    from lambdas.recommend.service import Recommender
+    from lambdas.recommend.store import DirStore
+    from twins.api.gateway import LambdaContext, build_event
+
+    lookup = world["lookup"]
+    users = list(lookup.user_ids[:: max(1, len(lookup.user_ids) // n_users)][:n_users])
+    heavy = np.argsort(np.diff(np.asarray(lookup.rated_indptr, dtype=np.int64)))[-5:]
+    users += [lookup.user_ids[int(p)] for p in heavy]  # the most active users too (1,000+ ratings at ml-25m)
+    runtime = InstantRuntime(world["params"], lookup.feature_dim)
+    rec = Recommender(DirStore(world["artifacts"]), EndpointCaller(runtime, ENDPOINT))
+    started = time.perf_counter()
+    rec.models.retrieval(rec.current_bundle())
+    load_s = time.perf_counter() - started
+    app.configure(rec)
+    _quiet(app)
     events = [
         build_event(
-            "GET", f"/users/{u}/recommendations", [("k", "10")], [("accept", "application/json")], b""
+            "GET", f"/users/{u}/recommendations", [("k", str(k))], [("accept", "application/json")], b""
         )
         for u in users
     ]
     context = LambdaContext(aws_request_id="bench")
-    for evt in events[:50]:  # warm: cold start (lookup load) and first-call caches
+    for evt in events[:20]:  # warm: first-call caches
         assert app.lambda_handler(evt, context)["statusCode"] == 200
     times: list[float] = []
+    cpu: list[float] = []
+    per_request_bytes: list[int] = []
+    per_request_bodies: list[int] = []
+    max_body = 0
     for i in range(n_requests):
         evt = events[i % len(events)]
-        runtime.spent = 0.0
-        started = time.perf_counter()
+        runtime.spent = runtime.spent_cpu = 0.0
+        runtime.bodies = []
+        started, cpu0 = time.perf_counter(), time.process_time()
         result = app.lambda_handler(evt, context)
         elapsed = time.perf_counter() - started - runtime.spent
+        cpu.append((time.process_time() - cpu0 - runtime.spent_cpu) * 1e3)
         if result["statusCode"] != 200:
             raise SystemExit(f"handler answered {result['statusCode']}: {result['body']}")
         times.append(elapsed * 1e3)
-    build_times: list[float] = []
-    for i in range(n_requests):
-        user = users[i % len(users)]
-        pos = lookup.user_position(user)
-        rated = set(lookup.rated_positions(pos))
-        started = time.perf_counter()
-        positions = [p for p in range(len(lookup.movie_ids)) if p not in rated]
-        bundle.builder.build(pos, positions)
-        build_times.append((time.perf_counter() - started) * 1e3)
+        per_request_bytes.append(sum(runtime.bodies))
+        per_request_bodies.append(len(runtime.bodies))
+        max_body = max(max_body, *runtime.bodies)
     app.configure(None)
     return {
         "requests": n_requests,
         "users": len(users),
-        "candidates_mean": statistics.fmean(candidates),
-        "bodies_per_request": statistics.fmean(bodies_per_request),
-        "body_bytes_mean": statistics.fmean(sizes),
+        "shortlist": rec.shortlist,
+        "model_load_and_movie_terms_s": load_s,
+        "request_bytes_mean": statistics.fmean(per_request_bytes),
+        "request_bytes_max": max(per_request_bytes),
+        "bodies_per_request_mean": statistics.fmean(per_request_bodies),
+        "bodies_per_request_max": max(per_request_bodies),
+        "body_bytes_max": max_body,
         "handler_ms_p50": pct(times, 50),
         "handler_ms_p90": pct(times, 90),
         "handler_ms_p99": pct(times, 99),
-        "build_ms_p50": pct(build_times, 50),
+        "handler_cpu_ms_mean": statistics.fmean(cpu),
     }
 
 
@@ -277,14 +291,10 @@ def bench_fast_handler(world: dict[str, Any], n_requests: int, n_users: int, k: 
     rec.current_bundle()
     lookup_s = time.perf_counter() - started
     started = time.perf_counter()
-    rec.fast.model_terms(rec.current_bundle())  # what the first fast-path request pays after the lookup
+    rec.models.retrieval(rec.current_bundle())  # what the first request pays after the lookup
     model_s = time.perf_counter() - started
     app.configure(rec)
-    devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the benchmark
-    for handler in app.logger.handlers:
-        if hasattr(handler, "setStream"):
-            handler.setStream(devnull)
-    app.logger.setLevel("INFO")
+    _quiet(app)
     events = [
         build_event(
             "GET", f"/users/{u}/recommendations", [("k", str(k))], [("accept", "application/json")], b""
@@ -295,11 +305,13 @@ def bench_fast_handler(world: dict[str, Any], n_requests: int, n_users: int, k: 
     for evt in events[:20]:
         assert app.lambda_handler(evt, context)["statusCode"] == 200
     times: list[float] = []
+    cpu: list[float] = []
     candidates: list[int] = []
     for i in range(n_requests):
-        started = time.perf_counter()
+        started, cpu0 = time.perf_counter(), time.process_time()
         result = app.lambda_handler(events[i % len(events)], context)
         times.append((time.perf_counter() - started) * 1e3)
+        cpu.append((time.process_time() - cpu0) * 1e3)
         if result["statusCode"] != 200:
             raise SystemExit(f"handler answered {result['statusCode']}: {result['body']}")
         if i < len(events):
@@ -327,6 +339,7 @@ def bench_fast_handler(world: dict[str, Any], n_requests: int, n_users: int, k: 
         "handler_ms_p50": pct(times, 50),
         "handler_ms_p90": pct(times, 90),
         "handler_ms_p99": pct(times, 99),
+        "handler_cpu_ms_mean": statistics.fmean(cpu),
         "similar_ms_p50": pct(similar_times, 50),
         "similar_ms_p99": pct(similar_times, 99),
     }
@@ -370,7 +383,9 @@ def bench_seed(world: dict[str, Any], n_users: int) -> dict[str, Any]:
     from lambdas.recommend.service import Recommender
     from lambdas.recommend.store import DirStore
 
-    builder = Recommender(DirStore(world["artifacts"]), None, fast_path=True).current_bundle().builder
+    rec = Recommender(DirStore(world["artifacts"]), None, fast_path=True)
+    bundle = rec.current_bundle()
+    retrieval = rec.models.retrieval(bundle)
     users = list(lookup.user_ids[:n_users])
     seed_times, ours_times, seed_sizes, ours_sizes = [], [], [], []
     wrong = total = 0
@@ -379,11 +394,11 @@ def bench_seed(world: dict[str, Any], n_users: int) -> dict[str, Any]:
         body = seed_request(user, ratings, enc)
         seed_times.append((time.perf_counter() - started) * 1e3)
         seed_sizes.append(len(body))
-        pos = lookup.user_position(user)
         started = time.perf_counter()
-        rated = set(lookup.rated_positions(pos))
-        positions = [p for p in range(len(lookup.movie_ids)) if p not in rated]
-        payloads = builder.build(pos, positions)
+        side = bundle.user_side(user)
+        assert side is not None  # every benchmark user is in the lookup
+        shortlist = sorted(retrieval.top(side, rec.shortlist).positions)
+        payloads = bundle.builder.build_rows(side.keys, side.values, shortlist)
         ours_times.append((time.perf_counter() - started) * 1e3)
         ours_sizes.append(sum(len(p.body) for p in payloads))
         for inst in json.loads(body)["instances"][:200]:
@@ -397,8 +412,8 @@ def bench_seed(world: dict[str, Any], n_users: int) -> dict[str, Any]:
         "seed_ms_per_user": statistics.median(seed_times),
         "ours_ms_per_user": statistics.median(ours_times),
         "speedup": statistics.median(seed_times) / statistics.median(ours_times),
-        "seed_body_kb": statistics.fmean(seed_sizes) / 1000,
-        "ours_body_kb": statistics.fmean(ours_sizes) / 1000,
+        "seed_request_kb": statistics.fmean(seed_sizes) / 1000,
+        "ours_request_kb": statistics.fmean(ours_sizes) / 1000,
         "seed_instances_without_a_movie_key": f"{wrong}/{total}",
     }
 
@@ -604,6 +619,109 @@ def bench_end_to_end(
     return results
 
 
+def bench_shortlist(world: dict[str, Any], sizes: list[int], k: int = 10) -> list[dict[str, Any]]:
+    """For each shortlist size N: how many users' served top k equal the exact full-catalogue top k (every
+    user, float64 scores of every movie), the bytes per request and the endpoint's CPU per request (the
+    runtime double's parse, FM and encode: what the endpoint container spends)."""
+    from fmrec.model.fm import score_matrix
+    from fmrec.serving.ranking import movie_rows, user_rows
+    from lambdas.recommend.endpoint import EndpointCaller
+    from lambdas.recommend.queries import Query
+    from lambdas.recommend.service import Recommender
+    from lambdas.recommend.store import DirStore
+
+    lookup = world["lookup"]
+    exact = score_matrix(world["params"], user_rows(lookup, range(lookup.n_users)), movie_rows(lookup))
+    expected = []
+    for pos in range(lookup.n_users):
+        exact[pos, lookup.rated_positions(pos)] = -np.inf
+        top = np.lexsort((np.arange(lookup.n_movies), -exact[pos]))[:k]
+        expected.append([lookup.movie_ids[p] for p in top])
+    out = []
+    for n in sizes:
+        runtime = InstantRuntime(world["params"], lookup.feature_dim)
+        rec = Recommender(DirStore(world["artifacts"]), EndpointCaller(runtime, ENDPOINT), shortlist=n)
+        same = 0
+        for pos, user in enumerate(lookup.user_ids):
+            got = rec.recommend(Query(user, k=k))
+            same += [it.movie_id for it in got.items] == expected[pos]
+        out.append(
+            {
+                "shortlist": n,
+                "k": k,
+                "users_exact": f"{same}/{lookup.n_users}",
+                "request_bytes_mean": sum(runtime.bodies) / lookup.n_users,
+                "bodies_per_request": len(runtime.bodies) / lookup.n_users,
+                "endpoint_cpu_ms_per_request": runtime.spent_cpu * 1e3 / lookup.n_users,
+            }
+        )
+    return out
+
+
+class ConstantRuntime:
+    """A sagemaker-runtime double for the memory probe: 0.5 for every instance, holding no model."""
+
+    def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        n = kwargs["Body"].count(b'"data"')
+        body = json.dumps({"predictions": [{"score": 0.5, "predicted_label": 1}] * n}).encode()
+        return {
+            "Body": io.BytesIO(body),
+            "ContentType": "application/json",
+            "InvokedProductionVariant": VERSION,
+        }
+
+
+def _vm_hwm_kb() -> int:
+    """This process's peak RSS (VmHWM, Linux); not ru_maxrss, which keeps the forking parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise SystemExit("no VmHWM in /proc/self/status (Linux only)")
+
+
+def memory_probe_main(argv: list[str]) -> int:
+    """In a fresh process: the Lambda's recommender over the artifacts, 200 requests; the peak RSS."""
+    from lambdas.recommend import app
+    from lambdas.recommend.endpoint import EndpointCaller
+    from lambdas.recommend.service import Recommender
+    from lambdas.recommend.store import DirStore
+    from twins.api.gateway import LambdaContext, build_event
+
+    artifacts, path, users = Path(argv[0]), argv[1], [int(u) for u in argv[2].split(",")]
+    before = _vm_hwm_kb()
+    caller = None if path == "fast" else EndpointCaller(ConstantRuntime(), ENDPOINT)
+    app.configure(Recommender(DirStore(artifacts), caller, fast_path=path == "fast"))
+    _quiet(app)
+    context = LambdaContext(aws_request_id="probe")
+    for i in range(200):
+        evt = build_event("GET", f"/users/{users[i % len(users)]}/recommendations", [], [], b"")
+        result = app.lambda_handler(evt, context)
+        assert result["statusCode"] == 200, result["body"]
+    peak = _vm_hwm_kb()
+    print(json.dumps({"path": path, "peak_rss_mb": peak / 1024, "rss_at_start_mb": before / 1024}))
+    return 0
+
+
+def bench_memory(world: dict[str, Any], path: str) -> dict[str, Any]:
+    """The peak resident memory of a process serving as the Lambda does (interpreter, imports, lookup,
+    model, movie terms, 200 requests, the most active users among them): what the function must hold."""
+    lookup = world["lookup"]
+    heavy = np.argsort(np.diff(np.asarray(lookup.rated_indptr, dtype=np.int64)))[-10:]
+    users = [lookup.user_ids[int(p)] for p in heavy] + list(lookup.user_ids[:: max(1, lookup.n_users // 50)])
+    argv = [
+        sys.executable,
+        __file__,
+        "--memory-probe",
+        str(world["artifacts"]),
+        path,
+        ",".join(map(str, users)),
+    ]
+    out = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"memory probe failed:\n{out.stderr[-2000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 def _show(label: str, doc: dict[str, Any]) -> None:
     print(label + ": " + json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in doc.items()}))
 
@@ -611,6 +729,8 @@ def _show(label: str, doc: dict[str, Any]) -> None:
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--loadgen":
         return loadgen_main(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "--memory-probe":
+        return memory_probe_main(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="end-to-end measured duration")
     parser.add_argument("--clients", default="1,16", help="comma-separated client counts, one phase each")
@@ -622,7 +742,13 @@ def main() -> int:
     parser.add_argument("--skip-seed", action="store_true", help="no seed comparison")
     parser.add_argument("--shape", choices=("ml-100k", "ml-25m"), default="ml-100k")
     parser.add_argument(
-        "--fast-path", action="store_true", help="end to end with the API twin's fast path (no endpoint twin)"
+        "--paths",
+        default="endpoint,fast",
+        help="serving paths of the end-to-end phases, in one run (endpoint: API twin -> endpoint twin)",
+    )
+    parser.add_argument("--memory", action="store_true", help="peak memory of a Lambda-like process per path")
+    parser.add_argument(
+        "--shortlists", default="", help="comma-separated shortlist sizes to compare (exactness, bytes, CPU)"
     )
     parser.add_argument(
         "--handler-users", type=int, default=None, help="users of the endpoint-path handler phase"
@@ -631,7 +757,7 @@ def main() -> int:
         "--request-max-bytes",
         type=int,
         default=None,
-        help="FMREC_REQUEST_MAX_BYTES for the handler and the API twin (default the Lambda's, 1 MiB)",
+        help="FMREC_REQUEST_MAX_BYTES for the handler and the API twin (default the Lambda's, 256 KiB)",
     )
     parser.add_argument(
         "--work", default=None, help="ml-25m: keep the prepared world in this folder and reuse it next time"
@@ -655,24 +781,28 @@ def main() -> int:
             f"feature_dim {lookup.feature_dim}, {len(lookup.rated_pos)} training ratings"
         )
         _show("fast path handler (in-Lambda scoring)", bench_fast_handler(world, args.requests, n_users=200))
-        handler_users = args.handler_users or (10 if large else 200)
+        handler_users = args.handler_users or 200
         _show(
-            "endpoint path handler (no endpoint call)",
-            bench_handler(world, min(args.requests, 50 * handler_users), n_users=handler_users),
+            "endpoint path handler (shortlist; the endpoint's own time subtracted)",
+            bench_handler(world, args.requests, n_users=handler_users),
         )
+        if args.shortlists:
+            for row in bench_shortlist(world, [int(n) for n in args.shortlists.split(",")]):
+                _show("shortlist", row)
+        if args.memory:
+            for path in ("endpoint", "fast"):
+                _show(f"peak memory ({path} path)", bench_memory(world, path))
         if not args.skip_seed and not large:
             _show("request building, seed vs ours", bench_seed(world, args.seed_users))
         if not args.skip_e2e:
             counts = [int(c) for c in args.clients.split(",")]
-            label = (
-                "API twin -> handler (fast path)"
-                if args.fast_path
-                else "API twin -> handler -> endpoint twin"
-            )
-            for e2e in bench_end_to_end(
-                world, counts, args.seconds, args.endpoint_workers, args.api_workers, fast_path=args.fast_path
-            ):
-                _show(f"end to end ({label})", e2e)
+            for path in args.paths.split(","):
+                fast = path == "fast"
+                label = "API twin -> handler (fast path)" if fast else "API twin -> handler -> endpoint twin"
+                for e2e in bench_end_to_end(
+                    world, counts, args.seconds, args.endpoint_workers, args.api_workers, fast_path=fast
+                ):
+                    _show(f"end to end ({label})", e2e)
     return 0
 
 

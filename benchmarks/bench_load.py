@@ -15,6 +15,11 @@ p99 <= 60 ms; memory flat.
     .venv/bin/python benchmarks/bench_load.py [--seconds 60] [--clients 16,64] [--endpoint-workers 2]
         [--attack]
 
+With --every-user N, every user's top 10 is asked once at N clients and the wall time printed (issue 20's
+target: a 9,000-movie catalogue, `--synth-items 9000 --synth-users 670 --every-user 4 --clients ''`, in 30 s
+or less). With --slow-body, 62 connections to the endpoint twin announce 6 MB bodies and send none while 40
+recommend requests go through the API, one after another; it prints how many failed (target 0).
+
 With --attack, an attacker process runs beside the load in every phase (issue 14's attacks): 100 connections
 to the endpoint twin that send 5.9 MB of a declared 6 MB body and then stall; 200 that trickle a 1 MB head
 (4 KiB every 0.1 s); and against the API twin 20 that trickle a head and one that streams a 50 MB chunked
@@ -289,6 +294,78 @@ def attacker_main(argv: list[str]) -> int:
     return 0
 
 
+# --- issue 20's slow-body attack and every user's top 10 ----------------------------------------------------
+async def _slow_body_attack(
+    endpoint: tuple[str, int], api: tuple[str, int], users: list[int], connections: int, requests: int
+) -> dict[str, Any]:
+    """`connections` connections to the endpoint twin announce 6 MB bodies and send none; meanwhile
+    `requests` recommend requests go through the API one after another. What they were answered."""
+    holders = []
+    for _ in range(connections):
+        reader, writer = await asyncio.open_connection(*endpoint)
+        writer.write(
+            b"POST /endpoints/fmrec-endpoint/invocations HTTP/1.1\r\nHost: t\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 6000000\r\n\r\n"
+        )
+        await writer.drain()
+        holders.append(writer)
+    await asyncio.sleep(1.0)  # the announced bodies are held by now
+    statuses: collections.Counter[int] = collections.Counter()
+    for user in users[:requests]:
+        reader, writer = await asyncio.open_connection(*api)
+        writer.write(
+            f"GET /users/{user}/recommendations HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        line = await reader.readline()
+        statuses[int(line.split(b" ", 2)[1])] += 1
+        writer.close()
+    for writer in holders:
+        writer.close()
+    failed = sum(n for status, n in statuses.items() if status != 200)
+    return {"connections": connections, "requests": requests, "failed": failed, "statuses": dict(statuses)}
+
+
+async def _every_user(host: str, port: int, users: list[int], clients: int) -> dict[str, Any]:
+    """Every user's top 10 once, `clients` at a time: the wall time of the whole run."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for user in users:
+        queue.put_nowait(user)
+    statuses: collections.Counter[str] = collections.Counter()
+    times: list[float] = []
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while not queue.empty():
+                user = queue.get_nowait()
+                started = time.perf_counter()
+                writer.write(f"GET /users/{user}/recommendations?k=10 HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                body = await reader.readexactly(length)
+                times.append((time.perf_counter() - started) * 1e3)
+                path = json.loads(body).get("servingPath", "error")
+                statuses[f"{int(head.split(b' ', 2)[1])} {path}"] += 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*[client() for _ in range(clients)])
+    return {
+        "users": len(users),
+        "clients": clients,
+        "wall_s": time.perf_counter() - started,
+        "p50_ms": statistics.median(times),
+        "p99_ms": sorted(times)[int(0.99 * (len(times) - 1))],
+        "answers": dict(statuses),
+    }
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--attacker":
         return attacker_main(sys.argv[2:])
@@ -298,6 +375,14 @@ def main() -> int:
     parser.add_argument("--endpoint-workers", type=int, default=2, help="endpoint twin worker processes")
     parser.add_argument("--api-workers", type=int, default=1, help="API twin worker processes")
     parser.add_argument("--attack", action="store_true", help="run the attacker beside the load (see above)")
+    parser.add_argument(
+        "--slow-body", action="store_true", help="issue 20's slow-body attack: 62 stalled 6 MB announcements"
+    )
+    parser.add_argument(
+        "--every-user", type=int, default=0, help="every user's top 10 once at this many clients, timed"
+    )
+    parser.add_argument("--synth-items", type=int, default=None, help="synthetic catalogue size (ml-100k's)")
+    parser.add_argument("--synth-users", type=int, default=None, help="synthetic users (ml-100k's 943)")
     args = parser.parse_args()
     api_bench = _bench_api()
     from twins.api.server import start_in_background as start_api
@@ -306,10 +391,11 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         started = time.perf_counter()
-        world = api_bench.prepare(Path(tmp))
+        shape = {"items": args.synth_items, "users": args.synth_users}
+        world = api_bench.prepare(Path(tmp), **{k: v for k, v in shape.items() if v is not None})
         lookup = world["lookup"]
         print(
-            f"prepared synthetic ml-100k ({len(lookup.user_ids)} users, {len(lookup.movie_ids)} movies, "
+            f"prepared synthetic ({len(lookup.user_ids)} users, {len(lookup.movie_ids)} movies, "
             f"feature_dim {lookup.feature_dim}) in {time.perf_counter() - started:.1f} s"
         )
         users = ",".join(str(u) for u in lookup.user_ids[:200])
@@ -331,7 +417,15 @@ def main() -> int:
         ):
             assert endpoint.pid is not None
             roots = _server_roots(endpoint.pid)
-            for clients in (int(c) for c in args.clients.split(",")):
+            if args.every_user:
+                every = asyncio.run(_every_user(api.host, api.port, list(lookup.user_ids), args.every_user))
+                print("every user's top 10:", json.dumps(every))
+            if args.slow_body:
+                probe = _slow_body_attack(
+                    (endpoint.host, endpoint.port), (api.host, api.port), list(lookup.user_ids), 62, 40
+                )
+                print("slow-body attack:", json.dumps(asyncio.run(probe)))
+            for clients in (int(c) for c in args.clients.split(",") if c):
                 attack = (endpoint.host, endpoint.port) if args.attack else None
                 result = run_phase(api_bench, api.host, api.port, users, clients, args.seconds, roots, attack)
                 print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}))

@@ -24,14 +24,23 @@ def _prepare_parent(path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -> Iterator[IO[Any]]:
-    """Open a temporary sibling of `path` for writing; rename it over `path` only if the block succeeds."""
+    """Open a temporary sibling of `path` for writing; rename it over `path` only if the block succeeds.
+
+    The temporary file is ".NAME.pidPID.RANDOM.tmp"; those of writers of `path` that died (kill -9) are
+    removed first. The output gets the mode a plain open() would give it (0666 less the umask).
+    """
     target = Path(path)
     _prepare_parent(target)
+    _remove_dead_temps(target, want_dir=False)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.pid{os.getpid()}.", suffix=".tmp", dir=target.parent
+        )
     except OSError as exc:
         raise OutputError(f"{target}: cannot write here ({exc.strerror or exc})") from exc
     try:
+        # mkstemp makes the file 0600 whatever the umask; the output must not be more private than open()'s
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
             fh.flush()
@@ -116,21 +125,48 @@ def exclusive_lock(path: str | os.PathLike[str], *, wait: bool = False, what: st
         os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask reads it only by setting it: threads race)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no /proc (not Linux, or too old a kernel): the racy way
+    os.umask(mask)
+    return mask
+
+
 _TMP_RE = r"^\.{name}\.pid(\d+)\.[^.]+\.tmp$"
 
 
-def _recover(target: Path) -> None:
-    """Clean up after writers of `target` that died (kill -9, power loss): their hidden temporary folders.
+def _remove_dead_temps(target: Path, *, want_dir: bool) -> None:
+    """Remove the temporary files (or folders) of writers of `target` that died (kill -9, power loss).
 
-    Called under the target's lock, so no live atomic_dir writes `target`; the pid check is a second guard,
-    and only folders named by atomic_dir (".NAME.pidPID.RANDOM.tmp") are touched.
+    Only names made by atomic_open / atomic_dir (".NAME.pidPID.RANDOM.tmp") whose PID is no longer alive
+    are touched, and only files for atomic_open, folders for atomic_dir.
     """
     pattern = re.compile(_TMP_RE.format(name=re.escape(target.name)))
     with contextlib.suppress(OSError):
         for entry in os.scandir(target.parent):
             m = pattern.match(entry.name)
-            if m and entry.is_dir(follow_symlinks=False) and not _pid_alive(int(m.group(1))):
+            if not m or entry.is_dir(follow_symlinks=False) != want_dir or _pid_alive(int(m.group(1))):
+                continue
+            if want_dir:
                 shutil.rmtree(entry.path, ignore_errors=True)
+            elif entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _recover(target: Path) -> None:
+    """Clean up after writers of `target` that died (kill -9, power loss): their hidden temporary folders.
+
+    Called under the target's lock, so no live atomic_dir writes `target`; the pid check is a second guard.
+    """
+    _remove_dead_temps(target, want_dir=True)
     # A writer that died while replacing `target` leaves the previous output as ".NAME.old": beside a new
     # `target` it is garbage; without one it is the only copy, so it goes back under its name.
     old = target.with_name(f".{target.name}.old")
@@ -164,6 +200,8 @@ def atomic_dir(path: str | os.PathLike[str], *, replace: bool = False) -> Iterat
         except OSError as exc:
             raise OutputError(f"{target}: cannot write here ({exc.strerror or exc})") from exc
         try:
+            # mkdtemp makes the folder 0700 whatever the umask; the output gets the mode mkdir would give it
+            os.chmod(tmp, 0o777 & ~_umask())
             yield tmp
             if target.exists() or target.is_symlink():
                 if not replace:  # made meanwhile by something that does not take the lock

@@ -6,6 +6,10 @@ import argparse
 import json
 from typing import Any
 
+from fmrec.errors import InputError
+
+MAX_SEED = 2**64 - 1  # the synthetic generator's seeds: whole numbers 0..2^64-1 (numpy's SeedSequence)
+
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("data", help="get a dataset: fetch MovieLens or synthesize one")
@@ -25,7 +29,7 @@ def register(sub: Any) -> None:
     synth.add_argument("--users", type=int, default=943)
     synth.add_argument("--items", type=int, default=1682)
     synth.add_argument("--ratings", type=int, default=100_000)
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=int, default=0, help=f"0..{MAX_SEED} (default 0)")
     synth.add_argument("--factors", type=int, default=8, help="rank of the planted model (default 8)")
     synth.set_defaults(func=_run_synth)
 
@@ -53,6 +57,8 @@ def _run_synth(args: argparse.Namespace) -> int:
     # local import: CLI start-up (numpy loads only when this command runs)
     from fmrec.data.synth import SynthConfig, write_synth
 
+    if not 0 <= args.seed <= MAX_SEED:  # numpy's SeedSequence takes no negative seed
+        raise InputError(f"--seed {args.seed}: expected a whole number from 0 to {MAX_SEED}")
     cfg = SynthConfig(
         users=args.users, items=args.items, ratings=args.ratings, seed=args.seed, factors=args.factors
     )

@@ -16,11 +16,13 @@ def _export(args: argparse.Namespace) -> int:
     from fmrec.model.export import IdLayout, export_embeddings
 
     model = load_model_tar(args.model)
+    lookup = None
     if args.lookup:
         # local import: CLI start-up (the lookup reader loads only when this command runs)
         from fmrec.serving.lookup import read_lookup
 
-        layout = IdLayout.from_lookup(read_lookup(Path(args.lookup)))
+        lookup = read_lookup(Path(args.lookup))
+        layout = IdLayout.from_lookup(lookup)
     elif args.n_users is not None:
         layout = IdLayout.positional(args.n_users, model.feature_dim)
     else:
@@ -29,9 +31,10 @@ def _export(args: argparse.Namespace) -> int:
             "or --n-users N "
             "(ids become column positions)"
         )
-    summary = export_embeddings(model, layout, args.out, replace=args.replace)
+    summary = export_embeddings(model, layout, args.out, replace=args.replace, lookup=lookup)
     k = summary["num_factors"]
     print(f"{summary['users']} users and {summary['items']} items, {k} factors -> {args.out}")
+    print(f"score: {summary['score']}")
     return 0
 
 

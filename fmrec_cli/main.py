@@ -12,12 +12,16 @@ from fmrec.errors import FmrecError
 from fmrec_cli import (
     data,
     demo,
+    evaluate,
     export,
     pipeline,
     preprocess,
+    publish,
+    rank,
     ratings,
     recommend,
     registry,
+    runs,
     serve,
     similar,
     train,
@@ -25,18 +29,23 @@ from fmrec_cli import (
 )
 
 # Each module defines register(subparsers) and sets `func` on its parser; heavy imports stay inside `func`.
-# In the order data flows: data fetch|synth, preprocess, train, tune, model export, pipeline run|definition,
-# models list|approve|reject, serve endpoint|api, recommend, similar, rate and ratings export, demo.
+# In the order data flows: data fetch|synth, preprocess, train, tune, model export, evaluate, pipeline
+# run|definition, runs list|compare|clean, models list|approve|reject, publish, serve endpoint|api, recommend,
+# rank, similar, rate and ratings export, demo.
 COMMAND_MODULES = (
     data,
     preprocess,
     train,
     tune,
     export,
+    evaluate,
     pipeline,
+    runs,
     registry,
+    publish,
     serve,
     recommend,
+    rank,
     similar,
     ratings,
     demo,

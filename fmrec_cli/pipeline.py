@@ -30,7 +30,11 @@ def register(sub: Any) -> None:
     run.add_argument(
         "--local", action="store_true", required=True, help="run with the local twins (required)"
     )
-    run.add_argument("--data-dir", type=Path, help="MovieLens-format folder (sets InputDataUrl)")
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        help="MovieLens-format folder to run on (required unless --param InputDataUrl=/absolute/path)",
+    )
     run.add_argument(
         "--ratings-db",
         type=Path,
@@ -83,21 +87,31 @@ def run_pipeline(
     from twins.pipeline.runner import parse_parameters, run_local, split_assignments
     from twins.registry.registry import Registry
 
-    say = progress or (lambda msg: print(f"[pipeline] {msg}", file=sys.stderr, flush=True))
+    shown = progress or (lambda msg: print(f"[pipeline] {msg}", file=sys.stderr, flush=True))
+
+    def say(message: str) -> None:
+        if "pipeline failed:" not in message:  # the caller prints the reason once, after the run
+            shown(message)
+
     overrides = split_assignments(params)
+    if ratings_db is not None and data_dir is None:
+        raise InputError("--ratings-db needs --data-dir (the base ratings the stored ones are merged with)")
+    if data_dir is None and "InputDataUrl" not in overrides:
+        # The definition's InputDataUrl default is the bucket's s3:// data prefix, which only SageMaker reads.
+        raise InputError(
+            "pass --data-dir DIR, the MovieLens-format folder to run on (`fmrec data synth --out data/synth` "
+            "writes a synthetic one; `fmrec data fetch ml-100k --out data/` downloads the real one)"
+        )
     if data_dir is not None:
         if not data_dir.is_dir():
             raise InputError(f"--data-dir {data_dir}: not a folder")
         if "InputDataUrl" in overrides:
             raise InputError("--data-dir and --param InputDataUrl=... both set the input; pass one")
         overrides["InputDataUrl"] = str(data_dir.resolve())
-    if ratings_db is not None:
-        if data_dir is None:
-            raise InputError(
-                "--ratings-db needs --data-dir (the base ratings the stored ones are merged with)"
-            )
-        overrides["InputDataUrl"] = str(with_stored_ratings(data_dir, ratings_db, runs_dir / "inputs"))
-        say(f"merging the stored ratings of {ratings_db} (input {overrides['InputDataUrl']})")
+        if ratings_db is not None:
+            merged = with_stored_ratings(data_dir, ratings_db, runs_dir / "inputs")
+            overrides["InputDataUrl"] = str(merged)
+            say(f"merging the stored ratings of {ratings_db} (input {merged})")
     say("building the pipeline definition ...")
     definition = local_definition(group)
     parse_parameters(definition, overrides)  # fail on a bad --param before anything else
@@ -135,11 +149,82 @@ def quiet_console(verbose: bool = False) -> Iterator[None]:
     saved = [] if verbose else [(h, h.level) for h in logging.getLogger().handlers]
     for handler, _ in saved:
         handler.setLevel(max(handler.level, logging.WARNING))
+        handler.addFilter(_no_fail_step)
     try:
         yield
     finally:
         for handler, level in saved:
             handler.setLevel(level)
+            handler.removeFilter(_no_fail_step)
+
+
+def _no_fail_step(record: logging.LogRecord) -> bool:
+    """Drop the runner's log line of a Fail step: the command prints the gate's reason itself, once."""
+    return not (record.name == "fmrec.pipeline" and record.getMessage().startswith("Fail step"))
+
+
+def failure_text(result: Any) -> str:
+    """Why the run failed: the gate's checks of the run's objective, rounded, or the failed step's error."""
+    if result.evaluation and "Quality gate failed" in str(result.failure_reason):
+        # local import: CLI start-up (the definition's gate table loads the SageMaker SDK only when needed)
+        from pipeline.gate_report import gate_summary
+
+        parameters = _run_parameters(result)
+        objective = str(parameters.get("Objective", result.evaluation.get("objective", "ranking")))
+        return gate_summary(result.evaluation, objective, parameters)
+    return str(result.failure_reason)
+
+
+def _run_parameters(result: Any) -> dict[str, Any]:
+    try:
+        doc = json.loads((result.folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return dict(doc.get("parameters") or {})
+
+
+def write_run_report(result: Any) -> Path | None:
+    """runs/pipeline/<run id>/report.html: the evaluation report headed by the run's facts and gate."""
+    # local import: CLI start-up (matplotlib and numpy load with the report module only when needed)
+    from fmrec.evaluation.report import run_report_html
+    from fmrec.io_utils import atomic_write_text
+
+    source = next(iter(sorted(result.folder.glob("s3/*/pipeline/*/evaluate*/evaluation/report.html"))), None)
+    if source is None or not result.evaluation:
+        return None
+    parameters = _run_parameters(result)
+    objective = str(parameters.get("Objective", result.evaluation.get("objective", "")))
+    stamp = result.run_id.split("-", 1)[0]
+    date = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]} {stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]} UTC"
+    hp = result.evaluation.get("hyperparameters") or {}
+    registered = ", ".join(f"{p.group}/{p.version} ({p.status})" for p in result.registered)
+    gate = (
+        failure_text(result) if result.status != "Succeeded" else _gate_passed(result, objective, parameters)
+    )
+    header = [
+        ("run id", result.run_id),
+        ("date", date),
+        ("data", str(parameters.get("InputDataUrl", ""))),
+        ("objective", objective),
+        ("hyperparameters", " ".join(f"{k}={v}" for k, v in sorted(hp.items()))),
+        ("model version", registered or "not registered"),
+        ("gate", gate),
+        (
+            "status",
+            f"{result.status}" + (f": {result.failure_reason}" if result.status != "Succeeded" else ""),
+        ),
+    ]
+    out = result.folder / "report.html"
+    atomic_write_text(out, run_report_html(header, source.read_text(encoding="utf-8")))
+    out.chmod(0o644)  # a report is for reading: not the 0600 of a temporary file
+    return out
+
+
+def _gate_passed(result: Any, objective: str, parameters: dict[str, Any]) -> str:
+    # local import: CLI start-up (the definition's gate table loads the SageMaker SDK only when needed)
+    from pipeline.gate_report import gate_summary
+
+    return gate_summary(result.evaluation, objective, parameters)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -160,8 +245,11 @@ def run_command(args: argparse.Namespace) -> int:
                 print(f"    {name:<10} " + "  ".join(f"{k} {v:.4f}" for k, v in ranking[name].items()))
     for package in result.registered:
         print(f"registered {package.arn} status {package.status} ({package.folder})")
+    report = write_run_report(result)
+    if report is not None:
+        print(f"report: {report}")
     if result.status != "Succeeded":
-        print(f"fmrec: pipeline failed: {result.failure_reason}", file=sys.stderr)
+        print(f"fmrec: pipeline failed: {failure_text(result)}", file=sys.stderr)
         return 1
     return 0
 

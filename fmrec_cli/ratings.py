@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fmrec.errors import InputError
+from fmrec.errors import FmrecError, InputError
 from fmrec_cli.recommend import add_client_arguments, fetch
 
 
@@ -51,7 +51,7 @@ def _rate(args: argparse.Namespace) -> int:
     if args.timestamp is not None:
         item["timestamp"] = args.timestamp
     url = f"{args.api_url.rstrip('/')}/users/{args.user}/ratings"
-    doc = fetch(url, args.timeout, {"ratings": [item]})
+    doc = fetch(url, args.timeout, {"ratings": [item]}, _check_posted)
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
@@ -60,6 +60,15 @@ def _rate(args: argparse.Namespace) -> int:
         line += f"; not in the served model yet: {', '.join(map(str, doc['unknownMovies']))}"
     print(line)
     return 0
+
+
+def _check_posted(where: str, doc: dict[str, Any]) -> None:
+    """The ratings route's answer: userId, stored and ignored integers and an unknownMovies list."""
+    bad = [name for name in ("userId", "stored", "ignored") if type(doc.get(name)) is not int]
+    if bad or not isinstance(doc.get("unknownMovies"), list):
+        raise FmrecError(
+            f"{where}: not the ratings route's answer (no valid {', '.join(bad or ['unknownMovies'])})"
+        )
 
 
 def open_store(ratings_db: str | None, table: str | None, region: str | None = None) -> Any:

@@ -8,6 +8,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def register(sub: Any) -> None:
 
 
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
-    """The API client's flags, shared by `fmrec recommend` and `fmrec similar`."""
+    """The API client's flags, shared by `fmrec recommend`, `fmrec rank` and `fmrec similar`."""
     parser.add_argument(
         "--api-url", default="http://127.0.0.1:3000", help="API base URL (default the local twin on :3000)"
     )
@@ -68,9 +69,14 @@ def build_url(args: argparse.Namespace) -> str:
     return f"{base}/users/{args.user}/recommendations?{urllib.parse.urlencode(query)}"
 
 
-def fetch(url: str, timeout: float, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The API's JSON answer (to a POST of `body` as JSON when given); API errors become FmrecError with the
-    API's own message."""
+def fetch(
+    url: str,
+    timeout: float,
+    body: dict[str, Any] | None = None,
+    check: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """The API's JSON answer (a POST of `body` as JSON when given); API errors become FmrecError with the
+    API's own message. `check(where, doc)` refuses an answer of the wrong shape (default: `check_items`)."""
     request = urllib.request.Request(url)
     if body is not None:
         request = urllib.request.Request(
@@ -78,10 +84,13 @@ def fetch(url: str, timeout: float, body: dict[str, Any] | None = None) -> dict[
         )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return dict(json.loads(response.read()))
+            doc = _answer(url, response.status, response.headers.get("Content-Type"), response.read())
+            (check or check_items)(f"{url}: HTTP {response.status}", doc)
+            return doc
     except urllib.error.HTTPError as exc:
         try:
-            message = json.loads(exc.read()).get("message", exc.reason)
+            doc = json.loads(exc.read())
+            message = doc.get("message", exc.reason) if isinstance(doc, dict) else exc.reason
         except ValueError:
             message = exc.reason
         retry = exc.headers.get("Retry-After")
@@ -91,6 +100,52 @@ def fetch(url: str, timeout: float, body: dict[str, Any] | None = None) -> dict[
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise FmrecError(f"{url}: cannot reach the API ({reason}); is `fmrec serve api` running?") from exc
+
+
+_ITEM_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "rank": int,
+    "movieId": int,
+    "score": (int, float),
+    "title": str,
+}
+
+
+def _answer(url: str, status: int, content_type: str | None, body: bytes) -> dict[str, Any]:
+    """The body as the API's answer: a JSON object.
+
+    Anything else (an HTML page, a JSON list: --api-url names another server) is an FmrecError saying what
+    came back, never a traceback.
+    """
+    where = f"{url}: HTTP {status}"
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise FmrecError(
+            f"{where}: not JSON ({content_type or 'no content type'}, starts {body[:60]!r}); "
+            "does --api-url name the recommend API?"
+        ) from None
+    if not isinstance(doc, dict):
+        raise FmrecError(f"{where}: a JSON {type(doc).__name__}, expected the API's JSON object")
+    return doc
+
+
+def check_items(where: str, doc: dict[str, Any]) -> None:
+    """A ranked answer: its items have rank, movieId, score and title (else an FmrecError saying which)."""
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise FmrecError(f"{where}: the answer has no 'items' list")
+    for n, item in enumerate(items, start=1):
+        bad = [
+            name
+            for name, kind in _ITEM_FIELDS.items()
+            if not isinstance(item, dict)
+            or not isinstance(item.get(name), kind)
+            or isinstance(item[name], bool)
+        ]
+        if bad:
+            raise FmrecError(
+                f"{where}: item {n} has no valid {', '.join(repr(b) for b in bad)}: {item!r:.200}"
+            )
 
 
 def format_table(doc: dict[str, Any]) -> str:

@@ -24,7 +24,13 @@ def register(sub: Any) -> None:
             "and --variant, or sharing a single one."
         ),
     )
-    endpoint.add_argument("--model", action="append", required=True, metavar="PATH", help="model.tar.gz")
+    endpoint.add_argument("--model", action="append", default=[], metavar="PATH", help="model.tar.gz")
+    endpoint.add_argument(
+        "--artifacts",
+        metavar="DIR",
+        help="instead of --model: serve the version DIR/current.json publishes (e.g. runs/serving), and "
+        "swap to each version published later (`fmrec models approve` publishes there)",
+    )
     endpoint.add_argument(
         "--name", action="append", default=[], metavar="NAME", help="endpoint name (default fmrec-endpoint)"
     )
@@ -54,6 +60,24 @@ def _run_endpoint(args: argparse.Namespace) -> int:
         raise InputError(f"--workers {args.workers}: expected 1 or more")
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port}: expected 0..65535")
+    if bool(args.model) == bool(args.artifacts):
+        raise InputError("fmrec serve endpoint: give --model PATH (repeatable) or --artifacts DIR, not both")
+    if args.artifacts:
+        # local import: CLI start-up (uvicorn, numpy and scipy load only when this command runs)
+        from twins.endpoint.follow import serve_following
+
+        if args.variant or len(args.name) > 1:
+            raise InputError("--artifacts: the variant is the published version; give at most one --name")
+        serve_following(
+            args.artifacts,
+            *args.name,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="debug" if args.verbose else "info",
+            access_log=args.access_log,
+        )
+        return 0
     specs = build_specs(args.model, args.name, args.variant)
     serve(
         specs,

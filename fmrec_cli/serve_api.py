@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 from fmrec.errors import InputError
+from fmrec.serving.artifacts import CURRENT_KEY, MODEL_FILE
+from fmrec_cli.hints import command
 from twins.api import DEFAULT_ENVIRONMENTS
 
 
@@ -23,7 +27,10 @@ def register(serve_sub: Any) -> None:
         "--artifacts",
         required=True,
         metavar="DIR",
-        help="serving artifacts: current.json + VERSION/lookup/ (see docs/api.md), or a bare lookup folder",
+        help=(
+            "serving artifacts: current.json + VERSION/lookup/ + VERSION/model.tar.gz (docs/api.md), or a "
+            "bare lookup folder with model.tar.gz beside its files"
+        ),
     )
     parser.add_argument("--endpoint-url", default=None, help="the endpoint twin, e.g. http://127.0.0.1:8080")
     parser.add_argument(
@@ -58,6 +65,25 @@ def register(serve_sub: Any) -> None:
     parser.set_defaults(func=_run)
 
 
+def check_artifacts(artifacts: Path, fast_path: bool) -> None:
+    """A bare lookup folder without model.tar.gz serves recommendations through the endpoint only: refuse it
+    for the fast path, and say how to publish a model otherwise (similar movies need one)."""
+    if (artifacts / CURRENT_KEY).is_file() or (artifacts / MODEL_FILE).is_file():
+        return
+    publish = command("publish", "--artifacts", "DIR", "--lookup", artifacts, "--model", "MODEL_TAR")
+    if fast_path:
+        raise InputError(
+            f"--artifacts {artifacts}: a bare lookup folder without {MODEL_FILE}; the fast path scores with "
+            f"the model: publish a version with `{publish}` and pass --artifacts DIR"
+        )
+    print(
+        f"fmrec: warning: --artifacts {artifacts} is a bare lookup folder without {MODEL_FILE}: "
+        f"/movies/ID/similar will answer 503 until a version is published; `{publish}` publishes one "
+        f"(MODEL_TAR: the model.tar.gz of `fmrec train`)",
+        file=sys.stderr,
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     # local import: CLI start-up (uvicorn loads only when this command runs)
     from twins.api.environment import ApiTwinConfig
@@ -69,6 +95,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"--environments {args.environments}: expected 1 or more")
     if args.workers < 1:
         raise InputError(f"--workers {args.workers}: expected 1 or more")
+    check_artifacts(Path(args.artifacts), args.fast_path)
     level = "DEBUG" if args.verbose else args.log_level
     config = ApiTwinConfig(
         args.artifacts,

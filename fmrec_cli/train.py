@@ -11,6 +11,10 @@ from typing import Any
 
 from fmrec.errors import FmrecError, InputError, OutputError
 
+# The preprocess label mode -> the FM predictor that trains it (the pipeline trains binary labels with the
+# classifier, docs/training.md).
+LABEL_PREDICTORS = {"binary": "binary_classifier", "regression": "regressor"}
+
 
 def _parse_hp(items: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
@@ -22,16 +26,38 @@ def _parse_hp(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _manifest_feature_dim(channels: Path) -> str | None:
-    """feature_dim from a preprocess output folder's manifest, if there is one beside the channels."""
+def _read_manifest(channels: Path) -> dict[str, Any]:
+    """The preprocess manifest beside the channels ({} when there is none or it is unreadable)."""
     for path in (channels / "manifest" / "manifest.json", channels / "manifest.json"):
         if path.is_file():
             try:
-                value = json.loads(path.read_text(encoding="utf-8")).get("feature_dim")
-            except (OSError, ValueError, AttributeError):
-                return None
-            return str(value) if value is not None else None
-    return None
+                doc = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return {}
+            return doc if isinstance(doc, dict) else {}
+    return {}
+
+
+def manifest_defaults(channels: Path) -> dict[str, str]:
+    """feature_dim and predictor_type as the preprocess manifest implies them (as the pipeline sets them)."""
+    manifest = _read_manifest(channels)
+    out: dict[str, str] = {}
+    if manifest.get("feature_dim") is not None:
+        out["feature_dim"] = str(manifest["feature_dim"])
+    label = manifest.get("label")
+    mode = label.get("mode") if isinstance(label, dict) else None
+    if mode in LABEL_PREDICTORS:
+        out["predictor_type"] = LABEL_PREDICTORS[mode]
+    return out
+
+
+def default_hyperparameters(channels: Path, sagemaker_defaults: bool) -> dict[str, str]:
+    """What `fmrec train` starts from: the manifest's feature_dim and predictor type, and, unless
+    `sagemaker_defaults`, the recommended settings the pipeline trains with (fmrec.model.hyperparameters)."""
+    # local import: CLI start-up (the hyperparameter table loads only when this command runs)
+    from fmrec.model.hyperparameters import RECOMMENDED
+
+    return {**({} if sagemaker_defaults else RECOMMENDED), **manifest_defaults(channels)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(
             f"{channels_dir}: no such folder; expected one holding train/ (and optionally test/)"
         )
-    hp: dict[str, str] = {}
+    hp: dict[str, str] = default_hyperparameters(channels_dir, args.sagemaker_defaults)
+    given: dict[str, str] = {}
     if args.hp_file:
         try:
             loaded = json.loads(Path(args.hp_file).read_text(encoding="utf-8"))
@@ -60,13 +87,17 @@ def run(args: argparse.Namespace) -> int:
             ) from exc
         if not isinstance(loaded, dict):
             raise InputError(f"{args.hp_file}: expected a JSON object of name: string value")
-        hp.update({str(k): str(v) for k, v in loaded.items()})
-    hp.update(_parse_hp(args.hp))
-    if "feature_dim" not in hp:
-        found = _manifest_feature_dim(channels_dir)
-        if found is not None:
-            log.info("feature_dim=%s from the preprocess manifest", found)
-            hp["feature_dim"] = found
+        given.update({str(k): str(v) for k, v in loaded.items()})
+    given.update(_parse_hp(args.hp))
+    defaulted = {k: v for k, v in hp.items() if k not in given}
+    if defaulted:
+        source = (
+            "the preprocess manifest"
+            if args.sagemaker_defaults
+            else "the manifest and the recommended settings"
+        )
+        log.info("from %s: %s", source, " ".join(f"{k}={v}" for k, v in sorted(defaulted.items())))
+    hp.update(given)
     channels = {name: channels_dir / name for name in ("train", "test") if (channels_dir / name).is_dir()}
     if "train" not in channels:
         channels["train"] = channels_dir / "train"
@@ -119,7 +150,14 @@ def register(sub: Any) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a hyperparameter, as SageMaker names it (repeatable); feature_dim defaults to the manifest's",
+        help="a hyperparameter, as SageMaker names it (repeatable); feature_dim and predictor_type default "
+        "to the preprocess manifest's, the others to the recommended settings the pipeline trains with",
+    )
+    parser.add_argument(
+        "--sagemaker-defaults",
+        action="store_true",
+        help="leave unset hyperparameters at SageMaker FM's defaults instead of the recommended settings "
+        "(num_factors is then required)",
     )
     parser.add_argument("--hp-file", metavar="JSON", help="hyperparameters.json to start from")
     parser.add_argument(

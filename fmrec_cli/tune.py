@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fmrec.errors import InputError
+from fmrec_cli.hints import command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -95,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
             "--validation-fraction/--split-seed carve a split from --train; not with --validation"
         )
     # Every check that needs no data runs first, so a bad range or objective fails before anything is read.
+    args.objective = args.objective or _default_objective(args)
     objective = resolve_objective(args.predictor_type, args.objective, local=True)
     if objective.emitted_by_fm and (args.data_dir is not None or args.validation_per_user is not None):
         raise InputError(
@@ -137,6 +139,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 RANKING_VALIDATION_DIR = "validation"
+
+
+def _data_dir_flag(args: argparse.Namespace) -> list[str]:
+    """`--data-dir DIR` for the printed pipeline command: the folder --train was preprocessed from."""
+    if args.data_dir is not None:
+        return ["--data-dir", str(args.data_dir)]
+    for manifest in (args.train.parent / "manifest" / "manifest.json", args.train / "manifest.json"):
+        try:
+            source = json.loads(manifest.read_text(encoding="utf-8"))["source"]["data_dir"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        return ["--data-dir", str(source)]
+    return ["--data-dir", "DATA_DIR"]  # no manifest: the user must name the MovieLens folder
 
 
 def _carve_ratings(args: argparse.Namespace, folder: Path, seed: int) -> Any:
@@ -183,6 +198,7 @@ def _search(
     tmp: Path,
 ) -> tuple[Any, dict[str, Any], Any]:
     # local import: CLI start-up (numpy, scipy and optuna load only when this command runs)
+    from fmrec.io_utils import atomic_write_text
     from fmrec.tuning.fm_trial import FMTrial, load_channels
     from fmrec.tuning.local import TuningConfig, run_search, write_outputs
 
@@ -202,8 +218,55 @@ def _search(
         f"{parallel} at a time; fit rows {X_fit.shape[0]:,}, validation rows {X_val.shape[0]:,}",
         file=sys.stderr,
     )
-    results = run_search(config, FMTrial(data, objective.metric_name, objective.metric_key, ranking), tmp)
-    return results, write_outputs(config, results, tmp), config
+    trial = FMTrial(data, objective.metric_name, objective.metric_key, ranking)
+    results = run_search(config, trial, tmp)
+    record = write_outputs(config, results, tmp)
+    if record.get("BestTrainingJob") is not None:
+        record["DefaultSettings"] = _default_trial(trial, config, tmp)
+        atomic_write_text(tmp / DEFAULT_TRIAL_FILE, json.dumps(record["DefaultSettings"], indent=2) + "\n")
+    return results, record, config
+
+
+DEFAULT_TRIAL_FILE = "default_settings.json"
+
+
+def _default_objective(args: argparse.Namespace) -> str | None:
+    """NDCG@10, the gate's metric, when --train has the preprocess manifest its carve needs; else FM's own."""
+    manifest = args.train.parent / "manifest" / "manifest.json"
+    carving = args.validation is None and args.validation_fraction is None
+    if args.predictor_type == "binary_classifier" and carving and manifest.is_file():
+        print(
+            "objective: validation:ndcg_at_10, the metric the pipeline's gate judges (pass "
+            "--objective-metric test:binary_classification_cross_entropy for FM's own)",
+            file=sys.stderr,
+        )
+        return "validation:ndcg_at_10"
+    if args.predictor_type == "binary_classifier":
+        print(
+            f"warning: no preprocess manifest at {manifest}, so the search optimises FM's cross-entropy "
+            "while the pipeline's gate judges NDCG@10",
+            file=sys.stderr,
+        )
+    return None
+
+
+def _default_trial(trial: Any, config: Any, tmp: Path) -> dict[str, Any]:
+    """The recommended settings (what the pipeline trains by default) scored on the search's own split."""
+    # local import: CLI start-up (numpy, scipy and optuna load only when this command runs)
+    from fmrec.model.hyperparameters import RECOMMENDED
+
+    hp = {**RECOMMENDED, **config.static}
+    print("scoring the default settings on the same split, for comparison ...", file=sys.stderr)
+    doc: dict[str, Any] = {"objective": config.objective.metric_name, "value": None, "hyperparameters": hp}
+    try:
+        _, doc["value"] = trial(hp, lambda _curve: False, tmp / "default-model.tar.gz")
+    except Exception as exc:  # the comparison is advice: its failure must not lose the search's results
+        doc["error"] = f"{type(exc).__name__}: {exc}"
+    return doc
+
+
+def _beats(best: float, default: float, config: Any) -> bool:
+    return best > default if config.objective.direction == "Maximize" else best < default
 
 
 def _report(args: argparse.Namespace, results: Any, record: dict[str, Any], config: Any) -> int:
@@ -227,8 +290,23 @@ def _report(args: argparse.Namespace, results: Any, record: dict[str, Any], conf
             print(f"\nbest: {best['TrainingJobName']} {metric['MetricName']}={metric['Value']:.6f}")
             print("  " + " ".join(f"{k}={v}" for k, v in best["TunedHyperParameters"].items()))
             saved = json.loads((args.out / BEST_HYPERPARAMETERS_FILE).read_text(encoding="utf-8"))
-            flags = " ".join(f"--param {k}={v}" for k, v in saved["pipeline_parameters"].items())
-            print(f"  pipeline: fmrec pipeline run --local {flags}")
+            default = record.get("DefaultSettings")
+            if default is not None and default["value"] is None:
+                print(f"  (the default settings could not be scored here: {default.get('error')})")
+            if (
+                default is not None
+                and default["value"] is not None
+                and not _beats(metric["Value"], default["value"], config)
+            ):
+                print(
+                    f"  the default settings score {default['value']:.6f} on the same split, as good or "
+                    "better: keep them (the pipeline's defaults; no --param needed)"
+                )
+            else:
+                if default is not None and default["value"] is not None:
+                    print(f"  (the default settings score {default['value']:.6f} on the same split)")
+                flags = [w for k, v in saved["pipeline_parameters"].items() for w in ("--param", f"{k}={v}")]
+                print(f"  pipeline: {command('pipeline', 'run', '--local', *_data_dir_flag(args), *flags)}")
         print(
             f"\nwrote {args.out / TRIALS_CSV}, {args.out / PLOT_FILE}, {args.out / BEST_HYPERPARAMETERS_FILE}"
         )

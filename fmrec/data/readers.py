@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,11 +13,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fmrec.data.scale import RATING_MAX, RATING_MIN
 from fmrec.errors import InputError
+from fmrec.numbers import is_ascii_digits, parse_float, parse_int
+
+log = logging.getLogger(__name__)
 
 LAYOUTS = ("ml-100k", "ml-1m", "ml-latest")
 SPLITS_100K = ("ua", "ub", "u1", "u2", "u3", "u4", "u5")
-RATING_MIN, RATING_MAX = 0.5, 5.0
 REASONS = (
     "wrong_field_count",
     "non_numeric_id",
@@ -203,17 +207,17 @@ def _careful_parse(raw: bytes, sep: str, header: bool, q: FileQuality) -> tuple[
             q.reject("wrong_field_count", number, line)
             continue
         try:
-            u, m = int(parts[0]), int(parts[1])
+            u, m = parse_int(parts[0]), parse_int(parts[1])  # strict: '1_0' is no 10
         except ValueError:
             q.reject("non_numeric_id", number, line)
             continue
         try:
-            r = float(parts[2])
+            r = parse_float(parts[2])
         except ValueError:
             q.reject("non_numeric_rating", number, line)
             continue
         try:
-            t = int(parts[3])
+            t = parse_int(parts[3])
         except ValueError:
             q.reject("non_numeric_timestamp", number, line)
             continue
@@ -324,7 +328,7 @@ def read_ratings(
 
 # --------------------------------------------------------------------------------------------- metadata
 
-_YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
+_YEAR_IN_TITLE = re.compile(r"\(([0-9]{4})\)\s*$")
 
 
 def _lines(path: Path, encoding: str, expected: str) -> list[tuple[int, str]]:
@@ -335,7 +339,7 @@ def _lines(path: Path, encoding: str, expected: str) -> list[tuple[int, str]]:
 
 
 def _year(title: str, date: str = "") -> int:
-    if len(date) >= 4 and date[-4:].isdigit():
+    if len(date) >= 4 and is_ascii_digits(date[-4:]):
         return int(date[-4:])
     m = _YEAR_IN_TITLE.search(title)
     return int(m.group(1)) if m else 0
@@ -355,7 +359,12 @@ def read_movies_100k(path: Path) -> Movies:
         parts = line.split("|")
         flags = parts[5:]
         names = genre_names or list(ML100K_GENRES)
-        if len(parts) < 6 or not parts[0].isdigit() or len(flags) != len(names) or set(flags) - {"0", "1"}:
+        if (
+            len(parts) < 6
+            or not is_ascii_digits(parts[0])
+            or len(flags) != len(names)
+            or set(flags) - {"0", "1"}
+        ):
             raise _movie_error(
                 path, number, line, f"'id|title|release date|video date|url|{len(names)} 0/1 flags'"
             )
@@ -370,7 +379,7 @@ def read_movies_1m(path: Path) -> Movies:
     ids, titles, genres, years = [], [], [], []
     for number, line in _lines(path, "latin-1", "movie lines 'MovieID::Title::Genre|Genre'"):
         parts = line.split("::")
-        if len(parts) != 3 or not parts[0].isdigit():
+        if len(parts) != 3 or not is_ascii_digits(parts[0]):
             raise _movie_error(path, number, line, "'MovieID::Title::Genre|Genre'")
         ids.append(int(parts[0]))
         titles.append(parts[1])
@@ -379,23 +388,37 @@ def read_movies_1m(path: Path) -> Movies:
     return Movies(np.asarray(ids, dtype=np.int64), titles, genres, np.asarray(years, dtype=np.int32))
 
 
+def _decode_csv(path: Path) -> str:
+    """movies.csv as text: UTF-8 (GroupLens's encoding, a BOM allowed), else latin-1 (any byte decodes).
+
+    A file re-saved by a spreadsheet in a Western code page is still a movies.csv; its titles come out as that
+    code page spells them, and a warning names the file.
+    """
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        log.warning("%s: line %d: not UTF-8 (byte 0x%02x); read as latin-1", path, line, raw[exc.start])
+        return raw.decode("latin-1")
+
+
 def read_movies_csv(path: Path) -> Movies:
     _need_file(path, "a 'movieId,title,genres' header and movie lines")
     ids, titles, genres, years = [], [], [], []
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh)
-        head = next(reader, None)
-        if head is None or [h.strip() for h in head[:3]] != ["movieId", "title", "genres"]:
-            raise InputError(f"{path}: line 1: header {head!r}, expected 'movieId,title,genres'")
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != 3 or not row[0].isdigit():
-                raise _movie_error(path, reader.line_num, ",".join(row), "'movieId,title,genres'")
-            ids.append(int(row[0]))
-            titles.append(row[1])
-            genres.append([g for g in row[2].split("|") if g and g != "(no genres listed)"])
-            years.append(_year(row[1].strip()))
+    reader = csv.reader(io.StringIO(_decode_csv(path), newline=""))
+    head = next(reader, None)
+    if head is None or [h.strip() for h in head[:3]] != ["movieId", "title", "genres"]:
+        raise InputError(f"{path}: line 1: header {head!r}, expected 'movieId,title,genres'")
+    for row in reader:
+        if not row:
+            continue
+        if len(row) != 3 or not is_ascii_digits(row[0]):
+            raise _movie_error(path, reader.line_num, ",".join(row), "'movieId,title,genres'")
+        ids.append(int(row[0]))
+        titles.append(row[1])
+        genres.append([g for g in row[2].split("|") if g and g != "(no genres listed)"])
+        years.append(_year(row[1].strip()))
     return Movies(np.asarray(ids, dtype=np.int64), titles, genres, np.asarray(years, dtype=np.int32))
 
 
@@ -403,7 +426,12 @@ def read_users_100k(path: Path) -> Users:
     ids, ages, genders, occs = [], [], [], []
     for number, line in _lines(path, "latin-1", "user lines 'id|age|M/F|occupation|zip'"):
         parts = line.split("|")
-        if len(parts) != 5 or not parts[0].isdigit() or not parts[1].isdigit() or parts[2] not in ("M", "F"):
+        if (
+            len(parts) != 5
+            or not is_ascii_digits(parts[0])
+            or not is_ascii_digits(parts[1])
+            or parts[2] not in ("M", "F")
+        ):
             raise InputError(
                 f"{path}: line {number}: malformed user line {line!r}; expected 'id|age|M/F|occupation|zip'"
             )
@@ -418,7 +446,12 @@ def read_users_1m(path: Path) -> Users:
     ids, ages, genders, occs = [], [], [], []
     for number, line in _lines(path, "latin-1", "user lines 'UserID::M/F::Age::Occupation::Zip'"):
         parts = line.split("::")
-        ok = len(parts) == 5 and parts[0].isdigit() and parts[2].isdigit() and parts[3].isdigit()
+        ok = (
+            len(parts) == 5
+            and is_ascii_digits(parts[0])
+            and is_ascii_digits(parts[2])
+            and is_ascii_digits(parts[3])
+        )
         if not ok or parts[1] not in ("M", "F") or int(parts[3]) >= len(ML1M_OCCUPATIONS):
             raise InputError(
                 f"{path}: line {number}: malformed user line {line!r}; "

@@ -98,18 +98,26 @@ def read_inputs(base_dir: Path) -> Inputs:
     tars = sorted((inp / "model").rglob("model.tar.gz"))
     if not tars:
         raise EvaluationError(f"{inp / 'model'}: no model.tar.gz; expected the training job's output folder")
-    model = load_model_tar(tars[0])
+    return read_processed(tars[0], inp, read_curves(inp / "model"))
+
+
+def read_processed(model_tar: Path, processed: Path, curves: list[dict[str, Any]] | None = None) -> Inputs:
+    """The inputs from a model.tar.gz and a preprocess output folder (train/, test/, lookup/, holdout/)."""
+    model = load_model_tar(model_tar)
     dim = model.params.feature_dim
-    X_test, y_test = _channel(inp / "test", "test", dim)
-    X_train, y_train = _channel(inp / "train", "train", dim)
-    lookup = read_lookup(inp / "lookup")
+    X_test, y_test = _channel(processed / "test", "test", dim)
+    X_train, y_train = _channel(processed / "train", "train", dim)
+    lookup = read_lookup(processed / "lookup")
     if lookup.feature_dim != dim:
-        raise EvaluationError(f"{inp / 'lookup'}: feature_dim {lookup.feature_dim}; the model has {dim}")
+        raise EvaluationError(
+            f"{processed / 'lookup'}: feature_dim {lookup.feature_dim}; the model has {dim} (a model of "
+            "another preprocess run?)"
+        )
     try:
-        holdout = read_holdout(inp / "holdout")
+        holdout = read_holdout(processed / "holdout")
     except InputError as exc:
         raise EvaluationError(str(exc)) from None
-    return Inputs(model, X_test, y_test, X_train, y_train, lookup, holdout, read_curves(inp / "model"))
+    return Inputs(model, X_test, y_test, X_train, y_train, lookup, holdout, curves or [])
 
 
 def evaluate(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -137,7 +138,8 @@ def report_html(doc: dict[str, Any], y: np.ndarray, curves: list[dict[str, Any]]
     header = "".join(f"<th>{n}</th>" for n in names)
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>fmrec evaluation</title>"
-        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:right}</style>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:right}"
+        "img{max-width:100%;height:auto}</style>"
         f"</head><body><h1>fmrec evaluation ({html.escape(doc['objective'])} objective, "
         f"{doc['predictor_type']})</h1><ul>{counts}</ul>"
         f"<h2>Ranking at {ranking['k']}</h2><p>{users}; relevant: held-out rating &gt;= "
@@ -147,3 +149,15 @@ def report_html(doc: dict[str, Any], y: np.ndarray, curves: list[dict[str, Any]]
         f"<h2>Pointwise (test channel)</h2><table><tr><th></th>{header}</tr>{rows}</table>"
         f"{plots}</body></html>"
     )
+
+
+def run_report_html(header: Sequence[tuple[str, str]], evaluation_html: str) -> str:
+    """The evaluation report with a table of the run's facts (run id, date, data, gate decision...) on top."""
+    rows = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+        f"{html.escape(v)}</td></tr>"
+        for k, v in header
+    )
+    table = f"<h1>fmrec pipeline run</h1><table>{rows}</table>"
+    head, sep, body = evaluation_html.partition("<body>")
+    return f"{head}{sep}{table}{body}" if sep else f"<html><body>{table}{evaluation_html}</body></html>"

@@ -9,6 +9,7 @@ from fmrec.evaluation.ranking import Scorer
 from fmrec.model import fm
 from fmrec.serving.lookup import Lookup
 from fmrec.serving.ranking import movie_rows, user_rows
+from fmrec.serving.retrieval import block_scores
 
 
 def lookup_rows(lookup: Lookup) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -26,12 +27,16 @@ def train_matrix(lookup: Lookup) -> sp.csr_matrix:
 
 
 def fm_scorer(params: fm.FMParams, user_rows: sp.csr_matrix, item_rows: sp.csr_matrix) -> Scorer:
-    """Raw FM scores of a block of users against every item row; an unknown user (-1) has no user keys."""
+    """Raw FM scores of a block of users against every item row (fmrec.serving.retrieval.block_scores, as the
+    batch and the Lambda rank); an unknown user (-1) has no user keys."""
     empty = sp.csr_matrix((1, user_rows.shape[1]), dtype=np.float32)
     padded = sp.vstack([user_rows, empty], format="csr")  # position -1 picks the empty last row
 
+    items = fm.side_terms(params, item_rows)  # once per scorer, not per block of users
+
     def score(users: np.ndarray) -> np.ndarray:
-        return fm.score_matrix(params, padded[np.where(users >= 0, users, padded.shape[0] - 1)], item_rows)
+        rows = padded[np.where(users >= 0, users, padded.shape[0] - 1)]
+        return block_scores(params, fm.side_terms(params, rows), items)
 
     return score
 

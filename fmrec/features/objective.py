@@ -60,6 +60,19 @@ class SamplingConfig:
                 "threshold is a positive)"
             )
 
+    def check_trainable(self) -> None:
+        """Refuse options that leave the ranking objective no negative row, before any data is read."""
+        if (
+            self.objective == "ranking"
+            and self.negatives_per_positive == 0
+            and not self.below_threshold_as_negative
+        ):
+            raise InputError(
+                "negatives per positive 0: the ranking objective would have no negative row to learn from; "
+                f"expected 1 to {MAX_NEGATIVES_PER_POSITIVE}, or 0 with positives 'liked' and "
+                "below-threshold negatives"
+            )
+
 
 def check_objective(objective: str, predictor_type: str, label_mode: str = "binary") -> None:
     """Refuse an objective the FM predictor type (or the label mode) cannot train."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 
+from fmrec.data.scale import RATING_MAX, RATING_MIN
 from fmrec.errors import InputError
 from fmrec.features.history import HistoryConfig
 from fmrec.features.objective import OBJECTIVES, POSITIVE_RULES, PREDICTORS, SamplingConfig, check_objective
@@ -34,6 +36,8 @@ class PreprocessConfig:
     predictor_type: str = "binary_classifier"
     # History columns per ranking row (fmrec/features/history.py); None: DEFAULT_HISTORY for ranking, 0 else
     history: int | None = None
+    # Implicit feedback (clicks, views): every row is a positive, whatever its rating column holds
+    implicit: bool = False
 
     def history_config(self) -> HistoryConfig | None:
         """The rated-movie history block, or None: the rating objective keeps the seed's columns exactly (so a
@@ -83,7 +87,8 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
         "--negatives",
         type=int,
         default=4,
-        help="ranking: unrated movies sampled per positive (0..100, default 4)",
+        help="ranking: unrated movies sampled per positive (1..100, default 4; 0 only with "
+        "--below-threshold-negatives)",
     )
     p.add_argument(
         "--negative-exponent",
@@ -112,6 +117,12 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
         choices=sorted({p for ps in PREDICTORS.values() for p in ps}),
         default="binary_classifier",
         help="the FM predictor_type that will train these rows (ranking needs binary_classifier)",
+    )
+    p.add_argument(
+        "--implicit",
+        action="store_true",
+        help="implicit feedback (clicks, views): every row is a liked positive and the rating column is "
+        "ignored (ranking objective only)",
     )
     p.add_argument(
         "--history",
@@ -146,9 +157,17 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         raise InputError(f"--shards {args.shards}: expected a positive number of files")
     if args.holdout_per_user < 1:
         raise InputError(f"--holdout-per-user {args.holdout_per_user}: expected a positive number")
+    if not (math.isfinite(args.threshold) and RATING_MIN <= args.threshold <= RATING_MAX):
+        # outside the scale every label is the same (nan: every label 0, and a bare NaN in the JSON)
+        raise InputError(
+            f"--threshold {args.threshold}: expected a rating from {RATING_MIN:g} to {RATING_MAX:g} "
+            "(label 1: rating >= threshold)"
+        )
     if not 0 <= args.max_reject_fraction <= 1:
         raise InputError(f"--max-reject-fraction {args.max_reject_fraction}: expected a fraction in [0, 1]")
     check_objective(args.objective, args.predictor_type, args.label)
+    if args.implicit and args.objective != "ranking":
+        raise InputError("--implicit: implicit feedback has no ratings to predict; use --objective ranking")
     cfg = PreprocessConfig(
         split=args.split,
         holdout_per_user=args.holdout_per_user,
@@ -165,7 +184,8 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         below_threshold_negatives=bool(args.below_threshold_negatives),
         predictor_type=args.predictor_type,
         history=args.history,
+        implicit=bool(args.implicit),
     )
-    cfg.sampling()  # validates the ranges (before any output is written)
+    cfg.sampling().check_trainable()  # validates the ranges (before any output is written)
     cfg.history_config()
     return cfg

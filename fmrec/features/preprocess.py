@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -15,6 +16,7 @@ import scipy.sparse as sp
 
 from fmrec.codec.wire import CONTENT_TYPE
 from fmrec.data.readers import DUPLICATE_POLICY, Dataset, Ratings, load_dataset, sorted_unique, title_coverage
+from fmrec.errors import InputError
 from fmrec.evaluation.holdout import HeldOut, write_holdout
 from fmrec.features.channels import labels_for, ranking_channels, write_channel
 from fmrec.features.layout import Encoding, build_encoding, positions
@@ -108,6 +110,18 @@ def _balance(labels: np.ndarray, mode: str) -> dict[str, float]:
     return {"mean": round(float(labels.mean()), 6), "std": round(float(labels.std()), 6)}
 
 
+def as_implicit(ds: Dataset, cfg: PreprocessConfig) -> Dataset:
+    """Implicit feedback: every row a liked positive, so each rating becomes the label threshold (training
+    labels, the sampler's positives and the evaluation's relevance all read "rating >= threshold")."""
+    if cfg.objective != "ranking" or cfg.label != "binary":
+        raise InputError("implicit feedback trains the ranking objective with binary labels only")
+
+    def liked(r: Ratings) -> Ratings:
+        return dataclasses.replace(r, rating=np.full(len(r), cfg.threshold, dtype=np.float32))
+
+    return dataclasses.replace(ds, train=liked(ds.train), test=None if ds.test is None else liked(ds.test))
+
+
 def preprocess(
     data_dir: str | Path, out: Path, cfg: PreprocessConfig, dataset: Dataset | None = None
 ) -> dict[str, Any]:
@@ -123,6 +137,8 @@ def preprocess(
     extra = None
     if dataset is None:  # ratings posted through the API, under data_dir/extra-ratings/ (fmrec.ratings.merge)
         ds, extra = merge_from_data_dir(ds, data_dir)
+    if cfg.implicit:
+        ds = as_implicit(ds, cfg)
     enc = build_encoding(ds.train, ds.users, ds.movies, cfg.aux)
     enc.history = cfg.history_config()
     log.info(
@@ -218,8 +234,9 @@ def preprocess(
             f"not in {t['source']}, e.g. movie ids {t['examples'][:5]}" if t["source"] else "no movie file",
         )
     (out / "manifest").mkdir(parents=True, exist_ok=True)
-    (out / "manifest" / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    (out / "manifest" / "data_quality.json").write_text(json.dumps(quality, indent=2) + "\n")
+    # allow_nan=False: a NaN or inf in them is a bug to stop on, never a bare NaN that strict parsers refuse
+    (out / "manifest" / "manifest.json").write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+    (out / "manifest" / "data_quality.json").write_text(json.dumps(quality, indent=2, allow_nan=False) + "\n")
     log.info("preprocess done in %.1f s", time.perf_counter() - t0)
     return manifest
 

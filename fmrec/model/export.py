@@ -64,18 +64,68 @@ def _rows(V: np.ndarray, w: np.ndarray, block: ColumnBlock) -> tuple[np.ndarray,
     return w[block.offset : block.end], V[block.offset : block.end]
 
 
-def export_embeddings(
-    model: FMModel, layout: IdLayout, out: str | Path, *, replace: bool = False
-) -> dict[str, Any]:
-    """Write users.csv, items.csv (id, bias, f0..f{k-1}), features.csv (auxiliary columns, e.g. genres),
-    embeddings.npz and export.json into `out`, atomically.
+# How the served score decomposes (docs/training.md, "Exported embeddings"): a request row is the user's side
+# (their one-hot column, user side features and, with the history block, their rated movies as weighted
+# columns) plus the movie's side (its one-hot column and movie side features). FM's pairwise term over the two
+# disjoint sides splits exactly into a per-user constant, a per-movie constant and one dot product.
+SCORE_FORMULA = (
+    "raw = global_bias + user bias + movie bias + dot(user factors, movie factors); "
+    "score = sigmoid(raw) for binary_classifier, raw for regressor. With --lookup the user row folds the "
+    "user's whole side of a served request (one-hot, side features, history columns with their weights) "
+    "and the movie row the movie's side: side bias = sum(x_i w_i) "
+    "+ 0.5 * (|sum(x_i V_i)|^2 - sum(x_i^2 |V_i|^2)), side factors = sum(x_i V_i), so the formula "
+    "reproduces the served score exactly"
+)
 
-    An item's score for a user is w0 + user bias + item bias + <user factors, item factors> (before the
-    sigmoid for binary_classifier), when the model's only features are the user and item one-hots.
+
+def fold_sides(
+    w: np.ndarray, V: np.ndarray, sides: Sequence[tuple[Sequence[int], Sequence[float]]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(bias, factors) per side (its columns and values): the FM terms that involve only that side."""
+    k = V.shape[1]
+    bias = np.zeros(len(sides), dtype=np.float64)
+    factors = np.zeros((len(sides), k), dtype=np.float64)
+    sq = np.einsum("ij,ij->i", V, V, dtype=np.float64)  # |V_i|^2 per column
+    for n, (keys, values) in enumerate(sides):
+        cols = np.asarray(keys, dtype=np.int64)
+        x = np.asarray(values, dtype=np.float64)
+        p = x @ V[cols].astype(np.float64)
+        factors[n] = p
+        bias[n] = float(x @ w[cols]) + 0.5 * (float(p @ p) - float((x * x) @ sq[cols]))
+    return bias, factors
+
+
+def served_sides(
+    lookup: Any,
+) -> tuple[list[tuple[list[int], list[float]]], list[tuple[list[int], list[float]]]]:
+    """Every user's and movie's side of a served request, as fmrec.serving.requests builds it."""
+    users = [(lookup.user_keys(u), lookup.user_values(u)) for u in range(len(lookup.user_ids))]
+    movies = [
+        (keys, [1.0] * len(keys)) for keys in (lookup.movie_keys(m) for m in range(len(lookup.movie_ids)))
+    ]
+    return users, movies
+
+
+def export_embeddings(
+    model: FMModel,
+    layout: IdLayout,
+    out: str | Path,
+    *,
+    replace: bool = False,
+    lookup: Any = None,
+) -> dict[str, Any]:
+    """Write users.csv, items.csv (id, bias, f0..f{k-1}), features.csv (every other column: side features,
+    the history block), embeddings.npz and export.json into `out`, atomically.
+
+    With `lookup` (fmrec.serving.lookup.Lookup) the user and item rows fold each side of a served request
+    (SCORE_FORMULA), so w0 + user bias + item bias + <user factors, item factors> is the served raw score;
+    without it they are the one-hot columns' own parameters.
     """
     p = model.params
     n_users, n_items = len(layout.user_ids), len(layout.movie_ids)
     cols = layout.columns(p.feature_dim)
+    if lookup is not None:
+        cols = lookup.columns  # with the history block, which the ids alone do not place
     if cols.problems():
         raise InputError(
             f"the id mapping ({n_users} users, {n_items} movies from column {cols.movies.offset}) "
@@ -87,6 +137,10 @@ def export_embeddings(
     k = p.num_factors
     ub, uf = _rows(p.V, p.w, cols.users)
     ib, itf = _rows(p.V, p.w, cols.movies)
+    if lookup is not None:
+        user_sides, movie_sides = served_sides(lookup)
+        ub, uf = fold_sides(p.w, p.V, user_sides)
+        ib, itf = fold_sides(p.w, p.V, movie_sides)
     covered = cols.movies.end
     summary = {
         "predictor_type": model.predictor_type,
@@ -96,8 +150,12 @@ def export_embeddings(
         "users": n_users,
         "items": n_items,
         "other_feature_columns": p.feature_dim - covered,
+        "folded": lookup is not None,
         "files": list(EXPORT_FILES),
-        "score": "w0 + user bias + item bias + dot(user factors, item factors); sigmoid if binary_classifier",
+        "score": SCORE_FORMULA
+        if lookup is not None
+        else "w0 + user bias + item bias + dot(user factors, item factors); sigmoid if binary_classifier; "
+        "exact only when the model's features are the user and item one-hots (export with --lookup)",
     }
     factor_cols = [f"f{i}" for i in range(k)]
     with atomic_dir(out, replace=replace) as tmp:
@@ -115,12 +173,11 @@ def export_embeddings(
         with open(tmp / "features.csv", "w", newline="", encoding="utf-8") as fh:
             wr = csv.writer(fh)
             wr.writerow(["block", "label", "column", "bias", *factor_cols])
-            for block, raw in zip(cols.aux, layout.aux_blocks, strict=True):
+            history = [] if cols.history is None else [(cols.history, {"labels": list(layout.movie_ids)})]
+            for block, raw in [*zip(cols.aux, layout.aux_blocks, strict=True), *history]:
                 if block.offset < covered or block.end > p.feature_dim:
-                    raise InputError(
-                        f"lookup: auxiliary block {raw.get('name')} lies outside the model's columns"
-                    )
-                labels = list(raw.get("labels") or [str(i) for i in range(block.size)])
+                    raise InputError(f"lookup: block {block.name} lies outside the model's columns")
+                labels = [str(x) for x in (raw.get("labels") or range(block.size))]
                 for i in range(block.size):
                     col = block.column(i)
                     label = labels[i] if i < len(labels) else str(i)

@@ -1,84 +1,33 @@
-"""Fold-in: a user's stored ratings added to their history columns at serving; standard library only."""
+"""Fold-in: a user's stored ratings as extra history columns at serving; standard library only."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from fmrec.features.history import MAX_CAP, bounded_value, serving_value
 from fmrec.ratings.store import Rating
-from fmrec.serving.lookup import Lookup
+from fmrec.serving.lookup import Lookup, UserSide
 
 
-@dataclass(frozen=True)
-class UserSide:
-    """A user's side of every request: FM keys and values, and the movie positions they rated (ascending).
+def stored_history(lookup: Lookup, user_pos: int | None, stored: Sequence[Rating]) -> list[int]:
+    """The movie positions fold-in adds to a user's history in this model, ascending: the movies of their
+    stored ratings that the model knows and their training history lacks.
 
-    `folded`: stored ratings of movies in the model that are in the history; 0 means the lookup's own side.
-    `history` / `history_value`: the movie positions of the history columns in `keys` and their one value,
-    for a scorer that takes (user position or None, history movies with values, aux) rather than keys.
+    They go to `Lookup.user_side` as extra history (the recommend Lambda's `Bundle.user_side`), so the value
+    rule and the bound are those of training and serving (fmrec.features.history.served_history): every rated
+    movie is a history column whatever its rating, as preprocess builds them, each worth scale/sqrt(n) over
+    the whole history; past SERVED_CAP columns the same evenly spread ones the evaluate step scores. The side
+    also lists them as rated, so exclude_rated leaves them out.
     """
-
-    keys: list[int]
-    values: list[float]
-    rated: list[int]
-    folded: int = 0
-    history: list[int] = field(default_factory=list)
-    history_value: float = 0.0
+    trained = set(lookup.rated_positions(user_pos)) if user_pos is not None else set()
+    found = {lookup.movie_position(r.movie_id) for r in stored}
+    return sorted(p for p in found if p is not None and p not in trained)
 
 
-def fold_in(lookup: Lookup, user_pos: int | None, stored: Sequence[Rating]) -> UserSide | None:
-    """The user's side with their stored ratings folded into the history block; None: cold start.
-
-    The history is the union of the training history and the stored movies the model knows, each column worth
-    the training value rule (fmrec.features.history): 1/sqrt(n) times the scale, whatever the rating, as
-    preprocess puts every rated movie in the history. Past the lookup's cap the history is bounded as training
-    bounds it (`bounded_value`): the newest stored ratings first, then the training history evenly spread, so
-    a user with thousands of ratings sends no more columns than a training row holds. A user the model never
-    saw has no user or auxiliary columns: the history alone makes their side. Without a history block (the
-    rating objective) nothing can be folded in: a known user keeps their side, an unknown one gets cold start.
-    """
-    known = set() if user_pos is None else set(lookup.rated_positions(user_pos))
-    newest_first = sorted(stored, key=lambda r: (-r.timestamp, r.movie_id))
-    added: list[int] = []
-    for r in newest_first:
-        pos = lookup.movie_position(r.movie_id)
-        if pos is not None and pos not in known:
-            known.add(pos)
-            added.append(pos)
-    rated = sorted(known)
-    if not added or lookup.history is None:
-        if user_pos is None:
-            return None
-        own = lookup.rated_positions(user_pos) if lookup.history is not None else []
-        value = serving_value(len(own), float(lookup.history["scale"])) if lookup.history is not None else 0.0
-        return UserSide(lookup.user_keys(user_pos), lookup.user_values(user_pos), rated, 0, own, value)
-    base_keys: list[int] = []
-    if user_pos is not None:
-        keys = lookup.user_keys(user_pos)  # the user column, its auxiliary columns, then its history
-        base_keys = keys[: len(keys) - len(lookup.rated_positions(user_pos))]
-    cap = int(lookup.history.get("cap", 0)) or MAX_CAP
-    new = set(added)
-    chosen = _bounded(added, [p for p in rated if p not in new], cap)
-    offset = int(lookup.history["offset"])
-    value = bounded_value(len(rated), cap, float(lookup.history["scale"]))
-    return UserSide(
-        base_keys + [offset + p for p in chosen],
-        [1.0] * len(base_keys) + [value] * len(chosen),
-        rated,
-        folded=len(new.intersection(chosen)),
-        history=chosen,
-        history_value=value,
-    )
-
-
-def _bounded(newest: list[int], training: list[int], cap: int) -> list[int]:
-    """At most `cap` positions, ascending: the newest stored ones first, then training ones evenly spread."""
-    if len(newest) + len(training) <= cap:
-        return sorted(newest + training)
-    take = newest[:cap]
-    room = cap - len(take)
-    if room > 0:
-        step = len(training) / room
-        take += [training[int(i * step)] for i in range(room)]
-    return sorted(take)
+def folded(lookup: Lookup, side: UserSide, extra: Sequence[int]) -> int:
+    """How many of the `extra` movie positions are history columns of `side`: all of them up to the bound,
+    fewer past it, none without a history block (the rating objective has nothing to fold into)."""
+    block = lookup.columns.history
+    if block is None or lookup.history is None:
+        return 0
+    keys = set(side.keys)
+    return sum(block.offset + p in keys for p in extra)

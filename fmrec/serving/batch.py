@@ -6,14 +6,16 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from fmrec.errors import InputError
 from fmrec.io_utils import atomic_open
+from fmrec.model.artifact import FMModel
 from fmrec.model.fm import link, side_terms
-from fmrec.serving.ranking import movie_rows, top_k_indices, user_rows
+from fmrec.serving.lookup import Lookup, unknown_genre
+from fmrec.serving.ranking import top_k_indices, user_rows
+from fmrec.serving.retrieval import Retrieval, check_compatible
 
 # Scores held at once (users x movies, float64): 4M cells are 32 MB, a few such arrays per block.
 DEFAULT_BLOCK_CELLS = 4_000_000
@@ -30,7 +32,7 @@ class UserTopK:
         return json.dumps({"userId": self.user_id, "items": items}, separators=(",", ":"))
 
 
-def genre_mask(lookup: Any, genre: str | None) -> np.ndarray | None:
+def genre_mask(lookup: Lookup, genre: str | None) -> np.ndarray | None:
     """Movies of `genre` (any case) as a bool mask (None: no filter); a genre no movie has is an error."""
     if genre is None:
         return None
@@ -39,16 +41,13 @@ def genre_mask(lookup: Any, genre: str | None) -> np.ndarray | None:
         (any(g.lower() == wanted for g in gs) for gs in lookup.genres), dtype=bool, count=len(lookup.genres)
     )
     if not mask.any():
-        known = sorted({g for gs in lookup.genres for g in gs})
-        raise InputError(
-            f"genre {genre!r}: no movie of the lookup has it; expected one of {', '.join(known)}"
-        )
+        raise unknown_genre(genre, (g for gs in lookup.genres for g in gs), "the lookup")
     return mask
 
 
 def iter_top_k(
-    model: Any,
-    lookup: Any,
+    model: FMModel,
+    lookup: Lookup,
     k: int = 10,
     *,
     exclude_rated: bool = True,
@@ -58,30 +57,24 @@ def iter_top_k(
 ) -> Iterator[list[UserTopK]]:
     """The top k of every user (or of `user_positions`), one list per block of users, in user order.
 
-    The FM of a (user, movie) pair with disjoint columns is w0 + c_u + c_m + <s_u, s_m>, so a block's scores
-    are one matrix product (fmrec.model.fm.SideTerms). Ranking is on the raw score, then the output link
-    (sigmoid or identity) is applied to the k chosen: the order is the same (the link is increasing) except
-    between raw scores above ~37, which a sigmoid rounds to the same 1.0 in float64. Ties: the smaller movie
-    position first. The same candidates as the API: every movie minus those rated in training
-    (exclude_rated), within `genre`.
+    A block's scores are one matrix product (fmrec.serving.retrieval.Retrieval.raw_block). Ranking is on
+    the raw score, then the output link (sigmoid or identity) is applied to the k chosen: the order is the
+    same (the link is increasing) except between raw scores above ~37, which a sigmoid rounds to the same
+    1.0 in float64. Ties: the smaller movie position first. The same candidates as the API: every movie
+    minus those rated in training (exclude_rated), within `genre`.
     """
     if k < 1:
         raise InputError(f"k {k}: expected 1 or more")
-    params, predictor = model.params, model.predictor_type
-    link(np.zeros(1), predictor)  # rejects an unknown predictor type before any work
-    items = side_terms(params, movie_rows(lookup))
-    n = len(items)
+    retrieval = Retrieval(model, lookup)  # checks feature_dim and the predictor type before any work
+    params, predictor = retrieval.params, retrieval.predictor_type
+    n = retrieval.n_movies
     allowed = genre_mask(lookup, genre)
     positions = np.arange(len(lookup.user_ids)) if user_positions is None else np.asarray(user_positions)
     per_block = max(1, block_cells // max(1, n))
     movie_ids = np.asarray(lookup.movie_ids, dtype=np.int64)
     for start in range(0, len(positions), per_block):
         block = positions[start : start + per_block].tolist()
-        users = side_terms(params, user_rows(lookup, block))
-        raw = users.factors @ items.factors.T
-        raw += users.const[:, None]
-        raw += items.const[None, :]
-        raw += float(params.w0)
+        raw = retrieval.raw_block(side_terms(params, user_rows(lookup, block)))
         if allowed is not None:
             raw[:, ~allowed] = -np.inf
         if exclude_rated:
@@ -90,14 +83,16 @@ def iter_top_k(
         yield [_row_top(lookup, movie_ids, raw[r], k, predictor, u) for r, u in enumerate(block)]
 
 
-def _rated(lookup: Any, block: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def _rated(lookup: Lookup, block: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     spans = [lookup.rated_positions(u) for u in block]
     rows = np.repeat(np.arange(len(block)), [len(s) for s in spans])
     cols = np.fromiter((p for s in spans for p in s), dtype=np.int64, count=len(rows))
     return rows, cols
 
 
-def _row_top(lookup: Any, movie_ids: np.ndarray, raw: np.ndarray, k: int, predictor: str, u: int) -> UserTopK:
+def _row_top(
+    lookup: Lookup, movie_ids: np.ndarray, raw: np.ndarray, k: int, predictor: str, u: int
+) -> UserTopK:
     top = top_k_indices(raw, k)
     scores = link(raw[top], predictor)
     return UserTopK(int(lookup.user_ids[u]), movie_ids[top].tolist(), [float(s) for s in scores])
@@ -105,8 +100,8 @@ def _row_top(lookup: Any, movie_ids: np.ndarray, raw: np.ndarray, k: int, predic
 
 def write_all_users(
     path: str | os.PathLike[str],
-    model: Any,
-    lookup: Any,
+    model: FMModel,
+    lookup: Lookup,
     k: int = 10,
     *,
     exclude_rated: bool = True,
@@ -119,11 +114,7 @@ def write_all_users(
 
     `progress(n)` is called after each block with the number of users it held. Returns the lines written.
     """
-    if model.feature_dim != lookup.feature_dim:
-        raise InputError(
-            f"the model has feature_dim {model.feature_dim} but the lookup {lookup.feature_dim}: "
-            "they are not from the same pipeline run"
-        )
+    check_compatible(model, lookup)
     written = 0
     with atomic_open(path, "w", encoding="utf-8") as fh:
         for block in iter_top_k(

@@ -9,14 +9,14 @@ import os
 import struct
 import sys
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fmrec.errors import InputError
 from fmrec.features.columns import ColumnLayout
-from fmrec.features.history import serving_value
+from fmrec.features.history import served_history
 from fmrec.io_utils import atomic_write_bytes
 
 LOOKUP_JSON = "lookup.json"
@@ -39,6 +39,17 @@ _SECTIONS = (
 
 def _arr(code: str, values: Any = ()) -> array:
     return array(code, values)
+
+
+@dataclass(frozen=True)
+class UserSide:
+    """One user's feature columns and their values (Lookup.user_side), and every movie position they rated
+    (ascending: what exclude_rated leaves out, all of them even past the served history's bound)."""
+
+    user_pos: int | None
+    keys: tuple[int, ...]
+    values: tuple[float, ...]
+    rated: tuple[int, ...]
 
 
 @dataclass
@@ -120,27 +131,47 @@ class Lookup:
     def rated_positions(self, user_pos: int) -> list[int]:
         return self.rated_pos[self.rated_indptr[user_pos] : self.rated_indptr[user_pos + 1]].tolist()
 
+    def user_side(
+        self,
+        user_pos: int | None,
+        history: Sequence[int] | None = None,
+        aux: Sequence[int] | None = None,
+    ) -> UserSide:
+        """A user's feature columns and values: their one-hot column (when `user_pos` is not None), their
+        auxiliary columns (`aux`, default the lookup's) and the history block of the movie positions they
+        rated (`history`, default the lookup's train ratings), bounded by served_history.
+
+        The one builder of a user's side for serving, the batch and the evaluation. Fold-in (a user's stored
+        ratings added at serving, known user or not) passes the extra movies in `history`.
+        """
+        keys: list[int] = []
+        if user_pos is not None:
+            keys.append(self.columns.user_column(user_pos))
+            if aux is None and self.user_aux_indptr is not None and self.user_aux_cols is not None:
+                lo, hi = self.user_aux_indptr[user_pos], self.user_aux_indptr[user_pos + 1]
+                keys += self.user_aux_cols[lo:hi].tolist()
+        if aux is not None:
+            keys += aux
+        values = [1.0] * len(keys)
+        if history is None:
+            rated = self.rated_positions(user_pos) if user_pos is not None else []
+        else:
+            rated = sorted(set(history))
+            if rated and not (rated[0] >= 0 and rated[-1] < self.n_movies):
+                raise InputError(f"history: movie positions must be in [0, {self.n_movies}); got {rated}")
+        block = self.columns.history
+        if block is not None and self.history is not None and rated:
+            served, value = served_history(rated, float(self.history["scale"]))
+            keys += [block.offset + p for p in served]
+            values += [value] * len(served)
+        return UserSide(user_pos, tuple(keys), tuple(values), tuple(rated))
+
     def user_keys(self, user_pos: int) -> list[int]:
-        keys = [self.columns.user_column(user_pos)]
-        if self.user_aux_indptr is not None and self.user_aux_cols is not None:
-            keys += self.user_aux_cols[
-                self.user_aux_indptr[user_pos] : self.user_aux_indptr[user_pos + 1]
-            ].tolist()
-        history = self.columns.history
-        if history is not None:
-            keys += [history.offset + p for p in self.rated_positions(user_pos)]
-        return keys
+        return list(self.user_side(user_pos).keys)
 
     def user_values(self, user_pos: int) -> list[float]:
         """The values of `user_keys(user_pos)`, in the same order."""
-        n_onehot = 1
-        if self.user_aux_indptr is not None:
-            n_onehot += self.user_aux_indptr[user_pos + 1] - self.user_aux_indptr[user_pos]
-        values = [1.0] * n_onehot
-        if self.history is not None:
-            n = self.rated_indptr[user_pos + 1] - self.rated_indptr[user_pos]
-            values += [serving_value(n, float(self.history["scale"]))] * n
-        return values
+        return list(self.user_side(user_pos).values)
 
     def movie_keys(self, movie_pos: int) -> list[int]:
         keys = [self.columns.movies.offset + movie_pos]  # movie_column, without a call: hot at cold start
@@ -186,7 +217,9 @@ class Lookup:
             parts.append(struct.pack("<16sBQ", name.encode(), ord(code), len(arr)))
             parts.append(raw)
         return {
-            LOOKUP_JSON: json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+            LOOKUP_JSON: json.dumps(
+                header, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode("utf-8"),
             LOOKUP_BIN: b"".join(parts),
         }
 
@@ -284,6 +317,17 @@ def _parse_bin(raw: bytes, source: str) -> dict[str, array]:
         pos += size
         out[name] = arr
     return out
+
+
+def unknown_genre(genre: str, genres: Any, where: str) -> InputError:
+    """The error for a genre no movie of a model has; it lists the genres its movies do have.
+
+    The genres come from the model's own movie file, so each MovieLens layout brings its spelling:
+    ml-100k/ml-1m "Children's", ml-latest/25m/32m "Children" and "IMAX".
+    """
+    known = sorted({str(g) for g in genres}, key=str.lower)
+    shown = ", ".join(known) if known else "none (the movies of this model have no genres)"
+    return InputError(f"genre: no movie of {where} has {genre!r}; expected one of {shown} (any case)")
 
 
 def write_lookup(folder: str | os.PathLike[str], lookup: Lookup) -> None:

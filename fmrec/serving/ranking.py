@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from fmrec.errors import InputError
+from fmrec.serving.lookup import Lookup
 
 
 def top_k_indices(scores: np.ndarray, k: int, min_score: float | None = None) -> np.ndarray:
@@ -65,13 +66,13 @@ def feature_rows(keys: Sequence[Sequence[int]], values: Sequence[Sequence[float]
     return csr_matrix((data, cols, indptr), shape=(len(keys), int(dim)))
 
 
-def movie_rows(lookup: Any) -> Any:
+def movie_rows(lookup: Lookup) -> Any:
     """One row per movie position: its columns (Lookup.movie_keys), value 1."""
     keys = [lookup.movie_keys(p) for p in range(len(lookup.movie_ids))]
     return feature_rows(keys, None, int(lookup.feature_dim))
 
 
-def user_rows(lookup: Any, positions: Sequence[int]) -> Any:
+def user_rows(lookup: Lookup, positions: Sequence[int]) -> Any:
     """One row per user position: its keys (Lookup.user_keys) with their values (Lookup.user_values)."""
     return feature_rows(
         [lookup.user_keys(p) for p in positions],

@@ -6,7 +6,6 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Protocol
 
 from fmrec.errors import InputError
@@ -69,12 +68,13 @@ def _number(value: float) -> str:
 
 
 class RequestBuilder:
-    """Builds request bodies for one lookup; per-movie JSON fragments are made once, then joined per request.
+    """Builds request bodies for one lookup: the user's full feature row plus each movie's, as the seed sends.
 
     Every instance is `{"data":{"features":{"keys":[user keys, movie keys],"shape":[D],"values":[...]}}}`
     where the movie keys are the movie's columns in the full feature space (they include the user-block
     offset, and the movie's auxiliary columns when the lookup has them). One-hot features have the value 1;
-    the user's rated-movie history columns, when the model has them, carry the lookup's `user_values`.
+    the user's rated-movie history columns, when the model has them, carry the lookup's values. The work is
+    per movie asked for (a shortlist), never per catalogue movie: nothing is cached per movie or per user.
     """
 
     def __init__(self, lookup: LookupLike, max_bytes: int = MAX_PAYLOAD_BYTES) -> None:
@@ -82,83 +82,54 @@ class RequestBuilder:
         self.max_bytes = max_bytes
         self.n_movies = len(lookup.movie_ids)
         self._shape = f'],"shape":[{int(lookup.feature_dim)}],"values":['
-        keys = [lookup.movie_keys(p) for p in range(self.n_movies)]
-        self._movie_keys = [",".join(map(str, k)) for k in keys]
-        self._movie_nkeys = [len(k) for k in keys]
-        self._uniform_nkeys = len(set(self._movie_nkeys)) == 1
-        self._key_tails = [keys + self._shape for keys in self._movie_keys]
-        # Tails depend on the user's key count only through the "values" list; that count rarely varies.
-        self._tails: dict[int, tuple[list[str], int]] = {}
-        self.all_positions: range = range(self.n_movies)
-
-    def _tails_for(self, n_user_keys: int) -> tuple[list[str], int]:
-        cached = self._tails.get(n_user_keys)
-        if cached is None:
-            shape = self._shape
-            tails = [
-                f"{keys}{shape}{_ones(n_user_keys + n)}]}}}}}}"
-                for keys, n in zip(self._movie_keys, self._movie_nkeys, strict=True)
-            ]
-            cached = (tails, max(map(len, tails), default=0))
-            self._tails[n_user_keys] = cached
-        return cached
-
-    def _valued_tails(self, user_values: str) -> tuple[list[str], int, str]:
-        """Tails and the shared suffix when the user's values are not all 1 (they then differ per user)."""
-        if self._uniform_nkeys and self._key_tails:
-            suffix = f"{user_values},{_ones(self._movie_nkeys[0])}]}}}}}}"
-            return self._key_tails, max(map(len, self._key_tails)), suffix
-        tails = [
-            f"{tail}{user_values},{_ones(n)}]}}}}}}"
-            for tail, n in zip(self._key_tails, self._movie_nkeys, strict=True)
-        ]
-        return tails, max(map(len, tails), default=0), ""
 
     def build(self, user_pos: int, movie_positions: Sequence[int] | None = None) -> list[Payload]:
-        """Bodies scoring user `user_pos` against `movie_positions` (default: all), each <= max_bytes."""
-        lookup = self.lookup
-        return self.build_for(lookup.user_keys(user_pos), lookup.user_values(user_pos), movie_positions)
+        """Bodies scoring user `user_pos` (the lookup's columns and values) against `movie_positions`
+        (default: all), each <= max_bytes."""
+        return self.build_rows(
+            self.lookup.user_keys(user_pos), self.lookup.user_values(user_pos), movie_positions
+        )
 
-    def build_for(
-        self, user_keys: list[int], values: list[float], movie_positions: Sequence[int] | None = None
+    def build_rows(
+        self,
+        user_keys: Sequence[int],
+        user_values: Sequence[float],
+        movie_positions: Sequence[int] | None = None,
     ) -> list[Payload]:
-        """`build` for a user side given as keys and values (a user's stored ratings folded in)."""
-        if len(values) != len(user_keys):
-            raise InputError(f"user values: {len(values)} for {len(user_keys)} user keys")
-        if not all(math.isfinite(v) for v in values):
-            raise InputError(f"user values: expected finite numbers, got {values}")
-        head = '{"data":{"features":{"keys":[' + ",".join(map(str, user_keys)) + ","
-        suffix = ""
-        if all(v == 1.0 for v in values):
-            tails, max_tail = self._tails_for(len(user_keys))
-        else:
-            tails, max_tail, suffix = self._valued_tails(",".join(map(_number, values)))
-        positions: Sequence[int] = self.all_positions if movie_positions is None else movie_positions
+        """Bodies scoring a user side (its keys and values, fmrec.serving.lookup.UserSide) against
+        `movie_positions` (default: all), each <= max_bytes."""
+        if len(user_values) != len(user_keys):
+            raise InputError(f"user values: {len(user_values)} for {len(user_keys)} user keys")
+        if not all(math.isfinite(v) for v in user_values):
+            raise InputError(f"user values: expected finite numbers, got {list(user_values)}")
+        positions: Sequence[int] = range(self.n_movies) if movie_positions is None else movie_positions
         if not positions:
             return []
-        if positions is self.all_positions:
-            selected: Sequence[str] = tails
-        elif len(positions) == 1:
-            selected = [tails[positions[0]]]
-        else:
-            selected = itemgetter(*positions)(tails)  # a C-level gather, ~2x a list comprehension
-        per_instance = len(head) + max_tail + len(suffix) + 1
+        head = '{"data":{"features":{"keys":[' + "".join(f"{k}," for k in user_keys)
+        values = "".join(f"{_number(v)}," for v in user_values)
+        shape, movie_keys = self._shape, self.lookup.movie_keys
+        instances = []
+        for p in positions:
+            keys = movie_keys(p)
+            instances.append(f"{head}{','.join(map(str, keys))}{shape}{values}{_ones(len(keys))}]}}}}}}")
         room = self.max_bytes - len(_OPEN) - len(_CLOSE)
-        if per_instance * len(positions) <= room:
-            return [Payload(_join(head, selected, suffix), positions)]
-        per_payload = room // per_instance
-        if per_payload < 1:
-            raise InputError(
-                f"one instance takes {per_instance} bytes; it cannot fit in {self.max_bytes} bytes"
-            )
-        return [
-            Payload(_join(head, selected[i : i + per_payload], suffix), positions[i : i + per_payload])
-            for i in range(0, len(positions), per_payload)
-        ]
+        payloads: list[Payload] = []
+        start, size = 0, 0
+        for i, text in enumerate(instances):
+            if len(text) > room:
+                raise InputError(
+                    f"one instance takes {len(text)} bytes; it cannot fit in {self.max_bytes} bytes"
+                )
+            if size + len(text) + (i > start) > room:
+                payloads.append(Payload(_join(instances[start:i]), positions[start:i]))
+                start, size = i, 0
+            size += len(text) + (i > start)
+        payloads.append(Payload(_join(instances[start:]), positions[start:]))
+        return payloads
 
 
-def _join(head: str, tails: Sequence[str], suffix: str = "") -> bytes:
-    return (_OPEN + head + (suffix + "," + head).join(tails) + suffix + _CLOSE).encode("ascii")
+def _join(instances: Sequence[str]) -> bytes:
+    return (_OPEN + ",".join(instances) + _CLOSE).encode("ascii")
 
 
 def build_requests(

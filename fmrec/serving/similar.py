@@ -9,9 +9,13 @@ import numpy as np
 
 from fmrec.errors import ConflictError
 from fmrec.model.fm import FMParams, side_terms
+from fmrec.serving.lookup import Lookup
 from fmrec.serving.ranking import movie_rows, top_k_indices
 
 SIMILARITY = "cosine"
+_BLOCK_ROWS = 16384  # extreme rows normalised at once (a float64 block of 16384 x 64 factors is 8 MB)
+# Norms safely inside float32's range (squares from 1e-30 to 1e30): computed directly, as they always were
+_SAFE_NORMS = (1e-15, 1e15)
 
 
 class NoFactors(ConflictError):
@@ -33,16 +37,30 @@ class SimilarIndex:
     usable: np.ndarray  # (n_movies,) bool
 
     @classmethod
-    def build(cls, params: FMParams, lookup: Any) -> SimilarIndex:
+    def build(cls, params: FMParams, lookup: Lookup) -> SimilarIndex:
         return cls.from_factors(side_terms(params, movie_rows(lookup)).factors)
 
     @classmethod
     def from_factors(cls, vectors: np.ndarray) -> SimilarIndex:
-        """From the movies' factor sums (SideTerms.factors of the movie rows)."""
-        norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
-        usable = np.isfinite(norms) & (norms > 0)
+        """From the movies' factor sums (SideTerms.factors of the movie rows).
+
+        A row whose float32 norm is far from the float32 limits is divided by it, as ever. Any other row
+        (norm 1e20: its square overflows to inf; 1e-23: it underflows to 0; or NaN) is first divided by its
+        largest |value| in float64, so it still gets its direction unless it is all zero or not finite.
+        """
         unit = np.zeros(vectors.shape, dtype=np.float32)  # float32: see SideTerms.compact
+        norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+        usable = (norms > _SAFE_NORMS[0]) & (norms < _SAFE_NORMS[1])  # NaN: False
         unit[usable] = vectors[usable] / norms[usable, None]
+        rest = np.flatnonzero(~usable)
+        for start in range(0, rest.size, _BLOCK_ROWS):  # float64 copies of one block at a time
+            rows = rest[start : start + _BLOCK_ROWS]
+            block = np.asarray(vectors[rows], dtype=np.float64)
+            scale = np.max(np.abs(block), axis=1, initial=0.0)  # NaN rows: NaN, not finite
+            ok = np.isfinite(scale) & (scale > 0)
+            scaled = block[ok] / scale[ok, None]  # largest |value| 1: the squares neither overflow nor vanish
+            unit[rows[ok]] = scaled / np.sqrt(np.einsum("ij,ij->i", scaled, scaled))[:, None]
+            usable[rows[ok]] = True
         return cls(unit, usable)
 
     def similar(

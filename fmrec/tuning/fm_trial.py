@@ -90,8 +90,17 @@ class FMTrial:
 
         ranked = None if self.ranking is None else load_validation(self.ranking).metrics
         params, history = train(X, y, parsed, test=(Xv, yv), on_epoch=on_epoch, params_metrics=ranked)
+        check_finite(params)
         save_trial_model(params, parsed, hp, history, model_path)
         return curve, curve[-1]
+
+
+def check_finite(params: Any) -> None:
+    """A model whose weights overflowed diverged, even when its objective came out finite (NDCG ranks any
+    scores, NaN ones included): the trial fails rather than completes."""
+    for name in ("w0", "w", "V"):
+        if not np.isfinite(np.asarray(getattr(params, name))).all():
+            raise InputError(f"training diverged: the model's {name} holds non-finite values")
 
 
 def save_trial_model(params: Any, parsed: Any, hp: Mapping[str, str], history: Any, path: Path) -> None:

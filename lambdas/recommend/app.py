@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -13,18 +14,22 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
 from fmrec.errors import ConflictError, InputError, NotInModelError
-from fmrec.ratings.body import parse_body, parse_user
+from fmrec.ratings import body as ratings_body
 from fmrec.ratings.store import StoreUnavailable
-from lambdas.recommend.errors import ServiceUnavailable
-from lambdas.recommend.params import load_openapi, parse_parameters, route_parameters
-from lambdas.recommend.queries import Query, Recommendation, Similar, SimilarQuery
+from lambdas.recommend.errors import Misconfigured, ServiceUnavailable
+from lambdas.recommend.params import body_schema, load_openapi, parse_body, parse_parameters, route_parameters
+from lambdas.recommend.queries import Query, RankQuery, Recommendation, Similar, SimilarQuery
 from lambdas.recommend.service import Recommender, recommender_from_env
 
 logger = Logger(service="fmrec-recommend")
 app = APIGatewayRestResolver(debug=False)
 SIMILAR_ROUTE = "/movies/{movieId}/similar"
-PARAMETERS = route_parameters(load_openapi())
-SIMILAR_PARAMETERS = route_parameters(load_openapi(), SIMILAR_ROUTE)
+RANKINGS_ROUTE = "/users/{userId}/rankings"
+_OPENAPI = load_openapi()
+PARAMETERS = route_parameters(_OPENAPI)
+SIMILAR_PARAMETERS = route_parameters(_OPENAPI, SIMILAR_ROUTE)
+RANKINGS_PARAMETERS = route_parameters(_OPENAPI, RANKINGS_ROUTE, "post")
+RANKINGS_BODY = body_schema(_OPENAPI, RANKINGS_ROUTE)
 JSON_TYPE = "application/json"
 
 _state_lock = threading.Lock()
@@ -43,7 +48,13 @@ def get_recommender() -> Recommender:
     if _recommender is None:
         with _state_lock:
             if _recommender is None:
-                _recommender = recommender_from_env()
+                try:
+                    _recommender = recommender_from_env()
+                except Misconfigured as exc:
+                    # The environment the stack set is wrong: every request fails the same way until it is
+                    # fixed, so each says why in the log (the caller gets a 500 that does not blame it).
+                    logger.error("configuration error: the function cannot start", extra={"reason": str(exc)})
+                    raise
     return _recommender
 
 
@@ -65,6 +76,29 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return _json(status, {"code": code, "message": message, "requestId": _request_id()}, headers)
 
 
+def _route_values(params: list[Any]) -> dict[str, Any]:
+    """The route's parameter values; a request without its path parameters is a 404, as any unknown path.
+
+    Powertools routes "/movies/50/similar/" to "/movies/<movieId>/similar", but an event of the catch-all
+    proxy resource (the API twin's, docs/api.md) carries only {proxy}: such a path is no resource of the API.
+    """
+    event = app.current_event
+    given = event.path_parameters or {}
+    if any(p.location == "path" and p.name not in given for p in params):
+        raise NotFoundError()
+    return parse_parameters(params, given, event.query_string_parameters)
+
+
+def _body() -> str | bytes | None:
+    """The request body; a base64 one (a binary media type) as bytes: text that is not UTF-8 is then a 400
+    from the body's parser, not a 500 from decoding it here."""
+    event = app.current_event
+    body: str | bytes | None = event.body
+    if event.is_base64_encoded and body:
+        body = base64.b64decode(body)
+    return body
+
+
 def render(rec: Recommendation, k: int) -> dict[str, Any]:
     return {
         "userId": rec.user_id,
@@ -83,8 +117,8 @@ def render(rec: Recommendation, k: int) -> dict[str, Any]:
 @app.post("/users/<userId>/ratings")
 def post_ratings(userId: str) -> Response:
     """Validation and storage live in the library (fmrec.ratings): 400 naming the field, nothing stored."""
-    user_id = parse_user(userId)
-    ratings = parse_body(user_id, app.current_event.decoded_body, int(time.time()))
+    user_id = ratings_body.parse_user(userId)
+    ratings = ratings_body.parse_body(user_id, _body(), int(time.time()))
     posted = get_recommender().rate(user_id, ratings)
     logger.info(
         "ratings stored",
@@ -104,8 +138,7 @@ def post_ratings(userId: str) -> Response:
 @app.get("/users/<userId>/recommendations")
 def recommendations(userId: str) -> Response:
     started = time.perf_counter()
-    event = app.current_event
-    values = parse_parameters(PARAMETERS, event.path_parameters, event.query_string_parameters)
+    values = _route_values(PARAMETERS)
     query = Query(
         user_id=values["userId"],
         k=values["k"],
@@ -147,8 +180,7 @@ def render_similar(result: Similar, k: int) -> dict[str, Any]:
 @app.get("/movies/<movieId>/similar")
 def similar_movies(movieId: str) -> Response:
     started = time.perf_counter()
-    event = app.current_event
-    values = parse_parameters(SIMILAR_PARAMETERS, event.path_parameters, event.query_string_parameters)
+    values = _route_values(SIMILAR_PARAMETERS)
     query = SimilarQuery(movie_id=values["movieId"], k=values["k"], genre=values["genre"])
     result = get_recommender().similar(query)
     logger.info(
@@ -163,6 +195,40 @@ def similar_movies(movieId: str) -> Response:
         },
     )
     return _json(200, render_similar(result, query.k))
+
+
+def render_rankings(rec: Recommendation) -> dict[str, Any]:
+    body = render(rec, 1)
+    del body["k"]
+    body["unknownMovieIds"] = rec.unknown_movie_ids
+    return body
+
+
+@app.post("/users/<userId>/rankings")
+def rankings(userId: str) -> Response:
+    started = time.perf_counter()
+    event = app.current_event
+    values = parse_parameters(RANKINGS_PARAMETERS, event.path_parameters, event.query_string_parameters)
+    movie_ids = parse_body(RANKINGS_BODY, _body())["movieIds"]
+    rec = get_recommender().rank(RankQuery(user_id=values["userId"], movie_ids=tuple(movie_ids)))
+    logger.info(
+        "rankings served",
+        extra={
+            "user_id": rec.user_id,
+            "serving_path": rec.serving_path,
+            "model_version": rec.model_version,
+            "movies": len(movie_ids),
+            "unknown": len(rec.unknown_movie_ids),
+            "duration_ms": round((time.perf_counter() - started) * 1e3, 3),
+        },
+    )
+    return _json(200, render_rankings(rec))
+
+
+@app.exception_handler(Misconfigured)
+def _misconfigured(exc: Misconfigured) -> Response:
+    logger.error("configuration error", extra={"reason": str(exc)})
+    return _error(500, "InternalError", "the service is misconfigured; quote the requestId when reporting it")
 
 
 @app.exception_handler(NotInModelError)

@@ -1,4 +1,4 @@
-"""The model endpoint: InvokeEndpoint with backoff, request bodies fanned out, answers checked per variant."""
+"""The model endpoint: InvokeEndpoint with backoff, a shortlist's bodies fanned out, one variant's answers."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from fmrec.ratings.fold_in import UserSide, fold_in
-from fmrec.ratings.store import Rating
+from fmrec.errors import InputError
+from fmrec.serving.lookup import UserSide
 from fmrec.serving.requests import CONTENT_TYPE
 from lambdas.recommend.bundle import Bundle
-from lambdas.recommend.errors import ServiceUnavailable
-from lambdas.recommend.queries import Query
+from lambdas.recommend.errors import Misconfigured, ServiceUnavailable
+from lambdas.recommend.queries import PATH_ENDPOINT, Scored
 from lambdas.recommend.versions import VersionCache
 
 try:  # orjson parses the endpoint's answer ~3x faster; the standard library is the fallback.
@@ -52,11 +52,12 @@ def _score(value: Any) -> float:
     return float(value)
 
 
-class ColdStart(Exception):
-    """The user is not in the bundle's lookup: answer from its cold-start list."""
+class ModelSwapped(Exception):
+    """The endpoint answered from another model version than the shortlist was retrieved with (a traffic
+    shift): the service retrieves again with `bundle` (the answering version's), once."""
 
     def __init__(self, bundle: Bundle) -> None:
-        super().__init__("cold start")
+        super().__init__("model swapped")
         self.bundle = bundle
 
 
@@ -130,7 +131,10 @@ class EndpointCaller:
 
 
 class EndpointScorer:
-    """One user's candidates scored by the endpoint: bodies sent concurrently, answers of one variant only."""
+    """A user's shortlist scored by the endpoint as the seed's sparse rows: bodies of at most the request
+    size sent concurrently, the answers of one variant only."""
+
+    serving_path = PATH_ENDPOINT
 
     def __init__(
         self, caller: EndpointCaller, versions: VersionCache, concurrency: int = DEFAULT_ENDPOINT_CONCURRENCY
@@ -141,48 +145,32 @@ class EndpointScorer:
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def scores(
-        self, bundle: Bundle, side: UserSide, query: Query, stored: Sequence[Rating] = ()
-    ) -> tuple[Bundle, list[int], list[float], str | None]:
-        """(the bundle the scores belong to, candidate positions, their scores, the answering variant).
-
-        `side`: the user's side in `bundle` (fmrec.ratings.fold_in), rebuilt from `stored` when another
-        version answers."""
-        for attempt in (1, 2):
-            positions = bundle.candidates(None, query.genre, query.exclude_rated, side.rated)
-            payloads = bundle.builder.build_for(side.keys, side.values, positions)
-            answers = self.invoke_all([p.body for p in payloads])
-            scores: list[float] = []
-            for payload, (part, _) in zip(payloads, answers, strict=True):
-                if len(part) != len(payload.movie_positions):
-                    raise ServiceUnavailable(
-                        f"the model endpoint returned {len(part)} scores "
-                        f"for {len(payload.movie_positions)} movies"
-                    )
-                scores.extend(part)
-            variants = {v for _, v in answers}
-            if len(variants) > 1:
-                # Bodies of one request answered by different variants: a traffic shift is under way.
-                if attempt == 2:
-                    break
-                log.info("endpoint variants %s answered one request; rebuilding", sorted(map(str, variants)))
-                continue
-            variant = variants.pop() if variants else None
-            if variant is None or variant == bundle.version:
-                return bundle, positions, scores, variant
-            answering = self.versions.bundle_for_variant(variant, bundle)
-            if answering is bundle or answering.fingerprint == bundle.fingerprint:
-                # Same feature layout: the scores are valid for the answering version.
-                return answering, positions, scores, variant
-            if attempt == 2:
-                break
-            log.info("endpoint serves %s, request was built for %s; rebuilding", variant, bundle.version)
-            bundle = answering
-            new_side = fold_in(bundle.lookup, bundle.lookup.user_position(query.user_id), stored)
-            if new_side is None:
-                raise ColdStart(bundle)
-            side = new_side
-        raise ServiceUnavailable("the model is being updated; try again shortly", 1)
+    def score(self, bundle: Bundle, side: UserSide, positions: Sequence[int]) -> Scored:
+        try:
+            payloads = bundle.builder.build_rows(side.keys, side.values, positions)
+        except InputError as exc:  # a row over FMREC_REQUEST_MAX_BYTES: the configuration, not the caller
+            raise Misconfigured(f"FMREC_REQUEST_MAX_BYTES {bundle.builder.max_bytes}: {exc}") from exc
+        answers = self.invoke_all([p.body for p in payloads])
+        scores: list[float] = []
+        for payload, (part, _) in zip(payloads, answers, strict=True):
+            asked = len(payload.movie_positions)
+            if len(part) != asked:
+                raise ServiceUnavailable(f"the model endpoint returned {len(part)} scores for {asked} movies")
+            scores.extend(part)
+        variants = {v for _, v in answers}
+        if len(variants) > 1:
+            # Bodies of one request answered by different variants: a traffic shift is under way.
+            log.info("endpoint variants %s answered one request; retrying", sorted(map(str, variants)))
+            raise ModelSwapped(bundle)
+        variant = variants.pop() if variants else None
+        if variant is None or variant == bundle.version:
+            return Scored(bundle, scores, variant or bundle.version, PATH_ENDPOINT)
+        answering = self.versions.bundle_for_variant(variant, bundle)
+        if answering is bundle:
+            # A variant without its own artifacts (a bare lookup folder): scored with this version's layout.
+            return Scored(bundle, scores, variant, PATH_ENDPOINT)
+        log.info("endpoint serves %s, the shortlist was retrieved with %s; retrying", variant, bundle.version)
+        raise ModelSwapped(answering)
 
     def invoke_all(self, bodies: list[bytes]) -> list[tuple[list[float], str | None]]:
         """Every body through the endpoint, concurrently when there are several; answers in body order."""

@@ -12,3 +12,7 @@ class ServiceUnavailable(FmrecError):
         super().__init__(message)
         self.retry_after = retry_after
         self.detail = detail  # for the log only: it may name buckets and keys the caller need not see
+
+
+class Misconfigured(FmrecError):
+    """The Lambda's configuration (its environment) is invalid: the deployment's fault, a 500, never a 400."""

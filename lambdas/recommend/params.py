@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,14 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from fmrec.errors import InputError
+from fmrec.numbers import parse_float, parse_int
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 ROUTE = "/users/{userId}/recommendations"
-_INT = re.compile(r"[+-]?[0-9]+")
-# Every bound the document declares has fewer digits; a longer integer is out of range without converting it
-# (int() refuses more than 4,300 digits with a ValueError, see
-# https://docs.python.org/3/library/stdtypes.html#int-max-str-digits).
-_MAX_INT_DIGITS = 64
 
 
 class ParameterError(InputError):
@@ -53,21 +48,11 @@ class Parameter:
         s = self.schema
         kind = s.get("type")
         value: Any
-        if kind == "integer":
-            text = raw.strip()
-            if not _INT.fullmatch(text):
-                raise self._bad(raw)
-            digits = text.lstrip("+-").lstrip("0") or "0"  # leading zeros count toward int()'s limit too
-            if len(digits) > _MAX_INT_DIGITS:
-                raise self._bad(raw)
-            value = -int(digits) if text.startswith("-") else int(digits)
-        elif kind == "number":
-            try:
-                value = float(raw)
+        if kind in ("integer", "number"):
+            try:  # strict: no '0_5', no Unicode digits, no nan/inf (fmrec.numbers)
+                value = parse_int(raw) if kind == "integer" else parse_float(raw)
             except ValueError:
                 raise self._bad(raw) from None
-            if not math.isfinite(value):
-                raise self._bad(raw)
         elif kind == "boolean":
             lowered = raw.strip().lower()
             if lowered not in ("true", "false"):
@@ -116,3 +101,54 @@ def parse_parameters(
     path = path or {}
     query = query or {}
     return {p.name: p.parse((path if p.location == "path" else query).get(p.name)) for p in params}
+
+
+def body_schema(doc: Mapping[str, Any], route: str, method: str = "post") -> Mapping[str, Any]:
+    """The JSON schema of an operation's request body, its $ref resolved."""
+    schema = doc["paths"][route][method]["requestBody"]["content"]["application/json"]["schema"]
+    ref = schema.get("$ref", "")
+    return doc["components"]["schemas"][ref.rsplit("/", 1)[-1]] if ref else schema
+
+
+def parse_body(schema: Mapping[str, Any], raw: str | bytes | None) -> dict[str, Any]:
+    """A JSON object body checked against `schema` (object of integer arrays, as openapi.json declares them):
+    a ParameterError naming the field (`movieIds`, `movieIds[3]`) and what was expected."""
+    if raw is None or (isinstance(raw, (str, bytes)) and not raw.strip()):
+        raise ParameterError("body: required, expected a JSON object")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ParameterError("body: expected a JSON object, got text that is not JSON") from None
+    if not isinstance(doc, dict):
+        raise ParameterError(f"body: expected a JSON object, got {type(doc).__name__}")
+    props = schema.get("properties", {})
+    for name in schema.get("required", ()):
+        if name not in doc:
+            raise ParameterError(f"{name}: required, expected {_expected_array(props[name])}")
+    if schema.get("additionalProperties") is False:
+        extra = sorted(set(doc) - set(props))
+        if extra:
+            raise ParameterError(f"{extra[0][:40]}: not a field of this body; expected {', '.join(props)}")
+    return {name: _parse_array(name, props[name], doc[name]) for name in props if name in doc}
+
+
+def _expected_array(s: Mapping[str, Any]) -> str:
+    item = s["items"]
+    return (
+        f"an array of {s.get('minItems', 0)} to {s.get('maxItems', 'any')} integers "
+        f"from {item['minimum']} to {item['maximum']}"
+    )
+
+
+def _parse_array(name: str, s: Mapping[str, Any], value: Any) -> list[int]:
+    if not isinstance(value, list) or not s.get("minItems", 0) <= len(value) <= s.get("maxItems", len(value)):
+        got = f"{len(value)} items" if isinstance(value, list) else type(value).__name__
+        raise ParameterError(f"{name}: expected {_expected_array(s)}, got {got}")
+    item = s["items"]
+    for i, v in enumerate(value):
+        if type(v) is not int or not item["minimum"] <= v <= item["maximum"]:
+            shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:40] + "..."
+            raise ParameterError(
+                f"{name}[{i}]: expected an integer from {item['minimum']} to {item['maximum']}, got {shown}"
+            )
+    return value

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from fmrec.serving.lookup import UserSide
+    from lambdas.recommend.bundle import Bundle
 
 PATH_ENDPOINT = "endpoint"
 PATH_FAST = "fast_path"
@@ -17,6 +23,14 @@ class Query:
     exclude_rated: bool = True
     min_score: float | None = None
     genre: str | None = None
+
+
+@dataclass(frozen=True)
+class RankQuery:
+    """POST /users/{userId}/rankings: the given movies, ordered for the user."""
+
+    user_id: int
+    movie_ids: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -36,11 +50,14 @@ class Item:
 
 @dataclass(frozen=True)
 class Recommendation:
+    """Every user route's answer (recommendations, rankings), from any path, cold start included."""
+
     user_id: int
     model_version: str | None
     serving_path: str
     items: list[Item]
     candidates: int
+    unknown_movie_ids: list[int] = field(default_factory=list)  # rankings: ids the model cannot score
     stored_ratings: int = 0  # the user's stored ratings folded into their history (fmrec.ratings.fold_in)
 
 
@@ -61,3 +78,22 @@ class Similar:
     model_version: str | None
     items: list[Item]
     candidates: int
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A scorer's answer: the scores of the asked movie positions, in order, and who produced them."""
+
+    bundle: Bundle  # the version the scores belong to (the endpoint's answering variant)
+    scores: list[float]
+    model_version: str | None
+    serving_path: str
+
+
+class Scorer(Protocol):
+    """The one scoring interface of the Lambda: the endpoint (EndpointScorer) or the model in the Lambda
+    (FastScorer). Raises ModelSwapped when the scores came from another version than `bundle`."""
+
+    serving_path: str
+
+    def score(self, bundle: Bundle, side: UserSide, positions: Sequence[int]) -> Scored: ...

@@ -2,32 +2,38 @@
 
 from __future__ import annotations
 
-import heapq
 import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from itertools import compress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fmrec.errors import InputError, NotInModelError
-from fmrec.ratings.fold_in import fold_in
-from fmrec.ratings.store import Rating, RatingsStore, StoreUnavailable
+from fmrec.errors import NotInModelError
+from fmrec.ratings.fold_in import folded, stored_history
+from fmrec.ratings.store import MAX_ID, Rating, RatingsStore, StoreUnavailable
+from fmrec.serving.lookup import UserSide
 from fmrec.serving.requests import MAX_PAYLOAD_BYTES
-from lambdas.recommend.bundle import DEFAULT_REQUEST_BYTES, Bundle
-from lambdas.recommend.endpoint import DEFAULT_ENDPOINT_CONCURRENCY, ColdStart, EndpointCaller, EndpointScorer
-from lambdas.recommend.errors import ServiceUnavailable
-from lambdas.recommend.fast_path import FastPath
+from lambdas.recommend.bundle import DEFAULT_REQUEST_BYTES, DEFAULT_SHORTLIST, Bundle
+from lambdas.recommend.endpoint import (
+    DEFAULT_ENDPOINT_CONCURRENCY,
+    EndpointCaller,
+    EndpointScorer,
+    ModelSwapped,
+)
+from lambdas.recommend.errors import Misconfigured, ServiceUnavailable
+from lambdas.recommend.fast_path import FastScorer, Models
 from lambdas.recommend.queries import (
     PATH_COLD,
-    PATH_ENDPOINT,
-    PATH_FAST,
     PATH_FOLD_IN,
     Item,
     Query,
+    RankQuery,
     RatingsPosted,
     Recommendation,
+    Scored,
+    Scorer,
     Similar,
     SimilarQuery,
 )
@@ -36,25 +42,13 @@ from lambdas.recommend.versions import VersionCache
 
 log = logging.getLogger(__name__)
 
-
-def top_k(scores: Sequence[float], k: int, min_score: float | None) -> list[int]:
-    """Indices of the k best scores (ties: lower index first) that are at least min_score."""
-    if len(scores) > k:
-        # A threshold from the k largest values, then a sort of the few survivors: cheaper than nlargest
-        # with a key function (most of all on already-sorted scores), and ties keep candidate order.
-        kth = heapq.nlargest(k, scores)[-1]
-        order = list(compress(range(len(scores)), map(kth.__le__, scores)))
-    else:
-        order = list(range(len(scores)))
-    order.sort(key=lambda i: (-scores[i], i))
-    del order[k:]
-    if min_score is not None:
-        order = [i for i in order if scores[i] >= min_score]
-    return order
+# The largest shortlist: 500, as many movies as a re-rank request may send.
+MAX_SHORTLIST = 500
 
 
 class Recommender:
-    """Recommendations from versioned artifacts, the endpoint (or the fast path) and the cold-start list."""
+    """Recommendations from versioned artifacts: every path retrieves from the model's item terms
+    (fmrec.serving.retrieval), one scorer (the endpoint or the fast path) scores, ranking happens once."""
 
     def __init__(
         self,
@@ -66,27 +60,33 @@ class Recommender:
         clock: Callable[[], float] = time.monotonic,
         max_request_bytes: int = DEFAULT_REQUEST_BYTES,
         endpoint_concurrency: int = DEFAULT_ENDPOINT_CONCURRENCY,
+        shortlist: int = DEFAULT_SHORTLIST,
         ratings: RatingsStore | None = None,
     ) -> None:
         if caller is None and not fast_path:
-            raise InputError("the recommender needs an endpoint (FMREC_ENDPOINT_NAME) or the fast path")
+            raise Misconfigured("the recommender needs an endpoint (FMREC_ENDPOINT_NAME) or the fast path")
         if not 1 <= max_request_bytes <= MAX_PAYLOAD_BYTES:
-            raise InputError(f"max_request_bytes {max_request_bytes}: expected 1..{MAX_PAYLOAD_BYTES}")
+            raise Misconfigured(
+                f"FMREC_REQUEST_MAX_BYTES {max_request_bytes}: expected 1..{MAX_PAYLOAD_BYTES}"
+            )
+        if not 1 <= shortlist <= MAX_SHORTLIST:
+            raise Misconfigured(f"FMREC_SHORTLIST {shortlist}: expected 1..{MAX_SHORTLIST}")
         self.store = store
         self.ratings = ratings  # stored ratings (POST /users/{userId}/ratings); None: the route answers 503
-        self.caller = caller
         self.fast_path = fast_path
         self.max_request_bytes = max_request_bytes
+        self.shortlist = shortlist
         self.versions = VersionCache(
             store,
             version_check_seconds=version_check_seconds,
             clock=clock,
             max_request_bytes=max_request_bytes,
         )
-        self.fast = FastPath(self.versions)
+        self.models = Models(self.versions)
         self.endpoint = (
             None if caller is None else EndpointScorer(caller, self.versions, endpoint_concurrency)
         )
+        self.scorer: Scorer = FastScorer(self.models) if fast_path or self.endpoint is None else self.endpoint
 
     def current_bundle(self) -> Bundle:
         """The published version's bundle; current.json is re-read at most every version_check_seconds."""
@@ -97,36 +97,72 @@ class Recommender:
         return self.versions.bundle_for_variant(variant, fallback)
 
     def recommend(self, query: Query) -> Recommendation:
-        bundle = self.current_bundle()
-        user_pos = bundle.lookup.user_position(query.user_id)
+        """The top k: the exact top N of the catalogue retrieved, scored by the scorer, the k best kept."""
+        n = query.k if self.fast_path else max(self.shortlist, query.k)
+
+        def ask(bundle: Bundle, side: UserSide) -> tuple[list[int], Scored, int]:
+            shortlist = self.models.retrieval(bundle).top(
+                side, n, exclude_rated=query.exclude_rated, genre=query.genre
+            )
+            # Sent in catalogue order: the answer does not depend on the retrieval's float32 ties.
+            positions = sorted(shortlist.positions)
+            return positions, self.scorer.score(bundle, side, positions), shortlist.candidates
+
         stored = self.stored_ratings(query.user_id)
-        # The fold-in seam: the user's side (keys, values, rated movies) from the lookup and stored ratings.
-        side = fold_in(bundle.lookup, user_pos, stored)
-        try:
+        bundle = self.current_bundle()
+        for _attempt in (1, 2):
+            bundle.check_genre(query.genre)
+            side, extra = _user_side(bundle, query.user_id, stored)  # folded in again for a swapped version
             if side is None:
-                raise ColdStart(bundle)
-            if self.fast_path:
-                items, count = self.fast.rank(bundle, side, query)
-                path = PATH_FAST if user_pos is not None else PATH_FOLD_IN
-                return Recommendation(query.user_id, bundle.version, path, items, count, side.folded)
-            assert self.endpoint is not None
-            bundle, positions, scores, variant = self.endpoint.scores(bundle, side, query, stored)
-        except ColdStart as cold:
-            return self._cold_start(cold.bundle, query, stored)
-        lookup = bundle.lookup
-        items = []
-        for rank, i in enumerate(top_k(scores, query.k, query.min_score), start=1):
-            pos = positions[i]
-            items.append(Item(lookup.movie_ids[pos], lookup.titles[pos], scores[i], rank))
-        path = PATH_ENDPOINT if lookup.user_position(query.user_id) is not None else PATH_FOLD_IN
-        return Recommendation(
-            query.user_id, variant or bundle.version, path, items, len(positions), side.folded
-        )
+                return self._cold_start(bundle, query, extra)
+            try:
+                positions, scored, candidates = ask(bundle, side)
+            except ModelSwapped as swapped:
+                bundle = swapped.bundle
+                continue
+            scored = _folded_in(scored, side)
+            count = folded(bundle.lookup, side, extra)
+            return _result(
+                query.user_id, scored, positions, query.k, query.min_score, candidates, None, count
+            )
+        raise ServiceUnavailable("the model is being updated; try again shortly", 1)
+
+    def rank(self, query: RankQuery) -> Recommendation:
+        """The given movies ordered for the user (re-ranking); ids the model has not got are reported."""
+        stored = self.stored_ratings(query.user_id)
+        bundle = self.current_bundle()
+        for _attempt in (1, 2):
+            lookup = bundle.lookup
+            known: dict[int, int] = {}
+            unknown: list[int] = []
+            for movie_id in query.movie_ids:
+                pos = lookup.movie_position(movie_id)
+                if pos is None:
+                    if movie_id not in unknown:
+                        unknown.append(movie_id)
+                else:
+                    known.setdefault(movie_id, pos)
+            positions = list(known.values())
+            side, extra = _user_side(bundle, query.user_id, stored)
+            if side is None:
+                scores = [bundle.popular_score[p] for p in positions]
+                cold = Scored(bundle, scores, bundle.version, PATH_COLD)
+                return _result(query.user_id, cold, positions, len(positions), None, len(positions), unknown)
+            try:
+                scored = self.scorer.score(bundle, side, positions) if positions else None
+            except ModelSwapped as swapped:
+                bundle = swapped.bundle
+                continue
+            if scored is None:
+                scored = Scored(bundle, [], bundle.version, self.scorer.serving_path)
+            n, count = len(positions), folded(bundle.lookup, side, extra)
+            return _result(query.user_id, _folded_in(scored, side), positions, n, None, n, unknown, count)
+        raise ServiceUnavailable("the model is being updated; try again shortly", 1)
 
     def stored_ratings(self, user_id: int) -> list[Rating]:
         """The user's stored ratings; none when there is no store, or it cannot be read (logged): the
         recommendations are still served, from the model alone."""
-        if self.ratings is None:
+        if self.ratings is None or user_id > MAX_ID:  # a POST refuses such ids: nothing can be stored
             return []
         try:
             return self.ratings.get(user_id)
@@ -155,12 +191,15 @@ class Recommender:
         From the model artifact in the Lambda, on either serving path: the endpoint has no such operation.
         """
         bundle = self.current_bundle()
+        bundle.check_genre(query.genre)
         lookup = bundle.lookup
         pos = lookup.movie_position(query.movie_id)
         if pos is None:
             raise NotInModelError(f"movie {query.movie_id} is not in model version {bundle.version}")
-        index = self.fast.similar_index(bundle)
-        allowed = self.fast.genre_mask(bundle, query.genre) if query.genre is not None else None
+        index = self.models.similar_index(bundle)
+        allowed = None
+        if query.genre is not None:
+            allowed = self.models.retrieval(bundle).genre_mask(query.genre)
         ranked, count = index.similar(pos, query.k, allowed, movie_id=query.movie_id)
         items = [
             Item(lookup.movie_ids[p], lookup.titles[p], score, rank)
@@ -168,11 +207,12 @@ class Recommender:
         ]
         return Similar(query.movie_id, lookup.titles[pos], bundle.version, items, count)
 
-    def _cold_start(self, bundle: Bundle, query: Query, stored: list[Rating]) -> Recommendation:
+    def _cold_start(self, bundle: Bundle, query: Query, stored: Sequence[int]) -> Recommendation:
+        """The popular movies; `stored`: the movie positions of the user's stored ratings (exclude_rated)."""
         ranked = bundle.popular
-        rated = [bundle.lookup.movie_position(r.movie_id) for r in stored] if query.exclude_rated else []
-        if query.genre is not None or any(p is not None for p in rated):
-            allowed = set(bundle.candidates(None, query.genre, False)).difference(rated)
+        skip = set(stored) if query.exclude_rated else set()
+        if query.genre is not None or skip:
+            allowed = set(bundle.candidates(None, query.genre, query.exclude_rated)) - skip
             ranked = [p for p in ranked if p in allowed]
         lookup, score = bundle.lookup, bundle.popular_score
         items = [
@@ -182,12 +222,75 @@ class Recommender:
         return Recommendation(query.user_id, bundle.version, PATH_COLD, items, len(ranked))
 
 
+def _user_side(bundle: Bundle, user_id: int, stored: Sequence[Rating]) -> tuple[UserSide | None, list[int]]:
+    """The user's side in this version with their stored ratings folded in (None: cold start), and the movie
+    positions fold-in added to the training history (fmrec.ratings.fold_in)."""
+    extra = stored_history(bundle.lookup, bundle.lookup.user_position(user_id), stored)
+    return bundle.user_side(user_id, extra), extra
+
+
+def _folded_in(scored: Scored, side: UserSide) -> Scored:
+    """A user this version was not trained on is scored from their stored ratings alone: path fold_in."""
+    return scored if side.user_pos is not None else replace(scored, serving_path=PATH_FOLD_IN)
+
+
+def best_first(
+    positions: Sequence[int], scores: Sequence[float], k: int, min_score: float | None = None
+) -> list[int]:
+    """Indices into `positions` of the k best `scores`, best first (ties: lower movie position first), those
+    under min_score dropped: the one final ordering of every path (fast, endpoint, re-rank)."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], positions[i]))[:k]
+    if min_score is not None:
+        order = [i for i in order if scores[i] >= min_score]
+    return order
+
+
+def _result(
+    user_id: int,
+    scored: Scored,
+    positions: Sequence[int],
+    k: int,
+    min_score: float | None,
+    candidates: int,
+    unknown: list[int] | None = None,
+    stored_ratings: int = 0,
+) -> Recommendation:
+    """The one place a scored list becomes the answer: its k best."""
+    lookup, scores = scored.bundle.lookup, scored.scores
+    items = [
+        Item(lookup.movie_ids[positions[i]], lookup.titles[positions[i]], scores[i], rank)
+        for rank, i in enumerate(best_first(positions, scores, k, min_score), start=1)
+    ]
+    return Recommendation(
+        user_id,
+        scored.model_version,
+        scored.serving_path,
+        items,
+        candidates,
+        list(unknown or ()),
+        stored_ratings,
+    )
+
+
+def _setting(env: Mapping[str, str], name: str, default: str, kind: Callable[[str], Any], low: float) -> Any:
+    """One numeric environment variable, checked: a bad value is the deployment's fault (Misconfigured)."""
+    raw = env.get(name, default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not value >= low or value != value:  # NaN is not >= anything
+        raise Misconfigured(f"{name}={raw!r}: expected a number of at least {low}")
+    return value
+
+
 def recommender_from_env(
     environ: Mapping[str, str] | None = None, client_kwargs: Mapping[str, Any] | None = None
 ) -> Recommender:
     """Build the recommender from the Lambda's environment (docs/api.md lists the variables).
 
-    client_kwargs go to both boto3 clients (the API twin passes endpoint_url and twin credentials).
+    client_kwargs go to both boto3 clients (the API twin passes endpoint_url and twin credentials). A
+    variable that is missing or malformed raises Misconfigured, naming it.
     """
     # local import: boto3 takes a few hundred ms; importing the service (the twin, tests) must not pay it
     import boto3
@@ -195,13 +298,17 @@ def recommender_from_env(
 
     env = dict(os.environ if environ is None else environ)
     extra = dict(client_kwargs or {})
+    version_check = _setting(env, "FMREC_VERSION_CHECK_SECONDS", "300", float, 0)
+    max_bytes = _setting(env, "FMREC_REQUEST_MAX_BYTES", str(DEFAULT_REQUEST_BYTES), int, 1)
+    concurrency = _setting(env, "FMREC_ENDPOINT_CONCURRENCY", str(DEFAULT_ENDPOINT_CONCURRENCY), int, 1)
+    shortlist = _setting(env, "FMREC_SHORTLIST", str(DEFAULT_SHORTLIST), int, 1)
     store: ArtifactStore
     if env.get("FMREC_ARTIFACT_DIR"):
         store = DirStore(Path(env["FMREC_ARTIFACT_DIR"]))
     else:
         bucket = env.get("FMREC_ARTIFACT_BUCKET", "")
         if not bucket:
-            raise InputError("FMREC_ARTIFACT_BUCKET is not set (or FMREC_ARTIFACT_DIR for a local folder)")
+            raise Misconfigured("FMREC_ARTIFACT_BUCKET is not set (or FMREC_ARTIFACT_DIR for a local folder)")
         prefix = env.get("FMREC_ARTIFACT_PREFIX", "serving/")
         if prefix and not prefix.endswith("/"):
             prefix += "/"
@@ -214,7 +321,7 @@ def recommender_from_env(
     caller = None
     endpoint_name = env.get("FMREC_ENDPOINT_NAME", "")
     if endpoint_name:
-        timeout = float(env.get("FMREC_ENDPOINT_TIMEOUT_SECONDS", "2"))
+        timeout = _setting(env, "FMREC_ENDPOINT_TIMEOUT_SECONDS", "2", float, 0.001)
         runtime = boto3.client(
             "sagemaker-runtime",
             config=Config(
@@ -222,22 +329,22 @@ def recommender_from_env(
                 read_timeout=timeout,
                 # Our own loop retries throttling with jitter; botocore's retries would double the delay.
                 retries={"total_max_attempts": 1, "mode": "standard"},
-                max_pool_connections=int(env.get("FMREC_MAX_POOL_CONNECTIONS", "16")),
+                max_pool_connections=_setting(env, "FMREC_MAX_POOL_CONNECTIONS", "16", int, 1),
                 tcp_keepalive=True,
             ),
             **extra,
         )
-        caller = EndpointCaller(
-            runtime, endpoint_name, max_attempts=int(env.get("FMREC_ENDPOINT_MAX_ATTEMPTS", "4"))
-        )
+        attempts = _setting(env, "FMREC_ENDPOINT_MAX_ATTEMPTS", "4", int, 1)
+        caller = EndpointCaller(runtime, endpoint_name, max_attempts=attempts)
     return Recommender(
         store,
         caller,
         ratings=ratings_from_env(env, extra),
         fast_path=fast_path,
-        version_check_seconds=float(env.get("FMREC_VERSION_CHECK_SECONDS", "300")),
-        max_request_bytes=int(env.get("FMREC_REQUEST_MAX_BYTES", str(DEFAULT_REQUEST_BYTES))),
-        endpoint_concurrency=int(env.get("FMREC_ENDPOINT_CONCURRENCY", str(DEFAULT_ENDPOINT_CONCURRENCY))),
+        version_check_seconds=version_check,
+        max_request_bytes=max_bytes,
+        endpoint_concurrency=concurrency,
+        shortlist=shortlist,
     )
 
 

@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fmrec.errors import InputError
 from fmrec.serving.artifacts import (
@@ -26,6 +26,9 @@ from fmrec.serving.lookup import LOOKUP_FILES, Lookup
 from lambdas.recommend.bundle import DEFAULT_REQUEST_BYTES, Bundle
 from lambdas.recommend.errors import ServiceUnavailable
 from lambdas.recommend.store import ArtifactStore
+
+if TYPE_CHECKING:  # numpy: loaded only when a request scores
+    from fmrec.model.artifact import FMModel
 
 log = logging.getLogger(__name__)
 
@@ -140,25 +143,32 @@ class VersionCache:
                     self._current = variant
             return bundle
 
-    def load_model(self, version: str | None) -> Any:
-        """The version's model.tar.gz as fmrec.model.artifact.FMModel (the fast path, similar movies)."""
+    def load_model(self, version: str | None) -> FMModel:
+        """The version's model.tar.gz as fmrec.model.artifact.FMModel (every path's retrieval)."""
         # local import: the model reader needs numpy, which only the fast-path layer has
         from fmrec.model.artifact import load_model_tar
 
         key = model_key(version)
         data = self.store.get(key)
         if data is None:
+            if version is None:
+                # A bare lookup folder: waiting cannot help until someone publishes a version with its model.
+                raise ServiceUnavailable(
+                    "no model published: the serving artifacts have no current.json and no model.tar.gz "
+                    "(similar movies and the fast path need a published model version)",
+                    300,
+                    f"no model at {self.store.describe(key)}; publish a version (docs/api.md)",
+                )
             raise ServiceUnavailable(
-                f"fast path: no model for version {version}", 30, f"no model at {self.store.describe(key)}"
+                f"no model for version {version}", 30, f"no model at {self.store.describe(key)}"
             )
         # load_model_tar reads a path; /tmp is the Lambda's only writable place.
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, MODEL_FILE)
             Path(path).write_bytes(data)
+            del data  # the file holds it now: one copy less at the load's peak (tens of MB at 59k movies)
             try:
                 return load_model_tar(path)
             except InputError as exc:
                 log.error("unreadable model for version %s: %s", version, exc)
-                raise ServiceUnavailable(
-                    f"fast path: the model of version {version} is unreadable", 30
-                ) from exc
+                raise ServiceUnavailable(f"the model of version {version} is unreadable", 30) from exc

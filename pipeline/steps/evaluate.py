@@ -33,6 +33,7 @@ from fmrec.evaluation.evaluate import EvaluationError, evaluate, model_metrics, 
 from fmrec.evaluation.report import report_html
 from fmrec.features.objective import OBJECTIVES
 from fmrec.io_utils import atomic_write_text
+from fmrec.numbers import attach_option_values, parse_float
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,11 @@ log = logging.getLogger(__name__)
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="evaluate.py")
     parser.add_argument("--objective", choices=OBJECTIVES, default=OBJECTIVES[0])
-    parser.add_argument("--threshold", type=float, default=None, help="relevant: held-out rating >= this")
+    parser.add_argument(
+        "--threshold", type=parse_float, default=None, help="relevant: held-out rating >= this"
+    )
     try:
-        return parser.parse_args(list(argv or []))
+        return parser.parse_args(attach_option_values(parser, argv or []))
     except SystemExit:
         raise EvaluationError(
             f"evaluate arguments {list(argv or [])}: expected --objective {'|'.join(OBJECTIVES)} "

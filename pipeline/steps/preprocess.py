@@ -48,6 +48,7 @@ from fmrec.errors import FmrecError, InputError, OutputError
 from fmrec.features.options import PreprocessConfig, build_arg_parser, config_from_args
 from fmrec.features.preprocess import OUTPUT_CHANNELS, preprocess
 from fmrec.io_utils import atomic_open
+from fmrec.numbers import attach_option_values
 
 
 def _publish(tmp: Path, out: Path) -> None:
@@ -98,7 +99,7 @@ def check_arguments(argv: Sequence[str]) -> PreprocessConfig:
     """The step's arguments as a config, or InputError: the local runner calls this before any step runs."""
     parser = build_arg_parser(argparse.ArgumentParser(prog="preprocess", exit_on_error=False))
     try:
-        args, unknown = parser.parse_known_args(list(argv))
+        args, unknown = parser.parse_known_args(attach_option_values(parser, argv))
     except argparse.ArgumentError as exc:
         raise InputError(f"preprocess arguments: {exc}") from None
     if unknown:
@@ -109,7 +110,8 @@ def check_arguments(argv: Sequence[str]) -> PreprocessConfig:
 def main(base_dir: str | Path, argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Processing entry point: base_dir/input/data -> base_dir/output/{train,test,lookup,manifest}."""
     base = Path(base_dir)
-    cfg = config_from_args(build_arg_parser().parse_args(list(argv or [])))
+    parser = build_arg_parser()
+    cfg = config_from_args(parser.parse_args(attach_option_values(parser, argv or [])))
     out = base / "output"
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,9 @@ HANDLER = "lambdas.recommend.app.lambda_handler"
 # per exact version, so the deployed Powertools equals the version pinned in requirements.txt.
 POWERTOOLS_VERSION = "3.37.0"
 POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/x86_64/{RUNTIME_LAYER_TAG}/{POWERTOOLS_VERSION}"
-# numpy (for the fast path and GET /movies/{movieId}/similar) comes from AWS's managed "AWS SDK for pandas"
-# layer, whose ARNs are published per region, Python version and architecture
+RECOMMEND_MEMORY_MB = 1024
+# numpy (every path's retrieval, and GET /movies/{movieId}/similar) comes from AWS's managed "AWS SDK for
+# pandas" layer, whose ARNs are published per region, Python version and architecture
 # (https://aws-sdk-pandas.readthedocs.io/en/stable/layers.html): arn:aws:lambda:<region>:336392948345:layer:
 # AWSSDKPandas-Python<3XY>[-Arm64]:<version>. The ARN is a literal of cdk.json (numpy_layer_arns per stage and
 # region) because the public SSM parameters that once named it were removed from its docs (aws-sdk-pandas PR
@@ -72,14 +73,16 @@ class RecommendFunction:
                 "FMREC_ARTIFACT_BUCKET": bucket.bucket_name,
                 "FMREC_ARTIFACT_PREFIX": SERVING_PREFIX,
                 "FMREC_ENDPOINT_NAME": endpoint_name,
-                # The numpy layer makes the fast path possible; whether it replaces the endpoint is per stage.
+                # Both paths rank with numpy (the layer); the fast path replacing the endpoint is per stage.
                 "FMREC_FAST_PATH": "1" if config.fast_path else "0",
                 "FMREC_RATINGS_TABLE": ratings_table_name(config),
                 "POWERTOOLS_SERVICE_NAME": "fmrec-recommend",
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
             layers=[powertools, numpy_layer],
-            memory_size=1024 if config.fast_path else 512,  # docs/api.md "Lambda environment and packaging"
+            # Both paths hold the model and its movie terms (the retrieval): at 59,047 movies and 162,541
+            # users with the history block the peak is 479 MB, 47% of 1024 (docs/benchmarks.md).
+            memory_size=RECOMMEND_MEMORY_MB,
             # under API Gateway's 29 s, above the endpoint retries' worst case
             timeout=cdk.Duration.seconds(15),
         )

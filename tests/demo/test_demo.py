@@ -58,6 +58,22 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     [package] = Registry(runs / "registry").list()
     assert package.status == "Approved"
     assert json.loads((runs / "serving" / "current.json").read_text()) == {"modelVersion": "v1"}
+    assert "demo --reuse" in err  # how to serve it again without retraining
+
+    # --reuse serves the newest approved model again: no data, no pipeline run, no new version.
+    run_folders = sorted((runs / "pipeline").iterdir())
+    assert main(["demo", "--no-serve", "--reuse", "--runs-dir", str(runs), "--users", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert "user 1  model v1  path endpoint" in out and "reusing the newest approved model" in err
+    assert "2/5 pipeline" not in err and sorted((runs / "pipeline").iterdir()) == run_folders
+    assert [p.version for p in Registry(runs / "registry").list()] == [1]
+
+
+def test_demo_reuse_without_an_approved_model_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--no-serve", "--reuse", "--runs-dir", str(tmp_path)]) == 2
+    assert "no approved model" in capsys.readouterr().err
 
 
 def test_demo_stops_with_the_gate_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,6 +82,13 @@ def test_demo_stops_with_the_gate_reason(tmp_path: Path, capsys: pytest.CaptureF
     args = [*RATING, "--param", "GateMinAuc=0.99"]
     assert main(["demo", "--no-serve", "--runs-dir", str(runs), *args, *TINY]) != 0
     err = capsys.readouterr().err
-    assert "did not register a model: Quality gate failed" in err
+    # once, rounded, and only the rating gate's checks
+    [line] = [x for x in err.splitlines() if "quality gate" in x or "Quality gate" in x]  # said once
+    assert "did not register a model: quality gate (rating) failed: model auc 0." in line
+    assert ">= GateMinAuc 0.9900 (no)" in line and "NDCG" not in line  # rounded; the rating gate's only
+    report = next((runs / "pipeline").glob("*/report.html"))
+    text = report.read_text()
+    assert all(f"<th style='text-align:left'>{k}</th>" in text for k in ("run id", "date", "data", "gate"))
+    assert "max-width:100%" in text and report.stat().st_mode & 0o777 == 0o644
     assert Registry(runs / "registry").list() == []
     assert not (runs / "serving").exists()

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
+from tests.support.openapi_genres import with_model_genres
+
 pytestmark = pytest.mark.slow
 
 MIN_REQUESTS = 1000
@@ -23,7 +25,7 @@ def test_generated_requests_conform(api_url: str, trained: Any) -> None:
     session = requests.Session()
     document = session.get(f"{api_url}/openapi.json", timeout=10)
     assert document.status_code == 200
-    schema = schemathesis.openapi.from_dict(document.json())
+    schema = schemathesis.openapi.from_dict(with_model_genres(document.json(), trained.lookup))
     operation = schema[OPERATION[0]][OPERATION[1]]
     known_users = st.sampled_from(trained.lookup.user_ids)
     cases = st.one_of(

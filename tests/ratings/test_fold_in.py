@@ -1,4 +1,5 @@
-"""Fold-in: stored ratings become history columns with the training value rule, bounded like training rows."""
+"""Fold-in: stored ratings become extra history columns under the one served-history rule of training and
+serving (fmrec.features.history.served_history), and exclude_rated covers them."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import math
 
 import pytest
 
-from fmrec.features.history import bounded_value, serving_value
-from fmrec.ratings.fold_in import fold_in
+from fmrec.features.history import SERVED_CAP, served_history, serving_value
+from fmrec.ratings.fold_in import folded, stored_history
 from fmrec.ratings.store import Rating
+from tests.serving.test_retrieval import history_lookup as long_history_lookup
 from tests.support.lambda_world import make_lookup
 from tests.support.ratings_world import history_lookup
 
@@ -17,68 +19,60 @@ def rating(movie: int, ts: int = 1, user: int = 1) -> Rating:
     return Rating(user, movie, 4.0, ts)
 
 
-def test_no_stored_ratings_keeps_the_lookups_side() -> None:
+def test_nothing_stored_adds_nothing() -> None:
     lookup = history_lookup()
-    side = fold_in(lookup, 0, [])
-    assert side is not None
-    assert side.keys == lookup.user_keys(0) and side.values == lookup.user_values(0)
-    assert side.rated == lookup.rated_positions(0) and side.folded == 0
-    assert side.history == lookup.rated_positions(0)
-    assert fold_in(lookup, None, []) is None  # unknown and nothing stored: cold start
+    assert stored_history(lookup, 0, []) == [] and stored_history(lookup, None, []) == []
+    side = lookup.user_side(0, history=lookup.rated_positions(0))
+    assert side == lookup.user_side(0) and folded(lookup, side, []) == 0
 
 
-def test_known_user_history_grows_by_the_stored_movies() -> None:
+def test_known_user_history_grows_by_the_stored_movies_the_model_knows() -> None:
     lookup = history_lookup()
     offset = lookup.history["offset"]
     before = lookup.rated_positions(0)  # user 1: movies 1, 2, 50, 100
-    side = fold_in(lookup, 0, [rating(9), rating(50), rating(999)])  # 50 already rated, 999 unknown
-    assert side is not None and side.folded == 1
+    extra = stored_history(lookup, 0, [rating(9), rating(50), rating(999)])  # 50 already rated, 999 unknown
     pos9 = lookup.movie_position(9)
-    assert side.rated == sorted([*before, pos9])
-    assert side.keys == [lookup.user_column(0)] + [offset + p for p in side.rated]
-    n = len(side.rated)
-    assert side.values == [1.0] + [pytest.approx(serving_value(n, 1.0))] * n
-    assert side.history == side.rated and side.history_value == pytest.approx(serving_value(n, 1.0))
+    assert extra == [pos9]
+    side = lookup.user_side(0, history=[*before, *extra])
+    assert folded(lookup, side, extra) == 1
+    assert list(side.rated) == sorted([*before, pos9])
+    assert list(side.keys) == [lookup.user_column(0)] + [offset + p for p in side.rated]
+    n = len(side.rated)  # the training value rule: every rated movie worth scale/sqrt(n), whatever the rating
+    assert list(side.values) == [1.0] + [pytest.approx(serving_value(n, 1.0))] * n
 
 
-def test_unknown_user_gets_a_history_only_side() -> None:
+def test_an_unknown_user_gets_a_history_only_side() -> None:
     lookup = history_lookup(scale=0.5)
-    side = fold_in(lookup, None, [rating(1), rating(3)])
-    assert side is not None and side.folded == 2
+    extra = stored_history(lookup, None, [rating(3), rating(1), rating(1, ts=2)])
+    assert extra == sorted([lookup.movie_position(1), lookup.movie_position(3)])
+    side = lookup.user_side(None, history=extra)
     offset = lookup.history["offset"]
-    assert side.keys == [offset + lookup.movie_position(1), offset + lookup.movie_position(3)]
-    assert side.values == [pytest.approx(0.5 / math.sqrt(2))] * 2
-    assert fold_in(lookup, None, [rating(999)]) is None  # only movies the model lacks: nothing to fold
+    assert list(side.keys) == [offset + p for p in extra] and side.user_pos is None
+    assert list(side.values) == [pytest.approx(0.5 / math.sqrt(2))] * 2
+    assert folded(lookup, side, extra) == 2
+    assert stored_history(lookup, None, [rating(999)]) == []  # only movies the model lacks: nothing to fold
 
 
-def test_long_histories_are_bounded_like_training_rows_newest_first() -> None:
-    lookup = history_lookup(cap=3)
-    stored = [rating(m, ts) for ts, m in enumerate((1, 2, 3, 4, 5, 7, 8), start=1)]
-    side = fold_in(lookup, None, stored)
-    assert side is not None
+def test_thousands_of_stored_ratings_are_bounded_by_the_one_served_history_rule() -> None:
+    lookup = long_history_lookup([40], n_movies=3 * SERVED_CAP)
+    stored = [rating(m) for m in lookup.movie_ids[: 2 * SERVED_CAP]]
+    trained = lookup.rated_positions(0)
+    extra = stored_history(lookup, 0, stored)
+    assert len(extra) == 2 * SERVED_CAP - len([p for p in trained if p < 2 * SERVED_CAP])
+    side = lookup.user_side(0, history=[*trained, *extra])
+    whole = sorted({*trained, *extra})
+    served, value = served_history(whole, 1.0)  # what training, the evaluate step and serving send
     offset = lookup.history["offset"]
-    newest = sorted(lookup.movie_position(m) for m in (8, 7, 5))
-    assert side.keys == [offset + p for p in newest]
-    assert side.values == [pytest.approx(math.sqrt(7) / 3)] * 3  # scale*sqrt(n)/cap: the sum of the whole
-    assert side.history == newest and side.history_value == pytest.approx(math.sqrt(7) / 3)
-    assert len(side.rated) == 7  # every stored movie is still excluded
-    assert bounded_value(7, 3, 1.0) * 3 == pytest.approx(serving_value(7, 1.0) * 7)
-
-
-def test_a_known_user_over_the_cap_keeps_user_column_and_spreads_training() -> None:
-    lookup = history_lookup(cap=4)
-    side = fold_in(lookup, 5, [rating(3, 10), rating(4, 9)])  # user 13: 6 training movies
-    assert side is not None and side.folded == 2
-    assert side.keys[0] == lookup.user_column(5)
-    assert len(side.keys) == 1 + 4 and len(side.rated) == 8
-    hist = [k - lookup.history["offset"] for k in side.keys[1:]]
-    assert {lookup.movie_position(3), lookup.movie_position(4)} <= set(hist)
+    assert list(side.keys[1:]) == [offset + p for p in served] and len(served) == SERVED_CAP
+    assert set(side.values[1:]) == {value}
+    assert list(side.rated) == whole  # every stored movie is still excluded
+    assert folded(lookup, side, extra) == len(set(served) & set(extra)) < len(extra)
 
 
 def test_without_a_history_block_nothing_is_folded_but_exclusion_grows() -> None:
     lookup = make_lookup()
-    side = fold_in(lookup, 0, [rating(9)])
-    assert side is not None and side.folded == 0
-    assert side.keys == lookup.user_keys(0)
+    extra = stored_history(lookup, 0, [rating(9)])
+    side = lookup.user_side(0, history=[*lookup.rated_positions(0), *extra])
+    assert folded(lookup, side, extra) == 0
+    assert list(side.keys) == lookup.user_keys(0)
     assert lookup.movie_position(9) in side.rated
-    assert fold_in(lookup, None, [rating(9)]) is None

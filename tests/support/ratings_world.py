@@ -11,25 +11,26 @@ import scipy.sparse as sp
 
 from fmrec.model.artifact import save_model_tar
 from fmrec.model.fm import predict
-from fmrec.ratings.fold_in import UserSide
-from fmrec.serving.lookup import write_lookup
-from tests.support.lambda_world import World, invoke_response, make_lookup, make_model
+from fmrec.serving.lookup import UserSide, write_lookup
+from tests.support.lambda_world import USERS, World, invoke_response, make_lookup, make_model
 from twins.api.publish import publish_version
 from twins.endpoint.protocol import parse_json
 
 
-def history_lookup(cap: int = 64, scale: float = 1.0) -> Any:
+def history_lookup(scale: float = 1.0, users: tuple[int, ...] = USERS) -> Any:
     """The tiny world's lookup with a history block after the movie block, as preprocess lays it out."""
-    lookup = make_lookup()
+    lookup = make_lookup(users)
     offset = lookup.feature_dim
     lookup.feature_dim = offset + lookup.n_movies
-    lookup.history = {"offset": offset, "scale": scale, "cap": cap}
+    lookup.history = {"offset": offset, "scale": scale, "cap": 64}
     lookup.check()
     return lookup
 
 
-def build_history_world(root: Path, version: str = "v1", seed: int = 0, cap: int = 64) -> World:
-    lookup = history_lookup(cap)
+def build_history_world(
+    root: Path, version: str = "v1", seed: int = 0, users: tuple[int, ...] = USERS
+) -> World:
+    lookup = history_lookup(users=users)
     model = make_model(lookup.feature_dim, seed)
     lookup_dir = root / f"lookup-{version}"
     write_lookup(lookup_dir, lookup)
@@ -45,8 +46,8 @@ def side_scores(world: World, side: UserSide, movie_positions: list[int]) -> lis
     lookup, model = world.lookup, world.model
     rows, cols, vals = [], [], []
     for i, pos in enumerate(movie_positions):
-        keys = side.keys + lookup.movie_keys(pos)
-        values = side.values + [1.0] * len(lookup.movie_keys(pos))
+        keys = [*side.keys, *lookup.movie_keys(pos)]
+        values = [*side.values, *[1.0] * len(lookup.movie_keys(pos))]
         rows += [i] * len(keys)
         cols += keys
         vals += values

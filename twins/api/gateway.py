@@ -30,6 +30,7 @@ FUNCTION_NAME = "fmrec-recommend"
 # The REST API's resources, as the CDK API stack declares them; anything else goes to the catch-all proxy.
 RESOURCES = (
     ("/users/{userId}/recommendations", re.compile(r"^/users/(?P<userId>[^/]+)/recommendations$")),
+    ("/users/{userId}/rankings", re.compile(r"^/users/(?P<userId>[^/]+)/rankings$")),
     ("/movies/{movieId}/similar", re.compile(r"^/movies/(?P<movieId>[^/]+)/similar$")),
     ("/users/{userId}/ratings", re.compile(r"^/users/(?P<userId>[^/]+)/ratings$")),
 )

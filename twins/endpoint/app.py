@@ -41,7 +41,8 @@ SPECS_ENV = "FMREC_ENDPOINT_SPECS"
 _DRAIN_LIMIT = 64 * 1024 * 1024
 # A worker buffers each request's first FREE_BODY_BYTES without asking; the bytes beyond them (large bodies,
 # until they are scored) share BODY_BUDGET_BYTES per worker. Past it: 503, so clients that send large bodies
-# slowly cannot hold more than that (plus FREE_BODY_BYTES per connection); a recommend request is ~120 KB.
+# slowly cannot hold more than that (plus FREE_BODY_BYTES per connection). The recommend Lambda splits its
+# bodies at 256 KiB (FMREC_REQUEST_MAX_BYTES), so they never wait for that budget.
 FREE_BODY_BYTES = 256 * 1024
 BODY_BUDGET_BYTES = 64 * 1024 * 1024
 

@@ -11,7 +11,6 @@ import importlib
 import inspect
 import json
 import logging
-import math
 import re
 import secrets
 import shutil
@@ -26,7 +25,9 @@ from typing import Any
 from fmrec.errors import FmrecError, InputError
 from fmrec.io_utils import atomic_write_text
 from fmrec.model.hyperparameters import HYPERPARAMETERS, parse_hyperparameters
+from fmrec.numbers import parse_float, parse_int
 from twins.pipeline.graph import DefinitionFormatError, all_steps, dependencies, topological_order
+from twins.pipeline.staging import stage
 from twins.registry.registry import Registry
 from twins.training.job import run_training_job
 
@@ -77,12 +78,10 @@ def parse_parameters(definition: Mapping[str, Any], overrides: Mapping[str, str]
             continue
         raw = str(overrides[name])
         try:
-            if kind == "Integer":
-                values[name] = int(raw)
+            if kind == "Integer":  # strict: '0_1' is no 1, nan/inf no Float (the API's parser too)
+                values[name] = parse_int(raw)
             elif kind == "Float":
-                values[name] = float(raw)
-                if not math.isfinite(values[name]):
-                    raise ValueError(raw)
+                values[name] = parse_float(raw)
             elif kind == "Boolean":
                 if raw.lower() not in ("true", "false"):
                     raise ValueError(raw)
@@ -290,10 +289,10 @@ class LocalRun:
     def _copy_in(self, uri: str, dest: Path, what: str) -> None:
         src = self.local_path(uri)
         if src.is_dir():
-            shutil.copytree(src, dest, dirs_exist_ok=True)
+            stage(src, dest, self.folder, dirs_exist_ok=True)
         elif src.is_file():
             dest.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / src.name)
+            stage(src, dest / src.name, self.folder)
         else:
             raise InputError(f"{uri}: {what} has no data (local path {src} does not exist)")
 
@@ -323,7 +322,7 @@ class LocalRun:
             src = base / _relative(out["S3Output"]["LocalPath"])
             dest = self.local_path(out["S3Output"]["S3Uri"])
             if src.is_dir():
-                shutil.copytree(src, dest)
+                stage(src, dest, self.folder)
         self.properties[step["Name"]] = {**args, "ProcessingJobName": f"{self.run_id}-{step['Name']}"}
         self.property_files[step["Name"]] = {}
         outputs = {o["OutputName"]: o for o in args.get("ProcessingOutputConfig", {}).get("Outputs", [])}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from array import array
 from pathlib import Path
 from typing import Any
@@ -13,36 +11,15 @@ import pytest
 
 from fmrec.errors import InputError
 from fmrec.model.artifact import save_model_tar
-from fmrec.serving.lookup import Lookup, write_lookup
+from fmrec.serving.lookup import Lookup, UserSide, write_lookup
 from fmrec.serving.requests import RequestBuilder
-from lambdas.recommend.errors import ServiceUnavailable
+from lambdas.recommend.errors import Misconfigured, ServiceUnavailable
 from lambdas.recommend.queries import Query
 from lambdas.recommend.service import Recommender, recommender_from_env
 from lambdas.recommend.store import DirStore
-from tests.support.lambda_world import MOVIES, USERS, endpoint_scores, make_lookup, make_model
+from tests.support.lambda_world import MOVIES, USERS, make_lookup, make_model
+from tests.support.scoring_caller import ScoringCaller
 from twins.api.publish import publish_version
-
-
-class ScoringCaller:
-    """An EndpointCaller double that scores bodies with the endpoint twin's math and records concurrency."""
-
-    def __init__(self, model: Any, lookup: Any, variants: list[str] | None = None) -> None:
-        self.model, self.lookup = model, lookup
-        self.variants = variants or ["v1"]
-        self.bodies: list[bytes] = []
-        self.active = self.peak = 0
-        self._lock = threading.Lock()
-
-    def invoke(self, body: bytes) -> tuple[list[float], str | None]:
-        with self._lock:
-            n = len(self.bodies)
-            self.bodies.append(body)
-            self.active += 1
-            self.peak = max(self.peak, self.active)
-        time.sleep(0.02)  # long enough for the other bodies' calls to start meanwhile
-        with self._lock:
-            self.active -= 1
-        return endpoint_scores(self.model, self.lookup, body), self.variants[n % len(self.variants)]
 
 
 def test_bodies_are_split_at_max_request_bytes_and_scored_concurrently(world: Any) -> None:
@@ -67,7 +44,7 @@ def test_chunks_answered_by_different_variants_are_retried_then_503(world: Any) 
 
 
 def test_max_request_bytes_is_bounded_by_the_invoke_endpoint_limit(world: Any) -> None:
-    with pytest.raises(InputError, match="max_request_bytes"):
+    with pytest.raises(Misconfigured, match="FMREC_REQUEST_MAX_BYTES"):
         Recommender(DirStore(world.artifacts), None, fast_path=True, max_request_bytes=7 * 1024 * 1024)
     env = {"FMREC_ARTIFACT_DIR": str(world.artifacts), "FMREC_FAST_PATH": "1"}
     rec = recommender_from_env({**env, "FMREC_REQUEST_MAX_BYTES": "5000"})
@@ -99,11 +76,21 @@ def _values(self: Lookup, user_pos: int) -> list[float]:
     return [1.0] + [0.5 / (1 + user_pos), 0.25] * ((len(self.user_keys(user_pos)) - 1) // 2)
 
 
+_USER_SIDE = Lookup.user_side
+
+
+def _side(self: Lookup, user_pos: int | None, *args: Any, **kwargs: Any) -> UserSide:
+    side = _USER_SIDE(self, user_pos, *args, **kwargs)
+    assert user_pos is not None
+    values = [1.0] + [0.5 / (1 + user_pos), 0.25] * ((len(side.keys) - 1) // 2)
+    return UserSide(user_pos, side.keys, tuple(values), side.rated)
+
+
 def test_weighted_user_keys_reach_the_endpoint_and_match_the_fast_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lookup, model, serving = _weighted_world(tmp_path)
-    monkeypatch.setattr(Lookup, "user_values", _values, raising=False)
+    monkeypatch.setattr(Lookup, "user_side", _side)  # every path reads the side
     (payload,) = RequestBuilder(lookup).build(2, [0, 5])
     instance = json.loads(payload.body)["instances"][1]["data"]["features"]
     assert instance["keys"] == [*lookup.user_keys(2), lookup.movie_column(5)]
@@ -117,6 +104,7 @@ def test_weighted_user_keys_reach_the_endpoint_and_match_the_fast_path(
         assert [it.score for it in a.items] == pytest.approx([it.score for it in b.items], abs=1e-6)
     # The values matter: all-1 values score differently.
     weighted = fast.recommend(Query(USERS[2], k=100))
+    monkeypatch.setattr(Lookup, "user_side", _USER_SIDE)
     monkeypatch.setattr(Lookup, "user_values", lambda self, pos: [1.0] * len(self.user_keys(pos)))
     ones = fast.recommend(Query(USERS[2], k=100))
     assert [it.score for it in ones.items] != pytest.approx([it.score for it in weighted.items], abs=1e-6)

@@ -8,9 +8,9 @@ from typing import Any
 import boto3
 import pytest
 
-from fmrec.errors import InputError
 from lambdas.recommend import app
 from lambdas.recommend.endpoint import EndpointCaller
+from lambdas.recommend.errors import Misconfigured
 from lambdas.recommend.queries import Query
 from lambdas.recommend.service import Recommender
 from lambdas.recommend.store import DirStore
@@ -57,5 +57,5 @@ def test_fast_path_without_a_model_is_503(world: Any) -> None:
 
 
 def test_recommender_needs_an_endpoint_or_the_fast_path(world: Any) -> None:
-    with pytest.raises(InputError, match="FMREC_ENDPOINT_NAME"):
+    with pytest.raises(Misconfigured, match="FMREC_ENDPOINT_NAME"):
         Recommender(DirStore(world.artifacts), None)

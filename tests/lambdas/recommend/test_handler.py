@@ -137,11 +137,14 @@ def test_include_rated_genre_and_min_score(world: Any, h: Harness) -> None:
     assert {it["movieId"] for it in doc["items"]} == {MOVIES[p][0] for p in thrillers}
 
 
-def test_a_known_genre_without_movies_in_this_model_gives_an_empty_list(h: Harness) -> None:
+def test_a_genre_no_movie_of_this_model_has_is_a_400_listing_its_genres(h: Harness) -> None:
     with h.stub:
-        for user in ("1", "777"):  # the endpoint path and cold start
+        for user in ("1", "777"):  # the endpoint path (not called) and cold start
             status, _, doc = handle(event(f"/users/{user}/recommendations", {"genre": "WESTERN"}))
-            assert status == 200 and doc["items"] == [] and doc["candidates"] == 0
+            assert status == 400 and doc["message"].startswith(
+                "genre: no movie of model version v1 has 'WESTERN'"
+            )
+            assert "Action, Adventure, Animation, Children's, Comedy, Crime, Drama" in doc["message"]
     h.stub.assert_no_pending_responses()
 
 

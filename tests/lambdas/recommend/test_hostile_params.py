@@ -60,3 +60,42 @@ def test_user_ids_at_and_above_2_31_are_served_from_the_lookup(tmp_path: Path, u
     status, _, doc = handle(event(f"/users/{user}/recommendations", {"k": "3"}))
     assert status == 200, doc
     assert doc["userId"] == user and doc["servingPath"] == "fast_path", doc
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"min_score": "0_5"}, "min_score"),  # float() reads 5
+        ({"min_score": "0.000_1"}, "min_score"),
+        ({"min_score": "\u0660.5"}, "min_score"),  # Arabic-Indic zero: float() reads 0.5
+        ({"min_score": "1e999"}, "min_score"),
+        ({"k": "1_0"}, "k"),
+        ({"k": "\u0665"}, "k"),
+    ],
+    ids=["underscore", "underscore-in-fraction", "unicode-digit", "overflow", "k-underscore", "k-unicode"],
+)
+def test_numbers_are_plain_ascii_decimals(world: Any, query: dict[str, str], field: str) -> None:
+    """Issue 23 item 12: the API reads numbers with the pipeline's strict parser (fmrec.numbers)."""
+    app.configure(Recommender(DirStore(world.artifacts), None, fast_path=True))
+    status, _, doc = handle(event("/users/1/recommendations", query))
+    assert status == 400, doc
+    assert doc["message"].startswith(f"{field}: expected")
+
+
+def test_a_plain_min_score_is_still_read(world: Any) -> None:
+    app.configure(Recommender(DirStore(world.artifacts), None, fast_path=True))
+    status, _, doc = handle(event("/users/1/recommendations", {"min_score": " 1e-3 ", "k": "+3"}))
+    assert status == 200, doc
+    assert len(doc["items"]) <= 3 and all(item["score"] >= 1e-3 for item in doc["items"])
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/movies/50/similar/", "/users/1/recommendations/", "/movies//similar", "/users//recommendations"],
+)
+def test_a_path_that_is_no_resource_of_the_api_is_404_not_a_missing_parameter(world: Any, path: str) -> None:
+    """Issue 23 item 12: through the catch-all proxy, Powertools' trailing-slash match reached the route."""
+    app.configure(Recommender(DirStore(world.artifacts), None, fast_path=True))
+    status, _, doc = handle(event(path, {"k": "3"}))
+    assert status == 404 and doc["code"] == "NotFound", doc
+    assert doc["message"] == f"no route for GET {path}"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fmrec.ratings.fold_in import fold_in
+from fmrec.ratings.fold_in import stored_history
 from fmrec.ratings.sqlite import SqliteRatings
 from fmrec.ratings.store import Rating, StoreUnavailable
 from lambdas.recommend import app
@@ -61,15 +61,14 @@ def test_a_new_user_gets_a_personal_list_from_posted_ratings(hworld: World, stor
     lookup = hworld.lookup
     ids = [it["movieId"] for it in answer["items"]]
     assert 50 not in ids and 1 not in ids and len(ids) == lookup.n_movies - 2
-    side = fold_in(lookup, None, store.get(2000))
-    assert side is not None
+    side = lookup.user_side(None, history=stored_history(lookup, None, store.get(2000)))
     positions = [lookup.movie_position(m) for m in ids]
     expected = side_scores(hworld, side, positions)
     assert [it["score"] for it in answer["items"]] == pytest.approx(expected, rel=1e-5, abs=1e-6)
     assert expected == sorted(expected, reverse=True)
     if not fast:  # the endpoint got the history-only side: no user column, values 1/sqrt(2)
         keys = runtime.instances()[-1]["data"]["features"]["keys"]
-        assert keys[:2] == side.keys and all(k >= lookup.n_users for k in keys)
+        assert keys[:2] == list(side.keys) and all(k >= lookup.n_users for k in keys)
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast_path", "endpoint"])

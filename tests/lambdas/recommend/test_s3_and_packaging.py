@@ -14,10 +14,9 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from fmrec.errors import InputError
 from fmrec.serving.lookup import LOOKUP_FILES
 from lambdas.recommend.endpoint import EndpointCaller
-from lambdas.recommend.errors import ServiceUnavailable
+from lambdas.recommend.errors import Misconfigured, ServiceUnavailable
 from lambdas.recommend.service import Recommender, recommender_from_env
 from lambdas.recommend.store import DirStore, S3Store
 from tests.support.lambda_world import ENDPOINT, runtime_client
@@ -66,12 +65,12 @@ def test_recommender_from_env() -> None:
         {"FMREC_ARTIFACT_BUCKET": "bkt", "FMREC_ARTIFACT_PREFIX": "srv", "FMREC_ENDPOINT_NAME": "ep"}, kwargs
     )
     assert isinstance(rec.store, S3Store) and (rec.store.bucket, rec.store.prefix) == ("bkt", "srv/")
-    assert rec.caller is not None and rec.caller.endpoint_name == "ep" and not rec.fast_path
-    config = rec.caller.client.meta.config
+    assert rec.endpoint is not None and rec.endpoint.caller.endpoint_name == "ep" and not rec.fast_path
+    config = rec.endpoint.caller.client.meta.config
     assert config.read_timeout == 2 and config.retries["total_max_attempts"] == 1
     rec = recommender_from_env({"FMREC_ARTIFACT_DIR": "/x", "FMREC_FAST_PATH": "1"}, kwargs)
-    assert isinstance(rec.store, DirStore) and rec.fast_path and rec.caller is None
-    with pytest.raises(InputError, match="FMREC_ARTIFACT_BUCKET"):
+    assert isinstance(rec.store, DirStore) and rec.fast_path and rec.endpoint is None
+    with pytest.raises(Misconfigured, match="FMREC_ARTIFACT_BUCKET"):
         recommender_from_env({"FMREC_ENDPOINT_NAME": "ep"}, kwargs)
 
 
@@ -121,6 +120,7 @@ print(json.dumps({{"status": result["statusCode"], "body": json.loads(result["bo
         "fmrec.features.columns",
         "fmrec.features.history",
         "fmrec.io_utils",
+        "fmrec.numbers",
         "fmrec.ratings",
         "fmrec.ratings.body",
         "fmrec.ratings.fold_in",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from array import array
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ from botocore.stub import Stubber
 from fmrec.model import fm
 from fmrec.model.artifact import FMModel, save_model_tar
 from fmrec.model.fm import FMParams
-from fmrec.serving.similar import SimilarIndex
 from lambdas.recommend import app
 from lambdas.recommend.endpoint import EndpointCaller
 from lambdas.recommend.queries import SimilarQuery
@@ -26,8 +24,6 @@ from tests.support.lambda_world import (
     MOVIES,
     event,
     handle,
-    make_lookup,
-    make_model,
     runtime_client,
 )
 
@@ -76,8 +72,10 @@ def test_the_genre_filter_applies(world: Any, fast: Any) -> None:
     status, _, doc = handle(event("/movies/50/similar", {"genre": "crime"}))
     assert status == 200 and doc["candidates"] == len(crime)
     assert [it["movieId"] for it in doc["items"]] == [m for m, _ in _expected(world, 50, crime)]
-    status, _, doc = handle(event("/movies/50/similar", {"genre": "Western"}))
-    assert status == 200 and doc["items"] == [] and doc["candidates"] == 0
+    status, _, doc = handle(event("/movies/50/similar", {"genre": "Western"}))  # no movie of the model has it
+    assert status == 400 and doc["message"].startswith("genre: no movie of model version v1 has 'Western'"), (
+        doc
+    )
 
 
 @pytest.mark.parametrize(
@@ -164,7 +162,8 @@ def test_the_route_is_in_the_openapi_document_with_the_user_routes_genres() -> N
 
 def test_a_lambda_without_numpy_answers_503_not_500(world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     app.configure(Recommender(DirStore(world.artifacts), None, fast_path=True))
-    monkeypatch.setitem(sys.modules, "fmrec.model.fm", None)  # as in the Lambda package without the layer
+    # as in the Lambda package without the layer: the retrieval (numpy) does not import
+    monkeypatch.setitem(sys.modules, "fmrec.serving.retrieval", None)
     status, headers, doc = handle(event("/movies/50/similar"))
     assert status == 503 and headers["retry-after"] == "30" and "numpy" in doc["message"]
     status, _, doc = handle(event("/movies/6/similar"))
@@ -195,23 +194,3 @@ def test_without_scipy_the_fast_path_and_similar_movies_score_with_numpy_alone(
         assert [it["score"] for it in d1["items"]] == pytest.approx(
             [it["score"] for it in d2["items"]], abs=1e-6
         )
-
-
-def test_a_movies_vector_sums_its_auxiliary_columns() -> None:
-    lookup = make_lookup()
-    nu, nm = len(lookup.user_ids), len(lookup.movie_ids)
-    lookup.feature_dim = nu + nm + 3  # three auxiliary movie columns (e.g. genres)
-    # movie 0 has aux column a, movie 1 aux column b, every later movie aux column c
-    lookup.movie_aux_indptr = array("Q", range(nm + 1))
-    lookup.movie_aux_cols = array("I", [nu + nm + min(p, 2) for p in range(nm)])
-    model = make_model(lookup.feature_dim, seed=9)
-    V = np.asarray(model.params.V, dtype=np.float64)
-    vectors = np.array([V[lookup.movie_keys(p)].sum(axis=0) for p in range(nm)])
-    assert [len(lookup.movie_keys(p)) for p in range(nm)] == [2] * nm
-    index = SimilarIndex.build(model.params, lookup)
-    ranked, count = index.similar(0, 100)
-    unit = vectors / np.linalg.norm(vectors, axis=1)[:, None]
-    cos = unit @ unit[0]
-    expected = sorted((p for p in range(1, nm)), key=lambda p: (-cos[p], p))
-    assert [p for p, _ in ranked] == expected and count == nm - 1
-    assert [s for _, s in ranked] == pytest.approx([cos[p] for p in expected], abs=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def test_lookup_is_read_once_and_cached_across_warm_invocations(world: Any) -> N
     assert all(store.reads.count(key) == 1 for key in store.reads)
 
 
-def test_a_new_variant_with_the_same_layout_keeps_the_scores_and_reports_the_new_version(
+def test_a_new_variant_with_the_same_layout_is_asked_again_with_its_own_shortlist(
     world: Any, tmp_path: Path
 ) -> None:
     model2 = _publish(tmp_path, "v2", world.lookup, seed=5)
@@ -87,6 +88,7 @@ def test_a_new_variant_with_the_same_layout_keeps_the_scores_and_reports_the_new
     rec = Recommender(DirStore(world.artifacts), EndpointCaller(client, ENDPOINT))
     app.configure(rec)
     _answer(stub, world.model, world.lookup, 1, "v1")
+    _answer(stub, model2, world.lookup, 1, "v2")  # scores of v2 for a shortlist v1 retrieved: asked again
     _answer(stub, model2, world.lookup, 1, "v2")
     with stub:
         assert handle(event("/users/1/recommendations"))[2]["modelVersion"] == "v1"
@@ -148,6 +150,7 @@ def test_current_json_is_rechecked_after_the_interval(world: Any, tmp_path: Path
 def test_a_bare_lookup_folder_serves_whatever_variant_answers(world: Any, tmp_path: Path) -> None:
     bare = tmp_path / "bare"
     write_lookup(bare, world.lookup)
+    shutil.copy(world.model_path, bare / "model.tar.gz")  # the shortlist is retrieved from the model
     client = runtime_client()
     stub = Stubber(client)
     app.configure(Recommender(DirStore(bare), EndpointCaller(client, ENDPOINT)))

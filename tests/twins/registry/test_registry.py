@@ -81,7 +81,8 @@ def test_models_cli(
     Registry(root).register(
         "fmrec-models", model_tar=model_tar, status="PendingManualApproval", request={}, metrics_file=metrics
     )
-    assert main(["models", "approve", "1", "--registry", str(root)]) == 0
+    # --no-deploy: this hand-registered package has no lookup/, which the deployer twin needs (tests/cli)
+    assert main(["models", "approve", "1", "--registry", str(root), "--no-deploy"]) == 0
     assert main(["models", "list", "--registry", str(root)]) == 0
     out = capsys.readouterr().out
     assert "fmrec-models/1: Approved" in out and "auc=0.8000" in out

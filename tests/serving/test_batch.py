@@ -69,7 +69,7 @@ def test_mismatched_model_and_lookup_and_unknown_genre_are_input_errors(world: A
     out = tmp_path / "out" / "x.jsonl"
     with pytest.raises(InputError, match="feature_dim"):
         write_all_users(out, other, world.lookup, 3)
-    with pytest.raises(InputError, match="genre 'Bollywood'"):
+    with pytest.raises(InputError, match="genre: no movie of the lookup has 'Bollywood'"):
         write_all_users(out, world.model, world.lookup, 3, genre="Bollywood")
     assert not list(out.parent.iterdir())
 

@@ -1,0 +1,67 @@
+"""The endpoint path's shortlist: for every user of an ml-100k-shaped catalogue, the served top k is the exact
+full-catalogue top k, and every InvokeEndpoint body fits the default request size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fmrec.data.synth import SynthConfig, write_synth
+from fmrec.features.options import PreprocessConfig
+from fmrec.features.preprocess import run as preprocess
+from fmrec.model.artifact import FMModel, save_model_tar
+from fmrec.model.fm import FMParams, score_matrix
+from fmrec.serving.lookup import read_lookup
+from fmrec.serving.ranking import movie_rows, user_rows
+from lambdas.recommend.bundle import DEFAULT_REQUEST_BYTES, DEFAULT_SHORTLIST
+from lambdas.recommend.queries import Query
+from lambdas.recommend.service import Recommender
+from lambdas.recommend.store import DirStore
+from tests.support.scoring_caller import ScoringCaller
+from twins.api.publish import publish_version
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ml100k(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Synthetic ml-100k through preprocess's defaults (the ranking objective's history block), a random
+    16-factor model published as v1 (weights small enough that no score saturates the sigmoid to a tie)."""
+    root = tmp_path_factory.mktemp("ml100k")
+    write_synth(root / "data", SynthConfig())
+    preprocess(root / "data", root / "prep", PreprocessConfig())
+    lookup = read_lookup(root / "prep" / "lookup")
+    assert lookup.history is not None  # the default objective serves the history columns
+    rng = np.random.default_rng(11)
+    d = lookup.feature_dim
+    params = FMParams(
+        0.1, rng.normal(0, 0.2, d).astype(np.float32), rng.normal(0, 0.2, (d, 16)).astype(np.float32)
+    )
+    model = FMModel(params, "binary_classifier", {"feature_dim": str(d)}, {})
+    save_model_tar(model, root / "model.tar.gz")
+    publish_version(root / "serving", "v1", root / "prep" / "lookup", root / "model.tar.gz")
+    return {"lookup": lookup, "model": model, "artifacts": root / "serving"}
+
+
+@pytest.mark.parametrize(("k", "exclude_rated", "every"), [(10, True, 1), (100, False, 7)])
+def test_the_served_top_k_is_the_exact_full_catalogue_top_k_for_every_user(
+    ml100k: dict[str, Any], k: int, exclude_rated: bool, every: int
+) -> None:
+    lookup, model = ml100k["lookup"], ml100k["model"]
+    exact = score_matrix(model.params, user_rows(lookup, range(lookup.n_users)), movie_rows(lookup))
+    caller = ScoringCaller(model, lookup, delay=0)
+    served = Recommender(DirStore(ml100k["artifacts"]), caller)  # type: ignore[arg-type]
+    users = list(enumerate(lookup.user_ids))[::every]  # k=100 (N = k, no margin): every 7th user
+    for pos, user in users:
+        row = exact[pos].copy()
+        if exclude_rated:
+            row[lookup.rated_positions(pos)] = -np.inf
+        expected = sorted(range(lookup.n_movies), key=lambda p: (-row[p], p))[:k]
+        got = served.recommend(Query(user, k=k, exclude_rated=exclude_rated))
+        assert got.serving_path == "endpoint"
+        assert [it.movie_id for it in got.items] == [lookup.movie_ids[p] for p in expected], user
+    assert max(map(len, caller.bodies)) <= DEFAULT_REQUEST_BYTES
+    # The shortlist is N = max(FMREC_SHORTLIST, k) movies a request, never the catalogue.
+    assert sum(b.count(b'"keys"') for b in caller.bodies) == len(users) * max(DEFAULT_SHORTLIST, k)
