@@ -62,6 +62,7 @@ def test_thousands_of_stored_ratings_are_bounded_by_the_one_served_history_rule(
     side = lookup.user_side(0, history=[*trained, *extra])
     whole = sorted({*trained, *extra})
     served, value = served_history(whole, 1.0)  # what training, the evaluate step and serving send
+    assert lookup.history is not None
     offset = lookup.history["offset"]
     assert list(side.keys[1:]) == [offset + p for p in served] and len(served) == SERVED_CAP
     assert set(side.values[1:]) == {value}

@@ -55,7 +55,8 @@ def test_bundle_user_side_takes_the_stored_movies_as_extra_history(hworld: World
     rec = Recommender(DirStore(hworld.artifacts), None, fast_path=True)
     bundle = rec.current_bundle()
     lookup = bundle.lookup
-    star_wars, toy_story = lookup.movie_position(50), lookup.movie_position(1)
+    star_wars, toy_story = lookup.movie_ids.index(50), lookup.movie_ids.index(1)
+    assert lookup.history is not None
     assert bundle.user_side(4) is None  # unknown and no history: cold start
     stranger = bundle.user_side(4, extra_history=[star_wars])
     assert stranger is not None and stranger.user_pos is None and stranger.rated == (star_wars,)
