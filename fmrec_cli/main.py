@@ -19,6 +19,7 @@ from fmrec_cli import (
     preprocess,
     publish,
     rank,
+    ratings,
     recommend,
     registry,
     runs,
@@ -31,7 +32,7 @@ from fmrec_cli import (
 # Each module defines register(subparsers) and sets `func` on its parser; heavy imports stay inside `func`.
 # In the order data flows: data fetch|synth, preprocess, train, tune, model export, evaluate, pipeline
 # run|definition, runs list|compare|clean, models list|approve|reject, publish, serve endpoint|api, recommend,
-# rank, similar, demo, deploy preflight.
+# rank, similar, rate and ratings export, demo, deploy preflight.
 COMMAND_MODULES = (
     data,
     preprocess,
@@ -47,6 +48,7 @@ COMMAND_MODULES = (
     recommend,
     rank,
     similar,
+    ratings,
     demo,
     deploy,
 )

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,13 @@ def register(sub: Any) -> None:
         "--data-dir",
         type=Path,
         help="MovieLens-format folder to run on (required unless --param InputDataUrl=/absolute/path)",
+    )
+    run.add_argument(
+        "--ratings-db",
+        type=Path,
+        metavar="FILE",
+        help="merge the ratings stored by the API twin (its SQLite file) with --data-dir's: exported into "
+        "RUNS_DIR/inputs/ beside links to --data-dir's files, as extra-ratings/ratings.csv",
     )
     run.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter"
@@ -72,6 +80,7 @@ def run_pipeline(
     runs_dir: Path,
     group: str = "fmrec-models",
     progress: Any = None,
+    ratings_db: Path | None = None,
 ) -> Any:
     """Build the definition with local values and run it; returns the runner's RunResult."""
     # local import: CLI start-up (the pipeline runner with the trainer, numpy and numba load only when needed)
@@ -85,6 +94,8 @@ def run_pipeline(
             shown(message)
 
     overrides = split_assignments(params)
+    if ratings_db is not None and data_dir is None:
+        raise InputError("--ratings-db needs --data-dir (the base ratings the stored ones are merged with)")
     if data_dir is None and "InputDataUrl" not in overrides:
         # The definition's InputDataUrl default is the bucket's s3:// data prefix, which only SageMaker reads.
         raise InputError(
@@ -97,6 +108,10 @@ def run_pipeline(
         if "InputDataUrl" in overrides:
             raise InputError("--data-dir and --param InputDataUrl=... both set the input; pass one")
         overrides["InputDataUrl"] = str(data_dir.resolve())
+        if ratings_db is not None:
+            merged = with_stored_ratings(data_dir, ratings_db, runs_dir / "inputs")
+            overrides["InputDataUrl"] = str(merged)
+            say(f"merging the stored ratings of {ratings_db} (input {merged})")
     say("building the pipeline definition ...")
     definition = local_definition(group)
     parse_parameters(definition, overrides)  # fail on a bad --param before anything else
@@ -107,6 +122,25 @@ def run_pipeline(
         overrides=overrides,
         progress=say,
     )
+
+
+def with_stored_ratings(data_dir: Path, ratings_db: Path, inputs: Path) -> Path:
+    """A new input folder: links to data_dir's entries, and the store's ratings as extra-ratings/ (the
+    folder preprocess merges, fmrec.ratings.merge); data_dir's own extra-ratings/ is kept under it."""
+    # local import: CLI start-up (the stores load only when this command runs)
+    from fmrec.ratings.export import EXTRA_FOLDER
+    from fmrec_cli.ratings import export_ratings
+
+    folder = inputs / time.strftime("%Y%m%dT%H%M%S") / data_dir.name
+    if folder.exists():
+        folder = folder.with_name(f"{data_dir.name}-{time.time_ns()}")
+    folder.mkdir(parents=True)
+    for entry in sorted(data_dir.iterdir()):
+        target = folder / EXTRA_FOLDER / "base" if entry.name == EXTRA_FOLDER else folder / entry.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
+    export_ratings(str(ratings_db), None, folder / EXTRA_FOLDER / "ratings-db")
+    return folder
 
 
 @contextlib.contextmanager
@@ -195,7 +229,9 @@ def _gate_passed(result: Any, objective: str, parameters: dict[str, Any]) -> str
 
 def run_command(args: argparse.Namespace) -> int:
     with quiet_console(getattr(args, "verbose", False)):
-        result = run_pipeline(args.data_dir, args.param, args.runs_dir, args.group)
+        result = run_pipeline(
+            args.data_dir, args.param, args.runs_dir, args.group, ratings_db=args.ratings_db
+        )
     print(f"run {result.run_id}: {result.status}  ({result.folder})")
     if result.evaluation:
         for name in ("model", "popularity", "biases"):

@@ -8,6 +8,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,14 @@ def build_url(args: argparse.Namespace) -> str:
     return f"{base}/users/{args.user}/recommendations?{urllib.parse.urlencode(query)}"
 
 
-def fetch(url: str, timeout: float, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def fetch(
+    url: str,
+    timeout: float,
+    body: dict[str, Any] | None = None,
+    check: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """The API's JSON answer (a POST of `body` as JSON when given); API errors become FmrecError with the
-    API's own message."""
+    API's own message. `check(where, doc)` refuses an answer of the wrong shape (default: `check_items`)."""
     request = urllib.request.Request(url)
     if body is not None:
         request = urllib.request.Request(
@@ -78,7 +84,9 @@ def fetch(url: str, timeout: float, body: dict[str, Any] | None = None) -> dict[
         )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return _answer(url, response.status, response.headers.get("Content-Type"), response.read())
+            doc = _answer(url, response.status, response.headers.get("Content-Type"), response.read())
+            (check or check_items)(f"{url}: HTTP {response.status}", doc)
+            return doc
     except urllib.error.HTTPError as exc:
         try:
             doc = json.loads(exc.read())
@@ -103,7 +111,7 @@ _ITEM_FIELDS: dict[str, type | tuple[type, ...]] = {
 
 
 def _answer(url: str, status: int, content_type: str | None, body: bytes) -> dict[str, Any]:
-    """The body as the API's answer: a JSON object whose items have rank, movieId, score and title.
+    """The body as the API's answer: a JSON object.
 
     Anything else (an HTML page, a JSON list: --api-url names another server) is an FmrecError saying what
     came back, never a traceback.
@@ -118,6 +126,11 @@ def _answer(url: str, status: int, content_type: str | None, body: bytes) -> dic
         ) from None
     if not isinstance(doc, dict):
         raise FmrecError(f"{where}: a JSON {type(doc).__name__}, expected the API's JSON object")
+    return doc
+
+
+def check_items(where: str, doc: dict[str, Any]) -> None:
+    """A ranked answer: its items have rank, movieId, score and title (else an FmrecError saying which)."""
     items = doc.get("items")
     if not isinstance(items, list):
         raise FmrecError(f"{where}: the answer has no 'items' list")
@@ -133,7 +146,6 @@ def _answer(url: str, status: int, content_type: str | None, body: bytes) -> dic
             raise FmrecError(
                 f"{where}: item {n} has no valid {', '.join(repr(b) for b in bad)}: {item!r:.200}"
             )
-    return doc
 
 
 def format_table(doc: dict[str, Any]) -> str:

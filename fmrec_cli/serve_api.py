@@ -39,6 +39,13 @@ def register(serve_sub: Any) -> None:
     parser.add_argument(
         "--fast-path", action="store_true", help="score from VERSION/model.tar.gz in-process, no endpoint"
     )
+    parser.add_argument(
+        "--ratings-db",
+        default="",
+        metavar="FILE",
+        help="the SQLite ratings store of POST /users/{userId}/ratings, shared by every worker "
+        "(default: ratings.db beside --artifacts)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3000, help="port (default 3000)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -91,7 +98,13 @@ def _run(args: argparse.Namespace) -> int:
     check_artifacts(Path(args.artifacts), args.fast_path)
     level = "DEBUG" if args.verbose else args.log_level
     config = ApiTwinConfig(
-        args.artifacts, args.endpoint_url, args.endpoint_name, args.fast_path, level, args.environments
+        args.artifacts,
+        args.endpoint_url,
+        args.endpoint_name,
+        args.fast_path,
+        level,
+        args.environments,
+        ratings_db=args.ratings_db,
     )
     serve(config, host=args.host, port=args.port, workers=args.workers)
     return 0

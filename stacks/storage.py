@@ -1,4 +1,5 @@
-"""Storage stack: the artifact bucket (encrypted, private, SSL-only, versioned, logged) and its log bucket."""
+"""Storage stack: the artifact bucket (encrypted, private, SSL-only, versioned, logged), its log bucket and
+the ratings table."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.config import PIPELINE_PREFIX, StageConfig
+from stacks.parts.ratings_table import RatingsTable
 
 
 def removal_policy(config: StageConfig) -> cdk.RemovalPolicy:
@@ -86,4 +88,12 @@ class StorageStack(cdk.Stack):
             auto_delete_objects=auto_delete,
         )
 
+        self.ratings = RatingsTable(self, config=config, bucket=self.bucket)
+
         cdk.CfnOutput(self, "BucketName", value=self.bucket.bucket_name, description="the artifact bucket")
+        cdk.CfnOutput(
+            self,
+            "RatingsTableName",
+            value=self.ratings.table.table_name,
+            description="the ratings POST /users/{userId}/ratings stores",
+        )

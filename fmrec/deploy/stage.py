@@ -65,6 +65,10 @@ class StageConfig:
     throttle_burst_limit: int = 100
     api_key_quota_per_day: int = 10000
     fast_path: bool = False  # FMREC_FAST_PATH: score in the Lambda instead of the endpoint (docs/api.md)
+    # An EventBridge Scheduler expression exporting the ratings table to <bucket>/<ratings_export_prefix>/,
+    # which preprocess merges when it is the input's extra-ratings/ folder; None: no export (docs/deploy.md).
+    ratings_export_schedule: str | None = None
+    ratings_export_prefix: str = "data/ml-100k/extra-ratings"
 
     def __post_init__(self) -> None:
         where = f"cdk.json context {STAGES_KEY}.{self.stage}"
@@ -105,6 +109,19 @@ class StageConfig:
             (
                 self.schedule is None or self.schedule.startswith(("rate(", "cron(")),
                 f"schedule: expected null, 'rate(...)' or 'cron(...)', got {self.schedule!r}",
+            ),
+            (
+                self.ratings_export_schedule is None
+                or str(self.ratings_export_schedule).startswith(("rate(", "cron(", "at(")),
+                "ratings_export_schedule: expected null, 'rate(...)', 'cron(...)' or 'at(...)', "
+                f"got {self.ratings_export_schedule!r}",
+            ),
+            (
+                isinstance(self.ratings_export_prefix, str)
+                and self.ratings_export_prefix.startswith(DATA_PREFIX)
+                and self.ratings_export_prefix.rstrip("/").endswith("/extra-ratings"),
+                f"ratings_export_prefix: expected '{DATA_PREFIX}<data set>/extra-ratings' (the folder "
+                f"preprocess merges), got {self.ratings_export_prefix!r}",
             ),
         ]
         for name in ("processing_instance_type", "training_instance_type", "endpoint_instance_type"):

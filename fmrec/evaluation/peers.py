@@ -39,8 +39,9 @@ def _factor_scorer(user_factors: np.ndarray, item_scores: Callable[[np.ndarray],
     return score
 
 
-def fit_ease(train: sp.csr_matrix, seed: int = 0, l2: float = 500.0) -> Scorer:
-    """EASE (Steck 2019): B = I - P diagMat(1 / diag(P)), P = (X'X + l2 I)^-1; scores = X_u B."""
+def ease_weights(train: sp.csr_matrix, l2: float = 500.0) -> np.ndarray:
+    """EASE's item-item matrix B (Steck 2019): B = I - P diagMat(1 / diag(P)), P = (X'X + l2 I)^-1, zero
+    diagonal; any user's scores are their (binary) history row times B, users unseen in training included."""
     n_items = train.shape[1]
     if n_items > EASE_MAX_ITEMS:
         raise InputError(f"EASE: {n_items} items; the dense closed form is limited to {EASE_MAX_ITEMS}")
@@ -50,6 +51,13 @@ def fit_ease(train: sp.csr_matrix, seed: int = 0, l2: float = 500.0) -> Scorer:
     P = np.linalg.inv(gram)
     B = -P / np.diag(P)
     B[np.diag_indices(n_items)] = 0.0
+    return B
+
+
+def fit_ease(train: sp.csr_matrix, seed: int = 0, l2: float = 500.0) -> Scorer:
+    """EASE (Steck 2019): scores = X_u B (see ease_weights)."""
+    X = sp.csr_matrix(train, dtype=np.float64)
+    B = ease_weights(X, l2)
 
     def score(users: np.ndarray) -> np.ndarray:
         # an unknown user has no history: a zero row, so every movie scores 0

@@ -24,6 +24,7 @@ from fmrec.features.manifest import Manifest, write_manifest
 from fmrec.features.objective import check_objective
 from fmrec.features.options import PreprocessConfig
 from fmrec.io_utils import atomic_dir
+from fmrec.ratings.merge import merge_from_data_dir
 from fmrec.serving.lookup import Lookup, LookupHistory, write_lookup
 
 log = logging.getLogger("fmrec.preprocess")
@@ -146,6 +147,9 @@ def preprocess(
     check_objective(cfg.objective, cfg.predictor_type, cfg.label)
     cfg.sampling()  # range checks before any reading or writing
     ds = dataset or load_dataset(data_dir, cfg.split, cfg.holdout_per_user, cfg.seed, cfg.max_reject_fraction)
+    extra = None
+    if dataset is None:  # ratings posted through the API, under data_dir/extra-ratings/ (fmrec.ratings.merge)
+        ds, extra = merge_from_data_dir(ds, data_dir)
     if cfg.implicit:
         ds = as_implicit(ds, cfg)
     enc = build_encoding(ds.train, ds.users, ds.movies, cfg.aux)
@@ -241,6 +245,7 @@ def preprocess(
         "duplicate_policy": DUPLICATE_POLICY,
         "unknown_in_test": unknown,
         "titles": (t := title_coverage(ds, enc.movie_ids)),
+        "extra_ratings": extra,
     }
     if t["movies_without_title"]:
         log.warning(

@@ -14,6 +14,8 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
 from fmrec.errors import ConflictError, InputError, NotInModelError
+from fmrec.ratings import body as ratings_body
+from fmrec.ratings.store import StoreUnavailable
 from lambdas.recommend.errors import Misconfigured, ServiceUnavailable
 from lambdas.recommend.params import (
     OPENAPI_PATH,
@@ -94,6 +96,16 @@ def _route_values(params: list[Any]) -> dict[str, Any]:
     return parse_parameters(params, given, event.query_string_parameters)
 
 
+def _body() -> str | bytes | None:
+    """The request body; a base64 one (a binary media type) as bytes: text that is not UTF-8 is then a 400
+    from the body's parser, not a 500 from decoding it here."""
+    event = app.current_event
+    body: str | bytes | None = event.body
+    if event.is_base64_encoded and body:
+        body = base64.b64decode(body)
+    return body
+
+
 def render(rec: Recommendation, k: int) -> dict[str, Any]:
     return {
         "userId": rec.user_id,
@@ -101,11 +113,33 @@ def render(rec: Recommendation, k: int) -> dict[str, Any]:
         "servingPath": rec.serving_path,
         "k": k,
         "candidates": rec.candidates,
+        "storedRatings": rec.stored_ratings,
         "items": [
             {"movieId": it.movie_id, "title": it.title, "score": it.score, "rank": it.rank}
             for it in rec.items
         ],
     }
+
+
+@app.post("/users/<userId>/ratings")
+def post_ratings(userId: str) -> Response:
+    """Validation and storage live in the library (fmrec.ratings): 400 naming the field, nothing stored."""
+    user_id = ratings_body.parse_user(userId)
+    ratings = ratings_body.parse_body(user_id, _body(), int(time.time()))
+    posted = get_recommender().rate(user_id, ratings)
+    logger.info(
+        "ratings stored",
+        extra={"user_id": user_id, "stored": posted.stored, "ignored": posted.ignored, "items": len(ratings)},
+    )
+    return _json(
+        200,
+        {
+            "userId": user_id,
+            "stored": posted.stored,
+            "ignored": posted.ignored,
+            "unknownMovies": posted.unknown_movies,
+        },
+    )
 
 
 @app.get("/users/<userId>/recommendations")
@@ -182,10 +216,7 @@ def rankings(userId: str) -> Response:
     started = time.perf_counter()
     event = app.current_event
     values = parse_parameters(RANKINGS_PARAMETERS, event.path_parameters, event.query_string_parameters)
-    body: str | bytes | None = event.body
-    if event.is_base64_encoded and body:
-        body = base64.b64decode(body)  # bytes: text that is not UTF-8 is a 400 from parse_body, not a 500
-    movie_ids = parse_body(RANKINGS_BODY, body)["movieIds"]
+    movie_ids = parse_body(RANKINGS_BODY, _body())["movieIds"]
     rec = get_recommender().rank(RankQuery(user_id=values["userId"], movie_ids=tuple(movie_ids)))
     logger.info(
         "rankings served",
@@ -234,6 +265,12 @@ def _bad_request(exc: InputError) -> Response:
 def _unavailable(exc: ServiceUnavailable) -> Response:
     reason = f"{exc}: {exc.detail}" if exc.detail else str(exc)
     logger.warning("service unavailable", extra={"reason": reason, "retry_after": exc.retry_after})
+    return _error(503, "ServiceUnavailable", str(exc), {"Retry-After": str(exc.retry_after)})
+
+
+@app.exception_handler(StoreUnavailable)
+def _store_unavailable(exc: StoreUnavailable) -> Response:
+    logger.warning("ratings store unavailable", extra={"reason": f"{exc}: {exc.detail}"})
     return _error(503, "ServiceUnavailable", str(exc), {"Retry-After": str(exc.retry_after)})
 
 

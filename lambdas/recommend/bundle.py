@@ -48,15 +48,18 @@ class Bundle:
     fingerprint: tuple[Any, ...] = field(default=())
 
     def user_side(self, user_id: int, extra_history: Sequence[int] = ()) -> UserSide | None:
-        """The user's feature side in this version; None for a user it was not trained on and who brings no
-        history (cold start).
+        """The user's feature side in this version; None for a user it was not trained on who brings no
+        history, or whose history this version has no columns for (the rating objective): cold start.
 
-        Fold-in (a user's stored ratings, issue 21) passes their movie positions as `extra_history`: they join
-        the training history under the same served-history rule, for a known user or an unknown one.
+        Fold-in (a user's stored ratings, fmrec.ratings.fold_in) passes their movie positions as
+        `extra_history`: they join the training history under the same served-history rule, for a known user
+        or an unknown one, and are rated movies (exclude_rated leaves them out) even without history columns.
         """
         pos = self.lookup.user_position(user_id)
+        if pos is None and (not extra_history or self.lookup.history is None):
+            return None
         if not extra_history:
-            return None if pos is None else self.lookup.user_side(pos)
+            return self.lookup.user_side(pos)
         trained = self.lookup.rated_positions(pos) if pos is not None else []
         return self.lookup.user_side(pos, history=[*trained, *extra_history])
 

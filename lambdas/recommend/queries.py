@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 PATH_ENDPOINT = "endpoint"
 PATH_FAST = "fast_path"
 PATH_COLD = "cold_start"
+PATH_FOLD_IN = "fold_in"  # a user the model never saw, scored from their stored ratings
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,17 @@ class Recommendation:
     items: list[Item]
     candidates: int
     unknown_movie_ids: list[int] = field(default_factory=list)  # rankings: ids the model cannot score
+    stored_ratings: int = 0  # the user's stored ratings folded into their history (fmrec.ratings.fold_in)
+
+
+@dataclass(frozen=True)
+class RatingsPosted:
+    """The answer to POST /users/{userId}/ratings."""
+
+    user_id: int
+    stored: int
+    ignored: int
+    unknown_movies: list[int]  # stored, but not in the served model: folded in once a model knows them
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from fmrec.errors import NotInModelError
+from fmrec.ratings.fold_in import folded, stored_history
+from fmrec.ratings.store import MAX_ID, Rating, RatingsStore, StoreUnavailable
 from fmrec.serving.lookup import UserSide
 from fmrec.serving.requests import MAX_PAYLOAD_BYTES
 from lambdas.recommend.bundle import DEFAULT_REQUEST_BYTES, DEFAULT_SHORTLIST, Bundle
@@ -22,9 +26,11 @@ from lambdas.recommend.errors import Misconfigured, ServiceUnavailable
 from lambdas.recommend.fast_path import FastScorer, Models
 from lambdas.recommend.queries import (
     PATH_COLD,
+    PATH_FOLD_IN,
     Item,
     Query,
     RankQuery,
+    RatingsPosted,
     Recommendation,
     Scored,
     Scorer,
@@ -33,6 +39,8 @@ from lambdas.recommend.queries import (
 )
 from lambdas.recommend.store import ArtifactStore, DirStore, S3Store
 from lambdas.recommend.versions import VersionCache
+
+log = logging.getLogger(__name__)
 
 # The largest shortlist: 500, as many movies as a re-rank request may send.
 MAX_SHORTLIST = 500
@@ -53,6 +61,7 @@ class Recommender:
         max_request_bytes: int = DEFAULT_REQUEST_BYTES,
         endpoint_concurrency: int = DEFAULT_ENDPOINT_CONCURRENCY,
         shortlist: int = DEFAULT_SHORTLIST,
+        ratings: RatingsStore | None = None,
     ) -> None:
         if caller is None and not fast_path:
             raise Misconfigured("the recommender needs an endpoint (FMREC_ENDPOINT_NAME) or the fast path")
@@ -63,6 +72,7 @@ class Recommender:
         if not 1 <= shortlist <= MAX_SHORTLIST:
             raise Misconfigured(f"FMREC_SHORTLIST {shortlist}: expected 1..{MAX_SHORTLIST}")
         self.store = store
+        self.ratings = ratings  # stored ratings (POST /users/{userId}/ratings); None: the route answers 503
         self.fast_path = fast_path
         self.max_request_bytes = max_request_bytes
         self.shortlist = shortlist
@@ -98,22 +108,28 @@ class Recommender:
             positions = sorted(shortlist.positions)
             return positions, self.scorer.score(bundle, side, positions), shortlist.candidates
 
+        stored = self.stored_ratings(query.user_id)
         bundle = self.current_bundle()
         for _attempt in (1, 2):
             bundle.check_genre(query.genre)
-            side = bundle.user_side(query.user_id)
+            side, extra = _user_side(bundle, query.user_id, stored)  # folded in again for a swapped version
             if side is None:
-                return self._cold_start(bundle, query)
+                return self._cold_start(bundle, query, extra)
             try:
                 positions, scored, candidates = ask(bundle, side)
             except ModelSwapped as swapped:
                 bundle = swapped.bundle
                 continue
-            return _result(query.user_id, scored, positions, query.k, query.min_score, candidates)
+            scored = _folded_in(scored, side)
+            count = folded(bundle.lookup, side, extra)
+            return _result(
+                query.user_id, scored, positions, query.k, query.min_score, candidates, None, count
+            )
         raise ServiceUnavailable("the model is being updated; try again shortly", 1)
 
     def rank(self, query: RankQuery) -> Recommendation:
         """The given movies ordered for the user (re-ranking); ids the model has not got are reported."""
+        stored = self.stored_ratings(query.user_id)
         bundle = self.current_bundle()
         for _attempt in (1, 2):
             lookup = bundle.lookup
@@ -127,7 +143,7 @@ class Recommender:
                 else:
                     known.setdefault(movie_id, pos)
             positions = list(known.values())
-            side = bundle.user_side(query.user_id)
+            side, extra = _user_side(bundle, query.user_id, stored)
             if side is None:
                 scores = [bundle.popular_score[p] for p in positions]
                 cold = Scored(bundle, scores, bundle.version, PATH_COLD)
@@ -139,8 +155,35 @@ class Recommender:
                 continue
             if scored is None:
                 scored = Scored(bundle, [], bundle.version, self.scorer.serving_path)
-            return _result(query.user_id, scored, positions, len(positions), None, len(positions), unknown)
+            n, count = len(positions), folded(bundle.lookup, side, extra)
+            return _result(query.user_id, _folded_in(scored, side), positions, n, None, n, unknown, count)
         raise ServiceUnavailable("the model is being updated; try again shortly", 1)
+
+    def stored_ratings(self, user_id: int) -> list[Rating]:
+        """The user's stored ratings; none when there is no store, or it cannot be read (logged): the
+        recommendations are still served, from the model alone."""
+        if self.ratings is None or user_id > MAX_ID:  # a POST refuses such ids: nothing can be stored
+            return []
+        try:
+            return self.ratings.get(user_id)
+        except StoreUnavailable as exc:
+            log.warning("stored ratings of user %d not read (%s: %s)", user_id, exc, exc.detail)
+            return []
+
+    def rate(self, user_id: int, ratings: list[Rating]) -> RatingsPosted:
+        """Store a user's batch (whole or not at all); movies the served model lacks are stored and named."""
+        if self.ratings is None:
+            raise StoreUnavailable("ratings are not enabled in this deployment (no ratings store)", 300)
+        try:
+            lookup = self.current_bundle().lookup
+        except ServiceUnavailable as exc:  # no model published yet: the ratings are kept for the first one
+            log.warning("ratings stored without a served model (%s)", exc)
+            lookup = None
+        result = self.ratings.put(user_id, ratings)
+        unknown = sorted(
+            {r.movie_id for r in ratings if lookup is None or lookup.movie_position(r.movie_id) is None}
+        )
+        return RatingsPosted(user_id, result.stored, result.ignored, unknown)
 
     def similar(self, query: SimilarQuery) -> Similar:
         """The k movies whose factor vectors are closest (cosine) to the movie's, in the published model.
@@ -164,10 +207,12 @@ class Recommender:
         ]
         return Similar(query.movie_id, lookup.titles[pos], bundle.version, items, count)
 
-    def _cold_start(self, bundle: Bundle, query: Query) -> Recommendation:
+    def _cold_start(self, bundle: Bundle, query: Query, stored: Sequence[int]) -> Recommendation:
+        """The popular movies; `stored`: the movie positions of the user's stored ratings (exclude_rated)."""
         ranked = bundle.popular
-        if query.genre is not None:
-            allowed = set(bundle.candidates(None, query.genre, query.exclude_rated))
+        skip = set(stored) if query.exclude_rated else set()
+        if query.genre is not None or skip:
+            allowed = set(bundle.candidates(None, query.genre, query.exclude_rated)) - skip
             ranked = [p for p in ranked if p in allowed]
         lookup, score = bundle.lookup, bundle.popular_score
         items = [
@@ -175,6 +220,18 @@ class Recommender:
             for rank, p in enumerate(ranked[: query.k], start=1)
         ]
         return Recommendation(query.user_id, bundle.version, PATH_COLD, items, len(ranked))
+
+
+def _user_side(bundle: Bundle, user_id: int, stored: Sequence[Rating]) -> tuple[UserSide | None, list[int]]:
+    """The user's side in this version with their stored ratings folded in (None: cold start), and the movie
+    positions fold-in added to the training history (fmrec.ratings.fold_in)."""
+    extra = stored_history(bundle.lookup, bundle.lookup.user_position(user_id), stored)
+    return bundle.user_side(user_id, extra), extra
+
+
+def _folded_in(scored: Scored, side: UserSide) -> Scored:
+    """A user this version was not trained on is scored from their stored ratings alone: path fold_in."""
+    return scored if side.user_pos is not None else replace(scored, serving_path=PATH_FOLD_IN)
 
 
 def best_first(
@@ -196,6 +253,7 @@ def _result(
     min_score: float | None,
     candidates: int,
     unknown: list[int] | None = None,
+    stored_ratings: int = 0,
 ) -> Recommendation:
     """The one place a scored list becomes the answer: its k best."""
     lookup, scores = scored.bundle.lookup, scored.scores
@@ -204,7 +262,13 @@ def _result(
         for rank, i in enumerate(best_first(positions, scores, k, min_score), start=1)
     ]
     return Recommendation(
-        user_id, scored.model_version, scored.serving_path, items, candidates, list(unknown or ())
+        user_id,
+        scored.model_version,
+        scored.serving_path,
+        items,
+        candidates,
+        list(unknown or ()),
+        stored_ratings,
     )
 
 
@@ -275,9 +339,40 @@ def recommender_from_env(
     return Recommender(
         store,
         caller,
+        ratings=ratings_from_env(env, extra),
         fast_path=fast_path,
         version_check_seconds=version_check,
         max_request_bytes=max_bytes,
         endpoint_concurrency=concurrency,
         shortlist=shortlist,
     )
+
+
+def ratings_from_env(env: Mapping[str, str], client_kwargs: Mapping[str, Any]) -> RatingsStore | None:
+    """The ratings store: the DynamoDB table FMREC_RATINGS_TABLE (AWS), the SQLite file FMREC_RATINGS_DB (the
+    twin), or none (POST /users/{userId}/ratings answers 503, recommendations come from the model alone)."""
+    table = env.get("FMREC_RATINGS_TABLE", "")
+    if table:
+        # local import: boto3 and botocore cost cold start; only a deployment with a ratings table loads them
+        import boto3
+        from botocore.config import Config
+
+        # local import: Lambda cold start (botocore), as above
+        from fmrec.ratings.dynamodb import DynamoRatings
+
+        kwargs = {k: v for k, v in client_kwargs.items() if k != "endpoint_url"}
+        client = boto3.client(
+            "dynamodb",
+            config=Config(
+                connect_timeout=1, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 2}
+            ),
+            **kwargs,
+        )
+        return DynamoRatings(client, table)
+    path = env.get("FMREC_RATINGS_DB", "")
+    if path:
+        # local import: sqlite3 is only the twin's store; the Lambda never opens one
+        from fmrec.ratings.sqlite import SqliteRatings
+
+        return SqliteRatings(path)
+    return None

@@ -22,6 +22,7 @@ from stacks import nag
 from stacks.config import SERVING_PREFIX, StageConfig
 from stacks.lambda_function import PythonLambda
 from stacks.nag import acknowledge
+from stacks.parts.ratings_table import ratings_table_name, recommend_statement
 
 __all__ = ["HANDLER", "POWERTOOLS_LAYER_PARAMETER", "POWERTOOLS_VERSION", "RecommendFunction"]
 
@@ -69,6 +70,7 @@ class RecommendFunction:
                 "FMREC_ENDPOINT_NAME": endpoint_name,
                 # Both paths rank with numpy (the layer); the fast path replacing the endpoint is per stage.
                 "FMREC_FAST_PATH": "1" if config.fast_path else "0",
+                "FMREC_RATINGS_TABLE": ratings_table_name(config),
                 "POWERTOOLS_SERVICE_NAME": "fmrec-recommend",
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
@@ -97,6 +99,7 @@ class RecommendFunction:
                 # The grant has no s3:prefix condition: a GetObject carries no s3:prefix, and a condition on a
                 # key absent from the request does not match, so a prefix-conditioned grant still answered 403
                 # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html).
+                recommend_statement(config),  # only the ratings table, only Query and PutItem
                 iam.PolicyStatement(
                     sid="MissingKeysAre404",
                     actions=["s3:ListBucket"],

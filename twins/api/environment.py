@@ -32,6 +32,11 @@ class ApiTwinConfig:
     log_level: str = "WARNING"
     # Lambda environments per twin process: each takes one event at a time (see twins.api.gateway.create_app).
     environments: int = DEFAULT_ENVIRONMENTS
+    # The SQLite ratings store every worker process shares; "" is ratings.db beside the artifacts folder.
+    ratings_db: str = ""
+
+    def ratings_path(self) -> str:
+        return self.ratings_db or str(default_ratings_db(self.artifacts))
 
     def to_env(self) -> str:
         return json.dumps(self.__dict__)
@@ -42,10 +47,19 @@ class ApiTwinConfig:
 
     def lambda_environment(self) -> dict[str, str]:
         """The Lambda environment variables the CDK stack would set, pointed at local twins."""
-        env = {"FMREC_ARTIFACT_DIR": self.artifacts, "FMREC_FAST_PATH": "1" if self.fast_path else "0"}
+        env = {
+            "FMREC_ARTIFACT_DIR": self.artifacts,
+            "FMREC_FAST_PATH": "1" if self.fast_path else "0",
+            "FMREC_RATINGS_DB": self.ratings_path(),
+        }
         if self.endpoint_url:
             env["FMREC_ENDPOINT_NAME"] = self.endpoint_name
         return env
+
+
+def default_ratings_db(artifacts: str | os.PathLike[str]) -> Path:
+    """ratings.db beside the serving-artifacts folder: the twin's embedded ratings store."""
+    return Path(artifacts).resolve().parent / "ratings.db"
 
 
 def _environment() -> Any:
@@ -84,6 +98,7 @@ def make_recommender(config: ApiTwinConfig) -> Recommender:
     if not config.endpoint_url and not config.fast_path:
         raise InputError("give --endpoint-url (the endpoint twin) or --fast-path")
     env = dict(os.environ)
+    env.pop("FMREC_RATINGS_TABLE", None)  # the twin's store is its SQLite file, never a table
     env.update(config.lambda_environment())
     client_kwargs: dict[str, Any] = {
         "region_name": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"

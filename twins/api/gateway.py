@@ -32,6 +32,7 @@ RESOURCES = (
     ("/users/{userId}/recommendations", re.compile(r"^/users/(?P<userId>[^/]+)/recommendations$")),
     ("/users/{userId}/rankings", re.compile(r"^/users/(?P<userId>[^/]+)/rankings$")),
     ("/movies/{movieId}/similar", re.compile(r"^/movies/(?P<movieId>[^/]+)/similar$")),
+    ("/users/{userId}/ratings", re.compile(r"^/users/(?P<userId>[^/]+)/ratings$")),
 )
 PROXY_RESOURCE = "/{proxy+}"
 _BAD_GATEWAY = {"message": "Internal server error"}

@@ -26,12 +26,13 @@ def serve(config: ApiTwinConfig, host: str = "127.0.0.1", port: int = 3000, work
     make_handler(config)  # fail here, with a clear message, rather than in every worker
     port = claim_port(host, port)
     log.info(
-        "API twin on http://%s:%d -> endpoint %s at %s; artifacts %s; %d worker(s)",
+        "API twin on http://%s:%d -> endpoint %s at %s; artifacts %s; ratings %s; %d worker(s)",
         host,
         port,
         config.endpoint_name,
         config.endpoint_url or "(fast path)",
         config.artifacts,
+        config.ratings_path(),
         workers,
     )
     supervise(
@@ -59,13 +60,16 @@ def start_in_background(
     workers: int = 1,
     startup_timeout: float = 60.0,
     limits: Limits = API_LIMITS,
+    ratings_db: str | os.PathLike[str] = "",
 ) -> BackgroundApi:
     """Start the API twin and return once it answers; port 0 picks a free loopback port (see `.url`).
 
     In-process (a uvicorn thread) by default; `process=True` runs `fmrec serve api` as a child process.
     `limits` applies in-process; a child process always has API_LIMITS.
     """
-    config = ApiTwinConfig(str(artifacts), endpoint_url, endpoint_name, fast_path)
+    config = ApiTwinConfig(
+        str(artifacts), endpoint_url, endpoint_name, fast_path, ratings_db=str(ratings_db or "")
+    )
     if process:
         return _start_process(config, host, port or free_port(host), workers, startup_timeout)
     return _start_thread(config, host, port, startup_timeout, limits)
@@ -88,5 +92,7 @@ def _start_process(
         args += ["--endpoint-url", config.endpoint_url]
     if config.fast_path:
         args.append("--fast-path")
+    if config.ratings_db:
+        args += ["--ratings-db", config.ratings_db]
     pid, stop = start_process(args, host, port, probe_path="/openapi.json", label="API twin", timeout=timeout)
     return BackgroundApi(host, port, stop, pid=pid)

@@ -110,20 +110,3 @@ def test_the_titles_come_from_the_lookup(world: Any) -> None:
     titles = {m: t for m, t, _ in MOVIES}
     assert status == 200 and len(doc["items"]) == len(MOVIES)
     assert all(it["title"] == titles[it["movieId"]] for it in doc["items"])
-
-
-def test_fold_in_only_supplies_extra_history_movies(world: Any) -> None:
-    """The seam issue 21's fold-in plugs into: a user side with extra rated movies, known user or not."""
-    rec = Recommender(DirStore(world.artifacts), None, fast_path=True)
-    bundle = rec.current_bundle()
-    lookup = bundle.lookup
-    star_wars, toy_story = lookup.movie_ids.index(50), lookup.movie_ids.index(1)
-    assert bundle.user_side(4) is None  # unknown and no history: cold start
-    stranger = bundle.user_side(4, extra_history=[star_wars])
-    assert stranger is not None and stranger.user_pos is None and stranger.rated == (star_wars,)
-    known = bundle.user_side(13)
-    more = bundle.user_side(13, extra_history=[toy_story])
-    assert known is not None and more is not None
-    assert set(more.rated) == {*known.rated, toy_story} and more.keys[0] == known.keys[0]
-    ranked = rec.models.retrieval(bundle).top(stranger, 3)
-    assert len(ranked.positions) == 3 and star_wars not in ranked.positions

@@ -122,6 +122,10 @@ print(json.dumps({{"status": result["statusCode"], "body": json.loads(result["bo
         "fmrec.features.settings",  # stdlib only: the lookup's and the history block's defaults
         "fmrec.io_utils",
         "fmrec.numbers",
+        "fmrec.ratings",
+        "fmrec.ratings.body",
+        "fmrec.ratings.fold_in",
+        "fmrec.ratings.store",
         "fmrec.serving",
         "fmrec.serving.artifacts",
         "fmrec.serving.lookup",

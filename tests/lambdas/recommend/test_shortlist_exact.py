@@ -1,8 +1,10 @@
 """The endpoint path's shortlist: for every user of an ml-100k-shaped catalogue, the served top k is the exact
-full-catalogue top k, and every InvokeEndpoint body fits the default request size."""
+full-catalogue top k, and every InvokeEndpoint body fits the default request size; so for users folded in from
+their stored ratings (fmrec.ratings.fold_in), new to the model or not."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,9 +13,11 @@ import pytest
 from fmrec.data.synth import SynthConfig, write_synth
 from fmrec.features.options import PreprocessConfig
 from fmrec.model.artifact import FMModel, save_model_tar
-from fmrec.model.fm import FMParams, score_matrix
-from fmrec.serving.lookup import read_lookup
-from fmrec.serving.ranking import movie_rows, user_rows
+from fmrec.model.fm import FMParams, predict, score_matrix
+from fmrec.ratings.sqlite import SqliteRatings
+from fmrec.ratings.store import Rating
+from fmrec.serving.lookup import Lookup, UserSide, read_lookup
+from fmrec.serving.ranking import feature_rows, movie_rows, user_rows
 from fmrec.stages.preprocess import run as preprocess
 from lambdas.recommend.bundle import DEFAULT_REQUEST_BYTES, DEFAULT_SHORTLIST
 from lambdas.recommend.queries import Query
@@ -65,3 +69,39 @@ def test_the_served_top_k_is_the_exact_full_catalogue_top_k_for_every_user(
     assert max(map(len, caller.bodies)) <= DEFAULT_REQUEST_BYTES
     # The shortlist is N = max(FMREC_SHORTLIST, k) movies a request, never the catalogue.
     assert sum(b.count(b'"keys"') for b in caller.bodies) == len(users) * max(DEFAULT_SHORTLIST, k)
+
+
+def _every_movie(model: FMModel, lookup: Lookup, side: UserSide) -> np.ndarray:
+    """The endpoint's score of every movie for a user side: one full sparse row per movie (the oracle)."""
+    keys = [[*side.keys, *lookup.movie_keys(p)] for p in range(lookup.n_movies)]
+    values = [[*side.values, *[1.0] * len(lookup.movie_keys(p))] for p in range(lookup.n_movies)]
+    return predict(model.params, feature_rows(keys, values, lookup.feature_dim), model.predictor_type)
+
+
+def test_a_folded_in_users_served_top_k_is_the_exact_top_k(ml100k: dict[str, Any], tmp_path: Path) -> None:
+    lookup, model = ml100k["lookup"], ml100k["model"]
+    rng = np.random.default_rng(5)
+    store = SqliteRatings(tmp_path / "ratings.db")
+    new_users = [10_000_000 + i for i in range(12)]  # ids the model was not trained on
+    known = [lookup.user_ids[p] for p in rng.choice(lookup.n_users, 8, replace=False)]
+    for user in new_users + known:
+        picked = rng.choice(lookup.n_movies, int(rng.integers(1, 40)), replace=False)
+        store.put(
+            user, [Rating(user, lookup.movie_ids[p], 4.0, 1_700_000_000 + i) for i, p in enumerate(picked)]
+        )
+    caller = ScoringCaller(model, lookup, delay=0)
+    served = Recommender(DirStore(ml100k["artifacts"]), caller, ratings=store)  # type: ignore[arg-type]
+    for user in new_users + known:
+        pos = lookup.user_position(user)
+        trained = lookup.rated_positions(pos) if pos is not None else []
+        stored = [lookup.movie_position(r.movie_id) for r in store.get(user)]
+        side = lookup.user_side(pos, history=[*trained, *stored])  # the whole history, served_history's bound
+        row = _every_movie(model, lookup, side)
+        row[list(side.rated)] = -np.inf
+        expected = sorted(range(lookup.n_movies), key=lambda p: (-row[p], p))[:10]
+        got = served.recommend(Query(user, k=10))
+        assert got.serving_path == ("fold_in" if pos is None else "endpoint"), user
+        assert got.stored_ratings == len(set(stored) - set(trained))
+        assert [it.movie_id for it in got.items] == [lookup.movie_ids[p] for p in expected], user
+    assert max(map(len, caller.bodies)) <= DEFAULT_REQUEST_BYTES
+    assert sum(b.count(b'"keys"') for b in caller.bodies) == len(new_users + known) * DEFAULT_SHORTLIST
