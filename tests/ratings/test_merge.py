@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+from fmrec.features.preprocess import run
 
 from fmrec.data.readers import load_dataset
 from fmrec.features.options import PreprocessConfig
-from fmrec.features.preprocess import run
 from fmrec.ratings.export import EXTRA_FOLDER, write_movielens
 from fmrec.ratings.merge import merge_extra, read_extra_ratings
 from fmrec.ratings.store import Rating
