@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from fmrec.features.preprocess import run
 
 from fmrec.data.readers import load_dataset
 from fmrec.features.options import PreprocessConfig
@@ -15,6 +14,7 @@ from fmrec.ratings.export import EXTRA_FOLDER, write_movielens
 from fmrec.ratings.merge import merge_extra, read_extra_ratings
 from fmrec.ratings.store import Rating
 from fmrec.serving.lookup import read_lookup
+from fmrec.stages.preprocess import run
 
 
 def base_folder(root: Path) -> Path:
