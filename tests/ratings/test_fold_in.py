@@ -28,7 +28,7 @@ def test_nothing_stored_adds_nothing() -> None:
 
 def test_known_user_history_grows_by_the_stored_movies_the_model_knows() -> None:
     lookup = history_lookup()
-    offset = lookup.history["offset"]
+    offset = lookup.history.offset
     before = lookup.rated_positions(0)  # user 1: movies 1, 2, 50, 100
     extra = stored_history(lookup, 0, [rating(9), rating(50), rating(999)])  # 50 already rated, 999 unknown
     pos9 = lookup.movie_position(9)
@@ -46,7 +46,7 @@ def test_an_unknown_user_gets_a_history_only_side() -> None:
     extra = stored_history(lookup, None, [rating(3), rating(1), rating(1, ts=2)])
     assert extra == sorted([lookup.movie_position(1), lookup.movie_position(3)])
     side = lookup.user_side(None, history=extra)
-    offset = lookup.history["offset"]
+    offset = lookup.history.offset
     assert list(side.keys) == [offset + p for p in extra] and side.user_pos is None
     assert list(side.values) == [pytest.approx(0.5 / math.sqrt(2))] * 2
     assert folded(lookup, side, extra) == 2
@@ -63,7 +63,7 @@ def test_thousands_of_stored_ratings_are_bounded_by_the_one_served_history_rule(
     whole = sorted({*trained, *extra})
     served, value = served_history(whole, 1.0)  # what training, the evaluate step and serving send
     assert lookup.history is not None
-    offset = lookup.history["offset"]
+    offset = lookup.history.offset
     assert list(side.keys[1:]) == [offset + p for p in served] and len(served) == SERVED_CAP
     assert set(side.values[1:]) == {value}
     assert list(side.rated) == whole  # every stored movie is still excluded

@@ -134,8 +134,14 @@ def test_recommend_role_has_exactly_its_grants(templates: Any) -> None:
             "sagemaker:InvokeEndpoint",
             "s3:GetObject",
             "s3:ListBucket",
+            # the ratings table only (issue 21): the route stores, fold-in reads
+            "dynamodb:PutItem",
+            "dynamodb:Query",
         ]
     )
+    for _lid, roles, s in policy_statements(api):
+        if {"Ref": role_ref} in roles and any(a.startswith("dynamodb:") for a in as_list(s["Action"])):
+            assert all("ratings" in str(r).lower() for r in as_list(s["Resource"])), s
 
 
 @pytest.mark.parametrize("mode", ["iam"])

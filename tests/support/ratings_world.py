@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from fmrec.model.artifact import save_model_tar
 from fmrec.model.fm import predict
-from fmrec.serving.lookup import UserSide, write_lookup
+from fmrec.serving.lookup import LookupHistory, UserSide, write_lookup
 from tests.support.lambda_world import USERS, World, invoke_response, make_lookup, make_model
 from twins.api.publish import publish_version
 from twins.endpoint.protocol import parse_json
@@ -22,7 +22,7 @@ def history_lookup(scale: float = 1.0, users: tuple[int, ...] = USERS) -> Any:
     lookup = make_lookup(users)
     offset = lookup.feature_dim
     lookup.feature_dim = offset + lookup.n_movies
-    lookup.history = {"offset": offset, "scale": scale, "cap": 64}
+    lookup.history = LookupHistory(offset=offset, scale=scale, cap=64)
     lookup.check()
     return lookup
 

@@ -60,7 +60,7 @@ def test_bundle_user_side_takes_the_stored_movies_as_extra_history(hworld: World
     assert bundle.user_side(4) is None  # unknown and no history: cold start
     stranger = bundle.user_side(4, extra_history=[star_wars])
     assert stranger is not None and stranger.user_pos is None and stranger.rated == (star_wars,)
-    assert stranger.keys == (lookup.history["offset"] + star_wars,)
+    assert stranger.keys == (lookup.history.offset + star_wars,)
     known, more = bundle.user_side(13), bundle.user_side(13, extra_history=[toy_story])
     assert known is not None and more is not None
     assert set(more.rated) == {*known.rated, toy_story} and more.keys[0] == known.keys[0]
