@@ -26,6 +26,7 @@ class PipelineParameters:
     min_auc: Any
     ndcg_margin: Any
     proc_type: Any
+    proc_count: Any  # the preprocess step's instances: each writes its users' rows (--user-shards)
     train_type: Any
     train_count: Any
     approval: Any
@@ -44,6 +45,7 @@ class PipelineParameters:
             self.min_auc,
             self.ndcg_margin,
             self.proc_type,
+            self.proc_count,
             self.train_type,
             self.train_count,
             self.approval,
@@ -85,6 +87,7 @@ def pipeline_parameters(
     gate_min_auc: float,
     gate_ndcg_margin: float,
     processing_instance_type: str,
+    processing_instance_count: int,
     training_instance_type: str,
     training_instance_count: int,
     hp_defaults: Mapping[str, int | float | str],
@@ -96,6 +99,7 @@ def pipeline_parameters(
         min_auc=ParameterFloat("GateMinAuc", default_value=float(gate_min_auc)),
         ndcg_margin=ParameterFloat("GateNdcgMargin", default_value=float(gate_ndcg_margin)),
         proc_type=ParameterString("ProcessingInstanceType", default_value=processing_instance_type),
+        proc_count=ParameterInteger("ProcessingInstanceCount", default_value=int(processing_instance_count)),
         train_type=ParameterString("TrainingInstanceType", default_value=training_instance_type),
         train_count=ParameterInteger("TrainingInstanceCount", default_value=int(training_instance_count)),
         approval=ParameterString("ModelApprovalStatus", default_value="PendingManualApproval"),

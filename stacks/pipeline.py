@@ -43,6 +43,7 @@ def pipeline_definition(config: StageConfig, version: str) -> dict[str, Any]:
         model_package_group_name=config.model_package_group_name,
         gate_min_auc=config.gate_threshold,
         processing_instance_type=config.processing_instance_type,
+        processing_instance_count=config.processing_instance_count,
         training_instance_type=config.training_instance_type,
         training_instance_count=config.training_instance_count,
         artifact_bucket=CDK_ARGUMENTS["artifact_bucket"],

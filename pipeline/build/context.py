@@ -46,11 +46,13 @@ class BuildContext:
         # pipeline/ does, and a package may be approved, or its endpoint rebuilt, long after its run.
         return ["s3:/", self.bucket, "models", ExecutionVariables.PIPELINE_EXECUTION_ID, *parts]
 
-    def processor(self, script: str) -> Any:
+    def processor(self, script: str, instance_count: Any = 1) -> Any:
+        """A Processing job running `script`; one instance unless `instance_count` (preprocess's
+        ProcessingInstanceCount: every instance reads the whole input and writes its users' rows)."""
         return Processor(
             role=self.role_arn,
             image_uri=self.images["sklearn"],
-            instance_count=1,  # both scripts are single-node
+            instance_count=instance_count,
             instance_type=self.params.proc_type,
             entrypoint=["python3", f"{CODE_DIR}/pipeline/steps/{script}"],
             env={"PYTHONPATH": CODE_DIR},  # the code tree ships the fmrec package beside the scripts

@@ -21,7 +21,7 @@ def preprocess_step(ctx: BuildContext) -> tuple[Any, Any, Callable[[str], Any]]:
     manifest = PropertyFile(name="Manifest", output_name="manifest", path="manifest.json")
     step = ProcessingStep(
         name=PREPROCESS_STEP,
-        step_args=ctx.processor("preprocess.py").run(
+        step_args=ctx.processor("preprocess.py", p.proc_count).run(
             inputs=[
                 ProcessingInput(
                     source=p.input_data, destination=f"{PROCESSING_ROOT}/input/data", input_name="data"

@@ -88,6 +88,11 @@ class StepExecutor(Expressions):
     def _processing(self, step: Mapping[str, Any], step_dir: Path) -> None:
         args = self.resolve(step["Arguments"])
         base = step_dir / "processing"
+        count = int(args.get("ProcessingResources", {}).get("ClusterConfig", {}).get("InstanceCount", 1))
+        if count > 1:
+            # On SageMaker each instance writes its users' rows (resourceconfig.json); one local process with
+            # no resourceconfig.json writes every user's, the single-instance equivalent.
+            log.info("InstanceCount %d: the local twin runs step %s as one instance", count, step["Name"])
         for item in args.get("ProcessingInputs", []):
             local = item["S3Input"]["LocalPath"]
             if local == CODE_DIR:
