@@ -34,10 +34,6 @@ class PipelineParameters:
     # The objective settings' parameters by PreprocessConfig field, in the settings table's order.
     objective_settings: Mapping[str, Any]
 
-    @property
-    def objective(self) -> Any:
-        return self.objective_settings["objective"]
-
     def ordered(self) -> list[Any]:
         return [
             self.input_data,

@@ -15,6 +15,7 @@ from fmrec.data.readers import Dataset, Ratings, sorted_unique
 from fmrec.features import history as history_rules
 from fmrec.features.history import bounded_cap, training_rows
 from fmrec.features.layout import Encoding, encode_rows, positions
+from fmrec.features.objective import SamplingConfig
 from fmrec.features.options import PreprocessConfig
 from fmrec.features.sampling import SampledRows, rows_per_user, sample_rows
 
@@ -110,13 +111,18 @@ def write_sampled(
 
 
 def ranking_channels(
-    out: Path, enc: Encoding, ds: Dataset, cfg: PreprocessConfig, popularity: np.ndarray | None = None
+    out: Path,
+    enc: Encoding,
+    ds: Dataset,
+    cfg: PreprocessConfig,
+    sampling: SamplingConfig,
+    popularity: np.ndarray | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Train and test channels of the ranking objective; returns their files and the sampling record.
 
+    `sampling`: the run's row sampling (`cfg.sampling()`, built once by the stage driver).
     `popularity`: train counts per movie position when `ds` is one user shard of the data (the negatives
     follow the whole data's popularity on every instance); by default counted from ds.train."""
-    sampling = cfg.sampling()
     train, test = ds.train, ds.test
     nm = enc.movie_ids.size
     # int32 positions: at 25M ratings every int64 copy costs 190 MB of the 4 GiB budget

@@ -72,8 +72,13 @@ def _indicator_rows(n_rows: int, cols: list[np.ndarray], dim: int) -> sp.csr_mat
 
 
 def build_encoding(
-    train: Ratings, users: Users | None, movies: Movies | None, aux: Sequence[str]
+    train: Ratings,
+    users: Users | None,
+    movies: Movies | None,
+    aux: Sequence[str],
+    history: HistoryConfig | None = None,
 ) -> Encoding:
+    """The encoding of `train`'s users and movies, the `aux` blocks and, with `history`, the history block."""
     user_ids = sorted_unique(train.user)
     movie_ids = sorted_unique(train.movie)
     wanted_user = [a for a in AUX_USER if a in aux]
@@ -122,7 +127,7 @@ def build_encoding(
         Block("movie", cols.movies.offset, [str(m) for m in movie_ids.tolist()]),
         *(Block(b.name, b.offset, labels) for b, (_, labels) in zip(cols.aux, specs, strict=True)),
     ]
-    enc = Encoding(user_ids, movie_ids, blocks)
+    enc = Encoding(user_ids, movie_ids, blocks, history=history)
     dim = cols.feature_dim
     ucols = [block_columns(b, c) for b, c in zip(cols.aux[: len(ucodes)], ucodes, strict=True)]
     mcols = [block_columns(cols.aux[i], c) for i, c in mcodes]

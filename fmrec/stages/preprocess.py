@@ -145,15 +145,14 @@ def preprocess(
     """
     t0 = time.perf_counter()
     check_objective(cfg.objective, cfg.predictor_type, cfg.label)
-    cfg.sampling()  # range checks before any reading or writing
+    sampling_config = cfg.sampling()  # range checks before any reading or writing
     ds = dataset or load_dataset(data_dir, cfg.split, cfg.holdout_per_user, cfg.seed, cfg.max_reject_fraction)
     extra = None
     if dataset is None:  # ratings posted through the API, under data_dir/extra-ratings/ (fmrec.ratings.merge)
         ds, extra = merge_from_data_dir(ds, data_dir)
     if cfg.implicit:
         ds = as_implicit(ds, cfg)
-    enc = build_encoding(ds.train, ds.users, ds.movies, cfg.aux)
-    enc.history = cfg.history_config()
+    enc = build_encoding(ds.train, ds.users, ds.movies, cfg.aux, cfg.history_config())
     log.info(
         "read %s (%s, split %s): %d train, %d test ratings; feature_dim %d",
         data_dir,
@@ -170,7 +169,9 @@ def preprocess(
         popularity = None
         if share is not ds:
             popularity = np.bincount(positions(enc.movie_ids, ds.train.movie), minlength=enc.movie_ids.size)
-        train_files, test_files, sampling = ranking_channels(out, enc, share, cfg, popularity)
+        train_files, test_files, sampling = ranking_channels(
+            out, enc, share, cfg, sampling_config, popularity
+        )
     else:
         train_files = write_channel(out / "train", enc, share.train, cfg, cfg.shards)
         test_files = (

@@ -41,7 +41,10 @@ def evaluate_step(
                 )
             ],
             # relevance: held-out rating >= LabelThreshold, the same cut the binary labels use
-            arguments=["--objective", ctx.params.objective, "--threshold", ctx.params.threshold.to_string()],
+            arguments=[
+                *("--objective", ctx.params.objective_settings["objective"]),
+                *("--threshold", ctx.params.threshold.to_string()),
+            ],
         ),
         property_files=[report],
     )

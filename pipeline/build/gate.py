@@ -51,7 +51,7 @@ GATE_CHECKS = (
 
 def gate_conditions(ctx: BuildContext, metric: Callable[[str], Any]) -> list[Any]:
     """One condition per GATE_CHECKS entry, binding only when the Objective parameter names its objective."""
-    objective = ctx.params.objective
+    objective = ctx.params.objective_settings["objective"]
     ops = {
         "GreaterThanOrEqualTo": ConditionGreaterThanOrEqualTo,
         "GreaterThan": ConditionGreaterThan,
@@ -90,7 +90,7 @@ def fail_step(ctx: BuildContext, metric: Callable[[str], Any], suffix: str = "")
             on=" ",
             values=[
                 "Quality gate failed for Objective",
-                ctx.params.objective,
+                ctx.params.objective_settings["objective"],
                 "- ranking gate: model NDCG@10",
                 metric("ranking.model.ndcg_at_10"),
                 "vs popularity NDCG@10",
