@@ -2,19 +2,70 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fmrec.data.scale import RATING_MAX, RATING_MIN
 from fmrec.errors import InputError
 from fmrec.features.options import PreprocessConfig
-from fmrec.features.settings import BY_FIELD, DEFAULTS, OBJECTIVE_FIELDS
-from fmrec.model.hyperparameters import PIPELINE_PARAMETERS
+from fmrec.features.settings import BY_FIELD, DEFAULTS, OBJECTIVE_FIELDS, SETTINGS
+from fmrec.model.hyperparameters import HYPERPARAMETERS, PIPELINE_PARAMETERS
 from pipeline.sdk import ParameterFloat, ParameterInteger, ParameterString
 from pipeline.session import DefinitionError
 
 PREDICTOR_TYPE = "binary_classifier"  # the gate reads classifier metrics, so the pipeline trains a classifier
 _MAKERS = {"Integer": ParameterInteger, "Float": ParameterFloat, "String": ParameterString}
+_CASTS = {"Integer": int, "Float": float, "String": str}
+
+
+@dataclass(frozen=True)
+class DefinitionParameter:
+    """A parameter of the definition's own (neither an objective setting nor an FM hyperparameter)."""
+
+    field: str  # PipelineParameters' field, and pipeline_parameters' keyword for its default
+    name: str
+    kind: str  # "Integer" | "Float" | "String"
+    feeds: str  # what it sets, for docs/pipeline.md's table
+
+
+# In the definition's order; the objective settings (fmrec.features.settings) and the FM hyperparameters
+# (fmrec.model.hyperparameters.PIPELINE_PARAMETERS) follow them. docs/pipeline.md's table is built from the
+# three tables (markdown_table) and tests/pipeline/test_parameter_doc.py keeps it equal.
+DEFINITION_PARAMETERS = (
+    DefinitionParameter("input_data", "InputDataUrl", "String", "preprocess input (locally: `--data-dir`)"),
+    DefinitionParameter(
+        "threshold",
+        "LabelThreshold",
+        "Float",
+        f"preprocess `--threshold` (label = rating ≥ threshold; a rating from {RATING_MIN:g} to "
+        f"{RATING_MAX:g}) and evaluate `--threshold` (relevant: a held-out rating ≥ threshold)",
+    ),
+    DefinitionParameter("min_auc", "GateMinAuc", "Float", "rating gate: the minimum test AUC"),
+    DefinitionParameter(
+        "ndcg_margin",
+        "GateNdcgMargin",
+        "Float",
+        "ranking gate: the model's NDCG@10 must be ≥ (1 + margin) × popularity's (relative; 0.1 = 10 % "
+        "better, 0 = at least as good, negative = may lose by that share)",
+    ),
+    DefinitionParameter("proc_type", "ProcessingInstanceType", "String", "preprocess and evaluate"),
+    DefinitionParameter(
+        "proc_count",
+        "ProcessingInstanceCount",
+        "Integer",
+        "preprocess only (default: the stage's `processing_instance_count`): each instance writes the rows "
+        "of its users (`--user-shards`, from resourceconfig.json); the local twin runs it as one instance",
+    ),
+    DefinitionParameter("train_type", "TrainingInstanceType", "String", "training"),
+    DefinitionParameter(
+        "train_count",
+        "TrainingInstanceCount",
+        "Integer",
+        "training; also preprocess `--shards`, so each host gets its own train shard",
+    ),
+    DefinitionParameter("approval", "ModelApprovalStatus", "String", "register"),
+)
 
 
 @dataclass(frozen=True)
@@ -72,8 +123,7 @@ def _parameter(field: str, value: Any) -> Any:
     name = str(s.parameter)
     if s.kind == "Boolean":
         return ParameterString(name, default_value="true" if value else "false")
-    cast = {"Integer": int, "Float": float, "String": str}[s.kind]
-    return _MAKERS[s.kind](name, default_value=cast(value))
+    return _MAKERS[s.kind](name, default_value=_CASTS[s.kind](value))
 
 
 def pipeline_parameters(
@@ -89,16 +139,22 @@ def pipeline_parameters(
     hp_defaults: Mapping[str, int | float | str],
     sampling: Mapping[str, Any] | None = None,
 ) -> PipelineParameters:
+    defaults = {
+        "input_data": input_data_url,
+        "threshold": label_threshold,
+        "min_auc": gate_min_auc,
+        "ndcg_margin": gate_ndcg_margin,
+        "proc_type": processing_instance_type,
+        "proc_count": processing_instance_count,
+        "train_type": training_instance_type,
+        "train_count": training_instance_count,
+        "approval": "PendingManualApproval",
+    }
     return PipelineParameters(
-        input_data=ParameterString("InputDataUrl", default_value=input_data_url),
-        threshold=ParameterFloat("LabelThreshold", default_value=float(label_threshold)),
-        min_auc=ParameterFloat("GateMinAuc", default_value=float(gate_min_auc)),
-        ndcg_margin=ParameterFloat("GateNdcgMargin", default_value=float(gate_ndcg_margin)),
-        proc_type=ParameterString("ProcessingInstanceType", default_value=processing_instance_type),
-        proc_count=ParameterInteger("ProcessingInstanceCount", default_value=int(processing_instance_count)),
-        train_type=ParameterString("TrainingInstanceType", default_value=training_instance_type),
-        train_count=ParameterInteger("TrainingInstanceCount", default_value=int(training_instance_count)),
-        approval=ParameterString("ModelApprovalStatus", default_value="PendingManualApproval"),
+        **{
+            p.field: _MAKERS[p.kind](p.name, default_value=_CASTS[p.kind](defaults[p.field]))
+            for p in DEFINITION_PARAMETERS
+        },
         hp={
             h.parameter: _MAKERS[h.kind](h.parameter, default_value=hp_defaults[h.parameter])
             for h in PIPELINE_PARAMETERS
@@ -107,3 +163,26 @@ def pipeline_parameters(
             field: _parameter(field, value) for field, value in (sampling or objective_defaults()).items()
         },
     )
+
+
+def markdown_table(parameters: Sequence[Mapping[str, Any]]) -> str:
+    """docs/pipeline.md's table of the parameters: `parameters` is a definition's "Parameters" list (its
+    defaults), the words are the three tables'."""
+    feeds = {p.name: p.feeds for p in DEFINITION_PARAMETERS}
+    for h in PIPELINE_PARAMETERS:
+        feeds[h.parameter] = (
+            f"FM hyperparameter `{h.hyperparameter}` ({HYPERPARAMETERS[h.hyperparameter].allowed()})"
+        )
+    for s in SETTINGS:
+        if s.parameter is not None and s.parameter not in feeds:
+            allowed = s.range_text() or ("true, false" if s.kind == "Boolean" else "text")
+            feeds[s.parameter] = f"preprocess `{s.flag}` ({allowed}): {s.help}"
+    feeds["Objective"] += (
+        "; also evaluate `--objective`, and which gate applies (ranking: NDCG@10 against popularity; rating: "
+        "AUC and log loss)"
+    )
+    rows = ["| parameter | type | default | feeds |", "|---|---|---|---|"]
+    for p in parameters:
+        if p["Name"] in feeds:
+            rows.append(f"| `{p['Name']}` | {p['Type']} | `{p.get('DefaultValue')}` | {feeds[p['Name']]} |")
+    return "\n".join(rows) + "\n"

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import json
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -17,6 +19,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from fmrec.data.synth import SynthConfig, write_synth
+from fmrec.features import options
+from fmrec.features.settings import SETTINGS
+from pipeline.definition import CDK_ARGUMENTS, get_pipeline
+from pipeline.parameters import PipelineParameters
+from pipeline.steps import evaluate as evaluate_step
+from pipeline.steps import preprocess as preprocess_step
+from pipeline.tuning import TuningOptions
+from tests.support.model_files import make_model_tar
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE_DIRS = ("fmrec", "pipeline", "lambdas", "twins", "stacks", "fmrec_cli")
@@ -140,7 +152,6 @@ class _RecordingMapping(Mapping[str, Any]):
 
 def _parameter_names(attr: str, value: Any) -> list[str]:
     """The pipeline parameters a PipelineParameters field holds (none for its methods)."""
-    from pipeline.parameters import PipelineParameters  # local import: the SageMaker SDK, slow
 
     if attr not in {f.name for f in fields(PipelineParameters)}:
         return []
@@ -202,7 +213,6 @@ def builder_of(step: str) -> str:
 def derived_fields(config: type) -> dict[tuple[str, str], str]:
     """(class name, field) -> the `config` field it is built from: `Cls(kw=self.field)` in `config`'s own
     methods (PreprocessConfig.sampling() builds SamplingConfig, and so on)."""
-    import inspect  # local import: only the walk needs source inspection
 
     tree = ast.parse(inspect.getsource(config))
     out: dict[tuple[str, str], str] = {}
@@ -221,9 +231,6 @@ def derived_fields(config: type) -> dict[tuple[str, str], str]:
 
 
 def build_definition(rec: Recorder) -> dict[str, Any]:
-    from pipeline.definition import CDK_ARGUMENTS, get_pipeline  # local import: the SageMaker SDK, slow
-    from pipeline.parameters import PipelineParameters
-    from pipeline.tuning import TuningOptions
 
     with _hooked(PipelineParameters, _parameter_names, rec):
         return get_pipeline(region="us-east-1", **CDK_ARGUMENTS, tuning=TuningOptions())
@@ -231,11 +238,6 @@ def build_definition(rec: Recorder) -> dict[str, Any]:
 
 def _run_steps(definition: Mapping[str, Any], work: Path) -> dict[str, dict[str, set[Stack]]]:
     """step name -> parameter -> the stacks of its reads while the step's script ran."""
-    from fmrec.data.synth import SynthConfig, write_synth  # local import: the walk's own run
-    from fmrec.features import options
-    from fmrec.features.settings import SETTINGS
-    from pipeline.steps import evaluate as evaluate_step
-    from pipeline.steps import preprocess as preprocess_step
 
     defaults = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
     by_flag = {s.flag: s.field for s in SETTINGS}
@@ -295,9 +297,6 @@ def _record(run: Callable[[], object], names: Mapping[type, Mapping[str, str]]) 
 
 def _evaluate_inputs(pre: Path, base: Path) -> None:
     """The evaluate step's inputs: the preprocess run's channels and a random model of their width."""
-    import shutil  # local import: the walk's own run
-
-    from tests.support.model_files import make_model_tar
 
     manifest = json.loads((pre / "manifest" / "manifest.json").read_text(encoding="utf-8"))
     for channel in ("test", "train", "lookup", "holdout"):

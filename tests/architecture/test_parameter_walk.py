@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import tuning
+from pipeline.definition import CDK_ARGUMENTS, get_pipeline
 from tests.architecture import parameter_walk as walk
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
@@ -29,8 +30,6 @@ def test_every_walk_is_at_most_six_files_and_never_returns(measured: list[walk.W
 
 
 def test_every_parameter_of_the_definition_is_walked(measured: list[walk.Walks]) -> None:
-    from pipeline.definition import CDK_ARGUMENTS, get_pipeline
-
     names = [p["Name"] for p in get_pipeline(region="us-east-1", **CDK_ARGUMENTS)["Parameters"]]
     assert [w.parameter for w in measured] == [n for n in names if n not in TUNING_PARAMETERS]
 
