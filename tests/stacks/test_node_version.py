@@ -4,7 +4,9 @@ Node 20 printed an end-of-life banner on every synth, even with --quiet."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 
 import pytest
 
@@ -38,3 +40,23 @@ def test_a_synth_prints_no_end_of_life_banner(assemblies: dict[str, Assembly], s
         SYNTHS[stage].describe(),
         output[-2000:],
     )
+
+
+def test_regenerating_the_pin_runs_on_the_projects_node() -> None:
+    """`python -m tests.stacks.test_logical_ids` outside make (the machine's PATH, no silencing variable):
+    importing it starts jsii's Node, which must be the project's."""
+    project_bin = str(NODE.parent)
+    env = {k: v for k, v in os.environ.items() if k != "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION"}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != project_bin)
+    done = subprocess.run(
+        [sys.executable, "-c", "import tests.stacks.test_logical_ids"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    output = done.stdout + done.stderr
+    assert "end-of-life" not in output and "not supported anymore" not in output, output[-2000:]
