@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +11,8 @@ import scipy.sparse as sp
 from fmrec.model.artifact import save_model_tar
 from fmrec.model.fm import predict
 from fmrec.serving.lookup import LookupHistory, UserSide, write_lookup
-from tests.support.lambda_world import USERS, World, invoke_response, make_lookup, make_model
+from tests.support.lambda_world import USERS, World, make_lookup, make_model
 from twins.api.publish import publish_version
-from twins.endpoint.protocol import parse_json
 
 
 def history_lookup(scale: float = 1.0, users: tuple[int, ...] = USERS) -> Any:
@@ -54,23 +52,3 @@ def side_scores(world: World, side: UserSide, movie_positions: list[int]) -> lis
     shape = (len(movie_positions), lookup.feature_dim)
     X = sp.csr_matrix((vals, (rows, cols)), shape=shape, dtype=np.float32)
     return [float(s) for s in predict(model.params, X, model.predictor_type)]
-
-
-class ScoringRuntime:
-    """A sagemaker-runtime client whose invoke_endpoint answers as the endpoint twin would: the twin's own
-    request parsing, then the model's FM math."""
-
-    def __init__(self, world: World, variant: str = "v1") -> None:
-        self.world = world
-        self.variant = variant
-        self.bodies: list[bytes] = []
-
-    def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
-        body = kwargs["Body"]
-        self.bodies.append(body)
-        X = parse_json(body, self.world.lookup.feature_dim)
-        scores = [float(s) for s in predict(self.world.model.params, X, self.world.model.predictor_type)]
-        return invoke_response(scores, self.variant)
-
-    def instances(self) -> list[dict[str, Any]]:
-        return [i for b in self.bodies for i in json.loads(b)["instances"]]

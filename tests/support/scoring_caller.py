@@ -1,16 +1,21 @@
-"""An EndpointCaller double scoring bodies with the endpoint twin's math; it records bodies, concurrency."""
+"""The recommend Lambda's endpoint stand-in: bodies scored with the endpoint twin's parsing and FM math."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
 
-from tests.support.lambda_world import endpoint_scores
+from tests.support.lambda_world import endpoint_scores, invoke_response
 
 
 class ScoringCaller:
-    """Scores each body as the endpoint twin would; `variants` answer in turn; `delay` lets calls overlap."""
+    """Scores each body as the endpoint twin would; `variants` answer in turn; `delay` lets calls overlap.
+
+    As an EndpointCaller (`invoke`) it stands in for the Lambda's caller; as a sagemaker-runtime client
+    (`invoke_endpoint`) it sits under the Lambda's own EndpointCaller. Either way it records the bodies and
+    the peak of concurrent calls."""
 
     def __init__(
         self, model: Any, lookup: Any, variants: list[str] | None = None, delay: float = 0.02
@@ -32,3 +37,12 @@ class ScoringCaller:
         with self._lock:
             self.active -= 1
         return endpoint_scores(self.model, self.lookup, body), self.variants[n % len(self.variants)]
+
+    def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        """sagemaker-runtime's InvokeEndpoint: the response the Lambda's EndpointCaller reads."""
+        scores, variant = self.invoke(kwargs["Body"])
+        return invoke_response(scores, str(variant))
+
+    def instances(self) -> list[dict[str, Any]]:
+        """Every instance of every body so far."""
+        return [i for b in self.bodies for i in json.loads(b)["instances"]]

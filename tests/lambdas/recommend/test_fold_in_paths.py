@@ -18,7 +18,8 @@ from lambdas.recommend.endpoint import EndpointCaller
 from lambdas.recommend.service import Recommender
 from lambdas.recommend.store import DirStore
 from tests.support.lambda_world import ENDPOINT, USERS, World, build_world, handle, invoke_response
-from tests.support.ratings_world import ScoringRuntime, build_history_world, side_scores
+from tests.support.ratings_world import build_history_world, side_scores
+from tests.support.scoring_caller import ScoringCaller
 from twins.api.gateway import build_event
 from twins.endpoint.protocol import parse_json
 
@@ -76,7 +77,7 @@ def test_bundle_user_side_takes_the_stored_movies_as_extra_history(hworld: World
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast_path", "endpoint"])
 def test_the_rerank_route_folds_in_stored_ratings(hworld: World, store: Any, fast: bool) -> None:
-    runtime = ScoringRuntime(hworld)
+    runtime = ScoringCaller(hworld.model, hworld.lookup, delay=0)
     caller = None if fast else EndpointCaller(runtime, ENDPOINT)
     app.configure(Recommender(DirStore(hworld.artifacts), caller, fast_path=fast, ratings=store))
     movies = [100, 12, 9, 3, 50]

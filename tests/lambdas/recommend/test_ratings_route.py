@@ -16,7 +16,8 @@ from lambdas.recommend.endpoint import EndpointCaller
 from lambdas.recommend.service import Recommender, ratings_from_env
 from lambdas.recommend.store import DirStore
 from tests.support.lambda_world import ENDPOINT, World, handle
-from tests.support.ratings_world import ScoringRuntime, build_history_world, side_scores
+from tests.support.ratings_world import build_history_world, side_scores
+from tests.support.scoring_caller import ScoringCaller
 from twins.api.gateway import build_event
 
 
@@ -30,8 +31,8 @@ def store(tmp_path: Path) -> SqliteRatings:
     return SqliteRatings(tmp_path / "ratings.db")
 
 
-def configure(world: World, store: Any, fast: bool) -> ScoringRuntime:
-    runtime = ScoringRuntime(world)
+def configure(world: World, store: Any, fast: bool) -> ScoringCaller:
+    runtime = ScoringCaller(world.model, world.lookup, delay=0)
     caller = None if fast else EndpointCaller(runtime, ENDPOINT)
     app.configure(Recommender(DirStore(world.artifacts), caller, fast_path=fast, ratings=store))
     return runtime
