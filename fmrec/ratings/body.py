@@ -1,20 +1,13 @@
-"""The POST /users/{userId}/ratings body, checked; each error names its field. Standard library only."""
+"""The POST /users/{userId}/ratings path and checked body as Ratings. Standard library only."""
 
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fmrec.errors import InputError
-from fmrec.ratings.store import MAX_BATCH, MAX_ID, MAX_TIMESTAMP, RATING_MAX, RATING_MIN, Rating
-
-ITEM_FIELDS = ("movieId", "rating", "timestamp")
-
-
-def _reject_constant(name: str) -> float:
-    # json.loads accepts NaN, Infinity and -Infinity by default; JSON (RFC 8259) has no such numbers.
-    raise InputError(f"body: {name} is not a JSON number; expected finite numbers")
+from fmrec.ratings.store import MAX_ID, Rating
 
 
 def _integer(value: Any, field: str, lo: int, hi: int) -> int:
@@ -24,15 +17,6 @@ def _integer(value: Any, field: str, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         raise InputError(f"{field}: expected an integer from {lo} to {hi}, got {value}")
     return value
-
-
-def _rating(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(f"{field}: expected a number from {RATING_MIN} to {RATING_MAX}, got {_shown(value)}")
-    number = float(value)
-    if not (math.isfinite(number) and RATING_MIN <= number <= RATING_MAX):
-        raise InputError(f"{field}: expected a number from {RATING_MIN} to {RATING_MAX}, got {value}")
-    return number
 
 
 def _shown(value: Any) -> str:
@@ -48,44 +32,9 @@ def parse_user(raw: str | None) -> int:
     return _integer(int(text), "userId", 1, MAX_ID)
 
 
-def parse_body(user_id: int, body: str | bytes | None, now: int) -> list[Rating]:
-    """`{"ratings": [{"movieId", "rating", "timestamp"?}, ...]}` (1..MAX_BATCH items) as Ratings; a missing
-    timestamp is `now` (Unix seconds). Unknown fields are errors: a misspelt timestamp must not become now."""
-    if body is None or not body.strip():
-        raise InputError('body: expected a JSON object {"ratings": [...]}, got an empty body')
-    try:
-        doc = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"body: not valid JSON ({exc})") from None
-    except RecursionError:
-        raise InputError("body: JSON nested too deeply") from None
-    if not isinstance(doc, dict):
-        raise InputError(f'body: expected a JSON object {{"ratings": [...]}}, got {type(doc).__name__}')
-    extra = sorted(set(doc) - {"ratings"})
-    if extra:
-        raise InputError(f"body.{extra[0]}: unexpected field; expected only ratings")
-    items = doc.get("ratings")
-    if not isinstance(items, list):
-        raise InputError(f"ratings: expected a list of 1 to {MAX_BATCH} items, got {_shown(items)}")
-    if not 1 <= len(items) <= MAX_BATCH:
-        raise InputError(f"ratings: expected 1 to {MAX_BATCH} items, got {len(items)}")
-    return [_item(user_id, item, f"ratings[{i}]", now) for i, item in enumerate(items)]
-
-
-def _item(user_id: int, item: Any, field: str, now: int) -> Rating:
-    if not isinstance(item, dict):
-        raise InputError(f"{field}: expected an object with movieId and rating, got {_shown(item)}")
-    extra = sorted(set(item) - set(ITEM_FIELDS))
-    if extra:
-        raise InputError(f"{field}.{extra[0]}: unexpected field; expected {', '.join(ITEM_FIELDS)}")
-    for name in ("movieId", "rating"):
-        if name not in item:
-            raise InputError(f"{field}.{name}: required")
-    movie = _integer(item["movieId"], f"{field}.movieId", 1, MAX_ID)
-    rating = _rating(item["rating"], f"{field}.rating")
-    timestamp = now
-    if "timestamp" in item:  # an explicit null is an error, not "now": the document says integer
-        timestamp = _integer(item["timestamp"], f"{field}.timestamp", 0, MAX_TIMESTAMP)
-    return Rating(user_id, movie, rating, timestamp)
+def to_ratings(user_id: int, items: Sequence[Mapping[str, Any]], now: int) -> list[Rating]:
+    """The items of a ratings body the API checked against openapi.json's RatingsBatch (the recommend Lambda's
+    `params.parse_body`) as Ratings; a missing timestamp is `now` (Unix seconds)."""
+    return [
+        Rating(user_id, int(i["movieId"]), float(i["rating"]), int(i.get("timestamp", now))) for i in items
+    ]

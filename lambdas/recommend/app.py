@@ -37,6 +37,7 @@ PARAMETERS = route_parameters(_OPENAPI)
 SIMILAR_PARAMETERS = route_parameters(_OPENAPI, SIMILAR_ROUTE)
 RANKINGS_PARAMETERS = route_parameters(_OPENAPI, RANKINGS_ROUTE, "post")
 RANKINGS_BODY = body_schema(_OPENAPI, RANKINGS_ROUTE)
+RATINGS_BODY = body_schema(_OPENAPI, "/users/{userId}/ratings")
 JSON_TYPE = "application/json"
 
 _state_lock = threading.Lock()
@@ -123,9 +124,10 @@ def render(rec: Recommendation, k: int) -> dict[str, Any]:
 
 @app.post("/users/<userId>/ratings")
 def post_ratings(userId: str) -> Response:
-    """Validation and storage live in the library (fmrec.ratings): 400 naming the field, nothing stored."""
+    """The body checked against openapi.json (400 naming the field, nothing stored), kept by fmrec.ratings."""
     user_id = ratings_body.parse_user(userId)
-    ratings = ratings_body.parse_body(user_id, _body(), int(time.time()))
+    items = parse_body(RATINGS_BODY, _body())["ratings"]
+    ratings = ratings_body.to_ratings(user_id, items, int(time.time()))
     posted = get_recommender().rate(user_id, ratings)
     logger.info(
         "ratings stored",

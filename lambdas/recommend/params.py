@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -104,51 +105,101 @@ def parse_parameters(
 
 
 def body_schema(doc: Mapping[str, Any], route: str, method: str = "post") -> Mapping[str, Any]:
-    """The JSON schema of an operation's request body, its $ref resolved."""
-    schema = doc["paths"][route][method]["requestBody"]["content"]["application/json"]["schema"]
-    ref = schema.get("$ref", "")
-    return doc["components"]["schemas"][ref.rsplit("/", 1)[-1]] if ref else schema
+    """The JSON schema of an operation's request body, every $ref in it resolved."""
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref:
+                return resolve(doc["components"]["schemas"][ref.rsplit("/", 1)[-1]])
+            return {k: resolve(v) for k, v in node.items()}
+        return node
+
+    schema: Mapping[str, Any] = resolve(
+        doc["paths"][route][method]["requestBody"]["content"]["application/json"]["schema"]
+    )
+    return schema
+
+
+def _reject_constant(name: str) -> float:
+    # json.loads accepts NaN, Infinity and -Infinity by default; JSON (RFC 8259) has no such numbers.
+    raise ParameterError(f"body: {name} is not a JSON number; expected finite numbers")
 
 
 def parse_body(schema: Mapping[str, Any], raw: str | bytes | None) -> dict[str, Any]:
-    """A JSON object body checked against `schema` (object of integer arrays, as openapi.json declares them):
-    a ParameterError naming the field (`movieIds`, `movieIds[3]`) and what was expected."""
+    """A JSON object body checked against `schema` (objects, arrays, integers and numbers with the bounds
+    openapi.json declares): the checked document, or a ParameterError naming the field (`movieIds[3]`,
+    `ratings[0].rating`, `body.user`) and what was expected. The one checker of every request body."""
     if raw is None or (isinstance(raw, (str, bytes)) and not raw.strip()):
         raise ParameterError("body: required, expected a JSON object")
     try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError):
+        doc = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        if isinstance(exc, ParameterError):
+            raise
         raise ParameterError("body: expected a JSON object, got text that is not JSON") from None
     if not isinstance(doc, dict):
         raise ParameterError(f"body: expected a JSON object, got {type(doc).__name__}")
-    props = schema.get("properties", {})
-    for name in schema.get("required", ()):
-        if name not in doc:
-            raise ParameterError(f"{name}: required, expected {_expected_array(props[name])}")
-    if schema.get("additionalProperties") is False:
-        extra = sorted(set(doc) - set(props))
-        if extra:
-            raise ParameterError(f"{extra[0][:40]}: not a field of this body; expected {', '.join(props)}")
-    return {name: _parse_array(name, props[name], doc[name]) for name in props if name in doc}
+    checked: dict[str, Any] = _check_object("", schema, doc)
+    return checked
 
 
-def _expected_array(s: Mapping[str, Any]) -> str:
-    item = s["items"]
+def _expected(s: Mapping[str, Any]) -> str:
+    kind = s.get("type")
+    if kind == "array":
+        item = s["items"]
+        what = (
+            f"integers from {item['minimum']} to {item['maximum']}"
+            if item.get("type") == "integer"
+            else ("numbers" if item.get("type") == "number" else "objects")
+        )
+        return f"an array of {s.get('minItems', 0)} to {s.get('maxItems', 'any')} {what}"
+    if kind == "object":
+        return "an object with " + ", ".join(s.get("properties", {}))
+    noun = "an integer" if kind == "integer" else "a number"
     return (
-        f"an array of {s.get('minItems', 0)} to {s.get('maxItems', 'any')} integers "
-        f"from {item['minimum']} to {item['maximum']}"
+        f"{noun} from {s['minimum']:g} to {s['maximum']:g}"
+        if kind == "number"
+        else (f"{noun} from {s['minimum']} to {s['maximum']}")
     )
 
 
-def _parse_array(name: str, s: Mapping[str, Any], value: Any) -> list[int]:
-    if not isinstance(value, list) or not s.get("minItems", 0) <= len(value) <= s.get("maxItems", len(value)):
-        got = f"{len(value)} items" if isinstance(value, list) else type(value).__name__
-        raise ParameterError(f"{name}: expected {_expected_array(s)}, got {got}")
-    item = s["items"]
-    for i, v in enumerate(value):
-        if type(v) is not int or not item["minimum"] <= v <= item["maximum"]:
-            shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:40] + "..."
+def _shown(value: Any) -> str:
+    text = repr(value) if isinstance(value, float) else json.dumps(value)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _check(field: str, s: Mapping[str, Any], value: Any) -> Any:
+    kind = s.get("type")
+    if kind == "object":
+        if not isinstance(value, dict):
+            raise ParameterError(f"{field}: expected {_expected(s)}, got {_shown(value)}")
+        return _check_object(field, s, value)
+    if kind == "array":
+        if not isinstance(value, list) or not s.get("minItems", 0) <= len(value) <= s.get(
+            "maxItems", len(value)
+        ):
+            got = f"{len(value)} items" if isinstance(value, list) else _shown(value)
+            raise ParameterError(f"{field}: expected {_expected(s)}, got {got}")
+        return [_check(f"{field}[{i}]", s["items"], v) for i, v in enumerate(value)]
+    # bool is an int subclass: true must not pass as 1; a number may be an integer, never the reverse
+    number = type(value) is int or (kind == "number" and type(value) is float and math.isfinite(value))
+    if not number or not s["minimum"] <= value <= s["maximum"]:
+        raise ParameterError(f"{field}: expected {_expected(s)}, got {_shown(value)}")
+    return float(value) if kind == "number" else value
+
+
+def _check_object(field: str, s: Mapping[str, Any], doc: Mapping[str, Any]) -> dict[str, Any]:
+    props = s.get("properties", {})
+    prefix = f"{field}." if field else ""
+    if s.get("additionalProperties") is False:
+        extra = sorted(set(doc) - set(props))
+        if extra:
+            where = "object" if field else "body"
             raise ParameterError(
-                f"{name}[{i}]: expected an integer from {item['minimum']} to {item['maximum']}, got {shown}"
+                f"{field or 'body'}.{extra[0][:40]}: not a field of this {where}; expected {', '.join(props)}"
             )
-    return value
+    for name in s.get("required", ()):
+        if name not in doc:
+            raise ParameterError(f"{prefix}{name}: required, expected {_expected(props[name])}")
+    return {name: _check(f"{prefix}{name}", props[name], doc[name]) for name in props if name in doc}

@@ -79,7 +79,7 @@ def test_rankings_for_a_user_the_model_does_not_know_is_cold_start(world: Any) -
         ({"movieIds": [0]}, "movieIds[0]: expected an integer from 1"),
         ({"movieIds": [2**63]}, "movieIds[0]: expected an integer from 1"),
         ({}, "movieIds: required"),
-        ({"movieIds": [1], "k": 3}, "k: not a field of this body"),
+        ({"movieIds": [1], "k": 3}, "body.k: not a field of this body"),
         ([1, 2], "body: expected a JSON object"),
     ],
 )

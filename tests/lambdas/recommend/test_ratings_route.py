@@ -10,9 +10,18 @@ import pytest
 
 from fmrec.ratings.fold_in import stored_history
 from fmrec.ratings.sqlite import SqliteRatings
-from fmrec.ratings.store import Rating, StoreUnavailable
+from fmrec.ratings.store import (
+    MAX_BATCH,
+    MAX_ID,
+    MAX_TIMESTAMP,
+    RATING_MAX,
+    RATING_MIN,
+    Rating,
+    StoreUnavailable,
+)
 from lambdas.recommend import app
 from lambdas.recommend.endpoint import EndpointCaller
+from lambdas.recommend.params import body_schema, load_openapi
 from lambdas.recommend.service import Recommender, ratings_from_env
 from lambdas.recommend.store import DirStore
 from tests.support.lambda_world import ENDPOINT, World, handle
@@ -181,3 +190,14 @@ def test_ratings_are_stored_before_any_model_is_published(tmp_path: Path, store:
     status, _, body = post(4, {"ratings": [{"movieId": 50, "rating": 5}, {"movieId": 1, "rating": 3}]})
     assert status == 200 and body["stored"] == 2 and body["unknownMovies"] == [1, 50]
     assert len(store.get(4)) == 2
+
+
+def test_openapi_ratings_body_has_the_stores_bounds() -> None:
+    """The body is checked against openapi.json; the store's batch rule (one DynamoDB transaction per POST)
+    and the readers' ranges (an export reads back) must be the bounds it declares."""
+    batch = body_schema(load_openapi(), "/users/{userId}/ratings")["properties"]["ratings"]
+    item = batch["items"]["properties"]
+    assert (batch["minItems"], batch["maxItems"]) == (1, MAX_BATCH)
+    assert (item["movieId"]["minimum"], item["movieId"]["maximum"]) == (1, MAX_ID)
+    assert (item["rating"]["minimum"], item["rating"]["maximum"]) == (RATING_MIN, RATING_MAX)
+    assert (item["timestamp"]["minimum"], item["timestamp"]["maximum"]) == (0, MAX_TIMESTAMP)
