@@ -20,7 +20,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from fmrec.data.synth import SynthConfig, write_synth
 from fmrec.features import options
 from fmrec.features.settings import SETTINGS
 from pipeline.definition import CDK_ARGUMENTS, get_pipeline
@@ -29,6 +28,7 @@ from pipeline.steps import evaluate as evaluate_step
 from pipeline.steps import preprocess as preprocess_step
 from pipeline.tuning import TuningOptions
 from tests.support.model_files import make_model_tar
+from tests.support.trained_world import synth_data
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE_DIRS = ("fmrec", "pipeline", "lambdas", "twins", "stacks", "fmrec_cli")
@@ -246,10 +246,7 @@ def _run_steps(definition: Mapping[str, Any], work: Path) -> dict[str, dict[str,
         "pipeline/steps/preprocess.py": preprocess_step.main,
         "pipeline/steps/evaluate.py": evaluate_step.main,
     }
-    write_synth(
-        work / "preprocess" / "input" / "data",
-        SynthConfig(users=40, items=80, ratings=2000, seed=7, factors=4, test_per_user=5),
-    )
+    synth_data(work / "preprocess" / "input" / "data")  # the trained world's small data set
     out: dict[str, dict[str, set[Stack]]] = {}
     done: dict[tuple[str, tuple[tuple[str, str | None], ...]], dict[str, set[Stack]]] = {}
     for run in sorted(step_runs(definition), key=lambda r: r.script != "pipeline/steps/preprocess.py"):
