@@ -15,9 +15,10 @@ depend on the weights), published as version v1 in a serving-artifacts folder.
    bytes and the endpoint's CPU per request (how FMREC_SHORTLIST's default was chosen).
 3. The seed's request building (its recommend() loop up to json.dumps, reimplemented here only as the
    baseline) against ours (the shortlist's request) on the same users, in this one process run.
-4. End to end: `fmrec serve endpoint` and `fmrec serve api` as child processes, and a load generator in a
-   third process: --clients keep-alive HTTP/1.1 clients on loopback for --seconds, for each of --paths
-   (endpoint, then fast) in one run. CPU time per request of each process is reported beside the latency.
+4. End to end: `fmrec serve endpoint` (--endpoint-workers, 2) and `fmrec serve api` (--api-workers, 2) as
+   child processes, and a load generator in a third process: --clients keep-alive HTTP/1.1 clients on
+   loopback for --seconds, for each of --paths (endpoint, then fast) in one run. CPU time per request of
+   each process is reported beside the latency.
 5. With --shape ml-25m: a synthetic lookup of MovieLens 25M's shape (162,541 users, 59,047 movies, about 25M
    training ratings with a popularity tail, users of 1,000+ ratings among them; built directly, no
    preprocess) with the default objective's history block, and a random 64-factor model: what the pipeline
@@ -737,7 +738,13 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=3000, help="handler-time requests")
     parser.add_argument("--seed-users", type=int, default=30, help="users for the seed comparison")
     parser.add_argument("--endpoint-workers", type=int, default=2, help="endpoint twin worker processes")
-    parser.add_argument("--api-workers", type=int, default=1, help="API twin worker processes")
+    parser.add_argument(
+        "--api-workers",
+        type=int,
+        default=2,
+        help="API twin worker processes (default 2, one per core: each Lambda environment is its own process "
+        "on AWS, and one twin process serialises every environment's Python on one interpreter lock)",
+    )
     parser.add_argument("--skip-e2e", action="store_true")
     parser.add_argument("--skip-seed", action="store_true", help="no seed comparison")
     parser.add_argument("--shape", choices=("ml-100k", "ml-25m"), default="ml-100k")
