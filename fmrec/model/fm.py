@@ -221,10 +221,10 @@ def user_terms(
     if vals.shape != cols.shape:
         raise InputError(f"user_values: expected {cols.size} values, got {vals.size}")
     V = np.asarray(params.V)
-    w = np.asarray(params.w, dtype=np.float64)
+    w_u = np.asarray(params.w)[cols].astype(np.float64)  # the user's weights only, not all D converted
     Vu = V[cols].astype(np.float64) * vals[:, None]
     s_u = Vu.sum(axis=0)
-    const = float(params.w0) + float(w[cols] @ vals) + 0.5 * (float(s_u @ s_u) - float(np.sum(Vu * Vu)))
+    const = float(params.w0) + float(w_u @ vals) + 0.5 * (float(s_u @ s_u) - float(np.sum(Vu * Vu)))
     return const, s_u
 
 
