@@ -10,12 +10,13 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from twins.http_limits import GATEWAY_STYLE, Limits
@@ -177,46 +178,20 @@ class _TooLarge(Exception):
     pass
 
 
-class _Disconnected(Exception):
-    pass
-
-
-async def _read_body(scope: Scope, receive: Receive) -> bytes:
+async def _read_body(request: Request) -> bytes:
     """The body; past MAX_PAYLOAD_BYTES (by Content-Length, or as it arrives) a _TooLarge, not a buffer."""
     message = f"HTTP content length exceeded {MAX_PAYLOAD_BYTES} bytes."  # API Gateway's wording
-    for key, value in scope["headers"]:
-        if key == b"content-length" and value.isdigit() and int(value) > MAX_PAYLOAD_BYTES:
-            raise _TooLarge(message)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
+        raise _TooLarge(message)
     chunks: list[bytes] = []
     total = 0
-    more = True
-    while more:
-        received = await receive()
-        if received["type"] == "http.disconnect":
-            raise _Disconnected
-        chunk = received.get("body", b"")
+    async for chunk in request.stream():
         total += len(chunk)
         if total > MAX_PAYLOAD_BYTES:
             raise _TooLarge(message)
         chunks.append(chunk)
-        more = received.get("more_body", False)
     return b"".join(chunks)
-
-
-async def _reply(send: Send, status: int, body: bytes, headers: Sequence[tuple[str, str]] = ()) -> None:
-    """One response: Content-Length first, then `headers` (names lower-cased, as HTTP/1.1 servers send)."""
-    raw = [(b"content-length", str(len(body)).encode())]
-    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
-_JSON_HEADERS = (("content-type", "application/json"),)
-
-
-def _path(scope: Scope) -> str:
-    # What the request's URL path reads as (Starlette's URL escapes these three before splitting the URL).
-    return str(scope["path"]).replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
 
 
 def create_app(handlers: Handler | Sequence[Handler], openapi: bytes) -> ASGIApp:
@@ -227,33 +202,31 @@ def create_app(handlers: Handler | Sequence[Handler], openapi: bytes) -> ASGIApp
     # concurrent events. Concurrency comes from several environments, as Lambda scales.
     pool = [handlers] if callable(handlers) else list(handlers)
     idle: asyncio.Queue[Handler] | None = None
-    # One thread per environment: a handler blocks on the endpoint call, and the event loop stays free
-    # meanwhile. A plain executor: anyio's thread pool (Starlette's run_in_threadpool) costs more per call.
-    threads = ThreadPoolExecutor(max_workers=len(pool), thread_name_prefix="lambda-environment")
 
-    async def invoke(scope: Scope, receive: Receive, send: Send) -> None:
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi, 200, media_type="application/json")
+
+    async def invoke(request: Request) -> Response:
         try:
-            body = await _read_body(scope, receive)
+            body = await _read_body(request)
         except _TooLarge as exc:
             # API Gateway answers this itself, without invoking the Lambda.
-            await _reply(send, 413, json.dumps({"message": str(exc)}).encode(), _JSON_HEADERS)
-            return
-        except _Disconnected:
+            return Response(json.dumps({"message": str(exc)}).encode(), 413, media_type="application/json")
+        except ClientDisconnect:
             log.info("client disconnected before sending the whole request")
-            await _reply(send, 400, b"")  # nobody reads it
-            return
-        client = scope.get("client")
-        query = scope.get("query_string", b"").decode("latin-1")
+            return Response(b"", 400)  # nobody reads it
+        client = request.client
         event = build_event(
-            scope["method"],
-            _path(scope),
-            parse_qsl(query, keep_blank_values=True),
-            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+            request.method,
+            request.url.path,
+            [(k, v) for k, v in request.query_params.multi_items()],
+            [(k, v) for k, v in request.headers.items()],
             body,
-            source_ip=client[0] if client else "127.0.0.1",
+            source_ip=client.host if client else "127.0.0.1",
         )
         context = LambdaContext(aws_request_id=str(uuid.uuid4()))
         try:
+            # The handler blocks on the endpoint call: a worker thread keeps the event loop free meanwhile.
             nonlocal idle
             if idle is None:  # created on the serving loop
                 idle = asyncio.Queue()
@@ -261,27 +234,34 @@ def create_app(handlers: Handler | Sequence[Handler], openapi: bytes) -> ASGIApp
                     idle.put_nowait(h)
             handler = await idle.get()
             try:
-                result = await asyncio.get_running_loop().run_in_executor(threads, handler, event, context)
+                result = await run_in_threadpool(handler, event, context)
             finally:
                 idle.put_nowait(handler)
         except Exception:
             log.exception("the Lambda handler raised")
-            status, headers, data = 502, list(_JSON_HEADERS), json.dumps(_BAD_GATEWAY).encode()
+            status, headers, data = (
+                502,
+                [("content-type", "application/json")],
+                json.dumps(_BAD_GATEWAY).encode(),
+            )
         else:
             status, headers, data = proxy_response(result)
-        # API Gateway sets the length itself; its request id replaces any the function sent.
-        headers = [(k, v) for k, v in headers if k.lower() not in ("content-length", "x-amzn-requestid")]
-        headers.append(("x-amzn-RequestId", event["requestContext"]["requestId"]))
-        await _reply(send, status, data, headers)
+        response = Response(data, status)
+        for key, value in headers:
+            response.headers.append(key, value)
+        response.headers["x-amzn-RequestId"] = event["requestContext"]["requestId"]
+        return response
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         # Every method and path reaches the handler, as through a /{proxy+} ANY resource; only GET
         # /openapi.json is the twin's own.
         if scope["type"] != "http":
             return
-        if scope["method"] == "GET" and _path(scope) == "/openapi.json":
-            await _reply(send, 200, openapi, _JSON_HEADERS)
+        request = Request(scope, receive)
+        if request.method == "GET" and request.url.path == "/openapi.json":
+            response = await openapi_json(request)
         else:
-            await invoke(scope, receive, send)
+            response = await invoke(request)
+        await response(scope, receive, send)
 
     return app
