@@ -738,6 +738,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=3000, help="handler-time requests")
     parser.add_argument("--seed-users", type=int, default=30, help="users for the seed comparison")
     parser.add_argument("--endpoint-workers", type=int, default=2, help="endpoint twin worker processes")
+    # "For each concurrent request, Lambda provisions a separate instance of your execution environment"
+    # (https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html): no shared interpreter lock.
     parser.add_argument(
         "--api-workers",
         type=int,
