@@ -727,11 +727,7 @@ def _show(label: str, doc: dict[str, Any]) -> None:
     print(label + ": " + json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in doc.items()}))
 
 
-def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] == "--loadgen":
-        return loadgen_main(sys.argv[2:])
-    if len(sys.argv) > 1 and sys.argv[1] == "--memory-probe":
-        return memory_probe_main(sys.argv[2:])
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="end-to-end measured duration")
     parser.add_argument("--clients", default="1,16", help="comma-separated client counts, one phase each")
@@ -771,7 +767,15 @@ def main() -> int:
     parser.add_argument(
         "--work", default=None, help="ml-25m: keep the prepared world in this folder and reuse it next time"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--loadgen":
+        return loadgen_main(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "--memory-probe":
+        return memory_probe_main(sys.argv[2:])
+    args = parse_args()
     if args.request_max_bytes is not None:
         os.environ["FMREC_REQUEST_MAX_BYTES"] = str(args.request_max_bytes)
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:

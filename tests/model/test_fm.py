@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -139,8 +140,6 @@ def test_blocks_empty_rows_and_duplicate_keys(monkeypatch: pytest.MonkeyPatch) -
 def test_repeated_and_unsorted_keys_without_scipy_canonical_form() -> None:
     """A CSR-like object (no tocsr, so not canonicalised first) with a repeated key: x_i is the sum before
     it is squared, the same as the canonical matrix; sorted and unsorted rows score alike."""
-    from types import SimpleNamespace
-
     rng = np.random.default_rng(3)
     params = _params(rng, 10, 4)
     raw = SimpleNamespace(

@@ -17,7 +17,13 @@ from fmrec.codec.wire import MAGIC, RecordIOError, vbytes
 from tests.support.asgi import asgi_post
 from tests.support.model_files import make_model_tar
 from twins.endpoint import protocol
-from twins.endpoint.app import FREE_BODY_BYTES, EndpointSpec, create_app, load_endpoints
+from twins.endpoint.app import (
+    FREE_BODY_BYTES,
+    INLINE_BODY_BYTES,
+    EndpointSpec,
+    create_app,
+    load_endpoints,
+)
 from twins.endpoint.protocol import EndpointRequestError
 
 D = 12
@@ -272,8 +278,6 @@ def test_large_bodies_share_a_bounded_budget_small_ones_do_not_wait_for_it(
 def test_small_bodies_scored_inline_answer_as_large_ones_on_the_scoring_thread(app: Any, path: str) -> None:
     """Bodies up to INLINE_BODY_BYTES are scored on the event loop, larger ones on the scoring thread: the
     same instances give the same bytes either way."""
-    from twins.endpoint.app import INLINE_BODY_BYTES
-
     rng = np.random.default_rng(5)
     keys = [sorted(rng.choice(D, 4, replace=False).tolist()) for _ in range(3000)]
     instances = [sparse(k, [1, 1, 0.5, 2]) for k in keys]
