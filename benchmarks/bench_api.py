@@ -15,9 +15,10 @@ depend on the weights), published as version v1 in a serving-artifacts folder.
    bytes and the endpoint's CPU per request (how FMREC_SHORTLIST's default was chosen).
 3. The seed's request building (its recommend() loop up to json.dumps, reimplemented here only as the
    baseline) against ours (the shortlist's request) on the same users, in this one process run.
-4. End to end: `fmrec serve endpoint` and `fmrec serve api` as child processes, and a load generator in a
-   third process: --clients keep-alive HTTP/1.1 clients on loopback for --seconds, for each of --paths
-   (endpoint, then fast) in one run. CPU time per request of each process is reported beside the latency.
+4. End to end: `fmrec serve endpoint` (--endpoint-workers, 2) and `fmrec serve api` (--api-workers, 2) as
+   child processes, and a load generator in a third process: --clients keep-alive HTTP/1.1 clients on
+   loopback for --seconds, for each of --paths (endpoint, then fast) in one run. CPU time per request of
+   each process is reported beside the latency.
 5. With --shape ml-25m: a synthetic lookup of MovieLens 25M's shape (162,541 users, 59,047 movies, about 25M
    training ratings with a popularity tail, users of 1,000+ ratings among them; built directly, no
    preprocess) with the default objective's history block, and a random 64-factor model: what the pipeline
@@ -726,18 +727,22 @@ def _show(label: str, doc: dict[str, Any]) -> None:
     print(label + ": " + json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in doc.items()}))
 
 
-def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] == "--loadgen":
-        return loadgen_main(sys.argv[2:])
-    if len(sys.argv) > 1 and sys.argv[1] == "--memory-probe":
-        return memory_probe_main(sys.argv[2:])
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="end-to-end measured duration")
     parser.add_argument("--clients", default="1,16", help="comma-separated client counts, one phase each")
     parser.add_argument("--requests", type=int, default=3000, help="handler-time requests")
     parser.add_argument("--seed-users", type=int, default=30, help="users for the seed comparison")
     parser.add_argument("--endpoint-workers", type=int, default=2, help="endpoint twin worker processes")
-    parser.add_argument("--api-workers", type=int, default=1, help="API twin worker processes")
+    # "For each concurrent request, Lambda provisions a separate instance of your execution environment"
+    # (https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html): no shared interpreter lock.
+    parser.add_argument(
+        "--api-workers",
+        type=int,
+        default=2,
+        help="API twin worker processes (default 2, one per core: each Lambda environment is its own process "
+        "on AWS, and one twin process serialises every environment's Python on one interpreter lock)",
+    )
     parser.add_argument("--skip-e2e", action="store_true")
     parser.add_argument("--skip-seed", action="store_true", help="no seed comparison")
     parser.add_argument("--shape", choices=("ml-100k", "ml-25m"), default="ml-100k")
@@ -762,7 +767,15 @@ def main() -> int:
     parser.add_argument(
         "--work", default=None, help="ml-25m: keep the prepared world in this folder and reuse it next time"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--loadgen":
+        return loadgen_main(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "--memory-probe":
+        return memory_probe_main(sys.argv[2:])
+    args = parse_args()
     if args.request_max_bytes is not None:
         os.environ["FMREC_REQUEST_MAX_BYTES"] = str(args.request_max_bytes)
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -134,6 +135,26 @@ def test_blocks_empty_rows_and_duplicate_keys(monkeypatch: pytest.MonkeyPatch) -
     dup = sp.csr_matrix((np.array([1.0, 2.0], np.float32), np.array([3, 3]), np.array([0, 2])), shape=(1, 10))
     single = sp.csr_matrix((np.array([3.0], np.float32), np.array([3]), np.array([0, 1])), shape=(1, 10))
     np.testing.assert_allclose(raw_scores(params, dup), raw_scores(params, single))
+
+
+def test_repeated_and_unsorted_keys_without_scipy_canonical_form() -> None:
+    """A CSR-like object (no tocsr, so not canonicalised first) with a repeated key: x_i is the sum before
+    it is squared, the same as the canonical matrix; sorted and unsorted rows score alike."""
+    rng = np.random.default_rng(3)
+    params = _params(rng, 10, 4)
+    raw = SimpleNamespace(
+        shape=(2, 10),
+        indptr=np.array([0, 3, 5]),
+        indices=np.array([7, 3, 3, 9, 1]),
+        data=np.array([0.5, 1.0, 2.0, 1.5, -1.0], np.float32),
+    )
+    canonical = sp.csr_matrix(
+        (np.array([3.0, 0.5, -1.0, 1.5], np.float32), [3, 7, 1, 9], [0, 2, 4]), shape=(2, 10)
+    )
+    np.testing.assert_allclose(raw_scores(params, raw), raw_scores(params, canonical), rtol=1e-6)
+    np.testing.assert_allclose(raw_scores(params, canonical), _naive(params, canonical), rtol=1e-5, atol=1e-5)
+    V = params.V.astype(np.float64)
+    np.testing.assert_allclose(params.v_squared_norms, (V * V).sum(axis=1), rtol=1e-12)
 
 
 def test_scoring_module_needs_numpy_only() -> None:

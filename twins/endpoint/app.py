@@ -7,6 +7,7 @@ import gc
 import json
 import logging
 import os
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +20,9 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fmrec.errors import InputError
 from fmrec.model import fm
@@ -45,6 +47,12 @@ _DRAIN_LIMIT = 64 * 1024 * 1024
 # bodies at 256 KiB (FMREC_REQUEST_MAX_BYTES), so they never wait for that budget.
 FREE_BODY_BYTES = 256 * 1024
 BODY_BUDGET_BYTES = 64 * 1024 * 1024
+# A body up to this size is scored on the event loop (about 1 ms for 64 KiB; the recommend Lambda's shortlist
+# of 20 movies is about 37 KB): the hop to the scoring thread and back costs as much CPU as scoring it. Larger
+# bodies go to the scoring thread, so /ping never waits behind them.
+INLINE_BODY_BYTES = 64 * 1024
+# InvokeEndpoint's path (SageMaker Runtime): served without Starlette's routing and middleware, the hot path.
+_RUNTIME_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,8 @@ class ServedEndpoint:
     model: Any  # fmrec.model.artifact.FMModel
     feature_dim: int
     predictor_type: str
+    # invoke() is arithmetic on a loaded model (no I/O, no model loading): small bodies may be scored inline.
+    scores_inline = True
 
     def invoke(self, body: bytes, content_type: str | None, accept: str | None) -> tuple[bytes, str]:
         """Score one invocation body; returns (response body, response content type)."""
@@ -204,7 +214,7 @@ def _gone(name: str) -> Response:
     return Response(b"", 400)
 
 
-def create_app(endpoints: Sequence[ServedEndpoint], body_budget: int = BODY_BUDGET_BYTES) -> Starlette:
+def create_app(endpoints: Sequence[ServedEndpoint], body_budget: int = BODY_BUDGET_BYTES) -> ASGIApp:
     """The ASGI app serving `endpoints`; the first one also answers the container path /invocations."""
     if not endpoints:
         raise InputError("the endpoint twin needs at least one endpoint to serve")
@@ -216,8 +226,11 @@ def create_app(endpoints: Sequence[ServedEndpoint], body_budget: int = BODY_BUDG
 
     async def invoke(endpoint: ServedEndpoint, request: Request, body: bytes) -> tuple[bytes, str]:
         headers = request.headers
+        content_type, accept = headers.get("content-type"), headers.get("accept")
+        if len(body) <= INLINE_BODY_BYTES and getattr(endpoint, "scores_inline", False):
+            return endpoint.invoke(body, content_type, accept)
         return await asyncio.get_running_loop().run_in_executor(
-            scorer, endpoint.invoke, body, headers.get("content-type"), headers.get("accept")
+            scorer, endpoint.invoke, body, content_type, accept
         )
 
     async def ping(request: Request) -> Response:
@@ -243,7 +256,9 @@ def create_app(endpoints: Sequence[ServedEndpoint], body_budget: int = BODY_BUDG
         return Response(out, 200, media_type=media, headers={VARIANT_HEADER: default.variant})
 
     async def runtime_invocations(request: Request) -> Response:
-        name = request.path_params["name"]
+        return await runtime(request.path_params["name"], request)
+
+    async def runtime(name: str, request: Request) -> Response:
         endpoint = by_name.get(name)
         held = [0]
         try:
@@ -297,7 +312,22 @@ def create_app(endpoints: Sequence[ServedEndpoint], body_budget: int = BODY_BUDG
         Route("/invocations", container_invocations, methods=["POST"]),
         Route("/endpoints/{name}/invocations", runtime_invocations, methods=["POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    routed = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        match = _RUNTIME_PATH.match(scope["path"]) if scope["type"] == "http" else None
+        if match is None or scope["method"] != "POST":
+            await routed(scope, receive, send)
+            return
+        try:
+            response = await runtime(match.group("name"), Request(scope, receive))
+        except Exception:
+            # As Starlette's ServerErrorMiddleware does for the other routes: a plain 500, then the traceback.
+            await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
+            raise
+        await response(scope, receive, send)
+
+    return app
 
 
 def specs_to_env(specs: Sequence[EndpointSpec]) -> str:
@@ -321,7 +351,7 @@ def load_endpoints(specs: Sequence[EndpointSpec]) -> list[ServedEndpoint]:
     return served
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> ASGIApp:
     """App factory for uvicorn workers: the endpoints come from $FMREC_ENDPOINT_SPECS (set by the server)."""
     text = os.environ.get(SPECS_ENV)
     if not text:

@@ -9,7 +9,7 @@ import os
 import threading
 from pathlib import Path
 
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from fmrec.errors import FmrecError, InputError
 from fmrec.serving.artifacts import CURRENT_KEY, model_key, parse_current
@@ -87,7 +87,7 @@ class FollowingEndpoint:
         return self._current().invoke(body, content_type, accept)
 
 
-def follow_app_from_env() -> Starlette:
+def follow_app_from_env() -> ASGIApp:
     """App factory for uvicorn workers: $FMREC_ENDPOINT_FOLLOW is {"artifacts": DIR, "name": NAME}."""
     text = os.environ.get(FOLLOW_ENV)
     if not text:

@@ -17,7 +17,13 @@ from fmrec.codec.wire import MAGIC, RecordIOError, vbytes
 from tests.support.asgi import asgi_post
 from tests.support.model_files import make_model_tar
 from twins.endpoint import protocol
-from twins.endpoint.app import FREE_BODY_BYTES, EndpointSpec, create_app, load_endpoints
+from twins.endpoint.app import (
+    FREE_BODY_BYTES,
+    INLINE_BODY_BYTES,
+    EndpointSpec,
+    create_app,
+    load_endpoints,
+)
 from twins.endpoint.protocol import EndpointRequestError
 
 D = 12
@@ -266,3 +272,24 @@ def test_large_bodies_share_a_bounded_budget_small_ones_do_not_wait_for_it(
         assert b"busy" in body
     assert answers[1][1][b"x-amzn-errortype"] == b"ServiceUnavailable"
     assert statuses[-1] == 400, answers  # A disconnected quietly; then a 3 MiB body finds room again
+
+
+@pytest.mark.parametrize("path", ["/invocations", "/endpoints/fm/invocations"])
+def test_small_bodies_scored_inline_answer_as_large_ones_on_the_scoring_thread(app: Any, path: str) -> None:
+    """Bodies up to INLINE_BODY_BYTES are scored on the event loop, larger ones on the scoring thread: the
+    same instances give the same bytes either way."""
+    rng = np.random.default_rng(5)
+    keys = [sorted(rng.choice(D, 4, replace=False).tolist()) for _ in range(3000)]
+    instances = [sparse(k, [1, 1, 0.5, 2]) for k in keys]
+    large = orjson.dumps({"instances": instances})
+    assert len(large) > INLINE_BODY_BYTES
+    status, _, whole = asgi_post(app, path, large, {"content-type": protocol.JSON})
+    assert status == 200
+    parts = []
+    for i in range(0, len(instances), 300):
+        small = orjson.dumps({"instances": instances[i : i + 300]})
+        assert len(small) <= INLINE_BODY_BYTES
+        status, _, out = asgi_post(app, path, small, {"content-type": protocol.JSON})
+        assert status == 200
+        parts += orjson.loads(out)["predictions"]
+    assert orjson.loads(whole)["predictions"] == parts
