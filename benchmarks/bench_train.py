@@ -328,17 +328,17 @@ def profile_epoch(X: Any, y: Any, hp: dict[str, str]) -> dict[str, float]:
     numba.set_num_threads(1)
     out = {"index": 0.0, "forward": 0.0, "backward + Adam": 0.0, "touched per batch": 0.0}
     args = (indptr, X.indices, X.data, order)
+    slot = (sc.seen[0], sc.touched[0], sc.qstart[0], sc.occ_row[0], sc.occ_x[0])
     for rep in range(2):  # the first compiles (or loads the cache)
         out = dict.fromkeys(out, 0.0)
         for start in range(0, X.shape[0], bs):
             stop = min(start + bs, X.shape[0])
             c0 = time.process_time()
-            nt = kernels.index_batch(*args, start, stop, sc.seen, sc.touched, sc.qstart, sc.occ_row, sc.occ_x)
+            nt = kernels.index_batch(*args, start, stop, *slot)
             c1 = time.process_time()
-            kernels.forward(y, order, start, stop, True, p.w0, w, V, nt, sc.touched, sc.qstart, sc.occ_row,
-                            sc.occ_x, sc)  # fmt: skip
+            kernels.forward(y, order, start, stop, True, p.w0, w, V, nt, *slot[1:], sc)
             c2 = time.process_time()
-            kernels.step_features(nt, sc.touched, sc.qstart, sc.occ_row, sc.occ_x, sc.g, sc.xv, sc.acc, w, V,
+            kernels.step_features(nt, *slot[1:], sc.g, sc.xv, sc.acc, w, V,
                                   m_w, v_w, m_V, v_V, f32(1e-3), f32(1e-3), f32(1e-4), f32(1e-4), f32(-1),
                                   f32(1e-8), f32(1 / bs))  # fmt: skip
             c3 = time.process_time()
