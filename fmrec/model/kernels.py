@@ -2,10 +2,11 @@
 
 A batch is first indexed by feature (a CSC of its rows: for each feature it touches, the rows and values in
 row order); with T threads, T batches are indexed at once, one per thread (the index depends on the visiting
-order alone), and the rows' entries are prefetched AHEAD rows ahead. Both passes then walk features, not rows, so each factor row V_j is read once per batch and kept
-in registers while its occurrences are visited; the batch's per-row sums (xv, 128 KB at batch 500, k 64)
-stay in cache. Row-wise, V_j would be fetched once per occurrence, and V (4.7 MB for a 9k-movie catalogue
-with history columns) does not fit a core's cache: that fetch was most of an epoch.
+order alone), and the rows' entries are prefetched AHEAD rows ahead. Both passes then walk features, not rows,
+so each factor row V_j is read once per batch and kept in registers while its occurrences are visited; the
+batch's per-row sums (xv, 128 KB at batch 500, k 64) stay in cache. Row-wise, V_j would be fetched once per
+occurrence, and V (4.7 MB for a 9k-movie catalogue with history columns) does not fit a core's cache: that
+fetch was most of an epoch.
 - forward, rows in blocks per thread: per row, w.x, sum_j V_j x_j and sum_j |V_j|^2 x_j^2; then score, loss
   gradient g, loss;
 - backward + Adam, features in parallel: feature j's gradient is sum_i g_i x_ij (xv_i - V_j x_ij), summed
@@ -17,7 +18,7 @@ like MXNet's (its weights, moments and gradients are float32 too), which also le
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -40,11 +41,11 @@ F32 = np.float32
 
 
 @intrinsic
-def prefetch(typingctx, arr, idx):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+def _prefetch(typingctx, arr, idx):  # pragma: no cover - compiled
     """A hint to bring arr[idx] into the caches (LLVM's prefetch: read, high locality); it never faults, so
     an index past the end costs nothing."""
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+    def codegen(context, builder, signature, args):
         ary = context.make_array(signature.args[0])(context, builder, args[0])
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
@@ -55,6 +56,9 @@ def prefetch(typingctx, arr, idx):  # type: ignore[no-untyped-def]  # pragma: no
         return context.get_dummy_value()
 
     return types.void(arr, types.intp), codegen
+
+
+prefetch: Any = _prefetch  # called from compiled code as prefetch(arr, idx)
 
 
 class Weights(NamedTuple):

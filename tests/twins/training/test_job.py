@@ -21,6 +21,7 @@ from fmrec.model.trainer import train
 from fmrec_cli.main import main as cli_main
 from tests.support.training_channels import FEATURE_DIM, default_hp, make_layout, one_hot, write_channel
 from twins.training import run_training_job
+from twins.training.__main__ import main as training_main
 
 
 def test_trains_from_shards_and_writes_model_and_metrics(
@@ -232,3 +233,9 @@ def test_cli_reads_feature_dim_from_the_preprocess_manifest(tmp_path: Path) -> N
     argv = ["train", "--channels", str(channels), "--model-dir", str(tmp_path / "m"), "--no-progress"]
     assert cli_main([*argv, *(f"--hp={k}={v}" for k, v in hp.items())]) == 0
     assert load_model_tar(tmp_path / "m" / "model.tar.gz").feature_dim == FEATURE_DIM
+
+
+def test_compile_kernels_runs_a_small_job_through_the_twin(capsys: pytest.CaptureFixture[str]) -> None:
+    assert training_main(["--compile-kernels"]) == 0
+    assert "training kernels compiled and cached in" in capsys.readouterr().err
+    assert training_main(["--compile"]) == 2  # a misspelt flag is not taken for a job folder
