@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import scipy.sparse as sp
+
 from fmrec.codec.reader import read_spmatrix
 from fmrec.codec.wire import CONTENT_TYPE as RECORDIO
+from fmrec.codec.writer import write_spmatrix_file
 from fmrec.errors import FmrecError, InputError, OutputError
 from fmrec.io_utils import atomic_write_text
 from fmrec.model.artifact import FMModel, save_model_tar
@@ -256,14 +261,6 @@ def compile_kernels() -> float:
     compiles its kernels into its on-disk cache; returns the seconds it took. `make setup` calls it (via
     `python -m twins.training --compile-kernels`): the first TrainModel after an install then loads the
     kernels (~0.5 s) instead of compiling them (~12 CPU-s)."""
-    # local import: the writer and numpy are needed for the made-up channel only
-    import tempfile
-
-    import numpy as np
-    import scipy.sparse as sp
-
-    from fmrec.codec.writer import write_spmatrix_file
-
     t0 = time.perf_counter()
     rng = np.random.default_rng(0)
     rows, dim = 3000, 500
