@@ -16,6 +16,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps -e .
+	@# numba compiles the trainer's kernels into its cache now, not in the first TrainModel (~12 CPU-s)
+	$(BIN)/python -m twins.training --compile-kernels
 	touch $(STAMP)
 
 # The aws-cdk CLI and Node.js (pinned in package-lock.json) are only needed for `cdk synth`.

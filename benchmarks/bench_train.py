@@ -7,7 +7,7 @@ Data: `fmrec.data.synth` (ml-100k's shape, planted rank-8 model) through the rea
     .venv/bin/python benchmarks/bench_train.py                      # throughput, seed, accuracy, peer
     .venv/bin/python benchmarks/bench_train.py --section memory     # 25M ratings through the twin (~2 min)
     .venv/bin/python benchmarks/bench_train.py --section fidelity --ml100k DIR   # real ua.base/ua.test
-    nice .venv/bin/python benchmarks/bench_train.py --section default   # default objective, 2 shapes, profile
+    nice .venv/bin/python benchmarks/bench_train.py --section default   # default objective: 2 shapes
 
 The PyTorch peer needs `pip install -r requirements-bench.txt`; without torch it is skipped with a notice.
 """
@@ -328,17 +328,17 @@ def profile_epoch(X: Any, y: Any, hp: dict[str, str]) -> dict[str, float]:
     numba.set_num_threads(1)
     out = {"index": 0.0, "forward": 0.0, "backward + Adam": 0.0, "touched per batch": 0.0}
     args = (indptr, X.indices, X.data, order)
+    slot = (sc.seen[0], sc.touched[0], sc.qstart[0], sc.occ_row[0], sc.occ_x[0])
     for rep in range(2):  # the first compiles (or loads the cache)
         out = dict.fromkeys(out, 0.0)
         for start in range(0, X.shape[0], bs):
             stop = min(start + bs, X.shape[0])
             c0 = time.process_time()
-            nt = kernels.index_batch(*args, start, stop, sc.seen, sc.touched, sc.qstart, sc.occ_row, sc.occ_x)
+            nt = kernels.index_batch(*args, start, stop, *slot)
             c1 = time.process_time()
-            kernels.forward(y, order, start, stop, True, p.w0, w, V, nt, sc.touched, sc.qstart, sc.occ_row,
-                            sc.occ_x, sc)  # fmt: skip
+            kernels.forward(y, order, start, stop, True, p.w0, w, V, nt, *slot[1:], sc)
             c2 = time.process_time()
-            kernels.step_features(nt, sc.touched, sc.qstart, sc.occ_row, sc.occ_x, sc.g, sc.xv, sc.acc, w, V,
+            kernels.step_features(nt, *slot[1:], sc.g, sc.xv, sc.acc, w, V,
                                   m_w, v_w, m_V, v_V, f32(1e-3), f32(1e-3), f32(1e-4), f32(1e-4), f32(-1),
                                   f32(1e-8), f32(1 / bs))  # fmt: skip
             c3 = time.process_time()
@@ -357,6 +357,7 @@ def bench_default(work: Path) -> None:
     shapes; then one epoch split into its kernel passes."""
     from fmrec.codec.reader import read_spmatrix
     from fmrec.model.trainer import training_threads
+    from fmrec.stages import evaluate as evaluate_step
     from twins.training.job import run_training
 
     for shape in SHAPES:
@@ -367,6 +368,9 @@ def bench_default(work: Path) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             channels = {"train": prep / "train", "test": prep / "test"}
             doc, wall, cpu = _timed(lambda: run_training(hp, channels, Path(tmp), Path(tmp)))  # noqa: B023
+            # EvaluateModel's work on this model (after reading its inputs): the baselines, scores, ranking
+            inputs = evaluate_step.read_processed(Path(tmp) / "model.tar.gz", prep)
+            _, ev_wall, ev_cpu = _timed(lambda: evaluate_step.evaluate(inputs))  # noqa: B023
         X, y = read_spmatrix(prep / "train")
         test = doc["history"][-1]["test"]
         width = X.nnz / X.shape[0]
@@ -377,6 +381,7 @@ def bench_default(work: Path) -> None:
               f"{doc['read_seconds']:.1f} s, train {doc['train_seconds']:.1f} s); test "
               f"AUC {test['auc']:.4f}, log loss {test['cross_entropy']:.4f}; "
               f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        print(f"default     {shape}: EvaluateModel's evaluate() {ev_wall:.1f} s wall, {ev_cpu:.1f} CPU-s")
         prof = profile_epoch(X, y, hp)
         total = sum(v for name, v in prof.items() if name != "touched per batch")
         parts = ", ".join(

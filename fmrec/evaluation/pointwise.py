@@ -24,15 +24,18 @@ def row_positions(X: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
     position = np.full(X.shape[1], -1, dtype=np.int64)
     position[cols] = np.arange(cols.size)
     out = np.full(X.shape[0], -1, dtype=np.int64)
-    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-    hit = position[X.indices] >= 0
-    out[rows[hit]] = position[X.indices[hit]]
+    # the row of each hit by a search in indptr, not a row number per entry (rows are ~90 columns wide)
+    hit = np.flatnonzero(position[X.indices] >= 0)
+    out[np.searchsorted(X.indptr, hit, side="right") - 1] = position[X.indices[hit]]
     return out
 
 
 def _fit_linear(X: sp.csr_matrix, y: np.ndarray, binary: bool, l2: float) -> tuple[float, np.ndarray]:
     """w0, w minimising mean log loss (binary) or half mean squared error, plus l2/2 |w|^2 (L-BFGS)."""
     n, d = X.shape
+    # float64 values once: scipy upcasts float32 values to the vector's float64 on every product (a copy of
+    # the whole matrix per call, 3/4 of a product's time); the sums are the same bits either way.
+    X = sp.csr_matrix((X.data.astype(np.float64, copy=False), X.indices, X.indptr), shape=X.shape)
     Xt = X.T.tocsr()
 
     def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:

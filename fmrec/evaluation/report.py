@@ -42,7 +42,11 @@ def _plots(doc: dict[str, Any], y: np.ndarray, curves: list[dict[str, Any]]) -> 
         epochs = [row.get("epoch", i + 1) for i, row in enumerate(curves)]
         for ax, (title, keys) in zip(axes[0], panels, strict=True):
             for key in keys:
-                ax.plot(epochs, [row.get(key, np.nan) for row in curves], label=key)
+                # the test channel is scored once, after the last epoch: a point, not a line
+                once = sum(key in row for row in curves) == 1
+                ax.plot(
+                    epochs, [row.get(key, np.nan) for row in curves], label=key, marker="o" if once else None
+                )
             ax.set_xlabel("epoch")
             ax.set_title(f"Training curves: {title}")
             ax.legend(fontsize=7)

@@ -1,10 +1,12 @@
 """The trainer's numba kernels: one mini-batch's forward pass, gradient and lazy Adam step, in float32.
 
 A batch is first indexed by feature (a CSC of its rows: for each feature it touches, the rows and values in
-row order). Both passes then walk features, not rows, so each factor row V_j is read once per batch and kept
-in registers while its occurrences are visited; the batch's per-row sums (xv, 128 KB at batch 500, k 64)
-stay in cache. Row-wise, V_j would be fetched once per occurrence, and V (4.7 MB for a 9k-movie catalogue
-with history columns) does not fit a core's cache: that fetch was most of an epoch.
+row order); with T threads, T batches are indexed at once, one per thread (the index depends on the visiting
+order alone), and the rows' entries are prefetched AHEAD rows ahead. Both passes then walk features, not rows,
+so each factor row V_j is read once per batch and kept in registers while its occurrences are visited; the
+batch's per-row sums (xv, 128 KB at batch 500, k 64) stay in cache. Row-wise, V_j would be fetched once per
+occurrence, and V (4.7 MB for a 9k-movie catalogue with history columns) does not fit a core's cache: that
+fetch was most of an epoch.
 - forward, rows in blocks per thread: per row, w.x, sum_j V_j x_j and sum_j |V_j|^2 x_j^2; then score, loss
   gradient g, loss;
 - backward + Adam, features in parallel: feature j's gradient is sum_i g_i x_ij (xv_i - V_j x_ij), summed
@@ -16,20 +18,47 @@ like MXNet's (its weights, moments and gradients are float32 too), which also le
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 BETA1 = 0.9
 BETA2 = 0.999
 PROB_EPS = 1e-12
+# Rows whose entries index_batch asks the memory for ahead of use: a batch's rows are random rows of a
+# channel far larger than the caches, and waiting for each row's first bytes was half the indexing time.
+AHEAD = 8
 
 # Reassociation lets LLVM vectorize the k-loops' reductions; inf/nan semantics stay (no nnan/ninf), so a
 # diverging run is still detected. Results stay bit-identical run to run.
 FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 F32 = np.float32
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):  # pragma: no cover - compiled
+    """A hint to bring arr[idx] into the caches (LLVM's prefetch: read, high locality); it never faults, so
+    an index past the end costs nothing."""
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8"
+        )
+        builder.call(fn, [builder.bitcast(builder.gep(ary.data, [args[1]]), i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, types.intp), codegen
+
+
+prefetch: Any = _prefetch  # called from compiled code as prefetch(arr, idx)
 
 
 class Weights(NamedTuple):
@@ -45,13 +74,15 @@ class Weights(NamedTuple):
 
 
 class Scratch(NamedTuple):
-    """Per-batch work arrays, allocated once per training run."""
+    """Per-batch work arrays, allocated once per training run. The index arrays have one slot per thread:
+    the threads index that many batches at once (each its own), then the batches train one after another."""
 
-    seen: np.ndarray  # (D,) int64: occurrences of feature j in the batch; zero between batches
-    touched: np.ndarray  # (D,) int32: the batch's features, in first-seen order
-    qstart: np.ndarray  # (D + 1,) int64: touched[q]'s occurrences are occ_*[qstart[q] : qstart[q + 1]]
-    occ_row: np.ndarray  # (occurrences,) int32: the batch row of each occurrence
-    occ_x: np.ndarray  # (occurrences,) float32: its value
+    seen: np.ndarray  # (slots, D) int64: occurrences of feature j in the batch; zero between batches
+    touched: np.ndarray  # (slots, D) int32: the batch's features, in first-seen order
+    qstart: np.ndarray  # (slots, D + 1) int64: touched[q]'s occurrences are occ_*[qstart[q] : qstart[q + 1]]
+    occ_row: np.ndarray  # (slots, occurrences) int32: the batch row of each occurrence
+    occ_x: np.ndarray  # (slots, occurrences) float32: its value
+    nts: np.ndarray  # (slots,) int64: how many features each slot's batch touches
     xv: np.ndarray  # (batch, k) float32: sum_j V_j x_j of each row of the batch
     lin: np.ndarray  # (batch,) float32: w.x
     sq: np.ndarray  # (batch,) float32: sum_j |V_j|^2 x_j^2
@@ -75,12 +106,14 @@ class Optim(NamedTuple):
 def new_scratch(D: int, k: int, batch: int, occurrences: int, threads: int) -> Scratch:
     """Work arrays for batches of up to `batch` rows holding up to `occurrences` entries."""
     occurrences = max(occurrences, 1)
+    slots = max(threads, 1)
     return Scratch(
-        seen=np.zeros(D, np.int64),
-        touched=np.zeros(D, np.int32),
-        qstart=np.zeros(D + 1, np.int64),
-        occ_row=np.zeros(occurrences, np.int32),
-        occ_x=np.zeros(occurrences, F32),
+        seen=np.zeros((slots, D), np.int64),
+        touched=np.zeros((slots, D), np.int32),
+        qstart=np.zeros((slots, D + 1), np.int64),
+        occ_row=np.zeros((slots, occurrences), np.int32),
+        occ_x=np.zeros((slots, occurrences), F32),
+        nts=np.zeros(slots, np.int64),
         xv=np.zeros((batch, k), F32),
         lin=np.zeros(batch, F32),
         sq=np.zeros(batch, F32),
@@ -97,7 +130,16 @@ def new_scratch(D: int, k: int, batch: int, occurrences: int, threads: int) -> S
 def index_batch(indptr, indices, data, order, start, stop, count, touched, qstart, occ_row, occ_x):
     """The batch rows order[start:stop] by feature; returns how many features they touch."""
     nt = 0
-    for i in range(stop - start):
+    nb = stop - start
+    for i in range(min(AHEAD, nb)):
+        prefetch(indices, indptr[order[start + i]])
+        prefetch(data, indptr[order[start + i]])
+    for i in range(nb):
+        if i + AHEAD < nb:  # the entries of the row AHEAD rows on, a cache line (16 of each) at a time
+            ahead = order[start + i + AHEAD]
+            for p in range(indptr[ahead], indptr[ahead + 1], 16):
+                prefetch(indices, p)
+                prefetch(data, p)
         r = order[start + i]
         for p in range(indptr[r], indptr[r + 1]):
             j = indices[p]
@@ -121,6 +163,21 @@ def index_batch(indptr, indices, data, order, start, stop, count, touched, qstar
     for q in range(nt):
         count[touched[q]] = 0
     return nt
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def index_chunk(
+    indptr, indices, data, order, start, batch_size, nbat, seen, touched, qstart, occ_row, occ_x, nts
+):
+    """Index the nbat batches from order[start] on, batch s into slot s, the slots in parallel. (Plain arrays:
+    see step_features.)"""
+    n = order.shape[0]
+    for s in numba.prange(nbat):
+        b0 = start + s * batch_size
+        nts[s] = index_batch(
+            indptr, indices, data, order, b0, min(b0 + batch_size, n), seen[s], touched[s], qstart[s],
+            occ_row[s], occ_x[s],
+        )  # fmt: skip
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST, parallel=True)
@@ -257,10 +314,18 @@ def run_epoch(indptr, indices, data, y, order, batch_size, binary, wt, sc, opt):
     wd_l, wd_f = F32(opt.wd[1]), F32(opt.wd[2])
     clip, eps, rescale = F32(opt.clip), F32(opt.eps), F32(opt.rescale)
     st = wt.scalars
-    touched, qstart, occ_row, occ_x = sc.touched, sc.qstart, sc.occ_row, sc.occ_x
+    slots = sc.nts.shape[0]
     for start in range(0, n, batch_size):
+        s = (start // batch_size) % slots
+        if s == 0:  # index the next `slots` batches at once, one per thread: they depend on `order` alone
+            nbat = min(slots, (n - start + batch_size - 1) // batch_size)
+            index_chunk(
+                indptr, indices, data, order, start, batch_size, nbat, sc.seen, sc.touched, sc.qstart,
+                sc.occ_row, sc.occ_x, sc.nts,
+            )  # fmt: skip
         stop = min(start + batch_size, n)
-        nt = index_batch(indptr, indices, data, order, start, stop, sc.seen, touched, qstart, occ_row, occ_x)
+        nt = sc.nts[s]
+        touched, qstart, occ_row, occ_x = sc.touched[s], sc.qstart[s], sc.occ_row[s], sc.occ_x[s]
         forward(y, order, start, stop, binary, st[0], wt.w, wt.V, nt, touched, qstart, occ_row, occ_x, sc)
         grad_w0 = 0.0
         for i in range(stop - start):

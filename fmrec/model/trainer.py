@@ -146,6 +146,7 @@ def train(
     log_metrics: bool = False,
     threads: int | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    test_each_epoch: bool = True,
 ) -> tuple[fm.FMParams, list[dict[str, Any]]]:
     """Train an FM on CSR features X and labels y; returns (params, per-epoch history).
 
@@ -155,7 +156,8 @@ def train(
     `params_metrics(params)`, when given, is called after every epoch too: its metrics join the callback's
     and the epoch's history record (under "params_metrics"). `on_record(record)` gets each epoch's history
     record as it is made (progress lines). `threads`: see training_threads (the result does not depend on
-    it).
+    it). `test_each_epoch=False` scores the test rows after the last epoch only, as SageMaker's FM scores
+    its test channel once (the training-job twin); the weights are the same either way.
     """
     if not isinstance(hp, HyperParameters):
         hp = parse_hyperparameters(hp)
@@ -215,7 +217,8 @@ def train(
                 "samples_per_second": n / seconds if seconds > 0 else None,
                 "train": _epoch_metrics(hp, float(loss), int(correct), n),
             }
-            callback_metrics = _evaluate(record, hp, wt, test_set, params_metrics, log_metrics)
+            scored = test_set if test_each_epoch or epoch == hp.epochs - 1 else None
+            callback_metrics = _evaluate(record, hp, wt, scored, params_metrics, log_metrics)
             history.append(record)
             if on_record is not None:
                 on_record(record)

@@ -12,13 +12,16 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from fmrec.codec.reader import read_spmatrix
 from fmrec.features.manifest import Manifest, write_manifest
 from fmrec.model.artifact import load_model_tar
 from fmrec.model.fm import predict
 from fmrec.model.metrics import binary_metrics
+from fmrec.model.trainer import train
 from fmrec_cli.main import main as cli_main
 from tests.support.training_channels import FEATURE_DIM, default_hp, make_layout, one_hot, write_channel
 from twins.training import run_training_job
+from twins.training.__main__ import main as training_main
 
 
 def test_trains_from_shards_and_writes_model_and_metrics(
@@ -67,6 +70,28 @@ def test_reports_reading_and_every_epoch_with_its_metrics(layout: Callable[..., 
     assert (
         f"test cross_entropy {last['test']['cross_entropy']:.4f}, auc {last['test']['auc']:.4f}" in lines[-1]
     )
+
+
+def test_the_test_channel_is_scored_once_after_training_with_the_same_weights(
+    layout: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    root = layout()
+    with caplog.at_level(logging.INFO):
+        assert run_training_job(root) == 0
+    doc = json.loads((root / "output" / "data" / "metrics.json").read_text())
+    assert ["test" in h for h in doc["history"]] == [False, False, False, True]
+    assert not any("epoch=" in r.getMessage() and ", test " in r.getMessage() for r in caplog.records)
+    # the same run scoring the test rows every epoch (the trainer's default) ends with the same model and
+    # the same final test metrics
+    model = load_model_tar(root / "model" / "model.tar.gz")
+    X, y = read_spmatrix(root / "input" / "data" / "train")
+    Xt, yt = read_spmatrix(root / "input" / "data" / "test")
+    raw = json.loads((root / "input" / "config" / "hyperparameters.json").read_text())
+    params, history = train(X, y, raw, test=(Xt, yt))
+    assert all("test" in h for h in history)
+    np.testing.assert_array_equal(params.V, model.params.V)
+    np.testing.assert_array_equal(params.w, model.params.w)
+    assert history[-1]["test"] == doc["history"][-1]["test"]
 
 
 def test_same_result_from_one_shard_or_several(tmp_path: Path) -> None:
@@ -208,3 +233,9 @@ def test_cli_reads_feature_dim_from_the_preprocess_manifest(tmp_path: Path) -> N
     argv = ["train", "--channels", str(channels), "--model-dir", str(tmp_path / "m"), "--no-progress"]
     assert cli_main([*argv, *(f"--hp={k}={v}" for k, v in hp.items())]) == 0
     assert load_model_tar(tmp_path / "m" / "model.tar.gz").feature_dim == FEATURE_DIM
+
+
+def test_compile_kernels_runs_a_small_job_through_the_twin(capsys: pytest.CaptureFixture[str]) -> None:
+    assert training_main(["--compile-kernels"]) == 0
+    assert "training kernels compiled and cached in" in capsys.readouterr().err
+    assert training_main(["--compile"]) == 2  # a misspelt flag is not taken for a job folder
