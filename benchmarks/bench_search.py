@@ -52,19 +52,19 @@ def patch_history_exponent(a: float) -> None:
     import fmrec.serving.lookup as lookup_module  # local import: patched for this experiment only
     from fmrec.features import history
 
-    def rows(indptr, rated, row_user, row_movie, cfg, rng):  # type: ignore[no-untyped-def]
+    def rows(indptr, rated, row_user, row_movie, cfg, rng):
         r, c, v = history.training_rows(indptr, rated, row_user, row_movie, cfg, rng)
         count = np.bincount(r, minlength=int(row_user.size))[r]
         sampled = (count == cfg.cap) & (v > cfg.scale / np.sqrt(cfg.cap) * (1 + 1e-6))
         m = np.where(sampled, (v * cfg.cap / cfg.scale) ** 2, (cfg.scale / v) ** 2)
         return r, c, (v * m ** (0.5 - a)).astype(np.float32)
 
-    def served(rated, scale, cap=history.SERVED_CAP):  # type: ignore[no-untyped-def]
+    def served(rated, scale, cap=history.SERVED_CAP):
         cols, value = history.served_history(rated, scale, cap)
         return cols, value * max(len(rated), 1) ** (0.5 - a)
 
-    channels.training_rows = rows  # type: ignore[assignment]
-    lookup_module.served_history = served  # type: ignore[assignment]
+    channels.training_rows = rows
+    lookup_module.served_history = served
 
 
 def prepared(data: Path, flags: str, cache: Path, seed: int, exponent: float) -> Path:
@@ -121,7 +121,7 @@ def main() -> int:
     curve: dict[int, float] = {}
     done = {"epoch": 0}
 
-    def metrics(params):  # type: ignore[no-untyped-def]
+    def metrics(params):
         done["epoch"] += 1
         e = done["epoch"]
         if e % args.every and e != args.epochs:
