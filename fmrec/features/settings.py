@@ -129,7 +129,7 @@ SETTINGS: tuple[Setting, ...] = (
         "negative_exponent",
         "--negative-exponent",
         "Float",
-        0.75,
+        0.5,
         "ranking: a negative is drawn with weight (train count) ** X: 0 uniform, 1 as popular as it is",
         parameter="NegativeExponent",
         minimum=0,

@@ -54,7 +54,7 @@ def test_train_channel_is_positives_plus_unrated_negatives(synth_dir: Path, rank
     assert sampled["positives"] == len(rated) and sampled["sampled_negatives"] == len(negatives)
     assert manifest["objective"] == "ranking" and lk.meta["objective"] == "ranking"
     assert manifest["sampling"]["negatives_per_positive"] == 4
-    assert manifest["sampling"]["negative_exponent"] == 0.75
+    assert manifest["sampling"]["negative_exponent"] == 0.5
     assert manifest["label_balance"]["train"]["positive"] == len(rated)
     # shuffled: the first 100 rows mix labels (unshuffled, they would all be positives)
     assert 0 < y[:100].mean() < 1

@@ -192,9 +192,7 @@ def test_objective_parameters_reach_the_preprocess_step(cdk_definition: dict[str
         params["NegativesPerPositive"]["Type"] == "Integer"
         and params["NegativesPerPositive"]["DefaultValue"] == 4
     )
-    assert (
-        params["NegativeExponent"]["Type"] == "Float" and params["NegativeExponent"]["DefaultValue"] == 0.75
-    )
+    assert params["NegativeExponent"]["Type"] == "Float" and params["NegativeExponent"]["DefaultValue"] == 0.5
     assert params["PositiveRule"]["DefaultValue"] == "weighted"
     assert params["HistoryLength"] == {"Name": "HistoryLength", "Type": "Integer", "DefaultValue": 128}
     assert params["BelowThresholdNegatives"]["DefaultValue"] == "false"

@@ -1,0 +1,160 @@
+"""Validation NDCG@10 of candidate objective settings and FM hyperparameters, epoch by epoch (issue 22).
+
+    .venv/bin/python benchmarks/bench_search.py DATA [--flags "--history 256 --aux genres,year"]
+        [--hp num_factors=128 ...] [--epochs 30] [--every 5] [--seed 0]
+
+The same carve as bench_validation.py (DATA's train split only, 10 random ratings per user held out, seed 7)
+is preprocessed once per set of preprocess --flags (the pipeline's defaults otherwise; cached under
+--cache), trained by the local trainer (the training job's; `RECOMMENDED` plus --hp, seed --seed) and scored
+every --every epochs by the evaluate step's functions, as bench_validation.py scores the pipeline's model.
+One run gives the whole epoch curve, so the number of epochs is searched for free. EASE and popularity on
+the same carve are printed beside it. The test split is never read.
+
+--history-exponent A (an experiment, not a pipeline setting): every history column of a user with n rated
+movies carries n ** -A instead of the library's n ** -0.5 (A = 1: the mean of the history's factors), in
+training rows and in the served rows alike, by rescaling fmrec.features.history's values in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_validation import carve
+
+from fmrec.codec.reader import read_spmatrix
+from fmrec.evaluation.holdout import read_holdout
+from fmrec.evaluation.peers import fit_ease
+from fmrec.evaluation.ranking import K, ranking_metrics_at_k, ranking_task
+from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer, train_matrix
+from fmrec.features.manifest import MANIFEST_FILE, read_manifest
+from fmrec.features.options import build_arg_parser, config_from_args
+from fmrec.model.hyperparameters import RECOMMENDED
+from fmrec.model.trainer import train
+from fmrec.serving.lookup import read_lookup
+from fmrec.stages.preprocess import preprocess
+
+
+def patch_history_exponent(a: float) -> None:
+    """Rescale training_rows' and served_history's history values by n ** (0.5 - a) (see the docstring)."""
+    import fmrec.features.channels as channels  # local import: patched for this experiment only
+    import fmrec.serving.lookup as lookup_module  # local import: patched for this experiment only
+    from fmrec.features import history
+
+    def rows(indptr, rated, row_user, row_movie, cfg, rng):
+        r, c, v = history.training_rows(indptr, rated, row_user, row_movie, cfg, rng)
+        count = np.bincount(r, minlength=int(row_user.size))[r]
+        sampled = (count == cfg.cap) & (v > cfg.scale / np.sqrt(cfg.cap) * (1 + 1e-6))
+        m = np.where(sampled, (v * cfg.cap / cfg.scale) ** 2, (cfg.scale / v) ** 2)
+        return r, c, (v * m ** (0.5 - a)).astype(np.float32)
+
+    def served(rated, scale, cap=history.SERVED_CAP):
+        cols, value = history.served_history(rated, scale, cap)
+        return cols, value * max(len(rated), 1) ** (0.5 - a)
+
+    channels.training_rows = rows
+    lookup_module.served_history = served
+
+
+def prepared(data: Path, flags: str, cache: Path, seed: int, exponent: float) -> Path:
+    """The carve of `data` preprocessed with `flags` (and --seed), made once and kept under `cache`."""
+    key = hashlib.sha256(f"{data.resolve()}|{flags}|{seed}|{exponent}".encode()).hexdigest()[:12]
+    out = cache / f"{data.name}-{key}"
+    if (out / "done").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    carved = out / "carve"
+    if not carved.exists():
+        carve(data, carved)
+    cfg = config_from_args(build_arg_parser().parse_args([*shlex.split(flags), "--seed", str(seed)]))
+    (out / "pre").mkdir(exist_ok=True)
+    preprocess(carved, out / "pre", cfg)
+    (out / "done").write_text(flags + "\n")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--flags", default="", help="preprocess flags (fmrec preprocess), quoted")
+    parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="FM hyperparameter")
+    parser.add_argument("--epochs", type=int, default=int(RECOMMENDED["epochs"]))
+    parser.add_argument("--every", type=int, default=5, help="score every N epochs (and the last)")
+    parser.add_argument("--seed", type=int, default=0, help="preprocess (sampling) and trainer seed")
+    parser.add_argument("--ease", type=float, nargs="*", default=[500.0], help="EASE lambdas")
+    parser.add_argument("--history-exponent", type=float, default=0.5, help="experiment: n ** -A values")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/bench-search"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    t0, c0 = time.perf_counter(), time.process_time()
+    if args.history_exponent != 0.5:
+        patch_history_exponent(args.history_exponent)
+    folder = prepared(args.data, args.flags, args.cache, args.seed, args.history_exponent) / "pre"
+    manifest = read_manifest(folder / MANIFEST_FILE).as_dict()
+    lookup, held = read_lookup(folder / "lookup"), read_holdout(folder / "holdout")
+    seen = train_matrix(lookup)
+    threshold = float(manifest["config"]["threshold"])
+    task = ranking_task(
+        held.user, held.movie, held.rating, threshold,
+        np.asarray(lookup.user_ids), np.asarray(lookup.movie_ids), seen, seed=0,
+    )  # fmt: skip
+    users, items = lookup_rows(lookup)
+    X, y = read_spmatrix(folder / "train")
+    hp = {
+        **RECOMMENDED,
+        "epochs": str(args.epochs),
+        "feature_dim": str(X.shape[1]),
+        "predictor_type": "binary_classifier",
+    }
+    hp.update(dict(h.split("=", 1) for h in args.hp))
+    curve: dict[int, float] = {}
+    done = {"epoch": 0}
+
+    def metrics(params):
+        done["epoch"] += 1
+        e = done["epoch"]
+        if e % args.every and e != args.epochs:
+            return {}
+        curve[e] = ranking_metrics_at_k(fm_scorer(params, users, items), task, K)[f"ndcg_at_{K}"]
+        return {}
+
+    t1, c1 = time.perf_counter(), time.process_time()
+    train(X, y, hp, params_metrics=metrics, seed=args.seed)
+    t2, c2 = time.perf_counter(), time.process_time()
+    peers = {"popularity": popularity_scorer(np.asarray(lookup.movie_count))}
+    peers.update({f"EASE {lam:g}": fit_ease(seen, 0, lam) for lam in args.ease})
+    figures = {name: ranking_metrics_at_k(s, task, K)[f"ndcg_at_{K}"] for name, s in peers.items()}
+    best = max(curve, key=lambda e: curve[e])
+    record = {
+        "data": str(args.data),
+        "flags": args.flags,
+        "hp": args.hp,
+        "seed": args.seed,
+        "history_exponent": args.history_exponent,
+        "rows": int(X.shape[0]),
+        "curve": {e: round(v, 4) for e, v in curve.items()},
+        "best_epoch": best,
+        **{name: round(v, 4) for name, v in figures.items()},
+        "train_wall_s": round(t2 - t1, 1),
+        "train_cpu_s": round(c2 - c1, 1),
+        "all_wall_s": round(time.perf_counter() - t0, 1),
+        "all_cpu_s": round(time.process_time() - c0, 1),
+        "load": os.getloadavg()[0],
+    }
+    print(json.dumps(record))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
