@@ -15,7 +15,7 @@ ID_GAP = 163949 / 9125
 HALF_STAR_COUNTS = (1101, 3326, 1687, 7271, 4449, 20064, 10538, 28750, 7723, 15095)
 # Cut points on the planted score (fmrec.data.synth) that give that histogram on the ml-latest-small preset,
 # measured on its scores (seeds 0-2) as their quantiles at the cumulative shares above
-HALF_STAR_CUTS = np.array([1.01, 1.91, 2.14, 2.75, 3.0, 3.81, 4.16, 5.18, 5.56])
+HALF_STAR_CUTS = np.array([0.53, 1.51, 1.77, 2.46, 2.76, 3.72, 4.13, 5.35, 5.8])
 GENRES = (
     "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
     "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western", "IMAX",

@@ -167,6 +167,8 @@ def test_format_int_rows_matches_python_formatting() -> None:
         ({"taste_share": 1.5}, r"taste_share 1.5: expected a number in \[0, 1\]"),
         ({"taste_alpha": 0.0}, r"taste_alpha 0.0: expected a number in \[1e-06, 1,000\]"),
         ({"follow_share": 0.95}, r"follow_share 0.95: expected a number in \[0, 0.9\]"),
+        ({"rating_noise": -0.1}, r"rating_noise -0.1: expected a number in \[0, 5\]"),
+        ({"factor_scale": float("nan")}, r"factor_scale nan: expected a number in \[0, 5\]"),
         ({"layout": "ml-1m"}, "layout 'ml-1m': expected one of ml-100k, ml-latest"),
         ({"unrated_items": 5}, "unrated_items needs the ml-latest layout"),
     ],

@@ -65,7 +65,12 @@ def test_the_served_top_k_is_the_exact_full_catalogue_top_k_for_every_user(
         expected = sorted(range(lookup.n_movies), key=lambda p: (-row[p], p))[:k]
         got = served.recommend(Query(user, k=k, exclude_rated=exclude_rated))
         assert got.serving_path == "endpoint"
-        assert [it.movie_id for it in got.items] == [lookup.movie_ids[p] for p in expected], user
+        # the endpoint scores in float32, the oracle in float64: two movies a few float32 steps apart (1e-6)
+        # may trade places, nothing else may differ
+        got_pos = [lookup.movie_position(it.movie_id) for it in got.items]
+        assert len(got_pos) == len(expected) == len(set(got_pos)), user
+        pairs = zip(got_pos, expected, strict=True)
+        assert all(g == e or abs(row[g] - row[e]) < 1e-6 for g, e in pairs), user
     assert max(map(len, caller.bodies)) <= DEFAULT_REQUEST_BYTES
     # The shortlist is N = max(FMREC_SHORTLIST, k) movies a request, never the catalogue.
     assert sum(b.count(b'"keys"') for b in caller.bodies) == len(users) * max(DEFAULT_SHORTLIST, k)
