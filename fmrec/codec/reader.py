@@ -6,7 +6,9 @@ import io
 import itertools
 import os
 import struct
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,6 +21,8 @@ from fmrec.codec.wire import MAGIC, MAX_DIM, RecordIOError
 from fmrec.errors import InputError
 
 _READ_BLOCK_BYTES = 8 << 20
+# Worker threads decoding blocks: two cores are what FM's local trainer uses too (fmrec.model.trainer).
+_DECODE_THREADS = max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))
 _MIN_RUN = 32
 
 
@@ -143,39 +147,63 @@ def _open_source(source: Any) -> tuple[IO[bytes], str, bool]:
     return source, getattr(source, "name", "<stream>"), False
 
 
+def _frames(
+    fh: IO[bytes], name: str, block_bytes: int
+) -> Iterator[tuple[np.ndarray, bytes, np.ndarray, np.ndarray, int, int]]:
+    """(buf, raw, starts, lens, first record number, file offset) per block of complete records, in order."""
+    carry = b""
+    base = 0  # file offset of carry[0]
+    record_no = 0
+    eof = False
+    while not eof:
+        block = fh.read(block_bytes)
+        eof = not block
+        raw = carry + block if carry else block
+        if not raw:
+            break
+        buf = np.frombuffer(raw + bytes(32), dtype=np.uint8)
+        starts, lens, consumed = frame_block(buf[: len(raw)], base, name, record_no, at_eof=eof)
+        if starts.size:
+            yield buf, raw, starts, lens, record_no, base
+        record_no += starts.size
+        if consumed == 0 and len(raw) > 8:
+            # a single record larger than the block: read on, unless its header is already bad
+            magic = struct.unpack_from("<I", raw, 0)[0]
+            if magic != MAGIC:
+                raise RecordIOError(name, record_no, base, f"bad magic 0x{magic:08x}, expected 0x{MAGIC:08x}")
+        carry = raw[consumed:]
+        base += consumed
+
+
 def iter_records(
     source: Any, path_hint: str | None = None, block_bytes: int = _READ_BLOCK_BYTES
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """Stream (counts, keys, values, dims, has_label, labels) per block of complete records."""
+) -> Iterator[Decoded]:
+    """Stream (counts, keys, values, dims, has_label, labels) per block of complete records.
+
+    Blocks are framed in order and decoded on worker threads (the decoders spend most of their time in numpy
+    and in nogil numba kernels), with at most _DECODE_THREADS + 1 blocks in memory. Results and errors come
+    back in file order, so a bad record is reported exactly as a serial read reports it."""
     fh, name, owned = _open_source(source)
     name = path_hint or name
+    pool = ThreadPoolExecutor(max_workers=_DECODE_THREADS)
+    pending: deque[Future[Decoded]] = deque()
     try:
-        carry = b""
-        base = 0  # file offset of carry[0]
-        record_no = 0
-        eof = False
-        while not eof:
-            block = fh.read(block_bytes)
-            eof = not block
-            raw = carry + block if carry else block
-            if not raw:
-                break
-            buf = np.frombuffer(raw + bytes(32), dtype=np.uint8)
-            view = buf[: len(raw)]
-            starts, lens, consumed = frame_block(view, base, name, record_no, at_eof=eof)
-            if starts.size:
-                yield _decode_records(buf, raw, starts, lens, name, record_no, base)
-            record_no += starts.size
-            if consumed == 0 and len(raw) > 8:
-                # a single record larger than the block: read on, unless its header is already bad
-                magic = struct.unpack_from("<I", raw, 0)[0]
-                if magic != MAGIC:
-                    raise RecordIOError(
-                        name, record_no, base, f"bad magic 0x{magic:08x}, expected 0x{MAGIC:08x}"
-                    )
-            carry = raw[consumed:]
-            base += consumed
+        try:
+            for buf, raw, starts, lens, first, base in _frames(fh, name, block_bytes):
+                pending.append(pool.submit(_decode_records, buf, raw, starts, lens, name, first, base))
+                if len(pending) > _DECODE_THREADS:
+                    yield pending.popleft().result()
+        except Exception:
+            # a later block's framing error: the blocks before it (and their own errors) come first
+            while pending:
+                yield pending.popleft().result()
+            raise
+        while pending:
+            yield pending.popleft().result()
     finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
         if owned:
             fh.close()
 
