@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import os
 import signal
 import socket
 import subprocess
@@ -20,6 +19,7 @@ from typing import IO, Any
 import uvicorn
 
 from fmrec.errors import FmrecError
+from fmrec.machine import usable_cores
 from twins.http_limits import Limits, protocol_factory
 
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -27,10 +27,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 10
 
 def default_workers() -> int:
     """One worker per core this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 @dataclass

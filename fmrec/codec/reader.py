@@ -19,10 +19,11 @@ from fmrec.codec.fast_parse import Decoded, decode_run, fast_parse
 from fmrec.codec.parse import frame_block, parse_record
 from fmrec.codec.wire import MAGIC, MAX_DIM, RecordIOError
 from fmrec.errors import InputError
+from fmrec.machine import usable_cores
 
 _READ_BLOCK_BYTES = 8 << 20
 # Worker threads decoding blocks: two cores are what FM's local trainer uses too (fmrec.model.trainer).
-_DECODE_THREADS = max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))
+_DECODE_THREADS = min(2, usable_cores())
 _MIN_RUN = 32
 
 

@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from tqdm import tqdm
 
 from fmrec.errors import InputError
+from fmrec.machine import usable_cores
 from fmrec.model import fm, kernels
 from fmrec.model.hyperparameters import HyperParameters, parse_hyperparameters
 from fmrec.model.metrics import metrics_for, quality_metric_lines, sagemaker_metrics
@@ -56,7 +57,7 @@ def training_threads(requested: int | None = None) -> int:
             if not raw.isdigit() or int(raw) < 1:
                 raise InputError(f"{THREADS_ENV}={raw!r}: expected a positive whole number of threads")
             requested = int(raw)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     limit = min(cores, int(getattr(numba.config, "NUMBA_NUM_THREADS", cores)))  # the pool numba started
     if requested is not None:
         return max(1, min(requested, limit))

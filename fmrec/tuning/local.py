@@ -9,7 +9,6 @@ import json
 import logging
 import math
 import multiprocessing
-import os
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +19,7 @@ from typing import Any
 import optuna
 
 from fmrec.io_utils import atomic_open, atomic_write_text
+from fmrec.machine import usable_cores
 from fmrec.model.hyperparameters import PIPELINE_PARAMETERS
 from fmrec.tuning.early_stopping import (
     DEFAULT_MIN_COMPLETED,
@@ -454,4 +454,4 @@ def plot_objective(results: Sequence[TrialResult], objective: Objective, path: P
 
 
 def default_parallelism() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    return usable_cores()
