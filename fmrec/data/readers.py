@@ -332,7 +332,10 @@ def read_ratings(
 
 # --------------------------------------------------------------------------------------------- metadata
 
-_YEAR_IN_TITLE = re.compile(r"\(([0-9]{4})\)\s*$")
+# "Title (1995)", and the series of ml-latest/25m/32m: "Fawlty Towers (1975-1979)", "Stranger Things (2016-)",
+# "Death Note: Desu nôto (2006–2007)" (an en dash): the first year. A title without one ("Hyena Road") is 0.
+NO_GENRES = "(no genres listed)"  # ml-latest's genres field of a movie without any
+_YEAR_IN_TITLE = re.compile(r"\(([0-9]{4})(?:\s*[-\u2013]\s*(?:[0-9]{4})?)?\)\s*$")
 
 
 def _lines(path: Path, encoding: str, expected: str) -> list[tuple[int, str]]:
@@ -343,10 +346,17 @@ def _lines(path: Path, encoding: str, expected: str) -> list[tuple[int, str]]:
 
 
 def _year(title: str, date: str = "") -> int:
+    """The release year: u.item's release date when it has one, else the title's "(Year)"; 0 when unknown."""
     if len(date) >= 4 and is_ascii_digits(date[-4:]):
         return int(date[-4:])
     m = _YEAR_IN_TITLE.search(title)
     return int(m.group(1)) if m else 0
+
+
+def _genre_list(names: list[str]) -> list[str]:
+    """Genres as listed, each once (a repeat would be a second copy of one column), without ml-latest's
+    "(no genres listed)" marker, which is the absence of a genre rather than one."""
+    return list(dict.fromkeys(g for g in names if g and g != NO_GENRES))
 
 
 def _movie_error(path: Path, number: int, line: str, expected: str) -> InputError:
@@ -387,7 +397,7 @@ def read_movies_1m(path: Path) -> Movies:
             raise _movie_error(path, number, line, "'MovieID::Title::Genre|Genre'")
         ids.append(int(parts[0]))
         titles.append(parts[1])
-        genres.append([g for g in parts[2].split("|") if g])
+        genres.append(_genre_list(parts[2].split("|")))
         years.append(_year(parts[1]))
     return Movies(np.asarray(ids, dtype=np.int64), titles, genres, np.asarray(years, dtype=np.int32))
 
@@ -421,8 +431,8 @@ def read_movies_csv(path: Path) -> Movies:
             raise _movie_error(path, reader.line_num, ",".join(row), "'movieId,title,genres'")
         ids.append(int(row[0]))
         titles.append(row[1])
-        genres.append([g for g in row[2].split("|") if g and g != "(no genres listed)"])
-        years.append(_year(row[1].strip()))
+        genres.append(_genre_list(row[2].split("|")))
+        years.append(_year(row[1]))
     return Movies(np.asarray(ids, dtype=np.int64), titles, genres, np.asarray(years, dtype=np.int32))
 
 
