@@ -70,6 +70,9 @@ class MovieLensShape:
     def movie_keys(self, movie_pos: int) -> list[int]:
         return [self.columns.movie_column(movie_pos)]
 
+    def movie_values(self, movie_pos: int) -> list[float]:
+        return [1.0]
+
 
 def workload() -> tuple[csr_matrix, bytes, bytes]:
     """One user against every movie: the recommend Lambda's JSON body, and the same rows as recordIO."""

@@ -15,11 +15,13 @@ HISTORY = "history"
 
 @dataclass(frozen=True)
 class ColumnBlock:
-    """`size` consecutive columns from `offset`: position p of the block is column offset + p."""
+    """`size` consecutive columns from `offset`: position p of the block is column offset + p; each carries
+    `value` in a row (1 for the one-hot id blocks; an aux block's is preprocess's --aux-value)."""
 
     name: str
     offset: int
     size: int
+    value: float = 1.0
 
     @property
     def end(self) -> int:
@@ -52,15 +54,21 @@ class ColumnLayout:
 
     @classmethod
     def build(
-        cls, n_users: int, n_movies: int, aux: Iterable[tuple[str, int]] = (), history: bool = False
+        cls,
+        n_users: int,
+        n_movies: int,
+        aux: Iterable[tuple[str, int]] = (),
+        history: bool = False,
+        aux_value: float = 1.0,
     ) -> ColumnLayout:
-        """The layout of `n_users` users, `n_movies` movies, (name, size) aux blocks and a history block."""
+        """The layout of `n_users` users, `n_movies` movies, (name, size) aux blocks whose columns carry
+        `aux_value`, and a history block."""
         users = ColumnBlock(USER, 0, n_users)
         movies = ColumnBlock(MOVIE, users.end, n_movies)
         blocks: list[ColumnBlock] = []
         end = movies.end
         for name, size in aux:
-            blocks.append(ColumnBlock(name, end, size))
+            blocks.append(ColumnBlock(name, end, size, aux_value))
             end += size
         history_block = ColumnBlock(HISTORY, end, n_movies) if history else None
         dim = history_block.end if history_block is not None else end
@@ -75,10 +83,14 @@ class ColumnLayout:
         aux_blocks: Sequence[Mapping[str, Any]] = (),
         history_offset: int | None = None,
     ) -> ColumnLayout:
-        """The layout a lookup records: its feature_dim, aux blocks ({"name", "offset", "size"}) and history
-        offset as written, the user and movie blocks by the rule."""
+        """The layout a lookup records: its feature_dim, aux blocks ({"name", "offset", "size", "value"}; a
+        lookup written before --aux-value has no "value": 1) and history offset as written, the user and
+        movie blocks by the rule."""
         base = cls.build(n_users, n_movies)
-        aux = tuple(ColumnBlock(str(b.get("name", "")), int(b["offset"]), int(b["size"])) for b in aux_blocks)
+        aux = tuple(
+            ColumnBlock(str(b.get("name", "")), int(b["offset"]), int(b["size"]), _value(b.get("value", 1.0)))
+            for b in aux_blocks
+        )
         history = None if history_offset is None else ColumnBlock(HISTORY, history_offset, n_movies)
         return cls(base.users, base.movies, feature_dim, aux, history)
 
@@ -129,6 +141,13 @@ class ColumnLayout:
             )
         return users[0], movies[0]
 
+    def aux_value(self, column: int) -> float:
+        """The value an aux column carries in a row (1.0 for a column of no aux block)."""
+        for block in self.aux:
+            if block.offset <= column < block.end:
+                return block.value
+        return 1.0
+
     def problems(self) -> list[str]:
         """What does not fit: the id blocks or the history block past feature_dim."""
         out = []
@@ -139,3 +158,11 @@ class ColumnLayout:
         ):
             out.append(f"history block at {self.history.offset} does not fit feature_dim {self.feature_dim}")
         return out
+
+
+def _value(raw: Any) -> float:
+    """An aux block's recorded value: a finite number > 0 (ValueError otherwise: the lookup reader's)."""
+    value = float(raw)
+    if not (value > 0 and value < float("inf")):
+        raise ValueError(f"aux block value {raw!r}: expected a finite number > 0")
+    return value

@@ -47,11 +47,14 @@ class Encoding:
     movie_aux_all: sp.csr_matrix | None = None
     # the rated-movie history block (fmrec.features.history), after every other block; None without one
     history: HistoryConfig | None = None
+    aux_value: float = 1.0  # the value every aux column carries in a row (preprocess's --aux-value)
 
     @property
     def columns(self) -> ColumnLayout:
         aux = [(b.name, b.size) for b in self.blocks[2:]]
-        return ColumnLayout.build(self.user_ids.size, self.movie_ids.size, aux, self.history is not None)
+        return ColumnLayout.build(
+            self.user_ids.size, self.movie_ids.size, aux, self.history is not None, self.aux_value
+        )
 
     @property
     def feature_dim(self) -> int:
@@ -63,12 +66,13 @@ class Encoding:
         return self.columns.history_column(0)
 
 
-def _indicator_rows(n_rows: int, cols: list[np.ndarray], dim: int) -> sp.csr_matrix:
-    """CSR whose row i has 1.0 at each cols[k][i] >= 0 (columns ascending, since blocks are ordered)."""
+def _indicator_rows(n_rows: int, cols: list[np.ndarray], dim: int, value: float = 1.0) -> sp.csr_matrix:
+    """CSR whose row i has `value` at each cols[k][i] >= 0 (columns ascending, since blocks are ordered)."""
     stacked = np.stack(cols, axis=1) if cols else np.empty((n_rows, 0), dtype=np.int64)
     mask = stacked >= 0
     indptr = np.concatenate(([0], np.cumsum(mask.sum(axis=1))))
-    return sp.csr_matrix((np.ones(int(indptr[-1]), np.float32), stacked[mask], indptr), shape=(n_rows, dim))
+    data = np.full(int(indptr[-1]), value, np.float32)
+    return sp.csr_matrix((data, stacked[mask], indptr), shape=(n_rows, dim))
 
 
 def build_encoding(
@@ -77,8 +81,10 @@ def build_encoding(
     movies: Movies | None,
     aux: Sequence[str],
     history: HistoryConfig | None = None,
+    aux_value: float = 1.0,
 ) -> Encoding:
-    """The encoding of `train`'s users and movies, the `aux` blocks and, with `history`, the history block."""
+    """The encoding of `train`'s users and movies, the `aux` blocks (each column worth `aux_value` in a row)
+    and, with `history`, the history block."""
     user_ids = sorted_unique(train.user)
     movie_ids = sorted_unique(train.movie)
     wanted_user = [a for a in AUX_USER if a in aux]
@@ -121,25 +127,26 @@ def build_encoding(
                 codes = np.where(decades >= 0, np.searchsorted(known, decades), len(labels) - 1)
                 mcodes.append((len(specs), codes.astype(np.int64)))
                 specs.append(("movie_year", labels))
-    cols = ColumnLayout.build(user_ids.size, movie_ids.size, [(name, len(labels)) for name, labels in specs])
+    sizes = [(name, len(labels)) for name, labels in specs]
+    cols = ColumnLayout.build(user_ids.size, movie_ids.size, sizes, aux_value=aux_value)
     blocks = [
         Block("user", cols.users.offset, [str(u) for u in user_ids.tolist()]),
         Block("movie", cols.movies.offset, [str(m) for m in movie_ids.tolist()]),
         *(Block(b.name, b.offset, labels) for b, (_, labels) in zip(cols.aux, specs, strict=True)),
     ]
-    enc = Encoding(user_ids, movie_ids, blocks, history=history)
+    enc = Encoding(user_ids, movie_ids, blocks, history=history, aux_value=aux_value)
     dim = cols.feature_dim
     ucols = [block_columns(b, c) for b, c in zip(cols.aux[: len(ucodes)], ucodes, strict=True)]
     mcols = [block_columns(cols.aux[i], c) for i, c in mcodes]
     if ucols and users is not None:
         order = np.argsort(users.ids, kind="stable")
         enc.user_aux_ids = users.ids[order]
-        enc.user_aux_all = _indicator_rows(users.ids.size, [c[order] for c in ucols], dim)
+        enc.user_aux_all = _indicator_rows(users.ids.size, [c[order] for c in ucols], dim, aux_value)
         enc.user_aux = _aux_for(enc.user_aux_ids, enc.user_aux_all, user_ids, dim)
     if mcols and movies is not None:
         order = np.argsort(movies.ids, kind="stable")
         enc.movie_aux_ids = movies.ids[order]
-        enc.movie_aux_all = _indicator_rows(movies.ids.size, [c[order] for c in mcols], dim)
+        enc.movie_aux_all = _indicator_rows(movies.ids.size, [c[order] for c in mcols], dim, aux_value)
         enc.movie_aux = _aux_for(enc.movie_aux_ids, enc.movie_aux_all, movie_ids, dim)
     return enc
 
@@ -176,7 +183,8 @@ def positions(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _take_rows(table: sp.csr_matrix, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(per-row counts, concatenated column indices) of table rows `pos`; pos -1 gives an empty row."""
+    """(per-row counts, concatenated column indices) of table rows `pos`; pos -1 gives an empty row (the
+    values are the table's one value, the encoding's aux_value)."""
     ptr = table.indptr.astype(np.int64)
     safe = np.maximum(pos, 0)
     counts = np.where(pos >= 0, ptr[safe + 1] - ptr[safe], 0)
@@ -185,20 +193,25 @@ def _take_rows(table: sp.csr_matrix, pos: np.ndarray) -> tuple[np.ndarray, np.nd
     return counts, table.indices[starts + np.arange(total)].astype(np.int64)
 
 
-def _concat_blocks(n: int, dim: int, parts: list[tuple[np.ndarray, np.ndarray]]) -> sp.csr_matrix:
-    """Row-wise concatenation of column lists from disjoint, ascending column blocks (no sort needed)."""
+def _concat_blocks(
+    n: int, dim: int, parts: list[tuple[np.ndarray, np.ndarray]], values: list[float]
+) -> sp.csr_matrix:
+    """Row-wise concatenation of column lists from disjoint, ascending column blocks (no sort needed); every
+    entry of parts[i] carries values[i]."""
     counts = np.zeros(n, dtype=np.int64)
     for c, _ in parts:
         counts += c
     indptr = np.concatenate(([0], np.cumsum(counts)))
     indices = np.empty(int(indptr[-1]), dtype=np.int64)
+    data = np.empty(indices.size, np.float32)
     before = indptr[:-1].copy()  # where each row's next block starts
-    for c, cols in parts:
+    for (c, cols), value in zip(parts, values, strict=True):
         within = np.arange(cols.size) - np.repeat(np.concatenate(([0], np.cumsum(c)[:-1])), c)
-        indices[np.repeat(before, c) + within] = cols
+        at = np.repeat(before, c) + within
+        indices[at] = cols
+        data[at] = value
         before += c
     idx_dtype = np.int32 if dim < 2**31 and indices.size < 2**31 else np.int64
-    data = np.ones(indices.size, np.float32)
     return sp.csr_matrix((data, indices.astype(idx_dtype), indptr.astype(idx_dtype)), shape=(n, dim))
 
 
@@ -227,4 +240,4 @@ def encode_rows(
         parts.append(_take_rows(enc.user_aux_all, positions(enc.user_aux_ids, user)))
     if enc.movie_aux_ids is not None and enc.movie_aux_all is not None:
         parts.append(_take_rows(enc.movie_aux_all, positions(enc.movie_aux_ids, movie)))
-    return _concat_blocks(n, cols.feature_dim, parts)
+    return _concat_blocks(n, cols.feature_dim, parts, [1.0, 1.0] + [enc.aux_value] * (len(parts) - 2))

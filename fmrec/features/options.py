@@ -27,6 +27,7 @@ class PreprocessConfig:
     label: str = str(D["label"])
     threshold: float = float(D["threshold"])
     aux: tuple[str, ...] = ()  # the parsed --aux (its default "none" is no auxiliary feature)
+    aux_value: float = float(D["aux_value"])
     shards: int = int(D["shards"])
     seed: int = int(D["seed"])
     max_reject_fraction: float = float(D["max_reject_fraction"])
@@ -164,6 +165,7 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         label=args.label,
         threshold=args.threshold,
         aux=aux,
+        aux_value=args.aux_value,
         shards=args.shards,
         seed=args.seed,
         max_reject_fraction=args.max_reject_fraction,

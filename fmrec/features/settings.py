@@ -65,6 +65,16 @@ SETTINGS: tuple[Setting, ...] = (
         "none",
         "auxiliary features: none, all, or a comma list of age,gender,occupation,genres,year",
     ),
+    # the search in docs/tuning.md ("Issue 22: genre and year columns") chose its default
+    Setting(
+        "aux_value",
+        "--aux-value",
+        "Float",
+        1.0,
+        "the value every auxiliary column carries in a row (the user and movie columns carry 1)",
+        minimum=0.01,
+        maximum=1,
+    ),
     Setting(
         "shards",
         "--shards",

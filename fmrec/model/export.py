@@ -100,9 +100,7 @@ def served_sides(
 ) -> tuple[list[tuple[list[int], list[float]]], list[tuple[list[int], list[float]]]]:
     """Every user's and movie's side of a served request, as fmrec.serving.requests builds it."""
     users = [(lookup.user_keys(u), lookup.user_values(u)) for u in range(len(lookup.user_ids))]
-    movies = [
-        (keys, [1.0] * len(keys)) for keys in (lookup.movie_keys(m) for m in range(len(lookup.movie_ids)))
-    ]
+    movies = [(lookup.movie_keys(m), lookup.movie_values(m)) for m in range(len(lookup.movie_ids))]
     return users, movies
 
 

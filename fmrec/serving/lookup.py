@@ -83,8 +83,9 @@ class Lookup:
 
     Column layout: `columns` (fmrec.features.columns.ColumnLayout: user block, movie block, the auxiliary
     blocks `aux_blocks`, the history block). `user_keys` / `movie_keys` give every column of one side, aux
-    included; `user_values` their values: 1.0 for one-hot columns, and
-    scale/sqrt(n) for the n columns of the user's rated-movie history when the model has that block.
+    included; `user_values` / `movie_values` their values: 1.0 for the one-hot id columns, the block's value
+    (preprocess's --aux-value) for aux columns, and scale/sqrt(n) for the n columns of the user's rated-movie
+    history when the model has that block.
     """
 
     feature_dim: int
@@ -102,7 +103,8 @@ class Lookup:
     user_aux_cols: array | None = None
     movie_aux_indptr: array | None = None
     movie_aux_cols: array | None = None
-    aux_blocks: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "offset", "size", "labels"}]
+    # [{"name", "offset", "size", "labels", "value"}] ("value" absent in a lookup older than --aux-value: 1)
+    aux_blocks: list[dict[str, Any]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     # The rated-movie history block (fmrec.features.history), or None without one.
     history: LookupHistory | None = None
@@ -177,7 +179,7 @@ class Lookup:
                 keys += self.user_aux_cols[lo:hi].tolist()
         if aux is not None:
             keys += aux
-        values = [1.0] * len(keys)
+        values = [self.columns.aux_value(c) for c in keys]  # 1 for the user's column, an aux block's value
         if history is None:
             rated = self.rated_positions(user_pos) if user_pos is not None else []
         else:
@@ -204,6 +206,11 @@ class Lookup:
             lo, hi = self.movie_aux_indptr[movie_pos], self.movie_aux_indptr[movie_pos + 1]
             keys += self.movie_aux_cols[lo:hi].tolist()
         return keys
+
+    def movie_values(self, movie_pos: int) -> list[float]:
+        """The values of `movie_keys(movie_pos)`, in the same order: 1.0 for the movie's column, the aux
+        block's value for each aux column."""
+        return [self.columns.aux_value(c) for c in self.movie_keys(movie_pos)]
 
     def popular_positions(self, k: int, min_count: int = 1) -> list[int]:
         """Cold start: the k movie positions with most train ratings (ties: higher mean, then position)."""

@@ -67,9 +67,12 @@ def feature_rows(keys: Sequence[Sequence[int]], values: Sequence[Sequence[float]
 
 
 def movie_rows(lookup: Lookup) -> Any:
-    """One row per movie position: its columns (Lookup.movie_keys), value 1."""
-    keys = [lookup.movie_keys(p) for p in range(len(lookup.movie_ids))]
-    return feature_rows(keys, None, int(lookup.feature_dim))
+    """One row per movie position: its columns (Lookup.movie_keys) and their values (Lookup.movie_values)."""
+    positions = range(len(lookup.movie_ids))
+    keys = [lookup.movie_keys(p) for p in positions]
+    if not lookup.aux_blocks:  # every column is a one-hot 1
+        return feature_rows(keys, None, int(lookup.feature_dim))
+    return feature_rows(keys, [lookup.movie_values(p) for p in positions], int(lookup.feature_dim))
 
 
 def user_rows(lookup: Lookup, positions: Sequence[int]) -> Any:

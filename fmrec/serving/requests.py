@@ -36,6 +36,8 @@ class LookupLike(Protocol):
 
     def movie_keys(self, movie_pos: int) -> list[int]: ...
 
+    def movie_values(self, movie_pos: int) -> list[float]: ...
+
 
 class DecodeLookup(Protocol):
     """The part of fmrec.serving.lookup.Lookup that decode_keys reads."""
@@ -73,7 +75,7 @@ class RequestBuilder:
     Every instance is `{"data":{"features":{"keys":[user keys, movie keys],"shape":[D],"values":[...]}}}`
     where the movie keys are the movie's columns in the full feature space (they include the user-block
     offset, and the movie's auxiliary columns when the lookup has them). One-hot features have the value 1;
-    the user's rated-movie history columns, when the model has them, carry the lookup's values. The work is
+    auxiliary columns and the user's rated-movie history columns carry the lookup's values. The work is
     per movie asked for (a shortlist), never per catalogue movie: nothing is cached per movie or per user.
     """
 
@@ -107,11 +109,12 @@ class RequestBuilder:
             return []
         head = '{"data":{"features":{"keys":[' + "".join(f"{k}," for k in user_keys)
         values = "".join(f"{_number(v)}," for v in user_values)
-        shape, movie_keys = self._shape, self.lookup.movie_keys
+        shape, movie_keys, movie_values = self._shape, self.lookup.movie_keys, self.lookup.movie_values
         instances = []
         for p in positions:
             keys = movie_keys(p)
-            instances.append(f"{head}{','.join(map(str, keys))}{shape}{values}{_ones(len(keys))}]}}}}}}")
+            tail = _ones(len(keys)) if len(keys) == 1 else ",".join(map(_number, movie_values(p)))
+            instances.append(f"{head}{','.join(map(str, keys))}{shape}{values}{tail}]}}}}}}")
         room = self.max_bytes - len(_OPEN) - len(_CLOSE)
         payloads: list[Payload] = []
         start, size = 0, 0

@@ -94,7 +94,8 @@ def build_lookup(enc: Encoding, ds: Dataset, cfg: PreprocessConfig) -> Lookup:
         movie_aux_indptr=ma_ptr,
         movie_aux_cols=ma_cols,
         aux_blocks=[
-            {"name": b.name, "offset": b.offset, "size": b.size, "labels": b.labels} for b in enc.blocks[2:]
+            {"name": b.name, "offset": b.offset, "size": b.size, "labels": b.labels, "value": enc.aux_value}
+            for b in enc.blocks[2:]
         ],
         meta={"layout": ds.layout, "split": ds.split, "objective": cfg.objective},
         history=None
@@ -152,7 +153,7 @@ def preprocess(
         ds, extra = merge_from_data_dir(ds, data_dir)
     if cfg.implicit:
         ds = as_implicit(ds, cfg)
-    enc = build_encoding(ds.train, ds.users, ds.movies, cfg.aux, cfg.history_config())
+    enc = build_encoding(ds.train, ds.users, ds.movies, cfg.aux, cfg.history_config(), cfg.aux_value)
     log.info(
         "read %s (%s, split %s): %d train, %d test ratings; feature_dim %d",
         data_dir,
