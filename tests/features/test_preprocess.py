@@ -16,6 +16,7 @@ from fmrec.data.readers import load_dataset, read_ratings
 from fmrec.errors import InputError, OutputError
 from fmrec.features import layout
 from fmrec.features.options import PreprocessConfig
+from fmrec.features.settings import DEFAULTS
 from fmrec.stages.preprocess import OUTPUT_CHANNELS, run
 from fmrec_cli.main import main as cli
 from pipeline.steps import preprocess as step
@@ -114,7 +115,8 @@ def test_aux_features_come_after_the_movie_block(synth_dir: Path, preprocessed: 
     assert per_row.min() >= 5  # user, movie, age, gender, >= 1 genre
     sizes = {b["name"]: b for b in manifest["layout"]}
     gender = X[:, sizes["user_gender"]["offset"] : sizes["user_gender"]["offset"] + 2]
-    assert np.array_equal(np.asarray(gender.sum(axis=1)).ravel(), np.ones(X.shape[0]))
+    one_each = np.full(X.shape[0], np.float32(DEFAULTS["aux_value"]))  # one gender column, worth --aux-value
+    assert np.array_equal(np.asarray(gender.sum(axis=1)).ravel(), one_each)
 
 
 def test_aux_rows_match_a_row_by_row_reference(synth_dir: Path) -> None:
