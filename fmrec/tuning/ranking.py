@@ -58,6 +58,7 @@ def manifest_config(processed: Path) -> tuple[PreprocessConfig, dict[str, Any]]:
     if unknown:
         raise InputError(f"{path}: config field(s) {', '.join(unknown)} unknown to this fmrec version")
     raw["aux"] = tuple(raw.get("aux", ()))
+    raw.setdefault("aux_value", 1.0)  # a manifest older than --aux-value: its aux columns were written at 1
     # one train file: the carve is read back whole
     return dataclasses.replace(PreprocessConfig(**raw), shards=1), manifest
 

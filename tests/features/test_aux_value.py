@@ -19,6 +19,7 @@ from fmrec.serving.ranking import feature_rows
 from fmrec.serving.requests import RequestBuilder
 from fmrec.serving.retrieval import Retrieval
 from fmrec.stages.preprocess import run
+from fmrec.tuning.ranking import manifest_config
 
 AUX = "age,gender,genres,year"
 
@@ -107,3 +108,14 @@ def test_a_lookup_without_values_reads_them_as_one() -> None:
 def test_out_of_range_values_are_refused(value: str) -> None:
     with pytest.raises(InputError, match="--aux-value"):
         config_from_args(build_arg_parser().parse_args(["--aux", "genres", "--aux-value", value]))
+
+
+def test_the_tuner_reads_a_manifest_older_than_the_value_as_one(valued: Path, tmp_path: Path) -> None:
+    """The tuner re-preprocesses with a channel's own settings: an older manifest's aux columns were at 1."""
+    assert manifest_config(valued)[0].aux_value == 0.25
+    doc = json.loads((valued / "manifest/manifest.json").read_text())
+    del doc["config"]["aux_value"]
+    (tmp_path / "manifest").mkdir()
+    (tmp_path / "manifest/manifest.json").write_text(json.dumps(doc))
+    cfg, _ = manifest_config(tmp_path)
+    assert cfg.aux == ("age", "gender", "genres", "year") and cfg.aux_value == 1.0
