@@ -40,6 +40,7 @@ from fmrec.evaluation.ranking import K, ranking_metrics_at_k, ranking_task
 from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer, train_matrix
 from fmrec.features.manifest import MANIFEST_FILE, read_manifest
 from fmrec.features.options import build_arg_parser, config_from_args
+from fmrec.features.settings import DEFAULTS
 from fmrec.model.hyperparameters import RECOMMENDED
 from fmrec.model.trainer import train
 from fmrec.serving.lookup import read_lookup
@@ -69,7 +70,9 @@ def patch_history_exponent(a: float) -> None:
 
 def prepared(data: Path, flags: str, cache: Path, seed: int, exponent: float) -> Path:
     """The carve of `data` preprocessed with `flags` (and --seed), made once and kept under `cache`."""
-    key = hashlib.sha256(f"{data.resolve()}|{flags}|{seed}|{exponent}".encode()).hexdigest()[:12]
+    # the library's defaults are part of the key: a flag set means other rows once a default changes
+    defaults = json.dumps(DEFAULTS, sort_keys=True)
+    key = hashlib.sha256(f"{data.resolve()}|{flags}|{seed}|{exponent}|{defaults}".encode()).hexdigest()[:12]
     out = cache / f"{data.name}-{key}"
     if (out / "done").exists():
         return out
