@@ -166,6 +166,28 @@ def test_int32_matrix_is_written_as_int32_tensor() -> None:
     assert got.toarray().tolist() == [[0, 3, -2], [7, 0, 0]]
 
 
+def test_whole_file_read_grows_past_four_bytes_an_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """read_spmatrix sizes its arrays for a Float32 value's 4 bytes an entry; Int32 values are varints (1 byte
+    for small ones), so a file of them holds more entries than that and the arrays must grow, in order."""
+    rng = np.random.default_rng(4)
+    dense = rng.integers(1, 4, (600, 300)) * (rng.random((600, 300)) < 0.9)
+    mat = sp.csr_matrix(dense.astype(np.int32))
+    path = tmp_path / "part.pbr"
+    labels = np.arange(600, dtype=np.float32)
+    write_spmatrix_file(path, mat, labels)
+    assert mat.nnz > path.stat().st_size // 4
+    orig = reader.iter_records
+    monkeypatch.setattr(reader, "iter_records", lambda src, path_hint=None: orig(src, path_hint, 4096))
+    got, got_labels = read_spmatrix(path)
+    assert got.dtype == np.float32 and got.indices.dtype == np.int32 and got.indptr.dtype == np.int32
+    assert np.array_equal(got.toarray(), dense)
+    assert got_labels is not None and np.array_equal(got_labels, labels)
+    streamed = sp.vstack([m for m, _ in iter_spmatrix(path, chunk_rows=128)], format="csr")
+    assert np.array_equal(streamed.indptr, got.indptr) and np.array_equal(streamed.indices, got.indices)
+
+
 def test_writer_rejects_what_sdk2_rejects() -> None:
     with pytest.raises(TypeError):
         write_spmatrix(io.BytesIO(), np.eye(2, dtype=np.float32))
