@@ -1,4 +1,4 @@
-"""X @ v and X.T @ r of a float32 CSR in float64, bit for bit scipy's products of the float64 copy of X."""
+"""EvaluateModel's compiled CSR loops: X @ v, X.T @ r (scipy's float64 bits), a block's column per row."""
 
 from __future__ import annotations
 
@@ -35,6 +35,22 @@ def _rmatvec(indptr, indices, data, r, out):  # pragma: no cover - compiled
             out[U(indices[p])] += np.float64(data[p]) * ri
 
 
+@numba.njit(cache=True, nogil=True)
+def _row_hits(indptr, indices, position, out):  # pragma: no cover - compiled
+    for i in range(out.size):
+        for p in range(U(indptr[i]), U(indptr[i + 1])):
+            at = position[U(indices[p])]
+            if at >= 0:
+                out[i] = at
+
+
+def row_hits(indptr: np.ndarray, indices: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """Per row of the CSR, position[j] of its last column j with position[j] >= 0; -1 if none (int64)."""
+    out = np.full(indptr.size - 1, -1, np.int64)
+    _row_hits(indptr, indices, np.ascontiguousarray(position, dtype=np.int64), out)
+    return out
+
+
 def matvec(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, v: np.ndarray) -> np.ndarray:
     """X @ v (float64) for the CSR (indptr, indices, data) and a float64 vector v of its column count."""
     out = np.empty(indptr.size - 1, np.float64)
@@ -53,11 +69,12 @@ def rmatvec(
 
 
 def compile_kernels() -> None:
-    """Compile both products for the two value types the fit meets (float32 channel values, the float64
-    popularity feature) into numba's cache: `make setup` calls it, so the first EvaluateModel after an install
-    loads them instead of compiling them (~2 CPU-s)."""
+    """Compile the kernels into numba's cache, the products for both value types the fit meets (float32
+    channel values, the float64 popularity feature): `make setup` calls it, so the first EvaluateModel after
+    an install loads them instead of compiling them (~2 CPU-s)."""
     indptr, indices = np.array([0, 1], np.int32), np.array([0], np.int32)
     for dtype in (np.float32, np.float64):
         data = np.ones(1, dtype)
         matvec(indptr, indices, data, np.ones(1))
         rmatvec(indptr, indices, data, np.ones(1), 1)
+    row_hits(indptr, indices, np.zeros(1, np.int64))
