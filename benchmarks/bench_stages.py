@@ -38,7 +38,7 @@ COMPILE = (
 )
 
 
-def stage_dirs(run: Path, work: Path, epochs: int | None) -> dict[str, Path]:
+def stage_dirs(run: Path, work: Path, epochs: int | None, steps_run: list[str]) -> dict[str, Path]:
     """Each step's folder as the run gave it its inputs (copied, outputs left out)."""
     steps = run / "steps"
     dirs = {
@@ -48,12 +48,14 @@ def stage_dirs(run: Path, work: Path, epochs: int | None) -> dict[str, Path]:
     }
     out = {}
     for name, (src, keep) in dirs.items():
+        if name not in steps_run:
+            continue
         dst = work / name
         if not dst.is_dir():
             for part in keep:
                 shutil.copytree(src / part, dst / part)
         out[name] = dst
-    if epochs is not None:
+    if epochs is not None and "train" in out:
         path = out["train"] / "input" / "config" / "hyperparameters.json"
         hp = json.loads(path.read_text())
         hp["epochs"] = str(epochs)
@@ -120,7 +122,7 @@ def main() -> None:
         print(f"load average {os.getloadavg()[0]:.2f} at the start", flush=True)
         for rep in range(args.repeat):
             for name, tree in trees.items():
-                dirs = stage_dirs(args.run, work / f"{name}-{rep}", args.epochs)
+                dirs = stage_dirs(args.run, work / f"{name}-{rep}", args.epochs, args.steps)
                 for step in args.steps:
                     cpu, wall, rss = run_child(tree, CODE[step], str(dirs[step]))
                     load = os.getloadavg()[0]
