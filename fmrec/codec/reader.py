@@ -9,6 +9,7 @@ import struct
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -350,13 +351,48 @@ def _expand_sources(sources: Any) -> list[Path]:
     return out
 
 
+# Files decoded inside reusing_reads(), by (device, inode, size, mtime); None outside it.
+_reused: dict[tuple[int, int, int, int], tuple[sp.csr_matrix, np.ndarray | None] | None] | None = None
+
+
+@contextmanager
+def reusing_reads() -> Iterator[None]:
+    """Within the block, read_spmatrix decodes each file once: reading the same file again (the same device,
+    inode, size and modification time: a hard link of it too) returns the arrays of the first read.
+
+    For one process that runs several steps over the same files: the local pipeline twin runs its steps in
+    its own process and stages their inputs by hard links, so TrainModel and EvaluateModel read one train
+    channel (twins/pipeline/runner.py). The arrays are shared: the callers only read them, as every step
+    treats its inputs. The decoded files are let go when the outermost block ends."""
+    global _reused
+    outer = _reused
+    _reused = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _reused = outer
+
+
+def _read_reused(path: Path) -> tuple[sp.csr_matrix, np.ndarray | None] | None:
+    if _reused is None:
+        return _read_file(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return _read_file(path)  # which names the problem
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _reused:
+        _reused[key] = _read_file(path)
+    return _reused[key]
+
+
 def read_spmatrix(sources: Any) -> tuple[sp.csr_matrix, np.ndarray | None]:
     """Read a file, a folder (every file, sorted by name) or a list of them into one float32 CSR + labels."""
     mats: list[sp.csr_matrix] = []
     labs: list[np.ndarray | None] = []
     dim: int | None = None
     for path in _expand_sources(sources):
-        whole = _read_file(path)
+        whole = _read_reused(path)
         if whole is None:
             continue
         mat, lab = whole

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 from pathlib import Path
 
@@ -186,6 +187,30 @@ def test_whole_file_read_grows_past_four_bytes_an_entry(
     assert got_labels is not None and np.array_equal(got_labels, labels)
     streamed = sp.vstack([m for m, _ in iter_spmatrix(path, chunk_rows=128)], format="csr")
     assert np.array_equal(streamed.indptr, got.indptr) and np.array_equal(streamed.indices, got.indices)
+
+
+def test_reusing_reads_decodes_a_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside reusing_reads a file (or a hard link of it) is decoded once; a rewritten file is decoded again,
+    and outside the block every read decodes."""
+    mat = sp.csr_matrix(np.eye(4, 7, dtype=np.float32))
+    path = tmp_path / "a" / "part.pbr"
+    path.parent.mkdir()
+    write_spmatrix_file(path, mat, np.arange(4, dtype=np.float32))
+    (tmp_path / "b").mkdir()
+    os.link(path, tmp_path / "b" / "part.pbr")
+    decoded: list[Path] = []
+    read_file = reader._read_file
+    monkeypatch.setattr(reader, "_read_file", lambda p: (decoded.append(p), read_file(p))[1])
+    with reader.reusing_reads():
+        first, _ = read_spmatrix(tmp_path / "a")
+        again, labels = read_spmatrix(tmp_path / "b")
+        assert again is first and decoded == [path]
+        assert labels is not None and labels.tolist() == [0, 1, 2, 3]
+        write_spmatrix_file(path, sp.csr_matrix(np.eye(5, 7, dtype=np.float32)), None)  # a new file
+        assert read_spmatrix(tmp_path / "a")[0].shape == (5, 7) and len(decoded) == 2
+        assert read_spmatrix(tmp_path / "b")[0] is first  # the link still holds the old bytes
+    read_spmatrix(tmp_path / "b")
+    assert len(decoded) == 3
 
 
 def test_writer_rejects_what_sdk2_rejects() -> None:
