@@ -6,6 +6,7 @@ import io
 import os
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -200,7 +201,12 @@ def test_reusing_reads_decodes_a_file_once(tmp_path: Path, monkeypatch: pytest.M
     os.link(path, tmp_path / "b" / "part.pbr")
     decoded: list[Path] = []
     read_file = reader._read_file
-    monkeypatch.setattr(reader, "_read_file", lambda p: (decoded.append(p), read_file(p))[1])
+
+    def counting(p: Path) -> Any:
+        decoded.append(p)
+        return read_file(p)
+
+    monkeypatch.setattr(reader, "_read_file", counting)
     with reader.reusing_reads():
         first, _ = read_spmatrix(tmp_path / "a")
         again, labels = read_spmatrix(tmp_path / "b")
