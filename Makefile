@@ -18,6 +18,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	@# numba compiles the trainer's kernels into its cache now, not in the first TrainModel (~12 CPU-s)
 	$(BIN)/python -m twins.training --compile-kernels
+	$(BIN)/python -c "from fmrec.evaluation.sparse_products import compile_kernels; compile_kernels()"
 	touch $(STAMP)
 
 # The aws-cdk CLI and Node.js (pinned in package-lock.json) are only needed for `cdk synth`.

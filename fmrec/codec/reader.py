@@ -9,6 +9,7 @@ import struct
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -209,6 +210,42 @@ def iter_records(
             fh.close()
 
 
+class _Shapes:
+    """The checks every block of a file passes: one feature shape, and labels on all records or none."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.dim: int | None = None
+        self.seen_label: bool | None = None
+        self.record_no = 0
+
+    def check(self, dims: np.ndarray, has: np.ndarray) -> None:
+        if dims.size:
+            lo, hi = int(dims.min()), int(dims.max())
+            if self.dim is None:
+                self.dim = lo
+            if lo != self.dim or hi != self.dim:
+                bad = int(np.flatnonzero(dims != self.dim)[0])
+                raise RecordIOError(
+                    self.name,
+                    self.record_no + bad,
+                    -1,
+                    f"feature shape {int(dims[bad])}, earlier records have {self.dim}",
+                )
+            mixed = bool(has.any()) and not bool(has.all())
+            if mixed or (self.seen_label is not None and bool(has[0]) != self.seen_label):
+                bad = int(np.flatnonzero(has != has[0])[0]) if mixed else 0
+                raise RecordIOError(
+                    self.name, self.record_no + bad, -1, "some records carry a label and some do not"
+                )
+            self.seen_label = bool(has[0])
+        self.record_no += dims.size
+
+
+def _index_dtype(dim: int | None, entries: int) -> type[np.signedinteger[Any]]:
+    return np.int32 if (dim or 0) < 2**31 and entries < 2**31 else np.int64
+
+
 def iter_spmatrix(
     source: Any, chunk_rows: int = 65536, path_hint: str | None = None
 ) -> Iterator[tuple[sp.csr_matrix, np.ndarray | None]]:
@@ -216,43 +253,26 @@ def iter_spmatrix(
     `chunk_rows` rows, with float32 labels (None when the records carry none). Memory is bounded."""
     pending: list[tuple[np.ndarray, ...]] = []
     pending_rows = 0
-    dim: int | None = None
     name: str = path_hint or (
         str(source) if isinstance(source, (str, os.PathLike)) else str(getattr(source, "name", "<stream>"))
     )
-    record_no = 0
-    seen_label: bool | None = None
+    shapes = _Shapes(name)
 
     def emit(parts: list[tuple[np.ndarray, ...]]) -> tuple[sp.csr_matrix, np.ndarray | None]:
         counts = np.concatenate([p[0] for p in parts])
-        keys = np.concatenate([p[1] for p in parts])
         vals = np.concatenate([p[2] for p in parts]).astype(np.float32, copy=False)
         has = np.concatenate([p[4] for p in parts])
         labs = np.concatenate([p[5] for p in parts])
         indptr = np.concatenate(([0], np.cumsum(counts)))
-        idx_dtype = np.int32 if (dim or 0) < 2**31 and keys.size < 2**31 else np.int64
-        mat = sp.csr_matrix(
-            (vals, keys.astype(idx_dtype), indptr.astype(idx_dtype)), shape=(counts.size, dim or 0)
-        )
+        idx_dtype = _index_dtype(shapes.dim, vals.size)
+        # keys < the shape (checked by the decoders), so the cast to the index type keeps every value
+        keys = np.concatenate([p[1] for p in parts], dtype=idx_dtype, casting="unsafe")
+        mat = sp.csr_matrix((vals, keys, indptr.astype(idx_dtype)), shape=(counts.size, shapes.dim or 0))
         return (mat, labs) if has.size and has[0] else (mat, None)
 
     for block in iter_records(source, path_hint=name):
         counts, keys, vals, dims, has, labs = block
-        if dims.size:
-            lo, hi = int(dims.min()), int(dims.max())
-            if dim is None:
-                dim = lo
-            if lo != dim or hi != dim:
-                bad = int(np.flatnonzero(dims != dim)[0])
-                raise RecordIOError(
-                    name, record_no + bad, -1, f"feature shape {int(dims[bad])}, earlier records have {dim}"
-                )
-            mixed = bool(has.any()) and not bool(has.all())
-            if mixed or (seen_label is not None and bool(has[0]) != seen_label):
-                bad = int(np.flatnonzero(has != has[0])[0]) if mixed else 0
-                raise RecordIOError(name, record_no + bad, -1, "some records carry a label and some do not")
-            seen_label = bool(has[0])
-        record_no += counts.size
+        shapes.check(dims, has)
         offs = np.concatenate(([0], np.cumsum(counts)))
         pos = 0
         while pos < counts.size:
@@ -277,6 +297,45 @@ def iter_spmatrix(
         yield emit(pending)
 
 
+def _read_file(path: Path) -> tuple[sp.csr_matrix, np.ndarray | None] | None:
+    """One whole file as CSR + labels (None: no records). Each decoded block is copied into the final arrays
+    as it comes and then freed: the arrays are sized once, for the most entries the file can hold (a
+    Float32 value takes 4 bytes; memory never written is never paged in), instead of every block being kept
+    and concatenated at the end (1.3 GB of fresh memory more at 64M entries; docs/benchmarks.md, "Training
+    in a minute")."""
+    name = str(path)
+    shapes = _Shapes(name)
+    keys_out: np.ndarray | None = None
+    vals_out = np.empty(0, np.float32)
+    counts: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    has_label = False
+    nnz = 0
+    for counts_b, keys, vals, dims, has, labs in iter_records(path, path_hint=name):
+        shapes.check(dims, has)
+        if keys_out is None:  # the file opened (iter_records names a missing one): size it
+            capacity = max(path.stat().st_size // 4, keys.size)
+            keys_out = np.empty(capacity, _index_dtype(shapes.dim, capacity))
+            vals_out = np.empty(capacity, np.float32)
+        end = nnz + keys.size
+        if end > keys_out.size:  # only records of narrower values (Int32 varints) get here
+            keys_out = np.concatenate((keys_out[:nnz], np.empty(max(end, 2 * nnz) - nnz, keys_out.dtype)))
+            vals_out = np.concatenate((vals_out[:nnz], np.empty(keys_out.size - nnz, np.float32)))
+        # keys < the shape (checked by the decoders), so the cast to the index type keeps every value
+        np.copyto(keys_out[nnz:end], keys, casting="unsafe")
+        np.copyto(vals_out[nnz:end], vals, casting="unsafe")
+        nnz = end
+        counts.append(counts_b)
+        labels.append(labs)
+        has_label = has_label or bool(has.size and has[0])
+    if keys_out is None:
+        return None
+    rows = np.concatenate(counts)
+    indptr = np.concatenate(([0], np.cumsum(rows))).astype(keys_out.dtype)
+    mat = sp.csr_matrix((vals_out[:nnz], keys_out[:nnz], indptr), shape=(rows.size, shapes.dim or 0))
+    return mat, (np.concatenate(labels) if has_label else None)
+
+
 def _expand_sources(sources: Any) -> list[Path]:
     if isinstance(sources, (str, os.PathLike)):
         path = Path(sources)
@@ -292,20 +351,56 @@ def _expand_sources(sources: Any) -> list[Path]:
     return out
 
 
+# Files decoded inside reusing_reads(), by (device, inode, size, mtime); None outside it.
+_reused: dict[tuple[int, int, int, int], tuple[sp.csr_matrix, np.ndarray | None] | None] | None = None
+
+
+@contextmanager
+def reusing_reads() -> Iterator[None]:
+    """Within the block, read_spmatrix decodes each file once: reading the same file again (the same device,
+    inode, size and modification time: a hard link of it too) returns the arrays of the first read.
+
+    For one process that runs several steps over the same files: the local pipeline twin runs its steps in
+    its own process and stages their inputs by hard links, so TrainModel and EvaluateModel read one train
+    channel (twins/pipeline/runner.py). The arrays are shared: the callers only read them, as every step
+    treats its inputs. The decoded files are let go when the outermost block ends."""
+    global _reused
+    outer = _reused
+    _reused = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _reused = outer
+
+
+def _read_reused(path: Path) -> tuple[sp.csr_matrix, np.ndarray | None] | None:
+    if _reused is None:
+        return _read_file(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return _read_file(path)  # which names the problem
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _reused:
+        _reused[key] = _read_file(path)
+    return _reused[key]
+
+
 def read_spmatrix(sources: Any) -> tuple[sp.csr_matrix, np.ndarray | None]:
     """Read a file, a folder (every file, sorted by name) or a list of them into one float32 CSR + labels."""
     mats: list[sp.csr_matrix] = []
     labs: list[np.ndarray | None] = []
     dim: int | None = None
     for path in _expand_sources(sources):
-        for mat, lab in iter_spmatrix(path, chunk_rows=1 << 22):
-            if dim is not None and mat.shape[1] != dim and mat.shape[0]:
-                raise RecordIOError(
-                    str(path), 0, 0, f"feature shape {mat.shape[1]}, earlier files have {dim}"
-                )
-            dim = mat.shape[1] if dim is None else dim
-            mats.append(mat)
-            labs.append(lab)
+        whole = _read_reused(path)
+        if whole is None:
+            continue
+        mat, lab = whole
+        if dim is not None and mat.shape[1] != dim and mat.shape[0]:
+            raise RecordIOError(str(path), 0, 0, f"feature shape {mat.shape[1]}, earlier files have {dim}")
+        dim = mat.shape[1] if dim is None else dim
+        mats.append(mat)
+        labs.append(lab)
     if not mats:
         return sp.csr_matrix((0, 0), dtype=np.float32), None
     if any(lab is None for lab in labs) and not all(lab is None for lab in labs):

@@ -6,7 +6,6 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
-from scipy.stats import rankdata
 
 THRESHOLD = 0.5
 # Probabilities are clipped before the log so one confident mistake gives a large, finite loss.
@@ -38,6 +37,20 @@ def _as_arrays(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return y, s
 
 
+def average_ranks(a: np.ndarray) -> np.ndarray:
+    """1-based ranks of `a`, ties given their mean rank (scipy.stats.rankdata's default, the same values: each
+    is a whole number or a half). Here rather than scipy.stats, whose import took 0.6-1.6 s of every training
+    job and evaluate step for this one function."""
+    sorter = np.argsort(a, kind="mergesort")
+    inv = np.empty(sorter.size, dtype=np.intp)
+    inv[sorter] = np.arange(sorter.size, dtype=np.intp)
+    ordered = a[sorter]
+    first = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+    dense = np.cumsum(first)[inv]
+    count = np.concatenate((np.flatnonzero(first), [first.size]))
+    return 0.5 * (count[dense] + count[dense - 1] + 1)
+
+
 def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve (Mann-Whitney, ties averaged); NaN when only one class is present."""
     y, s = _as_arrays(y, scores)
@@ -46,7 +59,9 @@ def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return math.nan
-    ranks = rankdata(s)
+    if np.isnan(s).any():  # as rankdata's nan_policy "propagate": every rank NaN
+        return math.nan
+    ranks = average_ranks(s)
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 

@@ -46,11 +46,16 @@ EpochCallback = Callable[[int, Mapping[str, Any]], None]
 ParamsMetrics = Callable[[fm.FMParams], Mapping[str, float]]
 
 
-def training_threads(requested: int | None = None) -> int:
+def _fixed_threads(requested: int | None) -> bool:
+    return requested is not None or bool(os.environ.get(THREADS_ENV, "").strip())
+
+
+def training_threads(requested: int | None = None, own: int = 0) -> int:
     """Threads for the kernels: `requested`, else $FMREC_TRAIN_THREADS, else the free cores (up to
     MAX_THREADS). The result is the same for any count (kernels.py), so this only decides speed: on a machine
     whose load already fills its cores, a second thread waits for a core at every mini-batch's sync and the
-    run gets slower, so a busy machine gets one thread."""
+    run gets slower, so a busy machine gets one thread. `own`: the threads this run is already running,
+    which the load average counts too (train asks again before every epoch)."""
     if requested is None:
         raw = os.environ.get(THREADS_ENV, "").strip()
         if raw:
@@ -61,7 +66,7 @@ def training_threads(requested: int | None = None) -> int:
     limit = min(cores, int(getattr(numba.config, "NUMBA_NUM_THREADS", cores)))  # the pool numba started
     if requested is not None:
         return max(1, min(requested, limit))
-    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= cores
+    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] - own >= cores
     return 1 if busy else max(1, min(MAX_THREADS, limit))
 
 
@@ -176,10 +181,12 @@ def train(
         scalars=np.array([init.w0, 0.0, 0.0, 0.0], dtype=np.float64),
     )
     parts = training_threads(threads)
+    # the most threads a later epoch may take (train asks again before each): the scratch has a slot for each
+    top = parts if _fixed_threads(threads) else max(parts, training_threads(MAX_THREADS))
     batch = min(hp.mini_batch_size, Xtr.shape[0])
     # a batch holds at most `batch` of the widest rows, and never more than the channel's entries
     occurrences = min(batch * int(np.diff(Xtr.indptr).max()), Xtr.nnz)
-    sc = kernels.new_scratch(D, k, batch, occurrences, parts)
+    sc = kernels.new_scratch(D, k, batch, occurrences, top)._replace(parts=parts)
     opt = kernels.Optim(
         lr=np.array([hp.bias_lr, hp.linear_lr, hp.factors_lr], np.float32),
         wd=np.array([hp.bias_wd, hp.linear_wd, hp.factors_wd], np.float32),
@@ -201,6 +208,14 @@ def train(
     numba.set_num_threads(parts)
     try:
         for epoch in epochs:
+            if epoch and not _fixed_threads(threads):
+                # The load can rise mid-run (other jobs start): two threads waiting for one core took an
+                # epoch from 3 s to 12-33 s. The scratch keeps its slots; the weights do not depend on it.
+                now = min(training_threads(None, own=numba.get_num_threads()), top)
+                if now != numba.get_num_threads():
+                    log.info("epoch %d on %d thread(s): the load average changed", epoch, now)
+                    numba.set_num_threads(now)
+                    sc = sc._replace(parts=now)  # the forward pass's row blocks: one per thread
             t0 = time.perf_counter()
             rng.shuffle(order)
             loss, correct = kernels.run_epoch(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -164,6 +166,57 @@ def test_int32_matrix_is_written_as_int32_tensor() -> None:
     assert encode(mat64.astype(np.int32)) == encode(mat64)
     got, _ = next(iter_spmatrix(io.BytesIO(encode(mat64))))
     assert got.toarray().tolist() == [[0, 3, -2], [7, 0, 0]]
+
+
+def test_whole_file_read_grows_past_four_bytes_an_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """read_spmatrix sizes its arrays for a Float32 value's 4 bytes an entry; Int32 values are varints (1 byte
+    for small ones), so a file of them holds more entries than that and the arrays must grow, in order."""
+    rng = np.random.default_rng(4)
+    dense = rng.integers(1, 4, (600, 300)) * (rng.random((600, 300)) < 0.9)
+    mat = sp.csr_matrix(dense.astype(np.int32))
+    path = tmp_path / "part.pbr"
+    labels = np.arange(600, dtype=np.float32)
+    write_spmatrix_file(path, mat, labels)
+    assert mat.nnz > path.stat().st_size // 4
+    orig = reader.iter_records
+    monkeypatch.setattr(reader, "iter_records", lambda src, path_hint=None: orig(src, path_hint, 4096))
+    got, got_labels = read_spmatrix(path)
+    assert got.dtype == np.float32 and got.indices.dtype == np.int32 and got.indptr.dtype == np.int32
+    assert np.array_equal(got.toarray(), dense)
+    assert got_labels is not None and np.array_equal(got_labels, labels)
+    streamed = sp.vstack([m for m, _ in iter_spmatrix(path, chunk_rows=128)], format="csr")
+    assert np.array_equal(streamed.indptr, got.indptr) and np.array_equal(streamed.indices, got.indices)
+
+
+def test_reusing_reads_decodes_a_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside reusing_reads a file (or a hard link of it) is decoded once; a rewritten file is decoded again,
+    and outside the block every read decodes."""
+    mat = sp.csr_matrix(np.eye(4, 7, dtype=np.float32))
+    path = tmp_path / "a" / "part.pbr"
+    path.parent.mkdir()
+    write_spmatrix_file(path, mat, np.arange(4, dtype=np.float32))
+    (tmp_path / "b").mkdir()
+    os.link(path, tmp_path / "b" / "part.pbr")
+    decoded: list[Path] = []
+    read_file = reader._read_file
+
+    def counting(p: Path) -> Any:
+        decoded.append(p)
+        return read_file(p)
+
+    monkeypatch.setattr(reader, "_read_file", counting)
+    with reader.reusing_reads():
+        first, _ = read_spmatrix(tmp_path / "a")
+        again, labels = read_spmatrix(tmp_path / "b")
+        assert again is first and decoded == [path]
+        assert labels is not None and labels.tolist() == [0, 1, 2, 3]
+        write_spmatrix_file(path, sp.csr_matrix(np.eye(5, 7, dtype=np.float32)), None)  # a new file
+        assert read_spmatrix(tmp_path / "a")[0].shape == (5, 7) and len(decoded) == 2
+        assert read_spmatrix(tmp_path / "b")[0] is first  # the link still holds the old bytes
+    read_spmatrix(tmp_path / "b")
+    assert len(decoded) == 3
 
 
 def test_writer_rejects_what_sdk2_rejects() -> None:

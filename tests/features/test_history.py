@@ -51,6 +51,27 @@ def test_capped_histories_are_unbiased_and_bounded() -> None:
     np.testing.assert_allclose(mean, full, atol=0.03)
 
 
+def test_rows_come_sorted_with_the_draws_of_one_random_per_entry() -> None:
+    """Each row's columns ascend (the channel's CSR needs no sort), the entries are those of drawing one
+    uniform per entry in row order (floor(u * m) for a sampled row, then skipping its own movie), and the
+    generator advances by one draw per entry, so the following chunks draw what they drew before."""
+    users = np.array([2, 0, 2, 1, 2, 0])
+    movies = np.array([4, 2, 1, 5, 0, 3])  # user 2 rated 5 movies: capped at 3 (with and without its own)
+    cfg = HistoryConfig(cap=3)
+    used = np.random.default_rng(9)
+    rows, cols, _ = training_rows(INDPTR, FLAT, users, movies, cfg, used)
+    assert all(np.all(np.diff(cols[rows == r]) >= 0) for r in range(users.size))
+    rng = np.random.default_rng(9)
+    u = rng.random(rows.size)
+    assert used.random() == rng.random()  # advanced by one draw per entry
+    for r, (user, movie) in enumerate(zip(users, movies, strict=True)):
+        hist = [int(j) for j in FLAT[INDPTR[user] : INDPTR[user + 1]] if j != movie]
+        at = np.flatnonzero(rows == r)
+        drawn = [hist[int(np.floor(u[p] * len(hist)))] for p in at]
+        assert cols[at].tolist() == sorted(hist if len(hist) <= cfg.cap else drawn)
+    assert (np.bincount(rows) == 3).sum() >= 3  # sampled rows were there
+
+
 def test_off_and_bad_settings() -> None:
     r, c, v = training_rows(
         INDPTR, FLAT, np.array([0]), np.array([1]), HistoryConfig(cap=0), np.random.default_rng()

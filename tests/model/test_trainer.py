@@ -6,12 +6,13 @@ import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from fmrec.errors import InputError
-from fmrec.model import fm, kernels
+from fmrec.model import fm, kernels, trainer
 from fmrec.model.hyperparameters import parse_hyperparameters
 from fmrec.model.kernels import BETA1, BETA2
 from fmrec.model.metrics import binary_metrics
@@ -275,6 +276,27 @@ def test_same_result_on_one_or_two_threads(rows: int) -> None:
     np.testing.assert_array_equal(a.V, b.V)
     np.testing.assert_array_equal(a.w, b.w)
     assert a.w0 == b.w0 and [h["train"] for h in ha] == [h["train"] for h in hb]
+
+
+def test_threads_follow_the_load_between_epochs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no thread count asked for, each epoch after the first asks the load again, counting its own
+    threads in it: two threads on an idle machine, one once other jobs fill the cores, two again when they
+    end; the weights are those of a one-thread run."""
+    if int(getattr(numba.config, "NUMBA_NUM_THREADS", 1)) < 2 or trainer.usable_cores() < 2:
+        pytest.skip("needs two cores")
+    monkeypatch.delenv("FMREC_TRAIN_THREADS", raising=False)
+    others = iter([0.0, 0.0, 2.5, 2.5, 0.0])  # other jobs' load at each decision (epoch 0 first)
+    seen: list[int] = []
+    monkeypatch.setattr(
+        trainer.os, "getloadavg", lambda: (next(others) + numba.get_num_threads() * (bool(seen)),) * 3
+    )
+    X, y = planted(3000)
+    hp = _hp(epochs="5", mini_batch_size="50", factors_lr="0.01", linear_lr="0.01")
+    got, _ = train(X, y, hp, on_epoch=lambda e, m: seen.append(numba.get_num_threads()))
+    assert seen == [2, 2, 1, 1, 2]
+    ref, _ = train(X, y, hp, threads=1)
+    np.testing.assert_array_equal(got.V, ref.V)
+    assert got.w0 == ref.w0
 
 
 def test_thread_count_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from fmrec.codec.reader import reusing_reads
 from fmrec.errors import OutputError
 from fmrec.io_utils import atomic_write_text
 from twins.pipeline.executors import StepExecutor, StepFailed
@@ -62,14 +63,17 @@ class LocalRun(StepExecutor):
         branch_of = _branches(steps.values())
         result = RunResult(self.run_id, self.folder, "Running", self.status)
         self._save(result)
-        for name in topological_order(self.definition):
-            cond = branch_of.get(name)
-            taken = cond is None or self.branches.get(cond[0]) == cond[1]
-            if not taken or any(self.status.get(d) != "Succeeded" for d in deps[name]):
-                self.status[name] = "NotExecuted"
-                continue
-            self._run_step(steps[name], result)
-            self._save(result)
+        # The steps run in this process and their inputs are hard links of the earlier steps' outputs: a
+        # channel is decoded once per run (TrainModel's train channel is EvaluateModel's), not once a step.
+        with reusing_reads():
+            for name in topological_order(self.definition):
+                cond = branch_of.get(name)
+                taken = cond is None or self.branches.get(cond[0]) == cond[1]
+                if not taken or any(self.status.get(d) != "Succeeded" for d in deps[name]):
+                    self.status[name] = "NotExecuted"
+                    continue
+                self._run_step(steps[name], result)
+                self._save(result)
         evaluation = next(
             (p for files in self.property_files.values() for k, p in files.items() if k == "Evaluation"), None
         )
