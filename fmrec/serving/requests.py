@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Protocol
 
 from fmrec.errors import InputError
@@ -60,8 +62,14 @@ class Payload:
     movie_positions: Sequence[int]
 
 
-def _ones(n: int) -> str:
-    return ",".join(["1"] * n)
+def _interleave(parts: Sequence[str], between: Sequence[str]) -> str:
+    """parts[0], between[0], parts[1], ... joined by commas, skipping empty parts."""
+    out = [parts[0]] if parts[0] else []
+    for item, part in zip(between, parts[1:], strict=True):
+        out.append(item)
+        if part:
+            out.append(part)
+    return ",".join(out)
 
 
 def _number(value: float) -> str:
@@ -72,8 +80,8 @@ def _number(value: float) -> str:
 class RequestBuilder:
     """Builds request bodies for one lookup: the user's full feature row plus each movie's, as the seed sends.
 
-    Every instance is `{"data":{"features":{"keys":[user keys, movie keys],"shape":[D],"values":[...]}}}`
-    where the movie keys are the movie's columns in the full feature space (they include the user-block
+    Every instance is `{"data":{"features":{"keys":[...],"shape":[D],"values":[...]}}}`: the user's keys and
+    the movie's, in ascending order as in the training rows, where the movie keys are the movie's columns in the full feature space (they include the user-block
     offset, and the movie's auxiliary columns when the lookup has them). One-hot features have the value 1;
     auxiliary columns and the user's rated-movie history columns carry the lookup's values. The work is
     per movie asked for (a shortlist), never per catalogue movie: nothing is cached per movie or per user.
@@ -107,14 +115,36 @@ class RequestBuilder:
         positions: Sequence[int] = range(self.n_movies) if movie_positions is None else movie_positions
         if not positions:
             return []
-        head = '{"data":{"features":{"keys":[' + "".join(f"{k}," for k in user_keys)
-        values = "".join(f"{_number(v)}," for v in user_values)
+        # Keys ascend within every instance, as in AWS's sparse JSON example and in the CSR rows FM trained
+        # on: the JSON keys/values/shape element "has the same format as the protocol buffers implementation
+        # described for training" (https://docs.aws.amazon.com/sagemaker/latest/dg/cdf-inference.html). The
+        # user side's keys (user, aux, history: the history block is last) are split around the movie's keys;
+        # where those fall depends only on their blocks, so each split's text is built once per call.
+        order = sorted(range(len(user_keys)), key=user_keys.__getitem__)
+        ukeys = [int(user_keys[i]) for i in order]
+        kstr = [str(k) for k in ukeys]
+        vstr = [_number(user_values[i]) for i in order]
         shape, movie_keys, movie_values = self._shape, self.lookup.movie_keys, self.lookup.movie_values
+        splits: dict[tuple[int, ...], tuple[list[str], list[str]]] = {}
         instances = []
         for p in positions:
             keys = movie_keys(p)
-            tail = _ones(len(keys)) if len(keys) == 1 else ",".join(map(_number, movie_values(p)))
-            instances.append(f"{head}{','.join(map(str, keys))}{shape}{values}{tail}]}}}}}}")
+            cuts = tuple(bisect_left(ukeys, k) for k in keys)
+            if cuts not in splits:
+                bounds = (0, *cuts, len(ukeys))
+                splits[cuts] = (
+                    [",".join(kstr[a:b]) for a, b in pairwise(bounds)],
+                    [",".join(vstr[a:b]) for a, b in pairwise(bounds)],
+                )
+            kparts, vparts = splits[cuts]
+            mvals = ["1"] * len(keys) if len(keys) == 1 else [_number(v) for v in movie_values(p)]
+            instances.append(
+                '{"data":{"features":{"keys":['
+                + _interleave(kparts, [str(k) for k in keys])
+                + shape
+                + _interleave(vparts, mvals)
+                + "]}}}"
+            )
         room = self.max_bytes - len(_OPEN) - len(_CLOSE)
         payloads: list[Payload] = []
         start, size = 0, 0

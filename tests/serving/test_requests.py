@@ -72,3 +72,30 @@ def test_decode_keys_rejects_keys_that_are_not_one_user_and_one_movie() -> None:
         decode_keys(lookup, [n_users, n_users + 1])
     with pytest.raises(InputError, match="request body"):
         decode_body(lookup, b'{"instances": [{}]}')
+
+
+class _InterleavedLookup:
+    """Movies whose aux columns (50+) fall between the user side's aux (40s) and history (60+) columns."""
+
+    feature_dim = 100
+    user_ids = (1, 2, 3, 4)
+    movie_ids = (11, 12, 13)
+
+    def movie_keys(self, movie_pos: int) -> list[int]:
+        return [10 + movie_pos, 50 + movie_pos]
+
+    def movie_values(self, movie_pos: int) -> list[float]:
+        return [1.0, 0.1]
+
+
+def test_keys_ascend_in_every_instance_with_values_kept_beside_their_keys() -> None:
+    # The user side arrives out of order (history before aux); the movie's keys must land between them.
+    user_keys, user_values = [3, 61, 44, 70, 41], [1.0, 0.25, 0.1, 0.5, 0.1]
+    (payload,) = RequestBuilder(_InterleavedLookup()).build_rows(user_keys, user_values, [0, 2, 1])
+    expected_user = dict(zip(user_keys, user_values, strict=True))
+    for movie_pos, inst in zip([0, 2, 1], json.loads(payload.body)["instances"], strict=True):
+        feats = inst["data"]["features"]
+        assert feats["keys"] == sorted(feats["keys"])
+        assert dict(zip(feats["keys"], feats["values"], strict=True)) == pytest.approx(
+            {**expected_user, 10 + movie_pos: 1.0, 50 + movie_pos: 0.1}
+        )

@@ -137,7 +137,7 @@ def test_every_body_of_a_heavy_user_fits_the_default_request_size(n_rated: int) 
     assert all(len(p.body) <= DEFAULT_REQUEST_BYTES for p in payloads)
     assert [p for pl in payloads for p in pl.movie_positions] == positions
     first = json.loads(payloads[0].body)["instances"][0]["data"]["features"]
-    assert first["keys"] == [*side.keys, lookup.movie_column(positions[0])]
+    assert first["keys"] == sorted([*side.keys, lookup.movie_column(positions[0])])
     assert first["shape"] == [lookup.feature_dim]
 
 

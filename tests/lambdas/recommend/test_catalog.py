@@ -93,8 +93,10 @@ def test_weighted_user_keys_reach_the_endpoint_and_match_the_fast_path(
     monkeypatch.setattr(Lookup, "user_side", _side)  # every path reads the side
     (payload,) = RequestBuilder(lookup).build(2, [0, 5])
     instance = json.loads(payload.body)["instances"][1]["data"]["features"]
-    assert instance["keys"] == [*lookup.user_keys(2), lookup.movie_column(5)]
-    assert instance["values"] == pytest.approx([*_values(lookup, 2), 1], rel=1e-8)
+    user = zip(lookup.user_keys(2), _values(lookup, 2), strict=True)
+    pairs = sorted([*user, (lookup.movie_column(5), 1.0)])
+    assert instance["keys"] == [k for k, _ in pairs]  # ascending, the movie's key among the user's
+    assert instance["values"] == pytest.approx([v for _, v in pairs], rel=1e-8)
     caller = ScoringCaller(model, lookup)
     slow = Recommender(DirStore(serving), caller)  # type: ignore[arg-type]
     fast = Recommender(DirStore(serving), None, fast_path=True)
