@@ -8,7 +8,8 @@ is preprocessed once per set of preprocess --flags (the pipeline's defaults othe
 --cache), trained by the local trainer (the training job's; `RECOMMENDED` plus --hp, seed --seed) and scored
 every --every epochs by the evaluate step's functions, as bench_validation.py scores the pipeline's model.
 One run gives the whole epoch curve, so the number of epochs is searched for free. EASE and popularity on
-the same carve are printed beside it. The test split is never read.
+the same carve are printed beside it (`--ease` with no value skips EASE, whose inverse costs about a
+minute of CPU on a 9k catalogue). The test split is never read.
 
 --history-exponent A (an experiment, not a pipeline setting): every history column of a user with n rated
 movies carries n ** -A instead of the library's n ** -0.5 (A = 1: the mean of the history's factors), in
