@@ -178,7 +178,7 @@ SETTINGS: tuple[Setting, ...] = (
         "history",
         "--history",
         "Integer",
-        128,
+        64,
         "ranking: the user's rated movies as weighted columns, at most N per row (0 = none; the rating "
         "objective has none and ignores it)",
         parameter="HistoryLength",

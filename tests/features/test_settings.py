@@ -116,7 +116,7 @@ def test_config_flags_and_table_agree() -> None:
             assert cfg.aux == () and s.default == "none"
             continue
         assert getattr(cfg, s.field) == s.default == getattr(PreprocessConfig(), s.field), s.field
-    assert DEFAULTS["history"] == 128 and BY_FIELD["positives"].default == "weighted"
+    assert DEFAULTS["history"] == 64 and BY_FIELD["positives"].default == "weighted"
 
 
 def test_docs_table_is_the_generated_one() -> None:

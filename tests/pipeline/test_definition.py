@@ -194,7 +194,7 @@ def test_objective_parameters_reach_the_preprocess_step(cdk_definition: dict[str
     )
     assert params["NegativeExponent"]["Type"] == "Float" and params["NegativeExponent"]["DefaultValue"] == 0.5
     assert params["PositiveRule"]["DefaultValue"] == "weighted"
-    assert params["HistoryLength"] == {"Name": "HistoryLength", "Type": "Integer", "DefaultValue": 128}
+    assert params["HistoryLength"] == {"Name": "HistoryLength", "Type": "Integer", "DefaultValue": 64}
     assert params["BelowThresholdNegatives"]["DefaultValue"] == "false"
     pre = next(s for s in cdk_definition["Steps"] if s["Name"] == "Preprocess")["Arguments"]
     argv = json.dumps(pre["AppSpecification"]["ContainerArguments"])
