@@ -1,8 +1,9 @@
 """Recommend API benchmark: handler time on both paths, bytes per request, peak memory, end to end.
 
 Data: synthetic MovieLens 100k (943 users, 1,682 movies; fmrec.data.synth) run through preprocess, so
-the lookup is the real one; a num_factors=64 binary_classifier model with random weights (speed does not
-depend on the weights), published as version v1 in a serving-artifacts folder.
+the lookup is the real one; a binary_classifier model of the pipeline's default num_factors (RECOMMENDED)
+with random weights (speed does not depend on the weights), published as version v1
+in a serving-artifacts folder.
 
 1. Handler time, fast path: `lambda_handler` on API Gateway events for `GET /users/{id}/recommendations?k=10`
    in process, scoring from the model artifact (one matrix-vector product over the catalogue, a partial sort).
@@ -53,7 +54,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 ENDPOINT = "fmrec-endpoint"
 VERSION = "v1"
-NUM_FACTORS = 64
+# the pipeline's default model's rank (RECOMMENDED), so serving is measured at the size it serves
+NUM_FACTORS = int(
+    __import__("fmrec.model.hyperparameters", fromlist=["RECOMMENDED"]).RECOMMENDED["num_factors"]
+)
 
 
 ML25M = {"users": 162_541, "movies": 59_047, "ratings": 25_000_095}
