@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -35,15 +34,13 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_search import prepared
+from bench_search import costs, prepared, validation_world
 
 from fmrec.codec.reader import read_spmatrix
-from fmrec.evaluation.holdout import read_holdout
-from fmrec.evaluation.ranking import K, ranking_metrics_at_k, ranking_task, top_k
-from fmrec.evaluation.scorers import fm_scorer, lookup_rows, train_matrix
+from fmrec.evaluation.ranking import K, ranking_metrics_at_k, top_k
+from fmrec.evaluation.scorers import fm_scorer
 from fmrec.model.hyperparameters import RECOMMENDED
 from fmrec.model.trainer import train
-from fmrec.serving.lookup import read_lookup
 
 
 def shuffled_copy(data: Path, out: Path, seed: int = 11) -> Path:
@@ -117,14 +114,7 @@ def main() -> int:
     if args.shuffle_genres:
         data = shuffled_copy(args.data, args.cache / f"{args.data.name}-shuffled")
     folder = prepared(data, args.flags, args.cache, args.seed, 0.5) / "pre"
-    lookup, held = read_lookup(folder / "lookup"), read_holdout(folder / "holdout")
-    seen = train_matrix(lookup)
-    threshold = float(lookup.label_threshold or 4.0)
-    task = ranking_task(
-        held.user, held.movie, held.rating, threshold,
-        np.asarray(lookup.user_ids), np.asarray(lookup.movie_ids), seen, seed=0,
-    )  # fmt: skip
-    users, items = lookup_rows(lookup)
+    lookup, _seen, task, users, items = validation_world(folder)
     X, y = read_spmatrix(folder / "train")
     X = reweight(X, lookup, args.genre_value, args.year_constant)
     items = reweight(items, lookup, args.genre_value, args.year_constant)
@@ -166,11 +156,7 @@ def main() -> int:
         "top10_share_under_5_ratings": round(float((count[top] < 5).mean()), 4),
         "nonzeros_per_row": per_row,
         "weights": weights,
-        "train_wall_s": round(t2 - t1, 1),
-        "train_cpu_s": round(c2 - c1, 1),
-        "all_wall_s": round(time.perf_counter() - t0, 1),
-        "all_cpu_s": round(time.process_time() - c0, 1),
-        "load": os.getloadavg()[0],
+        **costs(t0, c0, (t1, t2), (c1, c2)),
     }
     print(json.dumps(record))
     return 0

@@ -27,6 +27,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -88,6 +89,34 @@ def prepared(data: Path, flags: str, cache: Path, seed: int, exponent: float) ->
     return out
 
 
+def validation_world(folder: Path, threshold: float | None = None) -> tuple[Any, Any, Any, Any, Any]:
+    """(lookup, its train matrix, the ranking task of the carve's held-out ratings, user rows, movie rows) of
+    a prepared carve's preprocess folder: what the evaluate step's functions score a model on. `threshold`:
+    relevance, default the lookup's label threshold (4 if it has none)."""
+    lookup, held = read_lookup(folder / "lookup"), read_holdout(folder / "holdout")
+    seen = train_matrix(lookup)
+    threshold = float(lookup.label_threshold or 4.0) if threshold is None else threshold
+    task = ranking_task(
+        held.user, held.movie, held.rating, threshold,
+        np.asarray(lookup.user_ids), np.asarray(lookup.movie_ids), seen, seed=0,
+    )  # fmt: skip
+    users, items = lookup_rows(lookup)
+    return lookup, seen, task, users, items
+
+
+def costs(
+    t0: float, c0: float, train_wall: tuple[float, float], train_cpu: tuple[float, float]
+) -> dict[str, float]:
+    """A run's record of its training and whole wall and CPU seconds (from t0/c0) and the load average."""
+    return {
+        "train_wall_s": round(train_wall[1] - train_wall[0], 1),
+        "train_cpu_s": round(train_cpu[1] - train_cpu[0], 1),
+        "all_wall_s": round(time.perf_counter() - t0, 1),
+        "all_cpu_s": round(time.process_time() - c0, 1),
+        "load": os.getloadavg()[0],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
@@ -106,14 +135,7 @@ def main() -> int:
         patch_history_exponent(args.history_exponent)
     folder = prepared(args.data, args.flags, args.cache, args.seed, args.history_exponent) / "pre"
     manifest = read_manifest(folder / MANIFEST_FILE).as_dict()
-    lookup, held = read_lookup(folder / "lookup"), read_holdout(folder / "holdout")
-    seen = train_matrix(lookup)
-    threshold = float(manifest["config"]["threshold"])
-    task = ranking_task(
-        held.user, held.movie, held.rating, threshold,
-        np.asarray(lookup.user_ids), np.asarray(lookup.movie_ids), seen, seed=0,
-    )  # fmt: skip
-    users, items = lookup_rows(lookup)
+    lookup, seen, task, users, items = validation_world(folder, float(manifest["config"]["threshold"]))
     X, y = read_spmatrix(folder / "train")
     hp = {
         **RECOMMENDED,
@@ -150,11 +172,7 @@ def main() -> int:
         "curve": {e: round(v, 4) for e, v in curve.items()},
         "best_epoch": best,
         **{name: round(v, 4) for name, v in figures.items()},
-        "train_wall_s": round(t2 - t1, 1),
-        "train_cpu_s": round(c2 - c1, 1),
-        "all_wall_s": round(time.perf_counter() - t0, 1),
-        "all_cpu_s": round(time.process_time() - c0, 1),
-        "load": os.getloadavg()[0],
+        **costs(t0, c0, (t1, t2), (c1, c2)),
     }
     print(json.dumps(record))
     return 0
