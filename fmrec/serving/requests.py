@@ -81,8 +81,9 @@ class RequestBuilder:
     """Builds request bodies for one lookup: the user's full feature row plus each movie's, as the seed sends.
 
     Every instance is `{"data":{"features":{"keys":[...],"shape":[D],"values":[...]}}}`: the user's keys and
-    the movie's, in ascending order as in the training rows, where the movie keys are the movie's columns in the full feature space (they include the user-block
-    offset, and the movie's auxiliary columns when the lookup has them). One-hot features have the value 1;
+    the movie's, in ascending order as in the training rows, where the movie keys are the movie's columns in
+    the full feature space (they include the user-block offset, and the movie's auxiliary columns when the
+    lookup has them). One-hot features have the value 1;
     auxiliary columns and the user's rated-movie history columns carry the lookup's values. The work is
     per movie asked for (a shortlist), never per catalogue movie: nothing is cached per movie or per user.
     """

@@ -77,7 +77,7 @@ class RecommendFunction:
             },
             layers=[powertools, numpy_layer],
             # Both paths hold the model and its movie terms (the retrieval): at 59,047 movies and 162,541
-            # users with the history block the peak is 767 MB with 128 factors, 50% of 1536 (docs/benchmarks.md).
+            # users, history block and 128 factors: a peak of 767 MB, 50% of 1536 (docs/benchmarks.md)
             memory_size=RECOMMEND_MEMORY_MB,
             # under API Gateway's 29 s, above the endpoint retries' worst case
             timeout=cdk.Duration.seconds(15),
