@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fmrec.features.settings import DEFAULTS
 from fmrec_cli.main import main
 from twins.registry.registry import Registry
 
@@ -38,7 +39,7 @@ def test_demo_default_objective_beats_popularity(tmp_path: Path, capsys: pytest.
     out, err = capsys.readouterr()
     assert "the model beats popularity on NDCG@10 (+" in err and "path endpoint" in out
     lookup = json.loads(next(runs.glob("serving/v1/lookup/lookup.json")).read_text())
-    assert lookup["meta"]["objective"] == "ranking" and lookup["history"]["cap"] == 128
+    assert lookup["meta"]["objective"] == "ranking" and lookup["history"]["cap"] == DEFAULTS["history"]
 
 
 def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
