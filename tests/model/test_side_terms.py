@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import fmrec.model.fm as fm_module
 from fmrec.model.fm import FMParams, predict, score_user_items, side_terms
 from fmrec.serving.ranking import top_k_indices
 
@@ -85,8 +86,6 @@ def test_compact_terms_by_blocks_are_bit_for_bit_the_compacted_terms(
 ) -> None:
     """side_terms(compact=True) (the Lambda's, by blocks of rows) equals side_terms().compact() exactly, over
     blocks of one-hot rows, of rows with several weighted keys, and with empty rows, on both sum paths."""
-    import fmrec.model.fm as fm_module
-
     monkeypatch.setattr(fm_module, "_HAVE_SCIPY", with_scipy)
     monkeypatch.setattr(fm_module, "_ROWS_PER_BLOCK", 64)  # blocks of 16 rows
     d, n = 400, 300
