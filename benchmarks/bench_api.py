@@ -11,7 +11,8 @@ in a serving-artifacts folder.
    model's item terms) sent as the seed's sparse rows to a sagemaker-runtime double that scores each body as
    the endpoint twin would; the double's own time is subtracted. Bytes and bodies are per request (all the
    bodies of one request), with the largest body; the most active users are among the requests.
-   With --memory: the peak RSS of a fresh process serving 200 requests as the Lambda does, per path.
+   With --memory: the peak RSS of a fresh process serving 200 requests as the Lambda does, per path, with
+   scipy and without it (the Lambda's layers have numpy only).
    With --shortlists: per shortlist size, every user's served top 10 against the exact full-catalogue top 10,
    bytes and the endpoint's CPU per request (how FMREC_SHORTLIST's default was chosen).
 3. The seed's request building (its recommend() loop up to json.dumps, reimplemented here only as the
@@ -707,14 +708,23 @@ def memory_probe_main(argv: list[str]) -> int:
     return 0
 
 
-def bench_memory(world: dict[str, Any], path: str) -> dict[str, Any]:
+# The probe with scipy hidden, as in the Lambda, whose numpy layer has no scipy (fmrec.model.fm's numpy path).
+_NO_SCIPY = (
+    "import runpy, sys; sys.modules['scipy'] = None; sys.argv = sys.argv[1:]; "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+def bench_memory(world: dict[str, Any], path: str, numpy_only: bool = False) -> dict[str, Any]:
     """The peak resident memory of a process serving as the Lambda does (interpreter, imports, lookup,
-    model, movie terms, 200 requests, the most active users among them): what the function must hold."""
+    model, movie terms, 200 requests, the most active users among them): what the function must hold.
+    numpy_only: without scipy, as the Lambda's layers are."""
     lookup = world["lookup"]
     heavy = np.argsort(np.diff(np.asarray(lookup.rated_indptr, dtype=np.int64)))[-10:]
     users = [lookup.user_ids[int(p)] for p in heavy] + list(lookup.user_ids[:: max(1, lookup.n_users // 50)])
     argv = [
         sys.executable,
+        *(["-c", _NO_SCIPY] if numpy_only else []),
         __file__,
         "--memory-probe",
         str(world["artifacts"]),
@@ -724,7 +734,7 @@ def bench_memory(world: dict[str, Any], path: str) -> dict[str, Any]:
     out = subprocess.run(argv, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"memory probe failed:\n{out.stderr[-2000:]}")
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "scipy": not numpy_only}
 
 
 def _show(label: str, doc: dict[str, Any]) -> None:
@@ -809,6 +819,7 @@ def main() -> int:
         if args.memory:
             for path in ("endpoint", "fast"):
                 _show(f"peak memory ({path} path)", bench_memory(world, path))
+                _show(f"peak memory ({path} path, numpy only)", bench_memory(world, path, numpy_only=True))
         if not args.skip_seed and not large:
             _show("request building, seed vs ours", bench_seed(world, args.seed_users))
         if not args.skip_e2e:

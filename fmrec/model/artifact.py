@@ -39,6 +39,7 @@ MAX_INNER_BYTES = 1 << 30  # model_algo-1
 SPOOL_BYTES = 16 << 20  # model_algo-1 is held in memory up to this size, then in a temporary file
 MAX_ARCHIVE_BYTES = MAX_INNER_BYTES + (1 << 20)  # the whole decompressed tar stream
 MAX_JSON_BYTES = 16 << 20  # symbol.json, meta.json
+_CHUNK_BYTES = 1 << 20  # what a large member is read by
 
 
 class ModelArtifactError(InputError):
@@ -182,14 +183,15 @@ class _Capped(io.RawIOBase):
         return len(chunk)
 
 
-def _decompressed(data: bytes) -> IO[bytes]:
+def _decompressed(raw: IO[bytes]) -> IO[bytes]:
     """The tar stream of model.tar.gz, decompressed lazily (gzip, as SageMaker writes it; bz2, xz, none)."""
-    raw: IO[bytes] = io.BytesIO(data)
-    if data[:2] == b"\x1f\x8b":
+    magic = raw.read(6)
+    raw.seek(0)
+    if magic[:2] == b"\x1f\x8b":
         return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
-    if data[:3] == b"BZh":
+    if magic[:3] == b"BZh":
         return bz2.BZ2File(raw)
-    if data[:6] == b"\xfd7zXZ\x00":
+    if magic == b"\xfd7zXZ\x00":
         return lzma.LZMAFile(raw)
     return raw
 
@@ -208,14 +210,17 @@ def _member_kind(member: tarfile.TarInfo) -> str:
     return f"a tar member of type {member.type!r}"
 
 
-def _inner_zip(data: bytes, source: str) -> IO[bytes]:
-    """model_algo-1's bytes, in a spooled file (memory up to SPOOL_BYTES, then disk), every size capped."""
+def _inner_zip(raw: IO[bytes], source: str) -> IO[bytes]:
+    """model_algo-1's bytes, in a spooled file (memory up to SPOOL_BYTES, then disk), every size capped.
+
+    `raw` (model.tar.gz) is read as a stream: the archive is never held whole next to what it holds.
+    """
     too_big = lambda: ModelArtifactError(  # noqa: E731
         f"{source}: decompresses to more than {MAX_ARCHIVE_BYTES:,} bytes; refused (an archive bomb?)"
     )
     names: list[str] = []
     try:
-        with tarfile.open(fileobj=_Capped(_decompressed(data), MAX_ARCHIVE_BYTES, too_big), mode="r|") as tf:
+        with tarfile.open(fileobj=_Capped(_decompressed(raw), MAX_ARCHIVE_BYTES, too_big), mode="r|") as tf:
             for member in tf:
                 if Path(member.name).name != INNER_NAME:
                     names.append(member.name)
@@ -245,15 +250,40 @@ def _inner_zip(data: bytes, source: str) -> IO[bytes]:
     raise ModelArtifactError(f"{source}: no {INNER_NAME} inside (found {found or 'nothing'})")
 
 
-def _read_capped(zf: zipfile.ZipFile, name: str, cap: int, where: str) -> bytes:
+def _member_info(zf: zipfile.ZipFile, name: str, cap: int, where: str) -> zipfile.ZipInfo:
     info = zf.getinfo(name)
     if info.file_size > cap:
         raise ModelArtifactError(
             f"{where}/{name}: declares {info.file_size:,} bytes uncompressed, more than the {cap:,} "
             "this model's dimensions allow"
         )
+    return info
+
+
+def _read_capped(zf: zipfile.ZipFile, name: str, cap: int, where: str) -> bytes:
+    info = _member_info(zf, name, cap, where)
     with zf.open(info) as fh:
         return fh.read(cap + 1)[:cap]  # file_size bounds the reader too; this bounds a lying header
+
+
+def _read_into_buffer(zf: zipfile.ZipFile, name: str, cap: int, where: str) -> bytearray:
+    """A member's bytes in one buffer of its declared size (capped before it is allocated), filled a chunk
+    at a time: no second whole copy, as one read() of the whole member makes while it joins its pieces."""
+    info = _member_info(zf, name, cap, where)
+    out = bytearray(info.file_size)
+    view = memoryview(out)
+    filled = 0
+    with zf.open(info) as fh:  # zipfile never yields more than file_size, and checks the CRC at the end
+        while filled < len(out):
+            chunk = fh.read(min(_CHUNK_BYTES, len(out) - filled))
+            if not chunk:
+                raise ModelArtifactError(
+                    f"{where}/{name}: ends after {filled:,} of its {len(out):,} declared bytes"
+                )
+            view[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+        fh.read(1)  # reaches the end of the member's stream, where zipfile checks its CRC
+    return out
 
 
 def _positive_int(value: Any, what: str, where: str) -> int | None:
@@ -305,8 +335,13 @@ def load_model_bytes(data: bytes, source: str = "model.tar.gz") -> FMModel:
     Hostile archives are refused before they cost memory: every decompressed size is capped, and the
     parameter file may not be larger than the dimensions meta.json or symbol.json declare allow.
     """
+    return _load_model(io.BytesIO(data), source)  # BytesIO shares the bytes: no copy
+
+
+def _load_model(raw: IO[bytes], source: str) -> FMModel:
+    """load_model_bytes over a stream of model.tar.gz, read once, front to back."""
     where = f"{source}!{INNER_NAME}"
-    inner = _inner_zip(data, source)
+    inner = _inner_zip(raw, source)
     try:
         with inner, zipfile.ZipFile(inner) as zf:
             members = set(zf.namelist())
@@ -341,7 +376,7 @@ def load_model_bytes(data: bytes, source: str = "model.tar.gz") -> FMModel:
             max_elements = dim * (factors or 1) if dim is not None else MAX_ELEMENTS
             # float64 at worst, plus row indices and per-array headers and names
             params_cap = min(MAX_INNER_BYTES, 8 * (1 + 2 * max_elements) + 16 * (dim or 0) + (64 << 10))
-            params_bytes = _read_capped(zf, PARAMS_NAME, params_cap, where)
+            params_buffer = _read_into_buffer(zf, PARAMS_NAME, params_cap, where)
     except (
         zipfile.BadZipFile,
         zipfile.LargeZipFile,
@@ -351,7 +386,11 @@ def load_model_bytes(data: bytes, source: str = "model.tar.gz") -> FMModel:
         NotImplementedError,
     ) as exc:
         raise ModelArtifactError(f"{where}: not a readable zip archive ({exc})") from exc
-    arrays = load_ndarrays(params_bytes, f"{where}/{PARAMS_NAME}", max_elements=max(max_elements, 1))
+    # Views into params_buffer, not copies: the buffer is the arrays' memory (V is nearly all of it).
+    arrays = load_ndarrays(
+        params_buffer, f"{where}/{PARAMS_NAME}", max_elements=max(max_elements, 1), copy=False
+    )
+    del params_buffer
     found: dict[str, np.ndarray] = {}
     for key in (W0, W1, V):
         value = arrays.get(f"arg:{key}", arrays.get(key))
@@ -361,8 +400,7 @@ def load_model_bytes(data: bytes, source: str = "model.tar.gz") -> FMModel:
             )
         found[key] = value
     with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf: refused below
-        v = found[V].astype(np.float32)
-        w = found[W1].astype(np.float32)
+        v, w = _float32(found[V]), _float32(found[W1])
     if v.ndim != 2 or w.size != v.shape[0] or found[W0].size != 1:
         raise ModelArtifactError(
             f"{where}/{PARAMS_NAME}: inconsistent shapes w0 {found[W0].shape}, w1 {w.shape}, v {v.shape}; "
@@ -382,7 +420,7 @@ def load_model_bytes(data: bytes, source: str = "model.tar.gz") -> FMModel:
         )
     w0 = found[W0].astype(np.float64).reshape(-1)
     for key, array in ((W0, w0), (W1, w), (V, v)):
-        bad = np.size(array) - int(np.count_nonzero(np.isfinite(array)))
+        bad = _non_finite(array)
         if bad:
             raise ModelArtifactError(
                 f"{where}/{PARAMS_NAME}: {key} holds {bad} NaN or infinite value(s) (after conversion to "
@@ -402,7 +440,24 @@ def load_model_bytes(data: bytes, source: str = "model.tar.gz") -> FMModel:
 def load_model_tar(path: str | Path) -> FMModel:
     """Read model.tar.gz → model_algo-1 → params and meta.json (symbol.json when meta.json lacks a value)."""
     try:
-        data = Path(path).read_bytes()
+        fh = open(path, "rb")  # noqa: SIM115 (closed below; a stream, so the archive is never held whole)
     except OSError as exc:
         raise ModelArtifactError(f"{path}: cannot read model artifact ({exc.strerror or exc})") from exc
-    return load_model_bytes(data, str(path))
+    with fh:
+        return _load_model(fh, str(path))
+
+
+def _float32(array: np.ndarray) -> np.ndarray:
+    """`array` as aligned float32: itself when it already is (a view of the params buffer), else a copy."""
+    return np.require(array, dtype=np.float32, requirements=["C", "A"])
+
+
+def _non_finite(array: np.ndarray) -> int:
+    """How many NaN or infinite values `array` holds, by row blocks (no whole-array boolean temporary)."""
+    flat = array.reshape(array.shape[0], -1) if array.ndim > 1 else array.reshape(-1, 1)
+    step = max(1, (1 << 22) // max(1, flat.shape[1]))
+    total = 0
+    for start in range(0, flat.shape[0], step):
+        block = flat[start : start + step]
+        total += block.size - int(np.count_nonzero(np.isfinite(block)))
+    return total

@@ -204,10 +204,40 @@ class SideTerms:
         return SideTerms(self.const, np.ascontiguousarray(self.factors, dtype=np.float32))
 
 
-def side_terms(params: FMParams, rows: Any) -> SideTerms:
-    """The SideTerms of every row of a CSR matrix (O(k nnz), scipy when available)."""
-    lin, xv, sq = _parts(params, _csr(params, rows))
-    return SideTerms(lin + 0.5 * (np.einsum("ij,ij->i", xv, xv) - sq), xv)
+def side_terms(params: FMParams, rows: Any, *, compact: bool = False) -> SideTerms:
+    """The SideTerms of every row of a CSR matrix (O(k nnz), scipy when available).
+
+    compact=True gives what .compact() would, computed by blocks of rows straight into the float32 factors:
+    the whole (n, k) float64 factor sums never exist at once (60 MB at 59,047 movies and 128 factors).
+    """
+    X = _csr(params, rows)
+    if not compact:
+        lin, xv, sq = _parts(params, X)
+        return SideTerms(lin + 0.5 * (np.einsum("ij,ij->i", xv, xv) - sq), xv)
+    n = int(X.shape[0])
+    const = np.empty(n)
+    factors = np.empty((n, params.num_factors), dtype=np.float32)
+    indptr = np.asarray(X.indptr)
+    # A divisor of _ROWS_PER_BLOCK: the numpy path sees the same rows together; each row's sums are its own.
+    step = _ROWS_PER_BLOCK // 4 if _ROWS_PER_BLOCK % 4 == 0 else _ROWS_PER_BLOCK
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        lo, hi = int(indptr[a]), int(indptr[b])
+        block = _CSRBlock((b - a, int(X.shape[1])), indptr[a : b + 1] - lo, X.indices[lo:hi], X.data[lo:hi])
+        lin, xv, sq = _parts(params, block)
+        const[a:b] = lin + 0.5 * (np.einsum("ij,ij->i", xv, xv) - sq)
+        factors[a:b] = xv
+    return SideTerms(const, factors)
+
+
+@dataclass
+class _CSRBlock:
+    """Rows [a, b) of a canonical CSR matrix, as the scoring functions read one (CSRLike)."""
+
+    shape: tuple[int, int]
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
 
 
 def user_terms(

@@ -53,10 +53,11 @@ class NDArrayFormatError(InputError):
 
 
 class _Reader:
-    def __init__(self, data: bytes, source: str) -> None:
+    def __init__(self, data: bytes | bytearray, source: str, copy: bool = True) -> None:
         self.data = memoryview(data)
         self.pos = 0
         self.source = source
+        self.copy = copy
 
     def fail(self, what: str) -> NDArrayFormatError:
         return NDArrayFormatError(f"{self.source}: not a valid MXNet NDArray file at byte {self.pos}: {what}")
@@ -90,7 +91,8 @@ class _Reader:
     def array(self, dtype: np.dtype, shape: tuple[int, ...], what: str) -> np.ndarray:
         count = math.prod(shape)  # Python ints: a hostile shape cannot overflow, take() refuses it
         raw = self.take(count * dtype.itemsize, what)
-        return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+        view = np.frombuffer(raw, dtype=dtype).reshape(shape)
+        return view.copy() if self.copy else view
 
     def check_size(self, shape: tuple[int, ...], max_elements: int, what: str) -> None:
         count = math.prod(shape)
@@ -160,14 +162,19 @@ def _read_ndarray(r: _Reader, index: int, max_elements: int) -> np.ndarray | Non
 
 
 def load_ndarrays(
-    data: bytes, source: str = "<bytes>", max_elements: int = DEFAULT_MAX_ELEMENTS
+    data: bytes | bytearray,
+    source: str = "<bytes>",
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+    *,
+    copy: bool = True,
 ) -> dict[str, np.ndarray | None]:
     """Decode an NDArray list file into {name: array}; unnamed lists get names "0", "1", ...
 
     Sparse arrays are returned dense; an empty (none) array is returned as None. An array declaring more
-    than `max_elements` elements is refused before anything is allocated for it.
+    than `max_elements` elements is refused before anything is allocated for it. copy=False returns dense
+    arrays as views of `data` (no second copy of a large file; writable when `data` is a bytearray).
     """
-    r = _Reader(data, source)
+    r = _Reader(data, source, copy)
     if r.unpack("<Q", "header") != LIST_MAGIC:
         r.pos = 0
         raise r.fail("the header is not kMXAPINDArrayListMagic 0x112")

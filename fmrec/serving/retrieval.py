@@ -47,9 +47,8 @@ class Retrieval:
         self.params: FMParams = model.params
         self.predictor_type: str = model.predictor_type
         self.lookup = lookup
-        terms = side_terms(self.params, movie_rows(lookup))
         # compact: float32 factors (SideTerms.compact), the Lambda's choice; the batch keeps float64.
-        self.items: SideTerms = terms.compact() if compact else terms
+        self.items: SideTerms = side_terms(self.params, movie_rows(lookup), compact=compact)
         self._genres: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 

@@ -27,9 +27,9 @@ from stacks.parts.ratings_table import ratings_table_name, recommend_statement
 __all__ = ["HANDLER", "POWERTOOLS_LAYER_PARAMETER", "POWERTOOLS_VERSION", "RecommendFunction"]
 
 HANDLER = "lambdas.recommend.app.lambda_handler"
-# 1536 MB: with the default 128-factor model both paths peak at 767 MB at a 59,047-movie catalogue (479 MB at
-# 64 factors), 50% of it (docs/benchmarks.md, bench_api.py --memory)
-RECOMMEND_MEMORY_MB = 1536
+# 1024 MB: with the default 128-factor model both paths peak at 393 MB at a 59,047-movie catalogue, 38% of it
+# (767 MB while the model's read held four copies of V; docs/benchmarks.md, bench_api.py --memory)
+RECOMMEND_MEMORY_MB = 1024
 
 
 class RecommendFunction:
@@ -77,7 +77,7 @@ class RecommendFunction:
             },
             layers=[powertools, numpy_layer],
             # Both paths hold the model and its movie terms (the retrieval): at 59,047 movies and 162,541
-            # users, history block and 128 factors: a peak of 767 MB, 50% of 1536 (docs/benchmarks.md)
+            # users, history block and 128 factors: a peak of 393 MB, 38% of 1024 (docs/benchmarks.md)
             memory_size=RECOMMEND_MEMORY_MB,
             # under API Gateway's 29 s, above the endpoint retries' worst case
             timeout=cdk.Duration.seconds(15),

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import fmrec.model.fm as fm_module
 from fmrec.model.fm import FMParams, predict, score_user_items, side_terms
 from fmrec.serving.ranking import top_k_indices
 
@@ -77,3 +78,30 @@ def test_compact_terms_score_within_float32_precision() -> None:
     for user in range(20):
         exact = score_user_items(params, full, [user], "regressor")
         np.testing.assert_allclose(score_user_items(params, small, [user], "regressor"), exact, atol=1e-6)
+
+
+@pytest.mark.parametrize("with_scipy", [True, False])
+def test_compact_terms_by_blocks_are_bit_for_bit_the_compacted_terms(
+    monkeypatch: pytest.MonkeyPatch, with_scipy: bool
+) -> None:
+    """side_terms(compact=True) (the Lambda's, by blocks of rows) equals side_terms().compact() exactly, over
+    blocks of one-hot rows, of rows with several weighted keys, and with empty rows, on both sum paths."""
+    monkeypatch.setattr(fm_module, "_HAVE_SCIPY", with_scipy)
+    monkeypatch.setattr(fm_module, "_ROWS_PER_BLOCK", 64)  # blocks of 16 rows
+    d, n = 400, 300
+    params = _params(d, 9, seed=4)
+    rng = np.random.default_rng(5)
+    rows = sp.lil_matrix((n, d), dtype=np.float32)
+    for i in range(n):
+        if 290 <= i < 295:
+            continue  # empty rows
+        rows[i, i] = 1  # rows 0..99: one-hot, uniform blocks
+        if 100 <= i < 280 and i % 37:  # then a varying number of weighted keys; every 37th row stays one-hot
+            for c in rng.choice(np.arange(300, d), size=int(rng.integers(1, 12)), replace=False):
+                rows[i, int(c)] = float(rng.uniform(0.1, 2.0))
+    rows = rows.tocsr()
+    got = side_terms(params, rows, compact=True)
+    want = side_terms(params, rows).compact()
+    assert got.factors.dtype == np.float32 and got.factors.flags.c_contiguous
+    assert got.const.tobytes() == want.const.tobytes()
+    assert got.factors.tobytes() == want.factors.tobytes()

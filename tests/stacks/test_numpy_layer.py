@@ -124,7 +124,7 @@ def test_fast_path_setting_reaches_the_function(tmp_path: Path) -> None:
         "AWS::Lambda::Function",
         {
             "Handler": "lambdas.recommend.app.lambda_handler",
-            "MemorySize": 1536,
+            "MemorySize": 1024,
             "Environment": {"Variables": Match.object_like({"FMREC_FAST_PATH": "1"})},
         },
     )
