@@ -53,12 +53,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from fmrec.model.hyperparameters import RECOMMENDED  # noqa: E402 (this checkout's fmrec, after the path)
+
 ENDPOINT = "fmrec-endpoint"
 VERSION = "v1"
-# the pipeline's default model's rank (RECOMMENDED), so serving is measured at the size it serves
-NUM_FACTORS = int(
-    __import__("fmrec.model.hyperparameters", fromlist=["RECOMMENDED"]).RECOMMENDED["num_factors"]
-)
+# the pipeline's default model's rank, so serving is measured at the size it serves
+NUM_FACTORS = int(RECOMMENDED["num_factors"])
 
 
 ML25M = {"users": 162_541, "movies": 59_047, "ratings": 25_000_095}
