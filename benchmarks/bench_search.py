@@ -70,6 +70,19 @@ def patch_history_exponent(a: float) -> None:
     lookup_module.served_history = served
 
 
+def scale_blocks(lookup: Any, scales: list[str], *matrices: Any) -> None:
+    """Multiply the columns of each named block (user, movie, history) by its factor in every matrix, in
+    place: the same rows preprocess would write with those values (an experiment, not a pipeline setting)."""
+    n_users, n_movies, dim = lookup.n_users, lookup.n_movies, matrices[0].shape[1]
+    spans = {"user": (0, n_users), "movie": (n_users, n_users + n_movies), "history": (dim - n_movies, dim)}
+    for item in scales:
+        name, value = item.split("=", 1)
+        lo, hi = spans[name]
+        for m in matrices:
+            inside = (m.indices >= lo) & (m.indices < hi)
+            m.data[inside] *= float(value)
+
+
 def prepared(data: Path, flags: str, cache: Path, seed: int, exponent: float) -> Path:
     """The carve of `data` preprocessed with `flags` (and --seed), made once and kept under `cache`."""
     # the library's defaults are part of the key: a flag set means other rows once a default changes
@@ -127,6 +140,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="preprocess (sampling) and trainer seed")
     parser.add_argument("--ease", type=float, nargs="*", default=[500.0], help="EASE lambdas")
     parser.add_argument("--history-exponent", type=float, default=0.5, help="experiment: n ** -A values")
+    parser.add_argument(
+        "--scale", action="append", default=[], metavar="BLOCK=FACTOR", help="experiment: user/movie/history"
+    )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/bench-search"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -137,6 +153,8 @@ def main() -> int:
     manifest = read_manifest(folder / MANIFEST_FILE).as_dict()
     lookup, seen, task, users, items = validation_world(folder, float(manifest["config"]["threshold"]))
     X, y = read_spmatrix(folder / "train")
+    if args.scale:
+        scale_blocks(lookup, args.scale, X, users, items)
     hp = {
         **RECOMMENDED,
         "epochs": str(args.epochs),
@@ -168,6 +186,7 @@ def main() -> int:
         "hp": args.hp,
         "seed": args.seed,
         "history_exponent": args.history_exponent,
+        "scale": args.scale,
         "rows": int(X.shape[0]),
         "curve": {e: round(v, 4) for e, v in curve.items()},
         "best_epoch": best,

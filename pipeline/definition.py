@@ -112,6 +112,7 @@ def get_pipeline(
     positives: str = str(DEFAULTS["positives"]),
     history: int = int(DEFAULTS["history"]),
     below_threshold_negatives: bool = bool(DEFAULTS["below_threshold_negatives"]),
+    passes: int = int(DEFAULTS["passes"]),
 ) -> dict[str, Any]:
     """The pipeline definition as a JSON-ready dict; `json.dumps` it for CfnPipeline or the local runner.
 
@@ -119,8 +120,9 @@ def get_pipeline(
     `hyperparameters` overrides defaults by pipeline parameter name (NumFactors, Epochs, MiniBatchSize,
     LinearLr, FactorsLr, BiasWd, LinearWd, FactorsWd, FactorsInitSigma).
     `tuning` adds the optional tuning path (pipeline/tuning.py), switched per execution by UseTuning.
-    `objective` .. `below_threshold_negatives` are the defaults of the training-objective parameters
-    (Objective, NegativesPerPositive, NegativeExponent, PositiveRule, HistoryLength, BelowThresholdNegatives),
+    `objective` .. `passes` are the defaults of the training-objective parameters (Objective,
+    NegativesPerPositive, NegativeExponent, PositiveRule, HistoryLength, BelowThresholdNegatives,
+    SamplingPasses),
     checked here as fmrec/features/objective.py and history.py check them in the preprocess step.
     """
     check_arguments(region, artifact_bucket, code_uri, role_arn)
@@ -131,6 +133,7 @@ def get_pipeline(
         positives=positives,
         below_threshold_negatives=below_threshold_negatives,
         history=history,
+        passes=passes,
     )
     overrides = dict(hyperparameters or {})
     unknown = sorted(set(overrides) - {h.parameter for h in PIPELINE_PARAMETERS})

@@ -182,7 +182,7 @@ def ranking_channels(
             n_users=users.size,
             popularity=np.concatenate((popularity, np.zeros(extra.size, dtype=popularity.dtype))),
             threshold=cfg.threshold,
-            config=sampling,
+            config=replace(sampling, passes=1),  # the test channel measures; one pass is its sample
             also_rated=(positions(users, train.user).astype(np.int32), train_m),
             shuffle=False,
             stream=1,

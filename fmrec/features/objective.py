@@ -13,6 +13,7 @@ OBJECTIVES = BY_FIELD["objective"].choices
 POSITIVE_RULES = BY_FIELD["positives"].choices
 MAX_NEGATIVES_PER_POSITIVE = int(BY_FIELD["negatives_per_positive"].bounds()[1])
 EXPONENT_RANGE = BY_FIELD["negative_exponent"].bounds()
+MAX_PASSES = int(BY_FIELD["passes"].bounds()[1])
 # FM predictor types that can train each objective: ranking rows carry 0/1 labels and are scored as a
 # probability, so only the classifier serves them (https://docs.aws.amazon.com/sagemaker/latest/dg/fact-machines-hyperparameters.html).
 PREDICTORS = {"ranking": ("binary_classifier",), "rating": ("binary_classifier", "regressor")}
@@ -30,6 +31,8 @@ class SamplingConfig:
       "they picked it and liked it" double (the search in docs/tuning.md chose it: relevance is a liked pick);
       "liked" = only ratings >= the label threshold; the others are dropped unless
     below_threshold_as_negative: they become explicit negatives (label 0), besides the sampled ones.
+    passes: every positive row (and explicit negative) is written this many times, each copy with its own
+      sampled negatives, so one epoch over the channel sees `passes` independent draws of negatives.
     seed: the sampling and shuffling seed.
     """
 
@@ -38,6 +41,7 @@ class SamplingConfig:
     popularity_exponent: float = float(DEFAULTS["negative_exponent"])
     positives: str = str(DEFAULTS["positives"])
     below_threshold_as_negative: bool = bool(DEFAULTS["below_threshold_negatives"])
+    passes: int = int(DEFAULTS["passes"])
     seed: int = int(DEFAULTS["seed"])
 
     def __post_init__(self) -> None:
@@ -52,6 +56,9 @@ class SamplingConfig:
         lo, hi = EXPONENT_RANGE
         if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) or not lo <= x <= hi:
             raise InputError(f"negative exponent {x!r}: expected a number in [{lo:g}, {hi:g}]")
+        p = self.passes
+        if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= MAX_PASSES:
+            raise InputError(f"sampling passes {p!r}: expected a whole number in [1, {MAX_PASSES}]")
         if self.positives not in POSITIVE_RULES:
             raise InputError(f"positives {self.positives!r}: expected one of {', '.join(POSITIVE_RULES)}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

@@ -40,6 +40,7 @@ class PreprocessConfig:
     predictor_type: str = str(D["predictor_type"])
     # History columns per ranking row (fmrec/features/history.py); None (an older manifest's): the default
     history: int | None = int(D["history"])
+    passes: int = int(D["passes"])
     # Implicit feedback (clicks, views): every row is a positive, whatever its rating column holds
     implicit: bool = False
     # This Processing instance's share of the users (user id % user_shards == user_shard): the channels'
@@ -99,6 +100,7 @@ class PreprocessConfig:
             popularity_exponent=self.negative_exponent,
             positives=self.positives,
             below_threshold_as_negative=self.below_threshold_negatives,
+            passes=self.passes,
             seed=self.seed,
         )
 
@@ -176,6 +178,7 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         below_threshold_negatives=bool(args.below_threshold_negatives),
         predictor_type=args.predictor_type,
         history=args.history,
+        passes=args.passes,
         implicit=bool(args.implicit),
         user_shard=args.user_shard,
         user_shards=args.user_shards,

@@ -43,10 +43,10 @@ class SampledRows:
 
 def positive_rows(rating: np.ndarray, threshold: float, config: SamplingConfig) -> np.ndarray:
     """Positive rows written per rating: 0 or 1, and 2 for a liked one under "weighted" (log loss counts it
-    double)."""
+    double); times config.passes (each copy gets its own negatives)."""
     liked = np.asarray(rating) >= threshold
     reps = (liked if config.positives == "liked" else np.ones(liked.size, dtype=bool)).astype(np.int64)
-    return reps + liked if config.positives == "weighted" else reps
+    return (reps + liked if config.positives == "weighted" else reps) * config.passes
 
 
 def rows_per_user(
@@ -57,7 +57,8 @@ def rows_per_user(
     pos = np.bincount(user, weights=positive_rows(rating, threshold, config), minlength=n_users)
     rows = pos.astype(np.int64) * (1 + config.negatives_per_positive)
     if config.below_threshold_as_negative:
-        rows += np.bincount(user, weights=np.asarray(rating) < threshold, minlength=n_users).astype(np.int64)
+        below = np.bincount(user, weights=np.asarray(rating) < threshold, minlength=n_users).astype(np.int64)
+        rows += below * config.passes
     return rows
 
 
@@ -126,7 +127,7 @@ def sample_rows(
         need[skipped] = 0
     counts = {
         "positives": int(reps.sum()),
-        "explicit_negatives": int(is_neg.sum()),
+        "explicit_negatives": int(is_neg.sum()) * config.passes,
         "sampled_negatives": int(need.sum()),
         "negatives_requested": int(need.sum()),
         "users_skipped_no_unrated": int(skipped.sum()),
@@ -150,7 +151,8 @@ def sample_rows(
     out_user = np.empty(n_out, dtype=np.int32)
     out_movie = np.empty(n_out, dtype=np.int32)
     out_user[:n_pos], out_movie[:n_pos] = np.repeat(user, reps), np.repeat(movie, reps)
-    out_user[n_pos : n_pos + n_neg], out_movie[n_pos : n_pos + n_neg] = user[is_neg], movie[is_neg]
+    out_user[n_pos : n_pos + n_neg] = np.repeat(user[is_neg], config.passes)
+    out_movie[n_pos : n_pos + n_neg] = np.repeat(movie[is_neg], config.passes)
     del is_pos, is_neg, liked, unused, reps
     at = n_pos + n_neg
     if need.any():

@@ -185,6 +185,19 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
         maximum=4096,
     ),
+    # docs/tuning.md ("Issue 22: fresh negatives") chose it with Epochs 5 (15 passes, the work of 15 epochs
+    # of one pass): a negative seen once per pass is memorised less than the same one seen 15 times
+    Setting(
+        "passes",
+        "--passes",
+        "Integer",
+        3,
+        "ranking: the train channel holds N passes over the positives, each copy of a positive with its own "
+        "sampled negatives and history draws, so one training epoch is N passes (the test channel holds one)",
+        parameter="SamplingPasses",
+        minimum=1,
+        maximum=20,
+    ),
 )
 BY_FIELD = {s.field: s for s in SETTINGS}
 DEFAULTS = {s.field: s.default for s in SETTINGS}

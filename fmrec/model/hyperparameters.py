@@ -114,7 +114,7 @@ HYPERPARAMETERS: dict[str, Spec] = _specs()
 # 128, a gain on the 9k-movie preset and level on ml-100k); not yet checked on the real MovieLens.
 RECOMMENDED: dict[str, str] = {
     "num_factors": "128",
-    "epochs": "15",
+    "epochs": "5",
     "mini_batch_size": "500",
     "linear_lr": "0.01",
     "factors_lr": "0.002",

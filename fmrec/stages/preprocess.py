@@ -220,6 +220,7 @@ def preprocess(
             "negative_exponent": cfg.negative_exponent,
             "positives": cfg.positives,
             "below_threshold_negatives": cfg.below_threshold_negatives,
+            "passes": cfg.passes,
             "seed": cfg.seed,
             "train": sampling["train"],
             "test": sampling["test"],

@@ -42,6 +42,7 @@ RUN_VALUES = {
     "NegativesPerPositive": "3",
     "NegativeExponent": "0.6",
     "HistoryLength": "300",
+    "SamplingPasses": "2",
 }
 
 Stack = tuple[tuple[str, str], ...]  # (file, function), outermost first

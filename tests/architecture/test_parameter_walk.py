@@ -40,7 +40,13 @@ def test_the_recorder_follows_values_into_the_library(measured: list[walk.Walks]
     reached = {w.parameter: {f for path in w.walks for f in path} for w in measured}
     assert "fmrec/features/history.py" in reached["HistoryLength"]
     assert "fmrec/features/layout.py" in reached["HistoryLength"]  # the history block of the encoding
-    for name in ("NegativesPerPositive", "NegativeExponent", "PositiveRule", "BelowThresholdNegatives"):
+    for name in (
+        "NegativesPerPositive",
+        "NegativeExponent",
+        "PositiveRule",
+        "BelowThresholdNegatives",
+        "SamplingPasses",
+    ):
         assert "fmrec/features/sampling.py" in reached[name], name
     assert {"fmrec/features/channels.py", "fmrec/stages/evaluate.py"} <= reached["LabelThreshold"]
     assert "fmrec/features/channels.py" in reached["TrainingInstanceCount"]  # --shards: the train files

@@ -29,7 +29,7 @@ def preprocessed(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 @pytest.fixture(scope="session")
 def ranked(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Ranking rows with one-hot columns only and every rated movie once: the sampler's channel, plainly."""
+    """Ranking rows with one-hot columns only and every rated movie once per pass: the sampler's channel."""
     out = tmp_path_factory.mktemp("rank") / "out"
     run(synth_dir, out, PreprocessConfig(objective="ranking", positives="all", history=0))
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from fmrec.errors import InputError
 from fmrec.features import history
 from fmrec.features.options import PreprocessConfig
 from fmrec.features.sampling import SamplingError
+from fmrec.features.settings import DEFAULTS
 from fmrec.model.trainer import train
 from fmrec.serving.lookup import read_lookup
 from fmrec.stages.preprocess import run
@@ -46,16 +48,19 @@ def test_train_channel_is_positives_plus_unrated_negatives(synth_dir: Path, rank
     rated = set(zip(ds.train.user.tolist(), ds.train.movie.tolist(), strict=True))
     positives = [p for p, label in zip(pairs, y.tolist(), strict=True) if label == 1]
     negatives = [p for p, label in zip(pairs, y.tolist(), strict=True) if label == 0]
-    assert sorted(positives) == sorted(rated)  # positives "all": every rated pair once
+    passes = int(DEFAULTS["passes"])
+    # positives "all": every rated pair once per pass
+    assert passes > 1 and Counter(positives) == {pair: passes for pair in rated}
     assert not rated.intersection(negatives)
-    assert len(negatives) == 4 * len(rated)  # 4 per positive, for every user
+    assert len(negatives) == 4 * passes * len(rated)  # 4 per positive row, for every user
     # this tiny catalogue (80 movies) leaves many users fewer unrated movies than negatives: those repeat
     sampled = manifest["sampling"]["train"]
-    assert sampled["positives"] == len(rated) and sampled["sampled_negatives"] == len(negatives)
+    assert sampled["positives"] == passes * len(rated) and sampled["sampled_negatives"] == len(negatives)
     assert manifest["objective"] == "ranking" and lk.meta["objective"] == "ranking"
     assert manifest["sampling"]["negatives_per_positive"] == 4
     assert manifest["sampling"]["negative_exponent"] == 0.5
-    assert manifest["label_balance"]["train"]["positive"] == len(rated)
+    assert manifest["sampling"]["passes"] == passes
+    assert manifest["label_balance"]["train"]["positive"] == passes * len(rated)
     # shuffled: the first 100 rows mix labels (unshuffled, they would all be positives)
     assert 0 < y[:100].mean() < 1
 
@@ -145,12 +150,16 @@ def test_sampling_options_reach_the_rows(synth_dir: Path, tmp_path: Path) -> Non
     run(synth_dir, tmp_path / "k1", PreprocessConfig(negatives_per_positive=1, negative_exponent=0.0))
     manifest = json.loads((tmp_path / "k1/manifest/manifest.json").read_text())
     assert manifest["sampling"]["train"]["negatives_requested"] == manifest["sampling"]["train"]["positives"]
-    cfg = PreprocessConfig(positives="liked", below_threshold_negatives=True)
+    cfg = PreprocessConfig(positives="liked", below_threshold_negatives=True, passes=2)
     run(synth_dir, tmp_path / "liked", cfg)
     train = load_dataset(synth_dir).train
-    counts = json.loads((tmp_path / "liked/manifest/manifest.json").read_text())["sampling"]["train"]
-    assert counts["positives"] == int((train.rating >= 4).sum())
-    assert counts["explicit_negatives"] == int((train.rating < 4).sum())
+    sampling = json.loads((tmp_path / "liked/manifest/manifest.json").read_text())["sampling"]
+    counts = sampling["train"]
+    assert sampling["passes"] == 2
+    assert counts["positives"] == 2 * int((train.rating >= 4).sum())
+    assert counts["explicit_negatives"] == 2 * int((train.rating < 4).sum())
+    test = load_dataset(synth_dir).test
+    assert test is not None and sampling["test"]["positives"] == int((test.rating >= 4).sum())  # one pass
 
 
 @pytest.mark.parametrize(
@@ -163,6 +172,7 @@ def test_sampling_options_reach_the_rows(synth_dir: Path, tmp_path: Path) -> Non
         (["--predictor-type", "regressor"], "objective 'ranking' needs predictor_type binary_classifier"),
         (["--below-threshold-negatives"], "only with positives 'liked'"),
         (["--below-threshold-negatives", "maybe"], "expected true or false"),
+        (["--passes", "0"], r"sampling passes 0: expected a whole number in \[1, 20\]"),
     ],
 )
 def test_bad_sampling_flags_fail_before_any_output(
@@ -224,7 +234,8 @@ def test_default_rows_carry_the_users_history_columns(synth_dir: Path, ranked_de
     # weighted positives: the liked train ratings appear twice among the positive rows
     liked = int((ds.train.rating >= 4).sum())
     assert y is not None
-    assert manifest["sampling"]["train"]["positives"] == len(ds.train) + liked == int(y.sum())
+    passes = int(DEFAULTS["passes"])
+    assert manifest["sampling"]["train"]["positives"] == passes * (len(ds.train) + liked) == int(y.sum())
 
 
 def test_history_zero_and_a_bad_length(

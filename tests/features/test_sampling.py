@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,9 @@ from fmrec.features.sampling import SamplingError, sample_rows
 
 
 def _config(**kwargs: Any) -> SamplingConfig:
-    """The sampler's defaults with positives "all" (every rated movie once), as these tests expect."""
-    return SamplingConfig(**{"positives": "all", **kwargs})
+    """The sampler's defaults with positives "all" and one pass (every rated movie once), as these tests
+    expect; test_passes_write_each_positive_with_its_own_negatives covers more passes."""
+    return SamplingConfig(**{"positives": "all", "passes": 1, **kwargs})
 
 
 def _ratings(seed: int = 3, users: int = 300, movies: int = 200) -> tuple[np.ndarray, ...]:
@@ -265,6 +267,9 @@ def test_nothing_to_train_is_an_error() -> None:
         ({"positives": "loved"}, "positives 'loved': expected one of all, liked, weighted"),
         ({"below_threshold_as_negative": True}, "only with positives 'liked'"),
         ({"seed": -1}, "seed -1"),
+        ({"passes": 0}, r"sampling passes 0: expected a whole number in \[1, 20\]"),
+        ({"passes": 21}, "sampling passes 21"),
+        ({"passes": 1.5}, "sampling passes 1.5"),
     ],
 )
 def test_config_out_of_range(kwargs: dict[str, object], message: str) -> None:
@@ -293,10 +298,42 @@ def test_alias_draws_follow_the_weights_and_skip_zero_weights() -> None:
     assert chisquare(seen[keep], 200_000 * weights[keep] / weights[keep].sum()).pvalue > 1e-3
 
 
-@pytest.mark.parametrize("positives", ["all", "liked", "weighted"])
-def test_rows_per_user_predicts_the_sample_without_drawing(positives: str) -> None:
+def test_passes_write_each_positive_with_its_own_negatives() -> None:
     user, movie, rating, pop = _ratings()
-    cfg = _config(positives=positives, below_threshold_as_negative=positives == "liked")
+    args = {"n_users": 300, "popularity": pop, "threshold": 4}
+    one = sample_rows(user, movie, rating, config=_config(positives="weighted"), **args)
+    three = sample_rows(user, movie, rating, config=_config(positives="weighted", passes=3), **args)
+    u1, m1, y1 = _rows(one)
+    u3, m3, y3 = _rows(three)
+    key1, key3 = u1.astype(np.int64) * 1000 + m1, u3.astype(np.int64) * 1000 + m3
+    # every positive row three times (a liked rating 2 x 3), and 4 negatives per positive row
+    pos1, n1 = np.unique(key1[y1 == 1], return_counts=True)
+    pos3, n3 = np.unique(key3[y3 == 1], return_counts=True)
+    assert np.array_equal(pos1, pos3) and np.array_equal(n3, 3 * n1)
+    assert three.counts["positives"] == 3 * one.counts["positives"]
+    assert three.counts["sampled_negatives"] == 4 * three.counts["positives"] == int((y3 == 0).sum())
+    # each user's negatives: three times as many, never a rated movie, and more distinct ones than one
+    # pass draws (fresh draws: a copied pass would have exactly as many)
+    rated = set(key1[y1 == 1].tolist()) | set((user.astype(np.int64) * 1000 + movie).tolist())
+    assert not rated.intersection(key3[y3 == 0].tolist())
+    assert np.array_equal(
+        np.bincount(u3[y3 == 0], minlength=300), 3 * np.bincount(u1[y1 == 0], minlength=300)
+    )
+    assert np.unique(key3[y3 == 0]).size > 1.1 * np.unique(key1[y1 == 0]).size  # 200 movies: saturates
+    # explicit negatives (below the threshold, with positives "liked") come once per pass too
+    liked = _config(positives="liked", below_threshold_as_negative=True)
+    e1 = sample_rows(user, movie, rating, config=liked, **args).counts["explicit_negatives"]
+    e3 = sample_rows(user, movie, rating, config=replace(liked, passes=3), **args).counts[
+        "explicit_negatives"
+    ]
+    assert e3 == 3 * e1 > 0
+
+
+@pytest.mark.parametrize("passes", [1, 3])
+@pytest.mark.parametrize("positives", ["all", "liked", "weighted"])
+def test_rows_per_user_predicts_the_sample_without_drawing(positives: str, passes: int) -> None:
+    user, movie, rating, pop = _ratings()
+    cfg = _config(positives=positives, below_threshold_as_negative=positives == "liked", passes=passes)
     s = sample_rows(user, movie, rating, n_users=300, popularity=pop, threshold=4, config=cfg)
     predicted = sampling.rows_per_user(user, rating, 300, 4, cfg)
     got = np.bincount(s.user, minlength=300)

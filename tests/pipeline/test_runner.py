@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.pipeline.conftest import TINY_RATING
 from twins.pipeline.expressions import walk
 from twins.pipeline.graph import all_steps
 from twins.pipeline.runner import (
@@ -66,7 +67,7 @@ def test_each_run_gets_its_own_folder_and_version(
     before = (tiny_run.folder / "run.json").read_bytes()
     # Two training instances: preprocess writes one train shard per instance (ShardedByS3Key).
     second = _run(
-        local_definition, root, InputDataUrl=str(tiny_data), TrainingInstanceCount="2", Objective="rating"
+        local_definition, root, InputDataUrl=str(tiny_data), TrainingInstanceCount="2", **TINY_RATING
     )
     assert second.status == "Succeeded", second.failure_reason
     assert second.folder != tiny_run.folder and second.run_id != tiny_run.run_id
