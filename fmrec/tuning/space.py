@@ -93,7 +93,8 @@ DEFAULT_OBJECTIVE = {
 # ml-100k-sized data stays within seconds (epochs and num_factors dominate a trial's cost).
 DEFAULT_RANGES: tuple[ParamRange, ...] = (
     ParamRange("num_factors", "int", 4, 128, "Logarithmic"),
-    ParamRange("epochs", "int", 5, 60, "Linear"),
+    # epochs over the default train channel's three sampling passes (SamplingPasses): 6 to 60 passes
+    ParamRange("epochs", "int", 2, 20, "Linear"),
     ParamRange("mini_batch_size", "int", 100, 5000, "Logarithmic"),
     ParamRange("bias_lr", "float", 1e-4, 0.5, "Logarithmic"),
     ParamRange("linear_lr", "float", 1e-5, 0.1, "Logarithmic"),
