@@ -70,6 +70,34 @@ def patch_history_exponent(a: float) -> None:
     lookup_module.served_history = served
 
 
+def patch_history_fixed(cap: int) -> None:
+    """Every user's history is one fixed set: up to `cap` evenly spaced movies of their rated list, each worth
+    1/sqrt(m) (m = the set's size), the same in every training row (less the row's own movie) and at serving,
+    instead of `cap` fresh draws per row worth sqrt(n)/cap each. An experiment of the script."""
+    import fmrec.features.channels as channels  # local import: patched for this experiment only
+    import fmrec.serving.lookup as lookup_module  # local import: patched for this experiment only
+
+    def rows(indptr, rated, row_user, row_movie, cfg, rng):
+        users = np.asarray(row_user, dtype=np.int64)
+        start = indptr[users]
+        n = indptr[users + 1] - start
+        m = np.minimum(n, cap)
+        r = np.repeat(np.arange(users.size, dtype=np.int64), m)
+        i = np.arange(r.size, dtype=np.int64) - np.repeat(np.cumsum(m) - m, m)
+        cols = rated[start[r] + (i * n[r]) // m[r]]
+        keep = cols != np.asarray(row_movie, dtype=np.int64)[r]
+        value = (cfg.scale / np.sqrt(np.maximum(m, 1))).astype(np.float32)
+        return r[keep], cols[keep], value[r][keep]
+
+    def served(rated, scale, cap_=cap):
+        n = len(rated)
+        m = min(n, cap)
+        return [rated[(i * n) // m] for i in range(m)], (scale / m**0.5 if m else 0.0)
+
+    channels.training_rows = rows
+    lookup_module.served_history = served
+
+
 def scale_blocks(lookup: Any, scales: list[str], *matrices: Any) -> None:
     """Multiply the columns of each named block (user, movie, history) by its factor in every matrix, in
     place: the same rows preprocess would write with those values (an experiment, not a pipeline setting)."""
@@ -140,6 +168,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="preprocess (sampling) and trainer seed")
     parser.add_argument("--ease", type=float, nargs="*", default=[500.0], help="EASE lambdas")
     parser.add_argument("--history-exponent", type=float, default=0.5, help="experiment: n ** -A values")
+    parser.add_argument("--history-fixed", type=int, default=0, help="experiment: a fixed history of N")
     parser.add_argument(
         "--scale", action="append", default=[], metavar="BLOCK=FACTOR", help="experiment: user/movie/history"
     )
@@ -149,7 +178,10 @@ def main() -> int:
     t0, c0 = time.perf_counter(), time.process_time()
     if args.history_exponent != 0.5:
         patch_history_exponent(args.history_exponent)
-    folder = prepared(args.data, args.flags, args.cache, args.seed, args.history_exponent) / "pre"
+    if args.history_fixed:
+        patch_history_fixed(args.history_fixed)
+    exponent = args.history_exponent if not args.history_fixed else -args.history_fixed  # the cache key
+    folder = prepared(args.data, args.flags, args.cache, args.seed, exponent) / "pre"
     manifest = read_manifest(folder / MANIFEST_FILE).as_dict()
     lookup, seen, task, users, items = validation_world(folder, float(manifest["config"]["threshold"]))
     X, y = read_spmatrix(folder / "train")
@@ -187,6 +219,7 @@ def main() -> int:
         "seed": args.seed,
         "history_exponent": args.history_exponent,
         "scale": args.scale,
+        "history_fixed": args.history_fixed,
         "rows": int(X.shape[0]),
         "curve": {e: round(v, 4) for e, v in curve.items()},
         "best_epoch": best,

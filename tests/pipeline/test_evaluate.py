@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from fmrec.codec.reader import read_spmatrix
 from fmrec.codec.writer import write_spmatrix
+from fmrec.evaluation import pointwise
 from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.pointwise import fit_baselines
 from fmrec.evaluation.report import report_html
@@ -142,6 +143,20 @@ def test_baselines_fit_what_they_should() -> None:
     # Both movies are equally popular, so popularity predicts the base rate for both.
     assert base.popularity(np.array([0, 1])) == pytest.approx([0.5, 0.5], abs=1e-3)
     assert base.popularity(np.array([-1])).shape == (1,)  # a movie unknown to train: count 0, no crash
+
+
+def test_baselines_fit_at_most_baseline_rows_evenly_strided(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    cols = rng.integers(0, 6, size=(300, 2)) + np.array([0, 6])  # a user column and a movie column
+    rows = sp.csr_matrix((np.ones(600, np.float32), cols.ravel(), np.arange(0, 601, 2)), shape=(300, 12))
+    y = (rng.random(300) < 0.3).astype(np.float64)
+    args = {"movie_cols": np.arange(6, 12), "counts": np.arange(1, 7), "binary": True}
+    whole = fit_baselines(rows, y, **args)
+    monkeypatch.setattr(pointwise, "BASELINE_ROWS", 100)
+    strided = fit_baselines(rows, y, **args)  # 300 rows over 100: every third row, from the first
+    every_third = fit_baselines(rows[::3], y[::3], **args)
+    assert np.array_equal(strided.bias[1], every_third.bias[1]) and strided.pop == every_third.pop
+    assert not np.array_equal(strided.bias[1], whole.bias[1])
 
 
 def test_missing_model_is_a_clear_error(eval_base: Path) -> None:
