@@ -14,6 +14,10 @@ minute of CPU on a 9k catalogue). The test split is never read.
 --history-exponent A (an experiment, not a pipeline setting): every history column of a user with n rated
 movies carries n ** -A instead of the library's n ** -0.5 (A = 1: the mean of the history's factors), in
 training rows and in the served rows alike, by rescaling fmrec.features.history's values in this process.
+--scale BLOCK=F (an experiment): multiplies the values of the user, movie or history block by F in the
+training rows and the scored rows (F near 0 takes the user's own column out: the model keeps its history).
+--history-fixed N (an experiment): every user's history is one fixed set of up to N evenly spaced rated
+movies, each 1/sqrt(m), in every training row and at serving, instead of fresh draws per row.
 """
 
 from __future__ import annotations

@@ -185,8 +185,9 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
         maximum=4096,
     ),
-    # docs/tuning.md ("Issue 22: fresh negatives") chose it with Epochs 5 (15 passes, the work of 15 epochs
-    # of one pass): a negative seen once per pass is memorised less than the same one seen 15 times
+    # docs/tuning.md ("Issue 22: fresh negatives") chose it with Epochs 4 (12 passes over the positives, the
+    # work of 12 one-pass epochs): negatives drawn afresh for each pass are memorised less than one draw seen
+    # in every epoch
     Setting(
         "passes",
         "--passes",

@@ -111,10 +111,12 @@ HYPERPARAMETERS: dict[str, Spec] = _specs()
 # (benchmarks/bench_train.py, and for the ranking rows the searches in docs/tuning.md: the batch 1000 -> 500;
 # issue 22's on two presets: epochs 30 -> 15 and factors_lr 0.001 -> 0.002, which converge in half the
 # epochs with popularity^0.5 negatives; session 3's: num_factors 64 -> 128 with 64 history columns instead of
-# 128, a gain on the 9k-movie preset and level on ml-100k); not yet checked on the real MovieLens.
+# 128, a gain on the 9k-movie preset and level on ml-100k; session 4's: epochs 15 -> 4 over the three-pass
+# channel of SamplingPasses, 12 passes with fresh negatives, a gain on the 9k preset at 0.8x the work); not
+# yet checked on the real MovieLens.
 RECOMMENDED: dict[str, str] = {
     "num_factors": "128",
-    "epochs": "5",
+    "epochs": "4",
     "mini_batch_size": "500",
     "linear_lr": "0.01",
     "factors_lr": "0.002",

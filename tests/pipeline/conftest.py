@@ -38,9 +38,9 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return out
 
 
-# The rating objective on the tiny data: its 4 mini-batches an epoch need Epochs 15 (the default 5, three
+# The rating objective on the tiny data: its 4 mini-batches an epoch need Epochs 15 (the default 4, three
 # passes of the ranking channel each, leave a one-pass rating model short of the biases-only fit's log loss
-# here; on the ml-100k preset 5 epochs give it a better AUC than 15: 0.761 against 0.743, docs/tuning.md).
+# here; on the ml-100k preset 4 epochs give it a better AUC than 15: 0.760 against 0.743, docs/training.md).
 TINY_RATING = {"Objective": "rating", "Epochs": "15"}
 
 
