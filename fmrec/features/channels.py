@@ -117,12 +117,14 @@ def ranking_channels(
     cfg: PreprocessConfig,
     sampling: SamplingConfig,
     popularity: np.ndarray | None = None,
+    whole_train: Ratings | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Train and test channels of the ranking objective; returns their files and the sampling record.
 
     `sampling`: the run's row sampling (`cfg.sampling()`, built once by the stage driver).
-    `popularity`: train counts per movie position when `ds` is one user shard of the data (the negatives
-    follow the whole data's popularity on every instance); by default counted from ds.train."""
+    `popularity`, `whole_train`: the whole data's train counts per movie position and train ratings when `ds`
+    is one user shard of it (the negatives follow the whole data's popularity, and the history bound is the
+    whole run's, so every instance computes the same cap); by default counted from ds.train."""
     train, test = ds.train, ds.test
     nm = enc.movie_ids.size
     # int32 positions: at 25M ratings every int64 copy costs 190 MB of the 4 GiB budget
@@ -133,21 +135,33 @@ def ranking_channels(
     bound: dict[str, int] = {}
     if enc.history is not None:  # before sampling and before any file is written
         n_users = enc.user_ids.size
-        per_user = rows_per_user(train_u, train.rating, n_users, cfg.threshold, sampling)
-        # the run's channel is bounded, not each shard's: a shard (of ~equal users) gets its share of it
-        budget = history_rules.MAX_ENTRIES // cfg.user_shards
-        lengths = np.bincount(train_u, minlength=n_users)
+        # the run's channel is bounded, not each shard's: from the whole data's per-user counts, so that every
+        # instance gets the same cap (a fixed history must be the same set in every shard and at serving)
+        src, src_u = (
+            (train, train_u)
+            if whole_train is None
+            else (whole_train, positions(enc.user_ids, whole_train.user))
+        )
+        per_user = rows_per_user(src_u, src.rating, n_users, cfg.threshold, sampling)
+        budget = history_rules.MAX_ENTRIES
+        lengths = np.bincount(src_u, minlength=n_users)
+        del src_u
         cap, entries = bounded_cap(per_user, lengths, enc.history, budget)
         bound = {"requested": enc.history.cap, "cap": cap, "train_entries": entries, "budget": budget}
         if cap < enc.history.cap:
+            # a fixed history of `cap` movies per user, not `cap` fresh draws per row: so few draws worth
+            # sqrt(n)/cap each left the model near popularity's NDCG (docs/tuning.md, "fixed histories")
+            cap = min(cap, history_rules.SERVED_CAP)
             log.warning(
-                "history: %d columns per row would pass this shard's %s-entry share of the channel limit; "
-                "sampling %d per row (each an unbiased share of the user's whole history)",
+                "history: %d columns per row would pass the run's %s-entry channel limit; "
+                "each user's history is a fixed %d of their rated movies (evenly spaced), in every row and "
+                "at serving",
                 enc.history.cap,
                 f"{budget:,}",
                 cap,
             )
-            enc.history = replace(enc.history, cap=cap)
+            enc.history = replace(enc.history, cap=cap, fixed=True)
+            bound["cap"], bound["fixed"] = cap, True
     rows = sample_rows(
         train_u.astype(np.int32),
         train_m,

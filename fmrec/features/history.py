@@ -24,10 +24,16 @@ MAX_ENTRIES = 2_000_000_000
 
 @dataclass(frozen=True)
 class HistoryConfig:
-    """`cap` history columns per training row (0 = no history block); `scale` multiplies every value."""
+    """`cap` history columns per training row (0 = no history block); `scale` multiplies every value.
+
+    `fixed`: each user's history is one fixed set, up to `cap` evenly spaced movies of their rated list worth
+    scale/sqrt(m) each, in every training row and at serving (fixed_history), instead of fresh draws per row.
+    Preprocess sets it when the channel bound lowers the cap (bounded_cap): few draws worth sqrt(n)/cap each
+    are so noisy that the model learns next to nothing from them (docs/tuning.md, "fixed histories")."""
 
     cap: int = int(DEFAULTS["history"])
     scale: float = 1.0
+    fixed: bool = False
 
     def validate(self, field: str = "history") -> None:
         if not (0 <= self.cap <= MAX_CAP):
@@ -87,17 +93,21 @@ def serving_value(n_rated: int, scale: float, cap: int = SERVED_CAP) -> float:
     return scale / math.sqrt(n_rated) if n_rated <= cap else sampled_value(n_rated, cap, scale)
 
 
-def served_history(rated: Sequence[int], scale: float, cap: int = SERVED_CAP) -> tuple[list[int], float]:
+def served_history(
+    rated: Sequence[int], scale: float, cap: int = SERVED_CAP, fixed: bool = False
+) -> tuple[list[int], float]:
     """(the history columns' movie positions, the value each carries) of a user who rated `rated`.
 
     The one rule of serving, the evaluate step and the batch (through fmrec.serving.lookup): up to `cap`
     movies, all of them; past it `cap` evenly spaced ones (deterministic, so the API answers as the evaluate
-    step measured), each weighted as training_rows weighs its `cap` draws of a long history.
+    step measured), each weighted as training_rows weighs its `cap` draws of a long history, or with `fixed`
+    (the model's own cap) scale/sqrt(m) each, as training_rows gives a fixed history.
     """
     n = len(rated)
-    if n <= cap:
-        return list(rated), serving_value(n, scale, cap)
-    return [rated[(i * n) // cap] for i in range(cap)], serving_value(n, scale, cap)
+    picks = list(rated) if n <= cap else [rated[(i * n) // cap] for i in range(cap)]
+    if fixed:
+        return picks, scale / math.sqrt(len(picks)) if picks else 0.0
+    return picks, serving_value(n, scale, cap)
 
 
 def sampled_value(n_rated: int, n_columns: int, scale: float) -> float:
@@ -130,6 +140,8 @@ def training_rows(
     if not cfg.enabled or row_user.size == 0:
         empty = np.empty(0, np.int64)
         return empty, empty, np.empty(0, np.float32)
+    if cfg.fixed:
+        return fixed_rows(indptr, rated, row_user, row_movie, cfg)
     indptr = np.asarray(indptr, dtype=np.int64)
     rated = np.asarray(rated, dtype=np.int64)
     users = np.asarray(row_user, dtype=np.int64)
@@ -164,3 +176,23 @@ def training_rows(
     # sampled_value and serving_value, per row
     per_row = np.where(sampled, cfg.scale * np.sqrt(mr) / cfg.cap, cfg.scale / np.sqrt(np.maximum(mr, 1)))
     return rows, cols, np.repeat(per_row.astype(np.float32), take)
+
+
+def fixed_rows(
+    indptr: np.ndarray, rated: np.ndarray, row_user: np.ndarray, row_movie: np.ndarray, cfg: HistoryConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """training_rows for cfg.fixed: every row of a user carries the same m = min(n, cap) evenly spaced movies
+    of their n rated ones (served_history's picks), each worth scale/sqrt(m), less the row's own movie."""
+    import numpy as np  # local import: see training_rows
+
+    indptr = np.asarray(indptr, dtype=np.int64)
+    users = np.asarray(row_user, dtype=np.int64)
+    start = indptr[users]
+    n = indptr[users + 1] - start
+    m = np.minimum(n, cfg.cap)
+    rows = np.repeat(np.arange(users.size, dtype=np.int64), m)
+    i = np.arange(rows.size, dtype=np.int64) - np.repeat(np.cumsum(m) - m, m)
+    cols = np.asarray(rated, dtype=np.int64)[start[rows] + (i * n[rows]) // m[rows]]
+    keep = cols != np.asarray(row_movie, dtype=np.int64)[rows]
+    value = (cfg.scale / np.sqrt(np.maximum(m, 1))).astype(np.float32)
+    return rows[keep], cols[keep], value[rows[keep]]

@@ -50,9 +50,11 @@ class LookupHistory:
     offset: int
     scale: float
     cap: int
+    fixed: bool = False  # fmrec.features.history.HistoryConfig.fixed: served with the model's own cap
 
     def as_json(self) -> dict[str, Any]:
-        return {"offset": self.offset, "scale": self.scale, "cap": self.cap}
+        out: dict[str, Any] = {"offset": self.offset, "scale": self.scale, "cap": self.cap}
+        return {**out, "fixed": True} if self.fixed else out  # a draws lookup's JSON is what it was
 
     @classmethod
     def from_json(cls, raw: Any) -> LookupHistory | None:
@@ -63,7 +65,13 @@ class LookupHistory:
         scale = float(raw["scale"])
         if not (math.isfinite(scale) and scale > 0):
             raise ValueError(f"history scale {scale}: expected a positive number")
-        return cls(offset=int(raw["offset"]), scale=scale, cap=int(raw.get("cap", 0)))
+        fixed = raw.get("fixed", False)
+        if not isinstance(fixed, bool):
+            raise ValueError(f"history fixed {fixed!r}: expected true or false")
+        cap = int(raw.get("cap", 0))
+        if fixed and cap < 1:
+            raise ValueError(f"history cap {cap}: a fixed history needs a cap of at least 1")
+        return cls(offset=int(raw["offset"]), scale=scale, cap=cap, fixed=fixed)
 
 
 @dataclass(frozen=True)
@@ -188,7 +196,12 @@ class Lookup:
                 raise InputError(f"history: movie positions must be in [0, {self.n_movies}); got {rated}")
         block = self.columns.history
         if block is not None and self.history is not None and rated:
-            served, value = served_history(rated, self.history.scale)
+            h = self.history
+            served, value = (
+                served_history(rated, h.scale, h.cap, fixed=True)
+                if h.fixed
+                else served_history(rated, h.scale)
+            )
             keys += [block.offset + p for p in served]
             values += [value] * len(served)
         return UserSide(user_pos, tuple(keys), tuple(values), tuple(rated))

@@ -100,7 +100,9 @@ def build_lookup(enc: Encoding, ds: Dataset, cfg: PreprocessConfig) -> Lookup:
         meta={"layout": ds.layout, "split": ds.split, "objective": cfg.objective},
         history=None
         if enc.history is None
-        else LookupHistory(offset=enc.history_offset, scale=enc.history.scale, cap=enc.history.cap),
+        else LookupHistory(
+            offset=enc.history_offset, scale=enc.history.scale, cap=enc.history.cap, fixed=enc.history.fixed
+        ),
     )
 
 
@@ -171,7 +173,7 @@ def preprocess(
         if share is not ds:
             popularity = np.bincount(positions(enc.movie_ids, ds.train.movie), minlength=enc.movie_ids.size)
         train_files, test_files, sampling = ranking_channels(
-            out, enc, share, cfg, sampling_config, popularity
+            out, enc, share, cfg, sampling_config, popularity, None if share is ds else ds.train
         )
     else:
         train_files = write_channel(out / "train", enc, share.train, cfg, cfg.shards)

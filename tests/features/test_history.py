@@ -184,3 +184,31 @@ def test_served_history_is_bounded_deterministic_and_unbiased() -> None:
     assert value == history.sampled_value(1000, 16, 1.0)  # training's weight of 16 draws from 1,000
     assert 16 * value == pytest.approx(1000 * history.serving_value(1000, 1.0, cap=1000))
     assert history.SERVED_CAP >= 128
+
+
+def test_fixed_histories_are_the_served_set_in_every_row() -> None:
+    cfg = HistoryConfig(cap=2, fixed=True)
+    users = np.array([2, 2, 2, 0, 1])
+    movies = np.array([4, 0, 1, 3, 5])  # user 2: unrated, rated and picked, rated and not picked
+    rows, cols, vals = training_rows(INDPTR, FLAT, users, movies, cfg, np.random.default_rng(0))
+    again = training_rows(INDPTR, FLAT, users, movies, cfg, np.random.default_rng(99))
+    assert all(np.array_equal(a, b) for a, b in zip((rows, cols, vals), again, strict=True))  # no draws
+    H = _dense(rows, cols, vals, 5)
+    picks, value = history.served_history(RATED[2], 1.0, cap=2, fixed=True)
+    assert picks == [0, 2] and value == pytest.approx(1 / np.sqrt(2))  # 2 of 5, evenly spaced
+    np.testing.assert_allclose(H[0], [value, 0, value, 0, 0, 0], rtol=1e-6)  # a candidate: the served set
+    np.testing.assert_allclose(H[1], [0, 0, value, 0, 0, 0], rtol=1e-6)  # its own movie left out
+    np.testing.assert_allclose(H[2], H[0], rtol=1e-6)  # a rated movie outside the set: the whole set
+    np.testing.assert_allclose(H[3], [value, 0, value, 0, 0, 0], rtol=1e-6)  # user 0: [0, 2, 4] -> [0, 2]
+    np.testing.assert_allclose(H[4], [0, value, 0, value, 0, 0], rtol=1e-6)  # 2 of 2: all of them
+    # the lookup of such a model serves the same set and value, and says so in lookup.json
+    lk = _lookup(history=True)
+    lk.history = LookupHistory(offset=9, scale=1.0, cap=2, fixed=True)
+    assert lk.user_keys(2) == [2, 9, 11]
+    np.testing.assert_allclose(lk.user_values(2), [1.0, value, value], rtol=1e-6)
+    assert Lookup.from_blobs(lk.to_blobs()).history == lk.history
+    assert LookupHistory.from_json({"offset": 9, "scale": 1.0, "cap": 64}).fixed is False  # older lookups
+    with pytest.raises(ValueError, match="history fixed 'yes': expected true or false"):
+        LookupHistory.from_json({"offset": 9, "scale": 1.0, "cap": 2, "fixed": "yes"})
+    with pytest.raises(ValueError, match="a fixed history needs a cap of at least 1"):
+        LookupHistory.from_json({"offset": 9, "scale": 1.0, "cap": 0, "fixed": True})

@@ -248,25 +248,36 @@ def test_history_zero_and_a_bad_length(
     assert not out.exists()
 
 
-def test_a_history_block_over_the_channel_limit_is_sampled_not_refused(
+def test_a_history_block_over_the_channel_limit_is_fixed_per_user_not_refused(
     synth_dir: Path, ranked_default: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     default = json.loads((ranked_default / "manifest/manifest.json").read_text())["sampling"]["history"]
     assert default["cap"] == default["requested"] and default["train_entries"] > 0
-    # the same data under a limit of 60% of its entries: fewer sampled columns per row, every row still there
+    # the same data under a limit of 60% of its entries: fewer columns per row, each user's history one fixed
+    # set in every row and at serving, every row still there
     monkeypatch.setattr(history, "MAX_ENTRIES", int(default["train_entries"] * 0.6))
     out = tmp_path / "bounded"
     run(synth_dir, out, PreprocessConfig(objective="ranking"))
     manifest = json.loads((out / "manifest/manifest.json").read_text())
     bound = manifest["sampling"]["history"]
     assert bound["requested"] == default["requested"] and 0 < bound["cap"] < default["cap"]
-    assert bound["train_entries"] <= history.MAX_ENTRIES
-    served = read_lookup(out / "lookup").history
-    assert served is not None and served.cap == bound["cap"]
-    X, _ = read_spmatrix(out / "train")
+    assert bound["train_entries"] <= history.MAX_ENTRIES and bound["fixed"] is True
+    lk = read_lookup(out / "lookup")
+    assert lk.history is not None and lk.history.cap == bound["cap"] and lk.history.fixed
+    X, y = read_spmatrix(out / "train")
     offset = manifest["layout"][-1]["offset"]
     per_row = np.diff(np.concatenate(([0], np.cumsum(X.indices >= offset)))[X.indptr])
     assert per_row.max() <= bound["cap"] and int(per_row.sum()) <= bound["train_entries"]
+    # a negative row's history is exactly what the lookup serves for that user: the same keys and values
+    assert y is not None
+    for r in np.flatnonzero(y == 0)[:200].tolist():
+        keys = X.indices[X.indptr[r] : X.indptr[r + 1]].tolist()
+        values = X.data[X.indptr[r] : X.indptr[r + 1]].tolist()
+        side = lk.user_side(keys[0])  # the row's first key is its user's column, their position
+        served = [(k, v) for k, v in zip(side.keys, side.values, strict=True) if k >= offset]
+        got = [(k, v) for k, v in zip(keys, values, strict=True) if k >= offset]
+        assert [k for k, _ in got] == [k for k, _ in served]
+        np.testing.assert_allclose([v for _, v in got], [v for _, v in served], rtol=1e-6)
     assert (
         manifest["counts"]["train_rows"]
         == X.shape[0]
@@ -291,7 +302,8 @@ def test_user_shards_split_the_rows_by_user_and_share_one_encoding(synth_dir: Pa
         )
         own = out / "manifest" / ("shard-001.json" if shard else "manifest.json")
         bound = json.loads(own.read_text())["sampling"]["history"]
-        assert bound["budget"] == history.MAX_ENTRIES // 2  # each shard gets its share of the run's limit
+        assert bound["budget"] == history.MAX_ENTRIES  # the run's limit, from the whole data's counts
+        assert bound == json.loads((whole / "manifest/manifest.json").read_text())["sampling"]["history"]
         X, _ = read_spmatrix(out / "train")
         users = {lk.user_ids[c] for c in X.indices[X.indptr[:-1]].tolist()}  # each row's first key: its user
         assert users and all(u % 2 == shard for u in users)
