@@ -150,7 +150,8 @@ def ranking_channels(
         bound = {"requested": enc.history.cap, "cap": cap, "train_entries": entries, "budget": budget}
         if cap < enc.history.cap:
             # a fixed history of `cap` movies per user, not `cap` fresh draws per row: so few draws worth
-            # sqrt(n)/cap each left the model near popularity's NDCG (docs/tuning.md, "fixed histories")
+            # sqrt(n)/cap each left the model near popularity's NDCG (docs/tuning.md, "Issue 22: fresh
+            # negatives and fixed histories")
             cap = min(cap, history_rules.SERVED_CAP)
             log.warning(
                 "history: %d columns per row would pass the run's %s-entry channel limit; "

@@ -29,7 +29,8 @@ class HistoryConfig:
     `fixed`: each user's history is one fixed set, up to `cap` evenly spaced movies of their rated list worth
     scale/sqrt(m) each, in every training row and at serving (fixed_history), instead of fresh draws per row.
     Preprocess sets it when the channel bound lowers the cap (bounded_cap): few draws worth sqrt(n)/cap each
-    are so noisy that the model learns next to nothing from them (docs/tuning.md, "fixed histories")."""
+    are so noisy that the model learns next to nothing from them (docs/tuning.md, "Issue 22: fresh negatives
+    and fixed histories")."""
 
     cap: int = int(DEFAULTS["history"])
     scale: float = 1.0

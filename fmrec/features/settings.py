@@ -185,9 +185,9 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
         maximum=4096,
     ),
-    # docs/tuning.md ("Issue 22: fresh negatives") chose it with Epochs 4 (12 passes over the positives, the
-    # work of 12 one-pass epochs): negatives drawn afresh for each pass are memorised less than one draw seen
-    # in every epoch
+    # docs/tuning.md ("Issue 22: fresh negatives and fixed histories") chose it with Epochs 4 (12 passes over
+    # the positives, the work of 12 one-pass epochs): negatives drawn afresh for each pass are memorised less
+    # than one draw seen in every epoch
     Setting(
         "passes",
         "--passes",
