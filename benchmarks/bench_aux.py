@@ -1,7 +1,7 @@
 """Why movie genre and year columns cost NDCG@10 (issue 22): the carve of bench_search.py, with diagnostics.
 
     .venv/bin/python benchmarks/bench_aux.py DATA [--flags "--aux genres,year --aux-value 0.25"]
-        [--genre-value sqrt] [--year-constant] [--shuffle-genres] [--epochs 15] [--seed 0]
+        [--genre-value sqrt] [--year-constant] [--shuffle-genres] [--epochs 4] [--seed 0]
 
 Preprocesses DATA's validation carve (bench_search.py's, cached under --cache) with the preprocess --flags,
 trains the local trainer (`RECOMMENDED`, --seed) and scores the validation ratings with the evaluate step's

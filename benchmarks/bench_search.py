@@ -66,8 +66,8 @@ def patch_history_exponent(a: float) -> None:
         m = np.where(sampled, (v * cfg.cap / cfg.scale) ** 2, (cfg.scale / v) ** 2)
         return r, c, (v * m ** (0.5 - a)).astype(np.float32)
 
-    def served(rated, scale, cap=history.SERVED_CAP):
-        cols, value = history.served_history(rated, scale, cap)
+    def served(rated, scale, cap=history.SERVED_CAP, fixed=False):
+        cols, value = history.served_history(rated, scale, cap, fixed)
         return cols, value * max(len(rated), 1) ** (0.5 - a)
 
     channels.training_rows = rows
@@ -93,7 +93,7 @@ def patch_history_fixed(cap: int) -> None:
         value = (cfg.scale / np.sqrt(np.maximum(m, 1))).astype(np.float32)
         return r[keep], cols[keep], value[r][keep]
 
-    def served(rated, scale, cap_=cap):
+    def served(rated, scale, cap_=cap, fixed=True):
         n = len(rated)
         m = min(n, cap)
         return [rated[(i * n) // m] for i in range(m)], (scale / m**0.5 if m else 0.0)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from fmrec.codec.parse import parse_record
-from fmrec.codec.wire import MAX_DIM, VALUES_KEY, decode_varints, record_template, varint_len
+from fmrec.codec.wire import (
+    MAX_DIM,
+    VALUES_KEY,
+    compiled_kernels,
+    decode_varints,
+    record_template,
+    varint_len,
+)
 
 # (counts, keys, values float32, shape dims, has_label, labels) of consecutive records
 Decoded = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -15,22 +22,18 @@ def _gather(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray
     total = int(lens.sum())
     if total == 0:
         return np.empty(0, dtype=np.uint8)
-    if total >= 1 << 16:
-        # local import: numba stays off the endpoint's and CLI's start-up (only channel-sized blocks get here)
-        from fmrec.codec import fast_kernels
-
-        return fast_kernels.gather(buf, starts.astype(np.int64), lens.astype(np.int64), total)
+    kernels = compiled_kernels() if total >= 1 << 16 else None
+    if kernels is not None:
+        return kernels.gather(buf, starts.astype(np.int64), lens.astype(np.int64), total)
     offs = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens)
     return buf[offs + np.arange(total)]
 
 
 def _varints_per_range(raw: np.ndarray, lens: np.ndarray) -> np.ndarray:
     """How many varints end in each of the consecutive byte ranges of `raw` with these lengths."""
-    if raw.size >= 1 << 16:
-        # local import: numba stays off the endpoint's and CLI's start-up (only channel-sized blocks get here)
-        from fmrec.codec import fast_kernels
-
-        return fast_kernels.terminators_per_range(raw, lens.astype(np.int64))
+    kernels = compiled_kernels() if raw.size >= 1 << 16 else None
+    if kernels is not None:
+        return kernels.terminators_per_range(raw, lens.astype(np.int64))
     term = np.concatenate(([0], np.cumsum(raw < 0x80)))
     return np.diff(np.concatenate(([0], term[np.cumsum(lens)])))
 

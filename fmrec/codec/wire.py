@@ -98,15 +98,25 @@ def read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
         shift += 7
 
 
+def compiled_kernels() -> Any:
+    """fmrec.codec.fast_kernels, or None where numba is not installed: SageMaker's SKLearn processing image
+    (the evaluate step's; https://github.com/aws/sagemaker-scikit-learn-container, docker/1.4-2) has numpy,
+    scipy, pandas and scikit-learn but no numba, so channel-sized blocks take the numpy paths there."""
+    try:
+        # local import: numba stays off the endpoint's and CLI's start-up (only channel-sized blocks get here)
+        from fmrec.codec import fast_kernels
+    except ImportError:
+        return None
+    return fast_kernels
+
+
 def decode_varints(data: bytes) -> np.ndarray:
     arr = np.frombuffer(data, dtype=np.uint8)
     if arr.size == 0:
         return np.empty(0, dtype=np.uint64)
-    if arr.size >= 1 << 16:
-        # local import: numba stays off the endpoint's and CLI's start-up (only channel-sized blocks get here)
-        from fmrec.codec import fast_kernels
-
-        out, n = fast_kernels.varints(arr)
+    kernels = compiled_kernels() if arr.size >= 1 << 16 else None
+    if kernels is not None:
+        out, n = kernels.varints(arr)
         if n < 0:
             raise ValueError("truncated packed varints" if n == -1 else "overlong varint")
         return out[:n]

@@ -1,60 +1,42 @@
-"""EvaluateModel's compiled CSR loops: X @ v, X.T @ r (scipy's float64 bits), a block's column per row."""
+"""EvaluateModel's CSR products: X @ v, X.T @ r (scipy's float64 bits), a block's column per row."""
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+import scipy.sparse as sp
 
-# The biases-only baseline's L-BFGS fit takes ~80 products with the train channel (64M entries at the
-# ml-100k shape). Through scipy each needed a float64 copy of the values and a transposed copy of the matrix
-# (1.3 GB of fresh memory, which this machine pays ~3 s a GB to page in), and ran on one core. Here:
-# - `matvec`: each row's sum runs over its entries in order from 0.0, as scipy's csr_matvec does; rows are
-#   split between threads (a row is summed by one thread, so the bits do not depend on the thread count);
-# - `rmatvec`: out[j] gathers x_ij * r_i over the rows i in increasing order from 0.0, which is the order of
-#   scipy's csr_matvec on X.T.tocsr() (the transpose keeps each column's entries in row order).
-# No fastmath: the products are rounded as numpy rounds them (a multiply, then an add).
-
-# Unsigned positions: numba wraps negative indices, and the check on every entry made a product 1.5x slower.
-U = np.uint64
+try:  # the compiled loops (sparse_kernels.py: why they exist and how they keep scipy's bits)
+    from fmrec.evaluation import sparse_kernels as _k
+except (
+    ImportError
+):  # no numba, as in SageMaker's SKLearn processing image (fmrec.codec.wire.compiled_kernels)
+    _k = None  # type: ignore[assignment]
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _matvec(indptr, indices, data, v, out):  # pragma: no cover - compiled
-    for i in numba.prange(out.size):
-        acc = 0.0
-        for p in range(U(indptr[i]), U(indptr[i + 1])):
-            acc += np.float64(data[p]) * v[U(indices[p])]
-        out[i] = acc
-
-
-@numba.njit(cache=True, nogil=True)
-def _rmatvec(indptr, indices, data, r, out):  # pragma: no cover - compiled
-    for i in range(indptr.size - 1):
-        ri = r[i]
-        for p in range(U(indptr[i]), U(indptr[i + 1])):
-            out[U(indices[p])] += np.float64(data[p]) * ri
-
-
-@numba.njit(cache=True, nogil=True)
-def _row_hits(indptr, indices, position, out):  # pragma: no cover - compiled
-    for i in range(out.size):
-        for p in range(U(indptr[i]), U(indptr[i + 1])):
-            at = position[U(indices[p])]
-            if at >= 0:
-                out[i] = at
+def _csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, columns: int) -> sp.csr_matrix:
+    return sp.csr_matrix((np.asarray(data, np.float64), indices, indptr), shape=(indptr.size - 1, columns))
 
 
 def row_hits(indptr: np.ndarray, indices: np.ndarray, position: np.ndarray) -> np.ndarray:
     """Per row of the CSR, position[j] of its last column j with position[j] >= 0; -1 if none (int64)."""
     out = np.full(indptr.size - 1, -1, np.int64)
-    _row_hits(indptr, indices, np.ascontiguousarray(position, dtype=np.int64), out)
+    position = np.ascontiguousarray(position, dtype=np.int64)
+    if _k is not None:
+        _k.row_hits_into(indptr, indices, position, out)
+        return out
+    at = position[indices]
+    rows = np.repeat(np.arange(out.size), np.diff(indptr))[at >= 0]
+    out[rows] = at[at >= 0]  # in row order, so a row's last such column wins, as in the loop
     return out
 
 
 def matvec(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, v: np.ndarray) -> np.ndarray:
     """X @ v (float64) for the CSR (indptr, indices, data) and a float64 vector v of its column count."""
+    v = np.ascontiguousarray(v, dtype=np.float64)
+    if _k is None:
+        return _csr(indptr, indices, data, v.size) @ v
     out = np.empty(indptr.size - 1, np.float64)
-    _matvec(indptr, indices, data, np.ascontiguousarray(v, dtype=np.float64), out)
+    _k.matvec_into(indptr, indices, data, v, out)
     return out
 
 
@@ -63,15 +45,20 @@ def rmatvec(
 ) -> np.ndarray:
     """X.T @ r (float64, `columns` long) for the CSR (indptr, indices, data) and a float64 vector r of its
     row count."""
+    r = np.ascontiguousarray(r, dtype=np.float64)
+    if _k is None:
+        return _csr(indptr, indices, data, columns).T.tocsr() @ r
     out = np.zeros(columns, np.float64)
-    _rmatvec(indptr, indices, data, np.ascontiguousarray(r, dtype=np.float64), out)
+    _k.rmatvec_into(indptr, indices, data, r, out)
     return out
 
 
 def compile_kernels() -> None:
     """Compile the kernels into numba's cache, the products for both value types the fit meets (float32
     channel values, the float64 popularity feature): `make setup` calls it, so the first EvaluateModel after
-    an install loads them instead of compiling them (~2 CPU-s)."""
+    an install loads them instead of compiling them (~2 CPU-s). Without numba there is nothing to compile."""
+    if _k is None:
+        return
     indptr, indices = np.array([0, 1], np.int32), np.array([0], np.int32)
     for dtype in (np.float32, np.float64):
         data = np.ones(1, dtype)
