@@ -335,3 +335,24 @@ def test_processing_instances_become_user_shards(tmp_path: Path) -> None:
     config.write_text("{}")
     with pytest.raises(InputError, match="expected current_host and hosts"):
         step.host_shard_args(config, [])
+
+
+def test_the_writer_thread_writes_what_one_thread_writes_and_passes_errors_on(
+    synth_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fmrec.features import channels  # local import: the module whose writer thread is under test
+
+    run(synth_dir, tmp_path / "threaded", PreprocessConfig(objective="ranking"))
+    monkeypatch.setattr(channels, "usable_cores", lambda: 1)  # one core: chunks written inline
+    run(synth_dir, tmp_path / "inline", PreprocessConfig(objective="ranking"))
+    for channel in ("train", "test"):
+        for part in (tmp_path / "threaded" / channel).iterdir():
+            assert (tmp_path / "inline" / channel / part.name).read_bytes() == part.read_bytes()
+
+    def full_disk(*_: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(channels, "usable_cores", lambda: 2)
+    monkeypatch.setattr(channels, "write_spmatrix", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        run(synth_dir, tmp_path / "full", PreprocessConfig(objective="ranking"))
