@@ -13,7 +13,7 @@ import pytest
 
 from fmrec.codec.reader import read_spmatrix
 from fmrec.data.readers import load_dataset, read_ratings
-from fmrec.errors import InputError
+from fmrec.errors import InputError, OutputError
 from fmrec.features import history
 from fmrec.features.options import PreprocessConfig
 from fmrec.features.sampling import SamplingError
@@ -354,5 +354,5 @@ def test_the_writer_thread_writes_what_one_thread_writes_and_passes_errors_on(
 
     monkeypatch.setattr(channels, "usable_cores", lambda: 2)
     monkeypatch.setattr(channels, "write_spmatrix", full_disk)
-    with pytest.raises(OSError, match="No space left on device"):
+    with pytest.raises(OutputError, match=r"full: write failed \(No space left on device\)"):
         run(synth_dir, tmp_path / "full", PreprocessConfig(objective="ranking"))
