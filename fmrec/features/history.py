@@ -27,7 +27,7 @@ class HistoryConfig:
     """`cap` history columns per training row (0 = no history block); `scale` multiplies every value.
 
     `fixed`: each user's history is one fixed set, up to `cap` evenly spaced movies of their rated list worth
-    scale/sqrt(m) each, in every training row and at serving (fixed_history), instead of fresh draws per row.
+    scale/sqrt(m) each, in every training row (fixed_rows) and at serving (served_history), not fresh draws.
     Preprocess sets it when the channel bound lowers the cap (bounded_cap): few draws worth sqrt(n)/cap each
     are so noisy that the model learns next to nothing from them (docs/tuning.md, "Issue 22: fresh negatives
     and fixed histories")."""
