@@ -16,8 +16,9 @@ pytestmark = pytest.mark.slow
 # On 100 users x 150 movies popularity is hard to beat (its NDCG@10 is 0.5): the flow test runs the rating
 # objective there; the default (ranking) objective runs on a larger set below.
 TINY = ["--synth-users", "100", "--synth-items", "150", "--synth-ratings", "6000"]
-# Epochs 15: on 6,000 ratings (12 mini-batches an epoch) the default 4 epochs, chosen for the ranking channel's
-# three passes, leave the one-pass rating model short of the biases-only log loss (tests/pipeline/conftest.py)
+# Epochs 15: on 6,000 ratings (12 mini-batches an epoch) the default 4 epochs, chosen for the ranking
+# channel's three passes, leave the one-pass rating model short of the biases-only log loss
+# (tests/pipeline/conftest.py)
 RATING = ["--param", "Objective=rating", "--param", "Epochs=15"]
 
 
