@@ -30,6 +30,7 @@ import os
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -75,28 +76,17 @@ def patch_history_exponent(a: float) -> None:
 
 
 def patch_history_fixed(cap: int) -> None:
-    """Every user's history is one fixed set: up to `cap` evenly spaced movies of their rated list, each worth
-    1/sqrt(m) (m = the set's size), the same in every training row (less the row's own movie) and at serving,
-    instead of `cap` fresh draws per row worth sqrt(n)/cap each. An experiment of the script."""
+    """Every user's history is the library's fixed history of `cap` movies (fmrec.features.history.fixed_rows,
+    served_history(fixed=True)), whatever the channel bound: what preprocess does only past the bound."""
     import fmrec.features.channels as channels  # local import: patched for this experiment only
     import fmrec.serving.lookup as lookup_module  # local import: patched for this experiment only
+    from fmrec.features import history
 
     def rows(indptr, rated, row_user, row_movie, cfg, rng):
-        users = np.asarray(row_user, dtype=np.int64)
-        start = indptr[users]
-        n = indptr[users + 1] - start
-        m = np.minimum(n, cap)
-        r = np.repeat(np.arange(users.size, dtype=np.int64), m)
-        i = np.arange(r.size, dtype=np.int64) - np.repeat(np.cumsum(m) - m, m)
-        cols = rated[start[r] + (i * n[r]) // m[r]]
-        keep = cols != np.asarray(row_movie, dtype=np.int64)[r]
-        value = (cfg.scale / np.sqrt(np.maximum(m, 1))).astype(np.float32)
-        return r[keep], cols[keep], value[r][keep]
+        return history.fixed_rows(indptr, rated, row_user, row_movie, replace(cfg, cap=cap, fixed=True))
 
     def served(rated, scale, cap_=cap, fixed=True):
-        n = len(rated)
-        m = min(n, cap)
-        return [rated[(i * n) // m] for i in range(m)], (scale / m**0.5 if m else 0.0)
+        return history.served_history(rated, scale, cap, fixed=True)
 
     channels.training_rows = rows
     lookup_module.served_history = served

@@ -18,7 +18,7 @@ BIAS_L2 = 1e-4  # per-example L2 of the biases-only baseline (mean loss + BIAS_L
 # ranking channel holds three sampling passes (SamplingPasses), whose rows say what one pass says: fitting
 # all of them tripled EvaluateModel's L-BFGS time for the same baselines. A one-pass ml-100k channel (716k
 # rows) and every rating channel up to 1M rows are fit whole, as before.
-BASELINE_ROWS = 1000000
+BASELINE_ROWS = 1_000_000
 
 
 def row_positions(X: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:

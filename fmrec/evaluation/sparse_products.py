@@ -7,9 +7,7 @@ import scipy.sparse as sp
 
 try:  # the compiled loops (sparse_kernels.py: why they exist and how they keep scipy's bits)
     from fmrec.evaluation import sparse_kernels as _k
-except (
-    ImportError
-):  # no numba, as in SageMaker's SKLearn processing image (fmrec.codec.wire.compiled_kernels)
+except ImportError:  # no numba: SageMaker's SKLearn image (fmrec.codec.wire.compiled_kernels)
     _k = None  # type: ignore[assignment]
 
 
