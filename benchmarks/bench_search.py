@@ -18,6 +18,8 @@ training rows and in the served rows alike, by rescaling fmrec.features.history'
 training rows and the scored rows (F near 0 takes the user's own column out: the model keeps its history).
 --history-fixed N (an experiment): every user's history is one fixed set of up to N evenly spaced rated
 movies, each 1/sqrt(m), in every training row and at serving, instead of fresh draws per row.
+--liked-weight W (an experiment): under `--positives weighted` a liked rating is written W times (the
+library's rule is 2), each copy with its own negatives.
 """
 
 from __future__ import annotations
@@ -92,6 +94,21 @@ def patch_history_fixed(cap: int) -> None:
     lookup_module.served_history = served
 
 
+def patch_liked_weight(weight: int) -> None:
+    """Positive rows per liked rating under `--positives weighted`: `weight` instead of the library's 2 (each
+    with its own negatives, so the user's label ratio is unchanged), times the passes."""
+    import fmrec.features.sampling as sampling  # local import: patched for this experiment only
+
+    def positive_rows(rating, threshold, config):
+        liked = np.asarray(rating) >= threshold
+        if config.positives != "weighted":
+            return original(rating, threshold, config)
+        return (1 + (weight - 1) * liked.astype(np.int64)) * config.passes
+
+    original = sampling.positive_rows
+    sampling.positive_rows = positive_rows
+
+
 def scale_blocks(lookup: Any, scales: list[str], *matrices: Any) -> None:
     """Multiply the columns of each named block (user, movie, history) by its factor in every matrix, in
     place: the same rows preprocess would write with those values (an experiment, not a pipeline setting)."""
@@ -105,7 +122,7 @@ def scale_blocks(lookup: Any, scales: list[str], *matrices: Any) -> None:
             m.data[inside] *= float(value)
 
 
-def prepared(data: Path, flags: str, cache: Path, seed: int, exponent: float) -> Path:
+def prepared(data: Path, flags: str, cache: Path, seed: int, exponent: float | str) -> Path:
     """The carve of `data` preprocessed with `flags` (and --seed), made once and kept under `cache`."""
     # the library's defaults are part of the key: a flag set means other rows once a default changes
     defaults = json.dumps(DEFAULTS, sort_keys=True)
@@ -163,6 +180,7 @@ def main() -> int:
     parser.add_argument("--ease", type=float, nargs="*", default=[500.0], help="EASE lambdas")
     parser.add_argument("--history-exponent", type=float, default=0.5, help="experiment: n ** -A values")
     parser.add_argument("--history-fixed", type=int, default=0, help="experiment: a fixed history of N")
+    parser.add_argument("--liked-weight", type=int, default=2, help="experiment: rows per liked positive")
     parser.add_argument(
         "--scale", action="append", default=[], metavar="BLOCK=FACTOR", help="experiment: user/movie/history"
     )
@@ -174,7 +192,12 @@ def main() -> int:
         patch_history_exponent(args.history_exponent)
     if args.history_fixed:
         patch_history_fixed(args.history_fixed)
-    exponent = args.history_exponent if not args.history_fixed else -args.history_fixed  # the cache key
+    if args.liked_weight != 2:
+        patch_liked_weight(args.liked_weight)
+    # the cache key of the patched preprocess (the float alone where nothing else is patched, as before)
+    exponent: float | str = args.history_exponent if not args.history_fixed else -args.history_fixed
+    if args.liked_weight != 2:
+        exponent = f"{exponent}|liked{args.liked_weight}"
     folder = prepared(args.data, args.flags, args.cache, args.seed, exponent) / "pre"
     manifest = read_manifest(folder / MANIFEST_FILE).as_dict()
     lookup, seen, task, users, items = validation_world(folder, float(manifest["config"]["threshold"]))
@@ -214,6 +237,7 @@ def main() -> int:
         "history_exponent": args.history_exponent,
         "scale": args.scale,
         "history_fixed": args.history_fixed,
+        "liked_weight": args.liked_weight,
         "rows": int(X.shape[0]),
         "curve": {e: round(v, 4) for e, v in curve.items()},
         "best_epoch": best,

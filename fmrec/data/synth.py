@@ -595,6 +595,25 @@ def _write_100k(
     (tmp / "u.info").write_text(f"{cfg.users} users\n{cfg.items} items\n{counts['ratings']} ratings\n")
 
 
+def _latest_ids(cfg: SynthConfig) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    """ml-latest's listed movie ids, the positions of the rated ones (item i is ids[rated[i - 1]]) and the
+    metadata stream after them (movies.csv draws from it next)."""
+    meta_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(4)[3])
+    ids = synth_latest.movie_ids(cfg.items + cfg.unrated_items, meta_rng)
+    rated = np.sort(meta_rng.permutation(ids.size)[: cfg.items])  # the listed movies that get ratings
+    return ids, rated, meta_rng
+
+
+def movie_franchises(cfg: SynthConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(movie ids as written, each one's planted franchise, -1 for none): which held-out movies are
+    follow-ups a neighbourhood model can see (benchmarks/bench_gap.py)."""
+    franchise = planted_model(cfg).item_franchise
+    if cfg.layout == "ml-latest":
+        ids, rated, _ = _latest_ids(cfg)
+        return ids[rated], franchise
+    return np.arange(1, cfg.items + 1, dtype=np.int64), franchise
+
+
 def _write_latest(
     tmp: Path,
     cfg: SynthConfig,
@@ -603,9 +622,7 @@ def _write_latest(
 ) -> None:
     """ratings.csv (userId,movieId,rating,timestamp; half stars) and movies.csv, as ml-latest-small writes
     them; the holdout split is the reader's (fmrec.data.readers.holdout_split), so none is written."""
-    meta_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(4)[3])
-    ids = synth_latest.movie_ids(cfg.items + cfg.unrated_items, meta_rng)
-    rated = np.sort(meta_rng.permutation(ids.size)[: cfg.items])  # the listed movies that get ratings
+    ids, rated, meta_rng = _latest_ids(cfg)
     with open(tmp / "ratings.csv", "wb") as fh:
         fh.write(b"userId,movieId,rating,timestamp\n")
         for chunk in _chunks(cfg, model):
