@@ -20,6 +20,8 @@ training rows and the scored rows (F near 0 takes the user's own column out: the
 movies, each 1/sqrt(m), in every training row and at serving, instead of fresh draws per row.
 --liked-weight W (an experiment): under `--positives weighted` a liked rating is written W times (the
 library's rule is 2), each copy with its own negatives.
+--walk-negatives F (an experiment): a share F of the train channel's sampled negatives are replaced by
+two-step random-walk movies (user, a rated movie, another rater of it, their movie) the user has not rated.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -107,6 +110,37 @@ def patch_liked_weight(weight: int) -> None:
 
     original = sampling.positive_rows
     sampling.positive_rows = positive_rows
+
+
+def patch_walk_negatives(share: float) -> None:
+    """A `share` of the train channel's sampled negatives become two-step random-walk movies (the user, one of
+    their rated movies, another rater of it, one of that rater's movies), where the user has not rated it."""
+    import fmrec.features.channels as channels  # local import: patched for this experiment only
+
+    original = channels.sample_rows
+
+    def sample_rows(user, movie, rating, *, n_users, popularity, **kw):
+        rows = original(user, movie, rating, n_users=n_users, popularity=popularity, **kw)
+        if kw.get("stream", 0) != 0:
+            return rows  # the test channel stays as it is
+        ui = sp.csr_matrix((np.ones(user.size, np.int8), (user, movie)), shape=(n_users, popularity.size))
+        ui.sum_duplicates()
+        iu = ui.T.tocsr()
+        rng = np.random.default_rng(12345)
+        neg = np.arange(rows.n_positive, len(rows))
+        pick = neg[rng.random(neg.size) < share]
+
+        def step(m: sp.csr_matrix, at: np.ndarray) -> np.ndarray:
+            count = np.diff(m.indptr)[at]
+            return m.indices[m.indptr[at] + (rng.random(at.size) * count).astype(np.int64)]
+
+        u = rows.user[pick].astype(np.int64)
+        j = step(ui, step(iu, step(ui, u)))
+        ok = (np.asarray(ui[u, j]).ravel() == 0) & (popularity[j] > 0)
+        rows.movie[pick[ok]] = j[ok].astype(rows.movie.dtype)
+        return rows
+
+    channels.sample_rows = sample_rows
 
 
 def scale_blocks(lookup: Any, scales: list[str], *matrices: Any) -> None:
@@ -181,6 +215,7 @@ def main() -> int:
     parser.add_argument("--history-exponent", type=float, default=0.5, help="experiment: n ** -A values")
     parser.add_argument("--history-fixed", type=int, default=0, help="experiment: a fixed history of N")
     parser.add_argument("--liked-weight", type=int, default=2, help="experiment: rows per liked positive")
+    parser.add_argument("--walk-negatives", type=float, default=0.0, help="experiment: walk negatives share")
     parser.add_argument(
         "--scale", action="append", default=[], metavar="BLOCK=FACTOR", help="experiment: user/movie/history"
     )
@@ -198,6 +233,9 @@ def main() -> int:
     exponent: float | str = args.history_exponent if not args.history_fixed else -args.history_fixed
     if args.liked_weight != 2:
         exponent = f"{exponent}|liked{args.liked_weight}"
+    if args.walk_negatives:
+        patch_walk_negatives(args.walk_negatives)
+        exponent = f"{exponent}|walk{args.walk_negatives:g}"
     folder = prepared(args.data, args.flags, args.cache, args.seed, exponent) / "pre"
     manifest = read_manifest(folder / MANIFEST_FILE).as_dict()
     lookup, seen, task, users, items = validation_world(folder, float(manifest["config"]["threshold"]))
@@ -238,6 +276,7 @@ def main() -> int:
         "scale": args.scale,
         "history_fixed": args.history_fixed,
         "liked_weight": args.liked_weight,
+        "walk_negatives": args.walk_negatives,
         "rows": int(X.shape[0]),
         "curve": {e: round(v, 4) for e, v in curve.items()},
         "best_epoch": best,
