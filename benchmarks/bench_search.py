@@ -203,6 +203,23 @@ def costs(
     }
 
 
+def apply_experiments(args: argparse.Namespace) -> float | str:
+    """Patch the library for the experiment flags; returns the patched preprocess's part of the cache key (the
+    history exponent alone where nothing else is patched, as before)."""
+    if args.history_exponent != 0.5:
+        patch_history_exponent(args.history_exponent)
+    if args.history_fixed:
+        patch_history_fixed(args.history_fixed)
+    key: float | str = args.history_exponent if not args.history_fixed else -args.history_fixed
+    if args.liked_weight != 2:
+        patch_liked_weight(args.liked_weight)
+        key = f"{key}|liked{args.liked_weight}"
+    if args.walk_negatives:
+        patch_walk_negatives(args.walk_negatives)
+        key = f"{key}|walk{args.walk_negatives:g}"
+    return key
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
@@ -223,20 +240,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     t0, c0 = time.perf_counter(), time.process_time()
-    if args.history_exponent != 0.5:
-        patch_history_exponent(args.history_exponent)
-    if args.history_fixed:
-        patch_history_fixed(args.history_fixed)
-    if args.liked_weight != 2:
-        patch_liked_weight(args.liked_weight)
-    # the cache key of the patched preprocess (the float alone where nothing else is patched, as before)
-    exponent: float | str = args.history_exponent if not args.history_fixed else -args.history_fixed
-    if args.liked_weight != 2:
-        exponent = f"{exponent}|liked{args.liked_weight}"
-    if args.walk_negatives:
-        patch_walk_negatives(args.walk_negatives)
-        exponent = f"{exponent}|walk{args.walk_negatives:g}"
-    folder = prepared(args.data, args.flags, args.cache, args.seed, exponent) / "pre"
+    folder = prepared(args.data, args.flags, args.cache, args.seed, apply_experiments(args)) / "pre"
     manifest = read_manifest(folder / MANIFEST_FILE).as_dict()
     lookup, seen, task, users, items = validation_world(folder, float(manifest["config"]["threshold"]))
     X, y = read_spmatrix(folder / "train")
