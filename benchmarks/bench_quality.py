@@ -15,7 +15,8 @@ TrainModel step's wall time (the training twin); the peers' are their fit, one t
     .venv/bin/python benchmarks/bench_quality.py --preset ml-latest-small    # synthetic, a 9k catalogue
 
 The peers need `pip install -r requirements-bench.txt` (LightFM separately, see there); a peer whose
-package is missing is listed as skipped. Targets (issue 12): the default model's NDCG@10 >= EASE's and
+package is missing is listed as skipped. EASE is fit at each `--ease` lambda (default 100, 200, 500, 1000).
+Targets (issue 12): the default model's NDCG@10 >= EASE's at its best lambda on this split and
 >= 2x popularity's, coverage >= 0.2. Exits 1 when the default model misses one.
 """
 
@@ -33,7 +34,7 @@ import numpy as np
 
 from fmrec.data.synth import PRESETS, preset, write_synth
 from fmrec.evaluation.holdout import read_holdout
-from fmrec.evaluation.peers import PEERS, available
+from fmrec.evaluation.peers import PEERS, available, fit_ease
 from fmrec.evaluation.ranking import K, RankingTask, Scorer, ranking_metrics_at_k, ranking_task
 from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer, train_matrix
 from fmrec.model.artifact import load_model_tar
@@ -42,6 +43,8 @@ from fmrec_cli.pipeline import local_definition
 from twins.pipeline.runner import run_local, split_assignments
 from twins.registry.registry import Registry
 
+# EASE's regularisation, one row each; the check compares fmrec with the best of them.
+EASE_LAMBDAS = (100.0, 200.0, 500.0, 1000.0)
 COLUMNS = (f"precision_at_{K}", f"recall_at_{K}", f"ndcg_at_{K}", f"map_at_{K}", "coverage")
 
 
@@ -119,6 +122,9 @@ def main() -> int:
     )
     parser.add_argument("--synth", default="", metavar="USERS,ITEMS,RATINGS", help="synthetic size (ml-100k)")
     parser.add_argument("--preset", default="ml-100k", choices=list(PRESETS), help="synthetic data's preset")
+    parser.add_argument(
+        "--ease", type=float, nargs="+", default=list(EASE_LAMBDAS), help="EASE lambdas (the check: the best)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("fmrec").setLevel(logging.WARNING)
@@ -180,7 +186,11 @@ def main() -> int:
                 0.0,
             ),
         ]
+        for lam in args.ease:
+            rows.append(_row(f"EASE (lambda {lam:g})", task, lambda lam=lam: fit_ease(train, args.seed, lam)))
         for peer in PEERS:
+            if peer.fit is fit_ease:
+                continue  # one row per --ease lambda above
             if not available(peer):
                 print(f"skipped {peer.name}: {peer.needs} is not installed (requirements-bench.txt)")
                 continue
@@ -196,14 +206,18 @@ def main() -> int:
         figures = " | ".join(f"{r[c]:.3f}" for c in COLUMNS)
         print(f"| {r['name']} | {figures} | {r['train_s']:.1f} | {r['rank_s']:.2f} |")
     fm_row, pop_row = rows[0], next(r for r in rows if r["name"].startswith("popularity"))
-    ease = next((r for r in rows if r["name"].startswith("EASE")), None)
+    # EASE at its best lambda on this split: a lambda that suits one catalogue flatters fmrec on another (on
+    # the 9k-movie preset lambda 500 lost 0.006 to lambda 200: docs/benchmarks.md, "EASE's lambda")
+    ease = max(
+        (r for r in rows if r["name"].startswith("EASE")), key=lambda r: r[f"ndcg_at_{K}"], default=None
+    )
     ndcg = f"ndcg_at_{K}"
     checks = {
         f"NDCG@{K} >= 2x popularity": fm_row[ndcg] >= 2 * pop_row[ndcg],
         "coverage >= 0.2": fm_row["coverage"] >= 0.2,
     }
     if ease is not None:
-        checks[f"NDCG@{K} >= EASE"] = fm_row[ndcg] >= ease[ndcg]
+        checks[f"NDCG@{K} >= EASE at its best lambda ({ease['name']})"] = fm_row[ndcg] >= ease[ndcg]
     print()
     for name, ok in checks.items():
         print(f"target {name}: {'met' if ok else 'MISSED'}")
