@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_quality import _pipeline
 
 from fmrec.data.synth import SynthConfig, movie_franchises
+from fmrec.errors import InputError
 from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.peers import fit_ease
 from fmrec.evaluation.ranking import K, RankingTask, Scorer, ranking_metrics_at_k, ranking_task
@@ -69,7 +70,12 @@ def franchise_relevant(data: Path, movie_ids: np.ndarray, task: RankingTask) -> 
     marker = data / "SYNTHETIC.json"
     if not marker.exists():
         return None
-    cfg = SynthConfig(**json.loads(marker.read_text())["config"])
+    try:  # the planted model is drawn again from the recorded config: it must be this generator's
+        cfg = SynthConfig(**json.loads(marker.read_text())["config"])
+        cfg.validate()
+    except (ValueError, KeyError, TypeError, InputError) as exc:
+        print(f"{marker}: not this generator's config ({exc}); the franchise rows are left out")
+        return None
     ids, franchise = movie_franchises(cfg)
     pos = np.minimum(np.searchsorted(ids, movie_ids), ids.size - 1)
     fr = np.where(ids[pos] == movie_ids, franchise[pos], -1)  # the task's movie positions' franchises
