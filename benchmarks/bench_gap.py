@@ -28,16 +28,13 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_quality import _pipeline
+from bench_quality import _pipeline, evaluated
 
 from fmrec.data.synth import SynthConfig, movie_franchises
 from fmrec.errors import InputError
-from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.peers import fit_ease
-from fmrec.evaluation.ranking import K, RankingTask, Scorer, ranking_metrics_at_k, ranking_task
-from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer, train_matrix
-from fmrec.model.artifact import load_model_tar
-from fmrec.serving.lookup import read_lookup
+from fmrec.evaluation.ranking import K, RankingTask, Scorer, ranking_metrics_at_k
+from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer
 
 
 def subset(task: RankingTask, rows: np.ndarray, relevant: sp.csr_matrix | None = None) -> RankingTask:
@@ -99,13 +96,8 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="bench-gap-") as tmp:
         params, _, inputs = _pipeline(args.data, Path(tmp), args.param)
-        lookup, held = read_lookup(inputs / "lookup"), read_holdout(inputs / "holdout")
-        model = load_model_tar(next((inputs / "model").rglob("model.tar.gz")))
-    train = train_matrix(lookup)
-    task = ranking_task(
-        held.user, held.movie, held.rating, float(params["LabelThreshold"]),
-        np.asarray(lookup.user_ids), np.asarray(lookup.movie_ids), train, seed=0,
-    )  # fmt: skip
+        world = evaluated(inputs, params)
+    lookup, train, task, model = world.lookup, world.train, world.task, world.model
     scorers = {
         "fmrec": fm_scorer(model.params, *lookup_rows(lookup)),
         **{f"EASE {lam:g}": fit_ease(train, 0, lam) for lam in args.ease},

@@ -27,6 +27,7 @@ import logging
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,30 @@ def _pipeline(data: Path, root: Path, params: list[str]) -> tuple[dict[str, Any]
     if evaluate is None:
         raise SystemExit(f"the pipeline stopped before evaluating: {result.failure_reason}")
     return {**defaults, **overrides}, result, evaluate
+
+
+@dataclass
+class Evaluated:
+    """What the pipeline's evaluate step read, as the benchmarks rank it: lookup, held-out ratings, the train
+    matrix of rated movies, the ranking task (relevant: rating >= LabelThreshold) and the trained model."""
+
+    lookup: Any
+    held: Any
+    train: Any
+    task: RankingTask
+    model: Any
+
+
+def evaluated(inputs: Path, params: dict[str, Any], seed: int = 0) -> Evaluated:
+    """The evaluate step's inputs folder (`_pipeline`'s third value) read back for ranking."""
+    lookup, held = read_lookup(inputs / "lookup"), read_holdout(inputs / "holdout")
+    train = train_matrix(lookup)
+    task = ranking_task(
+        held.user, held.movie, held.rating, float(params["LabelThreshold"]),
+        np.asarray(lookup.user_ids), np.asarray(lookup.movie_ids), train, seed=seed,
+    )  # fmt: skip
+    model = load_model_tar(next((inputs / "model").rglob("model.tar.gz")))
+    return Evaluated(lookup, held, train, task, model)
 
 
 def api_scorer(lookup: Any, inputs: Path, folder: Path) -> Scorer:
@@ -145,20 +170,14 @@ def main() -> int:
             f"pipeline: {result.status} in {time.perf_counter() - t0:.1f} s "
             f"(Objective {params.get('Objective', 'rating')}; gate: {result.failure_reason or 'passed'})"
         )
-        lookup = read_lookup(inputs / "lookup")
-        held = read_holdout(inputs / "holdout")
-        train = train_matrix(lookup)
-        task = ranking_task(
-            held.user, held.movie, held.rating, float(params["LabelThreshold"]),
-            np.asarray(lookup.user_ids), np.asarray(lookup.movie_ids), train, seed=args.seed,
-        )  # fmt: skip
+        world = evaluated(inputs, params, args.seed)
+        lookup, held, train, task, model = world.lookup, world.held, world.train, world.task, world.model
         summary = task.summary()
         print(
             f"split: {lookup.n_users} users, {lookup.n_movies} movies, {train.nnz} train ratings, "
             f"{len(held)} held out; ranked users {summary['users']} of {summary['users_total']}"
             f"{' (sampled)' if summary['sampled'] else ''}; relevant: rating >= {task.threshold:g}"
         )
-        model = load_model_tar(next((inputs / "model").rglob("model.tar.gz")))
         hp = model.hyperparameters
         label = f"fmrec default pipeline model ({hp.get('num_factors')} factors, {hp.get('epochs')} epochs)"
         rows = [

@@ -23,15 +23,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_quality import _pipeline
+from bench_quality import _pipeline, evaluated
 
 from fmrec.data.readers import Ratings, holdout_split, load_dataset
-from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.peers import fit_ease
-from fmrec.evaluation.ranking import K, ranking_metrics_at_k, ranking_task
-from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer, train_matrix
-from fmrec.model.artifact import load_model_tar
-from fmrec.serving.lookup import read_lookup
+from fmrec.evaluation.ranking import K, ranking_metrics_at_k
+from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer
 
 
 def _write(path: Path, r: Ratings, sep: str, header: str = "") -> None:
@@ -73,13 +70,8 @@ def main() -> int:
             carve(args.data, data)
         t0 = time.perf_counter()
         params, result, inputs = _pipeline(data, Path(tmp), args.param)
-        lookup, held = read_lookup(inputs / "lookup"), read_holdout(inputs / "holdout")
-        train = train_matrix(lookup)
-        task = ranking_task(
-            held.user, held.movie, held.rating, float(params["LabelThreshold"]),
-            np.asarray(lookup.user_ids), np.asarray(lookup.movie_ids), train, seed=0,
-        )  # fmt: skip
-        model = load_model_tar(next((inputs / "model").rglob("model.tar.gz")))
+        world = evaluated(inputs, params)
+        lookup, train, task, model = world.lookup, world.train, world.task, world.model
         scorers = {
             "fmrec": fm_scorer(model.params, *lookup_rows(lookup)),
             "popularity": popularity_scorer(np.asarray(lookup.movie_count)),
