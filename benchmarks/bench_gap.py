@@ -10,7 +10,8 @@ movie of in train (the follow-ups the generator plants: item-item structure) and
 is scored alone (users with no relevant movie of a part drop out of it). Real MovieLens has no franchise
 table, so there only the activity table is printed. `--ease` takes one or more λ; the ratio column is
 against the first (put the λ the validation carve picks first: on the 9k preset λ 500, the default, flatters
-fmrec; docs/benchmarks.md, "EASE's λ"). Report only: nothing here chooses a setting.
+fmrec; docs/benchmarks.md, "EASE's λ"). `--blend SOURCE,TOP,WEIGHT` (repeatable; bench_quality.py's) adds the
+model blended with an item-item score (an experiment). Report only: nothing here chooses a setting.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import exp_neighbours
 from bench_quality import _pipeline, evaluated
 
 from fmrec.data.synth import SynthConfig, movie_franchises
@@ -92,6 +94,7 @@ def main() -> int:
     parser.add_argument("data", type=Path)
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--ease", type=float, nargs="+", default=[500.0], help="EASE lambdas (ratio: first)")
+    parser.add_argument("--blend", action="append", default=[], metavar="SOURCE,TOP,WEIGHT")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="bench-gap-") as tmp:
@@ -102,6 +105,9 @@ def main() -> int:
         "fmrec": fm_scorer(model.params, *lookup_rows(lookup)),
         **{f"EASE {lam:g}": fit_ease(train, 0, lam) for lam in args.ease},
         "popularity": popularity_scorer(np.asarray(lookup.movie_count)),
+        **{
+            f"fmrec + {b}": exp_neighbours.blend_from_spec(b, train, model.params, lookup) for b in args.blend
+        },
     }
     print(f"{args.data} ({' '.join(args.param) or 'defaults'}), NDCG@{K} (recall@{K})")
     print("| part | users | relevant | " + " | ".join(scorers) + f" | fmrec / EASE {args.ease[0]:g} |")

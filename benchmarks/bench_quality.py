@@ -14,6 +14,11 @@ TrainModel step's wall time (the training twin); the peers' are their fit, one t
     .venv/bin/python benchmarks/bench_quality.py --synth 6040,3706,1000000   # synthetic, ml-1m's shape
     .venv/bin/python benchmarks/bench_quality.py --preset ml-latest-small    # synthetic, a 9k catalogue
 
+--blend SOURCE,TOP,WEIGHT (an experiment, benchmarks/exp_neighbours.py; repeatable) adds a row for the same
+model's raw score plus WEIGHT x an item-item score (SOURCE knn or ease:LAMBDA, each movie's TOP largest
+weights, values n_u ** -0.5, unit RMS): `--blend ease:200,-50,0.5` is docs/tuning.md's candidate. It is not a
+pipeline model, and the targets below judge the pipeline's model only.
+
 The peers need `pip install -r requirements-bench.txt` (LightFM separately, see there); a peer whose
 package is missing is listed as skipped. EASE is fit at each `--ease` lambda (default 100, 200, 500, 1000).
 Targets (issue 12): the default model's NDCG@10 >= EASE's at its best lambda on this split and
@@ -32,6 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import exp_neighbours
 
 from fmrec.data.synth import PRESETS, preset, write_synth
 from fmrec.evaluation.holdout import read_holdout
@@ -150,6 +159,9 @@ def main() -> int:
     parser.add_argument(
         "--ease", type=float, nargs="+", default=list(EASE_LAMBDAS), help="EASE lambdas (the check: the best)"
     )
+    parser.add_argument(
+        "--blend", action="append", default=[], metavar="SOURCE,TOP,WEIGHT", help="experiment: a blend"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("fmrec").setLevel(logging.WARNING)
@@ -197,6 +209,12 @@ def main() -> int:
                     seconds=rows[0]["train_s"],
                 )
             )
+
+        def blend(spec: str) -> Scorer:
+            return exp_neighbours.blend_from_spec(spec, train, model.params, lookup)
+
+        for spec in args.blend:  # the neighbour table's fit counts as the row's train seconds
+            rows.append(_row(f"fmrec + blend {spec} (experiment)", task, lambda spec=spec: blend(spec)))
         rows += [
             _row(
                 "popularity (train rating count)",

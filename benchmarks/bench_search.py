@@ -22,6 +22,11 @@ movies, each 1/sqrt(m), in every training row and at serving, instead of fresh d
 library's rule is 2), each copy with its own negatives.
 --walk-negatives F (an experiment): a share F of the train channel's sampled negatives are replaced by
 two-step random-walk movies (user, a rated movie, another rater of it, their movie) the user has not rated.
+--neighbours N (an experiment, benchmarks/exp_neighbours.py): an item-item score of every (user, movie), each
+movie keeping its N largest weights (--neighbours-from knn: binary cosine; ease:LAMBDA: EASE's weights), times
+n_u ** -B (--neighbours-beta). Each scored epoch also records the FM's raw score plus a * that score for a
+few a ("blend"); with --neighbours-column (knn only) the score is one more FM column instead, trained with the
+rest.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import exp_neighbours
 from bench_validation import carve
 
 from fmrec.codec.reader import read_spmatrix
@@ -220,6 +226,34 @@ def apply_experiments(args: argparse.Namespace) -> float | str:
     return key
 
 
+def add_experiment_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of the experiments (see the module docstring): none of them is a pipeline setting."""
+    parser.add_argument("--history-exponent", type=float, default=0.5, help="experiment: n ** -A values")
+    parser.add_argument("--history-fixed", type=int, default=0, help="experiment: a fixed history of N")
+    parser.add_argument("--liked-weight", type=int, default=2, help="experiment: rows per liked positive")
+    parser.add_argument("--walk-negatives", type=float, default=0.0, help="experiment: walk negatives share")
+    parser.add_argument("--neighbours", type=int, nargs="*", default=[], help="experiment: item-item, top N")
+    parser.add_argument("--neighbours-from", nargs="*", default=["knn"], help="experiment: knn, ease:LAMBDA")
+    parser.add_argument("--neighbours-beta", type=float, default=0.5, help="experiment: values n_u ** -B")
+    parser.add_argument("--neighbours-column", action="store_true", help="experiment: train it as a column")
+    parser.add_argument(
+        "--scale", action="append", default=[], metavar="BLOCK=FACTOR", help="experiment: user/movie/history"
+    )
+
+
+def neighbour_setup(
+    args: argparse.Namespace, seen: Any, lookup: Any, X: Any
+) -> tuple[dict[str, exp_neighbours.Neighbours], Any]:
+    """(the neighbour scores of every --neighbours and --neighbours-from, the train rows: with the first's
+    column under --neighbours-column)."""
+    if not args.neighbours:
+        return {}, X
+    nbs = exp_neighbours.neighbour_sets(seen, args.neighbours, args.neighbours_from, args.neighbours_beta)
+    if args.neighbours_column:
+        X = exp_neighbours.add_column(X, next(iter(nbs.values())), seen, lookup.n_users, lookup.n_movies)
+    return nbs, X
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
@@ -229,13 +263,7 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=5, help="score every N epochs (and the last)")
     parser.add_argument("--seed", type=int, default=0, help="preprocess (sampling) and trainer seed")
     parser.add_argument("--ease", type=float, nargs="*", default=[500.0], help="EASE lambdas")
-    parser.add_argument("--history-exponent", type=float, default=0.5, help="experiment: n ** -A values")
-    parser.add_argument("--history-fixed", type=int, default=0, help="experiment: a fixed history of N")
-    parser.add_argument("--liked-weight", type=int, default=2, help="experiment: rows per liked positive")
-    parser.add_argument("--walk-negatives", type=float, default=0.0, help="experiment: walk negatives share")
-    parser.add_argument(
-        "--scale", action="append", default=[], metavar="BLOCK=FACTOR", help="experiment: user/movie/history"
-    )
+    add_experiment_flags(parser)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/bench-search"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -246,6 +274,7 @@ def main() -> int:
     X, y = read_spmatrix(folder / "train")
     if args.scale:
         scale_blocks(lookup, args.scale, X, users, items)
+    nbs, X = neighbour_setup(args, seen, lookup, X)
     hp = {
         **RECOMMENDED,
         "epochs": str(args.epochs),
@@ -254,6 +283,7 @@ def main() -> int:
     }
     hp.update(dict(h.split("=", 1) for h in args.hp))
     curve: dict[int, float] = {}
+    blends: dict[int, dict[str, dict[str, float]]] = {}
     done = {"epoch": 0}
 
     def metrics(params):
@@ -261,7 +291,14 @@ def main() -> int:
         e = done["epoch"]
         if e % args.every and e != args.epochs:
             return {}
-        curve[e] = ranking_metrics_at_k(fm_scorer(params, users, items), task, K)[f"ndcg_at_{K}"]
+        if nbs and args.neighbours_column:
+            scorer = exp_neighbours.column_scorer(params, users, items, next(iter(nbs.values())))
+        else:
+            scorer = fm_scorer(params, users, items)
+            blends[e] = {
+                k: exp_neighbours.blend_curve(params, users, items, nb, task) for k, nb in nbs.items()
+            }
+        curve[e] = ranking_metrics_at_k(scorer, task, K)[f"ndcg_at_{K}"]
         return {}
 
     t1, c1 = time.perf_counter(), time.process_time()
@@ -281,9 +318,11 @@ def main() -> int:
         "history_fixed": args.history_fixed,
         "liked_weight": args.liked_weight,
         "walk_negatives": args.walk_negatives,
+        "neighbours": [args.neighbours, args.neighbours_from, args.neighbours_beta, args.neighbours_column],
         "rows": int(X.shape[0]),
         "curve": {e: round(v, 4) for e, v in curve.items()},
         "best_epoch": best,
+        **({"blend": blends} if nbs else {}),
         **{name: round(v, 4) for name, v in figures.items()},
         **costs(t0, c0, (t1, t2), (c1, c2)),
     }

@@ -7,6 +7,8 @@ The carve (issue 22: choose settings without the test split) takes DATA's train 
 random ratings per user (seed 7): an ml-100k folder becomes ua.base/ua.test of a new folder; an ml-latest
 folder becomes a ratings.csv of the train ratings, from which the pipeline's own holdout draws 10 per user.
 The pipeline then runs on it (bench_quality.py's driver); the model, popularity and EASE rank its holdout.
+--neighbours N [N ...] [--neighbours-from knn|ease:LAMBDA ...] adds the model blended with an item-item score
+(benchmarks/exp_neighbours.py, an experiment): one figure per source, cut and blend weight.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import exp_neighbours
 from bench_quality import _pipeline, evaluated
 
 from fmrec.data.readers import Ratings, holdout_split, load_dataset
@@ -61,6 +64,8 @@ def main() -> int:
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--test", action="store_true", help="score on the real test split (report only)")
     parser.add_argument("--ease", type=float, nargs="*", default=[500.0], help="EASE lambdas")
+    parser.add_argument("--neighbours", type=int, nargs="*", default=[], help="experiment: item-item, top N")
+    parser.add_argument("--neighbours-from", nargs="*", default=["knn"], help="experiment: knn, ease:LAMBDA")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="bench-validation-") as tmp:
@@ -78,6 +83,11 @@ def main() -> int:
             **{f"EASE {lam:g}": fit_ease(train, 0, lam) for lam in args.ease},
         }
         figures = {name: ranking_metrics_at_k(s, task, K)[f"ndcg_at_{K}"] for name, s in scorers.items()}
+        for name, nb in exp_neighbours.neighbour_sets(
+            train, args.neighbours, args.neighbours_from, 0.5
+        ).items():
+            blend = exp_neighbours.blend_curve(model.params, *lookup_rows(lookup), nb, task)
+            figures.update({f"fmrec + {a} {name}": v for a, v in blend.items()})
     split = "test" if args.test else "validation"
     print(
         f"{args.data} {split} {' '.join(args.param) or 'defaults'}: "
