@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from fmrec.errors import InputError
 from fmrec.evaluation.peers import ease_weights
 from fmrec.evaluation.ranking import K, ranking_metrics_at_k
 from fmrec.evaluation.scorers import fm_scorer, lookup_rows
@@ -152,8 +153,8 @@ def blend_from_spec(spec: str, train: sp.csr_matrix, params: fm.FMParams, lookup
         nb = neighbours(train, int(top), 0.5, source)
         users, items = lookup_rows(lookup)
         return blended_scorer(params, users, items, nb, float(weight))
-    except ValueError as exc:
-        expected = "expected SOURCE,TOP,WEIGHT such as ease:200,-50,0.5"
+    except (ValueError, InputError) as exc:  # a malformed flag, or EASE over its dense limit of movies
+        expected = "expected SOURCE,TOP,WEIGHT such as ease:200,-10,0.2"
         raise SystemExit(f"--blend {spec!r}: {expected} ({exc})") from exc
 
 

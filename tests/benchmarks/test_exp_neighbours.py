@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -99,3 +100,16 @@ def test_the_column_scorer_is_the_fms_own_score_of_the_row() -> None:
         row = np.append((users[u] + items[m]).toarray().ravel(), served[u, m])
         expected = fm.raw_scores(params, sp.csr_matrix(row[None, :].astype(np.float32)))[0]
         assert abs(scores[u, m] - expected) < 1e-4
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("ease:200,-10", "not enough values"),
+        ("ease:200,ten,0.2", "invalid literal"),
+        ("cosine,10,0.2", "knn or ease"),
+    ],
+)
+def test_a_bad_blend_flag_names_the_flag_and_the_form(spec: str, expected: str) -> None:
+    with pytest.raises(SystemExit, match=rf"--blend '{spec}': expected SOURCE,TOP,WEIGHT .*{expected}"):
+        exp_neighbours.blend_from_spec(spec, _seen(), None, None)
