@@ -15,9 +15,10 @@ TrainModel step's wall time (the training twin); the peers' are their fit, one t
     .venv/bin/python benchmarks/bench_quality.py --preset ml-latest-small    # synthetic, a 9k catalogue
 
 --blend SOURCE,TOP,WEIGHT (an experiment, benchmarks/exp_neighbours.py; repeatable) adds a row for the same
-model's raw score plus WEIGHT x an item-item score (SOURCE knn or ease:LAMBDA, each movie's TOP largest
-weights, values n_u ** -0.5, unit RMS): `--blend ease:200,-50,0.5` is docs/tuning.md's candidate. It is not a
-pipeline model, and the targets below judge the pipeline's model only.
+model's raw score plus WEIGHT x an item-item score (SOURCE knn or ease:LAMBDA; TOP > 0 keeps each movie's TOP
+largest incoming weights, TOP < 0 each rated movie's |TOP| largest outgoing ones; values n_u ** -0.5, unit
+RMS): `--blend ease:200,-10,0.2` is docs/tuning.md's candidate. It is not a pipeline model, and the targets
+below judge the pipeline's model only.
 
 The peers need `pip install -r requirements-bench.txt` (LightFM separately, see there); a peer whose
 package is missing is listed as skipped. EASE is fit at each `--ease` lambda (default 100, 200, 500, 1000).

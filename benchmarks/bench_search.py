@@ -22,11 +22,12 @@ movies, each 1/sqrt(m), in every training row and at serving, instead of fresh d
 library's rule is 2), each copy with its own negatives.
 --walk-negatives F (an experiment): a share F of the train channel's sampled negatives are replaced by
 two-step random-walk movies (user, a rated movie, another rater of it, their movie) the user has not rated.
---neighbours N (an experiment, benchmarks/exp_neighbours.py): an item-item score of every (user, movie), each
-movie keeping its N largest weights (--neighbours-from knn: binary cosine; ease:LAMBDA: EASE's weights), times
-n_u ** -B (--neighbours-beta). Each scored epoch also records the FM's raw score plus a * that score for a
-few a ("blend"); with --neighbours-column (knn only) the score is one more FM column instead, trained with the
-rest.
+--neighbours N [N ...] (an experiment, benchmarks/exp_neighbours.py): an item-item score of every (user,
+movie) from --neighbours-from's weights (knn: binary cosine; ease:LAMBDA: EASE's; several may be given), cut
+to each movie's N largest incoming weights (N > 0) or each rated movie's |N| largest outgoing ones (N < 0: a
+request's bounded read), times n_u ** -B (--neighbours-beta). Each scored epoch records the FM's raw score
+plus a * that score for a few a ("blend"), per source and cut; with --neighbours-column (knn only, the first
+cut) the score is one more FM column instead, trained with the rest.
 """
 
 from __future__ import annotations
