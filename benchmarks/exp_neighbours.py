@@ -1,4 +1,4 @@
-"""bench_search.py's neighbour experiments: an item-item score beside the FM, blended or as a column."""
+"""The benchmarks' neighbour experiment: an item-item score beside the FM, blended or as one more column."""
 
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ def item_weights(x: sp.csr_matrix, source: str) -> tuple[np.ndarray, np.ndarray 
 
 
 def neighbours(seen: sp.csr_matrix, top: int, beta: float, source: str = "knn") -> Neighbours:
-    """`seen` (users x movies, 1 where rated in train) scored by `source`'s weights (item_weights), each
-    movie's weights cut to its `top` largest (0: no cut), values times n_u ** -beta."""
+    """`seen` (users x movies, 1 where rated in train) scored by `source`'s weights (item_weights), cut by
+    _cut(top) (0: no cut), values times n_u ** -beta."""
     return neighbour_sets(seen, [top], [source], beta)[f"{source}/{top}"]
 
 
