@@ -138,8 +138,10 @@ def column_scorer(params: fm.FMParams, users: Any, items: Any, nb: Neighbours) -
 
 def blended_scorer(params: fm.FMParams, users: Any, items: Any, nb: Neighbours, a: float) -> Any:
     """The FM's raw score plus a * the neighbour value of every (user, movie)."""
-    base, gain = fm_scorer(params, users, items), nb.served()
+    return _blended(fm_scorer(params, users, items), nb.served(), a)
 
+
+def _blended(base: Any, gain: np.ndarray, a: float) -> Any:
     def score(u: np.ndarray) -> np.ndarray:
         return base(u) + a * _rows(gain, u)
 
@@ -159,9 +161,10 @@ def blend_from_spec(spec: str, train: sp.csr_matrix, params: fm.FMParams, lookup
 
 
 def blend_curve(params: fm.FMParams, users: Any, items: Any, nb: Neighbours, task: Any) -> dict[str, float]:
-    """NDCG@10 of blended_scorer for each a of BLEND_WEIGHTS."""
+    """NDCG@10 of blended_scorer for each a of BLEND_WEIGHTS (the FM's item side and g computed once)."""
+    base, gain = fm_scorer(params, users, items), nb.served()
     out = {}
     for a in BLEND_WEIGHTS:
-        metrics = ranking_metrics_at_k(blended_scorer(params, users, items, nb, a), task, K)
+        metrics = ranking_metrics_at_k(_blended(base, gain, a), task, K)
         out[f"{a:g}"] = round(metrics[f"ndcg_at_{K}"], 4)
     return out
