@@ -77,8 +77,9 @@ def main() -> int:
         params, result, inputs = _pipeline(data, Path(tmp), args.param)
         world = evaluated(inputs, params)
         lookup, train, task, model = world.lookup, world.train, world.task, world.model
+        users, items = lookup_rows(lookup)  # once: the model's row and every blend's
         scorers = {
-            "fmrec": fm_scorer(model.params, *lookup_rows(lookup)),
+            "fmrec": fm_scorer(model.params, users, items),
             "popularity": popularity_scorer(np.asarray(lookup.movie_count)),
             **{f"EASE {lam:g}": fit_ease(train, 0, lam) for lam in args.ease},
         }
@@ -86,7 +87,7 @@ def main() -> int:
         for name, nb in exp_neighbours.neighbour_sets(
             train, args.neighbours, args.neighbours_from, 0.5
         ).items():
-            blend = exp_neighbours.blend_curve(model.params, *lookup_rows(lookup), nb, task)
+            blend = exp_neighbours.blend_curve(model.params, users, items, nb, task)
             figures.update({f"fmrec + {a} {name}": v for a, v in blend.items()})
     split = "test" if args.test else "validation"
     print(
