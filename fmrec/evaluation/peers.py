@@ -14,10 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from fmrec.errors import InputError
 from fmrec.evaluation.ranking import Scorer
-
-EASE_MAX_ITEMS = 20_000  # EASE inverts a dense catalog x catalog matrix: 20k items is 3.2 GB in float64
+from fmrec.features.neighbours import ease_weights
 
 
 @dataclass(frozen=True)
@@ -37,21 +35,6 @@ def _factor_scorer(user_factors: np.ndarray, item_scores: Callable[[np.ndarray],
         return item_scores(U)
 
     return score
-
-
-def ease_weights(train: sp.csr_matrix, l2: float = 500.0) -> np.ndarray:
-    """EASE's item-item matrix B (Steck 2019): B = I - P diagMat(1 / diag(P)), P = (X'X + l2 I)^-1, zero
-    diagonal; any user's scores are their (binary) history row times B, users unseen in training included."""
-    n_items = train.shape[1]
-    if n_items > EASE_MAX_ITEMS:
-        raise InputError(f"EASE: {n_items} items; the dense closed form is limited to {EASE_MAX_ITEMS}")
-    X = sp.csr_matrix(train, dtype=np.float64)
-    gram = (X.T @ X).toarray()
-    gram[np.diag_indices(n_items)] += l2
-    P = np.linalg.inv(gram)
-    B = -P / np.diag(P)
-    B[np.diag_indices(n_items)] = 0.0
-    return B
 
 
 def fit_ease(train: sp.csr_matrix, seed: int = 0, l2: float = 500.0) -> Scorer:

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 
 from fmrec.errors import InputError
 from fmrec.evaluation import peers
+from fmrec.features.neighbours import EASE_MAX_ITEMS
 
 
 def _train(seed: int = 0) -> sp.csr_matrix:
@@ -28,7 +29,7 @@ def test_ease_matches_its_closed_form() -> None:
 
 def test_ease_refuses_a_catalog_too_large_for_its_dense_inverse() -> None:
     with pytest.raises(InputError, match="EASE"):
-        peers.fit_ease(sp.csr_matrix((2, peers.EASE_MAX_ITEMS + 1)))
+        peers.fit_ease(sp.csr_matrix((2, EASE_MAX_ITEMS + 1)))
 
 
 @pytest.mark.parametrize("peer", peers.PEERS, ids=lambda p: p.name)

@@ -1,0 +1,59 @@
+"""The neighbour table: EASE's strongest weights per rated movie, as session 6's experiment measured."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fmrec.errors import InputError
+from fmrec.features.neighbours import fit_table, user_values
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import exp_neighbours  # the benchmarks' dense reference
+
+
+def _train(n_users: int = 60, n_movies: int = 25, seed: int = 0) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((n_users, n_movies)) < 0.3).astype(np.float32)
+    dense[:, 0] = 1.0
+    return sp.csr_matrix(dense)
+
+
+def test_values_are_the_experiments_blend_score() -> None:
+    train = _train()
+    table = fit_table(train, l2=5.0, keep=4)
+    reference = exp_neighbours.neighbours(train, -4, 0.5, "ease:5").served()
+    for u in range(train.shape[0]):
+        history = train[u].indices
+        np.testing.assert_allclose(user_values(table, history), reference[u], rtol=1e-4, atol=1e-5)
+
+
+def test_each_row_keeps_its_strongest_targets_only() -> None:
+    table = fit_table(_train(), l2=5.0, keep=3)
+    assert np.all(np.diff(table.indptr) == 3)
+    assert table.targets.dtype == np.int32 and table.weights.dtype == np.float32
+
+
+def test_only_the_most_rated_movies_are_fitted() -> None:
+    train = _train()
+    counts = np.asarray(train.sum(axis=0)).ravel()
+    table = fit_table(train, l2=5.0, keep=3, max_movies=10)
+    fitted = set(np.argsort(-counts, kind="stable")[:10].tolist())
+    rows = {m for m in range(table.n_movies) if table.indptr[m + 1] > table.indptr[m]}
+    assert rows == fitted
+    assert set(table.targets.tolist()) <= fitted
+
+
+def test_a_user_with_no_history_has_no_values() -> None:
+    table = fit_table(_train(), l2=5.0, keep=3)
+    assert not user_values(table, np.array([], dtype=np.int64)).any()
+
+
+def test_keep_below_one_is_refused() -> None:
+    with pytest.raises(InputError, match="keep must be at least 1"):
+        fit_table(_train(), l2=5.0, keep=0)
