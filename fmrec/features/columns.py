@@ -11,6 +11,7 @@ from fmrec.errors import InputError
 USER = "user"
 MOVIE = "movie"
 HISTORY = "history"
+NEIGHBOURS = "neighbours"
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class ColumnLayout:
 
     The rule (`build`): the user block first (column = position among the sorted train user ids), the movie
     block after it (column = n_users + position among the sorted train movie ids), then the auxiliary blocks
-    in order, then the rated-movie history block (one column per movie position) after everything;
+    in order, then the rated-movie history block (one column per movie position), then the neighbour column
+    (one column: the user's item-item score of the row's movie, fmrec.features.neighbours) after everything;
     feature_dim covers them all. A lookup records the offsets it was built with (`from_lookup`).
     """
 
@@ -51,6 +53,7 @@ class ColumnLayout:
     feature_dim: int
     aux: tuple[ColumnBlock, ...] = ()
     history: ColumnBlock | None = None
+    neighbours: ColumnBlock | None = None
 
     @classmethod
     def build(
@@ -60,9 +63,10 @@ class ColumnLayout:
         aux: Iterable[tuple[str, int]] = (),
         history: bool = False,
         aux_value: float = 1.0,
+        neighbours: bool = False,
     ) -> ColumnLayout:
         """The layout of `n_users` users, `n_movies` movies, (name, size) aux blocks whose columns carry
-        `aux_value`, and a history block."""
+        `aux_value`, a history block and the neighbour column."""
         users = ColumnBlock(USER, 0, n_users)
         movies = ColumnBlock(MOVIE, users.end, n_movies)
         blocks: list[ColumnBlock] = []
@@ -71,8 +75,10 @@ class ColumnLayout:
             blocks.append(ColumnBlock(name, end, size, aux_value))
             end += size
         history_block = ColumnBlock(HISTORY, end, n_movies) if history else None
-        dim = history_block.end if history_block is not None else end
-        return cls(users, movies, dim, tuple(blocks), history_block)
+        end = history_block.end if history_block is not None else end
+        neighbour_block = ColumnBlock(NEIGHBOURS, end, 1) if neighbours else None
+        dim = neighbour_block.end if neighbour_block is not None else end
+        return cls(users, movies, dim, tuple(blocks), history_block, neighbour_block)
 
     @classmethod
     def from_lookup(
@@ -82,17 +88,19 @@ class ColumnLayout:
         feature_dim: int,
         aux_blocks: Sequence[Mapping[str, Any]] = (),
         history_offset: int | None = None,
+        neighbour_column: int | None = None,
     ) -> ColumnLayout:
         """The layout a lookup records: its feature_dim, aux blocks ({"name", "offset", "size", "value"}; a
-        lookup written before --aux-value has no "value": 1) and history offset as written, the user and
-        movie blocks by the rule."""
+        lookup written before --aux-value has no "value": 1), history offset and neighbour column as written,
+        the user and movie blocks by the rule."""
         base = cls.build(n_users, n_movies)
         aux = tuple(
             ColumnBlock(str(b.get("name", "")), int(b["offset"]), int(b["size"]), _value(b.get("value", 1.0)))
             for b in aux_blocks
         )
         history = None if history_offset is None else ColumnBlock(HISTORY, history_offset, n_movies)
-        return cls(base.users, base.movies, feature_dim, aux, history)
+        neighbours = None if neighbour_column is None else ColumnBlock(NEIGHBOURS, neighbour_column, 1)
+        return cls(base.users, base.movies, feature_dim, aux, history, neighbours)
 
     # ---- ids -> columns
     @property
@@ -118,7 +126,8 @@ class ColumnLayout:
     @property
     def blocks(self) -> tuple[ColumnBlock, ...]:
         """Every block, in column order."""
-        return (self.users, self.movies, *self.aux, *(() if self.history is None else (self.history,)))
+        tail = tuple(b for b in (self.history, self.neighbours) if b is not None)
+        return (self.users, self.movies, *self.aux, *tail)
 
     def locate(self, column: int) -> tuple[str, int] | None:
         """(block name, position in the block) of `column`; None for a column no block covers."""
@@ -157,6 +166,12 @@ class ColumnLayout:
             self.movies.end <= self.history.offset and self.history.end <= self.feature_dim
         ):
             out.append(f"history block at {self.history.offset} does not fit feature_dim {self.feature_dim}")
+        if self.neighbours is not None:
+            taken = [b for b in self.blocks if b is not self.neighbours]
+            inside = any(b.offset <= self.neighbours.offset < b.end for b in taken)
+            if inside or not self.movies.end <= self.neighbours.offset < self.feature_dim:
+                where = f"{self.neighbours.offset} of feature_dim {self.feature_dim}"
+                out.append(f"neighbour column {where} is not a free column")
         return out
 
 

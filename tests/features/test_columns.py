@@ -83,6 +83,22 @@ def test_problems_name_what_does_not_fit() -> None:
     assert ColumnLayout.from_lookup(3, 4, 11, history_offset=7).problems() == []
 
 
+def test_the_neighbour_column_comes_after_everything() -> None:
+    cols = ColumnLayout.build(3, 4, [("movie_genre", 2)], history=True, neighbours=True)
+    tail = [(b.name, b.offset, b.size) for b in cols.blocks][-2:]
+    assert tail == [("history", 9, 4), ("neighbours", 13, 1)]
+    assert cols.feature_dim == 14 and cols.locate(13) == ("neighbours", 0) and cols.problems() == []
+    assert ColumnLayout.build(3, 4, neighbours=True).neighbours == ColumnBlock("neighbours", 7, 1)
+    recorded = ColumnLayout.from_lookup(3, 4, 12, history_offset=7, neighbour_column=11)
+    assert recorded.neighbours == ColumnBlock("neighbours", 11, 1) and recorded.problems() == []
+
+
+@pytest.mark.parametrize("column", [2, 8, 12])
+def test_a_neighbour_column_on_another_block_or_past_the_end_is_a_problem(column: int) -> None:
+    cols = ColumnLayout.from_lookup(3, 4, 12, history_offset=7, neighbour_column=column)
+    assert cols.problems() == [f"neighbour column {column} of feature_dim 12 is not a free column"]
+
+
 def test_from_lookup_keeps_the_recorded_aux_offsets() -> None:
     cols = ColumnLayout.from_lookup(2, 2, 9, [{"name": "genre", "offset": 5, "size": 3, "labels": []}])
     assert cols.aux == (ColumnBlock("genre", 5, 3),) and cols.locate(4) is None
