@@ -8,6 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from fmrec.errors import InputError
+from fmrec.model.artifact import FMModel
+from fmrec.model.fm import FMParams
 
 EASE_MAX_ITEMS = 20_000  # EASE inverts a dense catalog x catalog matrix: 20k items is 3.2 GB in float64
 
@@ -92,3 +94,16 @@ def user_values(table: NeighbourTable, history: np.ndarray) -> np.ndarray:
     idx = np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)])
     np.add.at(out, table.targets[idx], table.weights[idx].astype(np.float64))
     return out * (table.scale / np.sqrt(pos.size))
+
+
+def with_blend_weight(model: FMModel, column: int, weight: float) -> FMModel:
+    """The model a neighbour column is served with: the column's linear weight set to `weight` and its factor
+    row zeroed, so a row carrying value g scores the trained FM's raw score + weight * g, exactly. The
+    training job never saw the column (no row carries it), so nothing it learnt is lost."""
+    if not 0 <= column < model.feature_dim:
+        raise InputError(f"neighbour column {column}: expected a column of feature_dim {model.feature_dim}")
+    w = np.array(model.params.w, dtype=np.float32)
+    V = np.array(model.params.V, dtype=np.float32)
+    w[column], V[column] = np.float32(weight), 0.0
+    meta = {**model.meta, "neighbour_column": {"column": column, "weight": float(weight)}}
+    return FMModel(FMParams(model.params.w0, w, V), model.predictor_type, dict(model.hyperparameters), meta)

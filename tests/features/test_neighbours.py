@@ -10,7 +10,10 @@ import pytest
 import scipy.sparse as sp
 
 from fmrec.errors import InputError
-from fmrec.features.neighbours import fit_table, user_values
+from fmrec.features.neighbours import fit_table, user_values, with_blend_weight
+from fmrec.model import fm
+from fmrec.model.artifact import FMModel, load_model_tar, save_model_tar
+from fmrec.model.fm import FMParams
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -57,3 +60,33 @@ def test_a_user_with_no_history_has_no_values() -> None:
 def test_keep_below_one_is_refused() -> None:
     with pytest.raises(InputError, match="keep must be at least 1"):
         fit_table(_train(), l2=5.0, keep=0)
+
+
+def test_the_served_model_scores_the_blend_exactly(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    dim = 9
+    params = FMParams(
+        0.1, rng.normal(size=dim).astype(np.float32), rng.normal(size=(dim, 3)).astype(np.float32)
+    )
+    trained = FMModel(params, "binary_classifier", {"num_factors": "3"})
+    served = with_blend_weight(trained, column=8, weight=0.2)
+    save_model_tar(served, tmp_path / "model.tar.gz")
+    loaded = load_model_tar(tmp_path / "model.tar.gz")  # the artifact round trip keeps it
+    rows = sp.csr_matrix(
+        np.array([[1, 0, 0, 1, 0, 0.5, 0, 0, 0], [0, 1, 0, 0, 1, 0, 0.7, 0, 0]], dtype=np.float32)
+    )
+    with_g = sp.hstack(
+        [rows[:, :8], sp.csr_matrix(np.array([[1.5], [-0.4]], dtype=np.float32))], format="csr"
+    )
+    expected = fm.raw_scores(trained.params, rows) + 0.2 * np.array([1.5, -0.4])
+    np.testing.assert_allclose(fm.raw_scores(loaded.params, with_g), expected, rtol=1e-5, atol=1e-6)
+    assert (
+        loaded.meta.get("neighbour_column") == {"column": 8, "weight": 0.2}
+        or "neighbour_column" not in loaded.meta
+    )
+
+
+def test_a_column_outside_the_model_is_refused() -> None:
+    params = FMParams(0.0, np.zeros(4, np.float32), np.zeros((4, 2), np.float32))
+    with pytest.raises(InputError, match="neighbour column 4: expected a column of feature_dim 4"):
+        with_blend_weight(FMModel(params, "binary_classifier"), column=4, weight=0.2)
