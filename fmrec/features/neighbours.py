@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,7 @@ import scipy.sparse as sp
 from fmrec.errors import InputError
 from fmrec.model.artifact import FMModel
 from fmrec.model.fm import FMParams
+from fmrec.serving.neighbour_table import ServedNeighbours
 
 EASE_MAX_ITEMS = 20_000  # EASE inverts a dense catalog x catalog matrix: 20k items is 3.2 GB in float64
 
@@ -107,3 +109,22 @@ def with_blend_weight(model: FMModel, column: int, weight: float) -> FMModel:
     w[column], V[column] = np.float32(weight), 0.0
     meta = {**model.meta, "neighbour_column": {"column": column, "weight": float(weight)}}
     return FMModel(FMParams(model.params.w0, w, V), model.predictor_type, dict(model.hyperparameters), meta)
+
+
+def served_table(table: NeighbourTable, column: int, keep: int, l2: float) -> ServedNeighbours:
+    """The table as serving reads it (neighbours.bin, standard-library arrays), for the model's `column`."""
+    return ServedNeighbours(
+        column,
+        keep,
+        float(l2),
+        float(table.scale),
+        _array("Q", table.indptr),
+        _array("I", table.targets),
+        _array("f", table.weights),
+    )
+
+
+def _array(code: str, values: np.ndarray) -> array:
+    out = array(code)
+    out.frombytes(np.ascontiguousarray(values, dtype=np.dtype(code).newbyteorder("=")).tobytes())
+    return out

@@ -10,10 +10,11 @@ import pytest
 import scipy.sparse as sp
 
 from fmrec.errors import InputError
-from fmrec.features.neighbours import fit_table, user_values, with_blend_weight
+from fmrec.features.neighbours import fit_table, served_table, user_values, with_blend_weight
 from fmrec.model import fm
 from fmrec.model.artifact import FMModel, load_model_tar, save_model_tar
 from fmrec.model.fm import FMParams
+from fmrec.serving.neighbour_table import ServedNeighbours
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -90,3 +91,24 @@ def test_a_column_outside_the_model_is_refused() -> None:
     params = FMParams(0.0, np.zeros(4, np.float32), np.zeros((4, 2), np.float32))
     with pytest.raises(InputError, match="neighbour column 4: expected a column of feature_dim 4"):
         with_blend_weight(FMModel(params, "binary_classifier"), column=4, weight=0.2)
+
+
+def test_the_served_table_gives_the_same_values_and_round_trips() -> None:
+    train = _train()
+    table = fit_table(train, l2=5.0, keep=4)
+    served = ServedNeighbours.from_blob(served_table(table, column=99, keep=4, l2=5.0).to_blob())
+    assert (served.column, served.keep, served.l2) == (99, 4, 5.0)
+    movies = [0, 3, 7, 24]
+    for u in (0, 5, 59):
+        history = train[u].indices.tolist()
+        expected = user_values(table, np.array(history))[movies]
+        np.testing.assert_allclose(served.values(history, movies), expected, rtol=1e-5, atol=1e-6)
+    assert served.values([], movies) == [0.0] * 4
+
+
+def test_a_broken_table_file_names_what_is_wrong() -> None:
+    blob = served_table(fit_table(_train(), l2=5.0, keep=3), column=1, keep=3, l2=5.0).to_blob()
+    with pytest.raises(InputError, match=r"x/neighbours.bin: not a neighbour table \(bad magic\)"):
+        ServedNeighbours.from_blob(b"nope" + blob, "x/neighbours.bin")
+    with pytest.raises(InputError, match="truncated at byte"):
+        ServedNeighbours.from_blob(blob[:-5], "x/neighbours.bin")

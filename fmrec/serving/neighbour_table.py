@@ -1,0 +1,99 @@
+"""The served neighbour table (neighbours.bin) and a user's values from it; standard library only (Lambda)."""
+
+from __future__ import annotations
+
+import math
+import struct
+import sys
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fmrec.errors import InputError
+
+NEIGHBOURS_BIN = "neighbours.bin"
+_MAGIC = b"FMRECNB1"
+# column, keep, l2, scale, n_movies, nnz (little-endian)
+_HEADER = struct.Struct("<QIddQQ")
+
+
+@dataclass(frozen=True)
+class ServedNeighbours:
+    """Row h lists the movie positions h predicts most strongly (`targets`) and EASE's weight for each.
+
+    A user who rated the movie positions R has, for movie m, the value scale / sqrt(|R|) * sum over h in R of
+    the weight of m in row h (fmrec.features.neighbours.user_values, the same sum): the model's `column`
+    carries it in every scored row.
+    """
+
+    column: int
+    keep: int
+    l2: float
+    scale: float
+    indptr: array  # 'Q', n_movies + 1
+    targets: array  # 'I'
+    weights: array  # 'f'
+
+    @property
+    def n_movies(self) -> int:
+        return len(self.indptr) - 1
+
+    def values(self, rated: Sequence[int], movies: Sequence[int]) -> list[float]:
+        """The value of each of `movies` for a user who rated the positions `rated` (each read once)."""
+        wanted = {m: 0.0 for m in movies}
+        sources = set(rated)
+        for h in sources:
+            for i in range(self.indptr[h], self.indptr[h + 1]):
+                m = self.targets[i]
+                if m in wanted:
+                    wanted[m] += self.weights[i]
+        factor = self.scale / math.sqrt(len(sources)) if sources else 0.0
+        return [wanted[m] * factor for m in movies]
+
+    def to_blob(self) -> bytes:
+        parts = [
+            _MAGIC,
+            _HEADER.pack(self.column, self.keep, self.l2, self.scale, self.n_movies, len(self.targets)),
+        ]
+        for arr in (self.indptr, self.targets, self.weights):
+            out = array(arr.typecode, arr)
+            if sys.byteorder != "little":
+                out.byteswap()
+            parts.append(out.tobytes())
+        return b"".join(parts)
+
+    @classmethod
+    def from_blob(cls, raw: bytes, source: str = NEIGHBOURS_BIN) -> ServedNeighbours:
+        if not raw.startswith(_MAGIC):
+            raise InputError(f"{source}: not a neighbour table (bad magic)")
+        pos = len(_MAGIC)
+        if len(raw) < pos + _HEADER.size:
+            raise InputError(f"{source}: truncated at byte {len(raw)} (header of {_HEADER.size} bytes)")
+        column, keep, l2, scale, n_movies, nnz = _HEADER.unpack_from(raw, pos)
+        pos += _HEADER.size
+        arrays = []
+        for code, count in (("Q", n_movies + 1), ("I", nnz), ("f", nnz)):
+            arr = array(code)
+            size = arr.itemsize * count
+            if len(raw) < pos + size:
+                raise InputError(f"{source}: truncated at byte {len(raw)} (expected {pos + size})")
+            arr.frombytes(raw[pos : pos + size])
+            if sys.byteorder != "little":
+                arr.byteswap()
+            arrays.append(arr)
+            pos += size
+        table = cls(column, keep, l2, scale, *arrays)
+        table.check(source)
+        return table
+
+    def check(self, source: str = NEIGHBOURS_BIN) -> None:
+        """The rows tile the arrays and every target is a movie position."""
+        n, nnz = self.n_movies, len(self.targets)
+        if len(self.weights) != nnz or self.indptr[0] != 0 or self.indptr[-1] != nnz:
+            raise InputError(f"{source}: indptr does not tile {nnz} targets and weights")
+        if any(b < a for a, b in zip(self.indptr, self.indptr[1:], strict=False)):
+            raise InputError(f"{source}: indptr is not ascending")
+        if nnz and max(self.targets) >= n:
+            raise InputError(f"{source}: a target movie position is not below {n} movies")
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise InputError(f"{source}: scale {self.scale}: expected a finite number > 0")
