@@ -19,6 +19,7 @@ from fmrec.features.columns import ColumnLayout
 from fmrec.features.history import served_history
 from fmrec.features.settings import DEFAULTS
 from fmrec.io_utils import atomic_write_bytes
+from fmrec.serving.neighbour_table import ServedNeighbours
 
 LOOKUP_JSON = "lookup.json"
 LOOKUP_BIN = "lookup.bin"
@@ -116,6 +117,8 @@ class Lookup:
     meta: dict[str, Any] = field(default_factory=dict)
     # The rated-movie history block (fmrec.features.history), or None without one.
     history: LookupHistory | None = None
+    # The neighbour column's table (fmrec.features.neighbours), after lookup.bin's sections; None without one.
+    neighbours: ServedNeighbours | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
@@ -133,6 +136,7 @@ class Lookup:
                 self.feature_dim,
                 self.aux_blocks,
                 None if self.history is None else self.history.offset,
+                None if self.neighbours is None else self.neighbours.column,
             )
             self.__dict__["_columns"] = cols
         return cols
@@ -247,6 +251,7 @@ class Lookup:
             "has_aux": {"user": self.user_aux_indptr is not None, "movie": self.movie_aux_indptr is not None},
             "meta": self.meta,
             "history": None if self.history is None else self.history.as_json(),
+            "neighbours": self.neighbours is not None,
             "user_ids": self.user_ids,
             "movie_ids": self.movie_ids,
             "titles": self.titles,
@@ -261,6 +266,8 @@ class Lookup:
             raw = arr.tobytes()
             parts.append(struct.pack("<16sBQ", name.encode(), ord(code), len(arr)))
             parts.append(raw)
+        if self.neighbours is not None:
+            parts.append(self.neighbours.to_blob())
         return {
             LOOKUP_JSON: json.dumps(
                 header, ensure_ascii=False, separators=(",", ":"), allow_nan=False
@@ -285,7 +292,9 @@ class Lookup:
                 if isinstance(header, dict)
                 else f"{source}/{LOOKUP_JSON}: expected a JSON object"
             )
-        sections = _parse_bin(blobs[LOOKUP_BIN], f"{source}/{LOOKUP_BIN}")
+        binary = f"{source}/{LOOKUP_BIN}"
+        sections, end = _parse_bin(blobs[LOOKUP_BIN], binary)
+        tail = blobs[LOOKUP_BIN][end:] if header.get("neighbours") else None
         try:
             lookup = cls(
                 feature_dim=int(header["feature_dim"]),
@@ -306,6 +315,7 @@ class Lookup:
                 aux_blocks=list(header["aux_blocks"]),
                 meta=dict(header["meta"]),
                 history=LookupHistory.from_json(header.get("history")),
+                neighbours=None if tail is None else ServedNeighbours.from_blob(tail, binary),
             )
             lookup.check(source)  # inside the try: the column layout reads the aux blocks' offsets and sizes
         except (KeyError, TypeError, ValueError) as exc:
@@ -322,6 +332,8 @@ class Lookup:
             problems.append("movie_count/movie_mean not aligned with movie_ids")
         if len(self.rated_indptr) != nu + 1 or self.rated_indptr[-1] != len(self.rated_pos):
             problems.append("rated_indptr does not match user_ids and rated_pos")
+        if self.neighbours is not None and self.neighbours.n_movies != nm:
+            problems.append("the neighbour table is not aligned with movie_ids")
         if self.user_ids != sorted(set(self.user_ids)) or self.movie_ids != sorted(set(self.movie_ids)):
             problems.append("user_ids/movie_ids not sorted and unique")
         problems += self.columns.problems()
@@ -329,7 +341,7 @@ class Lookup:
             raise InputError(f"{source}: inconsistent lookup: {'; '.join(problems)}")
 
 
-def _parse_bin(raw: bytes, source: str) -> dict[str, array]:
+def _parse_bin(raw: bytes, source: str) -> tuple[dict[str, array], int]:
     if not raw.startswith(_BIN_MAGIC):
         raise InputError(f"{source}: not a lookup binary (bad magic)")
     pos = len(_BIN_MAGIC)
@@ -350,7 +362,7 @@ def _parse_bin(raw: bytes, source: str) -> dict[str, array]:
             arr.byteswap()
         pos += size
         out[name] = arr
-    return out
+    return out, pos
 
 
 def unknown_genre(genre: str, genres: Any, where: str) -> InputError:

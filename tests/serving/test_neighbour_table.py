@@ -1,0 +1,48 @@
+"""The neighbour table inside lookup.bin: written after the fixed sections, read back, checked, optional."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fmrec.errors import InputError
+from fmrec.evaluation.scorers import train_matrix
+from fmrec.features.neighbours import NeighbourTable, fit_table, served_table, user_values
+from fmrec.serving.lookup import LOOKUP_BIN, Lookup, read_lookup, write_lookup
+
+
+def _with_table(lookup: Lookup) -> tuple[Lookup, NeighbourTable]:
+    table = fit_table(train_matrix(lookup), l2=200.0, keep=10)
+    served = served_table(table, column=lookup.feature_dim, keep=10, l2=200.0)
+    return replace(lookup, feature_dim=lookup.feature_dim + 1, neighbours=served), table
+
+
+def test_a_lookup_with_a_table_round_trips(preprocessed: Path, tmp_path: Path) -> None:
+    lookup, table = _with_table(read_lookup(preprocessed / "lookup"))
+    write_lookup(tmp_path, lookup)
+    back = read_lookup(tmp_path)
+    assert back.neighbours is not None and back.neighbours.column == lookup.feature_dim - 1
+    assert back.columns.neighbours is not None and back.columns.neighbours.offset == lookup.feature_dim - 1
+    rated = back.rated_positions(3)
+    movies = list(range(back.n_movies))
+    expected = user_values(table, np.array(rated))
+    np.testing.assert_allclose(back.neighbours.values(rated, movies), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_lookup_without_a_table_reads_as_before(preprocessed: Path) -> None:
+    lookup = read_lookup(preprocessed / "lookup")
+    assert lookup.neighbours is None and lookup.columns.neighbours is None
+
+
+def test_a_table_cut_off_or_misaligned_is_an_input_error(preprocessed: Path) -> None:
+    lookup, _ = _with_table(read_lookup(preprocessed / "lookup"))
+    blobs = lookup.to_blobs()
+    with pytest.raises(InputError, match=rf"{LOOKUP_BIN}: truncated at byte"):
+        Lookup.from_blobs({**blobs, LOOKUP_BIN: blobs[LOOKUP_BIN][:-3]}, "x")
+    fewer = fit_table(train_matrix(lookup)[:, :-1], l2=200.0, keep=10)  # one movie short of the lookup's
+    short = replace(lookup, neighbours=served_table(fewer, column=lookup.feature_dim - 1, keep=10, l2=200.0))
+    with pytest.raises(InputError, match="x: inconsistent lookup: the neighbour table is not aligned"):
+        Lookup.from_blobs(short.to_blobs(), "x")
