@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from fmrec.errors import InputError
 from fmrec.model.artifact import FMModel
 from fmrec.model.fm import FMParams
 from fmrec.serving.neighbour_table import ServedNeighbours
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 EASE_MAX_ITEMS = 20_000  # EASE inverts a dense catalog x catalog matrix: 20k items is 3.2 GB in float64
 
@@ -22,6 +25,8 @@ def ease_weights(train: sp.csr_matrix, l2: float = 500.0) -> np.ndarray:
     n_items = train.shape[1]
     if n_items > EASE_MAX_ITEMS:
         raise InputError(f"EASE: {n_items} items; the dense closed form is limited to {EASE_MAX_ITEMS}")
+    import scipy.sparse as sp  # local import: scipy is absent where the Lambda has only numpy (user_values)
+
     X = sp.csr_matrix(train, dtype=np.float64)
     gram = (X.T @ X).toarray()
     gram[np.diag_indices(n_items)] += l2
@@ -55,6 +60,8 @@ def fit_table(train: sp.csr_matrix, l2: float, keep: int, max_movies: int = EASE
     (the rest have no row and are no one's neighbour), each row cut to its `keep` largest weights."""
     if keep < 1:
         raise InputError(f"neighbours: keep must be at least 1, got {keep}")
+    import scipy.sparse as sp  # local import: scipy is absent where the Lambda has only numpy (user_values)
+
     x = sp.csr_matrix(train, dtype=np.float64)
     x.data[:] = 1.0
     n_movies = x.shape[1]
@@ -86,15 +93,18 @@ def _unit_scale(x: sp.csr_matrix, W: sp.csr_matrix) -> float:
     return float(1.0 / rms) if rms > 0 else 1.0
 
 
-def user_values(table: NeighbourTable, history: np.ndarray) -> np.ndarray:
-    """The value of every movie (float64, n_movies) for a user who rated the movie positions `history`."""
+def user_values(table: NeighbourTable | ServedNeighbours, history: Any) -> np.ndarray:
+    """The value of every movie (float64, n_movies) for a user who rated the movie positions `history`
+    (the fitted table or the served one: the same sum as ServedNeighbours.values)."""
     out = np.zeros(table.n_movies)
     pos = np.unique(np.asarray(history, dtype=np.int64))
     if pos.size == 0:
         return out
-    starts, ends = table.indptr[pos], table.indptr[pos + 1]
+    indptr = np.asarray(table.indptr, dtype=np.int64)
+    starts, ends = indptr[pos], indptr[pos + 1]
     idx = np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)])
-    np.add.at(out, table.targets[idx], table.weights[idx].astype(np.float64))
+    targets = np.asarray(table.targets, dtype=np.int64)
+    np.add.at(out, targets[idx], np.asarray(table.weights, dtype=np.float64)[idx])
     return out * (table.scale / np.sqrt(pos.size))
 
 

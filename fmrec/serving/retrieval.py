@@ -9,9 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from fmrec.errors import InputError
+from fmrec.features.neighbours import user_values
 from fmrec.model.artifact import FMModel
 from fmrec.model.fm import FMParams, SideTerms, link, side_terms, user_terms
 from fmrec.serving.lookup import Lookup, UserSide
+from fmrec.serving.neighbour_table import ServedNeighbours
 from fmrec.serving.ranking import movie_rows, top_k_indices
 
 
@@ -49,6 +51,7 @@ class Retrieval:
         self.lookup = lookup
         # compact: float32 factors (SideTerms.compact), the Lambda's choice; the batch keeps float64.
         self.items: SideTerms = side_terms(self.params, movie_rows(lookup), compact=compact)
+        self.neighbours = NeighbourTerm.of(self.params, lookup, self.items)
         self._genres: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
@@ -74,7 +77,8 @@ class Retrieval:
         const, s_u = user_terms(self.params, side.keys, side.values)
         # einsum, not `@`: a BLAS matrix-vector product may start threads, which only wait on a busy machine.
         dots = np.einsum("ij,j->i", self.items.factors, s_u.astype(self.items.factors.dtype, copy=False))
-        return const + self.items.const + dots
+        raw = const + self.items.const + dots
+        return raw if self.neighbours is None else raw + self.neighbours.scores(side.rated, s_u)
 
     def raw_block(self, users: SideTerms) -> np.ndarray:
         """Raw scores (n_users, n_movies) of many users' SideTerms: one matrix product (the batch)."""
@@ -115,7 +119,34 @@ class Retrieval:
         const, s_u = user_terms(self.params, side.keys, side.values)
         # the same expression as raw_scores, so a movie scores the same ranked or re-ranked
         dots = np.einsum("ij,j->i", self.items.factors[pos], s_u.astype(self.items.factors.dtype, copy=False))
-        return [float(s) for s in link(const + self.items.const[pos] + dots, self.predictor_type)]
+        raw = const + self.items.const[pos] + dots
+        if self.neighbours is not None:
+            raw = raw + self.neighbours.scores(side.rated, s_u)[pos]
+        return [float(s) for s in link(raw, self.predictor_type)]
+
+
+@dataclass(frozen=True)
+class NeighbourTerm:
+    """The neighbour column's part of a score (fmrec.features.neighbours): with g the user's value of a movie,
+    the FM adds g (w_c + <v_c, s_u> + <v_c, s_m>), s_u and s_m the user's and the movie's factor sums."""
+
+    table: ServedNeighbours
+    w: float
+    v: np.ndarray  # (k,) float64
+    movie_dots: np.ndarray  # (n_movies,) <v_c, s_m>
+
+    @classmethod
+    def of(cls, params: FMParams, lookup: Lookup, items: SideTerms) -> NeighbourTerm | None:
+        table = lookup.neighbours
+        if table is None:
+            return None
+        v = np.asarray(params.V[table.column], dtype=np.float64)
+        return cls(table, float(params.w[table.column]), v, np.asarray(items.factors @ v, dtype=np.float64))
+
+    def scores(self, rated: Sequence[int], s_u: np.ndarray) -> np.ndarray:
+        """The term for every movie of a user who rated `rated`, with user factor sum `s_u`."""
+        g = user_values(self.table, rated)
+        return g * (self.w + float(self.v @ np.asarray(s_u, dtype=np.float64)) + self.movie_dots)
 
 
 def block_scores(params: FMParams, users: SideTerms, items: SideTerms) -> np.ndarray:

@@ -7,11 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from fmrec.errors import InputError
 from fmrec.evaluation.scorers import train_matrix
 from fmrec.features.neighbours import NeighbourTable, fit_table, served_table, user_values
+from fmrec.model.fm import predict, raw_scores
 from fmrec.serving.lookup import LOOKUP_BIN, Lookup, read_lookup, write_lookup
+from fmrec.serving.retrieval import Retrieval
+from tests.serving.test_retrieval import random_model
 
 
 def _with_table(lookup: Lookup) -> tuple[Lookup, NeighbourTable]:
@@ -46,3 +50,25 @@ def test_a_table_cut_off_or_misaligned_is_an_input_error(preprocessed: Path) -> 
     short = replace(lookup, neighbours=served_table(fewer, column=lookup.feature_dim - 1, keep=10, l2=200.0))
     with pytest.raises(InputError, match="x: inconsistent lookup: the neighbour table is not aligned"):
         Lookup.from_blobs(short.to_blobs(), "x")
+
+
+def test_retrieval_adds_the_columns_exact_fm_term(preprocessed: Path) -> None:
+    lookup, _ = _with_table(read_lookup(preprocessed / "lookup"))
+    model = random_model(lookup.feature_dim, seed=3)  # a trained-looking column: w and V both non-zero
+    retrieval = Retrieval(model, lookup)
+    column = lookup.feature_dim - 1
+    for u in (0, 11):
+        side = lookup.user_side(u)
+        raw = retrieval.raw_scores(side)
+        g = lookup.neighbours.values(side.rated, range(lookup.n_movies))  # type: ignore[union-attr]
+        movies = [0, 5, lookup.n_movies - 1]
+        rows = np.zeros((len(movies), lookup.feature_dim), dtype=np.float32)
+        for r, m in enumerate(movies):
+            rows[r, list(side.keys)] = side.values
+            rows[r, lookup.movie_keys(m)] = 1.0
+            rows[r, column] = g[m]
+        X = sp.csr_matrix(rows)
+        np.testing.assert_allclose(raw[movies], raw_scores(model.params, X), rtol=1e-5, atol=1e-5)
+        assert retrieval.score(side, movies) == pytest.approx(
+            predict(model.params, X, "binary_classifier").tolist(), abs=1e-6
+        )

@@ -129,6 +129,7 @@ print(json.dumps({{"status": result["statusCode"], "body": json.loads(result["bo
         "fmrec.serving",
         "fmrec.serving.artifacts",
         "fmrec.serving.lookup",
+        "fmrec.serving.neighbour_table",  # stdlib only: the neighbour table inside lookup.bin
         "fmrec.serving.requests",
         "lambdas",
         "lambdas.recommend",
