@@ -106,9 +106,12 @@ class RequestBuilder:
         user_keys: Sequence[int],
         user_values: Sequence[float],
         movie_positions: Sequence[int] | None = None,
+        neighbours: tuple[int, Sequence[float]] | None = None,
     ) -> list[Payload]:
         """Bodies scoring a user side (its keys and values, fmrec.serving.lookup.UserSide) against
-        `movie_positions` (default: all), each <= max_bytes."""
+        `movie_positions` (default: all), each <= max_bytes. `neighbours`: the model's neighbour column and
+        the user's value for each movie asked for (fmrec.serving.neighbour_table), the last key of each row
+        (the column follows every block); a zero value is left out, as a sparse row leaves out zeros."""
         if len(user_values) != len(user_keys):
             raise InputError(f"user values: {len(user_values)} for {len(user_keys)} user keys")
         if not all(math.isfinite(v) for v in user_values):
@@ -128,7 +131,8 @@ class RequestBuilder:
         shape, movie_keys, movie_values = self._shape, self.lookup.movie_keys, self.lookup.movie_values
         splits: dict[tuple[int, ...], tuple[list[str], list[str]]] = {}
         instances = []
-        for p in positions:
+        column, extra = neighbours if neighbours is not None else (-1, [0.0] * len(positions))
+        for i, p in enumerate(positions):
             keys = movie_keys(p)
             cuts = tuple(bisect_left(ukeys, k) for k in keys)
             if cuts not in splits:
@@ -139,11 +143,14 @@ class RequestBuilder:
                 )
             kparts, vparts = splits[cuts]
             mvals = ["1"] * len(keys) if len(keys) == 1 else [_number(v) for v in movie_values(p)]
+            tail_key, tail_value = (f",{column}", f",{_number(extra[i])}") if extra[i] else ("", "")
             instances.append(
                 '{"data":{"features":{"keys":['
                 + _interleave(kparts, [str(k) for k in keys])
+                + tail_key
                 + shape
                 + _interleave(vparts, mvals)
+                + tail_value
                 + "]}}}"
             )
         room = self.max_bytes - len(_OPEN) - len(_CLOSE)

@@ -147,7 +147,9 @@ class EndpointScorer:
 
     def score(self, bundle: Bundle, side: UserSide, positions: Sequence[int]) -> Scored:
         try:
-            payloads = bundle.builder.build_rows(side.keys, side.values, positions)
+            table = bundle.lookup.neighbours
+            extra = None if table is None else (table.column, table.values(side.rated, positions))
+            payloads = bundle.builder.build_rows(side.keys, side.values, positions, extra)
         except InputError as exc:  # a row over FMREC_REQUEST_MAX_BYTES: the configuration, not the caller
             raise Misconfigured(f"FMREC_REQUEST_MAX_BYTES {bundle.builder.max_bytes}: {exc}") from exc
         answers = self.invoke_all([p.body for p in payloads])

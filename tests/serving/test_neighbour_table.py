@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from fmrec.evaluation.scorers import train_matrix
 from fmrec.features.neighbours import NeighbourTable, fit_table, served_table, user_values
 from fmrec.model.fm import predict, raw_scores
 from fmrec.serving.lookup import LOOKUP_BIN, Lookup, read_lookup, write_lookup
+from fmrec.serving.requests import RequestBuilder
 from fmrec.serving.retrieval import Retrieval
 from tests.serving.test_retrieval import random_model
 
@@ -72,3 +74,25 @@ def test_retrieval_adds_the_columns_exact_fm_term(preprocessed: Path) -> None:
         assert retrieval.score(side, movies) == pytest.approx(
             predict(model.params, X, "binary_classifier").tolist(), abs=1e-6
         )
+
+
+def test_the_endpoints_rows_carry_the_column_and_score_as_retrieval(preprocessed: Path) -> None:
+    lookup, _ = _with_table(read_lookup(preprocessed / "lookup"))
+    model = random_model(lookup.feature_dim, seed=4)
+    table = lookup.neighbours
+    assert table is not None
+    side = lookup.user_side(7)
+    h = side.rated[0]
+    near = sorted(set(table.targets[table.indptr[h] : table.indptr[h + 1]]) - set(side.rated))[:3]
+    movies = sorted({*near, 1, lookup.n_movies - 1} - set(side.rated))
+    values = table.values(side.rated, movies)
+    assert any(values) and not all(values)  # rows with the column and rows without it
+    payloads = RequestBuilder(lookup).build_rows(side.keys, side.values, movies, (table.column, values))
+    rows = [i["data"]["features"] for p in payloads for i in json.loads(p.body)["instances"]]
+    dense = np.zeros((len(rows), lookup.feature_dim), dtype=np.float32)
+    for r, row in enumerate(rows):
+        assert row["keys"] == sorted(row["keys"]) and row["shape"] == [lookup.feature_dim]
+        assert (table.column in row["keys"]) == (values[r] != 0)
+        dense[r, row["keys"]] = row["values"]
+    scores = predict(model.params, sp.csr_matrix(dense), "binary_classifier")
+    assert Retrieval(model, lookup).score(side, movies) == pytest.approx(scores.tolist(), abs=1e-6)
