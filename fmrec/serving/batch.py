@@ -74,7 +74,8 @@ def iter_top_k(
     movie_ids = np.asarray(lookup.movie_ids, dtype=np.int64)
     for start in range(0, len(positions), per_block):
         block = positions[start : start + per_block].tolist()
-        raw = retrieval.raw_block(side_terms(params, user_rows(lookup, block)))
+        rated = [lookup.rated_positions(u) for u in block]
+        raw = retrieval.raw_block(side_terms(params, user_rows(lookup, block)), rated)
         if allowed is not None:
             raw[:, ~allowed] = -np.inf
         if exclude_rated:

@@ -80,9 +80,13 @@ class Retrieval:
         raw = const + self.items.const + dots
         return raw if self.neighbours is None else raw + self.neighbours.scores(side.rated, s_u)
 
-    def raw_block(self, users: SideTerms) -> np.ndarray:
-        """Raw scores (n_users, n_movies) of many users' SideTerms: one matrix product (the batch)."""
-        return block_scores(self.params, users, self.items)
+    def raw_block(self, users: SideTerms, rated: Sequence[Sequence[int]] = ()) -> np.ndarray:
+        """Raw scores (n_users, n_movies) of many users' SideTerms: one matrix product (the batch); `rated`,
+        each user's rated movie positions, feeds the neighbour column when the model has one."""
+        raw = block_scores(self.params, users, self.items)
+        if self.neighbours is not None:
+            raw += self.neighbours.block(rated, users.factors)
+        return raw
 
     def candidates(
         self, side: UserSide, *, exclude_rated: bool = True, genre: str | None = None
@@ -142,6 +146,17 @@ class NeighbourTerm:
             return None
         v = np.asarray(params.V[table.column], dtype=np.float64)
         return cls(table, float(params.w[table.column]), v, np.asarray(items.factors @ v, dtype=np.float64))
+
+    def block(self, rated: Sequence[Sequence[int]], factors: np.ndarray) -> np.ndarray:
+        """scores() of a block of users: their rated positions and their factor sums (n_users, k)."""
+        if len(rated) != factors.shape[0]:
+            raise InputError(f"neighbour column: {len(rated)} histories for {factors.shape[0]} users")
+        g = (
+            np.stack([user_values(self.table, r) for r in rated])
+            if rated
+            else np.zeros((0, len(self.movie_dots)))
+        )
+        return g * (self.w + (np.asarray(factors, np.float64) @ self.v)[:, None] + self.movie_dots[None, :])
 
     def scores(self, rated: Sequence[int], s_u: np.ndarray) -> np.ndarray:
         """The term for every movie of a user who rated `rated`, with user factor sum `s_u`."""

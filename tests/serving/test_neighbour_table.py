@@ -14,6 +14,7 @@ from fmrec.errors import InputError
 from fmrec.evaluation.scorers import train_matrix
 from fmrec.features.neighbours import NeighbourTable, fit_table, served_table, user_values
 from fmrec.model.fm import predict, raw_scores
+from fmrec.serving.batch import iter_top_k
 from fmrec.serving.lookup import LOOKUP_BIN, Lookup, read_lookup, write_lookup
 from fmrec.serving.requests import RequestBuilder
 from fmrec.serving.retrieval import Retrieval
@@ -96,3 +97,17 @@ def test_the_endpoints_rows_carry_the_column_and_score_as_retrieval(preprocessed
         dense[r, row["keys"]] = row["values"]
     scores = predict(model.params, sp.csr_matrix(dense), "binary_classifier")
     assert Retrieval(model, lookup).score(side, movies) == pytest.approx(scores.tolist(), abs=1e-6)
+
+
+def test_the_batch_ranks_as_retrieval_does(preprocessed: Path) -> None:
+    lookup, _ = _with_table(read_lookup(preprocessed / "lookup"))
+    model = random_model(lookup.feature_dim, seed=5)
+    retrieval = Retrieval(model, lookup)
+    users = [0, 4, 9]
+    tops = [
+        row for block in iter_top_k(model, lookup, 10, user_positions=users, block_cells=200) for row in block
+    ]
+    for u, row in zip(users, tops, strict=True):
+        expected = retrieval.top(lookup.user_side(u), 10)
+        assert row.movie_ids == [lookup.movie_ids[p] for p in expected.positions]
+        assert row.scores == pytest.approx(expected.scores, abs=1e-9)
