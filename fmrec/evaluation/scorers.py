@@ -7,9 +7,10 @@ import scipy.sparse as sp
 
 from fmrec.evaluation.ranking import Scorer
 from fmrec.model import fm
+from fmrec.model.artifact import FMModel
 from fmrec.serving.lookup import Lookup
 from fmrec.serving.ranking import movie_rows, user_rows
-from fmrec.serving.retrieval import block_scores
+from fmrec.serving.retrieval import Retrieval, block_scores
 
 
 def lookup_rows(lookup: Lookup) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -37,6 +38,25 @@ def fm_scorer(params: fm.FMParams, user_rows: sp.csr_matrix, item_rows: sp.csr_m
     def score(users: np.ndarray) -> np.ndarray:
         rows = padded[np.where(users >= 0, users, padded.shape[0] - 1)]
         return block_scores(params, fm.side_terms(params, rows), items)
+
+    return score
+
+
+def model_scorer(model: FMModel, lookup: Lookup) -> Scorer:
+    """The model's raw scores of a block of users, as the API ranks them: fm_scorer, plus the neighbour
+    column's term when the lookup has a neighbour table (Retrieval.raw_block's); unknown users have none."""
+    users, items = lookup_rows(lookup)
+    base = fm_scorer(model.params, users, items)
+    term = Retrieval(model, lookup).neighbours
+    if term is None:
+        return base
+    factors = fm.side_terms(model.params, users).factors
+
+    def score(block: np.ndarray) -> np.ndarray:
+        known = block >= 0
+        rated = [lookup.rated_positions(int(u)) if u >= 0 else [] for u in block.tolist()]
+        s_u = np.where(known[:, None], factors[np.maximum(block, 0)], 0.0)
+        return base(block) + term.block(rated, s_u)
 
     return score
 

@@ -23,7 +23,7 @@ from fmrec.evaluation.ranking import (
     ranking_metrics_at_k,
     ranking_task,
 )
-from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer, train_matrix
+from fmrec.evaluation.scorers import model_scorer, popularity_scorer, train_matrix
 from fmrec.features.layout import block_range
 from fmrec.features.settings import DEFAULTS
 from fmrec.model import fm
@@ -165,9 +165,8 @@ def evaluate(
         max_cells=max_cells,
         seed=seed,
     )
-    user_rows, item_rows = lookup_rows(lookup)
     ranked = {
-        "model": ranking_metrics_at_k(fm_scorer(model.params, user_rows, item_rows), task, K),
+        "model": ranking_metrics_at_k(model_scorer(model, lookup), task, K),
         "popularity": ranking_metrics_at_k(popularity_scorer(counts), task, K),
     }
     if task.sampled:

@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from fmrec.errors import InputError
-from fmrec.evaluation.scorers import train_matrix
+from fmrec.evaluation.scorers import model_scorer, train_matrix
 from fmrec.features.neighbours import NeighbourTable, fit_table, served_table, user_values
 from fmrec.model.fm import predict, raw_scores
 from fmrec.serving.batch import iter_top_k
@@ -111,3 +111,14 @@ def test_the_batch_ranks_as_retrieval_does(preprocessed: Path) -> None:
         expected = retrieval.top(lookup.user_side(u), 10)
         assert row.movie_ids == [lookup.movie_ids[p] for p in expected.positions]
         assert row.scores == pytest.approx(expected.scores, abs=1e-9)
+
+
+def test_the_evaluate_steps_scorer_is_the_apis_score(preprocessed: Path) -> None:
+    lookup, _ = _with_table(read_lookup(preprocessed / "lookup"))
+    model = random_model(lookup.feature_dim, seed=6)
+    retrieval = Retrieval(model, lookup)
+    users = np.array([2, -1, 8])
+    block = model_scorer(model, lookup)(users)
+    for row, u in enumerate(users.tolist()):
+        side = lookup.user_side(u if u >= 0 else None)
+        np.testing.assert_allclose(block[row], retrieval.raw_scores(side), rtol=1e-6, atol=1e-6)
