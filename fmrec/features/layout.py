@@ -48,12 +48,20 @@ class Encoding:
     # the rated-movie history block (fmrec.features.history), after every other block; None without one
     history: HistoryConfig | None = None
     aux_value: float = 1.0  # the value every aux column carries in a row (preprocess's --aux-value)
+    neighbours: bool = (
+        False  # the neighbour column after everything (fmrec.features.neighbours); no row has it
+    )
 
     @property
     def columns(self) -> ColumnLayout:
         aux = [(b.name, b.size) for b in self.blocks[2:]]
         return ColumnLayout.build(
-            self.user_ids.size, self.movie_ids.size, aux, self.history is not None, self.aux_value
+            self.user_ids.size,
+            self.movie_ids.size,
+            aux,
+            self.history is not None,
+            self.aux_value,
+            self.neighbours,
         )
 
     @property

@@ -31,6 +31,8 @@ class PreprocessConfig:
     shards: int = int(D["shards"])
     seed: int = int(D["seed"])
     max_reject_fraction: float = float(D["max_reject_fraction"])
+    neighbours: int = int(D["neighbours"])
+    neighbour_l2: float = float(D["neighbour_l2"])
     # The training objective and its row sampling (fmrec/features/sampling.py, SamplingConfig)
     objective: str = str(D["objective"])
     negatives_per_positive: int = int(D["negatives_per_positive"])
@@ -171,6 +173,8 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         shards=args.shards,
         seed=args.seed,
         max_reject_fraction=args.max_reject_fraction,
+        neighbours=args.neighbours,
+        neighbour_l2=args.neighbour_l2,
         objective=args.objective,
         negatives_per_positive=args.negatives,
         negative_exponent=args.negative_exponent,

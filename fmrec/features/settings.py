@@ -114,6 +114,27 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
         maximum=1,
     ),
+    # The neighbour column (fmrec/features/neighbours.py; docs/tuning.md, "an item-item score beside the FM"):
+    # off until the pipeline writes the served model's weight (the column's weights are random till then)
+    Setting(
+        "neighbours",
+        "--neighbours",
+        "Integer",
+        0,
+        "ranking: a neighbour column and its table in the lookup, each rated movie's N strongest EASE "
+        "weights (0 = none)",
+        minimum=0,
+        maximum=1000,
+    ),
+    Setting(
+        "neighbour_l2",
+        "--neighbour-l2",
+        "Float",
+        200.0,
+        "the neighbour table's EASE regularisation (lambda)",
+        minimum=1,
+        maximum=1e6,
+    ),
     # The training objective (fmrec/features/objective.py, sampling.py): these, in this order, are the
     # pipeline's objective parameters and the Preprocess step's arguments after --threshold and --shards.
     Setting(

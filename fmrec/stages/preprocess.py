@@ -21,11 +21,13 @@ from fmrec.evaluation.holdout import HeldOut, write_holdout
 from fmrec.features.channels import labels_for, ranking_channels, write_channel
 from fmrec.features.layout import Encoding, build_encoding, positions
 from fmrec.features.manifest import Manifest, write_manifest
+from fmrec.features.neighbours import fit_table, served_table
 from fmrec.features.objective import check_objective
 from fmrec.features.options import PreprocessConfig
 from fmrec.io_utils import atomic_dir
 from fmrec.ratings.merge import merge_from_data_dir
 from fmrec.serving.lookup import Lookup, LookupHistory, write_lookup
+from fmrec.serving.neighbour_table import ServedNeighbours
 
 log = logging.getLogger("fmrec.preprocess")
 
@@ -103,7 +105,23 @@ def build_lookup(enc: Encoding, ds: Dataset, cfg: PreprocessConfig) -> Lookup:
         else LookupHistory(
             offset=enc.history_offset, scale=enc.history.scale, cap=enc.history.cap, fixed=enc.history.fixed
         ),
+        neighbours=_neighbour_table(enc, rated_user, rated_movie, cfg),
     )
+
+
+def _neighbour_table(
+    enc: Encoding, rated_user: np.ndarray, rated_movie: np.ndarray, cfg: PreprocessConfig
+) -> ServedNeighbours | None:
+    """The lookup's neighbour table, fitted on the train ratings (each (user, movie) once), or None."""
+    block = enc.columns.neighbours
+    if block is None:
+        return None
+    train = sp.csr_matrix(
+        (np.ones(rated_user.size, np.float32), (rated_user, rated_movie)),
+        shape=(enc.user_ids.size, enc.movie_ids.size),
+    )
+    table = fit_table(train, cfg.neighbour_l2, cfg.neighbours)
+    return served_table(table, block.offset, cfg.neighbours, cfg.neighbour_l2)
 
 
 def _balance(labels: np.ndarray, mode: str) -> dict[str, float]:
@@ -156,6 +174,7 @@ def preprocess(
     if cfg.implicit:
         ds = as_implicit(ds, cfg)
     enc = build_encoding(ds.train, ds.users, ds.movies, cfg.aux, cfg.history_config(), cfg.aux_value)
+    enc.neighbours = cfg.neighbours > 0 and cfg.objective == "ranking"
     log.info(
         "read %s (%s, split %s): %d train, %d test ratings; feature_dim %d",
         data_dir,

@@ -9,12 +9,17 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from fmrec.codec.reader import read_spmatrix
 from fmrec.errors import InputError
+from fmrec.evaluation.scorers import train_matrix
 from fmrec.features.neighbours import fit_table, served_table, user_values, with_blend_weight
+from fmrec.features.options import PreprocessConfig
 from fmrec.model import fm
 from fmrec.model.artifact import FMModel, load_model_tar, save_model_tar
 from fmrec.model.fm import FMParams
+from fmrec.serving.lookup import read_lookup
 from fmrec.serving.neighbour_table import ServedNeighbours
+from fmrec.stages.preprocess import run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -112,3 +117,22 @@ def test_a_broken_table_file_names_what_is_wrong() -> None:
         ServedNeighbours.from_blob(b"nope" + blob, "x/neighbours.bin")
     with pytest.raises(InputError, match="truncated at byte"):
         ServedNeighbours.from_blob(blob[:-5], "x/neighbours.bin")
+
+
+def test_preprocess_adds_the_column_and_its_table_only_when_asked(
+    synth_dir: Path, ranked_default: Path, tmp_path: Path
+) -> None:
+    run(synth_dir, tmp_path / "nb", PreprocessConfig(objective="ranking", neighbours=5, neighbour_l2=50.0))
+    plain, with_nb = read_lookup(ranked_default / "lookup"), read_lookup(tmp_path / "nb" / "lookup")
+    assert plain.neighbours is None and with_nb.feature_dim == plain.feature_dim + 1
+    table = with_nb.neighbours
+    assert table is not None and (table.column, table.keep, table.l2) == (plain.feature_dim, 5, 50.0)
+    expected = fit_table(train_matrix(with_nb), l2=50.0, keep=5)
+    assert list(table.targets) == expected.targets.tolist()
+    X, _ = read_spmatrix(tmp_path / "nb" / "train")
+    assert X.shape[1] == with_nb.feature_dim and X[:, table.column].nnz == 0  # no training row carries it
+    rating = tmp_path / "rating"
+    run(
+        synth_dir, rating, PreprocessConfig(objective="rating", neighbours=5)
+    )  # the seed's columns, unchanged
+    assert read_lookup(rating / "lookup").neighbours is None
