@@ -121,13 +121,14 @@ def with_blend_weight(model: FMModel, column: int, weight: float) -> FMModel:
     return FMModel(FMParams(model.params.w0, w, V), model.predictor_type, dict(model.hyperparameters), meta)
 
 
-def served_table(table: NeighbourTable, column: int, keep: int, l2: float) -> ServedNeighbours:
+def served_table(table: NeighbourTable, column: int, keep: int, l2: float, weight: float) -> ServedNeighbours:
     """The table as serving reads it (neighbours.bin, standard-library arrays), for the model's `column`."""
     return ServedNeighbours(
         column,
         keep,
         float(l2),
         float(table.scale),
+        float(weight),
         _array("Q", table.indptr),
         _array("I", table.targets),
         _array("f", table.weights),
@@ -138,3 +139,9 @@ def _array(code: str, values: np.ndarray) -> array:
     out = array(code)
     out.frombytes(np.ascontiguousarray(values, dtype=np.dtype(code).newbyteorder("=")).tobytes())
     return out
+
+
+def served_model(model: FMModel, table: ServedNeighbours | None) -> FMModel:
+    """The model the endpoint serves with the lookup's neighbour table: with_blend_weight at the table's
+    column and weight (preprocess's --neighbour-weight); the trained model itself without a table."""
+    return model if table is None else with_blend_weight(model, table.column, table.weight)

@@ -135,6 +135,15 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=1,
         maximum=1e6,
     ),
+    Setting(
+        "neighbour_weight",
+        "--neighbour-weight",
+        "Float",
+        0.2,
+        "the neighbour column's weight in the served model (the evaluate step writes it; unit-RMS values)",
+        minimum=0,
+        maximum=100,
+    ),
     # The training objective (fmrec/features/objective.py, sampling.py): these, in this order, are the
     # pipeline's objective parameters and the Preprocess step's arguments after --threshold and --shards.
     Setting(

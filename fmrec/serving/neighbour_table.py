@@ -13,8 +13,8 @@ from fmrec.errors import InputError
 
 NEIGHBOURS_BIN = "neighbours.bin"
 _MAGIC = b"FMRECNB1"
-# column, keep, l2, scale, n_movies, nnz (little-endian)
-_HEADER = struct.Struct("<QIddQQ")
+# column, keep, l2, scale, weight, n_movies, nnz (little-endian)
+_HEADER = struct.Struct("<QIdddQQ")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class ServedNeighbours:
     keep: int
     l2: float
     scale: float
+    weight: float  # the column's linear weight in the served model (fmrec.features.neighbours.served_model)
     indptr: array  # 'Q', n_movies + 1
     targets: array  # 'I'
     weights: array  # 'f'
@@ -53,7 +54,9 @@ class ServedNeighbours:
     def to_blob(self) -> bytes:
         parts = [
             _MAGIC,
-            _HEADER.pack(self.column, self.keep, self.l2, self.scale, self.n_movies, len(self.targets)),
+            _HEADER.pack(
+                self.column, self.keep, self.l2, self.scale, self.weight, self.n_movies, len(self.targets)
+            ),
         ]
         for arr in (self.indptr, self.targets, self.weights):
             out = array(arr.typecode, arr)
@@ -69,7 +72,7 @@ class ServedNeighbours:
         pos = len(_MAGIC)
         if len(raw) < pos + _HEADER.size:
             raise InputError(f"{source}: truncated at byte {len(raw)} (header of {_HEADER.size} bytes)")
-        column, keep, l2, scale, n_movies, nnz = _HEADER.unpack_from(raw, pos)
+        column, keep, l2, scale, weight, n_movies, nnz = _HEADER.unpack_from(raw, pos)
         pos += _HEADER.size
         arrays = []
         for code, count in (("Q", n_movies + 1), ("I", nnz), ("f", nnz)):
@@ -82,7 +85,7 @@ class ServedNeighbours:
                 arr.byteswap()
             arrays.append(arr)
             pos += size
-        table = cls(column, keep, l2, scale, *arrays)
+        table = cls(column, keep, l2, scale, weight, *arrays)
         table.check(source)
         return table
 
@@ -97,3 +100,5 @@ class ServedNeighbours:
             raise InputError(f"{source}: a target movie position is not below {n} movies")
         if not (math.isfinite(self.scale) and self.scale > 0):
             raise InputError(f"{source}: scale {self.scale}: expected a finite number > 0")
+        if not (math.isfinite(self.weight) and self.weight >= 0):
+            raise InputError(f"{source}: weight {self.weight}: expected a finite number >= 0")

@@ -121,7 +121,7 @@ def _neighbour_table(
         shape=(enc.user_ids.size, enc.movie_ids.size),
     )
     table = fit_table(train, cfg.neighbour_l2, cfg.neighbours)
-    return served_table(table, block.offset, cfg.neighbours, cfg.neighbour_l2)
+    return served_table(table, block.offset, cfg.neighbours, cfg.neighbour_l2, cfg.neighbour_weight)
 
 
 def _balance(labels: np.ndarray, mode: str) -> dict[str, float]:

@@ -4,8 +4,11 @@ Reads base_dir/input/model/ (the training job's output folder: model.tar.gz, and
 metrics.json with per-epoch curves when the trainer wrote them), base_dir/input/test/ and input/train/
 (recordIO-protobuf channels), base_dir/input/lookup/ (the serving lookups) and base_dir/input/holdout/
 ratings.tsv (the raw held-out ratings), and writes base_dir/output/evaluation/{evaluation.json,
-model_metrics.json, report.html}. argv: --objective ranking|rating (recorded; the gate reads it from the
-pipeline parameter), --threshold X (relevance: held-out rating >= X; default the lookup's label threshold).
+model_metrics.json, report.html}. With a neighbour table in the lookup (preprocess --neighbours) it scores
+and writes base_dir/output/model/model.tar.gz, the model the endpoint is to serve: the trained one with the
+neighbour column's weight set (fmrec.features.neighbours.served_model). argv: --objective ranking|rating
+(recorded; the gate reads it from the pipeline parameter), --threshold X (relevance: held-out rating >= X;
+default the lookup's label threshold).
 
 The reading, metrics, baselines and report live in fmrec.evaluation (evaluate.py, report.py); this script
 parses its arguments, calls them and writes. evaluation.json:
@@ -24,13 +27,16 @@ import argparse
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from fmrec.evaluation.report import report_html
+from fmrec.features.neighbours import served_model
 from fmrec.features.objective import OBJECTIVES
 from fmrec.features.settings import DEFAULTS
 from fmrec.io_utils import atomic_write_text
+from fmrec.model.artifact import save_model_tar
 from fmrec.numbers import attach_option_values, parse_float
 from fmrec.stages.evaluate import EvaluationError, evaluate, model_metrics, read_inputs
 from pipeline.steps.script import run_as_script
@@ -57,6 +63,9 @@ def main(base_dir: Path, argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Evaluate base_dir/input/* and write base_dir/output/evaluation/*; returns the evaluation document."""
     args = parse_args(argv)
     data = read_inputs(Path(base_dir))
+    if data.lookup.neighbours is not None:
+        data = replace(data, model=served_model(data.model, data.lookup.neighbours))
+        save_model_tar(data.model, Path(base_dir) / "output" / "model" / "model.tar.gz")
     doc = evaluate(data, args.objective, args.threshold)
     scores = doc.pop("_scores")
     out = Path(base_dir) / "output" / "evaluation"

@@ -101,8 +101,8 @@ def test_a_column_outside_the_model_is_refused() -> None:
 def test_the_served_table_gives_the_same_values_and_round_trips() -> None:
     train = _train()
     table = fit_table(train, l2=5.0, keep=4)
-    served = ServedNeighbours.from_blob(served_table(table, column=99, keep=4, l2=5.0).to_blob())
-    assert (served.column, served.keep, served.l2) == (99, 4, 5.0)
+    served = ServedNeighbours.from_blob(served_table(table, column=99, keep=4, l2=5.0, weight=0.3).to_blob())
+    assert (served.column, served.keep, served.l2, served.weight) == (99, 4, 5.0, 0.3)
     movies = [0, 3, 7, 24]
     for u in (0, 5, 59):
         history = train[u].indices.tolist()
@@ -112,7 +112,7 @@ def test_the_served_table_gives_the_same_values_and_round_trips() -> None:
 
 
 def test_a_broken_table_file_names_what_is_wrong() -> None:
-    blob = served_table(fit_table(_train(), l2=5.0, keep=3), column=1, keep=3, l2=5.0).to_blob()
+    blob = served_table(fit_table(_train(), l2=5.0, keep=3), column=1, keep=3, l2=5.0, weight=0.2).to_blob()
     with pytest.raises(InputError, match=r"x/neighbours.bin: not a neighbour table \(bad magic\)"):
         ServedNeighbours.from_blob(b"nope" + blob, "x/neighbours.bin")
     with pytest.raises(InputError, match="truncated at byte"):

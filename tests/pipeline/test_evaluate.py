@@ -18,6 +18,7 @@ from fmrec.evaluation import pointwise
 from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.pointwise import fit_baselines
 from fmrec.evaluation.report import report_html
+from fmrec.evaluation.scorers import model_scorer
 from fmrec.model import fm
 from fmrec.model.artifact import load_model_tar
 from fmrec.model.metrics import binary_metrics
@@ -219,3 +220,31 @@ def test_sampling_above_the_size_limit_is_reported(eval_base: Path) -> None:
     assert ranking["sample_seed"] == 5
     html = report_html(doc, data.y_test, [])
     assert f"a seeded sample of 20 of {ranking['users_total']} users" in html
+
+
+def test_with_a_neighbour_table_the_step_writes_and_scores_the_served_model(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    pre = tmp_path / "pre"
+    shutil.copytree(tiny_data, pre / "input" / "data")
+    preprocess.main(pre, ["--neighbours", "5", "--neighbour-weight", "0.3"])
+    manifest = json.loads((pre / "output" / "manifest" / "manifest.json").read_text())
+    hp = {"feature_dim": manifest["feature_dim"], "num_factors": 8, "predictor_type": "binary_classifier"}
+    base = tmp_path / "eval"
+    run_training(hp, {"train": pre / "output" / "train"}, base / "input" / "model", base / "job-output")
+    for name in ("test", "train", "lookup", "holdout"):
+        shutil.copytree(pre / "output" / name, base / "input" / name)
+    trained = load_model_tar(base / "input" / "model" / "model.tar.gz")
+    table = read_lookup(base / "input" / "lookup").neighbours
+    assert table is not None and table.column == manifest["feature_dim"] - 1
+    assert float(np.abs(trained.params.V[table.column]).sum()) > 0  # the trainer's random initial row
+    doc = ev.main(base)
+    served = load_model_tar(base / "output" / "model" / "model.tar.gz")
+    assert served.params.w[table.column] == pytest.approx(0.3)
+    assert not served.params.V[table.column].any()
+    others = np.arange(served.feature_dim) != table.column
+    np.testing.assert_array_equal(served.params.V[others], trained.params.V[others])
+    lookup = read_lookup(base / "input" / "lookup")
+    task_users = np.arange(lookup.n_users)
+    blended = model_scorer(served, lookup)(task_users)
+    assert np.isfinite(blended).all() and doc["ranking"]["model"]["ndcg_at_10"] > 0

@@ -23,7 +23,7 @@ from tests.serving.test_retrieval import random_model
 
 def _with_table(lookup: Lookup) -> tuple[Lookup, NeighbourTable]:
     table = fit_table(train_matrix(lookup), l2=200.0, keep=10)
-    served = served_table(table, column=lookup.feature_dim, keep=10, l2=200.0)
+    served = served_table(table, column=lookup.feature_dim, keep=10, l2=200.0, weight=0.2)
     return replace(lookup, feature_dim=lookup.feature_dim + 1, neighbours=served), table
 
 
@@ -50,7 +50,9 @@ def test_a_table_cut_off_or_misaligned_is_an_input_error(preprocessed: Path) -> 
     with pytest.raises(InputError, match=rf"{LOOKUP_BIN}: truncated at byte"):
         Lookup.from_blobs({**blobs, LOOKUP_BIN: blobs[LOOKUP_BIN][:-3]}, "x")
     fewer = fit_table(train_matrix(lookup)[:, :-1], l2=200.0, keep=10)  # one movie short of the lookup's
-    short = replace(lookup, neighbours=served_table(fewer, column=lookup.feature_dim - 1, keep=10, l2=200.0))
+    short = replace(
+        lookup, neighbours=served_table(fewer, column=lookup.feature_dim - 1, keep=10, l2=200.0, weight=0.2)
+    )
     with pytest.raises(InputError, match="x: inconsistent lookup: the neighbour table is not aligned"):
         Lookup.from_blobs(short.to_blobs(), "x")
 
