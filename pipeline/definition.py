@@ -193,10 +193,10 @@ def _build(
     preprocess, manifest, pre_uri = preprocess_step(ctx)
     train, estimator, train_output = train_step(ctx, manifest, pre_uri)
 
-    def chain(model_output_uri: Any, model_data: Any, suffix: str = "") -> list[Any]:
-        return evaluation_chain(ctx, model_output_uri, model_data, pre_uri, suffix)
+    def chain(model_output_uri: Any, suffix: str = "") -> list[Any]:
+        return evaluation_chain(ctx, model_output_uri, pre_uri, suffix)
 
-    plain_steps = [train, *chain(train_output, train.properties.ModelArtifacts.S3ModelArtifacts)]
+    plain_steps = [train, *chain(train_output)]
     parameters = params.ordered()
     steps = [preprocess, *plain_steps]
     if tuning is not None:
@@ -244,13 +244,10 @@ def _definition(name: str, parameters: list[Any], steps: list[Any], session: Any
 
 
 def evaluation_chain(
-    ctx: BuildContext,
-    model_output_uri: Any,
-    model_data: Any,
-    pre_uri: Callable[[str], Any],
-    suffix: str = "",
+    ctx: BuildContext, model_output_uri: Any, pre_uri: Callable[[str], Any], suffix: str = ""
 ) -> list[Any]:
-    """evaluate → gate → register | fail for one model; `suffix` names a second chain (the tuning branch)."""
-    evaluate, metric, eval_parts = evaluate_step(ctx, model_output_uri, pre_uri, suffix)
-    register = register_step(ctx, model_data, pre_uri("lookup"), eval_parts, suffix)
+    """evaluate → gate → register | fail for one model; `suffix` names a second chain (the tuning branch).
+    What is registered is the model the evaluate step judged (its `model` output)."""
+    evaluate, metric, eval_parts, served = evaluate_step(ctx, model_output_uri, pre_uri, suffix)
+    register = register_step(ctx, served, pre_uri("lookup"), eval_parts, suffix)
     return [evaluate, gate_step(ctx, metric, register, suffix)]

@@ -114,11 +114,11 @@ def tuning_branch(
     instance_type: Any,
     instance_count: Any,
     plain_steps: Sequence[Any],
-    chain: Callable[[Any, Any, str], list[Any]],
+    chain: Callable[[Any, str], list[Any]],
 ) -> tuple[list[Any], Any]:
     """The pipeline parameters it adds and the ConditionStep that replaces `plain_steps` at the top level.
 
-    `chain(model_output_uri, model_data, suffix)` builds evaluate → gate → register | fail for one model, as
+    `chain(model_output_uri, suffix)` builds evaluate → gate → register | fail for one model, as
     the plain chain is built; `static_hyperparameters` are the plain estimator's (tuned ones dropped).
     """
     # Every check runs at build time, so a bad range or objective never reaches a pipeline execution.
@@ -189,7 +189,6 @@ def tuning_branch(
         ),
     )
     # Summaries come sorted by final objective, best first: index 0 is the best training job.
-    model_data = tune.get_top_model_s3_uri(top_k=0, s3_bucket=bucket, prefix=TUNING_MODELS_PREFIX)
     model_output = Join(
         on="/",
         values=[
@@ -200,7 +199,7 @@ def tuning_branch(
             "output",
         ],
     )
-    tuned_chain = chain(model_output, model_data, TUNED_SUFFIX)
+    tuned_chain = chain(model_output, TUNED_SUFFIX)
     choose = ConditionStep(
         name=CHOOSE_STEP,
         conditions=[ConditionEquals(left=use_tuning, right=True)],

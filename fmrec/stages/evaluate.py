@@ -50,6 +50,7 @@ class Inputs:
     lookup: Lookup
     holdout: HeldOut
     curves: list[dict[str, Any]]
+    model_tar: Path | None = None  # the file the model was read from
 
 
 def _channel(folder: Path, name: str, feature_dim: int) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -122,7 +123,7 @@ def read_processed(model_tar: Path, processed: Path, curves: list[dict[str, Any]
         holdout = read_holdout(processed / "holdout")
     except InputError as exc:
         raise EvaluationError(str(exc)) from None
-    return Inputs(model, X_test, y_test, X_train, y_train, lookup, holdout, curves or [])
+    return Inputs(model, X_test, y_test, X_train, y_train, lookup, holdout, curves or [], model_tar)
 
 
 def evaluate(

@@ -4,11 +4,12 @@ Reads base_dir/input/model/ (the training job's output folder: model.tar.gz, and
 metrics.json with per-epoch curves when the trainer wrote them), base_dir/input/test/ and input/train/
 (recordIO-protobuf channels), base_dir/input/lookup/ (the serving lookups) and base_dir/input/holdout/
 ratings.tsv (the raw held-out ratings), and writes base_dir/output/evaluation/{evaluation.json,
-model_metrics.json, report.html}. With a neighbour table in the lookup (preprocess --neighbours) it scores
-and writes base_dir/output/model/model.tar.gz, the model the endpoint is to serve: the trained one with the
-neighbour column's weight set (fmrec.features.neighbours.served_model). argv: --objective ranking|rating
-(recorded; the gate reads it from the pipeline parameter), --threshold X (relevance: held-out rating >= X;
-default the lookup's label threshold).
+model_metrics.json, report.html} and base_dir/output/model/model.tar.gz, the model it judged and RegisterModel
+registers: the training job's artifact byte for byte, or, with a neighbour table in the lookup (preprocess
+--neighbours), the trained one with the neighbour column's weight set
+(fmrec.features.neighbours.served_model). argv: --objective ranking|rating (recorded; the gate reads it
+from the pipeline parameter), --threshold X (relevance: held-out rating >= X; default the lookup's label
+threshold).
 
 The reading, metrics, baselines and report live in fmrec.evaluation (evaluate.py, report.py); this script
 parses its arguments, calls them and writes. evaluation.json:
@@ -35,7 +36,7 @@ from fmrec.evaluation.report import report_html
 from fmrec.features.neighbours import served_model
 from fmrec.features.objective import OBJECTIVES
 from fmrec.features.settings import DEFAULTS
-from fmrec.io_utils import atomic_write_text
+from fmrec.io_utils import atomic_write_bytes, atomic_write_text
 from fmrec.model.artifact import save_model_tar
 from fmrec.numbers import attach_option_values, parse_float
 from fmrec.stages.evaluate import EvaluationError, evaluate, model_metrics, read_inputs
@@ -63,9 +64,12 @@ def main(base_dir: Path, argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Evaluate base_dir/input/* and write base_dir/output/evaluation/*; returns the evaluation document."""
     args = parse_args(argv)
     data = read_inputs(Path(base_dir))
+    served = Path(base_dir) / "output" / "model" / "model.tar.gz"  # what RegisterModel registers
     if data.lookup.neighbours is not None:
         data = replace(data, model=served_model(data.model, data.lookup.neighbours))
-        save_model_tar(data.model, Path(base_dir) / "output" / "model" / "model.tar.gz")
+        save_model_tar(data.model, served)
+    elif data.model_tar is not None:  # the training job's artifact, byte for byte
+        atomic_write_bytes(served, data.model_tar.read_bytes())
     doc = evaluate(data, args.objective, args.threshold)
     scores = doc.pop("_scores")
     out = Path(base_dir) / "output" / "evaluation"

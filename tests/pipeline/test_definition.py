@@ -71,7 +71,7 @@ def test_dag_edges(cdk_definition: dict[str, Any]) -> None:
         ("EvaluateModel", "CheckQuality"),  # the evaluation PropertyFile
         ("CheckQuality", REGISTER),
         ("CheckQuality", "QualityGateFailed"),
-        ("TrainModel", REGISTER),  # ModelDataUrl
+        # no TrainModel edge: the ModelDataUrl is EvaluateModel's model output, after CheckQuality anyway
         ("Preprocess", REGISTER),  # the lookup location, in CustomerMetadataProperties
         ("EvaluateModel", "QualityGateFailed"),  # the reason quotes the metrics
     }
