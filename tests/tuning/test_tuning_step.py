@@ -141,11 +141,14 @@ def test_best_training_job_model_flows_into_evaluate_and_register(tuning_definit
     }
     register = step(tuning_definition, REGISTER_TUNED)["Arguments"]
     model_url = register["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
-    assert model_url == {  # TuningStep.get_top_model_s3_uri(top_k=0)
-        "Std:Join": {
-            "On": "/",
-            "Values": ["s3:/", "${ArtifactBucket}", "models/tuning", best, "output/model.tar.gz"],
-        }
+    served = ["s3:/", "${ArtifactBucket}", "models", {"Get": "Execution.PipelineExecutionId"}]
+    assert model_url == {  # what EvaluateModelTuned judged: its "model" output (the best job's, or served)
+        "Std:Join": {"On": "/", "Values": [*served, "evaluatetuned", "model", "model.tar.gz"]}
+    }
+    outputs = evaluate["ProcessingOutputConfig"]["Outputs"]
+    model_output = next(o for o in outputs if o["OutputName"] == "model")
+    assert model_output["S3Output"]["S3Uri"] == {
+        "Std:Join": {"On": "/", "Values": [*served, "evaluatetuned", "model"]}
     }
     gate = step(tuning_definition, "CheckQualityTuned")["Arguments"]
     assert "EvaluateModelTuned" in json.dumps(gate["Conditions"])
