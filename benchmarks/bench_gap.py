@@ -36,7 +36,7 @@ from fmrec.data.synth import SynthConfig, movie_franchises
 from fmrec.errors import InputError
 from fmrec.evaluation.peers import fit_ease
 from fmrec.evaluation.ranking import K, RankingTask, Scorer, ranking_metrics_at_k
-from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer
+from fmrec.evaluation.scorers import model_scorer, popularity_scorer
 
 
 def subset(task: RankingTask, rows: np.ndarray, relevant: sp.csr_matrix | None = None) -> RankingTask:
@@ -102,7 +102,7 @@ def main() -> int:
         world = evaluated(inputs, params)
     lookup, train, task, model = world.lookup, world.train, world.task, world.model
     scorers = {
-        "fmrec": fm_scorer(model.params, *lookup_rows(lookup)),
+        "fmrec": model_scorer(model, lookup),
         **{f"EASE {lam:g}": fit_ease(train, 0, lam) for lam in args.ease},
         "popularity": popularity_scorer(np.asarray(lookup.movie_count)),
         **{

@@ -47,7 +47,7 @@ from fmrec.data.synth import PRESETS, preset, write_synth
 from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.peers import PEERS, available, fit_ease
 from fmrec.evaluation.ranking import K, RankingTask, Scorer, ranking_metrics_at_k, ranking_task
-from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer, train_matrix
+from fmrec.evaluation.scorers import model_scorer, popularity_scorer, train_matrix
 from fmrec.model.artifact import load_model_tar
 from fmrec.serving.lookup import read_lookup
 from fmrec_cli.pipeline import local_definition
@@ -89,6 +89,13 @@ class Evaluated:
     model: Any
 
 
+def served_tar(inputs: Path) -> Path:
+    """The model the evaluate step judged and RegisterModel registers (its `model` output: with a neighbour
+    table, the served copy), or, from a run before that output existed, the training job's."""
+    served = inputs.parent / "output" / "model" / "model.tar.gz"
+    return served if served.is_file() else next((inputs / "model").rglob("model.tar.gz"))
+
+
 def evaluated(inputs: Path, params: dict[str, Any], seed: int = 0) -> Evaluated:
     """The evaluate step's inputs folder (`_pipeline`'s third value) read back for ranking."""
     lookup, held = read_lookup(inputs / "lookup"), read_holdout(inputs / "holdout")
@@ -97,7 +104,7 @@ def evaluated(inputs: Path, params: dict[str, Any], seed: int = 0) -> Evaluated:
         held.user, held.movie, held.rating, float(params["LabelThreshold"]),
         np.asarray(lookup.user_ids), np.asarray(lookup.movie_ids), train, seed=seed,
     )  # fmt: skip
-    model = load_model_tar(next((inputs / "model").rglob("model.tar.gz")))
+    model = load_model_tar(served_tar(inputs))
     return Evaluated(lookup, held, train, task, model)
 
 
@@ -117,7 +124,7 @@ def api_scorer(lookup: Any, inputs: Path, folder: Path) -> Scorer:
     folder.mkdir(parents=True)
     for name in ("lookup.json", "lookup.bin"):
         shutil.copy2(inputs / "lookup" / name, folder / name)
-    shutil.copy2(next((inputs / "model").rglob("model.tar.gz")), folder / "model.tar.gz")
+    shutil.copy2(served_tar(inputs), folder / "model.tar.gz")
     service = Recommender(DirStore(folder), None, fast_path=True)
     user_ids = np.asarray(lookup.user_ids)
     column = {m: p for p, m in enumerate(lookup.movie_ids)}
@@ -197,7 +204,7 @@ def main() -> int:
             _row(
                 label,
                 task,
-                lambda: fm_scorer(model.params, *lookup_rows(lookup)),
+                lambda: model_scorer(model, lookup),
                 seconds=result.seconds.get("TrainModel", result.seconds.get("TuneModel", float("nan"))),
             )
         ]

@@ -31,7 +31,7 @@ from bench_quality import _pipeline, evaluated
 from fmrec.data.readers import Ratings, holdout_split, load_dataset
 from fmrec.evaluation.peers import fit_ease
 from fmrec.evaluation.ranking import K, ranking_metrics_at_k
-from fmrec.evaluation.scorers import fm_scorer, lookup_rows, popularity_scorer
+from fmrec.evaluation.scorers import lookup_rows, model_scorer, popularity_scorer
 
 
 def _write(path: Path, r: Ratings, sep: str, header: str = "") -> None:
@@ -79,7 +79,7 @@ def main() -> int:
         lookup, train, task, model = world.lookup, world.train, world.task, world.model
         users, items = lookup_rows(lookup)  # once: the model's row and every blend's
         scorers = {
-            "fmrec": fm_scorer(model.params, users, items),
+            "fmrec": model_scorer(model, lookup),
             "popularity": popularity_scorer(np.asarray(lookup.movie_count)),
             **{f"EASE {lam:g}": fit_ease(train, 0, lam) for lam in args.ease},
         }

@@ -64,7 +64,8 @@ class PreprocessConfig:
             )
         for s in SETTINGS:  # the objective's settings: SamplingConfig and HistoryConfig check their ranges
             value = getattr(self, s.field)
-            if s.field in OBJECTIVE_FIELDS or s.kind not in ("Integer", "Float"):
+            checked_elsewhere = s.field in OBJECTIVE_FIELDS and not s.field.startswith("neighbour")
+            if checked_elsewhere or s.kind not in ("Integer", "Float"):
                 continue
             low = s.minimum if s.minimum is not None else -math.inf
             high = s.maximum if s.maximum is not None else math.inf

@@ -114,36 +114,6 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
         maximum=1,
     ),
-    # The neighbour column (fmrec/features/neighbours.py; docs/tuning.md, "an item-item score beside the FM"):
-    # off until the pipeline writes the served model's weight (the column's weights are random till then)
-    Setting(
-        "neighbours",
-        "--neighbours",
-        "Integer",
-        0,
-        "ranking: a neighbour column and its table in the lookup, each rated movie's N strongest EASE "
-        "weights (0 = none)",
-        minimum=0,
-        maximum=1000,
-    ),
-    Setting(
-        "neighbour_l2",
-        "--neighbour-l2",
-        "Float",
-        200.0,
-        "the neighbour table's EASE regularisation (lambda)",
-        minimum=1,
-        maximum=1e6,
-    ),
-    Setting(
-        "neighbour_weight",
-        "--neighbour-weight",
-        "Float",
-        0.2,
-        "the neighbour column's weight in the served model (the evaluate step writes it; unit-RMS values)",
-        minimum=0,
-        maximum=100,
-    ),
     # The training objective (fmrec/features/objective.py, sampling.py): these, in this order, are the
     # pipeline's objective parameters and the Preprocess step's arguments after --threshold and --shards.
     Setting(
@@ -228,6 +198,39 @@ SETTINGS: tuple[Setting, ...] = (
         parameter="SamplingPasses",
         minimum=1,
         maximum=20,
+    ),
+    # The neighbour column (fmrec/features/neighbours.py; docs/tuning.md, "an item-item score beside the FM"):
+    # off by default until real data has seen it; the evaluate step writes the served model's weight
+    Setting(
+        "neighbours",
+        "--neighbours",
+        "Integer",
+        0,
+        "ranking: a neighbour column and its table in the lookup, each rated movie's N strongest EASE "
+        "weights (0 = none)",
+        parameter="NeighbourTargets",
+        minimum=0,
+        maximum=1000,
+    ),
+    Setting(
+        "neighbour_l2",
+        "--neighbour-l2",
+        "Float",
+        200.0,
+        "the neighbour table's EASE regularisation (lambda)",
+        parameter="NeighbourL2",
+        minimum=1,
+        maximum=1e6,
+    ),
+    Setting(
+        "neighbour_weight",
+        "--neighbour-weight",
+        "Float",
+        0.2,
+        "the neighbour column's weight in the served model (the evaluate step writes it; unit-RMS values)",
+        parameter="NeighbourWeight",
+        minimum=0,
+        maximum=100,
     ),
 )
 BY_FIELD = {s.field: s for s in SETTINGS}
