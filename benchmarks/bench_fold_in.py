@@ -39,7 +39,7 @@ import scipy.sparse as sp
 
 from fmrec.data.readers import detect_layout, load_dataset
 from fmrec.data.synth import SynthConfig, write_synth
-from fmrec.features.neighbours import ease_weights
+from fmrec.features.ease import ease_weights
 from fmrec.ratings.export import HEADER
 from fmrec.ratings.sqlite import SqliteRatings
 from fmrec.serving.lookup import read_lookup

@@ -79,7 +79,7 @@ def main() -> int:
         lookup, train, task, model = world.lookup, world.train, world.task, world.model
         users, items = lookup_rows(lookup)  # once: the model's row and every blend's
         scorers = {
-            "fmrec": model_scorer(model, lookup),
+            "fmrec": model_scorer(model, lookup, (users, items)),
             "popularity": popularity_scorer(np.asarray(lookup.movie_count)),
             **{f"EASE {lam:g}": fit_ease(train, 0, lam) for lam in args.ease},
         }

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from fmrec.errors import InputError
 from fmrec.evaluation.ranking import K, ranking_metrics_at_k
 from fmrec.evaluation.scorers import fm_scorer, lookup_rows
-from fmrec.features.neighbours import ease_weights
+from fmrec.features.ease import ease_weights
 from fmrec.model import fm
 
 BLEND_WEIGHTS = (0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0)

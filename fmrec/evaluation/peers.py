@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fmrec.evaluation.ranking import Scorer
-from fmrec.features.neighbours import ease_weights
+from fmrec.features.ease import ease_weights
 
 
 @dataclass(frozen=True)

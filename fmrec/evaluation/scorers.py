@@ -42,10 +42,13 @@ def fm_scorer(params: fm.FMParams, user_rows: sp.csr_matrix, item_rows: sp.csr_m
     return score
 
 
-def model_scorer(model: FMModel, lookup: Lookup) -> Scorer:
+def model_scorer(
+    model: FMModel, lookup: Lookup, rows: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
+) -> Scorer:
     """The model's raw scores of a block of users, as the API ranks them: fm_scorer, plus the neighbour
-    column's term when the lookup has a neighbour table (Retrieval.raw_block's); unknown users have none."""
-    users, items = lookup_rows(lookup)
+    column's term when the lookup has a neighbour table (Retrieval.raw_block's); unknown users have none.
+    `rows` is lookup_rows(lookup), when the caller already built it."""
+    users, items = lookup_rows(lookup) if rows is None else rows
     base = fm_scorer(model.params, users, items)
     term = Retrieval(model, lookup).neighbours
     if term is None:

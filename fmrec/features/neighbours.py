@@ -9,31 +9,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fmrec.errors import InputError
+from fmrec.features.ease import EASE_MAX_ITEMS, ease_weights
 from fmrec.model.artifact import FMModel
 from fmrec.model.fm import FMParams
-from fmrec.serving.neighbour_table import ServedNeighbours
+from fmrec.serving.neighbour_table import ServedNeighbours, summed_sources
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
-
-EASE_MAX_ITEMS = 20_000  # EASE inverts a dense catalog x catalog matrix: 20k items is 3.2 GB in float64
-
-
-def ease_weights(train: sp.csr_matrix, l2: float = 500.0) -> np.ndarray:
-    """EASE's item-item matrix B (Steck 2019): B = I - P diagMat(1 / diag(P)), P = (X'X + l2 I)^-1, zero
-    diagonal; any user's scores are their (binary) history row times B, users unseen in training included."""
-    n_items = train.shape[1]
-    if n_items > EASE_MAX_ITEMS:
-        raise InputError(f"EASE: {n_items} items; the dense closed form is limited to {EASE_MAX_ITEMS}")
-    import scipy.sparse as sp  # local import: scipy is absent where the Lambda has only numpy (user_values)
-
-    X = sp.csr_matrix(train, dtype=np.float64)
-    gram = (X.T @ X).toarray()
-    gram[np.diag_indices(n_items)] += l2
-    P = np.linalg.inv(gram)
-    B = -P / np.diag(P)
-    B[np.diag_indices(n_items)] = 0.0
-    return B
 
 
 @dataclass(frozen=True)
@@ -69,15 +51,25 @@ def fit_table(train: sp.csr_matrix, l2: float, keep: int, max_movies: int = EASE
     fitted = np.sort(np.argsort(-counts, kind="stable")[: min(max_movies, n_movies)])
     B = ease_weights(x[:, fitted].tocsr(), l2)
     k = min(keep, max(fitted.size - 1, 1))
-    best = np.argpartition(-B, k - 1, axis=1)[:, :k] if fitted.size > 1 else np.zeros((fitted.size, 0), int)
+    best = _strongest(B, k) if fitted.size > 1 else np.zeros((fitted.size, 0), np.int64)
     rows = np.repeat(fitted, best.shape[1])
     cols = fitted[best.ravel()]
-    vals = B[np.arange(fitted.size)[:, None], best].ravel()
+    vals = np.take_along_axis(B, best, axis=1).ravel()
+    del B
     W = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n_movies, n_movies))
     W.sort_indices()
     return NeighbourTable(
         W.indptr.astype(np.int64), W.indices.astype(np.int32), W.data.astype(np.float32), _unit_scale(x, W)
     )
+
+
+def _strongest(B: np.ndarray, k: int) -> np.ndarray:
+    """Each row's k largest entries' columns, a block of rows at a time (a whole argpartition of B would
+    hold two more n x n arrays)."""
+    out = np.empty((B.shape[0], k), np.int64)
+    for a in range(0, B.shape[0], 1024):
+        out[a : a + 1024] = np.argpartition(-B[a : a + 1024], k - 1, axis=1)[:, :k]
+    return out
 
 
 def _unit_scale(x: sp.csr_matrix, W: sp.csr_matrix) -> float:
@@ -97,15 +89,16 @@ def user_values(table: NeighbourTable | ServedNeighbours, history: Any) -> np.nd
     """The value of every movie (float64, n_movies) for a user who rated the movie positions `history`
     (the fitted table or the served one: the same sum as ServedNeighbours.values)."""
     out = np.zeros(table.n_movies)
-    pos = np.unique(np.asarray(history, dtype=np.int64))
-    if pos.size == 0:
+    sources, factor = summed_sources(np.asarray(history, dtype=np.int64).tolist(), table.scale)
+    if not sources:
         return out
+    pos = np.asarray(sources, dtype=np.int64)
     indptr = np.asarray(table.indptr, dtype=np.int64)
     starts, ends = indptr[pos], indptr[pos + 1]
     idx = np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)])
     targets = np.asarray(table.targets, dtype=np.int64)
     np.add.at(out, targets[idx], np.asarray(table.weights, dtype=np.float64)[idx])
-    return out * (table.scale / np.sqrt(pos.size))
+    return out * factor
 
 
 def with_blend_weight(model: FMModel, column: int, weight: float) -> FMModel:

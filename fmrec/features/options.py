@@ -33,6 +33,7 @@ class PreprocessConfig:
     max_reject_fraction: float = float(D["max_reject_fraction"])
     neighbours: int = int(D["neighbours"])
     neighbour_l2: float = float(D["neighbour_l2"])
+    neighbour_movies: int = int(D["neighbour_movies"])
     neighbour_weight: float = float(D["neighbour_weight"])
     # The training objective and its row sampling (fmrec/features/sampling.py, SamplingConfig)
     objective: str = str(D["objective"])
@@ -177,6 +178,7 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         max_reject_fraction=args.max_reject_fraction,
         neighbours=args.neighbours,
         neighbour_l2=args.neighbour_l2,
+        neighbour_movies=args.neighbour_movies,
         neighbour_weight=args.neighbour_weight,
         objective=args.objective,
         negatives_per_positive=args.negatives,

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# EASE (fmrec.features.ease) inverts a dense catalogue x catalogue float64 matrix: 20,000 movies is 3.2 GB
+EASE_MAX_ITEMS = 20_000
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -200,12 +203,13 @@ SETTINGS: tuple[Setting, ...] = (
         maximum=20,
     ),
     # The neighbour column (fmrec/features/neighbours.py; docs/tuning.md, "an item-item score beside the FM"):
-    # off by default until real data has seen it; the evaluate step writes the served model's weight
+    # on by default (10 / 200 / 0.2: the carves of both presets chose them, session 6); the evaluate step
+    # writes the served model's weight
     Setting(
         "neighbours",
         "--neighbours",
         "Integer",
-        0,
+        10,
         "ranking: a neighbour column and its table in the lookup, each rated movie's N strongest EASE "
         "weights (0 = none)",
         parameter="NeighbourTargets",
@@ -221,6 +225,17 @@ SETTINGS: tuple[Setting, ...] = (
         parameter="NeighbourL2",
         minimum=1,
         maximum=1e6,
+    ),
+    Setting(
+        "neighbour_movies",
+        "--neighbour-movies",
+        "Integer",
+        10_000,
+        "the neighbour table covers the N most-rated movies (EASE holds an N x N matrix: 10,000 is 0.8 GB); "
+        "the rest are no one's neighbour",
+        parameter="NeighbourMovies",
+        minimum=2,
+        maximum=EASE_MAX_ITEMS,
     ),
     Setting(
         "neighbour_weight",

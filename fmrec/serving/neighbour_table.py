@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fmrec.errors import InputError
+from fmrec.features.history import served_history
 
 NEIGHBOURS_BIN = "neighbours.bin"
 _MAGIC = b"FMRECNB1"
@@ -17,13 +18,21 @@ _MAGIC = b"FMRECNB1"
 _HEADER = struct.Struct("<QIdddQQ")
 
 
+def summed_sources(rated: Sequence[int], scale: float) -> tuple[list[int], float]:
+    """(the rated movies whose rows a user's values sum, the factor of that sum): each distinct movie and
+    scale/sqrt(n), or past SERVED_CAP movies an evenly spaced SERVED_CAP of them, each worth scale*sqrt(n)/cap
+    (the history columns' rule, fmrec.features.history.served_history), so a request reads at most
+    SERVED_CAP * keep table entries however many movies the user rated."""
+    return served_history(sorted(set(rated)), scale)
+
+
 @dataclass(frozen=True)
 class ServedNeighbours:
     """Row h lists the movie positions h predicts most strongly (`targets`) and EASE's weight for each.
 
     A user who rated the movie positions R has, for movie m, the value scale / sqrt(|R|) * sum over h in R of
-    the weight of m in row h (fmrec.features.neighbours.user_values, the same sum): the model's `column`
-    carries it in every scored row.
+    the weight of m in row h (past SERVED_CAP rated movies, summed_sources' sample; the same sum as
+    fmrec.features.neighbours.user_values): the model's `column` carries it in every scored row.
     """
 
     column: int
@@ -42,13 +51,12 @@ class ServedNeighbours:
     def values(self, rated: Sequence[int], movies: Sequence[int]) -> list[float]:
         """The value of each of `movies` for a user who rated the positions `rated` (each read once)."""
         wanted = {m: 0.0 for m in movies}
-        sources = set(rated)
+        sources, factor = summed_sources(rated, self.scale)
         for h in sources:
             for i in range(self.indptr[h], self.indptr[h + 1]):
                 m = self.targets[i]
                 if m in wanted:
                     wanted[m] += self.weights[i]
-        factor = self.scale / math.sqrt(len(sources)) if sources else 0.0
         return [wanted[m] * factor for m in movies]
 
     def to_blob(self) -> bytes:

@@ -120,7 +120,7 @@ def _neighbour_table(
         (np.ones(rated_user.size, np.float32), (rated_user, rated_movie)),
         shape=(enc.user_ids.size, enc.movie_ids.size),
     )
-    table = fit_table(train, cfg.neighbour_l2, cfg.neighbours)
+    table = fit_table(train, cfg.neighbour_l2, cfg.neighbours, cfg.neighbour_movies)
     return served_table(table, block.offset, cfg.neighbours, cfg.neighbour_l2, cfg.neighbour_weight)
 
 

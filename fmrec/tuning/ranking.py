@@ -8,17 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from fmrec.data.readers import Dataset, holdout_split, load_dataset
 from fmrec.errors import InputError
 from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.ranking import K, RankingTask, ranking_metrics_at_k, ranking_task
-from fmrec.evaluation.scorers import fm_scorer, lookup_rows, train_matrix
+from fmrec.evaluation.scorers import lookup_rows, model_scorer, train_matrix
 from fmrec.features.manifest import MANIFEST_FILE, read_manifest
+from fmrec.features.neighbours import served_model
 from fmrec.features.options import PreprocessConfig
 from fmrec.model import fm
-from fmrec.serving.lookup import read_lookup
+from fmrec.model.artifact import FMModel
+from fmrec.serving.lookup import Lookup, read_lookup
 
 # ua.test holds out 10 ratings per user; the validation carve takes as many from each user's train ratings.
 DEFAULT_VALIDATION_PER_USER = 10
@@ -59,6 +60,7 @@ def manifest_config(processed: Path) -> tuple[PreprocessConfig, dict[str, Any]]:
         raise InputError(f"{path}: config field(s) {', '.join(unknown)} unknown to this fmrec version")
     raw["aux"] = tuple(raw.get("aux", ()))
     raw.setdefault("aux_value", 1.0)  # a manifest older than --aux-value: its aux columns were written at 1
+    raw.setdefault("neighbours", 0)  # a manifest older than --neighbours: it had no neighbour table
     # one train file: the carve is read back whole
     return dataclasses.replace(PreprocessConfig(**raw), shards=1), manifest
 
@@ -100,15 +102,18 @@ class RankingData:
 
 @dataclass(frozen=True)
 class RankingValidation:
-    """The ranking task of the held-out validation ratings and the feature rows every user and movie has."""
+    """The ranking task of the held-out validation ratings and the carve's lookup (its feature rows and, when
+    preprocess fitted one, its neighbour table)."""
 
     task: RankingTask
-    user_rows: sp.csr_matrix
-    item_rows: sp.csr_matrix
+    lookup: Lookup
+    rows: tuple[Any, Any]  # lookup_rows(lookup), built once: every epoch of every trial scores them
 
     def metrics(self, params: fm.FMParams) -> dict[str, float]:
-        """P@10, recall@10, NDCG@10, MAP@10 and coverage of `params`, exactly as the evaluate step scores."""
-        return ranking_metrics_at_k(fm_scorer(params, self.user_rows, self.item_rows), self.task, K)
+        """P@10, recall@10, NDCG@10, MAP@10 and coverage of `params`, exactly as the evaluate step scores: the
+        served model (the neighbour column at its blend weight, when the lookup has a table)."""
+        model = served_model(FMModel(params, "binary_classifier"), self.lookup.neighbours)
+        return ranking_metrics_at_k(model_scorer(model, self.lookup, self.rows), self.task, K)
 
 
 _CACHE: dict[RankingData, RankingValidation] = {}
@@ -130,7 +135,6 @@ def load_validation(data: RankingData) -> RankingValidation:
         np.asarray(lookup.movie_ids, dtype=np.int64),
         train_matrix(lookup),
     )
-    users, items = lookup_rows(lookup)
     _CACHE.clear()
-    _CACHE[data] = RankingValidation(task, users, items)
+    _CACHE[data] = RankingValidation(task, lookup, lookup_rows(lookup))
     return _CACHE[data]

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from fmrec.errors import InputError
 from fmrec.evaluation import peers
-from fmrec.features.neighbours import EASE_MAX_ITEMS
+from fmrec.features.ease import EASE_MAX_ITEMS
 
 
 def _train(seed: int = 0) -> sp.csr_matrix:

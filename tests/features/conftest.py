@@ -31,13 +31,14 @@ def preprocessed(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def ranked(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Ranking rows with one-hot columns only and every rated movie once per pass: the sampler's channel."""
     out = tmp_path_factory.mktemp("rank") / "out"
-    run(synth_dir, out, PreprocessConfig(objective="ranking", positives="all", history=0))
+    run(synth_dir, out, PreprocessConfig(objective="ranking", positives="all", history=0, neighbours=0))
     return out
 
 
 @pytest.fixture(scope="session")
 def ranked_default(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Ranking rows as the pipeline writes them by default (weighted positives, history columns)."""
+    """Ranking rows as the pipeline writes them by default (weighted positives, history columns, the
+    neighbour column and its table)."""
     out = tmp_path_factory.mktemp("rank-default") / "out"
     run(synth_dir, out, PreprocessConfig(objective="ranking"))
     return out

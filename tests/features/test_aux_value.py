@@ -81,9 +81,12 @@ def test_scores_and_requests_use_the_values(valued: Path) -> None:
     retrieval = Retrieval(FMModel(params, "binary_classifier"), lookup)
     side = lookup.user_side(3)
     movies = [0, 5, 17]
+    table = lookup.neighbours  # the default's neighbour column: the last key, its value the table's
+    assert table is not None
+    extra = table.values(side.rated, movies)
     rows = feature_rows(
-        [list(side.keys) + lookup.movie_keys(m) for m in movies],
-        [list(side.values) + lookup.movie_values(m) for m in movies],
+        [list(side.keys) + lookup.movie_keys(m) + [table.column] for m in movies],
+        [list(side.values) + lookup.movie_values(m) + [g] for m, g in zip(movies, extra, strict=True)],
         D,
     )
     expected = fm.predict(params, rows, "binary_classifier")

@@ -123,7 +123,10 @@ def test_preprocess_adds_the_column_and_its_table_only_when_asked(
     synth_dir: Path, ranked_default: Path, tmp_path: Path
 ) -> None:
     run(synth_dir, tmp_path / "nb", PreprocessConfig(objective="ranking", neighbours=5, neighbour_l2=50.0))
-    plain, with_nb = read_lookup(ranked_default / "lookup"), read_lookup(tmp_path / "nb" / "lookup")
+    run(synth_dir, tmp_path / "plain", PreprocessConfig(objective="ranking", neighbours=0))
+    plain, with_nb = read_lookup(tmp_path / "plain" / "lookup"), read_lookup(tmp_path / "nb" / "lookup")
+    default = read_lookup(ranked_default / "lookup").neighbours  # the defaults: on, 10 / 200 / 0.2
+    assert default is not None and (default.keep, default.l2, default.weight) == (10, 200.0, 0.2)
     assert plain.neighbours is None and with_nb.feature_dim == plain.feature_dim + 1
     table = with_nb.neighbours
     assert table is not None and (table.column, table.keep, table.l2) == (plain.feature_dim, 5, 50.0)

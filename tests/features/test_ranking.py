@@ -125,7 +125,7 @@ def test_holdout_channel_holds_the_raw_test_ratings_in_both_objectives(tmp_path:
 def test_shards_aux_and_determinism(
     synth_dir: Path, ranked: Path, ranked_default: Path, tmp_path: Path
 ) -> None:
-    plain = {"positives": "all", "history": 0}  # the `ranked` fixture's rows
+    plain = {"positives": "all", "history": 0, "neighbours": 0}  # the `ranked` fixture's rows
     run(synth_dir, tmp_path / "sh", PreprocessConfig(shards=3, **plain))  # type: ignore[arg-type]
     parts = sorted((tmp_path / "sh/train").iterdir())
     assert len(parts) == 3
@@ -214,7 +214,10 @@ def test_default_rows_carry_the_users_history_columns(synth_dir: Path, ranked_de
     manifest = json.loads((ranked_default / "manifest/manifest.json").read_text())
     assert lk.history is not None and manifest["layout"][-1]["name"] == "history"
     offset, n_users, n_movies = lk.history.offset, lk.n_users, lk.n_movies
-    assert offset == manifest["layout"][-1]["offset"] and X.shape[1] == offset + n_movies == lk.feature_dim
+    assert offset == manifest["layout"][-1]["offset"] and X.shape[1] == lk.feature_dim
+    # the default's neighbour column comes after the history block; no training row carries it
+    assert lk.neighbours is not None and lk.neighbours.column == offset + n_movies == lk.feature_dim - 1
+    assert X[:, lk.neighbours.column].nnz == 0
     rated: dict[int, set[int]] = {}
     for u, m in zip(ds.train.user.tolist(), ds.train.movie.tolist(), strict=True):
         rated.setdefault(lk.user_position(u) or 0, set()).add(lk.movie_position(m) or 0)

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from fmrec.errors import InputError
 from fmrec.evaluation.scorers import model_scorer, train_matrix
+from fmrec.features.history import SERVED_CAP
 from fmrec.features.neighbours import NeighbourTable, fit_table, served_table, user_values
 from fmrec.model.fm import predict, raw_scores
 from fmrec.serving.batch import iter_top_k
@@ -124,3 +125,24 @@ def test_the_evaluate_steps_scorer_is_the_apis_score(preprocessed: Path) -> None
     for row, u in enumerate(users.tolist()):
         side = lookup.user_side(u if u >= 0 else None)
         np.testing.assert_allclose(block[row], retrieval.raw_scores(side), rtol=1e-6, atol=1e-6)
+
+
+def test_a_heavy_user_sums_at_most_served_cap_rows() -> None:
+    """Past SERVED_CAP distinct rated movies the values sum an evenly spaced SERVED_CAP of them, each worth
+    scale * sqrt(n) / cap (the history columns' unbiased rule), identically in the served and fitted table."""
+    n_movies, n_rated = 3000, 2500
+    rng = np.random.default_rng(5)
+    train = sp.csr_matrix((rng.random((40, n_movies)) < 0.05).astype(np.float64))
+    table = fit_table(train, l2=20.0, keep=5)
+    served = served_table(table, column=7, keep=5, l2=20.0, weight=0.2)
+    rated = [*rng.permutation(n_movies)[:n_rated].tolist(), 11, 11]  # repeats count once
+    movies = list(range(0, n_movies, 7))
+    distinct = sorted(set(rated))
+    picks = [distinct[(i * len(distinct)) // SERVED_CAP] for i in range(SERVED_CAP)]
+    W = sp.csr_matrix((table.weights, table.targets, table.indptr), shape=(n_movies, n_movies))
+    expected = np.asarray(W[picks].sum(axis=0)).ravel() * table.scale * np.sqrt(len(distinct)) / SERVED_CAP
+    np.testing.assert_allclose(user_values(table, rated), expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(served.values(rated, movies), expected[movies], rtol=1e-5, atol=1e-7)
+    light = distinct[:SERVED_CAP]  # at the cap: every movie, scale / sqrt(n)
+    whole = np.asarray(W[light].sum(axis=0)).ravel() * table.scale / np.sqrt(SERVED_CAP)
+    np.testing.assert_allclose(user_values(table, light), whole, rtol=1e-6, atol=1e-9)
