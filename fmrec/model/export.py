@@ -13,10 +13,13 @@ import numpy as np
 
 from fmrec.errors import InputError
 from fmrec.features.columns import ColumnBlock, ColumnLayout
+from fmrec.features.history import SERVED_CAP
+from fmrec.features.neighbours import served_model
 from fmrec.io_utils import atomic_dir
 from fmrec.model.artifact import FMModel
 
 EXPORT_FILES = ("users.csv", "items.csv", "features.csv", "embeddings.npz", "export.json")
+NEIGHBOURS_CSV = "neighbours.csv"  # with a lookup that has a neighbour table
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,15 @@ SCORE_FORMULA = (
 )
 
 
+# The neighbour column (fmrec.features.neighbours) is a per-(user, movie) value, not a side: its term is added
+NEIGHBOUR_FORMULA = (
+    " + weight * g(user, movie), where g = scale / sqrt(n) * sum over the user's n distinct rated movies h "
+    "of W[h, movie] (neighbours.csv: source_movie_id, target_movie_id, weight; absent pairs are 0); past "
+    "served_cap rated movies g sums an evenly spaced served_cap of them (positions i * n // served_cap of "
+    "the rated movies in catalogue order), each worth scale * sqrt(n) / served_cap"
+)
+
+
 def fold_sides(
     w: np.ndarray, V: np.ndarray, sides: Sequence[tuple[Sequence[int], Sequence[float]]]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -119,6 +131,8 @@ def export_embeddings(
     (SCORE_FORMULA), so w0 + user bias + item bias + <user factors, item factors> is the served raw score;
     without it they are the one-hot columns' own parameters.
     """
+    table = None if lookup is None else getattr(lookup, "neighbours", None)
+    model = served_model(model, table)  # as the evaluate step registers it: the column at its blend weight
     p = model.params
     n_users, n_items = len(layout.user_ids), len(layout.movie_ids)
     cols = layout.columns(p.feature_dim)
@@ -149,12 +163,21 @@ def export_embeddings(
         "items": n_items,
         "other_feature_columns": p.feature_dim - covered,
         "folded": lookup is not None,
-        "files": list(EXPORT_FILES),
-        "score": SCORE_FORMULA
+        "files": [*EXPORT_FILES, *([NEIGHBOURS_CSV] if table is not None else [])],
+        "score": SCORE_FORMULA + (NEIGHBOUR_FORMULA if table is not None else "")
         if lookup is not None
         else "w0 + user bias + item bias + dot(user factors, item factors); sigmoid if binary_classifier; "
         "exact only when the model's features are the user and item one-hots (export with --lookup)",
     }
+    if table is not None:
+        summary["neighbours"] = {
+            "column": table.column,
+            "weight": table.weight,
+            "scale": table.scale,
+            "keep": table.keep,
+            "l2": table.l2,
+            "served_cap": SERVED_CAP,
+        }
     factor_cols = [f"f{i}" for i in range(k)]
     with atomic_dir(out, replace=replace) as tmp:
         with open(tmp / "users.csv", "w", newline="", encoding="utf-8") as fh:
@@ -172,7 +195,8 @@ def export_embeddings(
             wr = csv.writer(fh)
             wr.writerow(["block", "label", "column", "bias", *factor_cols])
             history = [] if cols.history is None else [(cols.history, {"labels": list(layout.movie_ids)})]
-            for block, raw in [*zip(cols.aux, layout.aux_blocks, strict=True), *history]:
+            nb = [] if cols.neighbours is None else [(cols.neighbours, {"labels": ["g"]})]
+            for block, raw in [*zip(cols.aux, layout.aux_blocks, strict=True), *history, *nb]:
                 if block.offset < covered or block.end > p.feature_dim:
                     raise InputError(f"lookup: block {block.name} lies outside the model's columns")
                 labels = [str(x) for x in (raw.get("labels") or range(block.size))]
@@ -198,5 +222,17 @@ def export_embeddings(
             movie_bias=ib,
             movie_factors=itf,
         )
+        if table is not None:
+            _write_neighbours(tmp / NEIGHBOURS_CSV, table, layout.movie_ids)
         (tmp / "export.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def _write_neighbours(path: Path, table: Any, movie_ids: Sequence[int]) -> None:
+    """The table's entries by MovieLens id: row h's targets and EASE weights."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        wr = csv.writer(fh)
+        wr.writerow(["source_movie_id", "target_movie_id", "weight"])
+        for h in range(table.n_movies):
+            for i in range(table.indptr[h], table.indptr[h + 1]):
+                wr.writerow([movie_ids[h], movie_ids[table.targets[i]], repr(float(table.weights[i]))])

@@ -8,7 +8,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Protocol
+from typing import Any, Protocol
 
 from fmrec.errors import InputError
 from fmrec.features.columns import ColumnLayout
@@ -96,9 +96,15 @@ class RequestBuilder:
 
     def build(self, user_pos: int, movie_positions: Sequence[int] | None = None) -> list[Payload]:
         """Bodies scoring user `user_pos` (the lookup's columns and values) against `movie_positions`
-        (default: all), each <= max_bytes."""
+        (default: all), each <= max_bytes; with the lookup's neighbour table, the neighbour column too."""
+        full: Any = self.lookup  # a Lookup has the table and the rated lists; LookupLike need not
+        table = getattr(full, "neighbours", None)
+        extra = None
+        if table is not None:
+            asked = range(self.n_movies) if movie_positions is None else movie_positions
+            extra = (table.column, table.values(full.rated_positions(user_pos), asked))
         return self.build_rows(
-            self.lookup.user_keys(user_pos), self.lookup.user_values(user_pos), movie_positions
+            self.lookup.user_keys(user_pos), self.lookup.user_values(user_pos), movie_positions, extra
         )
 
     def build_rows(
