@@ -4,8 +4,9 @@
 
 Each size runs in a child process (its peak RSS is its own): a random train matrix of --users users with
 --ratings-per-user ratings each, drawn with a popularity skew (Zipf-like, as MovieLens), then fit_table at
-λ 200, 10 targets per movie. The dense EASE inverse dominates: O(movies^3) time, three movies^2 float64
-matrices of memory, which is why fit_table stops at EASE_MAX_ITEMS (20,000) movies.
+λ 200, 10 targets per movie. The dense EASE inverse dominates: O(movies^3) time and one movies^2 float64
+matrix of memory (fmrec.features.ease fits it in place), which is why fit_table stops at EASE_MAX_ITEMS
+(20,000) movies and preprocess at NeighbourMovies (10,000 by default).
 """
 
 from __future__ import annotations

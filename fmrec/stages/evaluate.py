@@ -25,6 +25,7 @@ from fmrec.evaluation.ranking import (
 )
 from fmrec.evaluation.scorers import model_scorer, popularity_scorer, train_matrix
 from fmrec.features.layout import block_range
+from fmrec.features.neighbours import served_model
 from fmrec.features.settings import DEFAULTS
 from fmrec.model import fm
 from fmrec.model.artifact import load_model_tar
@@ -108,7 +109,8 @@ def read_inputs(base_dir: Path) -> Inputs:
 
 
 def read_processed(model_tar: Path, processed: Path, curves: list[dict[str, Any]] | None = None) -> Inputs:
-    """The inputs from a model.tar.gz and a preprocess output folder (train/, test/, lookup/, holdout/)."""
+    """The inputs from a model.tar.gz and a preprocess output folder (train/, test/, lookup/, holdout/); with
+    a neighbour table in the lookup, the model is the served one (fmrec.features.neighbours.served_model)."""
     model = load_model_tar(model_tar)
     dim = model.params.feature_dim
     X_test, y_test = _channel(processed / "test", "test", dim)
@@ -123,6 +125,7 @@ def read_processed(model_tar: Path, processed: Path, curves: list[dict[str, Any]
         holdout = read_holdout(processed / "holdout")
     except InputError as exc:
         raise EvaluationError(str(exc)) from None
+    model = served_model(model, lookup.neighbours)  # what RegisterModel registers and the endpoint serves
     return Inputs(model, X_test, y_test, X_train, y_train, lookup, holdout, curves or [], model_tar)
 
 

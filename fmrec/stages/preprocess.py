@@ -120,7 +120,16 @@ def _neighbour_table(
         (np.ones(rated_user.size, np.float32), (rated_user, rated_movie)),
         shape=(enc.user_ids.size, enc.movie_ids.size),
     )
+    t0 = time.perf_counter()
     table = fit_table(train, cfg.neighbour_l2, cfg.neighbours, cfg.neighbour_movies)
+    log.info(
+        "neighbour table: the %d most-rated of %d movies fitted (lambda %g), %d entries, in %.1f s",
+        min(cfg.neighbour_movies, train.shape[1]),
+        train.shape[1],
+        cfg.neighbour_l2,
+        table.targets.size,
+        time.perf_counter() - t0,
+    )
     return served_table(table, block.offset, cfg.neighbours, cfg.neighbour_l2, cfg.neighbour_weight)
 
 

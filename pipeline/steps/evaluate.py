@@ -28,12 +28,10 @@ import argparse
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from fmrec.evaluation.report import report_html
-from fmrec.features.neighbours import served_model
 from fmrec.features.objective import OBJECTIVES
 from fmrec.features.settings import DEFAULTS
 from fmrec.io_utils import atomic_write_bytes, atomic_write_text
@@ -65,8 +63,7 @@ def main(base_dir: Path, argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     data = read_inputs(Path(base_dir))
     served = Path(base_dir) / "output" / "model" / "model.tar.gz"  # what RegisterModel registers
-    if data.lookup.neighbours is not None:
-        data = replace(data, model=served_model(data.model, data.lookup.neighbours))
+    if data.lookup.neighbours is not None:  # read_inputs gave the served model (the column's weight set)
         save_model_tar(data.model, served)
     elif data.model_tar is not None:  # the training job's artifact, byte for byte
         atomic_write_bytes(served, data.model_tar.read_bytes())

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 from fmrec.data.synth import SynthConfig, write_synth
+from fmrec.evaluation.scorers import model_scorer
 from fmrec.features.options import PreprocessConfig
 from fmrec.model.artifact import FMModel, save_model_tar
-from fmrec.model.fm import FMParams, predict, score_matrix
+from fmrec.model.fm import FMParams, predict
 from fmrec.ratings.sqlite import SqliteRatings
 from fmrec.ratings.store import Rating
 from fmrec.serving.lookup import Lookup, UserSide, read_lookup
-from fmrec.serving.ranking import feature_rows, movie_rows, user_rows
+from fmrec.serving.ranking import feature_rows
 from fmrec.stages.preprocess import run as preprocess
 from lambdas.recommend.bundle import DEFAULT_REQUEST_BYTES, DEFAULT_SHORTLIST
 from lambdas.recommend.queries import Query
@@ -54,7 +55,8 @@ def test_the_served_top_k_is_the_exact_full_catalogue_top_k_for_every_user(
     ml100k: dict[str, Any], k: int, exclude_rated: bool, every: int
 ) -> None:
     lookup, model = ml100k["lookup"], ml100k["model"]
-    exact = score_matrix(model.params, user_rows(lookup, range(lookup.n_users)), movie_rows(lookup))
+    # the evaluate step's raw scores (FM plus the default's neighbour column): the API must rank as it judged
+    exact = model_scorer(model, lookup)(np.arange(lookup.n_users))
     caller = ScoringCaller(model, lookup, delay=0)
     served = Recommender(DirStore(ml100k["artifacts"]), caller)  # type: ignore[arg-type]
     users = list(enumerate(lookup.user_ids))[::every]  # k=100 (N = k, no margin): every 7th user
@@ -77,9 +79,13 @@ def test_the_served_top_k_is_the_exact_full_catalogue_top_k_for_every_user(
 
 
 def _every_movie(model: FMModel, lookup: Lookup, side: UserSide) -> np.ndarray:
-    """The endpoint's score of every movie for a user side: one full sparse row per movie (the oracle)."""
-    keys = [[*side.keys, *lookup.movie_keys(p)] for p in range(lookup.n_movies)]
-    values = [[*side.values, *[1.0] * len(lookup.movie_keys(p))] for p in range(lookup.n_movies)]
+    """The endpoint's score of every movie for a user side: one full sparse row per movie (the oracle), with
+    the neighbour column's value from the served table."""
+    table = lookup.neighbours
+    assert table is not None  # the defaults have one
+    g = table.values(side.rated, range(lookup.n_movies))
+    keys = [[*side.keys, *lookup.movie_keys(p), table.column] for p in range(lookup.n_movies)]
+    values = [[*side.values, *[1.0] * len(lookup.movie_keys(p)), g[p]] for p in range(lookup.n_movies)]
     return predict(model.params, feature_rows(keys, values, lookup.feature_dim), model.predictor_type)
 
 
