@@ -46,6 +46,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +74,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def prepare(work: Path, **synth: int) -> dict[str, Any]:
-    """Synthetic ml-100k (or `synth`'s shape: items, users) -> preprocess -> lookup; a random model; a
-    published serving-artifacts folder."""
+def prepare(work: Path, preprocess_args: Sequence[str] = (), **synth: int) -> dict[str, Any]:
+    """Synthetic ml-100k (or `synth`'s shape: items, users) -> preprocess (its defaults, or with
+    `preprocess_args`) -> lookup; a random model; a published serving-artifacts folder."""
     from fmrec.data.synth import SynthConfig, write_synth
     from fmrec.model.artifact import FMModel, save_model_tar
     from fmrec.model.fm import FMParams
@@ -85,7 +86,7 @@ def prepare(work: Path, **synth: int) -> dict[str, Any]:
 
     data = work / "pre" / "input" / "data"
     write_synth(data, SynthConfig(**synth))  # type: ignore[arg-type]  # the int fields: users, items
-    preprocess.main(work / "pre", [])
+    preprocess.main(work / "pre", list(preprocess_args))
     lookup_dir = work / "pre" / "output" / "lookup"
     lookup = read_lookup(lookup_dir)
     rng = np.random.default_rng(7)
@@ -758,6 +759,11 @@ def parse_args() -> argparse.Namespace:
         "on AWS, and one twin process serialises every environment's Python on one interpreter lock)",
     )
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument(
+        "--compare-neighbours",
+        action="store_true",
+        help="also time both handlers on the same data preprocessed with --neighbours 0 (no such column)",
+    )
     parser.add_argument("--skip-seed", action="store_true", help="no seed comparison")
     parser.add_argument("--shape", choices=("ml-100k", "ml-25m"), default="ml-100k")
     parser.add_argument(
@@ -807,12 +813,15 @@ def main() -> int:
             f"lookup: {len(lookup.user_ids)} users, {len(lookup.movie_ids)} movies, "
             f"feature_dim {lookup.feature_dim}, {len(lookup.rated_pos)} training ratings"
         )
-        _show("fast path handler (in-Lambda scoring)", bench_fast_handler(world, args.requests, n_users=200))
-        handler_users = args.handler_users or 200
-        _show(
-            "endpoint path handler (shortlist; the endpoint's own time subtracted)",
-            bench_handler(world, args.requests, n_users=handler_users),
-        )
+        worlds = [("", world)]
+        if args.compare_neighbours and not large:  # the same data without the neighbour column, this run
+            worlds.append((" [NeighbourTargets 0]", prepare(Path(tmp) / "plain", ["--neighbours", "0"])))
+        for label, w in worlds:
+            _show(f"fast path handler (in-Lambda scoring){label}", bench_fast_handler(w, args.requests, 200))
+            _show(
+                f"endpoint path handler (shortlist; the endpoint's own time subtracted){label}",
+                bench_handler(w, args.requests, n_users=args.handler_users or 200),
+            )
         if args.shortlists:
             for row in bench_shortlist(world, [int(n) for n in args.shortlists.split(",")]):
                 _show("shortlist", row)
