@@ -106,6 +106,8 @@ class ServedNeighbours:
             raise InputError(f"{source}: indptr is not ascending")
         if nnz and max(self.targets) >= n:
             raise InputError(f"{source}: a target movie position is not below {n} movies")
+        if not all(map(math.isfinite, self.weights)):  # one NaN would make every score it reaches NaN
+            raise InputError(f"{source}: a weight is not a finite number")
         if not (math.isfinite(self.scale) and self.scale > 0):
             raise InputError(f"{source}: scale {self.scale}: expected a finite number > 0")
         if not (math.isfinite(self.weight) and self.weight >= 0):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import sys
 from pathlib import Path
 
@@ -117,6 +118,9 @@ def test_a_broken_table_file_names_what_is_wrong() -> None:
         ServedNeighbours.from_blob(b"nope" + blob, "x/neighbours.bin")
     with pytest.raises(InputError, match="truncated at byte"):
         ServedNeighbours.from_blob(blob[:-5], "x/neighbours.bin")
+    nan = blob[:-4] + struct.pack("<f", float("nan"))  # the last weight
+    with pytest.raises(InputError, match=r"x/neighbours\.bin: a weight is not a finite number"):
+        ServedNeighbours.from_blob(nan, "x/neighbours.bin")
 
 
 def test_preprocess_adds_the_column_and_its_table_only_when_asked(
