@@ -33,7 +33,11 @@ def ease_weights(train: sp.csr_matrix, l2: float = 500.0) -> np.ndarray:
     # local import: as above
     from scipy.linalg import lapack
 
-    x = sp.csr_matrix(train, dtype=np.float64)
+    x = sp.csr_matrix(train)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    # float32 input stays float32 (half the copies' memory): its products of 0/1 entries are integer counts,
+    # exact in float32 below 2**24 users, and each block is widened into the float64 gram
     xt = x.T.tocsr()
     gram = np.empty((n_items, n_items))
     for a in range(0, n_items, _BLOCK):  # row blocks: the sparse gram of a big catalogue would not fit

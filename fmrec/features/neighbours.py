@@ -44,7 +44,7 @@ def fit_table(train: sp.csr_matrix, l2: float, keep: int, max_movies: int = EASE
         raise InputError(f"neighbours: keep must be at least 1, got {keep}")
     import scipy.sparse as sp  # local import: scipy is absent where the Lambda has only numpy (user_values)
 
-    x = sp.csr_matrix(train, dtype=np.float64)
+    x = sp.csr_matrix(train, dtype=np.float32, copy=True)  # float32: see ease_weights
     x.data[:] = 1.0
     n_movies = x.shape[1]
     counts = np.asarray(x.sum(axis=0)).ravel()
