@@ -88,17 +88,20 @@ def _unit_scale(x: sp.csr_matrix, W: sp.csr_matrix) -> float:
 def user_values(table: NeighbourTable | ServedNeighbours, history: Any) -> np.ndarray:
     """The value of every movie (float64, n_movies) for a user who rated the movie positions `history`
     (the fitted table or the served one: the same sum as ServedNeighbours.values)."""
-    out = np.zeros(table.n_movies)
     sources, factor = summed_sources(np.asarray(history, dtype=np.int64).tolist(), table.scale)
     if not sources:
-        return out
+        return np.zeros(table.n_movies)
     pos = np.asarray(sources, dtype=np.int64)
-    indptr = np.asarray(table.indptr, dtype=np.int64)
-    starts, ends = indptr[pos], indptr[pos + 1]
-    idx = np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)])
-    targets = np.asarray(table.targets, dtype=np.int64)
-    np.add.at(out, targets[idx], np.asarray(table.weights, dtype=np.float64)[idx])
-    return out * factor
+    # np.asarray views the served table's arrays (no copy); only the rows read are indexed and widened, so a
+    # call costs the user's rated rows, not the table
+    indptr = np.asarray(table.indptr)
+    starts = indptr[pos].astype(np.int64)
+    lens = indptr[pos + 1].astype(np.int64) - starts
+    # the rows' entry indices, vectorised: each row's start repeated over its length, plus 0..len-1
+    idx = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
+    targets = np.asarray(table.targets)[idx].astype(np.int64)
+    weights = np.asarray(table.weights)[idx].astype(np.float64)
+    return np.bincount(targets, weights=weights, minlength=table.n_movies) * factor
 
 
 def with_blend_weight(model: FMModel, column: int, weight: float) -> FMModel:
