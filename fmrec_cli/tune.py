@@ -224,10 +224,30 @@ def _search(
     if record.get("BestTrainingJob") is not None:
         record["DefaultSettings"] = _default_trial(trial, config, tmp)
         atomic_write_text(tmp / DEFAULT_TRIAL_FILE, json.dumps(record["DefaultSettings"], indent=2) + "\n")
+        curve = _neighbour_weight(ranking, results, config, tmp)
+        if curve is not None:
+            record["NeighbourWeight"] = curve
+            atomic_write_text(tmp / NEIGHBOUR_WEIGHT_FILE, json.dumps(curve, indent=2) + "\n")
     return results, record, config
 
 
 DEFAULT_TRIAL_FILE = "default_settings.json"
+NEIGHBOUR_WEIGHT_FILE = "neighbour_weight.json"
+
+
+def _neighbour_weight(ranking: Any, results: Any, config: Any, tmp: Path) -> dict[str, Any] | None:
+    """The best trial's model served at each neighbour weight on the carve (fmrec.tuning.ranking)."""
+    if ranking is None:
+        return None
+    # local import: CLI start-up (numpy, scipy and optuna load only when this command runs)
+    from fmrec.tuning.local import best_result
+    from fmrec.tuning.ranking import neighbour_weight_curve
+
+    best = best_result(results, config.objective)
+    if best is None or best.model_path is None:
+        return None
+    print("scoring the best model at each neighbour weight on the same split ...", file=sys.stderr)
+    return neighbour_weight_curve(ranking, tmp / "trials" / best.model_path)
 
 
 def _default_objective(args: argparse.Namespace) -> str | None:
@@ -307,6 +327,14 @@ def _report(args: argparse.Namespace, results: Any, record: dict[str, Any], conf
                     print(f"  (the default settings score {default['value']:.6f} on the same split)")
                 flags = [w for k, v in saved["pipeline_parameters"].items() for w in ("--param", f"{k}={v}")]
                 print(f"  pipeline: {command('pipeline', 'run', '--local', *_data_dir_flag(args), *flags)}")
+        nb = record.get("NeighbourWeight")
+        if nb is not None:
+            figures = ", ".join(f"{w} {v:.4f}" for w, v in nb["ndcg_at_10"].items())
+            print(f"  neighbour weight, NDCG@10 of the best model on the same split: {figures}")
+            print(
+                f"  best NeighbourWeight {nb['best']:g} (the lookup's: {nb['lookup_weight']:g}); "
+                f"pipeline: --param NeighbourWeight={nb['best']:g}"
+            )
         print(
             f"\nwrote {args.out / TRIALS_CSV}, {args.out / PLOT_FILE}, {args.out / BEST_HYPERPARAMETERS_FILE}"
         )

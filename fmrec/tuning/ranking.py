@@ -15,12 +15,14 @@ from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.ranking import K, RankingTask, ranking_metrics_at_k, ranking_task
 from fmrec.evaluation.scorers import lookup_rows, model_scorer, train_matrix
 from fmrec.features.manifest import MANIFEST_FILE, read_manifest
-from fmrec.features.neighbours import served_model
+from fmrec.features.neighbours import served_model, with_blend_weight
 from fmrec.features.options import PreprocessConfig
 from fmrec.model import fm
-from fmrec.model.artifact import FMModel
+from fmrec.model.artifact import FMModel, load_model_tar
 from fmrec.serving.lookup import Lookup, read_lookup
 
+# The blend weights neighbour_weight_curve tries (0: the FM alone); the carves of docs/tuning.md chose 0.1-0.8
+NEIGHBOUR_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0)
 # ua.test holds out 10 ratings per user; the validation carve takes as many from each user's train ratings.
 DEFAULT_VALIDATION_PER_USER = 10
 CARVE_FILE = "validation_carve.json"
@@ -138,3 +140,29 @@ def load_validation(data: RankingData) -> RankingValidation:
     _CACHE.clear()
     _CACHE[data] = RankingValidation(task, lookup, lookup_rows(lookup))
     return _CACHE[data]
+
+
+def neighbour_weight_curve(
+    data: RankingData, model_tar: Path, weights: tuple[float, ...] = NEIGHBOUR_WEIGHTS
+) -> dict[str, Any] | None:
+    """NDCG@10 on the validation carve of one model served at each neighbour weight, and the best weight
+    (ties: the one nearer the lookup's own); None when the carve's lookup has no neighbour table. Only the
+    served model's weight changes, so a curve costs scoring, not training: the per-catalogue choice of
+    NeighbourWeight that the pipeline, which trains once, cannot make (docs/tuning.md)."""
+    validation = load_validation(data)
+    table = validation.lookup.neighbours
+    if table is None:
+        return None
+    model = load_model_tar(model_tar)
+    curve = {}
+    for weight in weights:
+        served = with_blend_weight(model, table.column, weight)
+        scorer = model_scorer(served, validation.lookup, validation.rows)
+        curve[weight] = ranking_metrics_at_k(scorer, validation.task, K)[f"ndcg_at_{K}"]
+    best = max(weights, key=lambda w: (curve[w], -abs(w - table.weight)))
+    return {
+        "ndcg_at_10": {f"{w:g}": curve[w] for w in weights},
+        "best": best,
+        "lookup_weight": table.weight,
+        "pipeline_parameters": {"NeighbourWeight": f"{best:g}"},
+    }

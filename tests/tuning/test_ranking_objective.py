@@ -15,12 +15,22 @@ from fmrec.codec.reader import read_spmatrix
 from fmrec.data.readers import read_ratings
 from fmrec.data.synth import SynthConfig, write_synth
 from fmrec.evaluation.holdout import read_holdout
+from fmrec.evaluation.ranking import ranking_metrics_at_k
+from fmrec.evaluation.scorers import fm_scorer
 from fmrec.features.options import PreprocessConfig
+from fmrec.model.artifact import load_model_tar
 from fmrec.stages.evaluate import evaluate, read_inputs
 from fmrec.stages.preprocess import preprocess, run
 from fmrec.tuning.fm_trial import FMTrial, TrialData
 from fmrec.tuning.job import config_from_request
-from fmrec.tuning.ranking import RankingData, carve_dataset, manifest_config
+from fmrec.tuning.ranking import (
+    NEIGHBOUR_WEIGHTS,
+    RankingData,
+    carve_dataset,
+    load_validation,
+    manifest_config,
+    neighbour_weight_curve,
+)
 from fmrec.tuning.space import NDCG_OBJECTIVE, TuningError, resolve_objective
 from fmrec.tuning.split import carve, split_rows
 from fmrec_cli.main import main as fmrec
@@ -117,6 +127,13 @@ def test_ndcg_objective_equals_the_evaluate_steps_figure(
         (base / "input" / name).symlink_to(Path(ranking.folder) / name)
     doc = evaluate(read_inputs(base), "ranking")
     assert final == pytest.approx(doc["ranking"]["model"]["ndcg_at_10"], rel=1e-12)
+    # the weight curve: at the lookup's weight the same figure; at 0 the FM alone, as fm_scorer ranks it
+    nb = neighbour_weight_curve(ranking, model, (0.0, 0.2))
+    assert nb is not None and nb["ndcg_at_10"]["0.2"] == pytest.approx(final, rel=1e-12)
+    validation = load_validation(ranking)
+    alone = fm_scorer(load_model_tar(model).params, *validation.rows)
+    expected = ranking_metrics_at_k(alone, validation.task, 10)["ndcg_at_10"]
+    assert nb["ndcg_at_10"]["0"] == pytest.approx(expected, rel=1e-9)
     held = read_holdout(Path(ranking.folder) / "holdout")
     assert doc["ranking"]["users_total"] == len(set(held.user[held.rating >= 4].tolist()))
 
@@ -136,6 +153,14 @@ def test_tune_local_with_the_ndcg_objective_writes_the_best(
     assert max(float(r["objective"]) for r in rows) == pytest.approx(best["objective"]["Value"], abs=1e-6)
     record = json.loads((out / "tuning_job.json").read_text())
     assert record["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["Type"] == "Maximize"
+    # the best model served at each neighbour weight on the same carve (the defaults have the column)
+    nb = json.loads((out / "neighbour_weight.json").read_text())
+    assert list(nb["ndcg_at_10"]) == [f"{w:g}" for w in NEIGHBOUR_WEIGHTS] and nb["lookup_weight"] == 0.2
+    assert nb["ndcg_at_10"][f"{nb['best']:g}"] == max(nb["ndcg_at_10"].values())
+    assert nb["pipeline_parameters"] == {"NeighbourWeight": f"{nb['best']:g}"}
+    # at the lookup's own weight the curve is the served model's figure, the search's objective
+    best_row = max(rows, key=lambda r: float(r["objective"]))
+    assert nb["ndcg_at_10"]["0.2"] == pytest.approx(float(best_row["objective"]), abs=1e-6)
     # the validation ratings it scored are train ratings (ua.base), none of ua.test
     held = read_holdout(out / "validation" / "holdout")
     base = read_ratings(data / "ua.base", "\t")
