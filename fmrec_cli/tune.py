@@ -224,7 +224,7 @@ def _search(
     if record.get("BestTrainingJob") is not None:
         record["DefaultSettings"] = _default_trial(trial, config, tmp)
         atomic_write_text(tmp / DEFAULT_TRIAL_FILE, json.dumps(record["DefaultSettings"], indent=2) + "\n")
-        curve = _neighbour_weight(ranking, results, config, tmp)
+        curve = _neighbour_weight(ranking, results, config, record["DefaultSettings"], tmp)
         if curve is not None:
             record["NeighbourWeight"] = curve
             atomic_write_text(tmp / NEIGHBOUR_WEIGHT_FILE, json.dumps(curve, indent=2) + "\n")
@@ -235,8 +235,11 @@ DEFAULT_TRIAL_FILE = "default_settings.json"
 NEIGHBOUR_WEIGHT_FILE = "neighbour_weight.json"
 
 
-def _neighbour_weight(ranking: Any, results: Any, config: Any, tmp: Path) -> dict[str, Any] | None:
-    """The best trial's model served at each neighbour weight on the carve (fmrec.tuning.ranking)."""
+def _neighbour_weight(
+    ranking: Any, results: Any, config: Any, default: dict[str, Any], tmp: Path
+) -> dict[str, Any] | None:
+    """The recommended model (the best trial's, or the default settings' when they score as well) served at
+    each neighbour weight on the carve (fmrec.tuning.ranking.neighbour_weight_curve)."""
     if ranking is None:
         return None
     # local import: CLI start-up (numpy, scipy and optuna load only when this command runs)
@@ -244,10 +247,17 @@ def _neighbour_weight(ranking: Any, results: Any, config: Any, tmp: Path) -> dic
     from fmrec.tuning.ranking import neighbour_weight_curve
 
     best = best_result(results, config.objective)
-    if best is None or best.model_path is None:
+    if best is None or best.objective is None or best.model_path is None:
         return None
-    print("scoring the best model at each neighbour weight on the same split ...", file=sys.stderr)
-    return neighbour_weight_curve(ranking, tmp / "trials" / best.model_path)
+    keep_default = default["value"] is not None and not _beats(best.objective, default["value"], config)
+    name, path = (
+        ("the default settings", tmp / "default-model.tar.gz")
+        if keep_default
+        else (best.name, tmp / "trials" / best.model_path)
+    )
+    print(f"scoring the model of {name} at each neighbour weight on the same split ...", file=sys.stderr)
+    curve = neighbour_weight_curve(ranking, path)
+    return None if curve is None else {"model": name, **curve}
 
 
 def _default_objective(args: argparse.Namespace) -> str | None:
@@ -330,7 +340,7 @@ def _report(args: argparse.Namespace, results: Any, record: dict[str, Any], conf
         nb = record.get("NeighbourWeight")
         if nb is not None:
             figures = ", ".join(f"{w} {v:.4f}" for w, v in nb["ndcg_at_10"].items())
-            print(f"  neighbour weight, NDCG@10 of the best model on the same split: {figures}")
+            print(f"  neighbour weight, NDCG@10 of the model of {nb['model']} on the same split: {figures}")
             print(
                 f"  best NeighbourWeight {nb['best']:g} (the lookup's: {nb['lookup_weight']:g}); "
                 f"pipeline: --param NeighbourWeight={nb['best']:g}"
