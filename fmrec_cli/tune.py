@@ -224,27 +224,27 @@ def _search(
     if record.get("BestTrainingJob") is not None:
         record["DefaultSettings"] = _default_trial(trial, config, tmp)
         atomic_write_text(tmp / DEFAULT_TRIAL_FILE, json.dumps(record["DefaultSettings"], indent=2) + "\n")
-        curve = _neighbour_weight(ranking, results, config, record["DefaultSettings"], tmp)
-        if curve is not None:
-            record["NeighbourWeight"] = curve
-            atomic_write_text(tmp / NEIGHBOUR_WEIGHT_FILE, json.dumps(curve, indent=2) + "\n")
+        grid = _neighbour_settings(ranking, results, config, record["DefaultSettings"], tmp)
+        if grid is not None:
+            record["NeighbourSettings"] = grid
+            atomic_write_text(tmp / NEIGHBOUR_SETTINGS_FILE, json.dumps(grid, indent=2) + "\n")
     return results, record, config
 
 
 DEFAULT_TRIAL_FILE = "default_settings.json"
-NEIGHBOUR_WEIGHT_FILE = "neighbour_weight.json"
+NEIGHBOUR_SETTINGS_FILE = "neighbour_settings.json"
 
 
-def _neighbour_weight(
+def _neighbour_settings(
     ranking: Any, results: Any, config: Any, default: dict[str, Any], tmp: Path
 ) -> dict[str, Any] | None:
-    """The recommended model (the best trial's, or the default settings' when they score as well) served at
-    each neighbour weight on the carve (fmrec.tuning.ranking.neighbour_weight_curve)."""
+    """The recommended model (the best trial's, or the default settings' when they score as well) served
+    with each neighbour table and weight on the carve (fmrec.tuning.ranking.neighbour_grid)."""
     if ranking is None:
         return None
     # local import: CLI start-up (numpy, scipy and optuna load only when this command runs)
     from fmrec.tuning.local import best_result
-    from fmrec.tuning.ranking import neighbour_weight_curve
+    from fmrec.tuning.ranking import neighbour_grid
 
     best = best_result(results, config.objective)
     if best is None or best.objective is None or best.model_path is None:
@@ -255,9 +255,9 @@ def _neighbour_weight(
         if keep_default
         else (best.name, tmp / "trials" / best.model_path)
     )
-    print(f"scoring the model of {name} at each neighbour weight on the same split ...", file=sys.stderr)
-    curve = neighbour_weight_curve(ranking, path)
-    return None if curve is None else {"model": name, **curve}
+    print(f"scoring the model of {name} with each neighbour setting on the same split ...", file=sys.stderr)
+    grid = neighbour_grid(ranking, path)
+    return None if grid is None else {"model": name, **grid}
 
 
 def _default_objective(args: argparse.Namespace) -> str | None:
@@ -337,14 +337,16 @@ def _report(args: argparse.Namespace, results: Any, record: dict[str, Any], conf
                     print(f"  (the default settings score {default['value']:.6f} on the same split)")
                 flags = [w for k, v in saved["pipeline_parameters"].items() for w in ("--param", f"{k}={v}")]
                 print(f"  pipeline: {command('pipeline', 'run', '--local', *_data_dir_flag(args), *flags)}")
-        nb = record.get("NeighbourWeight")
+        nb = record.get("NeighbourSettings")
         if nb is not None:
-            figures = ", ".join(f"{w} {v:.4f}" for w, v in nb["ndcg_at_10"].items())
-            print(f"  neighbour weight, NDCG@10 of the model of {nb['model']} on the same split: {figures}")
+            best, own = nb["best"], nb["lookup"]
             print(
-                f"  best NeighbourWeight {nb['best']:g} (the lookup's: {nb['lookup_weight']:g}); "
-                f"pipeline: --param NeighbourWeight={nb['best']:g}"
+                f"  neighbour column, the model of {nb['model']} on the same split: lambda {best['l2']:g}, "
+                f"{best['keep']} targets, weight {best['weight']:g} score {best['ndcg_at_10']:.4f} (the "
+                f"lookup's {own['l2']:g} / {own['keep']} / {own['weight']:g}: {own['ndcg_at_10']:.4f})"
             )
+            params = " ".join(f"--param {k}={v}" for k, v in nb["pipeline_parameters"].items())
+            print(f"  pipeline: {params} (every cell: {NEIGHBOUR_SETTINGS_FILE})")
         print(
             f"\nwrote {args.out / TRIALS_CSV}, {args.out / PLOT_FILE}, {args.out / BEST_HYPERPARAMETERS_FILE}"
         )

@@ -40,8 +40,15 @@ class NeighbourTable:
 def fit_table(train: sp.csr_matrix, l2: float, keep: int, max_movies: int = EASE_MAX_ITEMS) -> NeighbourTable:
     """The table of a (users x movies) train matrix: EASE at `l2` over its `max_movies` most-rated movies
     (the rest have no row and are no one's neighbour), each row cut to its `keep` largest weights."""
-    if keep < 1:
-        raise InputError(f"neighbours: keep must be at least 1, got {keep}")
+    return fit_tables(train, l2, (keep,), max_movies)[keep]
+
+
+def fit_tables(
+    train: sp.csr_matrix, l2: float, keeps: tuple[int, ...], max_movies: int = EASE_MAX_ITEMS
+) -> dict[int, NeighbourTable]:
+    """fit_table for several cuts of one EASE fit (the tuner's grid fits EASE once per lambda)."""
+    if not keeps or min(keeps) < 1:
+        raise InputError(f"neighbours: keep must be at least 1, got {list(keeps)}")
     import scipy.sparse as sp  # local import: scipy is absent where the Lambda has only numpy (user_values)
 
     x = sp.csr_matrix(train, dtype=np.float32, copy=True)  # float32: see ease_weights
@@ -50,17 +57,18 @@ def fit_table(train: sp.csr_matrix, l2: float, keep: int, max_movies: int = EASE
     counts = np.asarray(x.sum(axis=0)).ravel()
     fitted = np.sort(np.argsort(-counts, kind="stable")[: min(max_movies, n_movies)])
     B = ease_weights(x[:, fitted].tocsr(), l2)
-    k = min(keep, max(fitted.size - 1, 1))
-    best = _strongest(B, k) if fitted.size > 1 else np.zeros((fitted.size, 0), np.int64)
-    rows = np.repeat(fitted, best.shape[1])
-    cols = fitted[best.ravel()]
-    vals = np.take_along_axis(B, best, axis=1).ravel()
-    del B
-    W = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n_movies, n_movies))
-    W.sort_indices()
-    return NeighbourTable(
-        W.indptr.astype(np.int64), W.indices.astype(np.int32), W.data.astype(np.float32), _unit_scale(x, W)
-    )
+    out = {}
+    for keep in keeps:
+        k = min(keep, max(fitted.size - 1, 1))
+        best = _strongest(B, k) if fitted.size > 1 else np.zeros((fitted.size, 0), np.int64)
+        rows = np.repeat(fitted, best.shape[1])
+        cols = fitted[best.ravel()]
+        vals = np.take_along_axis(B, best, axis=1).ravel()
+        W = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n_movies, n_movies))
+        W.sort_indices()
+        indptr, targets = W.indptr.astype(np.int64), W.indices.astype(np.int32)
+        out[keep] = NeighbourTable(indptr, targets, W.data.astype(np.float32), _unit_scale(x, W))
+    return out
 
 
 def _strongest(B: np.ndarray, k: int) -> np.ndarray:

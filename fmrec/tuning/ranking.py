@@ -15,14 +15,17 @@ from fmrec.evaluation.holdout import read_holdout
 from fmrec.evaluation.ranking import K, RankingTask, ranking_metrics_at_k, ranking_task
 from fmrec.evaluation.scorers import lookup_rows, model_scorer, train_matrix
 from fmrec.features.manifest import MANIFEST_FILE, read_manifest
-from fmrec.features.neighbours import served_model, with_blend_weight
+from fmrec.features.neighbours import fit_tables, served_model, served_table, with_blend_weight
 from fmrec.features.options import PreprocessConfig
 from fmrec.model import fm
 from fmrec.model.artifact import FMModel, load_model_tar
 from fmrec.serving.lookup import Lookup, read_lookup
 
-# The blend weights neighbour_weight_curve tries (0: the FM alone); the carves of docs/tuning.md chose 0.1-0.8
+# The neighbour settings neighbour_grid tries: the weights (0: the FM alone), the lambdas and the cuts; the
+# carves of docs/tuning.md chose weights 0.1-0.8, lambdas 200-500 and cuts 10-25 on three shapes
 NEIGHBOUR_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0)
+NEIGHBOUR_L2S = (100.0, 200.0, 500.0, 1000.0, 2000.0)
+NEIGHBOUR_KEEPS = (10, 25, 50)
 # ua.test holds out 10 ratings per user; the validation carve takes as many from each user's train ratings.
 DEFAULT_VALIDATION_PER_USER = 10
 CARVE_FILE = "validation_carve.json"
@@ -142,27 +145,53 @@ def load_validation(data: RankingData) -> RankingValidation:
     return _CACHE[data]
 
 
-def neighbour_weight_curve(
-    data: RankingData, model_tar: Path, weights: tuple[float, ...] = NEIGHBOUR_WEIGHTS
+def neighbour_grid(
+    data: RankingData,
+    model_tar: Path,
+    l2s: tuple[float, ...] = NEIGHBOUR_L2S,
+    keeps: tuple[int, ...] = NEIGHBOUR_KEEPS,
+    weights: tuple[float, ...] = NEIGHBOUR_WEIGHTS,
 ) -> dict[str, Any] | None:
-    """NDCG@10 on the validation carve of one model served at each neighbour weight, and the best weight
-    (ties: the one nearer the lookup's own); None when the carve's lookup has no neighbour table. Only the
-    served model's weight changes, so a curve costs scoring, not training: the per-catalogue choice of
-    NeighbourWeight that the pipeline, which trains once, cannot make (docs/tuning.md)."""
+    """NDCG@10 on the validation carve of one model served with each neighbour table (lambda, cut) refitted on
+    the carve's train ratings and each weight, and the best cell (ties: the lookup's own settings first);
+    None when the carve's lookup has no neighbour table. No row carries the column, so a cell costs a table
+    fit and scoring, not training: the per-catalogue choice the pipeline, which trains once, cannot make."""
     validation = load_validation(data)
-    table = validation.lookup.neighbours
+    lookup, table = validation.lookup, validation.lookup.neighbours
     if table is None:
         return None
     model = load_model_tar(model_tar)
-    curve = {}
-    for weight in weights:
-        served = with_blend_weight(model, table.column, weight)
-        scorer = model_scorer(served, validation.lookup, validation.rows)
-        curve[weight] = ranking_metrics_at_k(scorer, validation.task, K)[f"ndcg_at_{K}"]
-    best = max(weights, key=lambda w: (curve[w], -abs(w - table.weight)))
+    movies = manifest_config(Path(data.folder))[0].neighbour_movies  # the carve's preprocess settings
+    own = (table.l2, table.keep, table.weight)
+    grid: dict[str, dict[str, float]] = {}
+    cells: list[tuple[float, tuple[float, int, float]]] = []
+    for l2 in l2s:
+        fitted = fit_tables(train_matrix(lookup), l2, keeps, movies)
+        for keep, fit in fitted.items():
+            served = dataclasses.replace(
+                lookup, neighbours=served_table(fit, table.column, keep, l2, table.weight)
+            )
+            row = grid.setdefault(f"{l2:g}/{keep}", {})
+            for weight in weights:
+                scorer = model_scorer(with_blend_weight(model, table.column, weight), served, validation.rows)
+                row[f"{weight:g}"] = ndcg = ranking_metrics_at_k(scorer, validation.task, K)[f"ndcg_at_{K}"]
+                cells.append((ndcg, (l2, keep, weight)))
+    # the lookup's own cell, scored on its own table, is a candidate too (and wins ties)
+    mine = model_scorer(served_model(model, table), lookup, validation.rows)
+    own_ndcg = ranking_metrics_at_k(mine, validation.task, K)[f"ndcg_at_{K}"]
+    ndcg, (l2, keep, weight) = max([*cells, (own_ndcg, own)], key=lambda c: (c[0], c[1] == own))
     return {
-        "ndcg_at_10": {f"{w:g}": curve[w] for w in weights},
-        "best": best,
-        "lookup_weight": table.weight,
-        "pipeline_parameters": {"NeighbourWeight": f"{best:g}"},
+        "ndcg_at_10": grid,
+        "best": {"l2": l2, "keep": keep, "weight": weight, "ndcg_at_10": ndcg},
+        "lookup": {
+            "l2": table.l2,
+            "keep": table.keep,
+            "weight": table.weight,
+            "ndcg_at_10": own_ndcg,
+        },
+        "pipeline_parameters": {
+            "NeighbourL2": f"{l2:g}",
+            "NeighbourTargets": str(keep),
+            "NeighbourWeight": f"{weight:g}",
+        },
     }

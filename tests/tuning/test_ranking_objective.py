@@ -24,12 +24,14 @@ from fmrec.stages.preprocess import preprocess, run
 from fmrec.tuning.fm_trial import FMTrial, TrialData
 from fmrec.tuning.job import config_from_request
 from fmrec.tuning.ranking import (
+    NEIGHBOUR_KEEPS,
+    NEIGHBOUR_L2S,
     NEIGHBOUR_WEIGHTS,
     RankingData,
     carve_dataset,
     load_validation,
     manifest_config,
-    neighbour_weight_curve,
+    neighbour_grid,
 )
 from fmrec.tuning.space import NDCG_OBJECTIVE, TuningError, resolve_objective
 from fmrec.tuning.split import carve, split_rows
@@ -127,13 +129,16 @@ def test_ndcg_objective_equals_the_evaluate_steps_figure(
         (base / "input" / name).symlink_to(Path(ranking.folder) / name)
     doc = evaluate(read_inputs(base), "ranking")
     assert final == pytest.approx(doc["ranking"]["model"]["ndcg_at_10"], rel=1e-12)
-    # the weight curve: at the lookup's weight the same figure; at 0 the FM alone, as fm_scorer ranks it
-    nb = neighbour_weight_curve(ranking, model, (0.0, 0.2))
-    assert nb is not None and nb["ndcg_at_10"]["0.2"] == pytest.approx(final, rel=1e-12)
+    # the neighbour grid: the lookup's cell is the same figure; weight 0 is the FM alone (fm_scorer's ranking)
+    nb = neighbour_grid(ranking, model, (200.0, 1000.0), (10,), (0.0, 0.2))
+    assert nb is not None and nb["lookup"]["ndcg_at_10"] == pytest.approx(final, rel=1e-12)
+    assert nb["ndcg_at_10"]["200/10"]["0.2"] == pytest.approx(final, rel=1e-9)
     validation = load_validation(ranking)
     alone = fm_scorer(load_model_tar(model).params, *validation.rows)
     expected = ranking_metrics_at_k(alone, validation.task, 10)["ndcg_at_10"]
-    assert nb["ndcg_at_10"]["0"] == pytest.approx(expected, rel=1e-9)
+    assert nb["ndcg_at_10"]["200/10"]["0"] == pytest.approx(expected, rel=1e-9)
+    assert nb["ndcg_at_10"]["1000/10"]["0"] == pytest.approx(expected, rel=1e-9)  # no weight: no table
+    assert nb["ndcg_at_10"]["1000/10"]["0.2"] != nb["ndcg_at_10"]["200/10"]["0.2"]  # another table
     held = read_holdout(Path(ranking.folder) / "holdout")
     assert doc["ranking"]["users_total"] == len(set(held.user[held.rating >= 4].tolist()))
 
@@ -153,18 +158,30 @@ def test_tune_local_with_the_ndcg_objective_writes_the_best(
     assert max(float(r["objective"]) for r in rows) == pytest.approx(best["objective"]["Value"], abs=1e-6)
     record = json.loads((out / "tuning_job.json").read_text())
     assert record["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["Type"] == "Maximize"
-    # the best model served at each neighbour weight on the same carve (the defaults have the column)
-    nb = json.loads((out / "neighbour_weight.json").read_text())
-    assert list(nb["ndcg_at_10"]) == [f"{w:g}" for w in NEIGHBOUR_WEIGHTS] and nb["lookup_weight"] == 0.2
-    assert nb["ndcg_at_10"][f"{nb['best']:g}"] == max(nb["ndcg_at_10"].values())
-    assert nb["pipeline_parameters"] == {"NeighbourWeight": f"{nb['best']:g}"}
-    # at the lookup's own weight the curve is the served model's figure: the recommended model's objective
+    # the recommended model served with each neighbour table and weight on the same carve (the defaults have
+    # the column): the grid holds every cell, its best is printed as pipeline parameters
+    nb = json.loads((out / "neighbour_settings.json").read_text())
+    assert set(nb["ndcg_at_10"]) == {f"{lam:g}/{keep}" for lam in NEIGHBOUR_L2S for keep in NEIGHBOUR_KEEPS}
+    cells = [v for row in nb["ndcg_at_10"].values() for v in row.values()]
+    assert len(cells) == len(NEIGHBOUR_L2S) * len(NEIGHBOUR_KEEPS) * len(NEIGHBOUR_WEIGHTS)
+    best = nb["best"]
+    assert best["ndcg_at_10"] == max([*cells, nb["lookup"]["ndcg_at_10"]])
+    assert nb["pipeline_parameters"] == {
+        "NeighbourL2": f"{best['l2']:g}",
+        "NeighbourTargets": str(best["keep"]),
+        "NeighbourWeight": f"{best['weight']:g}",
+    }
+    # the lookup's cell (200 / 10 / 0.2) is in the grid, refitted on the same ratings: the same figure, and
+    # it is the recommended model's objective
+    own = nb["lookup"]
+    assert (own["l2"], own["keep"], own["weight"]) == (200.0, 10, 0.2)
+    assert nb["ndcg_at_10"]["200/10"]["0.2"] == pytest.approx(own["ndcg_at_10"], abs=1e-9)
     default = json.loads((out / "default_settings.json").read_text())
     best_row = max(rows, key=lambda r: float(r["objective"]))
     keep_default = default["value"] >= float(best_row["objective"])
     assert nb["model"] == ("the default settings" if keep_default else best_row["name"])
     figure = default["value"] if keep_default else float(best_row["objective"])
-    assert nb["ndcg_at_10"]["0.2"] == pytest.approx(figure, abs=1e-6)
+    assert own["ndcg_at_10"] == pytest.approx(figure, abs=1e-6)
     # the validation ratings it scored are train ratings (ua.base), none of ua.test
     held = read_holdout(out / "validation" / "holdout")
     base = read_ratings(data / "ua.base", "\t")
