@@ -256,7 +256,11 @@ def _neighbour_settings(
         else (best.name, tmp / "trials" / best.model_path)
     )
     print(f"scoring the model of {name} with each neighbour setting on the same split ...", file=sys.stderr)
-    grid = neighbour_grid(ranking, path)
+    try:
+        grid = neighbour_grid(ranking, path)
+    except Exception as exc:  # advice, as _default_trial's: its failure must not lose the search's results
+        print(f"  (the neighbour settings could not be scored: {type(exc).__name__}: {exc})", file=sys.stderr)
+        return None
     return None if grid is None else {"model": name, **grid}
 
 

@@ -252,3 +252,18 @@ def test_with_one_row_per_pair_the_carve_is_the_plain_row_draw() -> None:
     X_fit, y_fit, X_val, y_val = carve(X, y, 0.1, 7)
     assert (X_val != X[val]).nnz == 0 and (X_fit != X[fit]).nnz == 0
     assert np.array_equal(y_val, y[val]) and np.array_equal(y_fit, y[fit])
+
+
+def test_a_failing_neighbour_grid_loses_nothing_of_the_search(
+    synth_processed: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise MemoryError("no room for the gram matrix")
+
+    monkeypatch.setattr("fmrec.tuning.ranking.neighbour_grid", broken)
+    _, processed = synth_processed
+    out = tmp_path / "tune"
+    argv = ["tune", "--local", "--train", str(processed / "train"), "--out", str(out)]
+    argv += ["--objective-metric", "validation:ndcg_at_10", "--max-jobs", "1", "--max-parallel", "1", *SMALL]
+    assert fmrec(argv) == 0  # advice only: the search's results stand
+    assert (out / "best_hyperparameters.json").is_file() and not (out / "neighbour_settings.json").exists()
