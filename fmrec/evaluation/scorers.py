@@ -10,7 +10,7 @@ from fmrec.model import fm
 from fmrec.model.artifact import FMModel
 from fmrec.serving.lookup import Lookup
 from fmrec.serving.ranking import movie_rows, user_rows
-from fmrec.serving.retrieval import Retrieval, block_scores
+from fmrec.serving.retrieval import NeighbourTerm, block_scores
 
 
 def lookup_rows(lookup: Lookup) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -50,7 +50,10 @@ def model_scorer(
     `rows` is lookup_rows(lookup), when the caller already built it."""
     users, items = lookup_rows(lookup) if rows is None else rows
     base = fm_scorer(model.params, users, items)
-    term = Retrieval(model, lookup).neighbours
+    if lookup.neighbours is None:
+        return base
+    # the term from the item rows already built (a Retrieval would build the movie rows and terms again)
+    term = NeighbourTerm.of(model.params, lookup, fm.side_terms(model.params, items))
     if term is None:
         return base
     factors = fm.side_terms(model.params, users).factors
