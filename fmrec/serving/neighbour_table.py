@@ -50,13 +50,18 @@ class ServedNeighbours:
 
     def values(self, rated: Sequence[int], movies: Sequence[int]) -> list[float]:
         """The value of each of `movies` for a user who rated the positions `rated` (each read once)."""
-        wanted = {m: 0.0 for m in movies}
+        wanted = dict.fromkeys(movies, 0.0)
+        asked = wanted.keys()
         sources, factor = summed_sources(rated, self.scale)
+        indptr, targets, weights = self.indptr, self.targets, self.weights
         for h in sources:
-            for i in range(self.indptr[h], self.indptr[h + 1]):
-                m = self.targets[i]
+            a, b = indptr[h], indptr[h + 1]
+            row = targets[a:b]
+            if asked.isdisjoint(row):  # most rows reach no asked movie: one C-level test, not a Python loop
+                continue
+            for m, w in zip(row, weights[a:b], strict=True):
                 if m in wanted:
-                    wanted[m] += self.weights[i]
+                    wanted[m] += w
         return [wanted[m] * factor for m in movies]
 
     def to_blob(self) -> bytes:

@@ -125,19 +125,22 @@ class Retrieval:
         dots = np.einsum("ij,j->i", self.items.factors[pos], s_u.astype(self.items.factors.dtype, copy=False))
         raw = const + self.items.const[pos] + dots
         if self.neighbours is not None:
-            raw = raw + self.neighbours.scores(side.rated, s_u)[pos]
+            raw = raw + self.neighbours.scores(side.rated, s_u, pos)
         return [float(s) for s in link(raw, self.predictor_type)]
 
 
-@dataclass(frozen=True)
 class NeighbourTerm:
     """The neighbour column's part of a score (fmrec.features.neighbours): with g the user's value of a movie,
     the FM adds g (w_c + <v_c, s_u> + <v_c, s_m>), s_u and s_m the user's and the movie's factor sums."""
 
-    table: ServedNeighbours
-    w: float
-    v: np.ndarray  # (k,) float64
-    movie_dots: np.ndarray  # (n_movies,) <v_c, s_m>
+    def __init__(self, table: ServedNeighbours, w: float, v: np.ndarray, movie_dots: np.ndarray) -> None:
+        self.table = table
+        self.w = w
+        self.v = v  # (k,) float64
+        self.movie_dots = movie_dots  # (n_movies,) <v_c, s_m>
+        # The last user's values: a request ranks the catalogue, then re-scores its shortlist with the same
+        # rated movies, so the sum is done once. One tuple, replaced whole: safe across threads.
+        self._last: tuple[tuple[int, ...], np.ndarray] | None = None
 
     @classmethod
     def of(cls, params: FMParams, lookup: Lookup, items: SideTerms) -> NeighbourTerm | None:
@@ -146,6 +149,17 @@ class NeighbourTerm:
             return None
         v = np.asarray(params.V[table.column], dtype=np.float64)
         return cls(table, float(params.w[table.column]), v, np.asarray(items.factors @ v, dtype=np.float64))
+
+    def values(self, rated: Sequence[int]) -> np.ndarray:
+        """g for every movie (read-only) of a user who rated `rated`."""
+        key = rated if isinstance(rated, tuple) else tuple(rated)
+        last = self._last
+        if last is not None and (last[0] is key or last[0] == key):
+            return last[1]
+        g = user_values(self.table, key)
+        g.flags.writeable = False
+        self._last = (key, g)
+        return g
 
     def block(self, rated: Sequence[Sequence[int]], factors: np.ndarray) -> np.ndarray:
         """scores() of a block of users: their rated positions and their factor sums (n_users, k)."""
@@ -158,10 +172,15 @@ class NeighbourTerm:
         )
         return g * (self.w + (np.asarray(factors, np.float64) @ self.v)[:, None] + self.movie_dots[None, :])
 
-    def scores(self, rated: Sequence[int], s_u: np.ndarray) -> np.ndarray:
-        """The term for every movie of a user who rated `rated`, with user factor sum `s_u`."""
-        g = user_values(self.table, rated)
-        return g * (self.w + float(self.v @ np.asarray(s_u, dtype=np.float64)) + self.movie_dots)
+    def scores(
+        self, rated: Sequence[int], s_u: np.ndarray, positions: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The term for every movie (or the movie `positions`) of a user who rated `rated`, with user factor
+        sum `s_u`."""
+        g, dots = self.values(rated), self.movie_dots
+        if positions is not None:
+            g, dots = g[positions], dots[positions]
+        return g * (self.w + float(self.v @ np.asarray(s_u, dtype=np.float64)) + dots)
 
 
 def block_scores(params: FMParams, users: SideTerms, items: SideTerms) -> np.ndarray:

@@ -146,3 +146,45 @@ def test_a_heavy_user_sums_at_most_served_cap_rows() -> None:
     light = distinct[:SERVED_CAP]  # at the cap: every movie, scale / sqrt(n)
     whole = np.asarray(W[light].sum(axis=0)).ravel() * table.scale / np.sqrt(SERVED_CAP)
     np.testing.assert_allclose(user_values(table, light), whole, rtol=1e-6, atol=1e-9)
+
+
+def test_a_request_sums_its_users_values_once_and_never_reuses_another_users(
+    preprocessed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fmrec.serving.retrieval as retrieval_module
+
+    lookup, _ = _with_table(read_lookup(preprocessed / "lookup"))
+    model = random_model(lookup.feature_dim, seed=7)
+    fresh = {u: Retrieval(model, lookup).score(lookup.user_side(u), list(range(40))) for u in (0, 11)}
+    sums: list[int] = []
+
+    def counted(table: object, rated: object) -> np.ndarray:
+        sums.append(1)
+        return user_values(table, rated)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(retrieval_module, "user_values", counted)
+    retrieval = Retrieval(model, lookup)
+    for u in (0, 11, 0):
+        side = lookup.user_side(u)
+        top = retrieval.top(side, 10)
+        assert retrieval.score(side, top.positions) == pytest.approx(top.scores, abs=1e-12)
+        assert retrieval.score(side, list(range(40))) == fresh[u]
+    assert len(sums) == 3  # once per request (rank, then re-score twice), a fresh sum for each user
+    same = lookup.user_side(0)  # the last user asked: an equal rated tuple, not the same object, is a hit
+    copy = replace(same, rated=tuple(list(same.rated)))
+    assert copy.rated is not same.rated
+    assert retrieval.score(copy, list(range(40))) == fresh[0] and len(sums) == 3
+
+
+def test_the_endpoint_paths_values_skip_rows_without_an_asked_movie_and_sum_as_before(
+    preprocessed: Path,
+) -> None:
+    lookup, table = _with_table(read_lookup(preprocessed / "lookup"))
+    served = lookup.neighbours
+    assert served is not None
+    for u in (1, 5, 30):
+        rated = lookup.rated_positions(u)
+        everything = user_values(table, np.array(rated))
+        asked = [3, 17, 40, lookup.n_movies - 1, 17]  # a repeat: each asked value is returned
+        np.testing.assert_allclose(served.values(rated, asked), everything[asked], rtol=1e-5, atol=1e-6)
+    assert served.values([], [1, 2]) == [0.0, 0.0]
