@@ -14,7 +14,7 @@ from scipy.special import ndtri
 
 from fmrec.data import synth_latest
 from fmrec.data.readers import ML100K_GENRES, sorted_unique
-from fmrec.data.synth_presets import LAYOUTS, LIMITS, PRESETS, check_memory, n_clusters
+from fmrec.data.synth_presets import LAYOUTS, LIMITS, PRESETS, check_disk, check_memory, n_clusters
 from fmrec.errors import InputError
 from fmrec.io_utils import atomic_dir
 
@@ -553,6 +553,7 @@ def write_synth(out: str | Path, cfg: SynthConfig | None = None, *, replace: boo
     cfg = cfg or SynthConfig()
     cfg.validate()
     check_memory(cfg)
+    check_disk(cfg, out)
     counts = {"ratings": 0, "train": 0, "test": 0, "positive": 0}
     with atomic_dir(out, replace=replace) as tmp:
         model = _model(cfg)

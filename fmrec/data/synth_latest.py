@@ -7,10 +7,10 @@ import io
 
 import numpy as np
 
+from fmrec.data.synth_presets import ID_GAP
+
 # ml-latest-small (the 100,004-rating release): ratings from 1996-03-29 to 2016-10-16
 TIME_SPAN = (828124615, 1476640644)
-# Its movie ids run to 163,949 for 9,125 movies: about one id in 18 is used
-ID_GAP = 163949 / 9125
 # Its histogram of 0.5 .. 5 stars (ratings per value, of 100,004)
 HALF_STAR_COUNTS = (1101, 3326, 1687, 7271, 4449, 20064, 10538, 28750, 7723, 15095)
 # Cut points on the planted score (fmrec.data.synth) that give that histogram on the ml-latest-small preset,

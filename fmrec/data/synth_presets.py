@@ -1,8 +1,10 @@
-"""The synthetic generator's presets, flag ranges and memory check (no numpy: the CLI reads them)."""
+"""The synthetic generator's presets, flag ranges, memory and disk checks (no numpy: the CLI reads them)."""
 
 from __future__ import annotations
 
 import math
+import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fmrec.errors import InputError
@@ -13,6 +15,8 @@ if TYPE_CHECKING:
 _USERS_PER_CHUNK = 8192  # fmrec.data.synth's chunk of users
 
 LAYOUTS = ("ml-100k", "ml-latest")
+# ml-latest-small's movie ids run to 163,949 for 9,125 movies: about one id in 18 is used
+ID_GAP = 163949 / 9125
 # name -> inclusive (low, high). The sizes bound what one generator process is meant for (ml-32m has 200,948
 # users, 87,585 movies and 32M ratings); memory is checked separately (check_memory).
 LIMITS: dict[str, tuple[float, float]] = {
@@ -110,4 +114,35 @@ def check_memory(cfg: SynthConfig, available: int | None = None) -> None:
             f"synth: {cfg.users:,} users x {cfg.items + cfg.unrated_items:,} movies, {cfg.ratings:,} ratings "
             f"needs about {need / 2**30:.1f} GiB of memory, more than the {have / 2**30:.1f} GiB available; "
             f"use fewer --items or --ratings"
+        )
+
+
+def disk_estimate(cfg: SynthConfig) -> int:
+    """Bytes the generator writes for `cfg`, an upper estimate: a text line per rating (user id, movie id,
+    a rating of up to 3 characters, a 10-digit timestamp, 4 separators), twice in the ml-100k layout (u.data,
+    and ua.base or ua.test), plus about 200 bytes a movie and 40 a user for the metadata files."""
+    movies = cfg.items + cfg.unrated_items
+    top_id = math.ceil(movies * ID_GAP * 2) if cfg.layout == "ml-latest" else movies  # ids have gaps there
+    line = len(str(cfg.users)) + len(str(top_id)) + 3 + 10 + 4
+    copies = 2 if cfg.layout == "ml-100k" else 1
+    return int(cfg.ratings) * line * copies + movies * 200 + int(cfg.users) * 40
+
+
+def free_space(out: str | Path) -> int:
+    """Bytes free on the file system `out` would be written to (its nearest existing folder)."""
+    folder = Path(out).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def check_disk(cfg: SynthConfig, out: str | Path, free: int | None = None) -> None:
+    """Refuse, before writing anything, a shape whose files would not fit on the disk `out` is on: a full disk
+    fails the write hours in and starves everything else on the machine."""
+    need = disk_estimate(cfg)
+    have = free_space(out) if free is None else free
+    if need > have:
+        raise InputError(
+            f"synth: {cfg.ratings:,} ratings write about {need / 1e9:.1f} GB into {out}, more than the "
+            f"{have / 1e9:.1f} GB free there; use fewer --ratings or an --out on a larger disk"
         )

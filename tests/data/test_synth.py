@@ -20,7 +20,7 @@ from fmrec.data.synth import (
     preset,
     write_synth,
 )
-from fmrec.data.synth_presets import check_memory, memory_estimate
+from fmrec.data.synth_presets import check_disk, check_memory, disk_estimate, free_space, memory_estimate
 from fmrec.errors import InputError
 from fmrec_cli.main import main
 
@@ -347,3 +347,24 @@ def test_movie_franchises_maps_the_written_movie_ids(name: str, tmp_path: Path) 
     shifted = _sibling_share(user, movie, ids, np.roll(franchise, 1))
     shuffled = _sibling_share(user, movie, ids, np.random.default_rng(0).permutation(franchise))
     assert right > 1.4 * max(shifted, shuffled), (right, shifted, shuffled)
+
+
+@pytest.mark.parametrize("preset_name", ["ml-100k", "ml-latest-small"])
+def test_the_disk_estimate_bounds_what_a_preset_writes(tmp_path: Path, preset_name: str) -> None:
+    cfg = preset(preset_name, users=120, items=300, ratings=6000, seed=1)
+    write_synth(tmp_path / "x", cfg)
+    written = sum(f.stat().st_size for f in (tmp_path / "x").iterdir())
+    assert written <= disk_estimate(cfg) <= 2 * written  # an upper estimate, not a wild one
+
+
+def test_the_disk_check_refuses_before_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    big = SynthConfig(users=10_000_000, items=100_000, ratings=2_000_000_000)
+    assert disk_estimate(big) > 100e9  # two text copies of 2B ratings
+    with pytest.raises(InputError, match=r"write about \d+\.\d GB into out, more than the 12\.0 GB free"):
+        check_disk(big, "out", free=12 * 10**9)
+    check_disk(TINY, tmp_path / "not" / "yet", free=10**9)  # small shapes pass, a folder not made yet too
+    assert free_space(tmp_path / "not" / "yet") > 0  # measured on the nearest folder that exists
+    monkeypatch.setattr(synth_presets, "free_space", lambda out: 1000)
+    with pytest.raises(InputError, match="GB free there; use fewer --ratings"):
+        write_synth(tmp_path / "x", TINY)
+    assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x*"))
