@@ -15,6 +15,7 @@ from fmrec.evaluation.scorers import model_scorer, train_matrix
 from fmrec.features.history import SERVED_CAP
 from fmrec.features.neighbours import NeighbourTable, fit_table, served_table, user_values
 from fmrec.model.fm import predict, raw_scores
+from fmrec.serving import retrieval as retrieval_module
 from fmrec.serving.batch import iter_top_k
 from fmrec.serving.lookup import LOOKUP_BIN, Lookup, read_lookup, write_lookup
 from fmrec.serving.requests import RequestBuilder
@@ -151,8 +152,6 @@ def test_a_heavy_user_sums_at_most_served_cap_rows() -> None:
 def test_a_request_sums_its_users_values_once_and_never_reuses_another_users(
     preprocessed: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fmrec.serving.retrieval as retrieval_module
-
     lookup, _ = _with_table(read_lookup(preprocessed / "lookup"))
     model = random_model(lookup.feature_dim, seed=7)
     fresh = {u: Retrieval(model, lookup).score(lookup.user_side(u), list(range(40))) for u in (0, 11)}
