@@ -319,6 +319,7 @@ def _report(args: argparse.Namespace, results: Any, record: dict[str, Any], conf
     else:
         print(format_table(results_table(results, config)))
         best = record["BestTrainingJob"]
+        trial_flags: list[str] = []  # the best trial's --params, when it is recommended over the defaults
         if best is not None:
             metric = best["FinalHyperParameterTuningJobObjectiveMetric"]
             print(f"\nbest: {best['TrainingJobName']} {metric['MetricName']}={metric['Value']:.6f}")
@@ -339,8 +340,11 @@ def _report(args: argparse.Namespace, results: Any, record: dict[str, Any], conf
             else:
                 if default is not None and default["value"] is not None:
                     print(f"  (the default settings score {default['value']:.6f} on the same split)")
-                flags = [w for k, v in saved["pipeline_parameters"].items() for w in ("--param", f"{k}={v}")]
-                print(f"  pipeline: {command('pipeline', 'run', '--local', *_data_dir_flag(args), *flags)}")
+                trial_flags = [
+                    w for k, v in saved["pipeline_parameters"].items() for w in ("--param", f"{k}={v}")
+                ]
+                run = command("pipeline", "run", "--local", *_data_dir_flag(args), *trial_flags)
+                print(f"  pipeline: {run}")
         nb = record.get("NeighbourSettings")
         if nb is not None:
             best, own = nb["best"], nb["lookup"]
@@ -349,8 +353,14 @@ def _report(args: argparse.Namespace, results: Any, record: dict[str, Any], conf
                 f"{best['keep']} targets, weight {best['weight']:g} score {best['ndcg_at_10']:.4f} (the "
                 f"lookup's {own['l2']:g} / {own['keep']} / {own['weight']:g}: {own['ndcg_at_10']:.4f})"
             )
-            params = " ".join(f"--param {k}={v}" for k, v in nb["pipeline_parameters"].items())
-            print(f"  pipeline: {params} (every cell: {NEIGHBOUR_SETTINGS_FILE})")
+            # one command with both choices: the recommended model's settings and its neighbour cell
+            flags = [
+                *trial_flags,
+                *(w for k, v in nb["pipeline_parameters"].items() for w in ("--param", f"{k}={v}")),
+            ]
+            run = command("pipeline", "run", "--local", *_data_dir_flag(args), *flags)
+            print(f"  pipeline with that cell: {run}")
+            print(f"  (every neighbour cell's figure: {args.out / NEIGHBOUR_SETTINGS_FILE})")
         print(
             f"\nwrote {args.out / TRIALS_CSV}, {args.out / PLOT_FILE}, {args.out / BEST_HYPERPARAMETERS_FILE}"
         )

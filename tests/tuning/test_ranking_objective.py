@@ -144,7 +144,7 @@ def test_ndcg_objective_equals_the_evaluate_steps_figure(
 
 
 def test_tune_local_with_the_ndcg_objective_writes_the_best(
-    synth_processed: tuple[Path, Path], tmp_path: Path
+    synth_processed: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data, processed = synth_processed
     out = tmp_path / "tune"
@@ -186,6 +186,18 @@ def test_tune_local_with_the_ndcg_objective_writes_the_best(
     held = read_holdout(out / "validation" / "holdout")
     base = read_ratings(data / "ua.base", "\t")
     assert _pairs(held.user, held.movie) <= _pairs(base.user, base.movie)
+    # one printed command carries both choices: the recommended model's settings and its neighbour cell
+    line = next(x for x in capsys.readouterr().out.splitlines() if "pipeline with that cell:" in x)
+    assert "pipeline run --local" in line
+    chosen = {} if keep_default else best_params(out)
+    for k, v in {**chosen, **nb["pipeline_parameters"]}.items():
+        assert f"--param {k}={v}" in line
+
+
+def best_params(out: Path) -> dict[str, str]:
+    """The best trial's pipeline parameters, as best_hyperparameters.json records them."""
+    saved = json.loads((out / "best_hyperparameters.json").read_text())
+    return {k: str(v) for k, v in saved["pipeline_parameters"].items()}
 
 
 def test_the_ndcg_objective_is_local_only_and_needs_ratings(
