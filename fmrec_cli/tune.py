@@ -141,6 +141,11 @@ def run(args: argparse.Namespace) -> int:
 RANKING_VALIDATION_DIR = "validation"
 
 
+def _param_flags(parameters: dict[str, Any]) -> list[str]:
+    """`--param NAME=VALUE` for each pipeline parameter, as `fmrec pipeline run` takes them."""
+    return [w for k, v in parameters.items() for w in ("--param", f"{k}={v}")]
+
+
 def _data_dir_flag(args: argparse.Namespace) -> list[str]:
     """`--data-dir DIR` for the printed pipeline command: the folder --train was preprocessed from."""
     if args.data_dir is not None:
@@ -340,9 +345,7 @@ def _report(args: argparse.Namespace, results: Any, record: dict[str, Any], conf
             else:
                 if default is not None and default["value"] is not None:
                     print(f"  (the default settings score {default['value']:.6f} on the same split)")
-                trial_flags = [
-                    w for k, v in saved["pipeline_parameters"].items() for w in ("--param", f"{k}={v}")
-                ]
+                trial_flags = _param_flags(saved["pipeline_parameters"])
                 run = command("pipeline", "run", "--local", *_data_dir_flag(args), *trial_flags)
                 print(f"  pipeline: {run}")
         nb = record.get("NeighbourSettings")
@@ -354,10 +357,7 @@ def _report(args: argparse.Namespace, results: Any, record: dict[str, Any], conf
                 f"lookup's {own['l2']:g} / {own['keep']} / {own['weight']:g}: {own['ndcg_at_10']:.4f})"
             )
             # one command with both choices: the recommended model's settings and its neighbour cell
-            flags = [
-                *trial_flags,
-                *(w for k, v in nb["pipeline_parameters"].items() for w in ("--param", f"{k}={v}")),
-            ]
+            flags = [*trial_flags, *_param_flags(nb["pipeline_parameters"])]
             run = command("pipeline", "run", "--local", *_data_dir_flag(args), *flags)
             print(f"  pipeline with that cell: {run}")
             print(f"  (every neighbour cell's figure: {args.out / NEIGHBOUR_SETTINGS_FILE})")
