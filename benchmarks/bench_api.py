@@ -182,19 +182,20 @@ def prepare_large(work: Path, shape: dict[str, int] = ML25M, seed: int = 7) -> d
 
 def _add_neighbours(lookup: Any, users: np.ndarray, movies: np.ndarray) -> None:
     """The default neighbour table (preprocess's settings), fitted on these ratings, as the last column."""
-    import scipy.sparse as sp
+    from fmrec.features.neighbours import fit_served
+    from fmrec.features.options import PreprocessConfig
 
-    from fmrec.features.neighbours import fit_table, served_table
-    from fmrec.features.settings import DEFAULTS
-
-    keep, l2 = int(DEFAULTS["neighbours"]), float(DEFAULTS["neighbour_l2"])
-    train = sp.csr_matrix(
-        (np.ones(users.size, np.float32), (users, movies.astype(np.int64))),
-        shape=(len(lookup.user_ids), len(lookup.movie_ids)),
+    cfg, column = PreprocessConfig(), lookup.feature_dim
+    lookup.neighbours = fit_served(
+        users,
+        movies.astype(np.int64),
+        (len(lookup.user_ids), len(lookup.movie_ids)),
+        column,
+        keep=cfg.neighbours,
+        l2=cfg.neighbour_l2,
+        max_movies=cfg.neighbour_movies,
+        weight=cfg.neighbour_weight,
     )
-    table = fit_table(train, l2, keep, int(DEFAULTS["neighbour_movies"]))
-    column = lookup.feature_dim
-    lookup.neighbours = served_table(table, column, keep, l2, float(DEFAULTS["neighbour_weight"]))
     lookup.feature_dim = column + 1
 
 

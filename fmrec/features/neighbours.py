@@ -139,6 +139,25 @@ def served_table(table: NeighbourTable, column: int, keep: int, l2: float, weigh
     )
 
 
+def fit_served(
+    users: np.ndarray,
+    movies: np.ndarray,
+    shape: tuple[int, int],
+    column: int,
+    *,
+    keep: int,
+    l2: float,
+    max_movies: int,
+    weight: float,
+) -> ServedNeighbours:
+    """The served table of train (user, movie) position pairs, each once: fit_table on their 0/1 matrix of
+    `shape`, served as the model's `column` (preprocess's table, and the benchmarks' at ml-25m's shape)."""
+    import scipy.sparse as sp  # local import: scipy is absent where the Lambda has only numpy (user_values)
+
+    train = sp.csr_matrix((np.ones(users.size, np.float32), (users, movies)), shape=shape)
+    return served_table(fit_table(train, l2, keep, max_movies), column, keep, l2, weight)
+
+
 def _array(code: str, values: np.ndarray) -> array:
     out = array(code)
     out.frombytes(np.ascontiguousarray(values, dtype=np.dtype(code).newbyteorder("=")).tobytes())

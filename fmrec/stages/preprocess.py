@@ -21,7 +21,7 @@ from fmrec.evaluation.holdout import HeldOut, write_holdout
 from fmrec.features.channels import labels_for, ranking_channels, write_channel
 from fmrec.features.layout import Encoding, build_encoding, positions
 from fmrec.features.manifest import Manifest, write_manifest
-from fmrec.features.neighbours import fit_table, served_table
+from fmrec.features.neighbours import fit_served
 from fmrec.features.objective import check_objective
 from fmrec.features.options import PreprocessConfig
 from fmrec.io_utils import atomic_dir
@@ -116,21 +116,27 @@ def _neighbour_table(
     block = enc.columns.neighbours
     if block is None:
         return None
-    train = sp.csr_matrix(
-        (np.ones(rated_user.size, np.float32), (rated_user, rated_movie)),
-        shape=(enc.user_ids.size, enc.movie_ids.size),
-    )
+    n_movies = enc.movie_ids.size
     t0 = time.perf_counter()
-    table = fit_table(train, cfg.neighbour_l2, cfg.neighbours, cfg.neighbour_movies)
+    table = fit_served(
+        rated_user,
+        rated_movie,
+        (enc.user_ids.size, n_movies),
+        block.offset,
+        keep=cfg.neighbours,
+        l2=cfg.neighbour_l2,
+        max_movies=cfg.neighbour_movies,
+        weight=cfg.neighbour_weight,
+    )
     log.info(
         "neighbour table: the %d most-rated of %d movies fitted (lambda %g), %d entries, in %.1f s",
-        min(cfg.neighbour_movies, train.shape[1]),
-        train.shape[1],
+        min(cfg.neighbour_movies, n_movies),
+        n_movies,
         cfg.neighbour_l2,
-        table.targets.size,
+        len(table.targets),
         time.perf_counter() - t0,
     )
-    return served_table(table, block.offset, cfg.neighbours, cfg.neighbour_l2, cfg.neighbour_weight)
+    return table
 
 
 def _balance(labels: np.ndarray, mode: str) -> dict[str, float]:
